@@ -1,0 +1,123 @@
+//! Pieces shared by the pages: the signed-in frame, form messages, error pages.
+
+use leptos::prelude::*;
+use leptos_router::{components::Redirect, hooks::use_location};
+
+use crate::{
+    AppError,
+    api::{Logout, Me, current_user},
+};
+
+/// The error of a finished action, if it failed.
+pub fn failure<T, S>(value: S) -> Signal<Option<AppError>>
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    Signal::derive(move || value.get().and_then(Result::err))
+}
+
+/// A form-wide message: an error that is not about one field.
+#[component]
+pub fn FormError(error: Signal<Option<AppError>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .filter(|e| !e.is_field_error())
+            .map(|e| view! { <p class="alert error" role="alert">{e.to_string()}</p> })
+    }
+}
+
+/// The message under one field, when the error is about it.
+#[component]
+pub fn FieldError(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .and_then(|e| e.for_field(field))
+            .map(|m| view! { <p class="field-error" id=format!("{field}-error") role="alert">{m}</p> })
+    }
+}
+
+/// A page for an error: what happened and where to go from here. It sets the response status
+/// when rendered on the server.
+#[component]
+pub fn ErrorPage(error: AppError) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::ssr::set_status(&error);
+    let title = match error {
+        AppError::Forbidden => "Not allowed",
+        AppError::NotFound => "Not found",
+        AppError::Unavailable => "Temporarily unavailable",
+        _ => "Something went wrong",
+    };
+    view! {
+        <section class="error-page">
+            <h1>{title}</h1>
+            <p>{error.to_string()}</p>
+            <p><a href="/">"Back to your dashboard"</a></p>
+        </section>
+    }
+}
+
+/// The frame of every signed-in page: navigation and the page itself. Anonymous visitors are
+/// sent to sign in (and brought back); non-admins asking for an admin page get a 403 page.
+#[component]
+pub fn SignedIn<F, V>(#[prop(optional)] admin: bool, page: F) -> impl IntoView
+where
+    F: Fn(Me) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let me = Resource::new(|| (), |()| current_user());
+    let location = use_location();
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let page = page.clone();
+                Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(me)) => {
+                            let body = if admin && !me.is_admin {
+                                view! { <ErrorPage error=AppError::Forbidden/> }.into_any()
+                            } else {
+                                page(me.clone()).into_any()
+                            };
+                            view! {
+                                <Nav me/>
+                                <main id="main">{body}</main>
+                            }
+                                .into_any()
+                        }
+                        Ok(None) => {
+                            let here = location.pathname.get_untracked();
+                            view! { <Redirect path=format!("/login?next={here}")/> }.into_any()
+                        }
+                        Err(error) => view! { <main id="main"><ErrorPage error/></main> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Nav(me: Me) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    view! {
+        <header class="topbar">
+            <a class="skip" href="#main">"Skip to content"</a>
+            <a class="brand" href="/">"Director"</a>
+            <nav aria-label="Main">
+                <a href="/">"My sites"</a>
+                {me.is_admin.then(|| view! { <a href="/admin/users">"Users"</a> })}
+                <a href="/account">"Account"</a>
+            </nav>
+            <div class="who">
+                <span class="user" title=me.username.clone()>{me.display_name.clone()}</span>
+                <ActionForm action=logout attr:class="inline">
+                    <button type="submit" class="link">"Sign out"</button>
+                </ActionForm>
+            </div>
+        </header>
+    }
+}

@@ -1,0 +1,65 @@
+//! Director's manager: the Leptos application rendered by the server and hydrated in the
+//! browser.
+//!
+//! Invariants:
+//! - Every page renders completely on the server (`SsrMode::Async`) and every form is an
+//!   `ActionForm` posting to a server function, so the manager works with JavaScript off;
+//!   hydration only adds conveniences.
+//! - Server functions (`api`) are thin: they name the actor and call one `platform` method,
+//!   which checks permissions. Nothing here decides who may do what.
+//! - The `ssr` and `hydrate` features are never enabled together.
+
+pub mod api;
+mod components;
+mod error;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    SsrMode, StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+pub use error::AppError;
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: its routes and their pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="director" href="/pkg/director.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "Director".to_owned() } else { format!("{page} · Director") }/>
+        <Router>
+            <Routes fallback=pages::NotFoundPage>
+                <Route path=StaticSegment("") view=pages::DashboardPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("login") view=pages::LoginPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("setup") view=pages::SetupPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("account") view=pages::AccountPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::AdminUsersPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,131 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{
+    api::{CreateUser, SetUserActive, SetUserAdmin, UserRow, list_users},
+    components::{ErrorPage, FieldError, FormError, SignedIn, failure},
+};
+
+/// Admin: every account, and a form to create one.
+#[component]
+pub fn AdminUsersPage() -> impl IntoView {
+    view! {
+        <Title text="Users"/>
+        <SignedIn admin=true page=|_| view! { <UsersAdmin/> }/>
+    }
+}
+
+#[component]
+fn UsersAdmin() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let set_active = ServerAction::<SetUserActive>::new();
+    let set_admin = ServerAction::<SetUserAdmin>::new();
+    let users = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                set_active.version().get(),
+                set_admin.version().get(),
+            )
+        },
+        |_| list_users(),
+    );
+    let create_error = failure(create.value());
+    let row_error = Signal::derive(move || {
+        failure(set_active.value())
+            .get()
+            .or_else(|| failure(set_admin.value()).get())
+    });
+    let created = move || create.value().get().and_then(Result::ok);
+    view! {
+        <div class="page-head"><h1>"Users"</h1></div>
+        <FormError error=row_error/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading users…"</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Ok(rows) => view! { <UserTable rows set_active set_admin/> }.into_any(),
+                    Err(error) => view! { <ErrorPage error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+        <ActionForm action=create attr:class="card form" attr:aria-labelledby="new-user">
+            <h2 id="new-user">"Create a user"</h2>
+            {move || created().map(|name| view! { <p class="alert ok" role="status">"Created " {name} "."</p> })}
+            <FormError error=create_error/>
+            <label for="new-username">"Username"</label>
+            <input id="new-username" name="username" type="text" required maxlength="32" autocomplete="off"/>
+            <FieldError error=create_error field="username"/>
+            <label for="new-display-name">"Display name " <span class="hint">"(optional)"</span></label>
+            <input id="new-display-name" name="display_name" type="text" maxlength="100"/>
+            <FieldError error=create_error field="display_name"/>
+            <label for="new-email">"E-mail " <span class="hint">"(optional)"</span></label>
+            <input id="new-email" name="email" type="email" maxlength="254"/>
+            <FieldError error=create_error field="email"/>
+            <label for="new-password">"Initial password"</label>
+            <input id="new-password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
+            <FieldError error=create_error field="password"/>
+            <label class="check"><input name="admin" type="checkbox" value="on"/>" Admin"</label>
+            <button type="submit" class="primary">"Create user"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn UserTable(
+    rows: Vec<UserRow>,
+    set_active: ServerAction<SetUserActive>,
+    set_admin: ServerAction<SetUserAdmin>,
+) -> impl IntoView {
+    view! {
+        <table class="list">
+            <caption class="visually-hidden">"All users"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"User"</th>
+                    <th scope="col">"E-mail"</th>
+                    <th scope="col">"Role"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Created"</th>
+                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows
+                    .into_iter()
+                    .map(|u| {
+                        let id = u.id;
+                        view! {
+                            <tr data-username=u.username.clone()>
+                                <td><strong>{u.display_name.clone()}</strong><br/><span class="hint">{u.username.clone()}</span></td>
+                                <td>{u.email.clone()}</td>
+                                <td>{if u.is_admin { "Admin" } else { "Member" }}</td>
+                                <td>
+                                    <span class=if u.active { "badge ok" } else { "badge off" }>
+                                        {if u.active { "Active" } else { "Deactivated" }}
+                                    </span>
+                                </td>
+                                <td>{u.created.clone()}</td>
+                                <td class="actions">
+                                    <ActionForm action=set_admin attr:class="inline">
+                                        <input type="hidden" name="id" value=id.to_string()/>
+                                        <input type="hidden" name="admin" value=(!u.is_admin).to_string()/>
+                                        <button type="submit" class="secondary">
+                                            {if u.is_admin { "Make member" } else { "Make admin" }}
+                                        </button>
+                                    </ActionForm>
+                                    <ActionForm action=set_active attr:class="inline">
+                                        <input type="hidden" name="id" value=id.to_string()/>
+                                        <input type="hidden" name="active" value=(!u.active).to_string()/>
+                                        <button type="submit" class=if u.active { "danger" } else { "secondary" }>
+                                            {if u.active { "Deactivate" } else { "Activate" }}
+                                        </button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,58 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::{
+    api::Login,
+    components::{FieldError, FormError, failure},
+};
+
+/// The sign-in form. Works as a plain form post; once hydrated it also offers to show the
+/// password as typed.
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let login = ServerAction::<Login>::new();
+    let error = failure(login.value());
+    let reveal = RwSignal::new(false);
+    // The show/hide button needs the client: it appears once the page has hydrated.
+    let hydrated = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| hydrated.set(true));
+    view! {
+        <Title text="Sign in"/>
+        <main id="main" class="auth">
+            <h1 class="brand-big">"Director"</h1>
+            <ActionForm action=login attr:class="card form" attr:aria-labelledby="signin-title">
+                <h2 id="signin-title">"Sign in"</h2>
+                <FormError error/>
+                <label for="username">"Username"</label>
+                <input id="username" name="username" type="text" autocomplete="username" required maxlength="128" autofocus/>
+                <FieldError error field="username"/>
+                <label for="password">"Password"</label>
+                <div class="with-button">
+                    <input
+                        id="password"
+                        name="password"
+                        type=move || if reveal.get() { "text" } else { "password" }
+                        autocomplete="current-password"
+                        required
+                    />
+                    <button
+                        type="button"
+                        class="secondary"
+                        hidden=move || !hydrated.get()
+                        aria-pressed=move || reveal.get().to_string()
+                        on:click=move |_| reveal.update(|r| *r = !*r)
+                    >
+                        {move || if reveal.get() { "Hide" } else { "Show" }}
+                    </button>
+                </div>
+                <FieldError error field="password"/>
+                <input type="hidden" name="next" value=next/>
+                <button type="submit" class="primary">"Sign in"</button>
+            </ActionForm>
+        </main>
+    }
+}

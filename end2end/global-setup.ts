@@ -1,0 +1,38 @@
+// Starts a fresh director with its own embedded PostgreSQL in a temporary data directory, on a
+// free port, and records its URL and first-run setup link for the tests.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stateFile, ServerState } from './server';
+
+export default async function globalSetup() {
+  const bin = process.env.DIRECTOR_BIN;
+  if (!bin) throw new Error('DIRECTOR_BIN must name the director binary (scripts/test sets it)');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-'));
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, DATABASE_URL: '' },
+  });
+  fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+  const log = fs.createWriteStream(path.join(path.dirname(stateFile), 'director.log'));
+  child.stderr.pipe(log);
+
+  const state = await new Promise<ServerState>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`director did not start in 60 s:\n${out}`)), 60_000);
+    child.on('exit', (code) => reject(new Error(`director exited with ${code}:\n${out}`)));
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const url = out.match(/Director is running at (\S+)/);
+      const link = out.match(/(http\S+\/setup\?token=\S+)/);
+      if (url && link) {
+        clearTimeout(timer);
+        resolve({ pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir });
+      }
+    });
+  });
+  child.unref();
+  fs.writeFileSync(stateFile, JSON.stringify(state));
+}

@@ -1,0 +1,17 @@
+// Where the director started by global-setup.ts listens, shared with the tests through a file
+// (global setup runs in another process).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const stateFile = path.join(__dirname, '.state', 'server.json');
+
+export interface ServerState {
+  pid: number;
+  baseURL: string;
+  setupLink: string;
+  dataDir: string;
+}
+
+export function server(): ServerState {
+  return JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+}

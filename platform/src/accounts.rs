@@ -1,0 +1,574 @@
+//! Accounts: users, sign-in with rate limiting, server-side sessions, and first-run setup.
+
+use chrono::{DateTime, Utc};
+use diesel::{dsl::min, prelude::*};
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+
+use crate::{
+    Action, Error, Platform, Result, authorize, passwords,
+    schema::{login_failures, sessions, setup_tokens, users},
+    tokens, validation,
+};
+
+/// What an account may do beyond its own sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A member: manages the sites they belong to.
+    User,
+    /// A superuser: manages everything.
+    Admin,
+}
+
+impl Role {
+    /// The stored name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    fn parse(stored: &str) -> Self {
+        if stored == "admin" {
+            Self::Admin
+        } else {
+            Self::User
+        }
+    }
+}
+
+/// Who is acting: the signed-in user behind a request, or the local operator at the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user's id; 0 for the operator.
+    pub user_id: i64,
+    /// The user's login name.
+    pub username: String,
+    /// How the user is shown.
+    pub display_name: String,
+    /// The user's role.
+    pub role: Role,
+}
+
+impl Actor {
+    /// The person at the server's command line (`director user create`): whoever can run the
+    /// binary against the database already owns it, so they act as an admin.
+    pub fn operator() -> Self {
+        Self {
+            user_id: 0,
+            username: "operator".to_owned(),
+            display_name: "Command line".to_owned(),
+            role: Role::Admin,
+        }
+    }
+
+    /// Whether the actor is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// A user as the admin pages list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The user's id.
+    pub id: i64,
+    /// The user's login name.
+    pub username: String,
+    /// How the user is shown.
+    pub display_name: String,
+    /// The user's e-mail address, possibly empty.
+    pub email: String,
+    /// The user's role.
+    pub role: Role,
+    /// Whether the user may sign in.
+    pub active: bool,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The fields of a new account, as typed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login name; validated and folded to lower case.
+    pub username: String,
+    /// Shown name; the username when empty.
+    pub display_name: String,
+    /// Optional e-mail address.
+    pub email: String,
+    /// The initial password.
+    pub password: String,
+    /// The new account's role.
+    pub role: Role,
+}
+
+/// A freshly issued session: the cookie's value and when it lapses.
+#[derive(Clone)]
+pub struct SessionToken {
+    /// The secret to put in the session cookie; never logged.
+    pub token: String,
+    /// When the session ends unless used.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a sign-in comes from, for rate limiting and the session record.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The client's address as the server sees it.
+    pub ip: String,
+    /// The browser's User-Agent, truncated.
+    pub user_agent: String,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    email: String,
+    password_hash: String,
+    role: String,
+    active: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            role: Role::parse(&self.role),
+        }
+    }
+
+    fn summary(self) -> UserSummary {
+        UserSummary {
+            id: self.id,
+            role: Role::parse(&self.role),
+            username: self.username,
+            display_name: self.display_name,
+            email: self.email,
+            active: self.active,
+            created_at: self.created_at,
+        }
+    }
+}
+
+fn duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Platform {
+    /// Signs a user in. Unknown user, wrong password and deactivated account all give
+    /// [`Error::BadCredentials`]; too many recent failures for the account or the address give
+    /// [`Error::RateLimited`] without looking at the password.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(Actor, SessionToken)> {
+        let username = validation::login_username(username)?;
+        validation::login_password(password)?;
+        let settings = self.settings();
+        let now = Utc::now();
+        let since = now - duration(settings.login_window);
+        let mut conn = self.conn().await?;
+
+        let by_account: (i64, Option<DateTime<Utc>>) = login_failures::table
+            .filter(login_failures::username.eq(&username))
+            .filter(login_failures::at.gt(since))
+            .select((diesel::dsl::count_star(), min(login_failures::at)))
+            .get_result(&mut conn)
+            .await?;
+        let by_ip: (i64, Option<DateTime<Utc>>) = login_failures::table
+            .filter(login_failures::ip.eq(&client.ip))
+            .filter(login_failures::at.gt(since))
+            .select((diesel::dsl::count_star(), min(login_failures::at)))
+            .get_result(&mut conn)
+            .await?;
+        for ((count, oldest), limit) in [
+            (by_account, settings.max_failures_per_account),
+            (by_ip, settings.max_failures_per_ip),
+        ] {
+            if count >= limit {
+                let free_at = oldest.unwrap_or(now) + duration(settings.login_window);
+                let retry_after_secs = u64::try_from((free_at - now).num_seconds()).unwrap_or(0).max(1);
+                tracing::warn!(%username, ip = %client.ip, count, "sign-in refused: rate limited");
+                return Err(Error::RateLimited { retry_after_secs });
+            }
+        }
+
+        let row: Option<UserRow> = users::table
+            .filter(users::username.eq(&username))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let stored = row.as_ref().map(|r| r.password_hash.clone());
+        let matches = passwords::verify(password.to_owned(), stored).await?;
+        let Some(user) = row.filter(|r| matches && r.active) else {
+            diesel::delete(login_failures::table.filter(login_failures::at.lt(since)))
+                .execute(&mut conn)
+                .await?;
+            diesel::insert_into(login_failures::table)
+                .values((
+                    login_failures::username.eq(&username),
+                    login_failures::ip.eq(&client.ip),
+                ))
+                .execute(&mut conn)
+                .await?;
+            tracing::info!(%username, ip = %client.ip, "sign-in failed");
+            return Err(Error::BadCredentials);
+        };
+
+        diesel::delete(login_failures::table.filter(login_failures::username.eq(&username)))
+            .execute(&mut conn)
+            .await?;
+        let session = self.new_session(&mut conn, user.id, client).await?;
+        tracing::info!(user = %user.username, ip = %client.ip, "signed in");
+        Ok((user.actor(), session))
+    }
+
+    async fn new_session(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        user_id: i64,
+        client: &ClientInfo,
+    ) -> Result<SessionToken> {
+        let token = tokens::generate();
+        let expires_at = Utc::now() + duration(self.settings().session_ttl);
+        let user_agent: String = client.user_agent.chars().take(256).collect();
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::token_hash.eq(tokens::digest(&token)),
+                sessions::user_id.eq(user_id),
+                sessions::expires_at.eq(expires_at),
+                sessions::ip.eq(&client.ip),
+                sessions::user_agent.eq(user_agent),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(SessionToken { token, expires_at })
+    }
+
+    /// The active user behind a session token, if the session is live. Use slides the expiry,
+    /// at most once a minute so that page views do not each write.
+    pub async fn session_actor(&self, token: &str) -> Result<Option<Actor>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let digest = tokens::digest(token);
+        let now = Utc::now();
+        let mut conn = self.conn().await?;
+        let found: Option<(UserRow, DateTime<Utc>)> = sessions::table
+            .inner_join(users::table)
+            .filter(sessions::token_hash.eq(&digest))
+            .filter(sessions::expires_at.gt(now))
+            .filter(users::active.eq(true))
+            .select((UserRow::as_select(), sessions::last_seen_at))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let Some((user, last_seen)) = found else {
+            return Ok(None);
+        };
+        if now - last_seen > chrono::Duration::minutes(1) {
+            diesel::update(sessions::table.filter(sessions::token_hash.eq(&digest)))
+                .set((
+                    sessions::last_seen_at.eq(now),
+                    sessions::expires_at.eq(now + duration(self.settings().session_ttl)),
+                ))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(Some(user.actor()))
+    }
+
+    /// Ends the session behind `token`; ending one that does not exist is not an error.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::delete(sessions::table.filter(sessions::token_hash.eq(tokens::digest(token))))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the actor's own password after checking the current one, and ends every other
+    /// session of theirs (the one identified by `keep_session` stays).
+    pub async fn change_password(
+        &self,
+        actor: Option<&Actor>,
+        current: &str,
+        new: &str,
+        confirm: &str,
+        keep_session: &str,
+    ) -> Result<()> {
+        let actor = authorize(actor, Action::UseManager)?;
+        validation::login_password(current)
+            .map_err(|_| Error::invalid("current", "Enter your current password."))?;
+        validation::new_password("new", new)?;
+        if new != confirm {
+            return Err(Error::invalid("confirm", "The two new passwords differ."));
+        }
+        let mut conn = self.conn().await?;
+        let stored: String = users::table
+            .find(actor.user_id)
+            .select(users::password_hash)
+            .first(&mut conn)
+            .await?;
+        if !passwords::verify(current.to_owned(), Some(stored)).await? {
+            return Err(Error::invalid("current", "Your current password is not that."));
+        }
+        let hash = passwords::hash(new.to_owned()).await?;
+        let keep = tokens::digest(keep_session);
+        let user_id = actor.user_id;
+        conn.transaction::<_, Error, _>(async move |conn| {
+            diesel::update(users::table.find(user_id))
+                .set((users::password_hash.eq(hash), users::updated_at.eq(Utc::now())))
+                .execute(conn)
+                .await?;
+            diesel::delete(
+                sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::token_hash.ne(keep)),
+            )
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user = %actor.username, "password changed; other sessions ended");
+        Ok(())
+    }
+
+    /// Every account, admins first, then by username.
+    pub async fn list_users(&self, actor: Option<&Actor>) -> Result<Vec<UserSummary>> {
+        authorize(actor, Action::ManageUsers)?;
+        let mut conn = self.conn().await?;
+        let rows: Vec<UserRow> = users::table
+            .select(UserRow::as_select())
+            .order((users::role.asc(), users::username.asc()))
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().map(UserRow::summary).collect())
+    }
+
+    /// Creates an account.
+    pub async fn create_user(&self, actor: Option<&Actor>, new: NewUser) -> Result<UserSummary> {
+        let actor = authorize(actor, Action::ManageUsers)?;
+        let mut conn = self.conn().await?;
+        let user = insert_user(&mut conn, new).await?;
+        tracing::info!(by = %actor.username, user = %user.username, role = user.role.as_str(), "user created");
+        Ok(user)
+    }
+
+    /// Activates or deactivates an account; deactivating ends its sessions. Admins cannot
+    /// deactivate themselves (that is how a server loses its last admin).
+    pub async fn set_user_active(
+        &self,
+        actor: Option<&Actor>,
+        user_id: i64,
+        active: bool,
+    ) -> Result<UserSummary> {
+        let actor = authorize(actor, Action::ManageUsers)?;
+        if !active && actor.user_id == user_id {
+            return Err(Error::Conflict(
+                "You cannot deactivate your own account.".to_owned(),
+            ));
+        }
+        let mut conn = self.conn().await?;
+        let user = conn
+            .transaction::<_, Error, _>(async move |conn| {
+                let row: UserRow = diesel::update(users::table.find(user_id))
+                    .set((users::active.eq(active), users::updated_at.eq(Utc::now())))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(Error::NotFound("user"))?;
+                if !active {
+                    ensure_an_admin_remains(conn).await?;
+                    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(row.summary())
+            })
+            .await?;
+        tracing::info!(by = %actor.username, user = %user.username, active, "user activity changed");
+        Ok(user)
+    }
+
+    /// Promotes or demotes an account. The last active admin cannot be demoted.
+    pub async fn set_user_role(
+        &self,
+        actor: Option<&Actor>,
+        user_id: i64,
+        role: Role,
+    ) -> Result<UserSummary> {
+        let actor = authorize(actor, Action::ManageUsers)?;
+        let mut conn = self.conn().await?;
+        let user = conn
+            .transaction::<_, Error, _>(async move |conn| {
+                let row: UserRow = diesel::update(users::table.find(user_id))
+                    .set((users::role.eq(role.as_str()), users::updated_at.eq(Utc::now())))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(Error::NotFound("user"))?;
+                ensure_an_admin_remains(conn).await?;
+                Ok(row.summary())
+            })
+            .await?;
+        tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
+        Ok(user)
+    }
+
+    /// Whether an active admin exists.
+    pub async fn has_admin(&self) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        Ok(active_admins(&mut conn).await? > 0)
+    }
+
+    /// On a server with no active admin, issues a one-time setup token (for the link printed at
+    /// start-up) and returns it; with an admin, returns None.
+    pub async fn issue_setup_token(&self) -> Result<Option<String>> {
+        if self.has_admin().await? {
+            return Ok(None);
+        }
+        let token = tokens::generate();
+        let mut conn = self.conn().await?;
+        diesel::insert_into(setup_tokens::table)
+            .values((
+                setup_tokens::token_hash.eq(tokens::digest(&token)),
+                setup_tokens::expires_at.eq(Utc::now() + duration(self.settings().setup_token_ttl)),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// Whether `token` is a live setup token on a server that still has no admin.
+    pub async fn setup_token_valid(&self, token: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        Ok(live_setup_token(&mut conn, token).await? && active_admins(&mut conn).await? == 0)
+    }
+
+    /// Creates the first admin with a setup token, consumes every setup token, and signs the
+    /// new admin in.
+    pub async fn complete_setup(
+        &self,
+        token: &str,
+        mut new: NewUser,
+        client: &ClientInfo,
+    ) -> Result<(Actor, SessionToken)> {
+        new.role = Role::Admin;
+        let mut conn = self.conn().await?;
+        let token = token.to_owned();
+        let user = conn
+            .transaction::<_, Error, _>(async move |conn| {
+                // Serialises concurrent setups: only one can create the first admin.
+                diesel::sql_query("LOCK TABLE setup_tokens IN EXCLUSIVE MODE")
+                    .execute(conn)
+                    .await?;
+                if !live_setup_token(conn, &token).await? || active_admins(conn).await? > 0 {
+                    return Err(Error::Conflict(
+                        "This setup link has been used or has expired. Sign in instead.".to_owned(),
+                    ));
+                }
+                let user = insert_user(conn, new).await?;
+                diesel::delete(setup_tokens::table).execute(conn).await?;
+                Ok(user)
+            })
+            .await?;
+        let session = self.new_session(&mut conn, user.id, client).await?;
+        tracing::info!(user = %user.username, "first admin created through the setup link");
+        Ok((
+            Actor {
+                user_id: user.id,
+                username: user.username,
+                display_name: user.display_name,
+                role: user.role,
+            },
+            session,
+        ))
+    }
+}
+
+async fn insert_user(conn: &mut diesel_async::AsyncPgConnection, new: NewUser) -> Result<UserSummary> {
+    let username = validation::username(&new.username)?;
+    let display_name = validation::display_name(&new.display_name, &username)?;
+    let email = validation::email(&new.email)?;
+    validation::new_password("password", &new.password)?;
+    let hash = passwords::hash(new.password).await?;
+    let row: UserRow = diesel::insert_into(users::table)
+        .values((
+            users::username.eq(&username),
+            users::display_name.eq(display_name),
+            users::email.eq(email),
+            users::password_hash.eq(hash),
+            users::role.eq(new.role.as_str()),
+        ))
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                Error::invalid("username", format!("The username {username} is taken."))
+            }
+            other => other.into(),
+        })?;
+    Ok(row.summary())
+}
+
+async fn active_admins(conn: &mut diesel_async::AsyncPgConnection) -> Result<i64> {
+    Ok(users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+async fn ensure_an_admin_remains(conn: &mut diesel_async::AsyncPgConnection) -> Result<()> {
+    if active_admins(conn).await? == 0 {
+        return Err(Error::Conflict(
+            "Director needs at least one active admin; promote someone else first.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+async fn live_setup_token(conn: &mut diesel_async::AsyncPgConnection, token: &str) -> Result<bool> {
+    let count: i64 = setup_tokens::table
+        .filter(setup_tokens::token_hash.eq(tokens::digest(token)))
+        .filter(setup_tokens::expires_at.gt(Utc::now()))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(count > 0)
+}
+
+impl Platform {
+    /// Deletes sessions past their expiry; returns how many.
+    pub async fn purge_expired_sessions(&self) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        Ok(
+            diesel::delete(sessions::table.filter(sessions::expires_at.lt(Utc::now())))
+                .execute(&mut conn)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,27 @@
+//! The one place permissions are decided.
+
+use crate::{Actor, Error, Result, Role};
+
+/// Something an actor may want to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Use the manager at all: see one's dashboard, change one's password.
+    UseManager,
+    /// See every account and create, deactivate, promote or demote them.
+    ManageUsers,
+}
+
+/// Decides whether `actor` (None: anonymous) may do `action`, returning the actor when it may.
+pub fn authorize(actor: Option<&Actor>, action: Action) -> Result<&Actor> {
+    let actor = actor.ok_or(Error::Unauthenticated)?;
+    let allowed = match action {
+        Action::UseManager => true,
+        Action::ManageUsers => actor.role == Role::Admin,
+    };
+    if allowed {
+        Ok(actor)
+    } else {
+        tracing::info!(user = %actor.username, ?action, "permission denied");
+        Err(Error::Forbidden)
+    }
+}

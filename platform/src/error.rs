@@ -1,0 +1,88 @@
+//! The platform's error type. Every door (server functions, REST, websocket, SSH) maps it to its
+//! own vocabulary; `Unavailable` and `Internal` carry their cause for the log, never for the user.
+
+use std::error::Error as StdError;
+
+type Cause = Box<dyn StdError + Send + Sync>;
+
+/// Everything a platform call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller is not signed in.
+    #[error("sign in to continue")]
+    Unauthenticated,
+    /// The caller is signed in but may not do this.
+    #[error("you do not have permission to do that")]
+    Forbidden,
+    /// The thing asked for does not exist (or the caller may not know that it does).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A field of the request is not acceptable; `message` is meant for the user.
+    #[error("{message}")]
+    Invalid {
+        /// The name of the offending field, as the form calls it.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The request clashes with the current state (a taken username, the last admin…).
+    #[error("{0}")]
+    Conflict(String),
+    /// Unknown user, wrong password or deactivated account: one message for all three.
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// Too many failed sign-ins for this account or address.
+    #[error("too many failed sign-in attempts; try again in {} minute(s)", retry_after_secs.div_ceil(60))]
+    RateLimited {
+        /// How long until an attempt may succeed again.
+        retry_after_secs: u64,
+    },
+    /// The database cannot be reached; the request may succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Cause),
+    /// A bug or an unexpected failure; details go to the log only.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+/// The platform's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(cause: impl Into<Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match err {
+            D::NotFound => Self::NotFound("record"),
+            // A connection that died under a query looks like this; it is the database going
+            // away, not a bug, so the caller gets a retryable answer.
+            D::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | D::BrokenTransactionManager => {
+                Self::Unavailable(Box::new(err))
+            }
+            D::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if info.message().contains("connection") =>
+            {
+                Self::Unavailable(Box::new(err))
+            }
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
+}

@@ -1,0 +1,106 @@
+//! Director's domain.
+//!
+//! Users, sessions and the one place permissions are checked ([`authz::authorize`]); sites,
+//! domains, membership, the operations queue and the reconciler join them in their own issues.
+//! State lives in PostgreSQL (diesel + diesel-async); the orchestrator is the only way out to
+//! Docker.
+//!
+//! Invariants:
+//! - Every public method that acts for someone takes the acting [`Actor`] (or `None` for an
+//!   anonymous caller) and calls [`authz::authorize`] before touching anything.
+//! - Secrets are never stored or logged in the clear: passwords as argon2 hashes, session and
+//!   setup tokens as SHA-256 digests.
+
+pub mod accounts;
+pub mod authz;
+pub mod db;
+mod error;
+mod passwords;
+pub mod schema;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod tokens;
+pub mod validation;
+
+use std::{sync::Arc, time::Duration};
+
+pub use accounts::{Actor, ClientInfo, NewUser, Role, SessionToken, UserSummary};
+pub use authz::{Action, authorize};
+pub use error::{Error, Result};
+
+use crate::db::{DbConn, DbPool};
+
+/// The name of the session cookie, shared by every door that reads it.
+pub const SESSION_COOKIE: &str = "director_session";
+
+/// Tunables of the platform, with defaults fit for a real deployment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a session lasts without being used.
+    pub session_ttl: Duration,
+    /// The window over which failed sign-ins are counted.
+    pub login_window: Duration,
+    /// Failed sign-ins for one username within the window before it is locked.
+    pub max_failures_per_account: i64,
+    /// Failed sign-ins from one address within the window before it is locked.
+    pub max_failures_per_ip: i64,
+    /// How long the first-run setup link stays valid.
+    pub setup_token_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            login_window: Duration::from_secs(15 * 60),
+            max_failures_per_account: 10,
+            max_failures_per_ip: 50,
+            setup_token_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A handle on the platform; cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Platform {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: DbPool,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Platform {
+    /// A platform on `pool`, whose schema must be migrated already.
+    pub fn new(pool: DbPool, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner { pool, settings }),
+        }
+    }
+
+    /// The platform's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) async fn conn(&self) -> Result<DbConn> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    /// Whether the database answers a trivial query; what `/readyz` reports.
+    pub async fn database_ready(&self) -> Result<()> {
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Test support: each test gets its own PostgreSQL schema on the server in `DATABASE_URL`,
+//! migrated from scratch and dropped when the test ends, pass or fail.
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use rand::Rng as _;
+
+use crate::{Platform, Settings, db};
+
+/// A migrated schema of its own and a platform on it.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The platform, on this test's schema.
+    pub platform: Platform,
+    /// A URL whose connections use this test's schema.
+    pub url: String,
+    base_url: String,
+    schema: String,
+}
+
+/// The server the tests use; the test script starts one when none is given.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at a PostgreSQL server the tests may create schemas in (scripts/test starts one)")
+}
+
+impl TestDb {
+    /// A fresh schema with default settings.
+    pub async fn new() -> Self {
+        Self::with_settings(Settings::default()).await
+    }
+
+    /// A fresh schema with the given settings.
+    pub async fn with_settings(settings: Settings) -> Self {
+        let base_url = database_url();
+        let schema = format!("test_{:016x}", rand::rng().random::<u64>());
+        let mut conn = AsyncPgConnection::establish(&base_url)
+            .await
+            .expect("connecting to DATABASE_URL");
+        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("creating the test schema");
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+        db::run_migrations(&url).await.expect("migrating the test schema");
+        let pool = db::pool(&url, 4).expect("building the pool");
+        Self {
+            platform: Platform::new(pool, settings),
+            url,
+            base_url,
+            schema,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (url, schema) = (self.base_url.clone(), self.schema.clone());
+        // Drop cannot await, and may run inside a runtime: a thread of its own with a
+        // throw-away runtime drops the schema either way.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a runtime")
+                .block_on(async {
+                    let mut conn = AsyncPgConnection::establish(&url).await?;
+                    diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await
+                        .map(drop)
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test schema {}", self.schema);
+        }
+    }
+}

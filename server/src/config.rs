@@ -1,0 +1,253 @@
+//! Configuration: command-line flags, `DIRECTOR_*` environment variables and an optional TOML
+//! file, in that order of precedence, over embedded defaults.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Director: self-hosted websites for an organisation's members.
+#[derive(Debug, Parser)]
+#[command(name = "director", version, about, long_about = None)]
+pub struct Cli {
+    /// A TOML configuration file (see docs/configuration.md).
+    #[arg(long, global = true, env = "DIRECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where Director keeps its state (the embedded database among it).
+    /// Default: /var/lib/director as root, else $XDG_DATA_HOME/director.
+    #[arg(long, global = true, env = "DIRECTOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL to use instead of the embedded cluster.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "DIRECTOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the manager (web UI, API) until interrupted.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Flags of `director serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// The address the manager listens on.
+    #[arg(long, env = "DIRECTOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The URL people reach the manager at (printed links use it; https turns on Secure cookies).
+    #[arg(long, env = "DIRECTOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The built site (wasm client, CSS, assets). Default: `site` beside the target directory
+    /// of the binary, as scripts/build lays it out.
+    #[arg(long, env = "DIRECTOR_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+    /// Trust `X-Forwarded-For` for the client's address (only behind your own reverse proxy).
+    #[arg(long, env = "DIRECTOR_TRUST_PROXY")]
+    pub trust_proxy: Option<bool>,
+}
+
+/// `director user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input (one line).
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Shown name (default: the username).
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// E-mail address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// The `[server]` and top-level keys of the TOML file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    server: FileServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    site_root: Option<PathBuf>,
+    trust_proxy: Option<bool>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub site_root: PathBuf,
+    pub trust_proxy: bool,
+}
+
+/// The default manager address: loopback, so a fresh install is not exposed by accident.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Merges flags and environment (already in `cli`), the file, and the defaults.
+    pub fn resolve(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the configuration file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("in the configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let default_serve = ServeArgs::default();
+        let serve = serve.unwrap_or(&default_serve);
+        let listen = serve
+            .listen
+            .or(file.server.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
+        let public_url = serve
+            .public_url
+            .clone()
+            .or(file.server.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("the public URL must start with http:// or https://, not {public_url:?}");
+        }
+        Ok(Self {
+            data_dir: cli
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
+            database_url: cli
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .filter(|u| !u.is_empty()),
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            listen,
+            public_url,
+            site_root: serve
+                .site_root
+                .clone()
+                .or(file.server.site_root)
+                .unwrap_or_else(default_site_root),
+            trust_proxy: serve.trust_proxy.or(file.server.trust_proxy).unwrap_or(false),
+        })
+    }
+
+    /// Whether the manager is served over TLS, and so its cookies must be `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        return PathBuf::from("/var/lib/director");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("director")
+}
+
+/// scripts/build puts the site in `<target dir>/site`, and the binary in `<target dir>/<profile>/`.
+fn default_site_root() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|target| target.join("site")))
+        .filter(|site| site.is_dir())
+        .unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("director").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/director\"\n[server]\nlisten = \"0.0.0.0:9000\"\npublic_url = \"https://director.example.org/\"\n",
+        )
+        .unwrap();
+        let config_arg = file.to_str().unwrap();
+        let parsed = cli(&["--config", config_arg, "serve", "--listen", "127.0.0.1:7000"]);
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        let config = Config::resolve(&parsed, Some(serve)).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/director"));
+        assert_eq!(config.public_url, "https://director.example.org");
+        assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(&file, "[server]\nlisen = \"0.0.0.0:9000\"\n").unwrap();
+        let parsed = cli(&["--config", file.to_str().unwrap(), "migrate"]);
+        let err = Config::resolve(&parsed, None).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+
+        let parsed = cli(&["serve", "--public-url", "director.example.org"]);
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        assert!(Config::resolve(&parsed, Some(serve)).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The `director` binary's library: configuration, the HTTP router, the embedded PostgreSQL
+//! cluster and the `serve` command. `main.rs` only parses the command line.
+
+pub mod config;
+pub mod embedded_pg;
+pub mod http;
+pub mod serve;

@@ -1,0 +1,61 @@
+use std::io::BufRead as _;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use platform::{Actor, NewUser, Role};
+use server::{
+    config::{Cli, Command, Config, UserCommand},
+    serve::{Database, init_tracing, serve},
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let config = Config::resolve(&cli, serve_args)?;
+    init_tracing(config.log_format);
+    match cli.command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => {
+            let db = Database::open(&config).await?;
+            println!("The database is up to date.");
+            db.close().await;
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            username,
+            display_name,
+            email,
+            admin,
+        }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let db = Database::open(&config).await?;
+            let new = NewUser {
+                username,
+                display_name,
+                email,
+                password,
+                role: if admin { Role::Admin } else { Role::User },
+            };
+            let result = async {
+                db.platform()?
+                    .create_user(Some(&Actor::operator()), new)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+            .await;
+            db.close().await;
+            let user = result?;
+            println!("Created {} ({}).", user.username, user.role.as_str());
+            Ok(())
+        }
+    }
+}

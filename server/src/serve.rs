@@ -1,0 +1,157 @@
+//! `director serve` and the other commands' database set-up.
+
+use std::{io::IsTerminal as _, net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use app::ssr::AppContext;
+use leptos::config::LeptosOptions;
+use platform::{Platform, Settings};
+
+use crate::{
+    config::Config,
+    embedded_pg::EmbeddedPostgres,
+    http::{AppState, router},
+};
+
+/// The database Director runs on: the configured server, or the embedded cluster it owns.
+#[derive(Debug)]
+pub struct Database {
+    pub url: String,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL` or starts the embedded cluster, then applies migrations.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (url, embedded) = match &config.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let pg = EmbeddedPostgres::start(&config.data_dir)
+                    .await
+                    .context("starting the embedded PostgreSQL")?;
+                (pg.url().to_owned(), Some(pg))
+            }
+        };
+        let db = Self { url, embedded };
+        match platform::db::run_migrations(&db.url).await {
+            Ok(applied) => {
+                for version in applied {
+                    tracing::info!(%version, "migration applied");
+                }
+                Ok(db)
+            }
+            Err(err) => {
+                db.close().await;
+                Err(err).context("applying database migrations")
+            }
+        }
+    }
+
+    /// A platform on this database.
+    pub fn platform(&self) -> anyhow::Result<Platform> {
+        let pool = platform::db::pool(&self.url, 16)?;
+        Ok(Platform::new(pool, Settings::default()))
+    }
+
+    /// Stops the embedded cluster, if this process started one.
+    pub async fn close(self) {
+        if let Some(pg) = self.embedded
+            && let Err(err) = pg.stop().await
+        {
+            tracing::error!(error = %err, "stopping the embedded PostgreSQL failed");
+        }
+    }
+}
+
+/// Runs the manager until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = Database::open(&config).await?;
+    let result = run(&config, &db).await;
+    db.close().await;
+    result
+}
+
+async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
+    let platform = db.platform()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = if config.public_url == format!("http://{}", config.listen) {
+        format!("http://{local}")
+    } else {
+        config.public_url.clone()
+    };
+    if !config.site_root.join("pkg").is_dir() {
+        tracing::warn!(site_root = %config.site_root.display(), "no built client here: pages will render but not hydrate (run scripts/build)");
+    }
+    let state = AppState {
+        leptos: leptos_options(config, local),
+        app: AppContext {
+            platform: platform.clone(),
+            secure_cookies: config.secure_cookies(),
+        },
+        trust_proxy: config.trust_proxy,
+    };
+    tokio::spawn(purge_expired_sessions(platform.clone()));
+
+    tracing::info!(url = %public_url, "Director is listening");
+    println!("Director is running at {public_url}");
+    if let Some(token) = platform.issue_setup_token().await? {
+        // Printed, never logged: the link is a secret that makes its holder the first admin.
+        println!("No admin exists yet. Create the first one at:\n  {public_url}/setup?token={token}");
+    }
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("Director stopped");
+    Ok(())
+}
+
+/// Leptos' options, set here rather than from `LEPTOS_*` variables so the binary runs the same
+/// under cargo-leptos, scripts/build or systemd.
+pub fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("director")
+        .site_root(config.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(leptos::config::Env::PROD)
+        .build()
+}
+
+async fn purge_expired_sessions(platform: Platform) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match platform.purge_expired_sessions().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "expired sessions purged"),
+            Err(err) => tracing::warn!(error = %err, "purging expired sessions failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Sets up logging in the configured format.
+pub fn init_tracing(format: crate::config::LogFormat) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter =
+        EnvFilter::try_from_env("DIRECTOR_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        crate::config::LogFormat::Json => builder.json().init(),
+        crate::config::LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}

@@ -1,0 +1,117 @@
+//! A real `director` HTTP server on a free port, over a platform of the test's choosing.
+
+use std::net::SocketAddr;
+
+use app::ssr::AppContext;
+use platform::{Actor, NewUser, Platform, Role};
+use server::{
+    config::{Cli, Config},
+    http::{AppState, router},
+    serve::leptos_options,
+};
+
+/// A server running in the test's runtime; dropped with it.
+pub struct TestServer {
+    pub base: String,
+}
+
+impl TestServer {
+    pub async fn start(platform: Platform) -> Self {
+        use clap::Parser as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cli = Cli::parse_from(["director", "migrate"]);
+        let config = Config::resolve(&cli, None).unwrap();
+        let state = AppState {
+            leptos: leptos_options(&config, addr),
+            app: AppContext {
+                platform,
+                secure_cookies: false,
+            },
+            trust_proxy: false,
+        };
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// A browser-like client: keeps cookies, sends this server's Origin, does not follow
+    /// redirects (the tests look at them).
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, self.base.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Calls a server function as the browser's client code does (JSON answer expected).
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/fn/{name}")))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in through the login server function and returns the client holding the session.
+    pub async fn signed_in(&self, username: &str, password: &str) -> reqwest::Client {
+        let client = self.client();
+        let res = self
+            .call(
+                &client,
+                "login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert!(
+            res.status().is_success() || res.status().is_redirection(),
+            "login failed: {}",
+            res.status()
+        );
+        client
+    }
+}
+
+pub async fn create_user(platform: &Platform, username: &str, role: Role) {
+    let new = NewUser {
+        username: username.to_owned(),
+        display_name: format!("{username} display"),
+        email: String::new(),
+        password: password(username),
+        role,
+    };
+    platform.create_user(Some(&Actor::operator()), new).await.unwrap();
+}
+
+pub fn password(username: &str) -> String {
+    format!("{username} password 123")
+}
+
+impl TestServer {
+    /// Loads a page as a browser navigation does (`Accept: text/html`).
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> reqwest::Response {
+        client
+            .get(self.url(path))
+            .header(reqwest::header::ACCEPT, "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap()
+    }
+}
