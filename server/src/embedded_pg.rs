@@ -53,6 +53,7 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     run_as: Option<(u32, u32)>,
     url: String,
+    stopped: bool,
     _lock: File,
 }
 
@@ -100,6 +101,7 @@ impl EmbeddedPostgres {
             socket_dir,
             run_as,
             url,
+            stopped: false,
             _lock: lock,
         };
         if !pg.cluster.join("PG_VERSION").exists() {
@@ -167,8 +169,9 @@ impl EmbeddedPostgres {
     }
 
     /// Stops the cluster (fast shutdown: sessions are cut, data is safe).
-    pub async fn stop(self) -> Result<(), PgError> {
+    pub async fn stop(mut self) -> Result<(), PgError> {
         self.stop_cluster().await?;
+        self.stopped = true;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
     }
@@ -241,6 +244,30 @@ impl EmbeddedPostgres {
                     String::from_utf8_lossy(&out.stderr)
                 ),
             })
+        }
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    /// A cluster is never left running behind a panic or an early return: without an orderly
+    /// [`EmbeddedPostgres::stop`], it is stopped here, synchronously.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = std::process::Command::new(self.bin_dir.join("pg_ctl"));
+        cmd.args(["stop", "-w", "-m", "fast", "-D"])
+            .arg(&self.cluster)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir(&self.cluster);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        if let Err(err) = cmd.status() {
+            tracing::error!(error = %err, "stopping the embedded PostgreSQL on drop failed");
         }
     }
 }

@@ -1,0 +1,59 @@
+//! The embedded PostgreSQL going away and coming back, and its data-directory lock.
+
+mod common;
+
+use common::{TestServer, create_user, password};
+use platform::{Platform, Role, Settings};
+use reqwest::StatusCode;
+use server::embedded_pg::{EmbeddedPostgres, PgError};
+
+async fn platform_on(pg: &EmbeddedPostgres) -> Platform {
+    platform::db::run_migrations(pg.url()).await.unwrap();
+    Platform::new(platform::db::pool(pg.url(), 4).unwrap(), Settings::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_database_gives_503_and_service_returns_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
+    let platform = platform_on(&pg).await;
+    create_user(&platform, "admin", Role::Admin).await;
+    let server = TestServer::start(platform).await;
+    let client = server.signed_in("admin", &password("admin")).await;
+    assert_eq!(server.page(&client, "/").await.status(), StatusCode::OK);
+
+    pg.stop().await.unwrap();
+    assert_eq!(server.page(&client, "/readyz").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = server.page(&client, "/").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("temporarily unavailable"), "{html}");
+    assert!(!html.contains("postgres") && !html.contains("socket"), "nothing internal is shown: {html}");
+    let login = server
+        .call(&server.client(), "login", &[("username", "admin"), ("password", &password("admin"))])
+        .await;
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back again: the same process serves the same session without a restart.
+    let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
+    assert_eq!(server.page(&client, "/readyz").await.status(), StatusCode::OK);
+    let page = server.page(&client, "/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("My sites"));
+    pg.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_director_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
+    let second = EmbeddedPostgres::start(dir.path()).await;
+    match second {
+        Err(err @ PgError::Locked(_)) => assert!(err.to_string().contains("already using"), "{err}"),
+        other => panic!("expected the lock to refuse, got {other:?}"),
+    }
+    // The first cluster is untouched by the refused attempt.
+    let platform = platform_on(&pg).await;
+    platform.database_ready().await.unwrap();
+    pg.stop().await.unwrap();
+}
