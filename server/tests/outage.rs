@@ -23,14 +23,24 @@ async fn a_vanished_database_gives_503_and_service_returns_with_it() {
     assert_eq!(server.page(&client, "/").await.status(), StatusCode::OK);
 
     pg.stop().await.unwrap();
-    assert_eq!(server.page(&client, "/readyz").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        server.page(&client, "/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let page = server.page(&client, "/").await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     let html = page.text().await.unwrap();
     assert!(html.contains("temporarily unavailable"), "{html}");
-    assert!(!html.contains("postgres") && !html.contains("socket"), "nothing internal is shown: {html}");
+    assert!(
+        !html.contains("postgres") && !html.contains("socket"),
+        "nothing internal is shown: {html}"
+    );
     let login = server
-        .call(&server.client(), "login", &[("username", "admin"), ("password", &password("admin"))])
+        .call(
+            &server.client(),
+            "login",
+            &[("username", "admin"), ("password", &password("admin"))],
+        )
         .await;
     assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
 
