@@ -98,6 +98,22 @@ async fn a_session_cookie_is_http_only_and_logout_ends_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_tls_the_session_cookie_is_secure() {
+    let db = TestDb::new().await;
+    create_user(&db.platform, "member", Role::User).await;
+    let server = TestServer::start_with(db.platform.clone(), true).await;
+    let res = server
+        .call(
+            &server.client(),
+            "login",
+            &[("username", "member"), ("password", &password("member"))],
+        )
+        .await;
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_form_post_redirects_back_with_the_error() {
     let (_db, server) = setup().await;
     let res = server

@@ -17,6 +17,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(platform: Platform) -> Self {
+        Self::start_with(platform, false).await
+    }
+
+    /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
+    pub async fn start_with(platform: Platform, secure_cookies: bool) -> Self {
         use clap::Parser as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -26,7 +31,7 @@ impl TestServer {
             leptos: leptos_options(&config, addr),
             app: AppContext {
                 platform,
-                secure_cookies: false,
+                secure_cookies,
             },
             trust_proxy: false,
         };
