@@ -1,26 +1,249 @@
-//! The orchestrator: the only code in Director that speaks to the Docker engine and to the
-//! edge router.
+//! The orchestrator: the only code in Director that speaks to the Docker engine (and, with the
+//! edge issue, to the edge router).
 //!
-//! It takes specifications (a site's service, its terminal container, its routes) and returns
-//! observed state. It knows nothing of users, permissions or the database: the platform decides
-//! *what* should run, the orchestrator makes it so and reports back.
+//! It takes specifications ([`SiteSpec`]) and returns observed state. It knows nothing of users,
+//! permissions or the database: the platform decides *what* should run, the orchestrator makes
+//! it so and reports back.
 //!
-//! The Docker driver (services, images, terminal containers, exec, logs, events) and the edge
-//! drivers (`edge::caddy`, `edge::traefik`) are built in their own issues; until then this crate
-//! only defines its error type so that the crates above it can name it.
+//! Invariants:
+//! - Every call is idempotent: it inspects first, then creates on 404 or updates only when the
+//!   spec's digest differs. A retry after a failure (engine restart, timeout) converges.
+//! - Every object carries `director.namespace`, `director.site` and `director.role` labels, and
+//!   its name comes from [`Namespace`]: tests use a random namespace and remove only their own.
+//! - Names and values are validated before they reach the engine.
 
-/// Everything that can go wrong while talking to the engine or the edge router.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The Docker engine did not answer at the configured address.
-    #[error("no Docker engine answers at {address}: {hint}")]
-    EngineUnreachable {
-        /// The address that was tried (`DOCKER_HOST` or the default socket).
-        address: String,
-        /// What the operator can do about it.
-        hint: String,
-    },
+mod error;
+mod events;
+mod image;
+mod names;
+mod service;
+mod spec;
+mod terminal;
+
+use bollard::Docker;
+
+pub use error::{Error, Result};
+pub use events::{SiteEvent, SiteEventKind};
+pub use image::{BuildLine, busybox_context};
+pub use names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_site_name};
+pub use service::{Ensured, LogLine, LogOptions, LogStream, ServiceStatus};
+pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};
+pub use terminal::{ExecRequest, ExecSession, Resizer};
+
+/// A connection to one Docker engine (a Swarm manager) for one namespace.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    docker: Docker,
+    address: String,
+    ns: Namespace,
+    terminals: terminal::Activity,
 }
 
-/// The orchestrator's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Requests that stream (logs, exec) last as long as they need; this bounds only the wait for
+/// an answer to a plain request.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+impl Orchestrator {
+    /// Connects to `DOCKER_HOST` (a `unix://` socket) or the default socket, negotiates the API
+    /// version, and checks that the engine is a Swarm manager.
+    pub async fn connect(ns: Namespace) -> Result<Self> {
+        let address =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        let unreachable = |hint: String| Error::EngineUnreachable {
+            address: address.clone(),
+            hint,
+        };
+        if !address.starts_with("unix://") {
+            return Err(unreachable(
+                "only unix:// sockets are supported; set DOCKER_HOST=unix:///path/to/docker.sock".to_owned(),
+            ));
+        }
+        let docker = Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            unreachable(format!(
+                "{e}; is dockerd running? (scripts/setup installs and starts one, or set DOCKER_HOST)"
+            ))
+        })?;
+        let info = docker.info().await.map_err(|e| unreachable(e.to_string()))?;
+        let manager = info
+            .swarm
+            .as_ref()
+            .and_then(|s| s.control_available)
+            .unwrap_or(false);
+        if !manager {
+            return Err(Error::NotSwarmManager { address });
+        }
+        tracing::debug!(%address, version = ?docker.client_version(), "connected to the Docker engine");
+        Ok(Self {
+            docker,
+            address,
+            ns,
+            terminals: terminal::Activity::default(),
+        })
+    }
+
+    /// The namespace this orchestrator works in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Makes sure the attachable overlay network `name` (namespaced) exists; returns its name.
+    /// Sites' services and terminals join it; the manager and its database never do.
+    pub async fn ensure_network(&self, name: &str) -> Result<String> {
+        let name = self.ns.network(name);
+        match self.docker.inspect_network(&name, None).await {
+            Ok(_) => return Ok(name),
+            Err(e) if error::is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let labels = [(LABEL_NAMESPACE.to_owned(), self.ns.label().to_owned())].into();
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("overlay".to_owned()),
+            attachable: Some(true),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => {
+                tracing::info!(network = %name, "network created");
+                Ok(name)
+            }
+            // Created by a concurrent caller between our inspect and create: fine.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(name),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The names of every service, container and network this namespace holds.
+    pub async fn leftovers(&self) -> Result<Vec<String>> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
+        let filters = self.namespace_filter();
+        let mut names = Vec::new();
+        let services = self
+            .docker
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await?;
+        names.extend(services.into_iter().filter_map(|s| s.spec.and_then(|s| s.name)));
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await?;
+        names.extend(
+            containers
+                .into_iter()
+                .filter_map(|c| c.names.and_then(|n| n.into_iter().next())),
+        );
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await?;
+        names.extend(networks.into_iter().filter_map(|n| n.name));
+        Ok(names)
+    }
+
+    fn namespace_filter(&self) -> std::collections::HashMap<String, Vec<String>> {
+        std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
+        )])
+    }
+
+    /// Removes everything this orchestrator's namespace made: services, containers, networks.
+    /// For tests and uninstalls; a production namespace is never removed wholesale by Director.
+    pub async fn remove_namespace(&self) -> Result<()> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
+        let filter = self.namespace_filter();
+        let services = self
+            .docker
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await?;
+        for service in services {
+            if let Some(id) = service.id {
+                ignore_missing(self.docker.delete_service(&id).await)?;
+            }
+        }
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await?;
+        for container in containers {
+            if let Some(id) = container.id {
+                self.remove_container(&id).await?;
+            }
+        }
+        // Task containers of removed services go away asynchronously; the network can be removed
+        // only once they have.
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filter),
+            }))
+            .await?;
+        for network in networks {
+            let Some(id) = network.id else { continue };
+            self.remove_network(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a network once its last container has gone (task containers of removed services
+    /// go away asynchronously), and waits until the swarm has forgotten it.
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        let pause = std::time::Duration::from_millis(100);
+        for attempt in 0..100 {
+            match self.docker.remove_network(id).await {
+                Ok(()) => break,
+                Err(e) if error::is_not_found(&e) => return Ok(()),
+                Err(_) if attempt < 99 => tokio::time::sleep(pause).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for _ in 0..100 {
+            match self.docker.inspect_network(id, None).await {
+                Err(e) if error::is_not_found(&e) => return Ok(()),
+                _ => tokio::time::sleep(pause).await,
+            }
+        }
+        Err(Error::Transient(format!("network {id} is still being removed")))
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        ignore_missing(self.docker.remove_container(id, Some(options)).await)
+    }
+
+    /// The engine's address, for messages.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// Treats "no such object" as done: removing what is already gone succeeds.
+fn ignore_missing(result: Result<(), bollard::errors::Error>) -> Result<()> {
+    match result {
+        Err(e) if error::is_not_found(&e) => Ok(()),
+        other => other.map_err(Into::into),
+    }
+}

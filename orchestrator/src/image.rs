@@ -1,0 +1,129 @@
+//! Images without a registry: built on the engine from a Dockerfile context, with the build's
+//! output streamed back line by line.
+
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::BuildImageOptions;
+use futures::StreamExt as _;
+
+use crate::{Error, Orchestrator, Result, error::is_not_found};
+
+/// One line of build output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLine(pub String);
+
+impl Orchestrator {
+    /// Builds `tag` from the Dockerfile context in `context` (a directory), calling `on_line`
+    /// with each line of output. Returns the image id.
+    pub async fn build_image(
+        &self,
+        tag: &str,
+        context: &Path,
+        mut on_line: impl FnMut(BuildLine) + Send,
+    ) -> Result<String> {
+        if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid("image tag", format!("{tag:?}")));
+        }
+        let tar = tar_directory(context)?;
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".to_owned(),
+            t: Some(tag.to_owned()),
+            rm: true,
+            forcerm: true,
+            // Never reach for a registry: FROM lines must name images already on the engine.
+            pull: None,
+            ..Default::default()
+        };
+        let mut stream = self
+            .docker
+            .build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut id = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| match e {
+                bollard::errors::Error::DockerStreamError { error } => Error::Build {
+                    tag: tag.to_owned(),
+                    message: error,
+                },
+                other => other.into(),
+            })?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Build {
+                    tag: tag.to_owned(),
+                    message: detail.message.unwrap_or_default(),
+                });
+            }
+            if let Some(text) = info.stream {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    on_line(BuildLine(line.to_owned()));
+                }
+            }
+            if let Some(aux) = info.aux.and_then(|a| a.id) {
+                id = Some(aux);
+            }
+        }
+        let id = match id {
+            Some(id) => id,
+            None => self
+                .docker
+                .inspect_image(tag)
+                .await?
+                .id
+                .ok_or_else(|| Error::ImageMissing(tag.to_owned()))?,
+        };
+        tracing::info!(%tag, %id, "image built");
+        Ok(id)
+    }
+
+    /// Whether `reference` is on the engine.
+    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+        match self.docker.inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A typed error, before the engine's own, when an image is missing.
+    pub(crate) async fn image_present(&self, reference: &str) -> Result<()> {
+        if self.image_exists(reference).await? {
+            Ok(())
+        } else {
+            Err(Error::ImageMissing(reference.to_owned()))
+        }
+    }
+}
+
+/// The build context of Director's tiny base image: `FROM scratch` with a static busybox, a
+/// `/bin/sh`, and the `run.sh` contract. Written into `dir`, with the busybox binary from
+/// Debian's `busybox-static` (or `busybox` at `BUSYBOX`).
+pub fn busybox_context(dir: &Path) -> Result<PathBuf> {
+    let io = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Io { context, source }
+    };
+    let busybox = std::env::var_os("BUSYBOX").map_or_else(|| PathBuf::from("/bin/busybox"), PathBuf::from);
+    std::fs::create_dir_all(dir).map_err(io("creating the build context"))?;
+    std::fs::copy(&busybox, dir.join("busybox")).map_err(io(
+        "copying busybox (install Debian's busybox-static, or set BUSYBOX)",
+    ))?;
+    std::fs::write(
+        dir.join("Dockerfile"),
+        include_str!("../images/busybox/Dockerfile"),
+    )
+    .map_err(io("writing the Dockerfile"))?;
+    Ok(dir.to_owned())
+}
+
+/// A directory as an uncompressed tar, for the engine's build API.
+fn tar_directory(dir: &Path) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).map_err(|source| Error::Io {
+        context: format!("packing the build context {}", dir.display()),
+        source,
+    })?;
+    builder.into_inner().map_err(|source| Error::Io {
+        context: "finishing the build context".to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,289 @@
+//! Terminal containers (Director 4.0's model): `site_NNNN_terminal`, from the site's image with
+//! its mount, user, network and limits, idling until shells are exec'd in it; reaped when idle.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bollard::{
+    container::LogOutput,
+    exec::{CreateExecOptions, StartExecOptions, StartExecResults},
+    query_parameters::{CreateContainerOptions, ListContainersOptions, ResizeExecOptions},
+};
+use futures::{Stream, StreamExt as _};
+use tokio::io::AsyncWrite;
+
+use crate::{
+    Error, Orchestrator, Result, SiteSpec,
+    error::is_not_found,
+    names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SPEC},
+};
+
+/// When each terminal container last had an exec start or end, by container name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Activity(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Activity {
+    fn touch(&self, name: &str) {
+        self.0
+            .lock()
+            .expect("activity lock")
+            .insert(name.to_owned(), Instant::now());
+    }
+
+    fn last(&self, name: &str) -> Option<Instant> {
+        self.0.lock().expect("activity lock").get(name).copied()
+    }
+
+    fn forget(&self, name: &str) {
+        self.0.lock().expect("activity lock").remove(name);
+    }
+}
+
+/// What to run in a terminal container.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The command; a login-like shell when empty.
+    pub cmd: Vec<String>,
+    /// Allocate a TTY (interactive shells); without one, stdout and stderr are kept apart.
+    pub tty: bool,
+    /// Extra environment (`TERM`, `PS1`, …).
+    pub env: Vec<String>,
+    /// Initial size (columns, rows) of the TTY.
+    pub size: Option<(u16, u16)>,
+}
+
+impl Default for ExecRequest {
+    fn default() -> Self {
+        Self {
+            cmd: Vec::new(),
+            tty: true,
+            env: vec!["TERM=xterm-256color".to_owned()],
+            size: None,
+        }
+    }
+}
+
+/// Resizes a running exec's TTY.
+#[derive(Debug, Clone)]
+pub struct Resizer {
+    docker: bollard::Docker,
+    exec_id: String,
+}
+
+impl Resizer {
+    /// Sets the TTY to `cols` × `rows` (clamped to 1–1000 each).
+    pub async fn resize(&self, cols: u16, rows: u16) -> Result<()> {
+        let options = ResizeExecOptions {
+            w: i32::from(cols.clamp(1, 1000)),
+            h: i32::from(rows.clamp(1, 1000)),
+        };
+        self.docker.resize_exec(&self.exec_id, options).await?;
+        Ok(())
+    }
+}
+
+/// A running exec: its output, its input, a resize handle, and (once the output ends) its exit
+/// code from [`ExecSession::exit_code`].
+pub struct ExecSession {
+    /// Everything the process writes (stdout and stderr interleaved as a terminal shows them).
+    pub output: Pin<Box<dyn Stream<Item = Result<bytes::Bytes>> + Send>>,
+    /// The process's standard input.
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Resizes the TTY.
+    pub resizer: Resizer,
+    exec_id: String,
+    container: String,
+    activity: Activity,
+}
+
+impl std::fmt::Debug for ExecSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSession")
+            .field("exec_id", &self.exec_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecSession {
+    /// The exit code, once the process has ended (None while it runs).
+    pub async fn exit_code(&self) -> Result<Option<i64>> {
+        let inspect = self.resizer.docker.inspect_exec(&self.exec_id).await?;
+        self.activity.touch(&self.container);
+        Ok(if inspect.running.unwrap_or(false) {
+            None
+        } else {
+            inspect.exit_code
+        })
+    }
+}
+
+impl Orchestrator {
+    /// Creates the site's terminal container, or reuses it; one made from another spec (a new
+    /// image, new limits) is replaced. Returns its name.
+    pub async fn ensure_terminal(&self, spec: &SiteSpec) -> Result<String> {
+        spec.validate()?;
+        let name = self.ns.terminal(spec.id);
+        let body = spec.terminal(&self.ns);
+        let want = body.labels.as_ref().and_then(|l| l.get(LABEL_SPEC)).cloned();
+        match self.docker.inspect_container(&name, None).await {
+            Ok(current) => {
+                let have = current
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(LABEL_SPEC).cloned());
+                if have == want {
+                    if !current.state.and_then(|s| s.running).unwrap_or(false) {
+                        self.docker.start_container(&name, None).await?;
+                    }
+                    self.terminals.touch(&name);
+                    return Ok(name);
+                }
+                tracing::info!(container = %name, "terminal spec changed; replacing it");
+                self.remove_container(&name).await?;
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.image_present(&spec.image).await?;
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_container(Some(options), body).await {
+            Ok(_) => {}
+            // Created concurrently: use it.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.docker.start_container(&name, None).await?;
+        self.terminals.touch(&name);
+        tracing::info!(container = %name, "terminal container started");
+        Ok(name)
+    }
+
+    /// Starts `request` in the terminal container `container`, in `/site`.
+    pub async fn exec(&self, container: &str, request: ExecRequest) -> Result<ExecSession> {
+        let cmd = if request.cmd.is_empty() {
+            vec!["/bin/sh".to_owned(), "-l".to_owned()]
+        } else {
+            request.cmd
+        };
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(request.tty),
+                    env: Some(request.env),
+                    cmd: Some(cmd),
+                    working_dir: Some(crate::SITE_MOUNT.to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let resizer = Resizer {
+            docker: self.docker.clone(),
+            exec_id: created.id.clone(),
+        };
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: request.tty,
+                    output_capacity: None,
+                }),
+            )
+            .await?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(Error::Engine("the exec started detached".to_owned()));
+        };
+        if let (true, Some((cols, rows))) = (request.tty, request.size) {
+            resizer.resize(cols, rows).await?;
+        }
+        self.terminals.touch(container);
+        let output = output.map(|item| match item {
+            Ok(
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message },
+            ) => Ok(message),
+            Ok(LogOutput::StdIn { message }) => Ok(message),
+            Err(e) => Err(Error::from(e)),
+        });
+        Ok(ExecSession {
+            output: Box::pin(output),
+            input,
+            resizer,
+            exec_id: created.id,
+            container: container.to_owned(),
+            activity: self.terminals.clone(),
+        })
+    }
+
+    /// Removes terminal containers in which no exec runs and none has started or ended for
+    /// `idle` (their start counts when this process has seen no exec). Returns their names.
+    pub async fn reap_idle_terminals(&self, idle: Duration) -> Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{LABEL_NAMESPACE}={}", self.ns.label()),
+                format!("{LABEL_ROLE}=terminal"),
+            ],
+        )]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        let mut reaped = Vec::new();
+        for summary in containers {
+            let Some(name) = summary
+                .names
+                .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_owned()))
+            else {
+                continue;
+            };
+            let inspect = match self.docker.inspect_container(&name, None).await {
+                Ok(i) => i,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut busy = false;
+            for exec_id in inspect.exec_ids.unwrap_or_default() {
+                if let Ok(exec) = self.docker.inspect_exec(&exec_id).await
+                    && exec.running.unwrap_or(false)
+                {
+                    busy = true;
+                    break;
+                }
+            }
+            // Without a record of activity (another process started it, or this one restarted),
+            // the container counts from now: it is reaped only after a full idle period.
+            let last = self.terminals.last(&name).unwrap_or_else(|| {
+                self.terminals.touch(&name);
+                Instant::now()
+            });
+            if busy {
+                self.terminals.touch(&name);
+            } else if last.elapsed() >= idle {
+                self.remove_container(&name).await?;
+                self.terminals.forget(&name);
+                tracing::info!(container = %name, "idle terminal reaped");
+                reaped.push(name);
+            }
+        }
+        Ok(reaped)
+    }
+}
