@@ -74,6 +74,38 @@ impl Orchestrator {
         Ok(id)
     }
 
+    /// Pulls `reference` from its registry (real deployments; these machines reach none). An
+    /// image that cannot be had is [`Error::ImageMissing`] with the registry's reason.
+    pub async fn pull_image(&self, reference: &str) -> Result<()> {
+        if reference.is_empty() || reference.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid("image reference", format!("{reference:?}")));
+        }
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_image: Some(reference.to_owned()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(Error::ImageMissing(format!(
+                            "{reference}: {}",
+                            detail.message.unwrap_or_default()
+                        )));
+                    }
+                }
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                | Err(bollard::errors::Error::DockerStreamError { error: message }) => {
+                    return Err(Error::ImageMissing(format!("{reference}: {message}")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(%reference, "image pulled");
+        Ok(())
+    }
+
     /// Whether `reference` is on the engine.
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {

@@ -49,6 +49,12 @@ impl Orchestrator {
     pub async fn connect(ns: Namespace) -> Result<Self> {
         let address =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        Self::connect_to(&address, ns).await
+    }
+
+    /// Connects to the engine at `address` (`unix:///path/to/docker.sock`).
+    pub async fn connect_to(address: &str, ns: Namespace) -> Result<Self> {
+        let address = address.to_owned();
         let unreachable = |hint: String| Error::EngineUnreachable {
             address: address.clone(),
             hint,
@@ -58,13 +64,14 @@ impl Orchestrator {
                 "only unix:// sockets are supported; set DOCKER_HOST=unix:///path/to/docker.sock".to_owned(),
             ));
         }
-        let docker = Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker.negotiate_version().await.map_err(|e| {
+        let not_running = |e: bollard::errors::Error| {
             unreachable(format!(
-                "{e}; is dockerd running? (scripts/setup installs and starts one, or set DOCKER_HOST)"
+                "{e}; is dockerd running? (scripts/docker-engine starts one; or set DOCKER_HOST to its socket)"
             ))
-        })?;
+        };
+        let docker = Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            .map_err(not_running)?;
+        let docker = docker.negotiate_version().await.map_err(not_running)?;
         let info = docker.info().await.map_err(|e| unreachable(e.to_string()))?;
         let manager = info
             .swarm

@@ -35,6 +35,10 @@ pub struct ServiceStatus {
     pub last_error: Option<String>,
     /// The id of the newest running task, if one runs.
     pub task: Option<String>,
+    /// The state of the last update, when one happened: `updating`, `completed`,
+    /// `rollback_completed` (the new spec failed and the old one runs again), with the engine's
+    /// message.
+    pub update: Option<String>,
 }
 
 /// Which stream a log line came from.
@@ -97,22 +101,11 @@ impl Orchestrator {
                     return Ok(Ensured::Unchanged);
                 }
                 self.image_present(&spec.image).await?;
-                let version = current.version.and_then(|v| v.index).unwrap_or_default();
-                self.update(&name, desired, version).await?;
+                self.modify(spec.id, |current| *current = desired.clone()).await?;
                 tracing::info!(service = %name, image = %spec.image, "service updated");
                 Ok(Ensured::Updated)
             }
         }
-    }
-
-    async fn update(&self, name: &str, spec: ServiceSpec, version: u64) -> Result<()> {
-        let options = UpdateServiceOptions {
-            version: i32::try_from(version)
-                .map_err(|_| Error::Engine(format!("service version {version} out of range")))?,
-            ..Default::default()
-        };
-        self.docker.update_service(name, spec, options, None).await?;
-        Ok(())
     }
 
     /// Removes the site's service; removing one that is gone succeeds.
@@ -143,21 +136,48 @@ impl Orchestrator {
         .await
     }
 
+    /// Applies `change` to the service's current spec. Swarm bumps a service's version on its
+    /// own during rolling updates, so an update made from a stale version ("update out of
+    /// sequence") is re-read and retried.
     async fn modify(&self, site: SiteId, change: impl Fn(&mut ServiceSpec)) -> Result<()> {
         let name = self.ns.service(site);
-        let current = self.docker.inspect_service(&name, None).await?;
-        let mut spec = current
-            .spec
-            .ok_or_else(|| Error::Engine(format!("service {name} has no spec")))?;
-        change(&mut spec);
-        let version = current.version.and_then(|v| v.index).unwrap_or_default();
-        self.update(&name, spec, version).await
+        let mut attempt = 0;
+        loop {
+            let current = self.docker.inspect_service(&name, None).await?;
+            let mut spec = current
+                .spec
+                .ok_or_else(|| Error::Engine(format!("service {name} has no spec")))?;
+            change(&mut spec);
+            let version = current.version.and_then(|v| v.index).unwrap_or_default();
+            let options = UpdateServiceOptions {
+                version: i32::try_from(version)
+                    .map_err(|_| Error::Engine(format!("service version {version} out of range")))?,
+                ..Default::default()
+            };
+            match self.docker.update_service(&name, spec, options, None).await {
+                Ok(_) => return Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                    if message.contains("out of sequence") && attempt < 10 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Desired and running tasks, and why the latest task that stopped did so.
     pub async fn status(&self, site: SiteId) -> Result<ServiceStatus> {
         let name = self.ns.service(site);
         let service = self.docker.inspect_service(&name, None).await?;
+        let update = service.update_status.map(|u| {
+            let state = u.state.map(|s| s.to_string()).unwrap_or_default();
+            match u.message {
+                Some(message) if !message.is_empty() => format!("{state}: {message}"),
+                _ => state,
+            }
+        });
         let desired = service
             .spec
             .and_then(|s| s.mode)
@@ -189,6 +209,7 @@ impl Orchestrator {
             running: u32::try_from(running).unwrap_or(u32::MAX),
             last_error,
             task,
+            update,
         })
     }
 

@@ -13,7 +13,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, HostConfig, Limit, Mount, MountTmpfsOptions, MountType,
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, HostConfig, Limit, Mount, MountTmpfsOptions, MountType,
     NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
@@ -98,6 +98,9 @@ pub struct SiteSpec {
     pub network: String,
     /// VIP or DNS round-robin.
     pub endpoint_mode: EndpointMode,
+    /// Check that `run.sh` answers HTTP on `PORT` (any status counts), allowing it this long to
+    /// start; None for sites that serve nothing. Updates wait for the new task to pass.
+    pub health_check: Option<std::time::Duration>,
 }
 
 impl SiteSpec {
@@ -221,6 +224,7 @@ impl SiteSpec {
                 ..Default::default()
             }),
             stop_grace_period: Some(10_000_000_000),
+            health_check: self.health_check.map(health),
             ..Default::default()
         };
         let task = TaskSpec {
@@ -324,6 +328,22 @@ impl SiteSpec {
     }
 }
 
+/// The health check: any HTTP answer on `PORT` (busybox's `wget -S` prints the status line even
+/// for a 404), every second, three misses in a row after the start period.
+fn health(start_period: std::time::Duration) -> HealthConfig {
+    HealthConfig {
+        test: Some(vec![
+            "CMD-SHELL".to_owned(),
+            "wget -S -O /dev/null \"http://127.0.0.1:$PORT/\" 2>&1 | grep -q 'HTTP/'".to_owned(),
+        ]),
+        interval: Some(1_000_000_000),
+        timeout: Some(2_000_000_000),
+        retries: Some(3),
+        start_period: Some(i64::try_from(start_period.as_nanos()).unwrap_or(i64::MAX)),
+        start_interval: Some(1_000_000_000),
+    }
+}
+
 /// A short digest of a spec's JSON: equal specs, equal digests. The spec goes through
 /// `serde_json::Value` first, whose objects keep their keys sorted, because the specs hold
 /// `HashMap`s whose iteration order changes from one map to the next.
@@ -353,6 +373,7 @@ pub(crate) mod tests {
             served: true,
             network: "director_sites".to_owned(),
             endpoint_mode: EndpointMode::Dnsrr,
+            health_check: Some(std::time::Duration::from_secs(30)),
         }
     }
 

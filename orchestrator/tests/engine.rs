@@ -57,6 +57,32 @@ async fn a_dynamic_site_answers_http_from_its_run_sh() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_site_answers_http_from_its_run_sh() {
+    let env = env().await;
+    let image = "director/python:3";
+    assert!(
+        env.orch.image_exists(image).await.unwrap(),
+        "{image} is missing: scripts/images builds it"
+    );
+    let run = "#!/bin/sh\necho \"python on $PORT\"\nexec python3 -m http.server \"$PORT\" --directory /site/public\n";
+    let spec = SiteSpec {
+        image: image.to_owned(),
+        ..env.site(13, "snake", Some(run))
+    };
+    env.orch.ensure_service(&spec).await.unwrap();
+    running(&env, spec.id).await;
+    let body = wait_for(Duration::from_secs(30), || fetch(&env, &spec, "snake")).await;
+    assert_eq!(body, "hello from snake\n");
+    let (out, code) = env
+        .run(
+            &spec,
+            "id -u; python3 -c 'import sys; print(sys.version_info[0])'",
+        )
+        .await;
+    assert_eq!((out.as_str(), code), ("100013\n3\n", 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensuring_twice_changes_nothing_and_restart_replaces_the_task() {
     let env = env().await;
     let spec = env.site(2, "steady", Some(HTTPD));
@@ -268,4 +294,128 @@ async fn events_report_starts_and_removal_leaves_nothing_behind() {
     env.orch.remove_namespace().await.unwrap();
     let left = env.orch.leftovers().await.unwrap();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_start_the_new_task_first_and_roll_back_a_failing_one() {
+    let env = env().await;
+    let run = "#!/bin/sh\nif [ -n \"$BROKEN\" ]; then echo broken; exec sleep 1000; fi\n\
+               echo \"version $VERSION\" > /tmp/index.html\nexec httpd -f -p \"$PORT\" -h /tmp\n";
+    let version = |v: &str, broken: bool| {
+        let mut env_vars = std::collections::BTreeMap::from([("VERSION".to_owned(), v.to_owned())]);
+        if broken {
+            env_vars.insert("BROKEN".to_owned(), "1".to_owned());
+        }
+        env_vars
+    };
+    let base = env.site(12, "rolling", Some(run));
+    let v1 = SiteSpec {
+        env: version("1", false),
+        ..base.clone()
+    };
+    assert_eq!(env.orch.ensure_service(&v1).await.unwrap(), Ensured::Created);
+    let page = |want: &'static str| {
+        let env = &env;
+        let base = &base;
+        move || async move { fetch(env, base, "rolling").await.filter(|body| body == want) }
+    };
+    wait_for(Duration::from_secs(30), page("version 1\n")).await;
+
+    // A good update: the new task takes over.
+    let v2 = SiteSpec {
+        env: version("2", false),
+        ..base.clone()
+    };
+    assert_eq!(env.orch.ensure_service(&v2).await.unwrap(), Ensured::Updated);
+    wait_for(Duration::from_secs(60), page("version 2\n")).await;
+    let serving = wait_for(Duration::from_secs(30), || async {
+        let status = env.orch.status(base.id).await.unwrap();
+        (status.running == 1
+            && status
+                .update
+                .as_deref()
+                .is_some_and(|u| u.starts_with("completed")))
+        .then_some(status.task)
+    })
+    .await;
+
+    // A broken update: its task never passes the health check, so the old one is never stopped,
+    // keeps answering, and Swarm rolls the service back.
+    let broken = SiteSpec {
+        env: version("2", true),
+        ..base.clone()
+    };
+    assert_eq!(env.orch.ensure_service(&broken).await.unwrap(), Ensured::Updated);
+    let status = wait_for(Duration::from_secs(90), || async {
+        assert_eq!(
+            fetch(&env, &base, "rolling").await.as_deref(),
+            Some("version 2\n"),
+            "the old task kept serving"
+        );
+        let status = env.orch.status(base.id).await.unwrap();
+        status
+            .update
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rollback_completed"))
+            .then_some(status)
+    })
+    .await;
+    assert_eq!(
+        status.task, serving,
+        "the task that served before the broken update still serves"
+    );
+    assert_eq!(
+        env.orch.ensure_service(&v2).await.unwrap(),
+        Ensured::Unchanged,
+        "rolled back to v2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_stream_their_output_and_bad_ones_fail_with_the_reason() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let context = orchestrator::busybox_context(dir.path()).unwrap();
+    let mut lines = Vec::new();
+    env.orch
+        .build_image(common::BUSYBOX, &context, |line| lines.push(line.0))
+        .await
+        .unwrap();
+    assert!(lines.iter().any(|l| l.starts_with("Step 1/")), "{lines:?}");
+
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY no-such-file /x\n",
+    )
+    .unwrap();
+    let err = env
+        .orch
+        .build_image("director/broken:test", &context, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Build { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-file"), "{err}");
+
+    let err = env
+        .orch
+        .pull_image("director/not-in-any-registry:0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ImageMissing(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn no_engine_is_a_clear_error_with_a_hint() {
+    let ns = orchestrator::Namespace::prefixed("nothing").unwrap();
+    let err = orchestrator::Orchestrator::connect_to("unix:///nonexistent/docker.sock", ns)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("DOCKER_HOST"), "{err}");
+    let ns = orchestrator::Namespace::prefixed("nothing").unwrap();
+    let err = orchestrator::Orchestrator::connect_to("tcp://127.0.0.1:2375", ns)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unix://"), "{err}");
 }
