@@ -1,3 +1,6 @@
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
 //! A namespace of its own on the real engine for each test, removed when the test ends (pass or
 //! fail), a busybox image, and sites' directories on disk.
 
