@@ -58,7 +58,7 @@ async fn run(orch: &Orchestrator) -> Result<(), Box<dyn std::error::Error>> {
             served: true,
             network: network.clone(),
             endpoint_mode: EndpointMode::Dnsrr,
-            health_check: Some(Duration::from_secs(30)),
+            health_check: None,
         })
     };
 

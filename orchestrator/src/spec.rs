@@ -99,7 +99,10 @@ pub struct SiteSpec {
     /// VIP or DNS round-robin.
     pub endpoint_mode: EndpointMode,
     /// Check that `run.sh` answers HTTP on `PORT` (any status counts), allowing it this long to
-    /// start; None for sites that serve nothing. Updates wait for the new task to pass.
+    /// start; updates then wait for the new task to pass. Off (None) by default: the engine runs
+    /// a check as a process in the container every second, which does not scale to thousands
+    /// of sites on one node, and on engines before API 1.44 the first check waits a full
+    /// interval. Without it, the edge router's retries cover a restarting task.
     pub health_check: Option<std::time::Duration>,
 }
 

@@ -308,7 +308,10 @@ async fn updates_start_the_new_task_first_and_roll_back_a_failing_one() {
         }
         env_vars
     };
-    let base = env.site(12, "rolling", Some(run));
+    let base = SiteSpec {
+        health_check: Some(Duration::from_secs(3)),
+        ..env.site(12, "rolling", Some(run))
+    };
     let v1 = SiteSpec {
         env: version("1", false),
         ..base.clone()

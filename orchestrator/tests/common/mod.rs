@@ -93,7 +93,7 @@ impl Env {
             network: self.network.clone(),
             // These machines' kernels have no IPVS, so VIPs do not route here.
             endpoint_mode: EndpointMode::Dnsrr,
-            health_check: Some(Duration::from_secs(5)),
+            health_check: None,
         }
     }
 
