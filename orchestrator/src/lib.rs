@@ -12,6 +12,7 @@
 //!   its name comes from [`Namespace`]: tests use a random namespace and remove only their own.
 //! - Names and values are validated before they reach the engine.
 
+pub mod edge;
 mod error;
 mod events;
 mod image;

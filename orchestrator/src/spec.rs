@@ -350,7 +350,7 @@ fn health(start_period: std::time::Duration) -> HealthConfig {
 /// A short digest of a spec's JSON: equal specs, equal digests. The spec goes through
 /// `serde_json::Value` first, whose objects keep their keys sorted, because the specs hold
 /// `HashMap`s whose iteration order changes from one map to the next.
-fn digest<T: serde::Serialize>(spec: &T) -> String {
+pub(crate) fn digest<T: serde::Serialize>(spec: &T) -> String {
     let canonical = serde_json::to_value(spec).expect("specs serialise");
     let json = serde_json::to_vec(&canonical).expect("values serialise");
     let hash = Sha256::digest(json);

@@ -1,0 +1,755 @@
+//! The Caddy driver: Director runs Caddy as a container on the sites network and keeps its
+//! configuration constant; the routes live in files.
+//!
+//! Why a container: dynamic sites are reached by their service names on the sites overlay
+//! network, which only a container on that network can resolve and route to. Its admin API
+//! listens on a Unix socket in a host directory (never on the network), so sites cannot reach it.
+//!
+//! Why the routes are files (O(1) per change): every change through Caddy's admin API reloads
+//! the whole configuration, so its cost grows with the number of sites. Here the configuration
+//! never changes; one constant set of routes looks the request's host up in a directory:
+//!
+//! ```text
+//! routes/hosts/<host>  ->  ../entries/<host>~<generation>/      (swapped atomically by rename)
+//!     .site            the owning site's id (read by Director only)
+//!     static           -> /srv/sites/<site>/public   (static sites: file_server root)
+//!     <service>        empty file named after the service (dynamic: dial <service>:8080)
+//!     body-<bytes>     the body-size tier
+//!     disabled | not-served   availability markers (503 pages)
+//! ```
+//!
+//! A change is a few file operations and a rename: nothing in Caddy reloads, and the next
+//! request sees it. Safety: the host is checked against a strict pattern before it is used in
+//! any path; the upstream is taken from a marker file only if it matches `[prefix_]site_NNNN`,
+//! so no `Host` header can make Caddy dial anything but a site's service; the sites are mounted
+//! into Caddy through a read-only **nosymfollow** mount, so a symlink in a site's files is
+//! never followed (Caddy answers 404), and Caddy sanitises `..` in paths.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    os::unix::fs::{PermissionsExt as _, chown, symlink},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::UnixStream,
+    sync::Mutex,
+};
+
+use super::{
+    Availability, BODY_LIMIT_TIERS, SITE_PORT, SiteRoutes, Target, body_limit_tier, pages, validate_host,
+};
+use crate::{
+    Error, Orchestrator, Result, SiteId,
+    error::is_not_found,
+    names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SPEC},
+};
+
+/// The uid Caddy runs as in its container.
+const CADDY_UID: u32 = 65532;
+/// Where things are inside Caddy's container.
+const ROUTES_IN: &str = "/srv/edge";
+const SITES_IN: &str = "/srv/sites";
+const ADMIN_SOCKET_IN: &str = "/run/caddy/admin.sock";
+/// The port Caddy listens on inside its container (unprivileged: no capabilities needed).
+const HTTP_IN: u16 = 8080;
+
+/// How Director runs Caddy.
+#[derive(Debug, Clone)]
+pub struct CaddyConfig {
+    /// Director's edge directory: routes, Caddy's config, data and admin socket.
+    pub dir: PathBuf,
+    /// The directory holding every site's directory; static roots must lie under it.
+    pub sites_root: PathBuf,
+    /// The host address visitors reach Caddy at (published to its container).
+    pub listen: SocketAddr,
+    /// The sites' overlay network (namespaced), which Caddy joins.
+    pub network: String,
+    /// Caddy's image.
+    pub image: String,
+}
+
+/// A running Caddy edge.
+#[derive(Debug, Clone)]
+pub struct Caddy {
+    orch: Orchestrator,
+    config: CaddyConfig,
+    container: String,
+    writes: Arc<Mutex<()>>,
+}
+
+impl CaddyConfig {
+    fn routes(&self) -> PathBuf {
+        self.dir.join("routes")
+    }
+    fn hosts(&self) -> PathBuf {
+        self.routes().join("hosts")
+    }
+    fn entries(&self) -> PathBuf {
+        self.routes().join("entries")
+    }
+    fn sites_view(&self) -> PathBuf {
+        self.dir.join("sites")
+    }
+    fn admin_dir(&self) -> PathBuf {
+        self.dir.join("admin")
+    }
+    fn admin_socket(&self) -> PathBuf {
+        self.admin_dir().join("admin.sock")
+    }
+    fn config_dir(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+impl Caddy {
+    /// Sets up the edge directory and the nosymfollow view of the sites, writes the constant
+    /// configuration, and makes sure Caddy's container runs it (creating, replacing or starting
+    /// it as needed); returns once Caddy's admin API answers.
+    pub async fn start(orch: &Orchestrator, config: CaddyConfig) -> Result<Self> {
+        for dir in [
+            config.hosts(),
+            config.entries(),
+            config.sites_view(),
+            config.admin_dir(),
+            config.config_dir(),
+            config.data_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        for dir in [config.admin_dir(), config.data_dir()] {
+            chown(&dir, Some(CADDY_UID), Some(CADDY_UID))
+                .map_err(io(format!("handing {} to Caddy", dir.display())))?;
+        }
+        for dir in [
+            config.dir.clone(),
+            config.routes(),
+            config.hosts(),
+            config.entries(),
+            config.config_dir(),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io("opening the edge directory"))?;
+        }
+        ensure_nosymfollow_view(&config.sites_root, &config.sites_view()).await?;
+        let json = serde_json::to_vec_pretty(&caddy_json()).expect("the configuration serialises");
+        let file = config.config_dir().join("caddy.json");
+        if std::fs::read(&file).ok().as_deref() != Some(&json[..]) {
+            std::fs::write(&file, &json).map_err(io("writing Caddy's configuration"))?;
+        }
+        let caddy = Self {
+            orch: orch.clone(),
+            container: orch.namespace().network("director_edge"),
+            config,
+            writes: Arc::default(),
+        };
+        caddy.ensure_container().await?;
+        Ok(caddy)
+    }
+
+    /// Makes sure Caddy's container runs the current spec and answers; called at start and by
+    /// the supervisor whenever [`Caddy::health`] fails.
+    pub async fn ensure_container(&self) -> Result<()> {
+        let body = self.container_spec();
+        let want = body.labels.as_ref().and_then(|l| l.get(LABEL_SPEC)).cloned();
+        let docker = &self.orch.docker;
+        match docker.inspect_container(&self.container, None).await {
+            Ok(current) => {
+                let have = current
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(LABEL_SPEC).cloned());
+                if have != want {
+                    tracing::info!(container = %self.container, "edge spec changed; replacing Caddy");
+                    self.orch.remove_container(&self.container).await?;
+                    self.create_container(body).await?;
+                } else if !current.state.and_then(|s| s.running).unwrap_or(false) {
+                    tracing::warn!(container = %self.container, "Caddy was not running; starting it");
+                    docker.start_container(&self.container, None).await?;
+                }
+            }
+            Err(e) if is_not_found(&e) => self.create_container(body).await?,
+            Err(e) => return Err(e.into()),
+        }
+        for _ in 0..100 {
+            if self.health().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.health().await
+    }
+
+    async fn create_container(&self, body: ContainerCreateBody) -> Result<()> {
+        let docker = &self.orch.docker;
+        self.orch.image_present(&self.config.image).await?;
+        // A socket left by a previous Caddy would make the new one fail to listen.
+        let _ = std::fs::remove_file(self.config.admin_socket());
+        let options = bollard::query_parameters::CreateContainerOptions {
+            name: Some(self.container.clone()),
+            ..Default::default()
+        };
+        docker.create_container(Some(options), body).await?;
+        docker.start_container(&self.container, None).await?;
+        tracing::info!(container = %self.container, listen = %self.config.listen, "Caddy started");
+        Ok(())
+    }
+
+    fn container_spec(&self) -> ContainerCreateBody {
+        let bind = |source: PathBuf, target: &str, read_only: bool| Mount {
+            source: Some(source.to_string_lossy().into_owned()),
+            target: Some(target.to_owned()),
+            typ: Some(MountType::BIND),
+            // The sites view keeps the flags of its host mount (read-only, nosymfollow): asking
+            // Docker for read-only here would remount it and drop nosymfollow.
+            read_only: Some(read_only),
+            ..Default::default()
+        };
+        let port = format!("{HTTP_IN}/tcp");
+        let host = HostConfig {
+            mounts: Some(vec![
+                bind(self.config.routes(), ROUTES_IN, true),
+                bind(self.config.sites_view(), SITES_IN, false),
+                bind(self.config.config_dir(), "/etc/director", true),
+                bind(self.config.admin_dir(), "/run/caddy", false),
+                bind(self.config.data_dir(), "/data", false),
+                Mount {
+                    target: Some("/tmp".to_owned()),
+                    typ: Some(MountType::TMPFS),
+                    tmpfs_options: Some(MountTmpfsOptions {
+                        size_bytes: Some(64 << 20),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            port_bindings: Some(
+                [(
+                    port.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some(self.config.listen.ip().to_string()),
+                        host_port: Some(self.config.listen.port().to_string()),
+                    }]),
+                )]
+                .into(),
+            ),
+            network_mode: Some(self.config.network.clone()),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            init: Some(true),
+            ..Default::default()
+        };
+        let mut labels: std::collections::HashMap<String, String> = [
+            (
+                LABEL_NAMESPACE.to_owned(),
+                self.orch.namespace().label().to_owned(),
+            ),
+            (LABEL_ROLE.to_owned(), "edge".to_owned()),
+        ]
+        .into();
+        let mut body = ContainerCreateBody {
+            image: Some(self.config.image.clone()),
+            cmd: Some(vec![
+                "run".to_owned(),
+                "--config".to_owned(),
+                "/etc/director/caddy.json".to_owned(),
+            ]),
+            user: Some(format!("{CADDY_UID}:{CADDY_UID}")),
+            env: Some(vec![
+                "HOME=/data".to_owned(),
+                "XDG_DATA_HOME=/data".to_owned(),
+                "XDG_CONFIG_HOME=/data/config".to_owned(),
+            ]),
+            exposed_ports: Some(vec![port]),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        labels.insert(LABEL_SPEC.to_owned(), crate::spec::digest(&body));
+        body.labels = Some(labels);
+        body
+    }
+
+    /// Whether Caddy's admin API answers.
+    pub async fn health(&self) -> Result<()> {
+        match admin_get(&self.config.admin_socket(), "/config/").await {
+            Ok(200) => Ok(()),
+            Ok(status) => Err(Error::Transient(format!("Caddy's admin API answered {status}"))),
+            Err(e) => Err(Error::Transient(format!(
+                "Caddy's admin API does not answer: {e}"
+            ))),
+        }
+    }
+
+    /// The container Caddy runs in.
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// Puts a site's routes: its hosts now lead to `routes.target`; hosts it had before and
+    /// no longer lists stop leading anywhere. A host another site owns is refused.
+    pub async fn put(&self, routes: &SiteRoutes) -> Result<()> {
+        let hosts = routes
+            .hosts
+            .iter()
+            .map(|h| validate_host(h, false))
+            .collect::<Result<Vec<_>>>()?;
+        let static_root = match &routes.target {
+            Target::Static { public_dir } => Some(self.static_root(public_dir)?),
+            Target::Service => None,
+        };
+        let _guard = self.writes.lock().await;
+        for host in &hosts {
+            if let Some(owner) = self.owner(host)?
+                && owner != routes.site
+            {
+                return Err(Error::invalid("host", format!("{host} belongs to another site")));
+            }
+        }
+        for host in &hosts {
+            let entry = self.write_entry(host, routes, static_root.as_deref())?;
+            swap_symlink(
+                &self.config.hosts().join(host),
+                &Path::new("../entries").join(&entry),
+            )?;
+        }
+        for (host, site) in self.all_hosts()? {
+            if site == routes.site && !hosts.contains(&host) {
+                self.remove_host(&host)?;
+            }
+        }
+        self.collect_garbage()?;
+        tracing::debug!(site = %routes.site, hosts = ?hosts, "routes put");
+        Ok(())
+    }
+
+    /// Removes every route of a site.
+    pub async fn remove(&self, site: SiteId) -> Result<()> {
+        let _guard = self.writes.lock().await;
+        for (host, owner) in self.all_hosts()? {
+            if owner == site {
+                self.remove_host(&host)?;
+            }
+        }
+        self.collect_garbage()
+    }
+
+    /// Every site's routes, as put.
+    pub async fn list(&self) -> Result<Vec<SiteRoutes>> {
+        let mut sites: BTreeMap<SiteId, SiteRoutes> = BTreeMap::new();
+        for (host, site) in self.all_hosts()? {
+            let entry = self.config.hosts().join(&host);
+            let mut target = Target::Service;
+            let mut body_limit = BODY_LIMIT_TIERS[0];
+            let mut availability = Availability::Served;
+            for item in std::fs::read_dir(&entry).map_err(io("reading a route"))? {
+                let item = item.map_err(io("reading a route"))?;
+                let name = item.file_name().to_string_lossy().into_owned();
+                if name == "static" {
+                    let inside = std::fs::read_link(item.path()).map_err(io("reading a static root"))?;
+                    let relative = inside.strip_prefix(SITES_IN).unwrap_or(&inside).to_owned();
+                    target = Target::Static {
+                        public_dir: self.config.sites_root.join(relative),
+                    };
+                } else if let Some(bytes) = name.strip_prefix("body-") {
+                    body_limit = bytes.parse().unwrap_or(body_limit);
+                } else if name == "disabled" {
+                    availability = Availability::Disabled;
+                } else if name == "not-served" {
+                    availability = Availability::NotServed;
+                }
+            }
+            let routes = sites.entry(site).or_insert_with(|| SiteRoutes {
+                site,
+                hosts: Vec::new(),
+                target: target.clone(),
+                body_limit,
+                availability,
+            });
+            routes.hosts.push(host);
+        }
+        Ok(sites.into_values().collect())
+    }
+
+    /// Stops and removes Caddy's container and the sites view (tests and uninstalls).
+    pub async fn shutdown(&self) -> Result<()> {
+        self.orch.remove_container(&self.container).await?;
+        unmount(&self.config.sites_view()).await
+    }
+
+    fn static_root(&self, public_dir: &Path) -> Result<PathBuf> {
+        let relative = public_dir.strip_prefix(&self.config.sites_root).map_err(|_| {
+            Error::invalid(
+                "static root",
+                format!("{} is not under the sites root", public_dir.display()),
+            )
+        })?;
+        if relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::invalid(
+                "static root",
+                format!("{} is not a plain path", public_dir.display()),
+            ));
+        }
+        Ok(Path::new(SITES_IN).join(relative))
+    }
+
+    fn write_entry(&self, host: &str, routes: &SiteRoutes, static_root: Option<&Path>) -> Result<String> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("{host}~{stamp}");
+        let dir = self.config.entries().join(&name);
+        let fail = io(format!("writing the route of {host}"));
+        let result = (|| {
+            std::fs::create_dir(&dir)?;
+            std::fs::write(dir.join(".site"), routes.site.0.to_string())?;
+            match static_root {
+                Some(root) => symlink(root, dir.join("static"))?,
+                None => std::fs::write(dir.join(self.orch.namespace().service(routes.site)), b"")?,
+            }
+            std::fs::write(
+                dir.join(format!("body-{}", body_limit_tier(routes.body_limit))),
+                b"",
+            )?;
+            match routes.availability {
+                Availability::Served => {}
+                Availability::NotServed => std::fs::write(dir.join("not-served"), b"")?,
+                Availability::Disabled => std::fs::write(dir.join("disabled"), b"")?,
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        })();
+        result.map_err(fail)?;
+        Ok(name)
+    }
+
+    fn owner(&self, host: &str) -> Result<Option<SiteId>> {
+        match std::fs::read_to_string(self.config.hosts().join(host).join(".site")) {
+            Ok(id) => Ok(id.trim().parse().ok().map(SiteId)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading a route's owner")(e)),
+        }
+    }
+
+    fn all_hosts(&self) -> Result<Vec<(String, SiteId)>> {
+        let mut hosts = Vec::new();
+        for item in std::fs::read_dir(self.config.hosts()).map_err(io("listing routes"))? {
+            let host = item
+                .map_err(io("listing routes"))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(site) = self.owner(&host)? {
+                hosts.push((host, site));
+            }
+        }
+        hosts.sort();
+        Ok(hosts)
+    }
+
+    fn remove_host(&self, host: &str) -> Result<()> {
+        match std::fs::remove_file(self.config.hosts().join(host)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("removing the route of {host}"))(e)),
+        }
+    }
+
+    /// Removes entries no host points at any more (replaced or removed ones).
+    fn collect_garbage(&self) -> Result<()> {
+        let live: std::collections::HashSet<PathBuf> = std::fs::read_dir(self.config.hosts())
+            .map_err(io("listing routes"))?
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter_map(|target| target.file_name().map(PathBuf::from))
+            .collect();
+        for item in std::fs::read_dir(self.config.entries()).map_err(io("listing route entries"))? {
+            let item = item.map_err(io("listing route entries"))?;
+            if !live.contains(&PathBuf::from(item.file_name())) {
+                std::fs::remove_dir_all(item.path()).map_err(io("removing an old route entry"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points `link` at `target` atomically: a new symlink renamed over the old one.
+fn swap_symlink(link: &Path, target: &Path) -> Result<()> {
+    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    symlink(target, &tmp).map_err(io("writing a route link"))?;
+    std::fs::rename(&tmp, link).map_err(io("swapping a route link"))
+}
+
+/// Mounts `sites_root` at `view` read-only with `nosymfollow` (unless it already is).
+async fn ensure_nosymfollow_view(sites_root: &Path, view: &Path) -> Result<()> {
+    std::fs::create_dir_all(sites_root).map_err(io("creating the sites root"))?;
+    match mount_options(view)? {
+        Some(options) if options.split(',').any(|o| o == "nosymfollow") => return Ok(()),
+        Some(_) => unmount(view).await?,
+        None => {}
+    }
+    let out = tokio::process::Command::new("mount")
+        .args(["--bind", "-o", "ro,nosymfollow"])
+        .arg(sites_root)
+        .arg(view)
+        .output()
+        .await
+        .map_err(io("running mount"))?;
+    if !out.status.success() {
+        return Err(Error::Engine(format!(
+            "mounting the sites for Caddy (read-only, nosymfollow; needs root and Linux 5.10+) failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn unmount(view: &Path) -> Result<()> {
+    if mount_options(view)?.is_none() {
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("umount")
+        .arg(view)
+        .output()
+        .await
+        .map_err(io("running umount"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Engine(format!(
+            "unmounting {} failed: {}",
+            view.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The per-mount options of the mount at exactly `path`, if something is mounted there.
+fn mount_options(path: &Path) -> Result<Option<String>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(io("reading mountinfo"))?;
+    let wanted = path.to_string_lossy().replace(' ', "\\040");
+    Ok(info.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let mount_point = fields.nth(4)?;
+        let options = fields.next()?;
+        (mount_point == wanted).then(|| options.to_owned())
+    }))
+}
+
+/// GETs `path` from Caddy's admin API on its Unix socket; returns the status.
+async fn admin_get(socket: &Path, path: &str) -> std::io::Result<u16> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), UnixStream::connect(socket)).await??;
+    // Caddy accepts only an empty Host on its Unix-socket admin listener (its DNS-rebinding guard).
+    let request = format!("GET {path} HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = vec![0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut head)).await??;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+}
+
+/// A host as Caddy must see it before using it in a path: DNS labels, lower case, no `..`.
+const HOST_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$";
+/// What a dynamic route's marker file must be called to be dialled.
+const UPSTREAM_PATTERN: &str = r"^/[^/]+/((?:[a-z0-9]+_)?site_[0-9]+)$";
+
+/// Caddy's whole configuration: constant, whatever the sites.
+fn caddy_json() -> serde_json::Value {
+    let html = |status: u16, body: String| {
+        json!({
+            "handler": "static_response",
+            "status_code": status,
+            "headers": {"Content-Type": ["text/html; charset=utf-8"], "Cache-Control": ["no-store"]},
+            "body": body,
+        })
+    };
+    let hosts = format!("{ROUTES_IN}/hosts");
+    let has = |file: &str| json!({"file": {"root": hosts, "try_files": [format!("/{{http.request.host}}/{file}")]}});
+    let mut routes = vec![
+        json!({
+            "match": [{"not": [{"vars_regexp": {"{http.request.host}": {"pattern": HOST_PATTERN}}}]}],
+            "handle": [html(404, pages::no_such_site())],
+            "terminal": true,
+        }),
+        json!({"match": [has("disabled")], "handle": [html(503, pages::disabled())], "terminal": true}),
+        json!({"match": [has("not-served")], "handle": [html(503, pages::not_served())], "terminal": true}),
+    ];
+    for tier in BODY_LIMIT_TIERS {
+        let marker = format!("body-{tier}");
+        // One matcher set (an object) ANDs its matchers; several sets in the list would OR them.
+        let mut too_large = has(&marker);
+        too_large["expression"] = json!(format!(
+            "{{http.request.header.Content-Length}} != \"\" && int({{http.request.header.Content-Length}}) > {tier}"
+        ));
+        routes
+            .push(json!({"match": [too_large], "handle": [html(413, pages::too_large())], "terminal": true}));
+        routes.push(
+            json!({"match": [has(&marker)], "handle": [{"handler": "request_body", "max_size": tier}]}),
+        );
+    }
+    routes.push(json!({
+        "match": [has("static/")],
+        "handle": [{"handler": "file_server", "root": format!("{ROUTES_IN}/hosts/{{http.request.host}}/static")}],
+        "terminal": true,
+    }));
+    routes.push(json!({
+        "match": [has("*site_*")],
+        "handle": [{"handler": "subroute", "routes": [{
+            "match": [{"vars_regexp": {"{http.matchers.file.relative}": {"name": "up", "pattern": UPSTREAM_PATTERN}}}],
+            "handle": [{
+                "handler": "reverse_proxy",
+                "upstreams": [{"dial": format!("{{http.regexp.up.1}}:{SITE_PORT}")}],
+                // A task that is restarting or being replaced refuses connections for a moment:
+                // retry for a while rather than fail the visitor's request.
+                "load_balancing": {"try_duration": "5s", "try_interval": "250ms"},
+            }],
+        }]}],
+        "terminal": true,
+    }));
+    routes.push(json!({"handle": [html(404, pages::no_such_site())]}));
+
+    let error = |pattern: &str, status: u16, body: String| json!({"match": [{"vars_regexp": {"{http.error.message}": {"pattern": pattern}}}], "handle": [html(status, body)], "terminal": true});
+    let errors = vec![
+        error("(?i)request body too large", 413, pages::too_large()),
+        error("(?i)too many levels of symbolic links", 404, pages::not_found()),
+        json!({
+            "match": [{"vars_regexp": {"{http.error.status_code}": {"pattern": "^50[234]$"}}}],
+            "handle": [html(502, pages::starting_or_failing())],
+            "terminal": true,
+        }),
+        json!({"handle": [{"handler": "static_response", "status_code": "{http.error.status_code}", "body": "{http.error.status_code} {http.error.status_text}"}]}),
+    ];
+    json!({
+        "admin": {"listen": format!("unix/{ADMIN_SOCKET_IN}")},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "apps": {"http": {"servers": {"edge": {
+            "listen": [format!(":{HTTP_IN}")],
+            "automatic_https": {"disable": true},
+            "routes": routes,
+            "errors": {"routes": errors},
+        }}}},
+    })
+}
+
+/// The build context of Director's Caddy image: Debian's `caddy` binary with the shared
+/// libraries it links (it is not static), on `scratch`.
+pub fn caddy_context(dir: &Path) -> Result<PathBuf> {
+    let caddy = std::env::var_os("CADDY").map_or_else(|| PathBuf::from("/usr/bin/caddy"), PathBuf::from);
+    let root = dir.join("root");
+    let copy = |from: &Path| -> Result<()> {
+        let to = root.join(from.strip_prefix("/").unwrap_or(from));
+        std::fs::create_dir_all(to.parent().expect("absolute paths have parents"))
+            .map_err(io("creating the Caddy context"))?;
+        std::fs::copy(from, &to)
+            .map_err(io(format!("copying {} (install Debian's caddy)", from.display())))?;
+        Ok(())
+    };
+    copy(&caddy)?;
+    if caddy != Path::new("/usr/bin/caddy") {
+        std::fs::rename(
+            root.join(caddy.strip_prefix("/").unwrap_or(&caddy)),
+            root.join("usr/bin/caddy"),
+        )
+        .map_err(io("placing the caddy binary"))?;
+    }
+    let ldd = std::process::Command::new("ldd")
+        .arg(&caddy)
+        .output()
+        .map_err(io("running ldd"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        if let Some(path) = path {
+            copy(Path::new(path))?;
+        }
+    }
+    let certs = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if certs.exists() {
+        copy(certs)?;
+    }
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "# Director's edge: Debian's caddy and the libraries it links, nothing else.\n\
+         FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/usr/bin/caddy\"]\n",
+    )
+    .map_err(io("writing the Dockerfile"))?;
+    Ok(dir.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_is_the_same_whatever_the_sites() {
+        let a = serde_json::to_string(&caddy_json()).unwrap();
+        let b = serde_json::to_string(&caddy_json()).unwrap();
+        assert_eq!(a, b);
+        assert!(
+            a.contains("unix//run/caddy/admin.sock"),
+            "the admin API is on a socket, not the network"
+        );
+    }
+
+    #[test]
+    fn the_host_pattern_admits_only_dns_names() {
+        let re = regex_lite::Regex::new(HOST_PATTERN).unwrap();
+        for good in ["blog.localhost", "a-b.c9.example.org"] {
+            assert!(re.is_match(good), "{good}");
+        }
+        for bad in [
+            "..",
+            "a..b",
+            "localhost",
+            "evil.org/x",
+            "a.b:2019",
+            "Blog.localhost",
+            "-a.b",
+            "a_b.c",
+            "",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+        let up = regex_lite::Regex::new(UPSTREAM_PATTERN).unwrap();
+        assert!(up.is_match("/blog.localhost/site_0042"));
+        assert!(up.is_match("/blog.localhost/t1a2_site_0042"));
+        for bad in [
+            "/blog.localhost/postgres",
+            "/blog.localhost/site_42.evil",
+            "/a/b/site_1",
+            "/blog.localhost/x_y_site_1",
+        ] {
+            assert!(!up.is_match(bad), "{bad}");
+        }
+    }
+}
