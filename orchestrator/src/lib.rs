@@ -242,6 +242,19 @@ impl Orchestrator {
         ignore_missing(self.docker.remove_container(id, Some(options)).await)
     }
 
+    /// The host PID of a running container's first process, if it runs.
+    pub async fn container_pid(&self, name: &str) -> Result<Option<u32>> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(c
+                .state
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0)),
+            Err(e) if error::is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The engine's address, for messages.
     pub fn address(&self) -> &str {
         &self.address

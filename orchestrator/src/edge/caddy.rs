@@ -97,6 +97,10 @@ impl CaddyConfig {
     fn entries(&self) -> PathBuf {
         self.routes().join("entries")
     }
+    /// `sites/<id>/<host>`: which hosts each site has, so that a change reads only its own.
+    fn index(&self) -> PathBuf {
+        self.routes().join("sites")
+    }
     fn sites_view(&self) -> PathBuf {
         self.dir.join("sites")
     }
@@ -127,6 +131,7 @@ impl Caddy {
         for dir in [
             config.hosts(),
             config.entries(),
+            config.index(),
             config.sites_view(),
             config.admin_dir(),
             config.config_dir(),
@@ -308,7 +313,8 @@ impl Caddy {
     }
 
     /// Puts a site's routes: its hosts now lead to `routes.target`; hosts it had before and
-    /// no longer lists stop leading anywhere. A host another site owns is refused.
+    /// no longer lists stop leading anywhere. A host another site owns is refused. The work is
+    /// proportional to the site's own hosts, whatever the number of sites.
     pub async fn put(&self, routes: &SiteRoutes) -> Result<()> {
         let hosts = routes
             .hosts
@@ -327,19 +333,23 @@ impl Caddy {
                 return Err(Error::invalid("host", format!("{host} belongs to another site")));
             }
         }
+        let index = self.config.index().join(routes.site.0.to_string());
+        std::fs::create_dir_all(&index).map_err(io("writing a site's route index"))?;
         for host in &hosts {
             let entry = self.write_entry(host, routes, static_root.as_deref())?;
-            swap_symlink(
-                &self.config.hosts().join(host),
-                &Path::new("../entries").join(&entry),
-            )?;
-        }
-        for (host, site) in self.all_hosts()? {
-            if site == routes.site && !hosts.contains(&host) {
-                self.remove_host(&host)?;
+            let link = self.config.hosts().join(host);
+            let previous = std::fs::read_link(&link).ok();
+            swap_symlink(&link, &Path::new("../entries").join(&entry))?;
+            std::fs::write(index.join(host), b"").map_err(io("writing a site's route index"))?;
+            if let Some(previous) = previous {
+                self.remove_entry(&previous)?;
             }
         }
-        self.collect_garbage()?;
+        for old in self.site_hosts(routes.site)? {
+            if !hosts.contains(&old) {
+                self.remove_host(routes.site, &old)?;
+            }
+        }
         tracing::debug!(site = %routes.site, hosts = ?hosts, "routes put");
         Ok(())
     }
@@ -347,12 +357,13 @@ impl Caddy {
     /// Removes every route of a site.
     pub async fn remove(&self, site: SiteId) -> Result<()> {
         let _guard = self.writes.lock().await;
-        for (host, owner) in self.all_hosts()? {
-            if owner == site {
-                self.remove_host(&host)?;
-            }
+        for host in self.site_hosts(site)? {
+            self.remove_host(site, &host)?;
         }
-        self.collect_garbage()
+        match std::fs::remove_dir(self.config.index().join(site.0.to_string())) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing a site's route index")(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Every site's routes, as put.
@@ -455,6 +466,7 @@ impl Caddy {
         }
     }
 
+    /// Every host with a route, and its owner (for listing; changes never scan them all).
     fn all_hosts(&self) -> Result<Vec<(String, SiteId)>> {
         let mut hosts = Vec::new();
         for item in std::fs::read_dir(self.config.hosts()).map_err(io("listing routes"))? {
@@ -471,28 +483,49 @@ impl Caddy {
         Ok(hosts)
     }
 
-    fn remove_host(&self, host: &str) -> Result<()> {
-        match std::fs::remove_file(self.config.hosts().join(host)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(format!("removing the route of {host}"))(e)),
+    /// The hosts a site has, from its index.
+    fn site_hosts(&self, site: SiteId) -> Result<Vec<String>> {
+        match std::fs::read_dir(self.config.index().join(site.0.to_string())) {
+            Ok(items) => items
+                .map(|item| {
+                    Ok(item
+                        .map_err(io("reading a site's route index"))?
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned())
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io("reading a site's route index")(e)),
         }
     }
 
-    /// Removes entries no host points at any more (replaced or removed ones).
-    fn collect_garbage(&self) -> Result<()> {
-        let live: std::collections::HashSet<PathBuf> = std::fs::read_dir(self.config.hosts())
-            .map_err(io("listing routes"))?
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter_map(|target| target.file_name().map(PathBuf::from))
-            .collect();
-        for item in std::fs::read_dir(self.config.entries()).map_err(io("listing route entries"))? {
-            let item = item.map_err(io("listing route entries"))?;
-            if !live.contains(&PathBuf::from(item.file_name())) {
-                std::fs::remove_dir_all(item.path()).map_err(io("removing an old route entry"))?;
+    /// Removes one host of `site`: its link (only if the site still owns it), its entry, and
+    /// its line in the index.
+    fn remove_host(&self, site: SiteId, host: &str) -> Result<()> {
+        let link = self.config.hosts().join(host);
+        if self.owner(host)? == Some(site) {
+            let entry = std::fs::read_link(&link).ok();
+            std::fs::remove_file(&link).map_err(io(format!("removing the route of {host}")))?;
+            if let Some(entry) = entry {
+                self.remove_entry(&entry)?;
             }
         }
-        Ok(())
+        match std::fs::remove_file(self.config.index().join(site.0.to_string()).join(host)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("updating a site's route index")(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes an entry a link pointed at (`../entries/<name>`).
+    fn remove_entry(&self, link_target: &Path) -> Result<()> {
+        let Some(name) = link_target.file_name() else {
+            return Ok(());
+        };
+        match std::fs::remove_dir_all(self.config.entries().join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing an old route entry")(e)),
+            _ => Ok(()),
+        }
     }
 }
 
