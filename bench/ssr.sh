@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo 'bench password 123' | "$bin" --data-dir "$data" user create --username bench --admin >/dev/null 2>>"$log"
-DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 >"$data/out" 2>>"$log" &
+DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 --edge off >"$data/out" 2>>"$log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'running at' "$data/out" 2>/dev/null && break; sleep 0.1; done
 base=$(sed -n 's/^Director is running at //p' "$data/out")
@@ -58,7 +58,7 @@ sleep 2
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 printf 'director idle RSS after load: %.1f MB\n' "$(echo "$rss_kb / 1024" | bc -l)"
 kill "$pid"; wait "$pid" 2>/dev/null || true
-DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 >"$data/out2" 2>>"$log" &
+DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 --edge off >"$data/out2" 2>>"$log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'running at' "$data/out2" 2>/dev/null && break; sleep 0.1; done
 sleep 2

@@ -10,7 +10,8 @@ export default async function globalSetup() {
   const bin = process.env.DIRECTOR_BIN;
   if (!bin) throw new Error('DIRECTOR_BIN must name the director binary (scripts/test sets it)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-'));
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'], {
+  // The manager alone: these tests do not serve sites, so no edge router is started.
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge', 'off'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '' },

@@ -70,6 +70,26 @@ pub struct ServeArgs {
     /// Trust `X-Forwarded-For` for the client's address (only behind your own reverse proxy).
     #[arg(long, env = "DIRECTOR_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
+    /// The edge router Director runs for the sites: `caddy`, or `off` (no sites are served).
+    #[arg(long, env = "DIRECTOR_EDGE", value_enum)]
+    pub edge: Option<EdgeDriver>,
+    /// The address visitors reach the sites at (the edge's published port).
+    #[arg(long, env = "DIRECTOR_EDGE_LISTEN")]
+    pub edge_listen: Option<SocketAddr>,
+    /// The domain under which sites get their names (`<site>.<domain>`).
+    #[arg(long, env = "DIRECTOR_SITES_DOMAIN")]
+    pub sites_domain: Option<String>,
+}
+
+/// Which edge router Director runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeDriver {
+    /// Caddy in a container on the sites network, configured by Director.
+    #[default]
+    Caddy,
+    /// None: the manager runs without serving sites.
+    Off,
 }
 
 /// `director user …`
@@ -101,6 +121,16 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     #[serde(default)]
     server: FileServer,
+    #[serde(default)]
+    edge: FileEdge,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEdge {
+    driver: Option<EdgeDriver>,
+    listen: Option<SocketAddr>,
+    sites_domain: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,10 +152,15 @@ pub struct Config {
     pub public_url: String,
     pub site_root: PathBuf,
     pub trust_proxy: bool,
+    pub edge: EdgeDriver,
+    pub edge_listen: SocketAddr,
+    pub sites_domain: String,
 }
 
 /// The default manager address: loopback, so a fresh install is not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default address of the sites: loopback too, next to the manager.
+pub const DEFAULT_EDGE_LISTEN: &str = "127.0.0.1:8081";
 
 impl Config {
     /// Merges flags and environment (already in `cli`), the file, and the defaults.
@@ -175,6 +210,20 @@ impl Config {
                 .or(file.server.site_root)
                 .unwrap_or_else(default_site_root),
             trust_proxy: serve.trust_proxy.or(file.server.trust_proxy).unwrap_or(false),
+            edge: serve.edge.or(file.edge.driver).unwrap_or_default(),
+            edge_listen: serve.edge_listen.or(file.edge.listen).unwrap_or_else(|| {
+                DEFAULT_EDGE_LISTEN
+                    .parse()
+                    .expect("the default edge address parses")
+            }),
+            sites_domain: {
+                let domain = serve
+                    .sites_domain
+                    .clone()
+                    .or(file.edge.sites_domain)
+                    .unwrap_or_else(|| "localhost".to_owned());
+                validate_domain(&domain)?
+            },
         })
     }
 
@@ -182,6 +231,17 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// A sites domain: `localhost`, or a DNS name whose sites' hosts (`name.<domain>`) are valid.
+fn validate_domain(domain: &str) -> anyhow::Result<String> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if domain == "localhost" {
+        return Ok(domain);
+    }
+    orchestrator::edge::validate_host(&format!("site.{domain}"), false)
+        .map(|_| domain.clone())
+        .map_err(|e| anyhow::anyhow!("the sites domain {domain:?} is not usable: {e}"))
 }
 
 fn default_data_dir() -> PathBuf {

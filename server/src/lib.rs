@@ -2,6 +2,7 @@
 //! cluster and the `serve` command. `main.rs` only parses the command line.
 
 pub mod config;
+pub mod edge;
 pub mod embedded_pg;
 pub mod http;
 pub mod serve;

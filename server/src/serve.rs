@@ -8,7 +8,8 @@ use leptos::config::LeptosOptions;
 use platform::{Platform, Settings};
 
 use crate::{
-    config::Config,
+    config::{Config, EdgeDriver},
+    edge::{self, EdgePlan},
     embedded_pg::EmbeddedPostgres,
     http::{AppState, router},
 };
@@ -94,9 +95,28 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         trust_proxy: config.trust_proxy,
     };
     tokio::spawn(purge_expired_sessions(platform.clone()));
+    let (stop_edge, edge_stopped) = tokio::sync::watch::channel(false);
+    let edge = (config.edge == EdgeDriver::Caddy).then(|| {
+        let plan = EdgePlan {
+            namespace: orchestrator::Namespace::production(),
+            dir: config.data_dir.join("edge"),
+            sites_root: config.data_dir.join("sites"),
+            listen: config.edge_listen,
+        };
+        tokio::spawn(edge::supervise(plan, edge_stopped))
+    });
 
     tracing::info!(url = %public_url, "Director is listening");
     println!("Director is running at {public_url}");
+    if edge.is_some() {
+        let port = config.edge_listen.port();
+        let port = if port == 80 {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
+        println!("Sites are served at http://<site>.{}{port}", config.sites_domain);
+    }
     if let Some(token) = platform.issue_setup_token().await? {
         // Printed, never logged: the link is a secret that makes its holder the first admin.
         println!("No admin exists yet. Create the first one at:\n  {public_url}/setup?token={token}");
@@ -106,6 +126,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // The edge itself keeps running: the sites stay up while the manager is down.
+    let _ = stop_edge.send(true);
+    if let Some(edge) = edge {
+        let _ = edge.await;
+    }
     tracing::info!("Director stopped");
     Ok(())
 }

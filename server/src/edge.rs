@@ -1,0 +1,90 @@
+//! The edge router for the sites: Director starts Caddy (through the orchestrator), then watches
+//! it for as long as the manager runs — a Caddy that stops answering is restarted, and since its
+//! configuration is constant and its routes are files, it comes back with every route.
+//! Stopping the manager leaves Caddy running: the sites stay up while Director restarts.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use orchestrator::{
+    Namespace, Orchestrator,
+    edge::{Caddy, CaddyConfig, caddy_context},
+};
+use tokio::sync::watch;
+
+/// The image Director builds for Caddy, from the host's Debian `caddy`.
+pub const CADDY_IMAGE: &str = "director/caddy:2.6";
+/// The overlay network every site and the edge join.
+pub const SITES_NETWORK: &str = "director_sites";
+/// How often Caddy is checked.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long to wait before trying again when the edge cannot start (no engine yet, say).
+const RETRY_EVERY: Duration = Duration::from_secs(10);
+
+/// Where and how the edge runs.
+#[derive(Debug, Clone)]
+pub struct EdgePlan {
+    /// The namespace of Director's Docker objects (production: none).
+    pub namespace: Namespace,
+    /// Director's edge directory (routes, Caddy's data and admin socket).
+    pub dir: PathBuf,
+    /// The directory holding the sites' directories.
+    pub sites_root: PathBuf,
+    /// Where visitors reach the sites.
+    pub listen: SocketAddr,
+}
+
+/// Starts the edge and keeps it up until `shutdown` turns true.
+pub async fn supervise(plan: EdgePlan, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match start(&plan).await {
+            Ok(caddy) => {
+                tracing::info!(listen = %plan.listen, "the edge router is up");
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(CHECK_EVERY) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    if let Err(err) = caddy.health().await {
+                        tracing::warn!(error = %err, "the edge router does not answer; restarting it");
+                        if let Err(err) = caddy.ensure_container().await {
+                            tracing::error!(error = %err, "restarting the edge router failed");
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?RETRY_EVERY, "the edge router could not start; sites are not served");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_EVERY) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn start(plan: &EdgePlan) -> orchestrator::Result<Caddy> {
+    let orch = Orchestrator::connect(plan.namespace.clone()).await?;
+    let network = orch.ensure_network(SITES_NETWORK).await?;
+    if !orch.image_exists(CADDY_IMAGE).await? {
+        let context = tempfile::tempdir().map_err(|source| orchestrator::Error::Io {
+            context: "making a build context for Caddy".to_owned(),
+            source,
+        })?;
+        let path = caddy_context(context.path())?;
+        orch.build_image(
+            CADDY_IMAGE,
+            &path,
+            |line| tracing::debug!(line = %line.0, "building Caddy's image"),
+        )
+        .await?;
+    }
+    let config = CaddyConfig {
+        dir: plan.dir.clone(),
+        sites_root: plan.sites_root.clone(),
+        listen: plan.listen,
+        network,
+        image: CADDY_IMAGE.to_owned(),
+    };
+    Caddy::start(&orch, config).await
+}

@@ -1,0 +1,104 @@
+//! `director serve`'s edge: started through the orchestrator, answering for the sites domain,
+//! and brought back by the supervisor when it dies.
+
+use std::time::Duration;
+
+use orchestrator::{Namespace, Orchestrator};
+use rand::Rng as _;
+use server::edge::{EdgePlan, supervise};
+
+struct Cleanup {
+    orch: Orchestrator,
+    view: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.view).status();
+        let orch = self.orch.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(orch.remove_namespace())
+        })
+        .join();
+    }
+}
+
+async fn answer(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
+    let res = client
+        .get(url)
+        .header("host", "nothing.localhost")
+        .send()
+        .await
+        .ok()?;
+    Some((res.status().as_u16(), res.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_starts_answers_and_is_brought_back() {
+    let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();
+    let orch = Orchestrator::connect(namespace.clone())
+        .await
+        .expect("a Docker engine");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plan = EdgePlan {
+        namespace: namespace.clone(),
+        dir: dir.path().join("edge"),
+        sites_root: dir.path().join("sites"),
+        listen,
+    };
+    let _cleanup = Cleanup {
+        orch: orch.clone(),
+        view: plan.dir.join("sites"),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let supervisor = tokio::spawn(supervise(plan, stopped));
+
+    let client = reqwest::Client::new();
+    let url = format!("http://{listen}/");
+    let mut page = None;
+    for _ in 0..300 {
+        page = answer(&client, &url).await;
+        if page.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = page.expect("the edge answers within 30 s");
+    assert_eq!(status, 404);
+    assert!(body.contains("No site here"), "{body}");
+
+    // Caddy's container removed behind Director's back: the supervisor puts it back.
+    let edge = namespace.network("director_edge");
+    std::process::Command::new("/usr/bin/docker")
+        .args(["rm", "-f", &edge])
+        .output()
+        .unwrap();
+    assert!(answer(&client, &url).await.is_none(), "gone");
+    let mut back = false;
+    for _ in 0..150 {
+        if answer(&client, &url)
+            .await
+            .is_some_and(|(status, _)| status == 404)
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the supervisor restored the edge within 15 s");
+
+    stop.send(true).unwrap();
+    supervisor.await.unwrap();
+    assert!(
+        answer(&client, &url).await.is_some(),
+        "stopping the manager leaves the sites served"
+    );
+}
