@@ -126,17 +126,31 @@ impl Orchestrator {
 
     /// The names of every service, container and network this namespace holds.
     pub async fn leftovers(&self) -> Result<Vec<String>> {
+        let objects = self.namespace_objects().await?;
+        Ok([objects.services, objects.containers, objects.networks]
+            .into_iter()
+            .flatten()
+            .map(|(_, name)| name)
+            .collect())
+    }
+
+    /// Every object of this namespace, as (id, name) pairs.
+    async fn namespace_objects(&self) -> Result<NamespaceObjects> {
         use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
-        let filters = self.namespace_filter();
-        let mut names = Vec::new();
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
+        )]);
         let services = self
             .docker
             .list_services(Some(ListServicesOptions {
                 filters: Some(filters.clone()),
                 ..Default::default()
             }))
-            .await?;
-        names.extend(services.into_iter().filter_map(|s| s.spec.and_then(|s| s.name)));
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.id?, s.spec?.name?)))
+            .collect();
         let containers = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -144,72 +158,58 @@ impl Orchestrator {
                 filters: Some(filters.clone()),
                 ..Default::default()
             }))
-            .await?;
-        names.extend(
-            containers
-                .into_iter()
-                .filter_map(|c| c.names.and_then(|n| n.into_iter().next())),
-        );
+            .await?
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.names?.into_iter().next()?)))
+            .collect();
         let networks = self
             .docker
             .list_networks(Some(ListNetworksOptions {
                 filters: Some(filters),
             }))
-            .await?;
-        names.extend(networks.into_iter().filter_map(|n| n.name));
-        Ok(names)
-    }
-
-    fn namespace_filter(&self) -> std::collections::HashMap<String, Vec<String>> {
-        std::collections::HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
-        )])
+            .await?
+            .into_iter()
+            .filter_map(|n| Some((n.id?, n.name?)))
+            .collect();
+        Ok(NamespaceObjects {
+            services,
+            containers,
+            networks,
+        })
     }
 
     /// Removes everything this orchestrator's namespace made: services, containers, networks.
     /// For tests and uninstalls; a production namespace is never removed wholesale by Director.
     pub async fn remove_namespace(&self) -> Result<()> {
-        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
-        let filter = self.namespace_filter();
-        let services = self
-            .docker
-            .list_services(Some(ListServicesOptions {
-                filters: Some(filter.clone()),
-                ..Default::default()
-            }))
-            .await?;
-        for service in services {
-            if let Some(id) = service.id {
-                ignore_missing(self.docker.delete_service(&id).await)?;
-            }
+        let objects = self.namespace_objects().await?;
+        for (id, _) in objects.services {
+            ignore_missing(self.docker.delete_service(&id).await)?;
         }
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filter.clone()),
-                ..Default::default()
-            }))
-            .await?;
-        for container in containers {
-            if let Some(id) = container.id {
-                self.remove_container(&id).await?;
-            }
+        for (id, _) in objects.containers {
+            self.remove_container(&id).await?;
         }
-        // Task containers of removed services go away asynchronously; the network can be removed
-        // only once they have.
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filter),
-            }))
-            .await?;
-        for network in networks {
-            let Some(id) = network.id else { continue };
+        for (id, _) in objects.networks {
             self.remove_network(&id).await?;
         }
         Ok(())
+    }
+
+    /// [`Orchestrator::remove_namespace`] for `Drop` implementations, which cannot await: runs
+    /// it on a thread and runtime of its own, so it works inside or outside a runtime.
+    pub fn remove_namespace_blocking(&self) -> Result<()> {
+        let orch = self.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Io {
+                    context: "starting a runtime".to_owned(),
+                    source,
+                })?
+                .block_on(orch.remove_namespace())
+        })
+        .join()
+        .map_err(|_| Error::Engine("removing the namespace panicked".to_owned()))?
     }
 
     /// Removes a network once its last container has gone (task containers of removed services
@@ -259,6 +259,13 @@ impl Orchestrator {
     pub fn address(&self) -> &str {
         &self.address
     }
+}
+
+/// A namespace's objects, as (id, name) pairs.
+struct NamespaceObjects {
+    services: Vec<(String, String)>,
+    containers: Vec<(String, String)>,
+    networks: Vec<(String, String)>,
 }
 
 /// Treats "no such object" as done: removing what is already gone succeeds.

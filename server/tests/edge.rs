@@ -15,15 +15,9 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.view).status();
-        let orch = self.orch.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(orch.remove_namespace())
-        })
-        .join();
+        if let Err(err) = self.orch.remove_namespace_blocking() {
+            eprintln!("warning: could not remove the test namespace: {err}");
+        }
     }
 }
 

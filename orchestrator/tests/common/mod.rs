@@ -48,18 +48,9 @@ pub async fn env() -> Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let orch = self.orch.clone();
-        let removed = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(orch.remove_namespace())
-        })
-        .join();
-        if !matches!(removed, Ok(Ok(()))) {
+        if let Err(err) = self.orch.remove_namespace_blocking() {
             eprintln!(
-                "warning: could not remove test namespace {:?}: {removed:?}",
+                "warning: could not remove test namespace {:?}: {err}",
                 self.orch.namespace()
             );
         }
