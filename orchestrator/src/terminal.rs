@@ -165,6 +165,14 @@ impl Orchestrator {
         Ok(name)
     }
 
+    /// Removes the site's terminal container; removing one that is gone succeeds.
+    pub async fn remove_terminal(&self, site: crate::SiteId) -> Result<()> {
+        let name = self.ns.terminal(site);
+        self.remove_container(&name).await?;
+        self.terminals.forget(&name);
+        Ok(())
+    }
+
     /// Starts `request` in the terminal container `container`, in `/site`.
     pub async fn exec(&self, container: &str, request: ExecRequest) -> Result<ExecSession> {
         let cmd = if request.cmd.is_empty() {

@@ -9,6 +9,11 @@ pub enum Action {
     UseManager,
     /// See every account and create, deactivate, promote or demote them.
     ManageUsers,
+    /// Manage one site: see it, change it, delete it. Members may; admins may manage any.
+    ManageSite {
+        /// Whether the actor is one of the site's members.
+        is_member: bool,
+    },
 }
 
 /// Decides whether `actor` (None: anonymous) may do `action`, returning the actor when it may.
@@ -17,6 +22,7 @@ pub fn authorize(actor: Option<&Actor>, action: Action) -> Result<&Actor> {
     let allowed = match action {
         Action::UseManager => true,
         Action::ManageUsers => actor.role == Role::Admin,
+        Action::ManageSite { is_member } => is_member || actor.role == Role::Admin,
     };
     if allowed {
         Ok(actor)

@@ -17,6 +17,7 @@ pub mod db;
 mod error;
 mod passwords;
 pub mod schema;
+pub mod sites;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod tokens;

@@ -44,3 +44,92 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_failures, setup_tokens);
+
+diesel::table! {
+    images (id) {
+        id -> Int8,
+        name -> Text,
+        description -> Text,
+        reference -> Text,
+        serves_static -> Bool,
+        serves_dynamic -> Bool,
+        run_sh -> Text,
+        enabled -> Bool,
+    }
+}
+
+diesel::table! {
+    sites (id) {
+        id -> Int4,
+        name -> Text,
+        description -> Text,
+        purpose -> Text,
+        kind -> Text,
+        image_id -> Int8,
+        availability -> Text,
+        state -> Text,
+        cpu_millis -> Int4,
+        memory_mb -> Int4,
+        body_limit_mb -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_members (site_id, user_id) {
+        site_id -> Int4,
+        user_id -> Int8,
+    }
+}
+
+diesel::table! {
+    operations (id) {
+        id -> Int8,
+        site_id -> Int4,
+        kind -> Text,
+        state -> Text,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        heartbeat -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    operation_actions (operation_id, position) {
+        operation_id -> Int8,
+        position -> Int4,
+        action -> Text,
+        state -> Text,
+        output -> Text,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor_id -> Nullable<Int8>,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(sites -> images (image_id));
+diesel::joinable!(site_members -> sites (site_id));
+diesel::joinable!(site_members -> users (user_id));
+diesel::joinable!(operation_actions -> operations (operation_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    images,
+    sites,
+    site_members,
+    operations,
+    operation_actions,
+    users,
+    audit_log
+);

@@ -1,0 +1,418 @@
+//! Sites: the model, the permission check on each, and the changes made to them — each an
+//! operation of ordered actions in the durable queue (`operations`), run by workers.
+
+mod lifecycle;
+mod queue;
+mod runtime;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+
+pub use lifecycle::{Event, IllegalTransition, SiteState};
+pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
+pub use runtime::Runtime;
+
+use crate::{
+    Action as Permission, Actor, Error, Platform, Result, authorize,
+    schema::{audit_log, images, site_members, sites},
+};
+
+/// Static sites are files served by the edge; dynamic ones run `run.sh` as a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteKind {
+    /// Files from `public/`, served by the edge router.
+    Static,
+    /// A Swarm service running the site's `run.sh`.
+    Dynamic,
+}
+
+impl SiteKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Dynamic => "dynamic",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "static" => Some(Self::Static),
+            "dynamic" => Some(Self::Dynamic),
+            _ => None,
+        }
+    }
+}
+
+/// Names no site may take: they would read as the manager's or the mail's.
+const RESERVED: [&str; 14] = [
+    "www",
+    "admin",
+    "api",
+    "manager",
+    "director",
+    "mail",
+    "smtp",
+    "imap",
+    "ftp",
+    "ssh",
+    "static",
+    "assets",
+    "localhost",
+    "root",
+];
+
+/// A site's name: a DNS label of 1–32 lower-case letters, digits and inner hyphens, not reserved.
+pub fn validate_site_name(raw: &str) -> Result<String> {
+    let name = raw.trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return Err(Error::invalid("name", "Enter a name for the site."));
+    }
+    if name.len() > 32 {
+        return Err(Error::invalid("name", "A site's name has at most 32 characters."));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || name.starts_with('-')
+        || name.ends_with('-')
+    {
+        return Err(Error::invalid(
+            "name",
+            "A site's name has only letters, digits and hyphens, and starts and ends with a letter or digit.",
+        ));
+    }
+    if RESERVED.contains(&name.as_str()) {
+        return Err(Error::invalid("name", format!("The name {name} is reserved.")));
+    }
+    Ok(name)
+}
+
+/// The fields of a new site, as typed.
+#[derive(Debug, Clone)]
+pub struct NewSite {
+    /// Its name (a DNS label).
+    pub name: String,
+    /// What it is for, in a sentence.
+    pub description: String,
+    /// `user`, `project`, `activity` or `other`.
+    pub purpose: String,
+    /// Static or dynamic.
+    pub kind: String,
+    /// The image's catalogue name.
+    pub image: String,
+}
+
+/// A site as the pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// Its id (its service is `site_NNNN`).
+    pub id: i32,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its purpose.
+    pub purpose: String,
+    /// Static or dynamic.
+    pub kind: SiteKind,
+    /// Its image's catalogue name.
+    pub image: String,
+    /// Its image's reference.
+    pub image_reference: String,
+    /// `enabled`, `not-served` or `disabled`.
+    pub availability: String,
+    /// Where it is in its life.
+    pub state: SiteState,
+    /// CPU limit in thousandths of a core.
+    pub cpu_millis: i32,
+    /// Memory limit in MiB.
+    pub memory_mb: i32,
+    /// Request body limit in MiB.
+    pub body_limit_mb: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+type SiteRow = (
+    (
+        i32,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i32,
+        i32,
+        i32,
+        DateTime<Utc>,
+    ),
+    (String, String),
+);
+
+/// The columns a [`Site`] is read from, sites joined with their image.
+type SiteColumns = (
+    (
+        sites::id,
+        sites::name,
+        sites::description,
+        sites::purpose,
+        sites::kind,
+        sites::availability,
+        sites::state,
+        sites::cpu_millis,
+        sites::memory_mb,
+        sites::body_limit_mb,
+        sites::created_at,
+    ),
+    (images::name, images::reference),
+);
+
+fn site_columns() -> SiteColumns {
+    (
+        (
+            sites::id,
+            sites::name,
+            sites::description,
+            sites::purpose,
+            sites::kind,
+            sites::availability,
+            sites::state,
+            sites::cpu_millis,
+            sites::memory_mb,
+            sites::body_limit_mb,
+            sites::created_at,
+        ),
+        (images::name, images::reference),
+    )
+}
+
+fn site_from_row(row: SiteRow) -> Site {
+    let (
+        (
+            id,
+            name,
+            description,
+            purpose,
+            kind,
+            availability,
+            state,
+            cpu_millis,
+            memory_mb,
+            body_limit_mb,
+            created_at,
+        ),
+        (image, image_reference),
+    ) = row;
+    Site {
+        id,
+        name,
+        description,
+        purpose,
+        kind: SiteKind::parse(&kind).unwrap_or(SiteKind::Static),
+        image,
+        image_reference,
+        availability,
+        state: SiteState::parse(&state).unwrap_or(SiteState::Failing),
+        cpu_millis,
+        memory_mb,
+        body_limit_mb,
+        created_at,
+    }
+}
+
+pub(crate) async fn load_site(conn: &mut diesel_async::AsyncPgConnection, id: i32) -> Result<Option<Site>> {
+    Ok(sites::table
+        .inner_join(images::table)
+        .filter(sites::id.eq(id))
+        .select(site_columns())
+        .first::<SiteRow>(conn)
+        .await
+        .optional()?
+        .map(site_from_row))
+}
+
+pub(crate) async fn audit(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    details: &str,
+) -> Result<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::actor_id.eq((actor.user_id > 0).then_some(actor.user_id)),
+            audit_log::actor.eq(&actor.username),
+            audit_log::action.eq(action),
+            audit_log::target.eq(target),
+            audit_log::details.eq(details),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl Platform {
+    /// The site `id`, if `actor` may manage it (a member, or an admin). To anyone else it does
+    /// not exist: the answer is `NotFound`, never `Forbidden`.
+    pub async fn site(&self, actor: Option<&Actor>, id: i32) -> Result<Site> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
+        let is_member = site_members::table
+            .filter(site_members::site_id.eq(id))
+            .filter(site_members::user_id.eq(actor.user_id))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await?
+            > 0;
+        authorize(Some(actor), Permission::ManageSite { is_member }).map_err(|_| Error::NotFound("site"))?;
+        Ok(site)
+    }
+
+    /// The sites `actor` is a member of, by name.
+    pub async fn my_sites(&self, actor: Option<&Actor>) -> Result<Vec<Site>> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let rows: Vec<SiteRow> = sites::table
+            .inner_join(images::table)
+            .inner_join(site_members::table)
+            .filter(site_members::user_id.eq(actor.user_id))
+            .order(sites::name.asc())
+            .select(site_columns())
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().map(site_from_row).collect())
+    }
+
+    /// Creates a site with `actor` as its first member, and queues the operation that builds
+    /// it. Nothing is created when a field is refused.
+    pub async fn create_site(&self, actor: Option<&Actor>, new: NewSite) -> Result<(Site, i64)> {
+        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let name = validate_site_name(&new.name)?;
+        let kind =
+            SiteKind::parse(&new.kind).ok_or_else(|| Error::invalid("kind", "Choose static or dynamic."))?;
+        let purpose = new.purpose.trim().to_owned();
+        if !["user", "project", "activity", "other"].contains(&purpose.as_str()) {
+            return Err(Error::invalid("purpose", "Choose what the site is for."));
+        }
+        let description = new.description.trim().to_owned();
+        if description.chars().count() > 500 || description.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Error::invalid(
+                "description",
+                "A description has at most 500 characters of text.",
+            ));
+        }
+        let mut conn = self.conn().await?;
+        let image: Option<(i64, bool, bool, bool)> = images::table
+            .filter(images::name.eq(new.image.trim()))
+            .select((
+                images::id,
+                images::serves_static,
+                images::serves_dynamic,
+                images::enabled,
+            ))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let image_id = match image {
+            Some((id, serves_static, serves_dynamic, true))
+                if (kind == SiteKind::Static && serves_static)
+                    || (kind == SiteKind::Dynamic && serves_dynamic) =>
+            {
+                id
+            }
+            Some((_, _, _, true)) => {
+                return Err(Error::invalid(
+                    "image",
+                    format!("That image cannot run {} sites.", kind.as_str()),
+                ));
+            }
+            _ => return Err(Error::invalid("image", "Choose an image from the catalogue.")),
+        };
+        let (id, operation) = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let id: i32 = diesel::insert_into(sites::table)
+                    .values((
+                        sites::name.eq(&name),
+                        sites::description.eq(&description),
+                        sites::purpose.eq(&purpose),
+                        sites::kind.eq(kind.as_str()),
+                        sites::image_id.eq(image_id),
+                    ))
+                    .returning(sites::id)
+                    .get_result(conn)
+                    .await
+                    .map_err(|e| match e {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ) => Error::invalid("name", format!("The name {name} is taken.")),
+                        other => other.into(),
+                    })?;
+                if actor.user_id > 0 {
+                    diesel::insert_into(site_members::table)
+                        .values((
+                            site_members::site_id.eq(id),
+                            site_members::user_id.eq(actor.user_id),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                let operation = queue::enqueue(conn, id, OperationKind::CreateSite, kind, &actor).await?;
+                audit(conn, &actor, "site.create", &name, kind.as_str()).await?;
+                Ok((id, operation))
+            })
+            .await?;
+        tracing::info!(user = %actor.username, site = %name, id, "site created; its operation is queued");
+        let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
+        Ok((site, operation))
+    }
+
+    /// Deletes a site: `confirm` must repeat its name. Its state turns `deleting` and the
+    /// operation that removes everything of it is queued; the row goes when that finishes.
+    pub async fn delete_site(&self, actor: Option<&Actor>, id: i32, confirm: &str) -> Result<i64> {
+        let site = self.site(actor, id).await?;
+        let actor = actor.expect("authorised above").clone();
+        if confirm.trim() != site.name {
+            return Err(Error::invalid(
+                "confirm",
+                format!("Type {} to confirm.", site.name),
+            ));
+        }
+        let next = site
+            .state
+            .apply(Event::DeletionRequested)
+            .map_err(|e| Error::Conflict(format!("The site cannot be deleted now: {e}.")))?;
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                diesel::update(sites::table.find(id))
+                    .set((sites::state.eq(next.as_str()), sites::updated_at.eq(Utc::now())))
+                    .execute(conn)
+                    .await?;
+                let operation =
+                    queue::enqueue(conn, id, OperationKind::DeleteSite, site.kind, &actor).await?;
+                audit(conn, &actor, "site.delete", &site.name, "").await?;
+                Ok(operation)
+            })
+            .await?;
+        tracing::info!(user = %actor.username, site = %site.name, "site deletion queued");
+        Ok(operation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_site_name;
+
+    #[test]
+    fn site_names_are_dns_labels_and_not_reserved() {
+        assert_eq!(validate_site_name(" My-Site2 ").unwrap(), "my-site2");
+        for bad in ["", "-a", "a-", "a_b", "a.b", "www", "admin", &"x".repeat(33), "é"] {
+            assert!(validate_site_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The durable operations queue. An operation's actions run in order; each is idempotent, so a
+//! worker that dies mid-way is replaced by another that resumes at the first unfinished action.
+//! A failed action leaves the operation `failed` and retryable.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+use super::{Event, Runtime, SiteKind, SiteState, load_site};
+use crate::{
+    Actor, Error, Platform, Result,
+    schema::{operation_actions, operations, sites},
+};
+
+/// How long a running operation's worker may stay silent before another takes it over.
+pub(crate) const HEARTBEAT_TIMEOUT_SECS: i64 = 30;
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Build a new site.
+    CreateSite,
+    /// Remove a site and everything of it.
+    DeleteSite,
+}
+
+impl OperationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateSite => "create-site",
+            Self::DeleteSite => "delete-site",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::CreateSite, Self::DeleteSite]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+
+    fn actions(self, kind: SiteKind) -> Vec<Action> {
+        use Action as A;
+        match (self, kind) {
+            (Self::CreateSite, SiteKind::Static) => vec![A::CreateDirectory, A::PutRoutes],
+            (Self::CreateSite, SiteKind::Dynamic) => vec![A::CreateDirectory, A::EnsureService, A::PutRoutes],
+            (Self::DeleteSite, _) => vec![
+                A::RemoveRoutes,
+                A::RemoveService,
+                A::RemoveTerminal,
+                A::RemoveDirectory,
+                A::ForgetSite,
+            ],
+        }
+    }
+}
+
+/// One step of an operation. Every one is idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Make the site's directory with its starter files.
+    CreateDirectory,
+    /// Create or update its Swarm service.
+    EnsureService,
+    /// Put its routes on the edge.
+    PutRoutes,
+    /// Take its routes off the edge.
+    RemoveRoutes,
+    /// Remove its service.
+    RemoveService,
+    /// Remove its terminal container.
+    RemoveTerminal,
+    /// Remove its directory.
+    RemoveDirectory,
+    /// Delete its record.
+    ForgetSite,
+}
+
+impl Action {
+    /// The stored name, also shown in the operation's progress.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateDirectory => "create-directory",
+            Self::EnsureService => "ensure-service",
+            Self::PutRoutes => "put-routes",
+            Self::RemoveRoutes => "remove-routes",
+            Self::RemoveService => "remove-service",
+            Self::RemoveTerminal => "remove-terminal",
+            Self::RemoveDirectory => "remove-directory",
+            Self::ForgetSite => "forget-site",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        use Action as A;
+        [
+            A::CreateDirectory,
+            A::EnsureService,
+            A::PutRoutes,
+            A::RemoveRoutes,
+            A::RemoveService,
+            A::RemoveTerminal,
+            A::RemoveDirectory,
+            A::ForgetSite,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
+}
+
+/// An operation as its progress is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its site.
+    pub site_id: i32,
+    /// What it does.
+    pub kind: OperationKind,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Its actions in order.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// One action's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// The action.
+    pub action: Action,
+    /// `pending`, `running`, `done` or `failed`.
+    pub state: String,
+    /// What it said (its error when it failed).
+    pub output: String,
+}
+
+pub(crate) async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    site_id: i32,
+    kind: OperationKind,
+    site_kind: SiteKind,
+    actor: &Actor,
+) -> Result<i64> {
+    let id: i64 = diesel::insert_into(operations::table)
+        .values((
+            operations::site_id.eq(site_id),
+            operations::kind.eq(kind.as_str()),
+            operations::created_by.eq((actor.user_id > 0).then_some(actor.user_id)),
+        ))
+        .returning(operations::id)
+        .get_result(conn)
+        .await?;
+    let rows: Vec<_> = kind
+        .actions(site_kind)
+        .into_iter()
+        .enumerate()
+        .map(|(position, action)| {
+            (
+                operation_actions::operation_id.eq(id),
+                operation_actions::position.eq(position as i32),
+                operation_actions::action.eq(action.as_str()),
+            )
+        })
+        .collect();
+    diesel::insert_into(operation_actions::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+impl Platform {
+    /// The operations of a site the actor may manage, newest first, with their actions.
+    pub async fn site_operations(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<OperationRecord>> {
+        self.site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        let ops: Vec<(i64, String, String, DateTime<Utc>)> = operations::table
+            .filter(operations::site_id.eq(site_id))
+            .order(operations::id.desc())
+            .select((
+                operations::id,
+                operations::kind,
+                operations::state,
+                operations::created_at,
+            ))
+            .load(&mut conn)
+            .await?;
+        let mut records = Vec::new();
+        for (id, kind, state, created_at) in ops {
+            records.push(OperationRecord {
+                id,
+                site_id,
+                kind: OperationKind::parse(&kind).unwrap_or(OperationKind::CreateSite),
+                state,
+                created_at,
+                actions: load_actions(&mut conn, id).await?,
+            });
+        }
+        Ok(records)
+    }
+
+    /// Queues a failed operation again: its failed and unfinished actions will run, its done
+    /// ones will not.
+    pub async fn retry_operation(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        operation_id: i64,
+    ) -> Result<()> {
+        self.site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, Error, _>(async |conn| {
+            let updated = diesel::update(
+                operations::table
+                    .filter(operations::id.eq(operation_id))
+                    .filter(operations::site_id.eq(site_id))
+                    .filter(operations::state.eq("failed")),
+            )
+            .set((
+                operations::state.eq("queued"),
+                operations::finished_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+            if updated == 0 {
+                return Err(Error::Conflict(
+                    "Only a failed operation can be retried.".to_owned(),
+                ));
+            }
+            diesel::update(
+                operation_actions::table
+                    .filter(operation_actions::operation_id.eq(operation_id))
+                    .filter(operation_actions::state.ne("done")),
+            )
+            .set(operation_actions::state.eq("pending"))
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Claims the oldest queued operation — or a running one whose worker went silent — and
+    /// runs its unfinished actions. Returns whether there was one.
+    pub async fn run_next_operation(&self, runtime: &Runtime) -> Result<bool> {
+        let Some(id) = self.claim().await? else {
+            return Ok(false);
+        };
+        self.run_operation(runtime, id).await?;
+        Ok(true)
+    }
+
+    async fn claim(&self) -> Result<Option<i64>> {
+        let mut conn = self.conn().await?;
+        let claimed: Option<i64> = diesel::sql_query(format!(
+            "UPDATE operations SET state = 'running', heartbeat = now() WHERE id = (\
+               SELECT id FROM operations \
+               WHERE state = 'queued' \
+                  OR (state = 'running' AND heartbeat < now() - interval '{HEARTBEAT_TIMEOUT_SECS} seconds') \
+               ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
+             RETURNING id"
+        ))
+        .get_result::<Claimed>(&mut conn)
+        .await
+        .optional()?
+        .map(|c| c.id);
+        Ok(claimed)
+    }
+
+    async fn run_operation(&self, runtime: &Runtime, id: i64) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let (site_id, kind): (i32, String) = operations::table
+            .find(id)
+            .select((operations::site_id, operations::kind))
+            .first(&mut conn)
+            .await?;
+        let kind = OperationKind::parse(&kind)
+            .ok_or_else(|| Error::internal(format!("unknown operation {kind}")))?;
+        let actions = load_actions(&mut conn, id).await?;
+        for (position, record) in actions.iter().enumerate() {
+            if record.state == "done" {
+                continue;
+            }
+            let site = load_site(&mut conn, site_id).await?;
+            set_action(&mut conn, id, position, "running", "").await?;
+            let outcome = match &site {
+                Some(site) => runtime.run(record.action, site).await,
+                // Only a finished deletion removes the record; its later actions have nothing left to do.
+                None => Ok("the site is already gone".to_owned()),
+            };
+            match outcome {
+                Ok(output) => set_action(&mut conn, id, position, "done", &output).await?,
+                Err(error) => {
+                    tracing::warn!(operation = id, site = site_id, action = record.action.as_str(), %error, "action failed");
+                    set_action(&mut conn, id, position, "failed", &error).await?;
+                    finish(&mut conn, id, "failed").await?;
+                    self.site_event(&mut conn, site_id, Event::Failed).await?;
+                    return Ok(());
+                }
+            }
+        }
+        finish(&mut conn, id, "done").await?;
+        if kind == OperationKind::CreateSite {
+            self.site_event(&mut conn, site_id, Event::Provisioned).await?;
+        }
+        tracing::info!(
+            operation = id,
+            site = site_id,
+            kind = kind.as_str(),
+            "operation done"
+        );
+        Ok(())
+    }
+
+    async fn site_event(&self, conn: &mut AsyncPgConnection, site_id: i32, event: Event) -> Result<()> {
+        let Some(site) = load_site(conn, site_id).await? else {
+            return Ok(());
+        };
+        let next: SiteState = site.state.apply(event).map_err(Error::internal)?;
+        diesel::update(sites::table.find(site_id))
+            .set((sites::state.eq(next.as_str()), sites::updated_at.eq(Utc::now())))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+async fn load_actions(conn: &mut AsyncPgConnection, operation_id: i64) -> Result<Vec<ActionRecord>> {
+    let rows: Vec<(String, String, String)> = operation_actions::table
+        .filter(operation_actions::operation_id.eq(operation_id))
+        .order(operation_actions::position.asc())
+        .select((
+            operation_actions::action,
+            operation_actions::state,
+            operation_actions::output,
+        ))
+        .load(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(action, state, output)| {
+            Ok(ActionRecord {
+                action: Action::parse(&action)
+                    .ok_or_else(|| Error::internal(format!("unknown action {action}")))?,
+                state,
+                output,
+            })
+        })
+        .collect()
+}
+
+async fn set_action(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    position: usize,
+    state: &str,
+    output: &str,
+) -> Result<()> {
+    let now = Utc::now();
+    let target = operation_actions::table
+        .filter(operation_actions::operation_id.eq(id))
+        .filter(operation_actions::position.eq(position as i32));
+    if state == "running" {
+        diesel::update(target)
+            .set((
+                operation_actions::state.eq(state),
+                operation_actions::started_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+    } else {
+        diesel::update(target)
+            .set((
+                operation_actions::state.eq(state),
+                operation_actions::output.eq(output),
+                operation_actions::finished_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    // Every step renews the claim.
+    diesel::update(operations::table.find(id))
+        .set(operations::heartbeat.eq(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn finish(conn: &mut AsyncPgConnection, id: i64, state: &str) -> Result<()> {
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::state.eq(state),
+            operations::finished_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! What the actions do, through the orchestrator and the edge.
+
+use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::PathBuf};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use orchestrator::{
+    EndpointMode, Limits, Orchestrator, SiteId, SiteSpec,
+    edge::{Availability, Caddy, SiteRoutes, Target},
+};
+
+use super::{Site, SiteKind};
+use crate::schema::{images, sites};
+
+/// The first uid of sites: site N runs as 100000 + N, never as a user of the host.
+const UID_BASE: u32 = 100_000;
+
+/// Where sites live and how they are reached.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The engine.
+    pub orchestrator: Orchestrator,
+    /// The edge router.
+    pub edge: Caddy,
+    /// The directory holding every site's directory.
+    pub sites_root: PathBuf,
+    /// Sites are `<name>.<domain>`.
+    pub sites_domain: String,
+    /// The port visitors use (80 is left out of URLs).
+    pub edge_port: u16,
+    /// The sites' overlay network.
+    pub network: String,
+    /// VIP or DNS round-robin for services.
+    pub endpoint_mode: EndpointMode,
+    /// The database, for the one action that deletes a record.
+    pub(crate) platform: crate::Platform,
+}
+
+impl Runtime {
+    /// A runtime on this platform's database.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        platform: crate::Platform,
+        orchestrator: Orchestrator,
+        edge: Caddy,
+        sites_root: PathBuf,
+        sites_domain: String,
+        edge_port: u16,
+        network: String,
+        endpoint_mode: EndpointMode,
+    ) -> Self {
+        Self {
+            orchestrator,
+            edge,
+            sites_root,
+            sites_domain,
+            edge_port,
+            network,
+            endpoint_mode,
+            platform,
+        }
+    }
+
+    /// The site's directory on the host: `<sites root>/0042`.
+    pub fn directory(&self, site: &Site) -> PathBuf {
+        self.sites_root.join(format!("{:04}", site.id))
+    }
+
+    /// The site's address.
+    pub fn url(&self, site: &Site) -> String {
+        let port = if self.edge_port == 80 {
+            String::new()
+        } else {
+            format!(":{}", self.edge_port)
+        };
+        format!("http://{}.{}{port}", site.name, self.sites_domain)
+    }
+
+    fn uid(site: &Site) -> u32 {
+        UID_BASE + u32::try_from(site.id).unwrap_or(0)
+    }
+
+    fn spec(&self, site: &Site) -> SiteSpec {
+        SiteSpec {
+            id: SiteId(u32::try_from(site.id).unwrap_or(0)),
+            name: site.name.clone(),
+            image: site.image_reference.clone(),
+            directory: self.directory(site),
+            uid: Self::uid(site),
+            gid: Self::uid(site),
+            port: orchestrator::edge::SITE_PORT,
+            url: self.url(site),
+            env: BTreeMap::new(),
+            limits: Limits {
+                cpu_millis: u32::try_from(site.cpu_millis).unwrap_or(1000),
+                memory_bytes: u64::try_from(site.memory_mb).unwrap_or(512) << 20,
+                ..Limits::default()
+            },
+            served: site.availability == "enabled",
+            network: self.network.clone(),
+            endpoint_mode: self.endpoint_mode,
+            health_check: None,
+        }
+    }
+
+    fn routes(&self, site: &Site) -> SiteRoutes {
+        SiteRoutes {
+            site: SiteId(u32::try_from(site.id).unwrap_or(0)),
+            hosts: vec![format!("{}.{}", site.name, self.sites_domain)],
+            target: match site.kind {
+                SiteKind::Static => Target::Static {
+                    public_dir: self.directory(site).join("public"),
+                },
+                SiteKind::Dynamic => Target::Service,
+            },
+            body_limit: u64::try_from(site.body_limit_mb).unwrap_or(8) << 20,
+            availability: match site.availability.as_str() {
+                "disabled" => Availability::Disabled,
+                "not-served" => Availability::NotServed,
+                _ => Availability::Served,
+            },
+        }
+    }
+
+    /// Runs one action for `site`; Ok carries what to show, Err the reason it failed.
+    pub(crate) async fn run(&self, action: super::Action, site: &Site) -> Result<String, String> {
+        use super::Action as A;
+        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let text = |e: orchestrator::Error| e.to_string();
+        match action {
+            A::CreateDirectory => self.create_directory(site).await,
+            A::EnsureService => self
+                .orchestrator
+                .ensure_service(&self.spec(site))
+                .await
+                .map(|done| format!("service {done:?}").to_lowercase())
+                .map_err(text),
+            A::PutRoutes => self
+                .edge
+                .put(&self.routes(site))
+                .await
+                .map(|()| format!("live at {}", self.url(site)))
+                .map_err(text),
+            A::RemoveRoutes => self
+                .edge
+                .remove(id)
+                .await
+                .map(|()| "routes removed".to_owned())
+                .map_err(text),
+            A::RemoveService => self
+                .orchestrator
+                .remove_service(id)
+                .await
+                .map(|()| "service removed".to_owned())
+                .map_err(text),
+            A::RemoveTerminal => self
+                .orchestrator
+                .remove_terminal(id)
+                .await
+                .map(|()| "terminal removed".to_owned())
+                .map_err(text),
+            A::RemoveDirectory => match tokio::fs::remove_dir_all(self.directory(site)).await {
+                Ok(()) => Ok("files removed".to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("files already gone".to_owned()),
+                Err(e) => Err(format!("removing the site's files: {e}")),
+            },
+            A::ForgetSite => {
+                let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+                diesel::delete(sites::table.find(site.id))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| "record deleted".to_owned())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// The site's directory with starter files (an index page; a `run.sh` from the image for
+    /// dynamic sites), owned by the site's uid. Files already there are kept.
+    async fn create_directory(&self, site: &Site) -> Result<String, String> {
+        let dir = self.directory(site);
+        let public = dir.join("public");
+        let fail = |e: std::io::Error| format!("making the site's directory {}: {e}", dir.display());
+        tokio::fs::create_dir_all(&public).await.map_err(fail)?;
+        let index = public.join("index.html");
+        if !tokio::fs::try_exists(&index).await.map_err(fail)? {
+            let page = format!(
+                "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{name}</title></head>\n\
+                 <body>\n<h1>{name}</h1>\n<p>This is the starter page of {name}. Replace public/index.html with your own.</p>\n</body>\n</html>\n",
+                name = site.name
+            );
+            tokio::fs::write(&index, page).await.map_err(fail)?;
+        }
+        if site.kind == SiteKind::Dynamic {
+            let run = dir.join("run.sh");
+            if !tokio::fs::try_exists(&run).await.map_err(fail)? {
+                let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+                let script: String = images::table
+                    .filter(images::reference.eq(&site.image_reference))
+                    .select(images::run_sh)
+                    .first(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::fs::write(&run, script).await.map_err(fail)?;
+                tokio::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755))
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+        let uid = Self::uid(site);
+        for path in [dir.clone(), public.clone(), index, dir.join("run.sh")] {
+            if tokio::fs::try_exists(&path).await.map_err(fail)? {
+                std::os::unix::fs::chown(&path, Some(uid), Some(uid)).map_err(fail)?;
+            }
+        }
+        Ok(format!("{} ready", dir.display()))
+    }
+}

@@ -1,0 +1,409 @@
+//! Sites end to end in the platform: the model and its checks, the operations queue (claim,
+//! resume after a worker dies, retry after a failure), against real PostgreSQL, the real Docker
+//! engine and a real Caddy.
+
+use std::{path::PathBuf, time::Duration};
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use orchestrator::{
+    EndpointMode, Namespace, Orchestrator,
+    edge::{Caddy, CaddyConfig, caddy_context},
+};
+use platform::{
+    Actor, Error, NewUser, Role,
+    sites::{NewSite, Runtime, SiteState},
+    testing::TestDb,
+};
+
+struct World {
+    db: TestDb,
+    runtime: Runtime,
+    edge: std::net::SocketAddr,
+    view: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.view).status();
+        if let Err(err) = self.runtime.orchestrator.remove_namespace_blocking() {
+            eprintln!("warning: could not remove the test namespace: {err}");
+        }
+    }
+}
+
+async fn world() -> World {
+    let db = TestDb::new().await;
+    let prefix = format!("p{:08x}", std::process::id() ^ rand_u32());
+    let orch = Orchestrator::connect(Namespace::prefixed(&prefix).unwrap())
+        .await
+        .expect("a Docker engine");
+    for (tag, make) in [
+        (
+            "director/busybox:latest",
+            orchestrator::busybox_context as fn(&std::path::Path) -> orchestrator::Result<PathBuf>,
+        ),
+        ("director/caddy:2.6", caddy_context),
+    ] {
+        if !orch.image_exists(tag).await.unwrap() {
+            let ctx = tempfile::tempdir().unwrap();
+            orch.build_image(tag, &make(ctx.path()).unwrap(), |_| {})
+                .await
+                .unwrap();
+        }
+    }
+    let network = orch.ensure_network("sites").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sites_root = dir.path().join("sites");
+    let edge = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = CaddyConfig {
+        dir: dir.path().join("edge"),
+        sites_root: sites_root.clone(),
+        listen: edge,
+        network: network.clone(),
+        image: "director/caddy:2.6".to_owned(),
+    };
+    let view = config.dir.join("sites");
+    let caddy = Caddy::start(&orch, config).await.unwrap();
+    let runtime = Runtime::new(
+        db.platform.clone(),
+        orch,
+        caddy,
+        sites_root,
+        "localhost".to_owned(),
+        edge.port(),
+        network,
+        EndpointMode::Dnsrr,
+    );
+    World {
+        db,
+        runtime,
+        edge,
+        view,
+        _dir: dir,
+    }
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+async fn user(db: &TestDb, name: &str, role: Role) -> Actor {
+    let new = NewUser {
+        username: name.to_owned(),
+        display_name: String::new(),
+        email: String::new(),
+        password: format!("{name} password 123"),
+        role,
+    };
+    db.platform
+        .create_user(Some(&Actor::operator()), new)
+        .await
+        .unwrap();
+    let client = platform::ClientInfo::default();
+    db.platform
+        .login(name, &format!("{name} password 123"), &client)
+        .await
+        .unwrap()
+        .0
+}
+
+fn new_site(name: &str, kind: &str, image: &str) -> NewSite {
+    NewSite {
+        name: name.to_owned(),
+        description: format!("{name}'s site"),
+        purpose: "project".to_owned(),
+        kind: kind.to_owned(),
+        image: image.to_owned(),
+    }
+}
+
+async fn get(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .get(format!("http://{edge}/"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn sql(db: &TestDb, statement: &str) {
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    diesel::sql_query(statement).execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_site_is_created_served_and_deleted() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let (site, operation) =
+        w.db.platform
+            .create_site(Some(&alice), new_site("notes", "static", "busybox"))
+            .await
+            .unwrap();
+    assert_eq!(site.state, SiteState::Provisioning);
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(
+        !w.db.platform.run_next_operation(&w.runtime).await.unwrap(),
+        "nothing else queued"
+    );
+
+    let site = w.db.platform.site(Some(&alice), site.id).await.unwrap();
+    assert_eq!(site.state, SiteState::Running);
+    let ops =
+        w.db.platform
+            .site_operations(Some(&alice), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].id, operation);
+    assert_eq!(ops[0].state, "done");
+    assert!(
+        ops[0].actions.iter().all(|a| a.state == "done"),
+        "{:?}",
+        ops[0].actions
+    );
+    let (status, page) = get(w.edge, "notes.localhost").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("This is the starter page of notes"), "{page}");
+    assert_eq!(w.db.platform.my_sites(Some(&alice)).await.unwrap().len(), 1);
+
+    let wrong =
+        w.db.platform
+            .delete_site(Some(&alice), site.id, "not-notes")
+            .await;
+    assert!(
+        matches!(wrong, Err(Error::Invalid { field: "confirm", .. })),
+        "{wrong:?}"
+    );
+    w.db.platform
+        .delete_site(Some(&alice), site.id, "notes")
+        .await
+        .unwrap();
+    assert_eq!(
+        w.db.platform.site(Some(&alice), site.id).await.unwrap().state,
+        SiteState::Deleting
+    );
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(matches!(
+        w.db.platform.site(Some(&alice), site.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(get(w.edge, "notes.localhost").await.0, 404);
+    assert!(!w.runtime.directory(&site).exists(), "its files are gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_site_runs_its_images_run_sh_behind_the_edge() {
+    let w = world().await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&bob), new_site("shop", "dynamic", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&bob), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    assert!(
+        w.runtime.directory(&site).join("run.sh").exists(),
+        "a starter run.sh from the image"
+    );
+    let mut answered = None;
+    for _ in 0..100 {
+        let (status, page) = get(w.edge, "shop.localhost").await;
+        if status == 200 {
+            answered = Some(page);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        answered
+            .expect("the site answers within 20 s")
+            .contains("starter page of shop")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_operation_is_taken_over() {
+    let w = world().await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, operation) =
+        w.db.platform
+            .create_site(Some(&carol), new_site("phoenix", "static", "busybox"))
+            .await
+            .unwrap();
+    // A worker claimed it, started its first action, and died: its heartbeat is fresh, so
+    // nobody takes it over yet.
+    sql(
+        &w.db,
+        &format!("UPDATE operations SET state = 'running', heartbeat = now() WHERE id = {operation}"),
+    )
+    .await;
+    sql(
+        &w.db,
+        &format!(
+            "UPDATE operation_actions SET state = 'running' WHERE operation_id = {operation} AND position = 0"
+        ),
+    )
+    .await;
+    assert!(
+        !w.db.platform.run_next_operation(&w.runtime).await.unwrap(),
+        "a live claim is respected"
+    );
+
+    // Its heartbeat goes stale: the next worker resumes it and finishes it.
+    sql(
+        &w.db,
+        &format!("UPDATE operations SET heartbeat = now() - interval '1 hour' WHERE id = {operation}"),
+    )
+    .await;
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops =
+        w.db.platform
+            .site_operations(Some(&carol), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].state, "done");
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    assert_eq!(get(w.edge, "phoenix.localhost").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_action_leaves_a_retryable_operation_and_an_intact_site() {
+    let w = world().await;
+    let dave = user(&w.db, "dave", Role::User).await;
+    sql(&w.db, "INSERT INTO images (name, reference, serves_static, serves_dynamic) VALUES ('ghost', 'director/ghost:0', FALSE, TRUE)").await;
+    let (site, operation) =
+        w.db.platform
+            .create_site(Some(&dave), new_site("haunted", "dynamic", "ghost"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site_now = w.db.platform.site(Some(&dave), site.id).await.unwrap();
+    assert_eq!(site_now.state, SiteState::Failing);
+    let ops = w.db.platform.site_operations(Some(&dave), site.id).await.unwrap();
+    assert_eq!(ops[0].state, "failed");
+    let failed = ops[0]
+        .actions
+        .iter()
+        .find(|a| a.state == "failed")
+        .expect("a failed action");
+    assert!(
+        failed.output.contains("director/ghost:0"),
+        "the reason is kept: {}",
+        failed.output
+    );
+    assert_eq!(ops[0].actions[0].state, "done", "the directory was made");
+
+    // The image appears; retrying runs what is left and the site comes up.
+    sql(
+        &w.db,
+        "UPDATE images SET reference = 'director/busybox:latest' WHERE name = 'ghost'",
+    )
+    .await;
+    w.db.platform
+        .retry_operation(Some(&dave), site.id, operation)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&dave), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    let again =
+        w.db.platform
+            .retry_operation(Some(&dave), site.id, operation)
+            .await;
+    assert!(
+        matches!(again, Err(Error::Conflict(_))),
+        "a done operation is not retried: {again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_are_visible_to_their_members_and_admins_only() {
+    let w = world().await;
+    let owner = user(&w.db, "owner", Role::User).await;
+    let stranger = user(&w.db, "stranger", Role::User).await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let (site, operation) =
+        w.db.platform
+            .create_site(Some(&owner), new_site("private", "static", "busybox"))
+            .await
+            .unwrap();
+    assert!(matches!(
+        w.db.platform.site(None, site.id).await,
+        Err(Error::Unauthenticated)
+    ));
+    assert!(matches!(
+        w.db.platform.site(Some(&stranger), site.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.db.platform.site_operations(Some(&stranger), site.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.db.platform
+            .delete_site(Some(&stranger), site.id, "private")
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.db.platform
+            .retry_operation(Some(&stranger), site.id, operation)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(w.db.platform.my_sites(Some(&stranger)).await.unwrap().is_empty());
+    assert_eq!(
+        w.db.platform.site(Some(&admin), site.id).await.unwrap().name,
+        "private"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_new_sites_are_refused_and_nothing_is_created() {
+    let w = world().await;
+    let eve = user(&w.db, "eve", Role::User).await;
+    w.db.platform
+        .create_site(Some(&eve), new_site("taken", "static", "busybox"))
+        .await
+        .unwrap();
+    for (new, field) in [
+        (new_site("taken", "static", "busybox"), "name"),
+        (new_site("www", "static", "busybox"), "name"),
+        (new_site("Bad_Name", "static", "busybox"), "name"),
+        (new_site(&"x".repeat(33), "static", "busybox"), "name"),
+        (new_site("fine", "static", "python"), "image"),
+        (new_site("fine", "dynamic", "no-such-image"), "image"),
+        (new_site("fine", "serverless", "busybox"), "kind"),
+        (
+            NewSite {
+                purpose: "mining".into(),
+                ..new_site("fine", "static", "busybox")
+            },
+            "purpose",
+        ),
+    ] {
+        match w.db.platform.create_site(Some(&eve), new).await {
+            Err(Error::Invalid { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("expected an invalid {field}, got {other:?}"),
+        }
+    }
+    assert_eq!(w.db.platform.my_sites(Some(&eve)).await.unwrap().len(), 1);
+}
