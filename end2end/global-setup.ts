@@ -4,17 +4,31 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import { stateFile, ServerState } from './server';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
 
 export default async function globalSetup() {
   const bin = process.env.DIRECTOR_BIN;
   if (!bin) throw new Error('DIRECTOR_BIN must name the director binary (scripts/test sets it)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-'));
-  // The manager alone: these tests do not serve sites, so no edge router is started.
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge', 'off'], {
+  // The edge on a free port, and every Docker object in a namespace of the run's own.
+  const edgePort = await freePort();
+  const namespace = `e2e${process.pid}`;
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-    env: { ...process.env, DATABASE_URL: '' },
+    env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
   });
   fs.mkdirSync(path.dirname(stateFile), { recursive: true });
   const log = fs.createWriteStream(path.join(path.dirname(stateFile), 'director.log'));
@@ -30,7 +44,7 @@ export default async function globalSetup() {
       const link = out.match(/(http\S+\/setup\?token=\S+)/);
       if (url && link) {
         clearTimeout(timer);
-        resolve({ pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir });
+        resolve({ pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace });
       }
     });
   });

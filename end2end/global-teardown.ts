@@ -1,9 +1,35 @@
 // Stops the director (SIGTERM: it stops its embedded PostgreSQL) and removes its data.
+import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { server } from './server';
 
+// Everything the run made in Docker carries its namespace label; the sites' mount is the host's.
+function removeDockerObjects(namespace: string) {
+  const docker = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  const label = `--filter label=director.namespace=${namespace}`;
+  const run = (cmd: string) => {
+    try {
+      return execSync(cmd, { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const each = (list: string, remove: string) => {
+    for (const id of list.split('\n').filter(Boolean)) run(`${docker} ${remove} ${id}`);
+  };
+  each(run(`${docker} service ls -q ${label}`), 'service rm');
+  each(run(`${docker} ps -aq ${label}`), 'rm -f');
+  for (let i = 0; i < 50; i++) {
+    const networks = run(`${docker} network ls -q ${label}`);
+    if (!networks) break;
+    each(networks, 'network rm');
+    execSync('sleep 0.2');
+  }
+}
+
 export default async function globalTeardown() {
-  const { pid, dataDir } = server();
+  const { pid, dataDir, namespace } = server();
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {
     try {
@@ -12,6 +38,12 @@ export default async function globalTeardown() {
       break;
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+  removeDockerObjects(namespace);
+  try {
+    execSync(`umount ${path.join(dataDir, 'edge', 'sites')}`, { stdio: 'ignore' });
+  } catch {
+    // Not mounted: the edge never started.
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
 }

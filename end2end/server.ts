@@ -10,6 +10,13 @@ export interface ServerState {
   baseURL: string;
   setupLink: string;
   dataDir: string;
+  edgePort: number;
+  namespace: string;
+}
+
+/** A site's address on the edge this run started. */
+export function siteURL(name: string): string {
+  return `http://${name}.localhost:${server().edgePort}/`;
 }
 
 export function server(): ServerState {

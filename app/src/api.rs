@@ -228,3 +228,209 @@ mod tests {
         assert_eq!(safe_next(None), "/");
     }
 }
+
+/// A site as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCard {
+    /// Its id.
+    pub id: i32,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// `static` or `dynamic`.
+    pub kind: String,
+    /// Its lifecycle state.
+    pub state: String,
+    /// Its address.
+    pub url: String,
+}
+
+/// One action of an operation, as its progress shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionView {
+    /// What it does.
+    pub action: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub state: String,
+    /// What it said.
+    pub output: String,
+}
+
+/// An operation and its actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationView {
+    /// Its id.
+    pub id: i64,
+    /// What it does.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// When it was queued.
+    pub created: String,
+    /// Its actions, in order.
+    pub actions: Vec<ActionView>,
+}
+
+/// A site's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitePageData {
+    /// The site.
+    pub card: SiteCard,
+    /// What it is for.
+    pub purpose: String,
+    /// Its image's name.
+    pub image: String,
+    /// `enabled`, `not-served` or `disabled`.
+    pub availability: String,
+    /// CPU limit, thousandths of a core.
+    pub cpu_millis: i32,
+    /// Memory limit, MiB.
+    pub memory_mb: i32,
+    /// Request body limit, MiB.
+    pub body_limit_mb: i32,
+    /// Creation date.
+    pub created: String,
+    /// Its operations, newest first.
+    pub operations: Vec<OperationView>,
+}
+
+/// An image a new site may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageOption {
+    /// Its catalogue name.
+    pub name: String,
+    /// What it offers.
+    pub description: String,
+    /// Whether static sites may use it.
+    pub serves_static: bool,
+    /// Whether dynamic sites may use it.
+    pub serves_dynamic: bool,
+}
+
+#[cfg(feature = "ssr")]
+fn card(platform: &platform::Platform, site: &platform::sites::Site) -> SiteCard {
+    SiteCard {
+        id: site.id,
+        url: platform.url_of(site),
+        name: site.name.clone(),
+        description: site.description.clone(),
+        kind: site.kind.as_str().to_owned(),
+        state: site.state.as_str().to_owned(),
+    }
+}
+
+/// The signed-in user's sites.
+#[server(prefix = "/fn", endpoint = "my_sites")]
+pub async fn my_sites() -> Result<Vec<SiteCard>, AppError> {
+    let actor = actor().await?;
+    let platform = platform();
+    let sites = platform.my_sites(actor.as_ref()).await.map_err(to_app_error)?;
+    Ok(sites.iter().map(|s| card(&platform, s)).collect())
+}
+
+/// The images a new site may use.
+#[server(prefix = "/fn", endpoint = "site_images")]
+pub async fn site_images() -> Result<Vec<ImageOption>, AppError> {
+    let actor = actor().await?;
+    let images = platform()
+        .site_images(actor.as_ref())
+        .await
+        .map_err(to_app_error)?;
+    Ok(images
+        .into_iter()
+        .map(|(name, description, serves_static, serves_dynamic)| ImageOption {
+            name,
+            description,
+            serves_static,
+            serves_dynamic,
+        })
+        .collect())
+}
+
+/// Creates a site and goes to its page, where its creation shows as it happens.
+#[server(prefix = "/fn", endpoint = "create_site")]
+pub async fn create_site(
+    name: String,
+    kind: String,
+    image: String,
+    purpose: String,
+    description: String,
+) -> Result<i32, AppError> {
+    let actor = actor().await?;
+    let new = platform::sites::NewSite {
+        name,
+        description,
+        purpose,
+        kind,
+        image,
+    };
+    let (site, _) = platform()
+        .create_site(actor.as_ref(), new)
+        .await
+        .map_err(to_app_error)?;
+    leptos_axum::redirect(&format!("/sites/{}", site.id));
+    Ok(site.id)
+}
+
+/// A site with its operations.
+#[server(prefix = "/fn", endpoint = "site_detail")]
+pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
+    let actor = actor().await?;
+    let platform = platform();
+    let site = platform.site(actor.as_ref(), id).await.map_err(to_app_error)?;
+    let operations = platform
+        .site_operations(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)?;
+    Ok(SitePageData {
+        card: card(&platform, &site),
+        purpose: site.purpose,
+        image: site.image,
+        availability: site.availability,
+        cpu_millis: site.cpu_millis,
+        memory_mb: site.memory_mb,
+        body_limit_mb: site.body_limit_mb,
+        created: site.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        operations: operations
+            .into_iter()
+            .map(|op| OperationView {
+                id: op.id,
+                kind: format!("{:?}", op.kind),
+                state: op.state,
+                created: op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                actions: op
+                    .actions
+                    .into_iter()
+                    .map(|a| ActionView {
+                        action: a.action.as_str().to_owned(),
+                        state: a.state,
+                        output: a.output,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+/// Deletes a site (`confirm` repeats its name) and goes back to the dashboard.
+#[server(prefix = "/fn", endpoint = "delete_site")]
+pub async fn delete_site(id: i32, confirm: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    platform()
+        .delete_site(actor.as_ref(), id, &confirm)
+        .await
+        .map_err(to_app_error)?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Runs a failed operation again from its first unfinished action.
+#[server(prefix = "/fn", endpoint = "retry_operation")]
+pub async fn retry_operation(site: i32, operation: i64) -> Result<(), AppError> {
+    let actor = actor().await?;
+    platform()
+        .retry_operation(actor.as_ref(), site, operation)
+        .await
+        .map_err(to_app_error)
+}

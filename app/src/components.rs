@@ -121,3 +121,14 @@ fn Nav(me: Me) -> impl IntoView {
         </header>
     }
 }
+
+/// A state as a coloured badge: good, under way, bad.
+#[component]
+pub fn StateBadge(state: String) -> impl IntoView {
+    let class = match state.as_str() {
+        "running" | "done" => "badge ok",
+        "failing" | "failed" | "disabled" => "badge off",
+        _ => "badge busy",
+    };
+    view! { <span class=class>{state}</span> }
+}

@@ -19,7 +19,7 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -59,6 +59,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("setup") view=pages::SetupPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("account") view=pages::AccountPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::AdminUsersPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("sites"), StaticSegment("new")) view=pages::NewSitePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("sites"), ParamSegment("id")) view=pages::SitePage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

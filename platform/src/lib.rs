@@ -47,6 +47,10 @@ pub struct Settings {
     pub max_failures_per_ip: i64,
     /// How long the first-run setup link stays valid.
     pub setup_token_ttl: Duration,
+    /// Sites are `<name>.<sites domain>`.
+    pub sites_domain: String,
+    /// The port visitors reach the sites on (80 is left out of URLs).
+    pub sites_port: u16,
 }
 
 impl Default for Settings {
@@ -57,6 +61,8 @@ impl Default for Settings {
             max_failures_per_account: 10,
             max_failures_per_ip: 50,
             setup_token_ttl: Duration::from_secs(24 * 3600),
+            sites_domain: "localhost".to_owned(),
+            sites_port: 80,
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct Platform {
 struct Inner {
     pool: DbPool,
     settings: Settings,
+    /// Woken whenever an operation is queued, so that an idle worker starts on it at once.
+    queued: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Platform {
@@ -84,13 +92,27 @@ impl Platform {
     /// A platform on `pool`, whose schema must be migrated already.
     pub fn new(pool: DbPool, settings: Settings) -> Self {
         Self {
-            inner: Arc::new(Inner { pool, settings }),
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                queued: tokio::sync::Notify::new(),
+            }),
         }
     }
 
     /// The platform's settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Waits until an operation is queued by this process, or `timeout` passes (operations
+    /// queued by other processes, and abandoned ones, are found by polling).
+    pub async fn operation_queued(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.queued.notified()).await;
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.inner.queued.notify_one();
     }
 
     pub(crate) async fn conn(&self) -> Result<DbConn> {

@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// The domain under which sites get their names (`<site>.<domain>`).
     #[arg(long, env = "DIRECTOR_SITES_DOMAIN")]
     pub sites_domain: Option<String>,
+    /// A prefix for every Docker object Director makes (tests run beside a real deployment).
+    #[arg(long, env = "DIRECTOR_NAMESPACE", hide = true)]
+    pub namespace: Option<String>,
 }
 
 /// Which edge router Director runs.
@@ -155,6 +158,7 @@ pub struct Config {
     pub edge: EdgeDriver,
     pub edge_listen: SocketAddr,
     pub sites_domain: String,
+    pub namespace: Option<String>,
 }
 
 /// The default manager address: loopback, so a fresh install is not exposed by accident.
@@ -224,7 +228,16 @@ impl Config {
                     .unwrap_or_else(|| "localhost".to_owned());
                 validate_domain(&domain)?
             },
+            namespace: serve.namespace.clone().filter(|n| !n.is_empty()),
         })
+    }
+
+    /// The namespace of Director's Docker objects: none in production.
+    pub fn namespace(&self) -> anyhow::Result<orchestrator::Namespace> {
+        match &self.namespace {
+            Some(prefix) => Ok(orchestrator::Namespace::prefixed(prefix)?),
+            None => Ok(orchestrator::Namespace::production()),
+        }
     }
 
     /// Whether the manager is served over TLS, and so its cookies must be `Secure`.

@@ -6,9 +6,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use orchestrator::{
-    Namespace, Orchestrator,
+    EndpointMode, Namespace, Orchestrator,
     edge::{Caddy, CaddyConfig, caddy_context},
 };
+use platform::{Platform, sites::Runtime};
 use tokio::sync::watch;
 
 /// The image Director builds for Caddy, from the host's Debian `caddy`.
@@ -31,14 +32,34 @@ pub struct EdgePlan {
     pub sites_root: PathBuf,
     /// Where visitors reach the sites.
     pub listen: SocketAddr,
+    /// Sites are `<name>.<sites domain>`.
+    pub sites_domain: String,
 }
 
-/// Starts the edge and keeps it up until `shutdown` turns true.
-pub async fn supervise(plan: EdgePlan, mut shutdown: watch::Receiver<bool>) {
+/// Starts the edge and keeps it up until `shutdown` turns true. Once it is up, the runtime the
+/// workers need (engine, edge, where sites live) is published on `runtime`.
+pub async fn supervise(
+    plan: EdgePlan,
+    platform: Platform,
+    runtime: watch::Sender<Option<Runtime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         match start(&plan).await {
-            Ok(caddy) => {
+            Ok((orch, caddy, network)) => {
                 tracing::info!(listen = %plan.listen, "the edge router is up");
+                runtime.send_replace(Some(Runtime::new(
+                    platform.clone(),
+                    orch,
+                    caddy.clone(),
+                    plan.sites_root.clone(),
+                    plan.sites_domain.clone(),
+                    plan.listen.port(),
+                    network,
+                    // Swarm's virtual IPs need IPVS, which not every kernel has; DNS round-robin
+                    // works everywhere.
+                    EndpointMode::Dnsrr,
+                )));
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(CHECK_EVERY) => {}
@@ -63,7 +84,7 @@ pub async fn supervise(plan: EdgePlan, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn start(plan: &EdgePlan) -> orchestrator::Result<Caddy> {
+async fn start(plan: &EdgePlan) -> orchestrator::Result<(Orchestrator, Caddy, String)> {
     let orch = Orchestrator::connect(plan.namespace.clone()).await?;
     let network = orch.ensure_network(SITES_NETWORK).await?;
     if !orch.image_exists(CADDY_IMAGE).await? {
@@ -83,8 +104,9 @@ async fn start(plan: &EdgePlan) -> orchestrator::Result<Caddy> {
         dir: plan.dir.clone(),
         sites_root: plan.sites_root.clone(),
         listen: plan.listen,
-        network,
+        network: network.clone(),
         image: CADDY_IMAGE.to_owned(),
     };
-    Caddy::start(&orch, config).await
+    let caddy = Caddy::start(&orch, config).await?;
+    Ok((orch, caddy, network))
 }

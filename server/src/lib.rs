@@ -6,3 +6,4 @@ pub mod edge;
 pub mod embedded_pg;
 pub mod http;
 pub mod serve;
+pub mod workers;

@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
                 role: if admin { Role::Admin } else { Role::User },
             };
             let result = async {
-                db.platform()?
+                db.platform(&config)?
                     .create_user(Some(&Actor::operator()), new)
                     .await
                     .map_err(anyhow::Error::from)

@@ -12,6 +12,7 @@ use crate::{
     edge::{self, EdgePlan},
     embedded_pg::EmbeddedPostgres,
     http::{AppState, router},
+    workers,
 };
 
 /// The database Director runs on: the configured server, or the embedded cluster it owns.
@@ -49,9 +50,14 @@ impl Database {
     }
 
     /// A platform on this database.
-    pub fn platform(&self) -> anyhow::Result<Platform> {
+    pub fn platform(&self, config: &Config) -> anyhow::Result<Platform> {
         let pool = platform::db::pool(&self.url, 16)?;
-        Ok(Platform::new(pool, Settings::default()))
+        let settings = Settings {
+            sites_domain: config.sites_domain.clone(),
+            sites_port: config.edge_listen.port(),
+            ..Settings::default()
+        };
+        Ok(Platform::new(pool, settings))
     }
 
     /// Stops the embedded cluster, if this process started one.
@@ -73,7 +79,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
-    let platform = db.platform()?;
+    let platform = db.platform(config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -95,20 +101,36 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         trust_proxy: config.trust_proxy,
     };
     tokio::spawn(purge_expired_sessions(platform.clone()));
-    let (stop_edge, edge_stopped) = tokio::sync::watch::channel(false);
-    let edge = (config.edge == EdgeDriver::Caddy).then(|| {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
+    let mut background = Vec::new();
+    let edge = config.edge == EdgeDriver::Caddy;
+    if edge {
         let plan = EdgePlan {
-            namespace: orchestrator::Namespace::production(),
+            namespace: config.namespace()?,
             dir: config.data_dir.join("edge"),
             sites_root: config.data_dir.join("sites"),
             listen: config.edge_listen,
+            sites_domain: config.sites_domain.clone(),
         };
-        tokio::spawn(edge::supervise(plan, edge_stopped))
-    });
+        background.push(tokio::spawn(edge::supervise(
+            plan,
+            platform.clone(),
+            runtime,
+            stopped.clone(),
+        )));
+    }
+    for _ in 0..workers::WORKERS {
+        background.push(tokio::spawn(workers::work(
+            platform.clone(),
+            runtime_rx.clone(),
+            stopped.clone(),
+        )));
+    }
 
     tracing::info!(url = %public_url, "Director is listening");
     println!("Director is running at {public_url}");
-    if edge.is_some() {
+    if edge {
         let port = config.edge_listen.port();
         let port = if port == 80 {
             String::new()
@@ -127,9 +149,9 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     // The edge itself keeps running: the sites stay up while the manager is down.
-    let _ = stop_edge.send(true);
-    if let Some(edge) = edge {
-        let _ = edge.await;
+    let _ = stop.send(true);
+    for task in background {
+        let _ = task.await;
     }
     tracing::info!("Director stopped");
     Ok(())

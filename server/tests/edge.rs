@@ -47,13 +47,20 @@ async fn the_edge_starts_answers_and_is_brought_back() {
         dir: dir.path().join("edge"),
         sites_root: dir.path().join("sites"),
         listen,
+        sites_domain: "localhost".to_owned(),
     };
     let _cleanup = Cleanup {
         orch: orch.clone(),
         view: plan.dir.join("sites"),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let supervisor = tokio::spawn(supervise(plan, stopped));
+    let db = platform::testing::TestDb::new().await;
+    let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
+    let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
+    runtime_rx
+        .wait_for(Option::is_some)
+        .await
+        .expect("the runtime is published once the edge is up");
 
     let client = reqwest::Client::new();
     let url = format!("http://{listen}/");

@@ -1,25 +1,69 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::SignedIn;
+use crate::{
+    api::{SiteCard, my_sites},
+    components::{ErrorPage, SignedIn, StateBadge},
+};
 
-/// "My sites": the member's sites. Sites arrive with the sites issue; until then the page says
-/// plainly that there are none.
+/// "My sites": the member's sites with their state and address.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     view! {
         <Title text="My sites"/>
-        <SignedIn page=|me| view! {
-            <div class="page-head">
-                <h1>"My sites"</h1>
-            </div>
-            <section class="empty-state" aria-labelledby="no-sites">
-                <h2 id="no-sites">"No sites yet"</h2>
-                <p>
-                    "Welcome, " {me.display_name} ". You are not a member of any site yet. "
-                    "Sites you create or are added to will be listed here with their status and address."
-                </p>
-            </section>
+        <SignedIn page=|me| {
+            let sites = Resource::new(|| (), |()| my_sites());
+            view! {
+                <div class="page-head">
+                    <h1>"My sites"</h1>
+                    <a class="button primary" href="/sites/new">"New site"</a>
+                </div>
+                <Suspense fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
+                    {move || {
+                        let welcome = me.display_name.clone();
+                        Suspend::new(async move {
+                            match sites.await {
+                                Ok(list) if list.is_empty() => view! {
+                                    <section class="empty-state" aria-labelledby="no-sites">
+                                        <h2 id="no-sites">"No sites yet"</h2>
+                                        <p>
+                                            "Welcome, " {welcome} ". You are not a member of any site yet. "
+                                            <a href="/sites/new">"Create one"</a>
+                                            " — it is live within seconds."
+                                        </p>
+                                    </section>
+                                }.into_any(),
+                                Ok(list) => view! { <SiteList sites=list/> }.into_any(),
+                                Err(error) => view! { <ErrorPage error/> }.into_any(),
+                            }
+                        })
+                    }}
+                </Suspense>
+            }
         }/>
+    }
+}
+
+#[component]
+fn SiteList(sites: Vec<SiteCard>) -> impl IntoView {
+    view! {
+        <ul class="site-list">
+            {sites
+                .into_iter()
+                .map(|site| view! {
+                    <li class="card site-card" data-site=site.name.clone()>
+                        <div>
+                            <a class="site-name" href=format!("/sites/{}", site.id)>{site.name.clone()}</a>
+                            " " <span class="hint">{site.kind.clone()}</span>
+                            <p class="hint">{site.description.clone()}</p>
+                        </div>
+                        <div class="site-meta">
+                            <StateBadge state=site.state.clone()/>
+                            <a href=site.url.clone() rel="noopener">{site.url.clone()}</a>
+                        </div>
+                    </li>
+                })
+                .collect_view()}
+        </ul>
     }
 }

@@ -254,7 +254,43 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// A site's address.
+pub fn site_url(name: &str, domain: &str, port: u16) -> String {
+    let port = if port == 80 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    format!("http://{name}.{domain}{port}")
+}
+
 impl Platform {
+    /// The address of a site, as visitors reach it.
+    pub fn url_of(&self, site: &Site) -> String {
+        site_url(
+            &site.name,
+            &self.settings().sites_domain,
+            self.settings().sites_port,
+        )
+    }
+
+    /// The images a new site may use, by name: (name, description, serves static, serves dynamic).
+    pub async fn site_images(&self, actor: Option<&Actor>) -> Result<Vec<(String, String, bool, bool)>> {
+        authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        Ok(images::table
+            .filter(images::enabled.eq(true))
+            .order(images::name.asc())
+            .select((
+                images::name,
+                images::description,
+                images::serves_static,
+                images::serves_dynamic,
+            ))
+            .load(&mut conn)
+            .await?)
+    }
+
     /// The site `id`, if `actor` may manage it (a member, or an admin). To anyone else it does
     /// not exist: the answer is `NotFound`, never `Forbidden`.
     pub async fn site(&self, actor: Option<&Actor>, id: i32) -> Result<Site> {
@@ -366,6 +402,7 @@ impl Platform {
                 Ok((id, operation))
             })
             .await?;
+        self.wake_workers();
         tracing::info!(user = %actor.username, site = %name, id, "site created; its operation is queued");
         let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
         Ok((site, operation))
@@ -399,6 +436,7 @@ impl Platform {
                 Ok(operation)
             })
             .await?;
+        self.wake_workers();
         tracing::info!(user = %actor.username, site = %site.name, "site deletion queued");
         Ok(operation)
     }

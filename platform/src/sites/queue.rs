@@ -238,7 +238,9 @@ impl Platform {
             .await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.wake_workers();
+        Ok(())
     }
 
     /// Claims the oldest queued operation — or a running one whose worker went silent — and

@@ -180,7 +180,10 @@ impl Runtime {
     async fn create_directory(&self, site: &Site) -> Result<String, String> {
         let dir = self.directory(site);
         let public = dir.join("public");
-        let fail = |e: std::io::Error| format!("making the site's directory {}: {e}", dir.display());
+        let fail = |e: std::io::Error| {
+            tracing::error!(dir = %dir.display(), error = %e, "making a site's directory failed");
+            format!("making the site's directory failed: {}", e.kind())
+        };
         tokio::fs::create_dir_all(&public).await.map_err(fail)?;
         let index = public.join("index.html");
         if !tokio::fs::try_exists(&index).await.map_err(fail)? {
@@ -213,6 +216,7 @@ impl Runtime {
                 std::os::unix::fs::chown(&path, Some(uid), Some(uid)).map_err(fail)?;
             }
         }
-        Ok(format!("{} ready", dir.display()))
+        // Shown to the site's members: no host paths.
+        Ok("the site's files are ready".to_owned())
     }
 }

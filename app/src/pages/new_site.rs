@@ -1,0 +1,72 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{
+    api::{CreateSite, site_images},
+    components::{ErrorPage, FieldError, FormError, SignedIn, failure},
+};
+
+/// The form that creates a site.
+#[component]
+pub fn NewSitePage() -> impl IntoView {
+    view! {
+        <Title text="New site"/>
+        <SignedIn page=|_| {
+            let create = ServerAction::<CreateSite>::new();
+            let error = failure(create.value());
+            let images = Resource::new(|| (), |()| site_images());
+            view! {
+                <div class="page-head"><h1>"New site"</h1></div>
+                <ActionForm action=create attr:class="card form" attr:aria-labelledby="new-site-title">
+                    <h2 id="new-site-title" class="visually-hidden">"New site"</h2>
+                    <FormError error/>
+                    <label for="site-name">"Name"</label>
+                    <input id="site-name" name="name" type="text" required maxlength="32" pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" autocomplete="off" aria-describedby="site-name-hint"/>
+                    <p class="hint" id="site-name-hint">"Lower-case letters, digits and hyphens; it becomes the site's address."</p>
+                    <FieldError error field="name"/>
+                    <fieldset>
+                        <legend>"Type"</legend>
+                        <label class="check"><input type="radio" name="kind" value="static" checked/>" Static — files from public/, served directly"</label>
+                        <label class="check"><input type="radio" name="kind" value="dynamic"/>" Dynamic — your run.sh serves it (Python, Node, …)"</label>
+                    </fieldset>
+                    <FieldError error field="kind"/>
+                    <label for="site-image">"Image"</label>
+                    <Suspense fallback=|| view! { <p class="loading">"Loading images…"</p> }>
+                        {move || Suspend::new(async move {
+                            match images.await {
+                                Ok(list) => view! {
+                                    <select id="site-image" name="image">
+                                        {list.into_iter().map(|image| {
+                                            let kinds = match (image.serves_static, image.serves_dynamic) {
+                                                (true, true) => "static or dynamic",
+                                                (true, false) => "static",
+                                                _ => "dynamic",
+                                            };
+                                            view! {
+                                                <option value=image.name.clone()>{format!("{} — {} ({kinds})", image.name, image.description)}</option>
+                                            }
+                                        }).collect_view()}
+                                    </select>
+                                }.into_any(),
+                                Err(error) => view! { <ErrorPage error/> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                    <FieldError error field="image"/>
+                    <label for="site-purpose">"Purpose"</label>
+                    <select id="site-purpose" name="purpose">
+                        <option value="user">"Personal"</option>
+                        <option value="project">"Project"</option>
+                        <option value="activity">"Club or activity"</option>
+                        <option value="other">"Other"</option>
+                    </select>
+                    <FieldError error field="purpose"/>
+                    <label for="site-description">"Description " <span class="hint">"(optional)"</span></label>
+                    <textarea id="site-description" name="description" maxlength="500" rows="3"></textarea>
+                    <FieldError error field="description"/>
+                    <button type="submit" class="primary">"Create site"</button>
+                </ActionForm>
+            }
+        }/>
+    }
+}

@@ -1,0 +1,42 @@
+//! The workers that run the operations queue. They wait for the edge (the runtime) to be up,
+//! take operations as they are queued — woken at once by this process's own, polling every two
+//! seconds for other processes' and abandoned ones — and stop when the manager stops.
+
+use std::time::Duration;
+
+use platform::{Platform, sites::Runtime};
+use tokio::sync::watch;
+
+/// How many operations run at once.
+pub const WORKERS: usize = 2;
+
+/// Runs operations until `shutdown` turns true.
+pub async fn work(
+    platform: Platform,
+    mut runtime: watch::Receiver<Option<Runtime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let current = runtime.borrow_and_update().clone();
+        let Some(current) = current else {
+            tokio::select! {
+                _ = runtime.changed() => continue,
+                _ = shutdown.changed() => return,
+            }
+        };
+        match platform.run_next_operation(&current).await {
+            Ok(true) => {}
+            Ok(false) => tokio::select! {
+                () = platform.operation_queued(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "running an operation failed; retrying shortly");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
