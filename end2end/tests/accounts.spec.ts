@@ -1,19 +1,13 @@
 // Accounts end to end in Chromium: first-run setup, sign-in, admin pages, permissions,
 // sign-out, and the manager with JavaScript off and on.
-import { expect, test, Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
+import { signIn } from '../helpers';
 import { server } from '../server';
 
 test.describe.configure({ mode: 'serial' });
 
 const admin = { username: 'admin', password: 'admin password 123' };
 const alice = { username: 'alice', password: 'alice password 123' };
-
-async function signIn(page: Page, who: { username: string; password: string }) {
-  await page.goto(`${server().baseURL}/login`);
-  await page.getByLabel('Username').fill(who.username);
-  await page.getByLabel('Password', { exact: true }).fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
 
 test('the setup link creates the first admin and signs them in', async ({ page }) => {
   await page.goto(server().setupLink);

@@ -1,20 +1,13 @@
 // Sites end to end in Chromium: a member creates a static site and a Python one and loads them
 // at their addresses; another member cannot see them; deleting one takes its address away.
 import { expect, test, Page } from '@playwright/test';
+import { signedIn } from '../helpers';
 import { server, siteURL } from '../server';
 
 test.describe.configure({ mode: 'serial' });
 
 const owner = { username: 'siteowner', password: 'siteowner password 1' };
 const other = { username: 'outsider', password: 'outsider password 1' };
-
-async function signIn(page: Page, who: { username: string; password: string }) {
-  await page.goto(`${server().baseURL}/login`);
-  await page.getByLabel('Username').fill(who.username);
-  await page.getByLabel('Password', { exact: true }).fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'My sites' })).toBeVisible();
-}
 
 async function createSite(page: Page, name: string, kind: 'static' | 'dynamic', image: string) {
   await page.getByRole('link', { name: 'New site' }).click();
@@ -30,7 +23,7 @@ async function createSite(page: Page, name: string, kind: 'static' | 'dynamic', 
 
 test('users for the sites tests', async ({ page }) => {
   // The admin was made by the accounts tests' setup link.
-  await signIn(page, { username: 'admin', password: 'admin password 123' });
+  await signedIn(page, { username: 'admin', password: 'admin password 123' });
   for (const who of [owner, other]) {
     await page.goto(`${server().baseURL}/admin/users`);
     await page.getByLabel('Username').fill(who.username);
@@ -41,7 +34,7 @@ test('users for the sites tests', async ({ page }) => {
 });
 
 test('a static site is live at its address', async ({ page }, testInfo) => {
-  await signIn(page, owner);
+  await signedIn(page, owner);
   await createSite(page, 'hello-static', 'static', 'busybox');
   const started = Date.now();
   await page.goto(siteURL('hello-static'));
@@ -51,7 +44,7 @@ test('a static site is live at its address', async ({ page }, testInfo) => {
 });
 
 test('a dynamic site on the Python image is live at its address', async ({ page }, testInfo) => {
-  await signIn(page, owner);
+  await signedIn(page, owner);
   await createSite(page, 'hello-python', 'dynamic', 'python');
   await expect(async () => {
     const response = await page.goto(siteURL('hello-python'));
@@ -64,14 +57,14 @@ test('a dynamic site on the Python image is live at its address', async ({ page 
 });
 
 test('another user cannot see or open the sites', async ({ page }) => {
-  await signIn(page, other);
+  await signedIn(page, other);
   await expect(page.locator('[data-site]')).toHaveCount(0);
   const response = await page.goto(`${server().baseURL}/sites/1`);
   expect(response?.status()).toBe(404);
 });
 
 test('deleting a site takes its address away', async ({ page }, testInfo) => {
-  await signIn(page, owner);
+  await signedIn(page, owner);
   await page.locator('[data-site="hello-static"] a.site-name').click();
   await page.getByLabel(/Type .* to confirm/).fill('hello-static');
   await page.screenshot({ path: testInfo.outputPath('site-page.png'), fullPage: true });

@@ -171,22 +171,8 @@ type SiteColumns = (
 );
 
 fn site_columns() -> SiteColumns {
-    (
-        (
-            sites::id,
-            sites::name,
-            sites::description,
-            sites::purpose,
-            sites::kind,
-            sites::availability,
-            sites::state,
-            sites::cpu_millis,
-            sites::memory_mb,
-            sites::body_limit_mb,
-            sites::created_at,
-        ),
-        (images::name, images::reference),
-    )
+    // diesel's columns are unit structs with `Default`: the type says it all.
+    SiteColumns::default()
 }
 
 fn site_from_row(row: SiteRow) -> Site {
