@@ -82,7 +82,7 @@ async fn run(orch: &Orchestrator, work: &Path) -> Result<(), Box<dyn std::error:
         CaddyConfig {
             dir: work.join("edge"),
             sites_root: sites_root.clone(),
-            listen: addr,
+            listen: Some(addr),
             network,
             image: IMAGE.to_owned(),
         },

@@ -59,6 +59,7 @@ async fn run(orch: &Orchestrator) -> Result<(), Box<dyn std::error::Error>> {
             network: network.clone(),
             endpoint_mode: EndpointMode::Dnsrr,
             health_check: None,
+            labels: BTreeMap::new(),
         })
     };
 

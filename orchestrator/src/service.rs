@@ -108,6 +108,17 @@ impl Orchestrator {
         }
     }
 
+    /// The labels on the site's service (Director's and those its spec added).
+    pub async fn service_labels(&self, site: SiteId) -> Result<std::collections::BTreeMap<String, String>> {
+        let service = self.docker.inspect_service(&self.ns.service(site), None).await?;
+        Ok(service
+            .spec
+            .and_then(|s| s.labels)
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
+    }
+
     /// Removes the site's service; removing one that is gone succeeds.
     pub async fn remove_service(&self, site: SiteId) -> Result<()> {
         let name = self.ns.service(site);

@@ -104,6 +104,8 @@ pub struct SiteSpec {
     /// of sites on one node, and on engines before API 1.44 the first check waits a full
     /// interval. Without it, the edge router's retries cover a restarting task.
     pub health_check: Option<std::time::Duration>,
+    /// Extra labels on the service, for an edge router that reads them (Traefik).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl SiteSpec {
@@ -137,6 +139,20 @@ impl SiteSpec {
                 return Err(Error::invalid(
                     "environment variable",
                     format!("{name} is set by Director"),
+                ));
+            }
+        }
+        for (key, value) in &self.labels {
+            let key_ok = !key.is_empty()
+                && key.len() <= 256
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                && !key.starts_with("director.");
+            if !key_ok || value.chars().any(char::is_control) || value.len() > 4096 {
+                return Err(Error::invalid(
+                    "label",
+                    format!("{key:?} is not a label Director may set"),
                 ));
             }
         }
@@ -206,9 +222,11 @@ impl SiteSpec {
     /// The Swarm service of a dynamic site, labelled with the digest of itself.
     pub fn service(&self, ns: &Namespace) -> ServiceSpec {
         let mut labels = self.labels(ns, "service");
+        let container_labels = labels.clone();
+        labels.extend(self.labels.clone());
         let container = TaskSpecContainerSpec {
             image: Some(self.image.clone()),
-            labels: Some(labels.clone()),
+            labels: Some(container_labels),
             command: Some(vec![RUN_SCRIPT.to_owned()]),
             hostname: Some(self.name.clone()),
             env: Some(self.env()),
@@ -377,6 +395,7 @@ pub(crate) mod tests {
             network: "director_sites".to_owned(),
             endpoint_mode: EndpointMode::Dnsrr,
             health_check: Some(std::time::Duration::from_secs(30)),
+            labels: BTreeMap::new(),
         }
     }
 

@@ -53,7 +53,7 @@ impl Edge {
         let config = CaddyConfig {
             dir: dir.path().join("edge"),
             sites_root: env.root.path().to_owned(),
-            listen: addr,
+            listen: Some(addr),
             network: env.network.clone(),
             image: CADDY_IMAGE.to_owned(),
         };

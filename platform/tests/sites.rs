@@ -6,12 +6,12 @@ use std::{path::PathBuf, time::Duration};
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use orchestrator::{
-    EndpointMode, Namespace, Orchestrator,
-    edge::{Caddy, CaddyConfig, caddy_context},
+    EndpointMode, ExecRequest, Namespace, Orchestrator, SiteId,
+    edge::{Caddy, CaddyConfig, TraefikConfig, caddy_context},
 };
 use platform::{
     Actor, Error, NewUser, Role,
-    sites::{NewSite, Runtime, SiteState},
+    sites::{NewSite, Runtime, SiteState, TraefikMode},
     testing::TestDb,
 };
 
@@ -33,6 +33,12 @@ impl Drop for World {
 }
 
 async fn world() -> World {
+    world_with(false).await
+}
+
+/// With `traefik`, Caddy publishes nothing and the runtime labels services and writes
+/// Traefik's file configuration, as with `director serve --edge traefik`.
+async fn world_with(traefik: bool) -> World {
     let db = TestDb::new().await;
     let prefix = format!("p{:08x}", std::process::id() ^ rand_u32());
     let orch = Orchestrator::connect(Namespace::prefixed(&prefix).unwrap())
@@ -63,22 +69,34 @@ async fn world() -> World {
     let config = CaddyConfig {
         dir: dir.path().join("edge"),
         sites_root: sites_root.clone(),
-        listen: edge,
+        listen: (!traefik).then_some(edge),
         network: network.clone(),
         image: "director/caddy:2.6".to_owned(),
     };
     let view = config.dir.join("sites");
     let caddy = Caddy::start(&orch, config).await.unwrap();
-    let runtime = Runtime::new(
+    let static_server = format!("http://{}:8080", caddy.container());
+    let mut runtime = Runtime::new(
         db.platform.clone(),
         orch,
         caddy,
         sites_root,
         "localhost".to_owned(),
         edge.port(),
-        network,
+        network.clone(),
         EndpointMode::Dnsrr,
     );
+    if traefik {
+        runtime = runtime.with_traefik(TraefikMode {
+            config: TraefikConfig {
+                entrypoints: vec!["web".to_owned()],
+                cert_resolver: None,
+                network,
+                static_server,
+            },
+            file: dir.path().join("traefik/director.toml"),
+        });
+    }
     World {
         db,
         runtime,
@@ -406,4 +424,122 @@ async fn bad_new_sites_are_refused_and_nothing_is_created() {
         }
     }
     assert_eq!(w.db.platform.my_sites(Some(&eve)).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_traefik_services_are_labelled_and_static_sites_are_in_its_file() {
+    let w = world_with(true).await;
+    let frank = user(&w.db, "frank", Role::User).await;
+    let (dynamic, _) =
+        w.db.platform
+            .create_site(Some(&frank), new_site("labelled", "dynamic", "busybox"))
+            .await
+            .unwrap();
+    let (docs, _) =
+        w.db.platform
+            .create_site(Some(&frank), new_site("docs", "static", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+
+    let labels = w
+        .runtime
+        .orchestrator
+        .service_labels(SiteId(dynamic.id as u32))
+        .await
+        .unwrap();
+    let router = format!("traefik.http.routers.director-site-{:04}", dynamic.id);
+    assert_eq!(labels.get("traefik.enable").map(String::as_str), Some("true"));
+    assert_eq!(
+        labels.get(&format!("{router}.rule")).map(String::as_str),
+        Some("Host(`labelled.localhost`)")
+    );
+    assert_eq!(
+        labels.get(&format!("{router}.entrypoints")).map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(labels.get("traefik.swarm.network"), Some(&w.runtime.network));
+
+    let mode = w.runtime.traefik.clone().unwrap();
+    let file = std::fs::read_to_string(&mode.file).unwrap();
+    assert!(
+        file.contains(&format!("[http.routers.director-site-{:04}]", docs.id)),
+        "{file}"
+    );
+    assert!(file.contains("rule = \"Host(`docs.localhost`)\""), "{file}");
+    assert!(
+        !file.contains("labelled"),
+        "dynamic sites are routed by their labels: {file}"
+    );
+
+    // The shared static server answers for the static site on the sites network, where Traefik
+    // reaches it; nothing is published on the host.
+    let probe = w
+        .runtime
+        .orchestrator
+        .ensure_terminal(&orchestrator::SiteSpec {
+            id: SiteId(9000),
+            name: "probe".to_owned(),
+            image: "director/busybox:latest".to_owned(),
+            directory: w.runtime.sites_root.clone(),
+            uid: 109_000,
+            gid: 109_000,
+            port: 8080,
+            url: String::new(),
+            env: Default::default(),
+            limits: Default::default(),
+            served: false,
+            network: w.runtime.network.clone(),
+            endpoint_mode: EndpointMode::Dnsrr,
+            health_check: None,
+            labels: Default::default(),
+        })
+        .await
+        .unwrap();
+    let script = format!(
+        "wget -qO- --header 'Host: docs.localhost' {}/",
+        mode.config.static_server
+    );
+    let mut session = w
+        .runtime
+        .orchestrator
+        .exec(
+            &probe,
+            ExecRequest {
+                cmd: vec!["/bin/sh".into(), "-c".into(), script],
+                tty: false,
+                ..ExecRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = futures_next(&mut session).await {
+        out.extend_from_slice(&chunk);
+    }
+    assert!(
+        String::from_utf8_lossy(&out).contains("starter page of docs"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        reqwest::get(format!("http://{}/", w.edge)).await.is_err(),
+        "Caddy publishes nothing behind Traefik"
+    );
+
+    w.db.platform
+        .delete_site(Some(&frank), docs.id, "docs")
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let file = std::fs::read_to_string(&mode.file).unwrap();
+    assert!(!file.contains("docs.localhost"), "{file}");
+}
+
+async fn futures_next(session: &mut orchestrator::ExecSession) -> Option<Vec<u8>> {
+    use std::future::poll_fn;
+    poll_fn(|cx| session.output.as_mut().poll_next(cx))
+        .await
+        .map(|c| c.unwrap().to_vec())
 }

@@ -70,7 +70,8 @@ pub struct ServeArgs {
     /// Trust `X-Forwarded-For` for the client's address (only behind your own reverse proxy).
     #[arg(long, env = "DIRECTOR_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
-    /// The edge router Director runs for the sites: `caddy`, or `off` (no sites are served).
+    /// The edge router: `caddy` (Director runs it), `traefik` (the operator's Traefik routes the
+    /// sites from service labels and a file Director writes), or `off` (no sites are served).
     #[arg(long, env = "DIRECTOR_EDGE", value_enum)]
     pub edge: Option<EdgeDriver>,
     /// The address visitors reach the sites at (the edge's published port).
@@ -79,6 +80,12 @@ pub struct ServeArgs {
     /// The domain under which sites get their names (`<site>.<domain>`).
     #[arg(long, env = "DIRECTOR_SITES_DOMAIN")]
     pub sites_domain: Option<String>,
+    /// Traefik's entrypoints for the sites' routers (comma-separated).
+    #[arg(long, env = "DIRECTOR_TRAEFIK_ENTRYPOINTS", value_delimiter = ',')]
+    pub traefik_entrypoints: Option<Vec<String>>,
+    /// Traefik's certificate resolver for the sites' routers (none: plain HTTP).
+    #[arg(long, env = "DIRECTOR_TRAEFIK_CERT_RESOLVER")]
+    pub traefik_cert_resolver: Option<String>,
     /// A prefix for every Docker object Director makes (tests run beside a real deployment).
     #[arg(long, env = "DIRECTOR_NAMESPACE", hide = true)]
     pub namespace: Option<String>,
@@ -91,6 +98,9 @@ pub enum EdgeDriver {
     /// Caddy in a container on the sites network, configured by Director.
     #[default]
     Caddy,
+    /// The operator's Traefik: dynamic sites' services carry its labels, static sites are in a
+    /// file-provider configuration routing them to Director's (unpublished) Caddy.
+    Traefik,
     /// None: the manager runs without serving sites.
     Off,
 }
@@ -134,6 +144,8 @@ struct FileEdge {
     driver: Option<EdgeDriver>,
     listen: Option<SocketAddr>,
     sites_domain: Option<String>,
+    traefik_entrypoints: Option<Vec<String>>,
+    traefik_cert_resolver: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +171,8 @@ pub struct Config {
     pub edge_listen: SocketAddr,
     pub sites_domain: String,
     pub namespace: Option<String>,
+    pub traefik_entrypoints: Vec<String>,
+    pub traefik_cert_resolver: Option<String>,
 }
 
 /// The default manager address: loopback, so a fresh install is not exposed by accident.
@@ -229,6 +243,15 @@ impl Config {
                 validate_domain(&domain)?
             },
             namespace: serve.namespace.clone().filter(|n| !n.is_empty()),
+            traefik_entrypoints: serve
+                .traefik_entrypoints
+                .clone()
+                .or(file.edge.traefik_entrypoints)
+                .unwrap_or_else(|| vec!["web".to_owned()]),
+            traefik_cert_resolver: serve
+                .traefik_cert_resolver
+                .clone()
+                .or(file.edge.traefik_cert_resolver),
         })
     }
 

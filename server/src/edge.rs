@@ -7,9 +7,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use orchestrator::{
     EndpointMode, Namespace, Orchestrator,
-    edge::{Caddy, CaddyConfig, caddy_context},
+    edge::{Caddy, CaddyConfig, TraefikConfig, caddy_context},
 };
-use platform::{Platform, sites::Runtime};
+use platform::{
+    Platform,
+    sites::{Runtime, TraefikMode},
+};
 use tokio::sync::watch;
 
 /// The image Director builds for Caddy, from the host's Debian `caddy`.
@@ -30,10 +33,14 @@ pub struct EdgePlan {
     pub dir: PathBuf,
     /// The directory holding the sites' directories.
     pub sites_root: PathBuf,
-    /// Where visitors reach the sites.
-    pub listen: SocketAddr,
+    /// Where visitors reach the sites (Caddy's published port); None behind Traefik.
+    pub listen: Option<SocketAddr>,
+    /// The port in the sites' addresses.
+    pub public_port: u16,
     /// Sites are `<name>.<sites domain>`.
     pub sites_domain: String,
+    /// Behind the operator's Traefik: its entrypoints and certificate resolver.
+    pub traefik: Option<(Vec<String>, Option<String>)>,
 }
 
 /// Starts the edge and keeps it up until `shutdown` turns true. Once it is up, the runtime the
@@ -47,19 +54,31 @@ pub async fn supervise(
     loop {
         match start(&plan).await {
             Ok((orch, caddy, network)) => {
-                tracing::info!(listen = %plan.listen, "the edge router is up");
-                runtime.send_replace(Some(Runtime::new(
+                tracing::info!(listen = ?plan.listen, "the edge router is up");
+                let mut ready = Runtime::new(
                     platform.clone(),
                     orch,
                     caddy.clone(),
                     plan.sites_root.clone(),
                     plan.sites_domain.clone(),
-                    plan.listen.port(),
-                    network,
+                    plan.public_port,
+                    network.clone(),
                     // Swarm's virtual IPs need IPVS, which not every kernel has; DNS round-robin
                     // works everywhere.
                     EndpointMode::Dnsrr,
-                )));
+                );
+                if let Some((entrypoints, cert_resolver)) = &plan.traefik {
+                    ready = ready.with_traefik(TraefikMode {
+                        config: TraefikConfig {
+                            entrypoints: entrypoints.clone(),
+                            cert_resolver: cert_resolver.clone(),
+                            network,
+                            static_server: format!("http://{}:8080", caddy.container()),
+                        },
+                        file: plan.dir.join("traefik").join("director.toml"),
+                    });
+                }
+                runtime.send_replace(Some(ready));
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(CHECK_EVERY) => {}

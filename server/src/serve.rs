@@ -104,14 +104,22 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
     let mut background = Vec::new();
-    let edge = config.edge == EdgeDriver::Caddy;
+    let edge = config.edge != EdgeDriver::Off;
     if edge {
+        let traefik = (config.edge == EdgeDriver::Traefik).then(|| {
+            (
+                config.traefik_entrypoints.clone(),
+                config.traefik_cert_resolver.clone(),
+            )
+        });
         let plan = EdgePlan {
             namespace: config.namespace()?,
             dir: config.data_dir.join("edge"),
             sites_root: config.data_dir.join("sites"),
-            listen: config.edge_listen,
+            listen: traefik.is_none().then_some(config.edge_listen),
+            public_port: config.edge_listen.port(),
             sites_domain: config.sites_domain.clone(),
+            traefik,
         };
         background.push(tokio::spawn(edge::supervise(
             plan,

@@ -46,8 +46,10 @@ async fn the_edge_starts_answers_and_is_brought_back() {
         namespace: namespace.clone(),
         dir: dir.path().join("edge"),
         sites_root: dir.path().join("sites"),
-        listen,
+        listen: Some(listen),
+        public_port: listen.port(),
         sites_domain: "localhost".to_owned(),
+        traefik: None,
     };
     let _cleanup = Cleanup {
         orch: orch.clone(),

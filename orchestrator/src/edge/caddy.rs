@@ -70,8 +70,9 @@ pub struct CaddyConfig {
     pub dir: PathBuf,
     /// The directory holding every site's directory; static roots must lie under it.
     pub sites_root: PathBuf,
-    /// The host address visitors reach Caddy at (published to its container).
-    pub listen: SocketAddr,
+    /// The host address visitors reach Caddy at (published to its container); None publishes
+    /// nothing — with Traefik in front, Caddy only serves static sites on the sites network.
+    pub listen: Option<SocketAddr>,
     /// The sites' overlay network (namespaced), which Caddy joins.
     pub network: String,
     /// Caddy's image.
@@ -213,7 +214,7 @@ impl Caddy {
         };
         docker.create_container(Some(options), body).await?;
         docker.start_container(&self.container, None).await?;
-        tracing::info!(container = %self.container, listen = %self.config.listen, "Caddy started");
+        tracing::info!(container = %self.container, listen = ?self.config.listen, "Caddy started");
         Ok(())
     }
 
@@ -245,16 +246,16 @@ impl Caddy {
                     ..Default::default()
                 },
             ]),
-            port_bindings: Some(
+            port_bindings: self.config.listen.map(|listen| {
                 [(
                     port.clone(),
                     Some(vec![PortBinding {
-                        host_ip: Some(self.config.listen.ip().to_string()),
-                        host_port: Some(self.config.listen.port().to_string()),
+                        host_ip: Some(listen.ip().to_string()),
+                        host_port: Some(listen.port().to_string()),
                     }]),
                 )]
-                .into(),
-            ),
+                .into()
+            }),
             network_mode: Some(self.config.network.clone()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".to_owned()]),

@@ -85,6 +85,7 @@ impl Env {
             // These machines' kernels have no IPVS, so VIPs do not route here.
             endpoint_mode: EndpointMode::Dnsrr,
             health_check: None,
+            labels: BTreeMap::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, TraefikMode};
 
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,

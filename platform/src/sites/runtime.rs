@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use orchestrator::{
     EndpointMode, Limits, Orchestrator, SiteId, SiteSpec,
-    edge::{Availability, Caddy, SiteRoutes, Target},
+    edge::{Availability, Caddy, SiteRoutes, Target, TraefikConfig, traefik_file_config, traefik_labels},
 };
 
 use super::{Site, SiteKind};
@@ -34,6 +34,18 @@ pub struct Runtime {
     pub endpoint_mode: EndpointMode,
     /// The database, for the one action that deletes a record.
     pub(crate) platform: crate::Platform,
+    /// With Traefik as the operator's edge router: how to label services and where to write the
+    /// file-provider configuration for static sites (Caddy then serves only those, unpublished).
+    pub traefik: Option<TraefikMode>,
+}
+
+/// Director behind the operator's Traefik.
+#[derive(Debug, Clone)]
+pub struct TraefikMode {
+    /// What the operator's Traefik looks like.
+    pub config: TraefikConfig,
+    /// The file-provider configuration Director keeps up to date (Traefik watches it).
+    pub file: PathBuf,
 }
 
 impl Runtime {
@@ -58,7 +70,14 @@ impl Runtime {
             network,
             endpoint_mode,
             platform,
+            traefik: None,
         }
+    }
+
+    /// The same runtime behind Traefik.
+    pub fn with_traefik(mut self, mode: TraefikMode) -> Self {
+        self.traefik = Some(mode);
+        self
     }
 
     /// The site's directory on the host: `<sites root>/0042`.
@@ -100,6 +119,11 @@ impl Runtime {
             network: self.network.clone(),
             endpoint_mode: self.endpoint_mode,
             health_check: None,
+            labels: self
+                .traefik
+                .as_ref()
+                .map(|t| traefik_labels(&self.routes(site), &t.config))
+                .unwrap_or_default(),
         }
     }
 
@@ -135,18 +159,16 @@ impl Runtime {
                 .await
                 .map(|done| format!("service {done:?}").to_lowercase())
                 .map_err(text),
-            A::PutRoutes => self
-                .edge
-                .put(&self.routes(site))
-                .await
-                .map(|()| format!("live at {}", self.url(site)))
-                .map_err(text),
-            A::RemoveRoutes => self
-                .edge
-                .remove(id)
-                .await
-                .map(|()| "routes removed".to_owned())
-                .map_err(text),
+            A::PutRoutes => {
+                self.edge.put(&self.routes(site)).await.map_err(text)?;
+                self.write_traefik_file().await?;
+                Ok(format!("live at {}", self.url(site)))
+            }
+            A::RemoveRoutes => {
+                self.edge.remove(id).await.map_err(text)?;
+                self.write_traefik_file().await?;
+                Ok("routes removed".to_owned())
+            }
             A::RemoveService => self
                 .orchestrator
                 .remove_service(id)
@@ -173,6 +195,26 @@ impl Runtime {
                     .map_err(|e| e.to_string())
             }
         }
+    }
+
+    /// Rewrites Traefik's file-provider configuration from the routes in place (Traefik mode
+    /// only), atomically: Traefik never reads half a file.
+    async fn write_traefik_file(&self) -> Result<(), String> {
+        let Some(traefik) = &self.traefik else {
+            return Ok(());
+        };
+        let sites = self.edge.list().await.map_err(|e| e.to_string())?;
+        let text = traefik_file_config(&sites, &traefik.config);
+        let fail = |e: std::io::Error| {
+            tracing::error!(file = %traefik.file.display(), error = %e, "writing Traefik's configuration failed");
+            format!("writing Traefik's configuration failed: {}", e.kind())
+        };
+        if let Some(dir) = traefik.file.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(fail)?;
+        }
+        let tmp = traefik.file.with_extension("toml.tmp");
+        tokio::fs::write(&tmp, text).await.map_err(fail)?;
+        tokio::fs::rename(&tmp, &traefik.file).await.map_err(fail)
     }
 
     /// The site's directory with starter files (an index page; a `run.sh` from the image for
