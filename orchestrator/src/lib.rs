@@ -43,13 +43,24 @@ pub struct Orchestrator {
 /// Requests that stream (logs, exec) last as long as they need; this bounds only the wait for
 /// an answer to a plain request.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// The engine's usual socket.
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+/// The socket of the engine `scripts/docker-engine` starts when the system has none.
+const OWN_SOCKET: &str = "unix:///run/director-docker/docker.sock";
 
 impl Orchestrator {
-    /// Connects to `DOCKER_HOST` (a `unix://` socket) or the default socket, negotiates the API
-    /// version, and checks that the engine is a Swarm manager.
+    /// Connects to `DOCKER_HOST` (a `unix://` socket), or else the default socket or the one
+    /// `scripts/docker-engine` starts, negotiates the API version, and checks that the engine is
+    /// a Swarm manager.
     pub async fn connect(ns: Namespace) -> Result<Self> {
-        let address =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        let address = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
+            // Without DOCKER_HOST: the system's engine, else the one scripts/docker-engine starts.
+            [DEFAULT_SOCKET, OWN_SOCKET]
+                .into_iter()
+                .find(|socket| std::path::Path::new(socket.trim_start_matches("unix://")).exists())
+                .unwrap_or(DEFAULT_SOCKET)
+                .to_owned()
+        });
         Self::connect_to(&address, ns).await
     }
 
