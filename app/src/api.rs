@@ -434,3 +434,25 @@ pub async fn retry_operation(site: i32, operation: i64) -> Result<(), AppError> 
         .await
         .map_err(to_app_error)
 }
+
+/// Takes a site off the air (`served` false) or puts it back.
+#[server(prefix = "/fn", endpoint = "set_served")]
+pub async fn set_served(id: i32, served: bool) -> Result<(), AppError> {
+    let actor = actor().await?;
+    platform()
+        .set_served(actor.as_ref(), id, served)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// Restarts a dynamic site.
+#[server(prefix = "/fn", endpoint = "restart_site")]
+pub async fn restart_site(id: i32) -> Result<(), AppError> {
+    let actor = actor().await?;
+    platform()
+        .restart_site(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}

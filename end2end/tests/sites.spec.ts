@@ -56,6 +56,30 @@ test('a dynamic site on the Python image is live at its address', async ({ page 
   await page.screenshot({ path: testInfo.outputPath('dashboard-with-sites.png'), fullPage: true });
 });
 
+test('a site is taken off the air, served again and restarted from its page', async ({ page }) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  await page.getByRole('button', { name: 'Take off the air' }).click();
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  const sitePage = page.url();
+  await expect(async () => {
+    const response = await page.goto(siteURL('hello-python'));
+    expect(response?.status()).toBe(503);
+  }).toPass({ timeout: 15_000 });
+  await expect(page.getByRole('heading', { name: 'This site is not being served' })).toBeVisible();
+
+  await page.goto(sitePage);
+  await page.getByRole('button', { name: 'Serve again' }).click();
+  await expect(page.getByRole('button', { name: 'Restart' })).toBeVisible({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Restart' }).click();
+  await expect(page.locator('.operation').first()).toContainText('restart-service', { timeout: 30_000 });
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  await expect(async () => {
+    const response = await page.goto(siteURL('hello-python'));
+    expect(response?.status()).toBe(200);
+  }).toPass({ timeout: 30_000 });
+});
+
 test('another user cannot see or open the sites', async ({ page }) => {
   await signedIn(page, other);
   await expect(page.locator('[data-site]')).toHaveCount(0);

@@ -543,3 +543,76 @@ async fn futures_next(session: &mut orchestrator::ExecSession) -> Option<Vec<u8>
         .await
         .map(|c| c.unwrap().to_vec())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_is_taken_off_the_air_put_back_and_restarted() {
+    let w = world().await;
+    let gina = user(&w.db, "gina", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&gina), new_site("onoff", "dynamic", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let serving = async || {
+        for _ in 0..100 {
+            if get(w.edge, "onoff.localhost").await.0 == 200 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    assert!(serving().await, "up within 20 s");
+
+    w.db.platform
+        .set_served(Some(&gina), site.id, false)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&gina), site.id).await.unwrap().state,
+        SiteState::Stopped
+    );
+    let (status, page) = get(w.edge, "onoff.localhost").await;
+    assert_eq!(status, 503);
+    assert!(page.contains("not being served"), "{page}");
+    let status = w
+        .runtime
+        .orchestrator
+        .status(SiteId(site.id as u32))
+        .await
+        .unwrap();
+    assert_eq!(status.desired, 0, "no task runs while it is off the air");
+
+    w.db.platform
+        .set_served(Some(&gina), site.id, true)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&gina), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    assert!(serving().await, "back within 20 s");
+
+    w.db.platform.restart_site(Some(&gina), site.id).await.unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops = w.db.platform.site_operations(Some(&gina), site.id).await.unwrap();
+    assert_eq!(
+        (ops[0].state.as_str(), ops[0].actions[0].state.as_str()),
+        ("done", "done")
+    );
+    assert!(serving().await, "serving after the restart");
+
+    let (docs, _) =
+        w.db.platform
+            .create_site(Some(&gina), new_site("plain", "static", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(matches!(
+        w.db.platform.restart_site(Some(&gina), docs.id).await,
+        Err(Error::Conflict(_))
+    ));
+}

@@ -4,7 +4,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::{
     AppError,
-    api::{DeleteSite, OperationView, RetryOperation, SitePageData, site_detail},
+    api::{DeleteSite, OperationView, RestartSite, RetryOperation, SetServed, SitePageData, site_detail},
     components::{ErrorPage, FieldError, FormError, SignedIn, StateBadge, failure},
 };
 
@@ -22,6 +22,8 @@ fn SiteView() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
     let retry = ServerAction::<RetryOperation>::new();
+    let served = ServerAction::<SetServed>::new();
+    let restart = ServerAction::<RestartSite>::new();
     // While an operation is under way the page refreshes itself (once hydrated) every second.
     let tick = RwSignal::new(0u32);
     #[cfg(feature = "hydrate")]
@@ -37,7 +39,13 @@ fn SiteView() -> impl IntoView {
         });
     }
     let detail = Resource::new(
-        move || (id(), retry.version().get(), tick.get()),
+        move || {
+            (
+                id(),
+                retry.version().get() + served.version().get() + restart.version().get(),
+                tick.get(),
+            )
+        },
         |(id, _, _)| async move {
             match id {
                 Some(id) => site_detail(id).await,
@@ -49,7 +57,7 @@ fn SiteView() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Loading the site…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(site) => view! { <SiteBody site retry/> }.into_any(),
+                    Ok(site) => view! { <SiteBody site retry served restart/> }.into_any(),
                     Err(error) => view! { <ErrorPage error/> }.into_any(),
                 }
             })}
@@ -58,9 +66,21 @@ fn SiteView() -> impl IntoView {
 }
 
 #[component]
-fn SiteBody(site: SitePageData, retry: ServerAction<RetryOperation>) -> impl IntoView {
+fn SiteBody(
+    site: SitePageData,
+    retry: ServerAction<RetryOperation>,
+    served: ServerAction<SetServed>,
+    restart: ServerAction<RestartSite>,
+) -> impl IntoView {
     let delete = ServerAction::<DeleteSite>::new();
     let delete_error = failure(delete.value());
+    let control_error = Signal::derive(move || {
+        failure(served.value())
+            .get()
+            .or_else(|| failure(restart.value()).get())
+    });
+    let on_air = site.availability == "enabled";
+    let dynamic = site.card.kind == "dynamic";
     let id = site.card.id;
     let deleting = site.card.state == "deleting";
     view! {
@@ -69,6 +89,22 @@ fn SiteBody(site: SitePageData, retry: ServerAction<RetryOperation>) -> impl Int
             <StateBadge state=site.card.state.clone()/>
         </div>
         <p><a class="site-url" href=site.card.url.clone() rel="noopener">{site.card.url.clone()}</a></p>
+        <FormError error=control_error/>
+        {(!deleting && site.availability != "disabled").then(|| view! {
+            <div class="controls">
+                <ActionForm action=served attr:class="inline">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <input type="hidden" name="served" value=(!on_air).to_string()/>
+                    <button type="submit" class="secondary">{if on_air { "Take off the air" } else { "Serve again" }}</button>
+                </ActionForm>
+                {(dynamic && on_air).then(|| view! {
+                    <ActionForm action=restart attr:class="inline">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <button type="submit" class="secondary">"Restart"</button>
+                    </ActionForm>
+                })}
+            </div>
+        })}
         <dl class="facts">
             <dt>"Type"</dt><dd>{site.card.kind.clone()}</dd>
             <dt>"Image"</dt><dd>{site.image.clone()}</dd>

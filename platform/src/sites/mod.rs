@@ -394,6 +394,69 @@ impl Platform {
         Ok((site, operation))
     }
 
+    /// Restarts a dynamic site: its task is replaced (start-first).
+    pub async fn restart_site(&self, actor: Option<&Actor>, id: i32) -> Result<i64> {
+        let site = self.site(actor, id).await?;
+        let actor = actor.expect("authorised above").clone();
+        if site.kind != SiteKind::Dynamic {
+            return Err(Error::Conflict(
+                "A static site has nothing to restart.".to_owned(),
+            ));
+        }
+        if !matches!(site.state, SiteState::Running | SiteState::Failing) {
+            return Err(Error::Conflict(format!(
+                "A site that is {} cannot be restarted.",
+                site.state
+            )));
+        }
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let operation =
+                    queue::enqueue(conn, id, OperationKind::RestartSite, site.kind, &actor).await?;
+                audit(conn, &actor, "site.restart", &site.name, "").await?;
+                Ok(operation)
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
+    }
+
+    /// Serves a site again or stops serving it (`served`). Members may; a site an admin
+    /// disabled stays disabled.
+    pub async fn set_served(&self, actor: Option<&Actor>, id: i32, served: bool) -> Result<i64> {
+        let site = self.site(actor, id).await?;
+        let actor = actor.expect("authorised above").clone();
+        if site.availability == "disabled" {
+            return Err(Error::Conflict("An administrator disabled this site.".to_owned()));
+        }
+        let event = if served { Event::Started } else { Event::Stopped };
+        let next = site
+            .state
+            .apply(event)
+            .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?;
+        let availability = if served { "enabled" } else { "not-served" };
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                diesel::update(sites::table.find(id))
+                    .set((
+                        sites::availability.eq(availability),
+                        sites::state.eq(next.as_str()),
+                        sites::updated_at.eq(Utc::now()),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let operation =
+                    queue::enqueue(conn, id, OperationKind::SetAvailability, site.kind, &actor).await?;
+                audit(conn, &actor, "site.availability", &site.name, availability).await?;
+                Ok(operation)
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
+    }
+
     /// Deletes a site: `confirm` must repeat its name. Its state turns `deleting` and the
     /// operation that removes everything of it is queued; the row goes when that finishes.
     pub async fn delete_site(&self, actor: Option<&Actor>, id: i32, confirm: &str) -> Result<i64> {

@@ -22,6 +22,10 @@ pub enum OperationKind {
     CreateSite,
     /// Remove a site and everything of it.
     DeleteSite,
+    /// Replace a dynamic site's task.
+    RestartSite,
+    /// Serve the site, or stop serving it.
+    SetAvailability,
 }
 
 impl OperationKind {
@@ -29,13 +33,20 @@ impl OperationKind {
         match self {
             Self::CreateSite => "create-site",
             Self::DeleteSite => "delete-site",
+            Self::RestartSite => "restart-site",
+            Self::SetAvailability => "set-availability",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::CreateSite, Self::DeleteSite]
-            .into_iter()
-            .find(|k| k.as_str() == name)
+        [
+            Self::CreateSite,
+            Self::DeleteSite,
+            Self::RestartSite,
+            Self::SetAvailability,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 
     fn actions(self, kind: SiteKind) -> Vec<Action> {
@@ -43,6 +54,9 @@ impl OperationKind {
         match (self, kind) {
             (Self::CreateSite, SiteKind::Static) => vec![A::CreateDirectory, A::PutRoutes],
             (Self::CreateSite, SiteKind::Dynamic) => vec![A::CreateDirectory, A::EnsureService, A::PutRoutes],
+            (Self::RestartSite, _) => vec![A::RestartService],
+            (Self::SetAvailability, SiteKind::Static) => vec![A::PutRoutes],
+            (Self::SetAvailability, SiteKind::Dynamic) => vec![A::EnsureService, A::PutRoutes],
             (Self::DeleteSite, _) => vec![
                 A::RemoveRoutes,
                 A::RemoveService,
@@ -63,6 +77,8 @@ pub enum Action {
     EnsureService,
     /// Put its routes on the edge.
     PutRoutes,
+    /// Replace its service's task.
+    RestartService,
     /// Take its routes off the edge.
     RemoveRoutes,
     /// Remove its service.
@@ -82,6 +98,7 @@ impl Action {
             Self::CreateDirectory => "create-directory",
             Self::EnsureService => "ensure-service",
             Self::PutRoutes => "put-routes",
+            Self::RestartService => "restart-service",
             Self::RemoveRoutes => "remove-routes",
             Self::RemoveService => "remove-service",
             Self::RemoveTerminal => "remove-terminal",
@@ -96,6 +113,7 @@ impl Action {
             A::CreateDirectory,
             A::EnsureService,
             A::PutRoutes,
+            A::RestartService,
             A::RemoveRoutes,
             A::RemoveService,
             A::RemoveTerminal,
@@ -403,4 +421,22 @@ async fn finish(conn: &mut AsyncPgConnection, id: i64, state: &str) -> Result<()
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_and_action_round_trips_through_its_name() {
+        use OperationKind as K;
+        for kind in [K::CreateSite, K::DeleteSite, K::RestartSite, K::SetAvailability] {
+            assert_eq!(K::parse(kind.as_str()), Some(kind));
+            for site_kind in [SiteKind::Static, SiteKind::Dynamic] {
+                for action in kind.actions(site_kind) {
+                    assert_eq!(Action::parse(action.as_str()), Some(action), "{action:?}");
+                }
+            }
+        }
+    }
 }

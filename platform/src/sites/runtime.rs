@@ -169,6 +169,12 @@ impl Runtime {
                 self.write_traefik_file().await?;
                 Ok("routes removed".to_owned())
             }
+            A::RestartService => self
+                .orchestrator
+                .restart(id)
+                .await
+                .map(|()| "a new task replaces the old one".to_owned())
+                .map_err(text),
             A::RemoveService => self
                 .orchestrator
                 .remove_service(id)
