@@ -72,12 +72,8 @@ pub fn validate_site_name(raw: &str) -> Result<String> {
     if name.len() > 32 {
         return Err(Error::invalid("name", "A site's name has at most 32 characters."));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        || name.starts_with('-')
-        || name.ends_with('-')
-    {
+    // The label rule itself is the orchestrator's, the one checked before anything reaches Docker.
+    if orchestrator::validate_site_name(&name).is_err() {
         return Err(Error::invalid(
             "name",
             "A site's name has only letters, digits and hyphens, and starts and ends with a letter or digit.",
@@ -394,6 +390,43 @@ impl Platform {
         Ok((site, operation))
     }
 
+    /// One change to a site, atomically: its new state and availability (when they change),
+    /// the operation that carries it out, and the audit line; then a worker is woken.
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_change(
+        &self,
+        actor: &Actor,
+        site: &Site,
+        kind: OperationKind,
+        state: Option<SiteState>,
+        availability: Option<&str>,
+        audit_action: &str,
+        details: &str,
+    ) -> Result<i64> {
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                if let Some(state) = state {
+                    diesel::update(sites::table.find(site.id))
+                        .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(availability) = availability {
+                    diesel::update(sites::table.find(site.id))
+                        .set(sites::availability.eq(availability))
+                        .execute(conn)
+                        .await?;
+                }
+                let operation = queue::enqueue(conn, site.id, kind, site.kind, actor).await?;
+                audit(conn, actor, audit_action, &site.name, details).await?;
+                Ok(operation)
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
+    }
+
     /// Restarts a dynamic site: its task is replaced (start-first).
     pub async fn restart_site(&self, actor: Option<&Actor>, id: i32) -> Result<i64> {
         let site = self.site(actor, id).await?;
@@ -409,17 +442,16 @@ impl Platform {
                 site.state
             )));
         }
-        let mut conn = self.conn().await?;
-        let operation = conn
-            .transaction::<_, Error, _>(async |conn| {
-                let operation =
-                    queue::enqueue(conn, id, OperationKind::RestartSite, site.kind, &actor).await?;
-                audit(conn, &actor, "site.restart", &site.name, "").await?;
-                Ok(operation)
-            })
-            .await?;
-        self.wake_workers();
-        Ok(operation)
+        self.queue_change(
+            &actor,
+            &site,
+            OperationKind::RestartSite,
+            None,
+            None,
+            "site.restart",
+            "",
+        )
+        .await
     }
 
     /// Serves a site again or stops serving it (`served`). Members may; a site an admin
@@ -436,25 +468,16 @@ impl Platform {
             .apply(event)
             .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?;
         let availability = if served { "enabled" } else { "not-served" };
-        let mut conn = self.conn().await?;
-        let operation = conn
-            .transaction::<_, Error, _>(async |conn| {
-                diesel::update(sites::table.find(id))
-                    .set((
-                        sites::availability.eq(availability),
-                        sites::state.eq(next.as_str()),
-                        sites::updated_at.eq(Utc::now()),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let operation =
-                    queue::enqueue(conn, id, OperationKind::SetAvailability, site.kind, &actor).await?;
-                audit(conn, &actor, "site.availability", &site.name, availability).await?;
-                Ok(operation)
-            })
-            .await?;
-        self.wake_workers();
-        Ok(operation)
+        self.queue_change(
+            &actor,
+            &site,
+            OperationKind::SetAvailability,
+            Some(next),
+            Some(availability),
+            "site.availability",
+            availability,
+        )
+        .await
     }
 
     /// Deletes a site: `confirm` must repeat its name. Its state turns `deleting` and the
@@ -472,20 +495,17 @@ impl Platform {
             .state
             .apply(Event::DeletionRequested)
             .map_err(|e| Error::Conflict(format!("The site cannot be deleted now: {e}.")))?;
-        let mut conn = self.conn().await?;
-        let operation = conn
-            .transaction::<_, Error, _>(async |conn| {
-                diesel::update(sites::table.find(id))
-                    .set((sites::state.eq(next.as_str()), sites::updated_at.eq(Utc::now())))
-                    .execute(conn)
-                    .await?;
-                let operation =
-                    queue::enqueue(conn, id, OperationKind::DeleteSite, site.kind, &actor).await?;
-                audit(conn, &actor, "site.delete", &site.name, "").await?;
-                Ok(operation)
-            })
+        let operation = self
+            .queue_change(
+                &actor,
+                &site,
+                OperationKind::DeleteSite,
+                Some(next),
+                None,
+                "site.delete",
+                "",
+            )
             .await?;
-        self.wake_workers();
         tracing::info!(user = %actor.username, site = %site.name, "site deletion queued");
         Ok(operation)
     }
