@@ -281,9 +281,7 @@ fn validate_domain(domain: &str) -> anyhow::Result<String> {
 }
 
 fn default_data_dir() -> PathBuf {
-    use std::os::unix::fs::MetadataExt as _;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if root {
+    if crate::embedded_pg::is_root() {
         return PathBuf::from("/var/lib/director");
     }
     std::env::var_os("XDG_DATA_HOME")

@@ -317,7 +317,8 @@ fn find_bin_dir() -> Option<PathBuf> {
     versions.pop()
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
     // /proc/self belongs to the process's effective user: no FFI needed to ask who we are.
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
