@@ -73,4 +73,31 @@ impl Orchestrator {
                 Some(Ok(SiteEvent { site, role, kind }))
             })
     }
+
+    /// The sites whose service was removed (by anyone), from now on, until the stream is
+    /// dropped. Service events carry no labels, so they are matched by this namespace's name.
+    pub fn service_removals(&self) -> impl Stream<Item = Result<SiteId>> + Send + use<> {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["service".to_owned()]),
+            ("event".to_owned(), vec!["remove".to_owned()]),
+        ]);
+        let prefix = self.ns.service_prefix();
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(move |item| {
+                let prefix = prefix.clone();
+                async move {
+                    let message = match item {
+                        Ok(m) => m,
+                        Err(e) => return Some(Err(e.into())),
+                    };
+                    let attributes = message.actor.and_then(|a| a.attributes).unwrap_or_default();
+                    let id = attributes.get("name")?.strip_prefix(&prefix)?.parse().ok()?;
+                    Some(Ok(SiteId(id)))
+                }
+            })
+    }
 }

@@ -145,6 +145,44 @@ impl Orchestrator {
             .collect())
     }
 
+    /// The sites that have a service, and those that have a terminal container, in this
+    /// namespace — what the reconciler compares with the sites that should exist.
+    pub async fn site_objects(&self) -> Result<SiteObjects> {
+        use bollard::query_parameters::{ListContainersOptions, ListServicesOptions};
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
+        )]);
+        let site_of = |labels: Option<&std::collections::HashMap<String, String>>, role: &str| {
+            let labels = labels?;
+            (labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
+                .then(|| labels.get(LABEL_SITE)?.parse().ok().map(SiteId))
+                .flatten()
+        };
+        let services = self
+            .docker
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await?
+            .into_iter()
+            .filter_map(|s| site_of(s.spec.as_ref()?.labels.as_ref(), "service"))
+            .collect();
+        let terminals = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?
+            .into_iter()
+            .filter_map(|c| site_of(c.labels.as_ref(), "terminal"))
+            .collect();
+        Ok(SiteObjects { services, terminals })
+    }
+
     /// Every object of this namespace, as (id, name) pairs.
     async fn namespace_objects(&self) -> Result<NamespaceObjects> {
         use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
@@ -270,6 +308,15 @@ impl Orchestrator {
     pub fn address(&self) -> &str {
         &self.address
     }
+}
+
+/// The sites a namespace holds objects for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteObjects {
+    /// Sites with a service.
+    pub services: std::collections::BTreeSet<SiteId>,
+    /// Sites with a terminal container.
+    pub terminals: std::collections::BTreeSet<SiteId>,
 }
 
 /// A namespace's objects, as (id, name) pairs.

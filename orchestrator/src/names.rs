@@ -62,7 +62,12 @@ impl Namespace {
 
     /// The service of a site: `site_0042`.
     pub fn service(&self, site: SiteId) -> String {
-        format!("{}site_{site}", self.0)
+        format!("{}{site}", self.service_prefix())
+    }
+
+    /// What every site's service name starts with: `site_`.
+    pub fn service_prefix(&self) -> String {
+        format!("{}site_", self.0)
     }
 
     /// The terminal container of a site: `site_0042_terminal`.

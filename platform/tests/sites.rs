@@ -616,3 +616,109 @@ async fn a_site_is_taken_off_the_air_put_back_and_restarted() {
         Err(Error::Conflict(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_puts_back_what_was_removed_and_removes_what_no_site_owns() {
+    let w = world().await;
+    let dora = user(&w.db, "dora", Role::User).await;
+    let mut ids = Vec::new();
+    for (name, kind) in [("backend", "dynamic"), ("docs", "static"), ("gone", "dynamic")] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&dora), new_site(name, kind, "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        ids.push(SiteId(u32::try_from(site.id).unwrap()));
+    }
+    let [api, docs, gone] = ids[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        w.db.platform.reconcile(&w.runtime).await.unwrap(),
+        vec![],
+        "nothing to correct right after the operations"
+    );
+
+    // Someone removes a service and a site's routes by hand, and a site's record disappears
+    // while its service and routes stay behind.
+    w.runtime.orchestrator.remove_service(api).await.unwrap();
+    w.runtime.edge.remove(docs).await.unwrap();
+    assert_eq!(get(w.edge, "docs.localhost").await.0, 404);
+    sql(&w.db, &format!("DELETE FROM sites WHERE id = {}", gone.0)).await;
+
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    let said: Vec<(u32, &str)> = corrections
+        .iter()
+        .map(|c| (u32::try_from(c.site).unwrap(), c.what.as_str()))
+        .collect();
+    assert!(
+        said.contains(&(api.0, "its service was missing; created it again")),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&(docs.0, "its routes were missing from the edge; put them back")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|(id, what)| *id == gone.0 && what.ends_with("removed its service")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|(id, what)| *id == gone.0 && what.ends_with("removed its routes")),
+        "{said:?}"
+    );
+    assert_eq!(corrections.len(), 4, "{said:?}");
+
+    let objects = w.runtime.orchestrator.site_objects().await.unwrap();
+    assert!(objects.services.contains(&api));
+    assert!(!objects.services.contains(&gone));
+    assert_eq!(get(w.edge, "docs.localhost").await.0, 200);
+    assert_eq!(get(w.edge, "gone.localhost").await.0, 404);
+    let mut answered = false;
+    for _ in 0..100 {
+        if get(w.edge, "backend.localhost").await.0 == 200 {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(answered, "the service that came back serves the site");
+    assert_eq!(
+        w.db.platform.reconcile(&w.runtime).await.unwrap(),
+        vec![],
+        "converged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
+    let w = world().await;
+    let erin = user(&w.db, "erin", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&erin), new_site("half", "dynamic", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let id = SiteId(u32::try_from(site.id).unwrap());
+    // A restart that fails because the service is gone leaves a failed operation.
+    w.runtime.orchestrator.remove_service(id).await.unwrap();
+    w.db.platform.restart_site(Some(&erin), site.id).await.unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops = w.db.platform.site_operations(Some(&erin), site.id).await.unwrap();
+    assert_eq!(ops[0].state, "failed");
+
+    assert_eq!(w.db.platform.reconcile(&w.runtime).await.unwrap(), vec![]);
+    assert!(
+        !w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .services
+            .contains(&id)
+    );
+}

@@ -86,8 +86,11 @@ pub async fn supervise(
                     }
                     if let Err(err) = caddy.health().await {
                         tracing::warn!(error = %err, "the edge router does not answer; restarting it");
-                        if let Err(err) = caddy.ensure_container().await {
-                            tracing::error!(error = %err, "restarting the edge router failed");
+                        match caddy.ensure_container().await {
+                            // The reconciler starts over with every new runtime: it re-puts
+                            // any route that did not survive.
+                            Ok(()) => runtime.send_modify(|_| {}),
+                            Err(err) => tracing::error!(error = %err, "restarting the edge router failed"),
                         }
                     }
                 }

@@ -5,5 +5,6 @@ pub mod config;
 pub mod edge;
 pub mod embedded_pg;
 pub mod http;
+pub mod reconciler;
 pub mod serve;
 pub mod workers;

@@ -12,7 +12,7 @@ use crate::{
     edge::{self, EdgePlan},
     embedded_pg::EmbeddedPostgres,
     http::{AppState, router},
-    workers,
+    reconciler, workers,
 };
 
 /// The database Director runs on: the configured server, or the embedded cluster it owns.
@@ -128,6 +128,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             stopped.clone(),
         )));
     }
+    background.push(tokio::spawn(reconciler::run(
+        platform.clone(),
+        runtime_rx.clone(),
+        stopped.clone(),
+    )));
     for _ in 0..workers::WORKERS {
         background.push(tokio::spawn(workers::work(
             platform.clone(),

@@ -31,13 +31,25 @@ async fn answer(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
     Some((res.status().as_u16(), res.text().await.ok()?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_edge_starts_answers_and_is_brought_back() {
+struct Edge {
+    namespace: Namespace,
+    listen: std::net::SocketAddr,
+    db: platform::testing::TestDb,
+    runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    supervisor: tokio::task::JoinHandle<()>,
+    _cleanup: Cleanup,
+    _dir: tempfile::TempDir,
+}
+
+/// The edge under its supervisor, in a namespace of its own, on a database of its own.
+async fn start_edge() -> Edge {
     let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();
     let orch = Orchestrator::connect(namespace.clone())
         .await
         .expect("a Docker engine");
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -51,7 +63,7 @@ async fn the_edge_starts_answers_and_is_brought_back() {
         sites_domain: "localhost".to_owned(),
         traefik: None,
     };
-    let _cleanup = Cleanup {
+    let cleanup = Cleanup {
         orch: orch.clone(),
         view: plan.dir.join("sites"),
     };
@@ -63,7 +75,22 @@ async fn the_edge_starts_answers_and_is_brought_back() {
         .wait_for(Option::is_some)
         .await
         .expect("the runtime is published once the edge is up");
+    Edge {
+        namespace,
+        listen,
+        db,
+        runtime: runtime_rx,
+        stop,
+        supervisor,
+        _cleanup: cleanup,
+        _dir: dir,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_starts_answers_and_is_brought_back() {
+    let edge = start_edge().await;
+    let (namespace, listen) = (edge.namespace.clone(), edge.listen);
     let client = reqwest::Client::new();
     let url = format!("http://{listen}/");
     let mut page = None;
@@ -79,9 +106,9 @@ async fn the_edge_starts_answers_and_is_brought_back() {
     assert!(body.contains("No site here"), "{body}");
 
     // Caddy's container removed behind Director's back: the supervisor puts it back.
-    let edge = namespace.network("director_edge");
+    let caddy = namespace.network("director_edge");
     std::process::Command::new("/usr/bin/docker")
-        .args(["rm", "-f", &edge])
+        .args(["rm", "-f", &caddy])
         .output()
         .unwrap();
     assert!(answer(&client, &url).await.is_none(), "gone");
@@ -98,10 +125,83 @@ async fn the_edge_starts_answers_and_is_brought_back() {
     }
     assert!(back, "the supervisor restored the edge within 15 s");
 
-    stop.send(true).unwrap();
-    supervisor.await.unwrap();
+    edge.stop.send(true).unwrap();
+    edge.supervisor.await.unwrap();
     assert!(
         answer(&client, &url).await.is_some(),
         "stopping the manager leaves the sites served"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_removed_by_hand_comes_back_within_seconds() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    let stopped = edge.stop.subscribe();
+    tokio::spawn(server::workers::work(
+        platform.clone(),
+        edge.runtime.clone(),
+        stopped.clone(),
+    ));
+    tokio::spawn(server::reconciler::run(
+        platform.clone(),
+        edge.runtime.clone(),
+        stopped,
+    ));
+
+    let operator = platform::Actor::operator();
+    let (site, _) = platform
+        .create_site(
+            Some(&operator),
+            platform::sites::NewSite {
+                name: "comeback".to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "dynamic".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let service = edge
+        .namespace
+        .service(orchestrator::SiteId(u32::try_from(site.id).unwrap()));
+    let exists = || {
+        std::process::Command::new("/usr/bin/docker")
+            .args(["service", "inspect", &service])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let mut created = false;
+    for _ in 0..300 {
+        if exists()
+            && platform.site(Some(&operator), site.id).await.unwrap().state
+                == platform::sites::SiteState::Running
+        {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(created, "the site's operation ran within 30 s");
+
+    let removed = std::process::Command::new("/usr/bin/docker")
+        .args(["service", "rm", &service])
+        .output()
+        .unwrap();
+    assert!(removed.status.success());
+    let started = std::time::Instant::now();
+    let mut back = false;
+    // Well under the 30 s period: the removal event brings the reconciler at once.
+    while started.elapsed() < Duration::from_secs(10) {
+        if exists() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the reconciler recreated the service within 10 s");
+    edge.stop.send(true).unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod lifecycle;
 mod queue;
+mod reconcile;
 mod runtime;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
+pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
 
 use crate::{

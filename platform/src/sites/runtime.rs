@@ -99,7 +99,7 @@ impl Runtime {
         UID_BASE + u32::try_from(site.id).unwrap_or(0)
     }
 
-    fn spec(&self, site: &Site) -> SiteSpec {
+    pub(crate) fn spec(&self, site: &Site) -> SiteSpec {
         SiteSpec {
             id: SiteId(u32::try_from(site.id).unwrap_or(0)),
             name: site.name.clone(),
@@ -127,7 +127,7 @@ impl Runtime {
         }
     }
 
-    fn routes(&self, site: &Site) -> SiteRoutes {
+    pub(crate) fn routes(&self, site: &Site) -> SiteRoutes {
         SiteRoutes {
             site: SiteId(u32::try_from(site.id).unwrap_or(0)),
             hosts: vec![format!("{}.{}", site.name, self.sites_domain)],
@@ -205,7 +205,7 @@ impl Runtime {
 
     /// Rewrites Traefik's file-provider configuration from the routes in place (Traefik mode
     /// only), atomically: Traefik never reads half a file.
-    async fn write_traefik_file(&self) -> Result<(), String> {
+    pub(crate) async fn write_traefik_file(&self) -> Result<(), String> {
         let Some(traefik) = &self.traefik else {
             return Ok(());
         };

@@ -1,0 +1,200 @@
+//! The reconciler: compares what the database wants with what runs — services, terminal
+//! containers, edge routes — and converges, logging every correction.
+//!
+//! A site is reconciled only when it is settled: not being created or deleted, no operation
+//! queued or running for it, and its latest operation not failed (a failed operation waits for
+//! a person to retry it; the reconciler never hides it by finishing its work quietly).
+//! Objects of sites the database no longer has are removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use orchestrator::{Ensured, SiteId, edge::body_limit_tier};
+
+use super::{Event, Runtime, Site, SiteKind, SiteState, site_columns, site_from_row};
+use crate::{
+    Error, Platform, Result,
+    schema::{images, sites},
+};
+
+/// One thing the reconciler put right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    /// The site it concerned.
+    pub site: i32,
+    /// What was wrong and what was done, in words.
+    pub what: String,
+}
+
+impl Platform {
+    /// Converges the engine and the edge on the database once. Returns what it corrected.
+    pub async fn reconcile(&self, runtime: &Runtime) -> Result<Vec<Correction>> {
+        // What runs is read before what is wanted: an object made after this listing belongs
+        // to a site whose row exists by the time the sites are read, so it is never taken for
+        // an orphan.
+        let objects = runtime.orchestrator.site_objects().await.map_err(engine)?;
+        let routes: BTreeMap<SiteId, _> = runtime
+            .edge
+            .list()
+            .await
+            .map_err(engine)?
+            .into_iter()
+            .map(|r| (r.site, r))
+            .collect();
+        let mut conn = self.conn().await?;
+        let rows: Vec<_> = sites::table
+            .inner_join(images::table)
+            .select(site_columns())
+            .load(&mut conn)
+            .await?;
+        let all: Vec<Site> = rows.into_iter().map(site_from_row).collect();
+        let known: BTreeSet<SiteId> = all.iter().map(id_of).collect();
+        // The latest operation of each site, when it is queued, running or failed: such a site
+        // is left to its operation (or to the person who will retry it).
+        let busy: BTreeSet<i32> = diesel::sql_query(
+            "SELECT site_id FROM (SELECT DISTINCT ON (site_id) site_id, state FROM operations \
+             ORDER BY site_id, id DESC) latest WHERE state <> 'done'",
+        )
+        .load::<LatestOperation>(&mut conn)
+        .await?
+        .into_iter()
+        .map(|o| o.site_id)
+        .collect();
+
+        let mut corrections = Vec::new();
+        let mut routes_changed = false;
+        for site in &all {
+            let settled = matches!(
+                site.state,
+                SiteState::Running | SiteState::Failing | SiteState::Stopped
+            ) && !busy.contains(&site.id);
+            if !settled {
+                continue;
+            }
+            let id = id_of(site);
+            match site.kind {
+                SiteKind::Dynamic => {
+                    match runtime.orchestrator.ensure_service(&runtime.spec(site)).await {
+                        Ok(Ensured::Created) => corrections.push(Correction {
+                            site: site.id,
+                            what: "its service was missing; created it again".to_owned(),
+                        }),
+                        Ok(Ensured::Updated) => corrections.push(Correction {
+                            site: site.id,
+                            what: "its service differed from its settings; updated it".to_owned(),
+                        }),
+                        Ok(Ensured::Unchanged) => {}
+                        Err(err) => {
+                            tracing::warn!(site = %site.name, error = %err, "reconciling a service failed");
+                        }
+                    }
+                    self.follow_service(runtime, site, &mut conn).await?;
+                }
+                SiteKind::Static if objects.services.contains(&id) => {
+                    runtime.orchestrator.remove_service(id).await.map_err(engine)?;
+                    corrections.push(Correction {
+                        site: site.id,
+                        what: "a static site had a service; removed it".to_owned(),
+                    });
+                }
+                SiteKind::Static => {}
+            }
+            let mut want = runtime.routes(site);
+            want.body_limit = body_limit_tier(want.body_limit);
+            let have = routes.get(&id).map(|r| {
+                let mut r = r.clone();
+                r.hosts.sort();
+                r
+            });
+            want.hosts.sort();
+            if have.as_ref() != Some(&want) {
+                runtime.edge.put(&want).await.map_err(engine)?;
+                routes_changed = true;
+                corrections.push(Correction {
+                    site: site.id,
+                    what: if have.is_none() {
+                        "its routes were missing from the edge; put them back".to_owned()
+                    } else {
+                        "its routes on the edge differed; put them again".to_owned()
+                    },
+                });
+            }
+        }
+        for id in objects.services.difference(&known) {
+            runtime.orchestrator.remove_service(*id).await.map_err(engine)?;
+            corrections.push(orphan(*id, "service"));
+        }
+        for id in objects.terminals.difference(&known) {
+            runtime.orchestrator.remove_terminal(*id).await.map_err(engine)?;
+            corrections.push(orphan(*id, "terminal container"));
+        }
+        for id in routes.keys().filter(|id| !known.contains(id)) {
+            runtime.edge.remove(*id).await.map_err(engine)?;
+            routes_changed = true;
+            corrections.push(orphan(*id, "routes"));
+        }
+        if routes_changed {
+            runtime.write_traefik_file().await.map_err(Error::internal)?;
+        }
+        for correction in &corrections {
+            tracing::info!(site = correction.site, correction = %correction.what, "reconciled");
+        }
+        Ok(corrections)
+    }
+
+    /// Moves a served dynamic site between running and failing as its service does.
+    async fn follow_service(
+        &self,
+        runtime: &Runtime,
+        site: &Site,
+        conn: &mut diesel_async::AsyncPgConnection,
+    ) -> Result<()> {
+        if site.availability != "enabled" {
+            return Ok(());
+        }
+        let Ok(status) = runtime.orchestrator.status(id_of(site)).await else {
+            return Ok(());
+        };
+        let event = match site.state {
+            SiteState::Running if status.running == 0 && status.last_error.is_some() => Event::Failed,
+            SiteState::Failing if status.running > 0 => Event::Recovered,
+            _ => return Ok(()),
+        };
+        let next = site.state.apply(event).map_err(Error::internal)?;
+        diesel::update(
+            sites::table
+                .find(site.id)
+                .filter(sites::state.eq(site.state.as_str())),
+        )
+        .set((
+            sites::state.eq(next.as_str()),
+            sites::updated_at.eq(chrono::Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+        tracing::info!(site = %site.name, from = %site.state, to = %next, reason = ?status.last_error, "site state follows its service");
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct LatestOperation {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    site_id: i32,
+}
+
+fn id_of(site: &Site) -> SiteId {
+    SiteId(u32::try_from(site.id).unwrap_or(0))
+}
+
+fn orphan(id: SiteId, what: &str) -> Correction {
+    Correction {
+        site: i32::try_from(id.0).unwrap_or(i32::MAX),
+        what: format!("no site {id} exists; removed its {what}"),
+    }
+}
+
+fn engine(err: orchestrator::Error) -> Error {
+    Error::internal(err)
+}
