@@ -109,7 +109,12 @@ fn Nav(me: Me) -> impl IntoView {
             <a class="brand" href="/">"Director"</a>
             <nav aria-label="Main">
                 <a href="/">"My sites"</a>
-                {me.is_admin.then(|| view! { <a href="/admin/users">"Users"</a> })}
+                {me.is_admin.then(|| view! {
+                    <a href="/admin/sites">"All sites"</a>
+                    <a href="/admin/users">"Users"</a>
+                    <a href="/admin/images">"Images"</a>
+                    <a href="/admin/audit">"Audit"</a>
+                })}
                 <a href="/account">"Account"</a>
             </nav>
             <div class="who">

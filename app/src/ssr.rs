@@ -18,6 +18,8 @@ pub struct AppContext {
     pub platform: Platform,
     /// Whether cookies get the `Secure` attribute (the manager is served over TLS).
     pub secure_cookies: bool,
+    /// The engine and edge, once they are up (None before, and with the edge off).
+    pub runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
 }
 
 /// The request's actor, looked up once per request however many server functions ask.
@@ -28,9 +30,16 @@ fn context() -> AppContext {
     expect_context::<AppContext>()
 }
 
-/// The platform of this server.
+/// The platform of this server. Like every context lookup here, call it before a server
+/// function's first await: a resource rendering on the server may resume outside the request's
+/// reactive context.
 pub fn platform() -> Platform {
     context().platform
+}
+
+/// The engine and edge, if they are up.
+pub fn runtime() -> Option<platform::sites::Runtime> {
+    context().runtime.borrow().clone()
 }
 
 fn parts() -> Option<Parts> {

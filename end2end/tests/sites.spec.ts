@@ -1,5 +1,6 @@
 // Sites end to end in Chromium: a member creates a static site and a Python one and loads them
 // at their addresses; another member cannot see them; deleting one takes its address away.
+import { execFileSync } from 'node:child_process';
 import { expect, test, Page } from '@playwright/test';
 import { signedIn } from '../helpers';
 import { server, siteURL } from '../server';
@@ -8,6 +9,18 @@ test.describe.configure({ mode: 'serial' });
 
 const owner = { username: 'siteowner', password: 'siteowner password 1' };
 const other = { username: 'outsider', password: 'outsider password 1' };
+const admin = { username: 'admin', password: 'admin password 123' };
+
+/** The site's id, from its page's address. */
+function siteId(page: Page): number {
+  return Number(new URL(page.url()).pathname.split('/').pop());
+}
+
+/** What the Docker engine says about a site's service (the CLI, as an operator would ask). */
+function inspectService(id: number, format: string): string {
+  const service = `${server().namespace}_site_${String(id).padStart(4, '0')}`;
+  return execFileSync('/usr/bin/docker', ['service', 'inspect', '--format', format, service], { encoding: 'utf8' }).trim();
+}
 
 async function createSite(page: Page, name: string, kind: 'static' | 'dynamic', image: string) {
   await page.getByRole('link', { name: 'New site' }).click();
@@ -23,7 +36,7 @@ async function createSite(page: Page, name: string, kind: 'static' | 'dynamic', 
 
 test('users for the sites tests', async ({ page }) => {
   // The admin was made by the accounts tests' setup link.
-  await signedIn(page, { username: 'admin', password: 'admin password 123' });
+  await signedIn(page, admin);
   for (const who of [owner, other]) {
     await page.goto(`${server().baseURL}/admin/users`);
     await page.getByLabel('Username').fill(who.username);
@@ -56,6 +69,37 @@ test('a dynamic site on the Python image is live at its address', async ({ page 
   await page.screenshot({ path: testInfo.outputPath('dashboard-with-sites.png'), fullPage: true });
 });
 
+test('the new-site form checks the name as it is typed', async ({ page }) => {
+  await signedIn(page, owner);
+  await page.getByRole('link', { name: 'New site' }).click();
+  const name = page.getByLabel('Name');
+  await name.pressSequentially('hello-python');
+  await expect(page.locator('#site-name-check')).toHaveText('The name hello-python is taken.');
+  await name.fill('');
+  await name.pressSequentially('admin');
+  await expect(page.locator('#site-name-check')).toHaveText('The name admin is reserved.');
+  await name.fill('');
+  await name.pressSequentially('a-free-name');
+  await expect(page.locator('#site-name-check')).toHaveText('✓ Available');
+});
+
+test("a dynamic site's output appears on its page as it is written, stderr marked", async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  await expect(page.getByRole('heading', { name: 'Output' })).toBeVisible();
+  // Python's http.server logs each request on stderr; this one asks for a page that isn't there.
+  const marker = `/written-live-${Date.now()}`;
+  // A second tab, as a visitor: Chromium resolves *.localhost, Node does not.
+  const visitor = await page.context().newPage();
+  const response = await visitor.goto(siteURL('hello-python').replace(/\/$/, marker));
+  expect(response?.status()).toBe(404);
+  await visitor.close();
+  const line = page.locator('.logs li', { hasText: marker });
+  await expect(line).toBeVisible({ timeout: 20_000 });
+  await expect(line).toHaveClass(/stderr/);
+  await page.screenshot({ path: testInfo.outputPath('site-output.png'), fullPage: true });
+});
+
 test('a site is taken off the air, served again and restarted from its page', async ({ page }) => {
   await signedIn(page, owner);
   await page.locator('[data-site="hello-python"] a.site-name').click();
@@ -85,6 +129,69 @@ test('another user cannot see or open the sites', async ({ page }) => {
   await expect(page.locator('[data-site]')).toHaveCount(0);
   const response = await page.goto(`${server().baseURL}/sites/1`);
   expect(response?.status()).toBe(404);
+});
+
+test('members are added by username and removed', async ({ page }) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  const sitePage = page.url();
+  const username = page.getByLabel('Add a member by username');
+  await username.fill('nobody-here');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.getByText('No active user is called nobody-here.')).toBeVisible();
+  await username.fill(other.username);
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.locator('.members')).toContainText(other.username);
+
+  const theirs = await page.context().browser()!.newPage();
+  await signedIn(theirs, other);
+  await expect(theirs.locator('[data-site="hello-python"]')).toBeVisible();
+  await page.getByRole('button', { name: `Remove ${other.username}` }).click();
+  await expect(page.locator('.members')).not.toContainText(other.username);
+  const response = await theirs.goto(sitePage);
+  expect(response?.status()).toBe(404);
+  await theirs.close();
+});
+
+test('an admin sets a memory limit and the service has it', async ({ page }, testInfo) => {
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'All sites' }).click();
+  const row = page.locator('tr[data-site="hello-python"]');
+  await expect(row).toContainText(owner.username);
+  await page.screenshot({ path: testInfo.outputPath('admin-sites.png'), fullPage: true });
+  await row.getByRole('link', { name: 'hello-python', exact: true }).click();
+  const id = siteId(page);
+  // The browser refuses 12 itself (min="32"); without that check the server still does.
+  await page.getByLabel('Memory (MiB)').evaluate((input) => input.removeAttribute('min'));
+  await page.getByLabel('Memory (MiB)').fill('12');
+  await page.getByRole('button', { name: 'Save limits' }).click();
+  await expect(page.getByText('Choose between 32 and 16384 MiB.')).toBeVisible();
+  await page.getByLabel('Memory (MiB)').fill('256');
+  await page.getByRole('button', { name: 'Save limits' }).click();
+  await expect(page.locator('.operation').first()).toContainText('ensure-service', { timeout: 15_000 });
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  expect(inspectService(id, '{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}')).toBe(String(256 * 1024 * 1024));
+  await expect(page.locator('.facts')).toContainText('256 MiB memory');
+  await page.screenshot({ path: testInfo.outputPath('admin-site-page.png'), fullPage: true });
+});
+
+test('an admin adds an image to the catalogue and new sites can use it', async ({ page }) => {
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'Images' }).click();
+  const form = page.locator('form.image-form').last();
+  await form.getByLabel('Name').fill('tiny');
+  await form.getByLabel('Docker image').fill('Not A Reference');
+  await form.getByRole('button', { name: 'Add image' }).click();
+  await expect(page.getByText('Enter a Docker image reference such as director/python:3.')).toBeVisible();
+  await form.getByLabel('Docker image').fill('director/busybox:latest');
+  await form.getByLabel('Description').fill('busybox again, for tests');
+  await form.getByRole('button', { name: 'Add image' }).click();
+  await expect(page.locator('form[data-image="tiny"]')).toBeVisible();
+  await page.goto(`${server().baseURL}/sites/new`);
+  await expect(page.getByLabel('Image').locator('option[value="tiny"]')).toHaveCount(1);
+  await page.getByRole('link', { name: 'Audit' }).click();
+  await expect(page.locator('table.audit')).toContainText('image.add');
+  await expect(page.locator('table.audit')).toContainText('site.limits');
 });
 
 test('deleting a site takes its address away', async ({ page }, testInfo) => {

@@ -44,6 +44,9 @@ pub enum Error {
     /// The engine refused the request.
     #[error("the Docker engine refused: {0}")]
     Engine(String),
+    /// The engine has no such object (a service, container or image of that name).
+    #[error("{0}")]
+    NotFound(String),
     /// Reading a build context or another local file failed.
     #[error("{context}: {source}")]
     Io {
@@ -76,6 +79,10 @@ impl From<bollard::errors::Error> for Error {
             B::DockerResponseServerError { status_code, message } if status_code >= 500 => {
                 Self::Transient(format!("{status_code}: {message}"))
             }
+            B::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => Self::NotFound(message),
             B::DockerResponseServerError { message, .. } => Self::Engine(message),
             B::RequestTimeoutError
             | B::HyperResponseError { .. }

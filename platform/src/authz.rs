@@ -9,6 +9,9 @@ pub enum Action {
     UseManager,
     /// See every account and create, deactivate, promote or demote them.
     ManageUsers,
+    /// Run the platform: every site, resource limits, disabling, fixing, the image catalogue,
+    /// the audit log.
+    Administer,
     /// Manage one site: see it, change it, delete it. Members may; admins may manage any.
     ManageSite {
         /// Whether the actor is one of the site's members.
@@ -21,7 +24,7 @@ pub fn authorize(actor: Option<&Actor>, action: Action) -> Result<&Actor> {
     let actor = actor.ok_or(Error::Unauthenticated)?;
     let allowed = match action {
         Action::UseManager => true,
-        Action::ManageUsers => actor.role == Role::Admin,
+        Action::ManageUsers | Action::Administer => actor.role == Role::Admin,
         Action::ManageSite { is_member } => is_member || actor.role == Role::Admin,
     };
     if allowed {

@@ -92,17 +92,18 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     if !config.site_root.join("pkg").is_dir() {
         tracing::warn!(site_root = %config.site_root.display(), "no built client here: pages will render but not hydrate (run scripts/build)");
     }
+    let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
     let state = AppState {
         leptos: leptos_options(config, local),
         app: AppContext {
             platform: platform.clone(),
             secure_cookies: config.secure_cookies(),
+            runtime: runtime_rx.clone(),
         },
         trust_proxy: config.trust_proxy,
     };
     tokio::spawn(purge_expired_sessions(platform.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
     let mut background = Vec::new();
     let edge = config.edge != EdgeDriver::Off;
     if edge {

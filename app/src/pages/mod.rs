@@ -1,6 +1,9 @@
 //! One module per page.
 
 mod account;
+mod admin_audit;
+mod admin_images;
+mod admin_sites;
 mod admin_users;
 mod dashboard;
 mod login;
@@ -10,6 +13,9 @@ mod setup;
 mod site;
 
 pub use account::AccountPage;
+pub use admin_audit::AdminAuditPage;
+pub use admin_images::AdminImagesPage;
+pub use admin_sites::AdminSitesPage;
 pub use admin_users::AdminUsersPage;
 pub use dashboard::DashboardPage;
 pub use login::LoginPage;

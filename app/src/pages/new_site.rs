@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
-    api::{CreateSite, site_images},
+    api::{CreateSite, check_site_name, site_images},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
@@ -15,14 +15,51 @@ pub fn NewSitePage() -> impl IntoView {
             let create = ServerAction::<CreateSite>::new();
             let error = failure(create.value());
             let images = Resource::new(|| (), |()| site_images());
+            // Once hydrated, the name is checked as it is typed (after a short pause).
+            let debounced = RwSignal::new(String::new());
+            let typing = StoredValue::new(0u64);
+            let on_name = move |ev: leptos::ev::Event| {
+                let name = event_target_value(&ev);
+                let turn = typing.try_get_value().unwrap_or_default() + 1;
+                typing.try_set_value(turn);
+                // The page may be gone when the pause ends (the form was sent): then nothing.
+                set_timeout(
+                    move || {
+                        if typing.try_get_value() == Some(turn) {
+                            debounced.try_set(name.trim().to_owned());
+                        }
+                    },
+                    std::time::Duration::from_millis(250),
+                );
+            };
+            let verdict = Resource::new(
+                move || debounced.get(),
+                |name| async move {
+                    if name.is_empty() {
+                        Ok(None)
+                    } else {
+                        check_site_name(name).await
+                    }
+                },
+            );
             view! {
                 <div class="page-head"><h1>"New site"</h1></div>
                 <ActionForm action=create attr:class="card form" attr:aria-labelledby="new-site-title">
                     <h2 id="new-site-title" class="visually-hidden">"New site"</h2>
                     <FormError error/>
                     <label for="site-name">"Name"</label>
-                    <input id="site-name" name="name" type="text" required maxlength="32" pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" autocomplete="off" aria-describedby="site-name-hint"/>
+                    <input id="site-name" name="name" type="text" required maxlength="32" pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" autocomplete="off" aria-describedby="site-name-hint site-name-check"
+                        on:input=on_name/>
                     <p class="hint" id="site-name-hint">"Lower-case letters, digits and hyphens; it becomes the site's address."</p>
+                    <Transition>
+                        <p id="site-name-check" class="name-check" aria-live="polite">
+                            {move || match (debounced.get().is_empty(), verdict.get()) {
+                                (true, _) | (_, None) | (_, Some(Err(_))) => None,
+                                (false, Some(Ok(Some(problem)))) => Some(view! { <span class="field-error">{problem}</span> }.into_any()),
+                                (false, Some(Ok(None))) => Some(view! { <span class="ok">"✓ Available"</span> }.into_any()),
+                            }}
+                        </p>
+                    </Transition>
                     <FieldError error field="name"/>
                     <fieldset>
                         <legend>"Type"</legend>

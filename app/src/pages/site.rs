@@ -4,7 +4,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::{
     AppError,
-    api::{DeleteSite, OperationView, RestartSite, RetryOperation, SetServed, SitePageData, site_detail},
+    api::{
+        AddMember, DeleteSite, FixSite, LogLineView, Me, OperationView, RemoveMember, RestartSite,
+        RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData, site_detail, site_logs,
+    },
     components::{ErrorPage, FieldError, FormError, SignedIn, StateBadge, failure},
 };
 
@@ -13,23 +16,92 @@ use crate::{
 pub fn SitePage() -> impl IntoView {
     view! {
         <Title text="Site"/>
-        <SignedIn page=|_| view! { <SiteView/> }/>
+        <SignedIn page=|me| view! { <SiteView me/> }/>
+    }
+}
+
+/// The server actions whose completion refreshes the page.
+#[derive(Clone, Copy)]
+struct Actions {
+    retry: ServerAction<RetryOperation>,
+    served: ServerAction<SetServed>,
+    restart: ServerAction<RestartSite>,
+    add_member: ServerAction<AddMember>,
+    remove_member: ServerAction<RemoveMember>,
+    limits: ServerAction<SetLimits>,
+    disabled: ServerAction<SetDisabled>,
+    fix: ServerAction<FixSite>,
+}
+
+impl Actions {
+    fn new() -> Self {
+        Self {
+            retry: ServerAction::new(),
+            served: ServerAction::new(),
+            restart: ServerAction::new(),
+            add_member: ServerAction::new(),
+            remove_member: ServerAction::new(),
+            limits: ServerAction::new(),
+            disabled: ServerAction::new(),
+            fix: ServerAction::new(),
+        }
+    }
+
+    /// Changes whenever one of them finishes.
+    fn version(&self) -> usize {
+        self.retry.version().get()
+            + self.served.version().get()
+            + self.restart.version().get()
+            + self.add_member.version().get()
+            + self.remove_member.version().get()
+            + self.limits.version().get()
+            + self.disabled.version().get()
+            + self.fix.version().get()
+    }
+
+    /// The first failure among the controls at the top of the page.
+    fn control_error(&self) -> Signal<Option<AppError>> {
+        let errors = [
+            failure(self.served.value()),
+            failure(self.restart.value()),
+            failure(self.disabled.value()),
+            failure(self.fix.value()),
+            failure(self.remove_member.value()),
+        ];
+        Signal::derive(move || errors.iter().find_map(|e| e.get()))
     }
 }
 
 #[component]
-fn SiteView() -> impl IntoView {
+fn SiteView(me: Me) -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
-    let retry = ServerAction::<RetryOperation>::new();
-    let served = ServerAction::<SetServed>::new();
-    let restart = ServerAction::<RestartSite>::new();
-    // While an operation is under way the page refreshes itself (once hydrated) every second.
+    let actions = Actions::new();
     let tick = RwSignal::new(0u32);
+    let detail = Resource::new(
+        move || (id(), actions.version(), tick.get()),
+        |(id, _, _)| async move {
+            match id {
+                Some(id) => site_detail(id).await,
+                None => Err(AppError::NotFound),
+            }
+        },
+    );
+    // While an operation is under way the page refreshes itself (once hydrated) every second;
+    // otherwise it stays still, so that nothing typed into its forms is lost.
     #[cfg(feature = "hydrate")]
     {
         let handle = set_interval_with_handle(
-            move || tick.update(|t| *t += 1),
+            move || {
+                let busy = detail
+                    .try_get_untracked()
+                    .flatten()
+                    .and_then(Result::ok)
+                    .is_some_and(|s| s.busy());
+                if busy {
+                    tick.try_update(|t| *t += 1);
+                }
+            },
             std::time::Duration::from_secs(1),
         );
         on_cleanup(move || {
@@ -38,26 +110,11 @@ fn SiteView() -> impl IntoView {
             }
         });
     }
-    let detail = Resource::new(
-        move || {
-            (
-                id(),
-                retry.version().get() + served.version().get() + restart.version().get(),
-                tick.get(),
-            )
-        },
-        |(id, _, _)| async move {
-            match id {
-                Some(id) => site_detail(id).await,
-                None => Err(AppError::NotFound),
-            }
-        },
-    );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading the site…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(site) => view! { <SiteBody site retry served restart/> }.into_any(),
+                    Ok(site) => view! { <SiteBody site actions is_admin=me.is_admin/> }.into_any(),
                     Err(error) => view! { <ErrorPage error/> }.into_any(),
                 }
             })}
@@ -66,19 +123,16 @@ fn SiteView() -> impl IntoView {
 }
 
 #[component]
-fn SiteBody(
-    site: SitePageData,
-    retry: ServerAction<RetryOperation>,
-    served: ServerAction<SetServed>,
-    restart: ServerAction<RestartSite>,
-) -> impl IntoView {
+fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoView {
+    let Actions {
+        retry,
+        served,
+        restart,
+        ..
+    } = actions;
     let delete = ServerAction::<DeleteSite>::new();
     let delete_error = failure(delete.value());
-    let control_error = Signal::derive(move || {
-        failure(served.value())
-            .get()
-            .or_else(|| failure(restart.value()).get())
-    });
+    let control_error = actions.control_error();
     let on_air = site.availability == "enabled";
     let dynamic = site.card.kind == "dynamic";
     let id = site.card.id;
@@ -114,6 +168,9 @@ fn SiteBody(
             <dt>"Created"</dt><dd>{site.created.clone()}</dd>
             <dt>"Description"</dt><dd>{site.card.description.clone()}</dd>
         </dl>
+        {dynamic.then(|| view! { <Logs id initial=site.logs.clone()/> })}
+        <Members id members=site.members.clone() actions/>
+        {(is_admin && !deleting).then(|| view! { <AdminControls site=site.clone() actions/> })}
         <section aria-labelledby="ops-title">
             <h2 id="ops-title">"Operations"</h2>
             <ol class="operations">
@@ -162,5 +219,138 @@ fn Operation(op: OperationView, site: i32, retry: ServerAction<RetryOperation>) 
                 </ActionForm>
             })}
         </li>
+    }
+}
+
+/// The newest lines of the site's output, as rendered with the page; once hydrated, read again
+/// every two seconds, across restarts and updates (they are read per service, not per task).
+/// The live copy is a local resource: it never runs on the server, so the hydrating page starts
+/// from exactly the lines the server rendered.
+#[component]
+fn Logs(id: i32, initial: Vec<LogLineView>) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                tick.try_update(|t| *t += 1);
+            },
+            std::time::Duration::from_secs(2),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    }
+    let live = LocalResource::new(move || {
+        tick.track();
+        site_logs(id)
+    });
+    let lines = move || match live.get() {
+        Some(Ok(lines)) => lines,
+        _ => initial.clone(),
+    };
+    let error = move || match live.get() {
+        Some(Err(error)) => Some(view! { <p class="alert error">{error.to_string()}</p> }),
+        _ => None,
+    };
+    view! {
+        <section aria-labelledby="logs-title">
+            <h2 id="logs-title">"Output"</h2>
+            {error}
+            {move || {
+                let lines = lines();
+                if lines.is_empty() {
+                    view! { <p class="hint">"Nothing written yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <ol class="logs" aria-live="polite">
+                            {lines.into_iter().map(|l| view! {
+                                <li class:stderr=l.stderr>
+                                    <time>{l.at}</time>
+                                    {l.stderr.then(|| view! { <span class="stream">"stderr"</span> })}
+                                    <span class="text">{l.text}</span>
+                                </li>
+                            }).collect_view()}
+                        </ol>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// Who manages the site: add by username, remove (a site keeps one member at least).
+#[component]
+fn Members(id: i32, members: Vec<(i64, String)>, actions: Actions) -> impl IntoView {
+    let add = actions.add_member;
+    let remove = actions.remove_member;
+    let add_error = failure(add.value());
+    view! {
+        <section class="card" aria-labelledby="members-title">
+            <h2 id="members-title">"Members"</h2>
+            <ul class="members">
+                {members.into_iter().map(|(user, name)| view! {
+                    <li>
+                        <span>{name.clone()}</span>
+                        <ActionForm action=remove attr:class="inline">
+                            <input type="hidden" name="site" value=id.to_string()/>
+                            <input type="hidden" name="user" value=user.to_string()/>
+                            <button type="submit" class="link" aria-label=format!("Remove {name}")>"Remove"</button>
+                        </ActionForm>
+                    </li>
+                }).collect_view()}
+            </ul>
+            <ActionForm action=add attr:class="form inline-form">
+                <input type="hidden" name="site" value=id.to_string()/>
+                <label for="member-username">"Add a member by username"</label>
+                <input id="member-username" name="username" type="text" autocomplete="off" required/>
+                <button type="submit" class="secondary">"Add"</button>
+                <FieldError error=add_error field="username"/>
+                <FormError error=add_error/>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// What only admins see: limits, disabling, fixing.
+#[component]
+fn AdminControls(site: SitePageData, actions: Actions) -> impl IntoView {
+    let id = site.card.id;
+    let limits = actions.limits;
+    let limits_error = failure(limits.value());
+    let disabled = site.availability == "disabled";
+    view! {
+        <section class="card" aria-labelledby="admin-title">
+            <h2 id="admin-title">"Administration"</h2>
+            <ActionForm action=limits attr:class="form limits">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <label for="cpu_millis">"CPU (thousandths of a core)"</label>
+                <input id="cpu_millis" name="cpu_millis" type="number" min="100" max="8000" value=site.cpu_millis.to_string() required/>
+                <FieldError error=limits_error field="cpu_millis"/>
+                <label for="memory_mb">"Memory (MiB)"</label>
+                <input id="memory_mb" name="memory_mb" type="number" min="32" max="16384" value=site.memory_mb.to_string() required/>
+                <FieldError error=limits_error field="memory_mb"/>
+                <label for="body_limit_mb">"Largest upload (MiB)"</label>
+                <input id="body_limit_mb" name="body_limit_mb" type="number" min="1" max="2048" value=site.body_limit_mb.to_string() required/>
+                <FieldError error=limits_error field="body_limit_mb"/>
+                <FormError error=limits_error/>
+                <button type="submit">"Save limits"</button>
+            </ActionForm>
+            <div class="controls">
+                <ActionForm action=actions.disabled attr:class="inline">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <input type="hidden" name="disabled" value=(!disabled).to_string()/>
+                    <button type="submit" class=if disabled { "secondary" } else { "danger" }>
+                        {if disabled { "Enable site" } else { "Disable site" }}
+                    </button>
+                </ActionForm>
+                <ActionForm action=actions.fix attr:class="inline">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <button type="submit" class="secondary">"Fix site"</button>
+                </ActionForm>
+            </div>
+        </section>
     }
 }

@@ -1,7 +1,10 @@
 //! Sites: the model, the permission check on each, and the changes made to them — each an
 //! operation of ordered actions in the durable queue (`operations`), run by workers.
 
+mod catalogue;
 mod lifecycle;
+mod logs;
+mod manage;
 mod queue;
 mod reconcile;
 mod runtime;
@@ -10,7 +13,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
+pub use catalogue::CatalogueImage;
 pub use lifecycle::{Event, IllegalTransition, SiteState};
+pub use logs::{LogEntry, MAX_LOG_LINES};
+pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
 pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
@@ -305,6 +311,22 @@ impl Platform {
             .load(&mut conn)
             .await?;
         Ok(rows.into_iter().map(site_from_row).collect())
+    }
+
+    /// Whether `name` would be accepted for a new site now: the normalised name, or why not.
+    pub async fn check_site_name(&self, actor: Option<&Actor>, name: &str) -> Result<String> {
+        authorize(actor, Permission::UseManager)?;
+        let name = validate_site_name(name)?;
+        let mut conn = self.conn().await?;
+        let taken: i64 = sites::table
+            .filter(sites::name.eq(&name))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        if taken > 0 {
+            return Err(Error::invalid("name", format!("The name {name} is taken.")));
+        }
+        Ok(name)
     }
 
     /// Creates a site with `actor` as its first member, and queues the operation that builds

@@ -26,6 +26,10 @@ pub enum OperationKind {
     RestartSite,
     /// Serve the site, or stop serving it.
     SetAvailability,
+    /// Apply changed settings (resource limits, body size) to its service and routes.
+    ApplySettings,
+    /// Re-run everything that makes the site (an admin's "fix site"): files, service, routes.
+    FixSite,
 }
 
 impl OperationKind {
@@ -35,6 +39,8 @@ impl OperationKind {
             Self::DeleteSite => "delete-site",
             Self::RestartSite => "restart-site",
             Self::SetAvailability => "set-availability",
+            Self::ApplySettings => "apply-settings",
+            Self::FixSite => "fix-site",
         }
     }
 
@@ -44,6 +50,8 @@ impl OperationKind {
             Self::DeleteSite,
             Self::RestartSite,
             Self::SetAvailability,
+            Self::ApplySettings,
+            Self::FixSite,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -52,11 +60,15 @@ impl OperationKind {
     fn actions(self, kind: SiteKind) -> Vec<Action> {
         use Action as A;
         match (self, kind) {
-            (Self::CreateSite, SiteKind::Static) => vec![A::CreateDirectory, A::PutRoutes],
-            (Self::CreateSite, SiteKind::Dynamic) => vec![A::CreateDirectory, A::EnsureService, A::PutRoutes],
+            (Self::CreateSite | Self::FixSite, SiteKind::Static) => vec![A::CreateDirectory, A::PutRoutes],
+            (Self::CreateSite | Self::FixSite, SiteKind::Dynamic) => {
+                vec![A::CreateDirectory, A::EnsureService, A::PutRoutes]
+            }
             (Self::RestartSite, _) => vec![A::RestartService],
-            (Self::SetAvailability, SiteKind::Static) => vec![A::PutRoutes],
-            (Self::SetAvailability, SiteKind::Dynamic) => vec![A::EnsureService, A::PutRoutes],
+            (Self::SetAvailability | Self::ApplySettings, SiteKind::Static) => vec![A::PutRoutes],
+            (Self::SetAvailability | Self::ApplySettings, SiteKind::Dynamic) => {
+                vec![A::EnsureService, A::PutRoutes]
+            }
             (Self::DeleteSite, _) => vec![
                 A::RemoveRoutes,
                 A::RemoveService,
@@ -321,8 +333,18 @@ impl Platform {
             }
         }
         finish(&mut conn, id, "done").await?;
-        if kind == OperationKind::CreateSite {
-            self.site_event(&mut conn, site_id, Event::Provisioned).await?;
+        match kind {
+            OperationKind::CreateSite => self.site_event(&mut conn, site_id, Event::Provisioned).await?,
+            OperationKind::DeleteSite => {}
+            // Any other change that went through brings a site failing from an earlier failed
+            // operation back (the reconciler sends it back to failing if its service still is).
+            _ if load_site(&mut conn, site_id)
+                .await?
+                .is_some_and(|s| s.state == SiteState::Failing) =>
+            {
+                self.site_event(&mut conn, site_id, Event::Recovered).await?;
+            }
+            _ => {}
         }
         tracing::info!(
             operation = id,
@@ -430,7 +452,14 @@ mod tests {
     #[test]
     fn every_kind_and_action_round_trips_through_its_name() {
         use OperationKind as K;
-        for kind in [K::CreateSite, K::DeleteSite, K::RestartSite, K::SetAvailability] {
+        for kind in [
+            K::CreateSite,
+            K::DeleteSite,
+            K::RestartSite,
+            K::SetAvailability,
+            K::ApplySettings,
+            K::FixSite,
+        ] {
             assert_eq!(K::parse(kind.as_str()), Some(kind));
             for site_kind in [SiteKind::Static, SiteKind::Dynamic] {
                 for action in kind.actions(site_kind) {

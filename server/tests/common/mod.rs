@@ -1,5 +1,8 @@
 //! A real `director` HTTP server on a free port, over a platform of the test's choosing.
 
+// Each test binary includes this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 
 use app::ssr::AppContext;
@@ -32,6 +35,7 @@ impl TestServer {
             app: AppContext {
                 platform,
                 secure_cookies,
+                runtime: tokio::sync::watch::channel(None).1,
             },
             trust_proxy: false,
         };

@@ -5,6 +5,12 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod admin;
+mod members;
+
+pub use admin::*;
+pub use members::*;
+
 use crate::AppError;
 #[cfg(feature = "ssr")]
 use crate::ssr::{actor, client_info, platform, session_token, set_session_cookie, to_app_error};
@@ -85,9 +91,10 @@ pub async fn logout() -> Result<(), AppError> {
 /// Changes the signed-in user's password; their other sessions end.
 #[server(prefix = "/fn", endpoint = "change_password")]
 pub async fn change_password(current: String, new: String, confirm: String) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
     let keep = session_token().unwrap_or_default();
-    platform()
+    platform
         .change_password(actor.as_ref(), &current, &new, &confirm, &keep)
         .await
         .map_err(to_app_error)
@@ -96,11 +103,9 @@ pub async fn change_password(current: String, new: String, confirm: String) -> R
 /// Every account (admins only).
 #[server(prefix = "/fn", endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    let users = platform()
-        .list_users(actor.as_ref())
-        .await
-        .map_err(to_app_error)?;
+    let users = platform.list_users(actor.as_ref()).await.map_err(to_app_error)?;
     Ok(users
         .into_iter()
         .map(|u| UserRow {
@@ -124,6 +129,7 @@ pub async fn create_user(
     password: String,
     admin: Option<String>,
 ) -> Result<String, AppError> {
+    let platform = platform();
     let actor = actor().await?;
     let role = if admin.is_some() {
         platform::Role::Admin
@@ -137,7 +143,7 @@ pub async fn create_user(
         password,
         role,
     };
-    let user = platform()
+    let user = platform
         .create_user(actor.as_ref(), new)
         .await
         .map_err(to_app_error)?;
@@ -147,8 +153,9 @@ pub async fn create_user(
 /// Activates or deactivates an account (admins only).
 #[server(prefix = "/fn", endpoint = "set_user_active")]
 pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    platform()
+    platform
         .set_user_active(actor.as_ref(), id, active)
         .await
         .map_err(to_app_error)?;
@@ -158,13 +165,14 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
 /// Promotes or demotes an account (admins only).
 #[server(prefix = "/fn", endpoint = "set_user_admin")]
 pub async fn set_user_admin(id: i64, admin: bool) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
     let role = if admin {
         platform::Role::Admin
     } else {
         platform::Role::User
     };
-    platform()
+    platform
         .set_user_role(actor.as_ref(), id, role)
         .await
         .map_err(to_app_error)?;
@@ -291,8 +299,24 @@ pub struct SitePageData {
     pub body_limit_mb: i32,
     /// Creation date.
     pub created: String,
+    /// Its members: (user id, username).
+    pub members: Vec<(i64, String)>,
+    /// The newest lines of its output (dynamic sites).
+    pub logs: Vec<LogLineView>,
     /// Its operations, newest first.
     pub operations: Vec<OperationView>,
+}
+
+impl SitePageData {
+    /// Whether something is under way: the site is being made or removed, or an operation is
+    /// queued or running.
+    pub fn busy(&self) -> bool {
+        matches!(self.card.state.as_str(), "provisioning" | "deleting")
+            || self
+                .operations
+                .iter()
+                .any(|op| matches!(op.state.as_str(), "queued" | "running"))
+    }
 }
 
 /// An image a new site may use.
@@ -309,7 +333,7 @@ pub struct ImageOption {
 }
 
 #[cfg(feature = "ssr")]
-fn card(platform: &platform::Platform, site: &platform::sites::Site) -> SiteCard {
+pub(crate) fn card(platform: &platform::Platform, site: &platform::sites::Site) -> SiteCard {
     SiteCard {
         id: site.id,
         url: platform.url_of(site),
@@ -323,8 +347,8 @@ fn card(platform: &platform::Platform, site: &platform::sites::Site) -> SiteCard
 /// The signed-in user's sites.
 #[server(prefix = "/fn", endpoint = "my_sites")]
 pub async fn my_sites() -> Result<Vec<SiteCard>, AppError> {
-    let actor = actor().await?;
     let platform = platform();
+    let actor = actor().await?;
     let sites = platform.my_sites(actor.as_ref()).await.map_err(to_app_error)?;
     Ok(sites.iter().map(|s| card(&platform, s)).collect())
 }
@@ -332,11 +356,9 @@ pub async fn my_sites() -> Result<Vec<SiteCard>, AppError> {
 /// The images a new site may use.
 #[server(prefix = "/fn", endpoint = "site_images")]
 pub async fn site_images() -> Result<Vec<ImageOption>, AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    let images = platform()
-        .site_images(actor.as_ref())
-        .await
-        .map_err(to_app_error)?;
+    let images = platform.site_images(actor.as_ref()).await.map_err(to_app_error)?;
     Ok(images
         .into_iter()
         .map(|(name, description, serves_static, serves_dynamic)| ImageOption {
@@ -348,6 +370,18 @@ pub async fn site_images() -> Result<Vec<ImageOption>, AppError> {
         .collect())
 }
 
+/// Why `name` would be refused for a new site, or None when it is free.
+#[server(prefix = "/fn", endpoint = "check_site_name")]
+pub async fn check_site_name(name: String) -> Result<Option<String>, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    match platform.check_site_name(actor.as_ref(), &name).await {
+        Ok(_) => Ok(None),
+        Err(platform::Error::Invalid { message, .. }) => Ok(Some(message)),
+        Err(other) => Err(to_app_error(other)),
+    }
+}
+
 /// Creates a site and goes to its page, where its creation shows as it happens.
 #[server(prefix = "/fn", endpoint = "create_site")]
 pub async fn create_site(
@@ -357,6 +391,7 @@ pub async fn create_site(
     purpose: String,
     description: String,
 ) -> Result<i32, AppError> {
+    let platform = platform();
     let actor = actor().await?;
     let new = platform::sites::NewSite {
         name,
@@ -365,7 +400,7 @@ pub async fn create_site(
         kind,
         image,
     };
-    let (site, _) = platform()
+    let (site, _) = platform
         .create_site(actor.as_ref(), new)
         .await
         .map_err(to_app_error)?;
@@ -376,8 +411,8 @@ pub async fn create_site(
 /// A site with its operations.
 #[server(prefix = "/fn", endpoint = "site_detail")]
 pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
+    let (platform, runtime) = (platform(), crate::ssr::runtime());
     let actor = actor().await?;
-    let platform = platform();
     let site = platform.site(actor.as_ref(), id).await.map_err(to_app_error)?;
     let operations = platform
         .site_operations(actor.as_ref(), id)
@@ -392,6 +427,14 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         memory_mb: site.memory_mb,
         body_limit_mb: site.body_limit_mb,
         created: site.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        members: platform
+            .site_members(actor.as_ref(), id)
+            .await
+            .map_err(to_app_error)?,
+        // The page shows the site without its output rather than not at all.
+        logs: read_logs(&platform, runtime.as_ref(), actor.as_ref(), id)
+            .await
+            .unwrap_or_default(),
         operations: operations
             .into_iter()
             .map(|op| OperationView {
@@ -416,8 +459,9 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
 /// Deletes a site (`confirm` repeats its name) and goes back to the dashboard.
 #[server(prefix = "/fn", endpoint = "delete_site")]
 pub async fn delete_site(id: i32, confirm: String) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    platform()
+    platform
         .delete_site(actor.as_ref(), id, &confirm)
         .await
         .map_err(to_app_error)?;
@@ -428,8 +472,9 @@ pub async fn delete_site(id: i32, confirm: String) -> Result<(), AppError> {
 /// Runs a failed operation again from its first unfinished action.
 #[server(prefix = "/fn", endpoint = "retry_operation")]
 pub async fn retry_operation(site: i32, operation: i64) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    platform()
+    platform
         .retry_operation(actor.as_ref(), site, operation)
         .await
         .map_err(to_app_error)
@@ -438,8 +483,9 @@ pub async fn retry_operation(site: i32, operation: i64) -> Result<(), AppError> 
 /// Takes a site off the air (`served` false) or puts it back.
 #[server(prefix = "/fn", endpoint = "set_served")]
 pub async fn set_served(id: i32, served: bool) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    platform()
+    platform
         .set_served(actor.as_ref(), id, served)
         .await
         .map_err(to_app_error)?;
@@ -449,8 +495,9 @@ pub async fn set_served(id: i32, served: bool) -> Result<(), AppError> {
 /// Restarts a dynamic site.
 #[server(prefix = "/fn", endpoint = "restart_site")]
 pub async fn restart_site(id: i32) -> Result<(), AppError> {
+    let platform = platform();
     let actor = actor().await?;
-    platform()
+    platform
         .restart_site(actor.as_ref(), id)
         .await
         .map_err(to_app_error)?;

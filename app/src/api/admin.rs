@@ -1,0 +1,236 @@
+//! What admins do: every site, limits, disabling, fixing, the image catalogue, the audit log.
+//! The platform refuses everyone else; these functions only name the actor.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{AppError, api::SiteCard};
+#[cfg(feature = "ssr")]
+use crate::{
+    api::card,
+    ssr::{actor, platform, to_app_error},
+};
+
+/// A row of the admin's site list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminSiteRow {
+    /// The site.
+    pub card: SiteCard,
+    /// `enabled`, `not-served` or `disabled`.
+    pub availability: String,
+    /// Its members' usernames.
+    pub members: Vec<String>,
+}
+
+/// A page of the admin's site list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitesPage {
+    /// The sites on this page.
+    pub sites: Vec<AdminSiteRow>,
+    /// How many sites match, in all.
+    pub total: i64,
+    /// This page (from 0).
+    pub page: i64,
+    /// Sites per page.
+    pub per_page: i64,
+}
+
+/// An image of the catalogue, as the admin edits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRow {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// What it offers.
+    pub description: String,
+    /// Its Docker reference.
+    pub reference: String,
+    /// For static sites.
+    pub serves_static: bool,
+    /// For dynamic sites.
+    pub serves_dynamic: bool,
+    /// The run.sh new sites start with.
+    pub run_sh: String,
+    /// Offered to new sites.
+    pub enabled: bool,
+    /// How many sites use it.
+    pub sites: i64,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// When, `YYYY-MM-DD HH:MM:SS` UTC.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// With what.
+    pub details: String,
+}
+
+/// Every site (or `member`'s), a page at a time.
+#[server(prefix = "/fn", endpoint = "admin_sites")]
+pub async fn admin_sites(member: Option<String>, page: i64) -> Result<SitesPage, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let (sites, total) = platform
+        .all_sites(actor.as_ref(), member.as_deref(), page)
+        .await
+        .map_err(to_app_error)?;
+    Ok(SitesPage {
+        sites: sites
+            .into_iter()
+            .map(|s| AdminSiteRow {
+                card: card(&platform, &s.site),
+                availability: s.site.availability,
+                members: s.members,
+            })
+            .collect(),
+        total,
+        page: page.max(0),
+        per_page: platform::sites::SITES_PER_PAGE,
+    })
+}
+
+/// Sets a site's resource limits.
+#[server(prefix = "/fn", endpoint = "set_limits")]
+pub async fn set_limits(
+    id: i32,
+    cpu_millis: String,
+    memory_mb: String,
+    body_limit_mb: String,
+) -> Result<(), AppError> {
+    let number = |field: &str, value: &str| {
+        value.trim().parse::<i32>().map_err(|_| AppError::Invalid {
+            field: field.to_owned(),
+            message: "Enter a whole number.".to_owned(),
+        })
+    };
+    let limits = platform::sites::Limits {
+        cpu_millis: number("cpu_millis", &cpu_millis)?,
+        memory_mb: number("memory_mb", &memory_mb)?,
+        body_limit_mb: number("body_limit_mb", &body_limit_mb)?,
+    };
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .set_limits(actor.as_ref(), id, limits)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// Disables a site, or enables it again.
+#[server(prefix = "/fn", endpoint = "set_disabled")]
+pub async fn set_disabled(id: i32, disabled: bool) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .set_disabled(actor.as_ref(), id, disabled)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// Re-runs everything that makes a site.
+#[server(prefix = "/fn", endpoint = "fix_site")]
+pub async fn fix_site(id: i32) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .fix_site(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// The whole image catalogue, with how many sites use each image.
+#[server(prefix = "/fn", endpoint = "catalogue")]
+pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let images = platform.catalogue(actor.as_ref()).await.map_err(to_app_error)?;
+    let usage = platform.image_usage(actor.as_ref()).await.map_err(to_app_error)?;
+    Ok(images
+        .into_iter()
+        .map(|i| ImageRow {
+            sites: usage.iter().find(|(id, _)| *id == i.id).map_or(0, |(_, n)| *n),
+            id: i.id,
+            name: i.name,
+            description: i.description,
+            reference: i.reference,
+            serves_static: i.serves_static,
+            serves_dynamic: i.serves_dynamic,
+            run_sh: i.run_sh,
+            enabled: i.enabled,
+        })
+        .collect())
+}
+
+/// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`; `enabled`
+/// is a checkbox, present when ticked.
+#[server(prefix = "/fn", endpoint = "save_image")]
+pub async fn save_image(
+    id: i64,
+    name: String,
+    description: String,
+    reference: String,
+    serves: String,
+    run_sh: String,
+    enabled: Option<String>,
+) -> Result<(), AppError> {
+    let (serves_static, serves_dynamic) = match serves.as_str() {
+        "static" => (true, false),
+        "dynamic" => (false, true),
+        "both" => (true, true),
+        _ => {
+            return Err(AppError::Invalid {
+                field: "serves".to_owned(),
+                message: "Choose which sites the image serves.".to_owned(),
+            });
+        }
+    };
+    let platform = platform();
+    let actor = actor().await?;
+    let image = platform::sites::CatalogueImage {
+        id,
+        name,
+        description,
+        reference,
+        serves_static,
+        serves_dynamic,
+        run_sh,
+        enabled: enabled.is_some(),
+    };
+    platform
+        .save_image(actor.as_ref(), image)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// The newest 200 entries of the audit log.
+#[server(prefix = "/fn", endpoint = "audit_log")]
+pub async fn audit_log() -> Result<Vec<AuditRow>, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let entries = platform
+        .audit_entries(actor.as_ref(), 200)
+        .await
+        .map_err(to_app_error)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| AuditRow {
+            at: e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            details: e.details,
+        })
+        .collect())
+}

@@ -1,0 +1,112 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{
+    api::{ImageRow, SaveImage, catalogue},
+    components::{ErrorPage, FieldError, FormError, SignedIn, failure},
+};
+
+/// Admin: the image catalogue — every image with how many sites use it, editable in place,
+/// and a form to add one.
+#[component]
+pub fn AdminImagesPage() -> impl IntoView {
+    view! {
+        <Title text="Images"/>
+        <SignedIn admin=true page=|_| view! { <ImagesAdmin/> }/>
+    }
+}
+
+#[component]
+fn ImagesAdmin() -> impl IntoView {
+    let saved = RwSignal::new(0u32);
+    let images = Resource::new(move || saved.get(), |_| catalogue());
+    let blank = ImageRow {
+        id: 0,
+        name: String::new(),
+        description: String::new(),
+        reference: String::new(),
+        serves_static: false,
+        serves_dynamic: true,
+        run_sh: "#!/bin/sh\nexec \n".to_owned(),
+        enabled: true,
+        sites: 0,
+    };
+    view! {
+        <div class="page-head"><h1>"Images"</h1></div>
+        <p class="hint">"Sites run the image they were created with; a change here applies to a site when it is next fixed or its limits change."</p>
+        <Suspense fallback=|| view! { <p class="loading">"Loading the catalogue…"</p> }>
+            {move || {
+                let blank = blank.clone();
+                Suspend::new(async move {
+                    match images.await {
+                        Ok(list) => view! {
+                            {list.into_iter().map(|image| view! { <ImageForm image saved/> }).collect_view()}
+                            <ImageForm image=blank saved/>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorPage error/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
+    // Each form has its own action, so that its errors show under its own fields.
+    let save = ServerAction::<SaveImage>::new();
+    let error = failure(save.value());
+    Effect::new(move || {
+        if matches!(save.value().get(), Some(Ok(()))) {
+            saved.update(|n| *n += 1);
+        }
+    });
+    let ImageRow {
+        id,
+        name,
+        description,
+        reference,
+        serves_static,
+        serves_dynamic,
+        run_sh,
+        enabled,
+        sites,
+    } = image;
+    let new = id == 0;
+    let key = if new { "new".to_owned() } else { id.to_string() };
+    let field = move |name: &str| format!("{name}-{key}");
+    let title = if new {
+        "Add an image".to_owned()
+    } else {
+        format!("{name} — used by {sites} site(s)")
+    };
+    let marker = name.clone();
+    view! {
+        <ActionForm action=save attr:class="card form image-form" attr:data-image=marker>
+            <h2>{title}</h2>
+            <input type="hidden" name="id" value=id.to_string()/>
+            <label for=field("name")>"Name"</label>
+            <input id=field("name") name="name" type="text" required maxlength="32" value=name/>
+            <FieldError error=error field="name"/>
+            <label for=field("reference")>"Docker image"</label>
+            <input id=field("reference") name="reference" type="text" required placeholder="director/python:3" value=reference/>
+            <FieldError error=error field="reference"/>
+            <label for=field("description")>"Description"</label>
+            <input id=field("description") name="description" type="text" maxlength="500" value=description/>
+            <FieldError error=error field="description"/>
+            <label for=field("serves")>"Serves"</label>
+            <select id=field("serves") name="serves">
+                <option value="static" selected=serves_static && !serves_dynamic>"static sites"</option>
+                <option value="dynamic" selected=!serves_static && serves_dynamic>"dynamic sites"</option>
+                <option value="both" selected=serves_static && serves_dynamic>"static and dynamic sites"</option>
+            </select>
+            <FieldError error=error field="serves"/>
+            <label for=field("run_sh")>"Starter run.sh"</label>
+            <textarea id=field("run_sh") name="run_sh" rows="4" spellcheck="false">{run_sh}</textarea>
+            <FieldError error=error field="run_sh"/>
+            <FormError error=error/>
+            <label class="check"><input name="enabled" type="checkbox" value="on" checked=enabled/>" Offered to new sites"</label>
+            <button type="submit" class="primary">{if new { "Add image" } else { "Save" }}</button>
+        </ActionForm>
+    }
+}

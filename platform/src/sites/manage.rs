@@ -1,0 +1,349 @@
+//! Managing sites beyond their own page: members (by the site's members), and what only admins
+//! do — every site, resource limits, disabling, fixing, the audit log.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+
+use super::{Event, OperationKind, Site, SiteState, audit, site_columns, site_from_row};
+use crate::{
+    Action as Permission, Actor, Error, Platform, Result, authorize,
+    schema::{audit_log, images, site_members, sites, users},
+};
+
+/// Allowed CPU limits, in thousandths of a core.
+pub const CPU_MILLIS: std::ops::RangeInclusive<i32> = 100..=8000;
+/// Allowed memory limits, in MiB.
+pub const MEMORY_MB: std::ops::RangeInclusive<i32> = 32..=16384;
+/// Allowed request body limits, in MiB.
+pub const BODY_LIMIT_MB: std::ops::RangeInclusive<i32> = 1..=2048;
+
+/// A site's resource limits, as an admin sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU, in thousandths of a core.
+    pub cpu_millis: i32,
+    /// Memory, in MiB.
+    pub memory_mb: i32,
+    /// Largest request body, in MiB.
+    pub body_limit_mb: i32,
+}
+
+/// A site with its members, as the admin's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteWithMembers {
+    /// The site.
+    pub site: Site,
+    /// Its members' usernames, sorted.
+    pub members: Vec<String>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (a username, or `operator` for the command line).
+    pub actor: String,
+    /// What (`site.create`, `site.limits`, …).
+    pub action: String,
+    /// On what (a site's or user's name).
+    pub target: String,
+    /// With what.
+    pub details: String,
+}
+
+/// One page of the admin's site list.
+pub const SITES_PER_PAGE: i64 = 50;
+
+impl Platform {
+    /// The members of a site the actor may manage: (user id, username), by username.
+    pub async fn site_members(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<(i64, String)>> {
+        self.site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        Ok(site_members::table
+            .inner_join(users::table)
+            .filter(site_members::site_id.eq(site_id))
+            .order(users::username.asc())
+            .select((users::id, users::username))
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Adds the user called `username` to a site's members.
+    pub async fn add_member(&self, actor: Option<&Actor>, site_id: i32, username: &str) -> Result<()> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above");
+        let username = username.trim().to_ascii_lowercase();
+        if username.is_empty() {
+            return Err(Error::invalid(
+                "username",
+                "Enter the username of the person to add.",
+            ));
+        }
+        let mut conn = self.conn().await?;
+        let user: Option<(i64, bool)> = users::table
+            .filter(users::username.eq(&username))
+            .select((users::id, users::active))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let Some((user_id, true)) = user else {
+            return Err(Error::invalid(
+                "username",
+                format!("No active user is called {username}."),
+            ));
+        };
+        conn.transaction::<_, Error, _>(async |conn| {
+            let added = diesel::insert_into(site_members::table)
+                .values((
+                    site_members::site_id.eq(site_id),
+                    site_members::user_id.eq(user_id),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if added == 0 {
+                return Err(Error::invalid(
+                    "username",
+                    format!("{username} is a member already."),
+                ));
+            }
+            audit(conn, actor, "site.member.add", &site.name, &username).await
+        })
+        .await?;
+        tracing::info!(user = %actor.username, site = %site.name, member = %username, "member added");
+        Ok(())
+    }
+
+    /// Removes a member from a site. A site keeps at least one member: nobody else could
+    /// manage it but the admins.
+    pub async fn remove_member(&self, actor: Option<&Actor>, site_id: i32, user_id: i64) -> Result<()> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above");
+        let mut conn = self.conn().await?;
+        let username = conn
+            .transaction::<_, Error, _>(async |conn| {
+                // Locks the site's member rows, so that two members removing each other cannot
+                // both succeed and leave none.
+                let members: Vec<i64> = site_members::table
+                    .filter(site_members::site_id.eq(site_id))
+                    .select(site_members::user_id)
+                    .for_update()
+                    .load(conn)
+                    .await?;
+                if !members.contains(&user_id) {
+                    return Err(Error::NotFound("member"));
+                }
+                if members.len() == 1 {
+                    return Err(Error::Conflict(
+                        "A site keeps at least one member: add another before removing this one.".to_owned(),
+                    ));
+                }
+                diesel::delete(
+                    site_members::table
+                        .filter(site_members::site_id.eq(site_id))
+                        .filter(site_members::user_id.eq(user_id)),
+                )
+                .execute(conn)
+                .await?;
+                let username: String = users::table
+                    .find(user_id)
+                    .select(users::username)
+                    .first(conn)
+                    .await?;
+                audit(conn, actor, "site.member.remove", &site.name, &username).await?;
+                Ok(username)
+            })
+            .await?;
+        tracing::info!(user = %actor.username, site = %site.name, member = %username, "member removed");
+        Ok(())
+    }
+
+    /// Every site with its members, by name, a page at a time; `member` keeps only the sites
+    /// of that user. Admins only. Returns the page and the number of sites in all.
+    pub async fn all_sites(
+        &self,
+        actor: Option<&Actor>,
+        member: Option<&str>,
+        page: i64,
+    ) -> Result<(Vec<SiteWithMembers>, i64)> {
+        authorize(actor, Permission::Administer)?;
+        let mut conn = self.conn().await?;
+        let member = member.map(str::trim).filter(|m| !m.is_empty());
+        let of_member = |username: &str| {
+            site_members::table
+                .inner_join(users::table)
+                .filter(users::username.eq(username.to_ascii_lowercase()))
+                .select(site_members::site_id)
+        };
+        let mut count = sites::table.count().into_boxed();
+        let mut query = sites::table
+            .inner_join(images::table)
+            .select(site_columns())
+            .order(sites::name.asc())
+            .limit(SITES_PER_PAGE)
+            .offset(page.max(0) * SITES_PER_PAGE)
+            .into_boxed();
+        if let Some(username) = member {
+            count = count.filter(sites::id.eq_any(of_member(username)));
+            query = query.filter(sites::id.eq_any(of_member(username)));
+        }
+        let total: i64 = count.get_result(&mut conn).await?;
+        let found: Vec<Site> = query
+            .load(&mut conn)
+            .await?
+            .into_iter()
+            .map(site_from_row)
+            .collect();
+        let ids: Vec<i32> = found.iter().map(|s| s.id).collect();
+        let pairs: Vec<(i32, String)> = site_members::table
+            .inner_join(users::table)
+            .filter(site_members::site_id.eq_any(&ids))
+            .order(users::username.asc())
+            .select((site_members::site_id, users::username))
+            .load(&mut conn)
+            .await?;
+        let sites = found
+            .into_iter()
+            .map(|site| SiteWithMembers {
+                members: pairs
+                    .iter()
+                    .filter(|(id, _)| *id == site.id)
+                    .map(|(_, name)| name.clone())
+                    .collect(),
+                site,
+            })
+            .collect();
+        Ok((sites, total))
+    }
+
+    /// Sets a site's resource limits and queues the operation that applies them. Admins only.
+    pub async fn set_limits(&self, actor: Option<&Actor>, site_id: i32, limits: Limits) -> Result<i64> {
+        let actor = authorize(actor, Permission::Administer)?.clone();
+        let site = self.site(Some(&actor), site_id).await?;
+        let check = |field: &'static str, value: i32, range: std::ops::RangeInclusive<i32>, unit: &str| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    field,
+                    format!("Choose between {} and {} {unit}.", range.start(), range.end()),
+                ))
+            }
+        };
+        check(
+            "cpu_millis",
+            limits.cpu_millis,
+            CPU_MILLIS,
+            "thousandths of a core",
+        )?;
+        check("memory_mb", limits.memory_mb, MEMORY_MB, "MiB")?;
+        check("body_limit_mb", limits.body_limit_mb, BODY_LIMIT_MB, "MiB")?;
+        if site.state == SiteState::Deleting {
+            return Err(Error::Conflict("The site is being deleted.".to_owned()));
+        }
+        let mut conn = self.conn().await?;
+        diesel::update(sites::table.find(site_id))
+            .set((
+                sites::cpu_millis.eq(limits.cpu_millis),
+                sites::memory_mb.eq(limits.memory_mb),
+                sites::body_limit_mb.eq(limits.body_limit_mb),
+                sites::updated_at.eq(Utc::now()),
+            ))
+            .execute(&mut conn)
+            .await?;
+        let details = format!(
+            "cpu {} millis, memory {} MiB, body {} MiB",
+            limits.cpu_millis, limits.memory_mb, limits.body_limit_mb
+        );
+        self.queue_change(
+            &actor,
+            &site,
+            OperationKind::ApplySettings,
+            None,
+            None,
+            "site.limits",
+            &details,
+        )
+        .await
+    }
+
+    /// Disables a site (visitors get a page saying so; its members cannot serve it again) or
+    /// enables it again. Admins only.
+    pub async fn set_disabled(&self, actor: Option<&Actor>, site_id: i32, disabled: bool) -> Result<i64> {
+        let actor = authorize(actor, Permission::Administer)?.clone();
+        let site = self.site(Some(&actor), site_id).await?;
+        if disabled == (site.availability == "disabled") {
+            return Err(Error::Conflict(if disabled {
+                "The site is disabled already.".to_owned()
+            } else {
+                "The site is not disabled.".to_owned()
+            }));
+        }
+        let state = match (disabled, site.state) {
+            // A site its members had taken off the air is off already.
+            (true, SiteState::Stopped) => SiteState::Stopped,
+            (true, state) => state
+                .apply(Event::Stopped)
+                .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
+            (false, state) => state
+                .apply(Event::Started)
+                .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
+        };
+        let availability = if disabled { "disabled" } else { "enabled" };
+        self.queue_change(
+            &actor,
+            &site,
+            OperationKind::SetAvailability,
+            Some(state),
+            Some(availability),
+            "site.availability",
+            availability,
+        )
+        .await
+    }
+
+    /// Re-runs everything that makes a site — files, service, routes — with its current
+    /// settings. Admins only.
+    pub async fn fix_site(&self, actor: Option<&Actor>, site_id: i32) -> Result<i64> {
+        let actor = authorize(actor, Permission::Administer)?.clone();
+        let site = self.site(Some(&actor), site_id).await?;
+        if matches!(site.state, SiteState::Deleting | SiteState::Provisioning) {
+            return Err(Error::Conflict(format!(
+                "A site that is {} has its own operation running; retry that one.",
+                site.state
+            )));
+        }
+        self.queue_change(&actor, &site, OperationKind::FixSite, None, None, "site.fix", "")
+            .await
+    }
+
+    /// The newest entries of the audit log, newest first. Admins only.
+    pub async fn audit_entries(&self, actor: Option<&Actor>, limit: i64) -> Result<Vec<AuditEntry>> {
+        authorize(actor, Permission::Administer)?;
+        let mut conn = self.conn().await?;
+        let rows: Vec<(DateTime<Utc>, String, String, String, String)> = audit_log::table
+            .order(audit_log::id.desc())
+            .limit(limit.clamp(1, 1000))
+            .select((
+                audit_log::at,
+                audit_log::actor,
+                audit_log::action,
+                audit_log::target,
+                audit_log::details,
+            ))
+            .load(&mut conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, actor, action, target, details)| AuditEntry {
+                at,
+                actor,
+                action,
+                target,
+                details,
+            })
+            .collect())
+    }
+}

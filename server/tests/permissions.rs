@@ -1,0 +1,249 @@
+//! The permission matrix: every server function, called over HTTP as an anonymous visitor,
+//! another user, the site's member and an admin, answers as the platform's one check decides —
+//! 401 for the anonymous, 404 for a site someone may not know of, 403 for admin functions, and
+//! for those allowed, the function's own answer (its success, or a conflict or a refused field
+//! that proves the check was passed). No call here changes anything the next one depends on.
+
+mod common;
+
+use common::{TestServer, create_user, password};
+use platform::{Actor, Role, sites::NewSite, testing::TestDb};
+
+/// Who calls.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Anonymous,
+    Other,
+    Member,
+    Admin,
+}
+
+const WHO: [Who; 4] = [Who::Anonymous, Who::Other, Who::Member, Who::Admin];
+
+/// One server function with the statuses expected from [anonymous, other, member, admin].
+struct Row {
+    name: &'static str,
+    form: Vec<(&'static str, String)>,
+    expect: [u16; 4],
+}
+
+fn row(name: &'static str, form: &[(&'static str, &str)], expect: [u16; 4]) -> Row {
+    Row {
+        name,
+        form: form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        expect,
+    }
+}
+
+/// Functions that do not act on anyone's behalf: signing in and out, the first-run setup,
+/// asking who one is, changing one's own password (tested in http.rs and accounts).
+const NOT_IN_MATRIX: [&str; 6] = [
+    "login",
+    "logout",
+    "setup_link_valid",
+    "complete_setup",
+    "current_user",
+    "change_password",
+];
+
+/// Every server function's endpoint name, read from the source: a new function without a row
+/// here fails this test.
+fn every_server_function() -> Vec<String> {
+    let sources = [
+        include_str!("../../app/src/api/mod.rs"),
+        include_str!("../../app/src/api/members.rs"),
+        include_str!("../../app/src/api/admin.rs"),
+    ];
+    sources
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("#[server(")?;
+            let start = rest.find("endpoint = \"")? + "endpoint = \"".len();
+            let end = rest[start..].find('"')?;
+            Some(rest[start..start + end].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decides() {
+    let db = TestDb::new().await;
+    for (name, role) in [
+        ("admin", Role::Admin),
+        ("member", Role::User),
+        ("other", Role::User),
+    ] {
+        create_user(&db.platform, name, role).await;
+    }
+    let member = db
+        .platform
+        .login("member", &password("member"), &platform::ClientInfo::default())
+        .await
+        .unwrap()
+        .0;
+    let (site, operation) = db
+        .platform
+        .create_site(
+            Some(&member),
+            NewSite {
+                name: "guarded".to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "static".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let member_id = member.user_id.to_string();
+    let id = site.id.to_string();
+    let operation = operation.to_string();
+    let server = TestServer::start(db.platform.clone()).await;
+    let clients = [
+        server.client(),
+        server.signed_in("other", &password("other")).await,
+        server.signed_in("member", &password("member")).await,
+        server.signed_in("admin", &password("admin")).await,
+    ];
+
+    // Site functions: the anonymous must sign in, another user learns nothing (404), the
+    // member and an admin pass the check. No worker runs, so the site stays provisioning and
+    // its create operation queued: the answers past the check are conflicts or refused fields.
+    let site_rows = [
+        row("site_detail", &[("id", &id)], [401, 404, 200, 200]),
+        row("site_logs", &[("id", &id)], [401, 404, 200, 200]),
+        row(
+            "add_member",
+            &[("site", &id), ("username", "nobody")],
+            [401, 404, 400, 400],
+        ),
+        row(
+            "remove_member",
+            &[("site", &id), ("user", &member_id)],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "retry_operation",
+            &[("site", &id), ("operation", &operation)],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "set_served",
+            &[("id", &id), ("served", "false")],
+            [401, 404, 409, 409],
+        ),
+        row("restart_site", &[("id", &id)], [401, 404, 409, 409]),
+        row(
+            "delete_site",
+            &[("id", &id), ("confirm", "not-it")],
+            [401, 404, 400, 400],
+        ),
+    ];
+    // Admin functions: 403 for every signed-in non-admin.
+    let admin_rows = [
+        row("admin_sites", &[("page", "0")], [401, 403, 403, 200]),
+        row(
+            "set_limits",
+            &[
+                ("id", &id),
+                ("cpu_millis", "1000"),
+                ("memory_mb", "1"),
+                ("body_limit_mb", "8"),
+            ],
+            [401, 403, 403, 400],
+        ),
+        row(
+            "set_disabled",
+            &[("id", &id), ("disabled", "false")],
+            [401, 403, 403, 409],
+        ),
+        row("fix_site", &[("id", &id)], [401, 403, 403, 409]),
+        row("catalogue", &[], [401, 403, 403, 200]),
+        row(
+            "save_image",
+            &[
+                ("id", "0"),
+                ("name", "x"),
+                ("description", ""),
+                ("reference", "Bad Ref"),
+                ("serves", "both"),
+                ("run_sh", ""),
+            ],
+            [401, 403, 403, 400],
+        ),
+        row("audit_log", &[], [401, 403, 403, 200]),
+        row("list_users", &[], [401, 403, 403, 200]),
+        row(
+            "create_user",
+            &[
+                ("username", ""),
+                ("display_name", ""),
+                ("email", ""),
+                ("password", ""),
+            ],
+            [401, 403, 403, 400],
+        ),
+        row(
+            "set_user_active",
+            &[("id", "999999"), ("active", "false")],
+            [401, 403, 403, 404],
+        ),
+        row(
+            "set_user_admin",
+            &[("id", "999999"), ("admin", "true")],
+            [401, 403, 403, 404],
+        ),
+    ];
+    // Everyone signed in.
+    let user_rows = [
+        row("my_sites", &[], [401, 200, 200, 200]),
+        row("site_images", &[], [401, 200, 200, 200]),
+        row("check_site_name", &[("name", "guarded")], [401, 200, 200, 200]),
+        row(
+            "create_site",
+            &[
+                ("name", "-bad-"),
+                ("kind", "static"),
+                ("image", "busybox"),
+                ("purpose", "project"),
+                ("description", ""),
+            ],
+            [401, 400, 400, 400],
+        ),
+    ];
+
+    let mut covered: Vec<&str> = NOT_IN_MATRIX.to_vec();
+    let mut wrong = Vec::new();
+    for row in site_rows.iter().chain(&admin_rows).chain(&user_rows) {
+        covered.push(row.name);
+        for (who, (client, expected)) in WHO.iter().zip(clients.iter().zip(row.expect)) {
+            let form: Vec<(&str, &str)> = row.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let got = server.call(client, row.name, &form).await.status().as_u16();
+            if got != expected {
+                wrong.push(format!("{} as {who:?}: {got}, expected {expected}", row.name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
+    let missing: Vec<String> = every_server_function()
+        .into_iter()
+        .filter(|name| !covered.contains(&name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "server functions without a row in the matrix: {missing:?}"
+    );
+
+    // And nothing above changed the site: the member still sees it as it was, alone.
+    let after = db.platform.site(Some(&member), site.id).await.unwrap();
+    assert_eq!(after, site);
+    assert_eq!(
+        db.platform
+            .site_members(Some(&Actor::operator()), site.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
