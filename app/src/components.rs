@@ -8,6 +8,32 @@ use crate::{
     api::{Logout, Me, current_user},
 };
 
+/// A counter that goes up every `period` once the page is hydrated (never on the server): what
+/// a resource depends on to be read again, for pages that follow something live. With `only_if`,
+/// a tick is skipped while it says no.
+pub fn ticker(period: std::time::Duration, only_if: impl Fn() -> bool + 'static) -> ReadSignal<u32> {
+    let tick = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                if only_if() {
+                    tick.try_update(|t| *t += 1);
+                }
+            },
+            period,
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (period, only_if);
+    tick.read_only()
+}
+
 /// The error of a finished action, if it failed.
 pub fn failure<T, S>(value: S) -> Signal<Option<AppError>>
 where

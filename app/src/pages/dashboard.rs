@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::{
     api::{SiteCard, my_sites},
-    components::{ErrorPage, SignedIn, StateBadge},
+    components::{ErrorPage, SignedIn, StateBadge, ticker},
 };
 
 /// "My sites": the member's sites with their state and address.
@@ -12,13 +12,15 @@ pub fn DashboardPage() -> impl IntoView {
     view! {
         <Title text="My sites"/>
         <SignedIn page=|me| {
-            let sites = Resource::new(|| (), |()| my_sites());
+            // Once hydrated, the states follow the sites every five seconds.
+            let tick = ticker(std::time::Duration::from_secs(5), || true);
+            let sites = Resource::new(move || tick.get(), |_| my_sites());
             view! {
                 <div class="page-head">
                     <h1>"My sites"</h1>
                     <a class="button primary" href="/sites/new">"New site"</a>
                 </div>
-                <Suspense fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
+                <Transition fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
                     {move || {
                         let welcome = me.display_name.clone();
                         Suspend::new(async move {
@@ -38,7 +40,7 @@ pub fn DashboardPage() -> impl IntoView {
                             }
                         })
                     }}
-                </Suspense>
+                </Transition>
             }
         }/>
     }

@@ -8,7 +8,7 @@ use crate::{
         AddMember, DeleteSite, FixSite, LogLineView, Me, OperationView, RemoveMember, RestartSite,
         RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData, site_detail, site_logs,
     },
-    components::{ErrorPage, FieldError, FormError, SignedIn, StateBadge, failure},
+    components::{ErrorPage, FieldError, FormError, SignedIn, StateBadge, failure, ticker},
 };
 
 /// A site: its address, state, operations with their progress, and deletion.
@@ -77,7 +77,12 @@ fn SiteView(me: Me) -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
     let actions = Actions::new();
-    let tick = RwSignal::new(0u32);
+    let busy = RwSignal::new(true);
+    // While an operation is under way the page refreshes itself (once hydrated) every second;
+    // otherwise it stays still, so that nothing typed into its forms is lost.
+    let tick = ticker(std::time::Duration::from_secs(1), move || {
+        busy.try_get_untracked().unwrap_or(false)
+    });
     let detail = Resource::new(
         move || (id(), actions.version(), tick.get()),
         |(id, _, _)| async move {
@@ -87,34 +92,14 @@ fn SiteView(me: Me) -> impl IntoView {
             }
         },
     );
-    // While an operation is under way the page refreshes itself (once hydrated) every second;
-    // otherwise it stays still, so that nothing typed into its forms is lost.
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(
-            move || {
-                let busy = detail
-                    .try_get_untracked()
-                    .flatten()
-                    .and_then(Result::ok)
-                    .is_some_and(|s| s.busy());
-                if busy {
-                    tick.try_update(|t| *t += 1);
-                }
-            },
-            std::time::Duration::from_secs(1),
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = handle {
-                handle.clear();
-            }
-        });
-    }
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading the site…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(site) => view! { <SiteBody site actions is_admin=me.is_admin/> }.into_any(),
+                    Ok(site) => {
+                        busy.set(site.busy());
+                        view! { <SiteBody site actions is_admin=me.is_admin/> }.into_any()
+                    }
                     Err(error) => view! { <ErrorPage error/> }.into_any(),
                 }
             })}
@@ -228,21 +213,7 @@ fn Operation(op: OperationView, site: i32, retry: ServerAction<RetryOperation>) 
 /// from exactly the lines the server rendered.
 #[component]
 fn Logs(id: i32, initial: Vec<LogLineView>) -> impl IntoView {
-    let tick = RwSignal::new(0u32);
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(
-            move || {
-                tick.try_update(|t| *t += 1);
-            },
-            std::time::Duration::from_secs(2),
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = handle {
-                handle.clear();
-            }
-        });
-    }
+    let tick = ticker(std::time::Duration::from_secs(2), || true);
     let live = LocalResource::new(move || {
         tick.track();
         site_logs(id)
