@@ -163,3 +163,18 @@ pub fn StateBadge(state: String) -> impl IntoView {
     };
     view! { <span class=class>{state}</span> }
 }
+
+/// The tabs of a site's pages.
+#[component]
+pub fn SiteTabs(id: i32, current: &'static str) -> impl IntoView {
+    let tab = move |name: &'static str, label: &'static str, href: String| {
+        let here = (name == current).then_some("page");
+        view! { <a href=href aria-current=here>{label}</a> }
+    };
+    view! {
+        <nav class="tabs" aria-label="Site">
+            {tab("overview", "Overview", format!("/sites/{id}"))}
+            {tab("terminal", "Terminal", format!("/sites/{id}/terminal"))}
+        </nav>
+    }
+}

@@ -124,11 +124,51 @@ test('a site is taken off the air, served again and restarted from its page', as
   }).toPass({ timeout: 30_000 });
 });
 
+test('the terminal runs a shell in the site, and what it makes is served', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  await page.getByRole('navigation', { name: 'Site' }).getByRole('link', { name: 'Terminal' }).click();
+  const panel = page.locator('section.terminal');
+  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
+  const screen = () => panel.evaluate((el: any) => el.terminalText());
+  await expect.poll(screen, { timeout: 15_000 }).toContain('hello-python:/site$');
+  await page.locator('.xterm').click();
+  await page.keyboard.type('echo hello && pwd\n');
+  await expect.poll(screen).toMatch(/\nhello\s*\n\/site/);
+  await page.keyboard.type('echo made-in-the-terminal > public/from-terminal.html\n');
+
+  // The network drops: the page reconnects to the same shell.
+  await page.keyboard.type('KEPT=still-here\n');
+  await panel.evaluate((el: any) => el.dropSocket());
+  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
+  await page.locator('.xterm').click();
+  await page.keyboard.type('echo $KEPT\n');
+  await expect.poll(screen).toMatch(/\nstill-here/);
+  await page.screenshot({ path: testInfo.outputPath('terminal.png'), fullPage: true });
+
+  await page.getByRole('button', { name: 'Full window' }).click();
+  await expect(panel).toHaveClass(/terminal-full/);
+  await page.screenshot({ path: testInfo.outputPath('terminal-full-window.png') });
+
+  const visitor = await page.context().newPage();
+  await visitor.goto(siteURL('hello-python') + 'from-terminal.html');
+  await expect(visitor.locator('body')).toContainText('made-in-the-terminal');
+  await visitor.close();
+});
+
 test('another user cannot see or open the sites', async ({ page }) => {
   await signedIn(page, other);
   await expect(page.locator('[data-site]')).toHaveCount(0);
   const response = await page.goto(`${server().baseURL}/sites/1`);
   expect(response?.status()).toBe(404);
+  expect((await page.goto(`${server().baseURL}/sites/2/terminal`))?.status()).toBe(404);
+  // Their browser's websocket to the site's terminal never opens.
+  const opened = await page.evaluate(() => new Promise((resolve) => {
+    const ws = new WebSocket(`ws://${location.host}/sites/2/terminal/ws`);
+    ws.onopen = () => resolve(true);
+    ws.onclose = () => resolve(false);
+  }));
+  expect(opened).toBe(false);
 });
 
 test('members are added by username and removed', async ({ page }) => {

@@ -67,14 +67,14 @@ impl Default for ExecRequest {
     }
 }
 
-/// Resizes a running exec's TTY.
+/// Controls a running exec from outside its streams: resize its TTY, hang it up.
 #[derive(Debug, Clone)]
-pub struct Resizer {
+pub struct ExecControl {
     docker: bollard::Docker,
     exec_id: String,
 }
 
-impl Resizer {
+impl ExecControl {
     /// Sets the TTY to `cols` × `rows` (clamped to 1–1000 each).
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<()> {
         let options = ResizeExecOptions {
@@ -82,6 +82,30 @@ impl Resizer {
             h: i32::from(rows.clamp(1, 1000)),
         };
         self.docker.resize_exec(&self.exec_id, options).await?;
+        Ok(())
+    }
+
+    /// Ends the process as a terminal going away does: SIGHUP, sent from the host to the PID the
+    /// engine reports (the engine has no call for it). A process already gone is fine.
+    pub async fn hang_up(&self) -> Result<()> {
+        let inspect = self.docker.inspect_exec(&self.exec_id).await?;
+        let Some(pid) = inspect
+            .pid
+            .filter(|pid| *pid > 0 && inspect.running.unwrap_or(false))
+        else {
+            return Ok(());
+        };
+        let status = tokio::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .await
+            .map_err(|source| Error::Io {
+                context: "sending SIGHUP to a shell".to_owned(),
+                source,
+            })?;
+        if !status.success() {
+            tracing::warn!(exec = %self.exec_id, pid, "the shell could not be hung up (was it already gone?)");
+        }
         Ok(())
     }
 }
@@ -93,8 +117,8 @@ pub struct ExecSession {
     pub output: Pin<Box<dyn Stream<Item = Result<bytes::Bytes>> + Send>>,
     /// The process's standard input.
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
-    /// Resizes the TTY.
-    pub resizer: Resizer,
+    /// Resizes the TTY, hangs up the process.
+    pub control: ExecControl,
     exec_id: String,
     container: String,
     activity: Activity,
@@ -111,7 +135,33 @@ impl std::fmt::Debug for ExecSession {
 impl ExecSession {
     /// The exit code, once the process has ended (None while it runs).
     pub async fn exit_code(&self) -> Result<Option<i64>> {
-        let inspect = self.resizer.docker.inspect_exec(&self.exec_id).await?;
+        self.exit().code().await
+    }
+
+    /// How to learn the exit code once the streams are taken apart.
+    pub fn exit(&self) -> ExitCode {
+        ExitCode {
+            docker: self.control.docker.clone(),
+            exec_id: self.exec_id.clone(),
+            container: self.container.clone(),
+            activity: self.activity.clone(),
+        }
+    }
+}
+
+/// Reads an exec's exit code, apart from its streams (which the caller may have moved away).
+#[derive(Debug, Clone)]
+pub struct ExitCode {
+    docker: bollard::Docker,
+    exec_id: String,
+    container: String,
+    activity: Activity,
+}
+
+impl ExitCode {
+    /// The exit code, once the process has ended (None while it runs).
+    pub async fn code(&self) -> Result<Option<i64>> {
+        let inspect = self.docker.inspect_exec(&self.exec_id).await?;
         self.activity.touch(&self.container);
         Ok(if inspect.running.unwrap_or(false) {
             None
@@ -196,7 +246,7 @@ impl Orchestrator {
                 },
             )
             .await?;
-        let resizer = Resizer {
+        let control = ExecControl {
             docker: self.docker.clone(),
             exec_id: created.id.clone(),
         };
@@ -215,7 +265,7 @@ impl Orchestrator {
             return Err(Error::Engine("the exec started detached".to_owned()));
         };
         if let (true, Some((cols, rows))) = (request.tty, request.size) {
-            resizer.resize(cols, rows).await?;
+            control.resize(cols, rows).await?;
         }
         self.terminals.touch(container);
         let output = output.map(|item| match item {
@@ -230,7 +280,7 @@ impl Orchestrator {
         Ok(ExecSession {
             output: Box::pin(output),
             input,
-            resizer,
+            control,
             exec_id: created.id,
             container: container.to_owned(),
             activity: self.terminals.clone(),

@@ -239,7 +239,7 @@ async fn an_interactive_shell_echoes_resizes_and_returns_its_exit_code() {
         .unwrap();
     read_until(&mut session, "sum-42").await;
     read_until(&mut session, "30 100").await;
-    session.resizer.resize(120, 40).await.unwrap();
+    session.control.resize(120, 40).await.unwrap();
     session.input.write_all(b"stty size\n").await.unwrap();
     read_until(&mut session, "40 120").await;
     session.input.write_all(b"exit 3\n").await.unwrap();

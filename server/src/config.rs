@@ -86,6 +86,12 @@ pub struct ServeArgs {
     /// Traefik's certificate resolver for the sites' routers (none: plain HTTP).
     #[arg(long, env = "DIRECTOR_TRAEFIK_CERT_RESOLVER")]
     pub traefik_cert_resolver: Option<String>,
+    /// Minutes after which a site's terminal container with no shell in it is removed.
+    #[arg(long, env = "DIRECTOR_TERMINAL_IDLE_MINUTES")]
+    pub terminal_idle_minutes: Option<u64>,
+    /// Seconds a browser terminal's shell waits for its browser to reconnect.
+    #[arg(long, env = "DIRECTOR_TERMINAL_GRACE_SECONDS")]
+    pub terminal_grace_seconds: Option<u64>,
     /// A prefix for every Docker object Director makes (tests run beside a real deployment).
     #[arg(long, env = "DIRECTOR_NAMESPACE", hide = true)]
     pub namespace: Option<String>,
@@ -136,6 +142,15 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     edge: FileEdge,
+    #[serde(default)]
+    terminal: FileTerminal,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTerminal {
+    idle_minutes: Option<u64>,
+    grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +188,10 @@ pub struct Config {
     pub namespace: Option<String>,
     pub traefik_entrypoints: Vec<String>,
     pub traefik_cert_resolver: Option<String>,
+    /// Terminal containers with no shell for this long are removed.
+    pub terminal_idle: std::time::Duration,
+    /// A dropped browser terminal's shell waits this long for the browser.
+    pub terminal_grace: std::time::Duration,
 }
 
 /// The default manager address: loopback, so a fresh install is not exposed by accident.
@@ -252,6 +271,19 @@ impl Config {
                 .traefik_cert_resolver
                 .clone()
                 .or(file.edge.traefik_cert_resolver),
+            terminal_idle: std::time::Duration::from_secs(
+                60 * serve
+                    .terminal_idle_minutes
+                    .or(file.terminal.idle_minutes)
+                    .unwrap_or(15)
+                    .max(1),
+            ),
+            terminal_grace: std::time::Duration::from_secs(
+                serve
+                    .terminal_grace_seconds
+                    .or(file.terminal.grace_seconds)
+                    .unwrap_or(60),
+            ),
         })
     }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub app: AppContext,
     pub trust_proxy: bool,
+    /// The browser terminals' shells.
+    pub terminals: crate::terminal::Terminals,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/sites/{id}/terminal/ws", get(crate::terminal::websocket))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || shell(options.clone())

@@ -7,4 +7,5 @@ pub mod embedded_pg;
 pub mod http;
 pub mod reconciler;
 pub mod serve;
+pub mod terminal;
 pub mod workers;

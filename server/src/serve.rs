@@ -101,6 +101,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             runtime: runtime_rx.clone(),
         },
         trust_proxy: config.trust_proxy,
+        terminals: crate::terminal::Terminals::new(config.terminal_grace),
     };
     tokio::spawn(purge_expired_sessions(platform.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -132,6 +133,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     background.push(tokio::spawn(reconciler::run(
         platform.clone(),
         runtime_rx.clone(),
+        stopped.clone(),
+    )));
+    background.push(tokio::spawn(reap_terminals(
+        runtime_rx.clone(),
+        config.terminal_idle,
         stopped.clone(),
     )));
     for _ in 0..workers::WORKERS {
@@ -181,6 +187,27 @@ pub fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
         .site_addr(addr)
         .env(leptos::config::Env::PROD)
         .build()
+}
+
+/// Removes terminal containers nobody has had a shell in for `idle`, checking every minute.
+async fn reap_terminals(
+    runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    idle: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let current = runtime.borrow().clone();
+        if let Some(runtime) = current
+            && let Err(err) = runtime.orchestrator.reap_idle_terminals(idle).await
+        {
+            tracing::warn!(error = %err, "reaping idle terminals failed");
+        }
+    }
 }
 
 async fn purge_expired_sessions(platform: Platform) {

@@ -1,25 +1,11 @@
 //! `director serve`'s edge: started through the orchestrator, answering for the sites domain,
 //! and brought back by the supervisor when it dies.
 
+mod common;
+
 use std::time::Duration;
 
-use orchestrator::{Namespace, Orchestrator};
-use rand::Rng as _;
-use server::edge::{EdgePlan, supervise};
-
-struct Cleanup {
-    orch: Orchestrator,
-    view: std::path::PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.view).status();
-        if let Err(err) = self.orch.remove_namespace_blocking() {
-            eprintln!("warning: could not remove the test namespace: {err}");
-        }
-    }
-}
+use common::edge::start_edge;
 
 async fn answer(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
     let res = client
@@ -29,62 +15,6 @@ async fn answer(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
         .await
         .ok()?;
     Some((res.status().as_u16(), res.text().await.ok()?))
-}
-
-struct Edge {
-    namespace: Namespace,
-    listen: std::net::SocketAddr,
-    db: platform::testing::TestDb,
-    runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    supervisor: tokio::task::JoinHandle<()>,
-    _cleanup: Cleanup,
-    _dir: tempfile::TempDir,
-}
-
-/// The edge under its supervisor, in a namespace of its own, on a database of its own.
-async fn start_edge() -> Edge {
-    let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();
-    let orch = Orchestrator::connect(namespace.clone())
-        .await
-        .expect("a Docker engine");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let plan = EdgePlan {
-        namespace: namespace.clone(),
-        dir: dir.path().join("edge"),
-        sites_root: dir.path().join("sites"),
-        listen: Some(listen),
-        public_port: listen.port(),
-        sites_domain: "localhost".to_owned(),
-        traefik: None,
-    };
-    let cleanup = Cleanup {
-        orch: orch.clone(),
-        view: plan.dir.join("sites"),
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let db = platform::testing::TestDb::new().await;
-    let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
-    let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
-    runtime_rx
-        .wait_for(Option::is_some)
-        .await
-        .expect("the runtime is published once the edge is up");
-    Edge {
-        namespace,
-        listen,
-        db,
-        runtime: runtime_rx,
-        stop,
-        supervisor,
-        _cleanup: cleanup,
-        _dir: dir,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ mod new_site;
 mod not_found;
 mod setup;
 mod site;
+mod terminal;
 
 pub use account::AccountPage;
 pub use admin_audit::AdminAuditPage;
@@ -23,3 +24,4 @@ pub use new_site::NewSitePage;
 pub use not_found::NotFoundPage;
 pub use setup::SetupPage;
 pub use site::SitePage;
+pub use terminal::TerminalPage;

@@ -8,7 +8,7 @@ use crate::{
         AddMember, DeleteSite, FixSite, LogLineView, Me, OperationView, RemoveMember, RestartSite,
         RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData, site_detail, site_logs,
     },
-    components::{ErrorPage, FieldError, FormError, SignedIn, StateBadge, failure, ticker},
+    components::{ErrorPage, FieldError, FormError, SignedIn, SiteTabs, StateBadge, failure, ticker},
 };
 
 /// A site: its address, state, operations with their progress, and deletion.
@@ -127,6 +127,7 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
             <h1>{site.card.name.clone()}</h1>
             <StateBadge state=site.card.state.clone()/>
         </div>
+        <SiteTabs id current="overview"/>
         <p><a class="site-url" href=site.card.url.clone() rel="noopener">{site.card.url.clone()}</a></p>
         <FormError error=control_error/>
         {(!deleting && site.availability != "disabled").then(|| view! {

@@ -8,6 +8,7 @@ mod manage;
 mod queue;
 mod reconcile;
 mod runtime;
+mod shell;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -20,6 +21,7 @@ pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES
 pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
+pub use shell::{MAX_COLS, MAX_ROWS, ShellRequest, clamp_size};
 
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,

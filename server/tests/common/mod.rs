@@ -3,6 +3,8 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod edge;
+
 use std::net::SocketAddr;
 
 use app::ssr::AppContext;
@@ -16,6 +18,7 @@ use server::{
 /// A server running in the test's runtime; dropped with it.
 pub struct TestServer {
     pub base: String,
+    pub addr: SocketAddr,
 }
 
 impl TestServer {
@@ -23,8 +26,24 @@ impl TestServer {
         Self::start_with(platform, false).await
     }
 
+    /// With the engine and edge the workers use (terminals and logs need them).
+    pub async fn start_with_runtime(
+        platform: Platform,
+        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    ) -> Self {
+        Self::start_full(platform, false, runtime).await
+    }
+
     /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
     pub async fn start_with(platform: Platform, secure_cookies: bool) -> Self {
+        Self::start_full(platform, secure_cookies, tokio::sync::watch::channel(None).1).await
+    }
+
+    async fn start_full(
+        platform: Platform,
+        secure_cookies: bool,
+        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    ) -> Self {
         use clap::Parser as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -35,14 +54,16 @@ impl TestServer {
             app: AppContext {
                 platform,
                 secure_cookies,
-                runtime: tokio::sync::watch::channel(None).1,
+                runtime,
             },
             trust_proxy: false,
+            terminals: server::terminal::Terminals::new(std::time::Duration::from_secs(60)),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             base: format!("http://{addr}"),
+            addr,
         }
     }
 

@@ -1,0 +1,100 @@
+//! Shells in a site's terminal container: the one path the browser's terminal and SSH share.
+//! The container runs the site's image with its files, uid and limits; the shell starts in
+//! `/site` with a prompt naming the site.
+
+use orchestrator::{ExecRequest, ExecSession};
+
+use super::{Runtime, Site, SiteState};
+use crate::{Actor, Error, Platform, Result};
+
+/// The largest terminal accepted; bigger asks are clamped (a huge one costs the engine memory).
+pub const MAX_COLS: u16 = 500;
+/// See [`MAX_COLS`].
+pub const MAX_ROWS: u16 = 200;
+
+/// A terminal size within bounds.
+pub fn clamp_size(cols: u16, rows: u16) -> (u16, u16) {
+    (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS))
+}
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct ShellRequest {
+    /// Columns and rows of the terminal (an interactive shell); None for a command.
+    pub size: Option<(u16, u16)>,
+    /// A command for `sh -c` instead of an interactive shell; run without a TTY, so its
+    /// standard error stays apart.
+    pub command: Option<String>,
+}
+
+impl Platform {
+    /// Opens a shell (or runs a command) in the site's terminal container, for a member or an
+    /// admin of a site that is not disabled. The container is made if it is not there.
+    pub async fn open_shell(
+        &self,
+        actor: Option<&Actor>,
+        runtime: Option<&Runtime>,
+        site_id: i32,
+        request: ShellRequest,
+    ) -> Result<(Site, ExecSession)> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above");
+        if site.availability == "disabled" {
+            return Err(Error::Conflict(
+                "An administrator disabled this site: its terminal is closed.".to_owned(),
+            ));
+        }
+        if matches!(site.state, SiteState::Provisioning | SiteState::Deleting) {
+            return Err(Error::Conflict(format!(
+                "The site is {}: try again when it is done.",
+                site.state
+            )));
+        }
+        let runtime = runtime.ok_or_else(|| {
+            Error::Conflict("Terminals are unavailable while Director is not connected to Docker.".to_owned())
+        })?;
+        let refused = |err: orchestrator::Error| {
+            tracing::warn!(site = %site.name, error = %err, "opening a shell failed");
+            if err.is_retryable() {
+                Error::Conflict("Docker did not answer in time; try again.".to_owned())
+            } else {
+                Error::Conflict("The site's terminal could not be started.".to_owned())
+            }
+        };
+        let container = runtime
+            .orchestrator
+            .ensure_terminal(&runtime.spec(&site))
+            .await
+            .map_err(refused)?;
+        let env = vec![
+            "TERM=xterm-256color".to_owned(),
+            "HOME=/site".to_owned(),
+            "LANG=C.UTF-8".to_owned(),
+            format!("SITE={}", site.name),
+            // Expanded by the shell at each prompt (POSIX sh, busybox ash and dash alike).
+            format!("PS1={}:$PWD$ ", site.name),
+        ];
+        let exec = match &request.command {
+            Some(command) => ExecRequest {
+                cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), command.clone()],
+                tty: false,
+                env,
+                size: None,
+            },
+            None => ExecRequest {
+                // Interactive, not a login shell: a login shell's /etc/profile would reset PS1.
+                cmd: vec!["/bin/sh".to_owned(), "-i".to_owned()],
+                tty: true,
+                env,
+                size: request.size.map(|(c, r)| clamp_size(c, r)),
+            },
+        };
+        let session = runtime
+            .orchestrator
+            .exec(&container, exec)
+            .await
+            .map_err(refused)?;
+        tracing::info!(user = %actor.username, site = %site.name, command = request.command.is_some(), "shell opened");
+        Ok((site, session))
+    }
+}

@@ -1,0 +1,431 @@
+//! The browser terminal's websocket: `GET /sites/{id}/terminal/ws`.
+//!
+//! Every check happens before the upgrade — a session cookie (else 401), an `Origin` of this
+//! very host (else 403), membership through the platform (else 404), a site that is not
+//! disabled (else 409 with the reason) — so a refused caller never gets a socket.
+//!
+//! A shell outlives its socket: each runs in a [`Session`] whose pump reads the shell's output
+//! into a small replay buffer and, when a socket is attached, into a bounded channel to it (so a
+//! command printing gigabytes waits for the browser instead of filling memory). A socket that
+//! drops leaves the shell running for a grace period; the browser reconnects with the session's
+//! id and gets the last screenful replayed. Frames: binary carries terminal bytes both ways;
+//! text carries small JSON messages (`resize` from the browser; `session` and `exit` from here).
+//! The server pings every 20 s so that idle proxies keep the connection, and drops a socket
+//! that has not answered for a minute.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{
+        Path, Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use orchestrator::ExecControl;
+use platform::sites::{ShellRequest, clamp_size};
+use serde::Deserialize;
+use tokio::{io::AsyncWriteExt as _, sync::mpsc};
+
+use crate::http::AppState;
+
+/// How much output is kept for a reconnecting browser: a full screen of a large terminal.
+const REPLAY_BYTES: usize = 64 * 1024;
+/// Chunks in flight to one socket before the shell is made to wait.
+const IN_FLIGHT: usize = 32;
+/// How often the server pings.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A socket silent this long (no pong, no input) is taken for dead.
+const SILENT_FOR: Duration = Duration::from_secs(60);
+
+/// The shells this manager runs, by session id.
+#[derive(Clone)]
+pub struct Terminals {
+    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    /// How long a shell waits for its browser to come back.
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Terminals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Terminals")
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What goes to an attached socket.
+enum Out {
+    Bytes(Bytes),
+    Exit(Option<i64>),
+}
+
+/// One shell and whoever is watching it.
+struct Session {
+    user_id: i64,
+    site_id: i32,
+    input: tokio::sync::Mutex<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    control: ExecControl,
+    state: Mutex<SessionState>,
+}
+
+struct SessionState {
+    /// The newest output, for a browser that reconnects.
+    replay: VecDeque<u8>,
+    /// The attached socket's channel, and a number telling attachments apart.
+    attached: Option<(u64, mpsc::Sender<Out>)>,
+    attachments: u64,
+    /// Set once the shell has ended.
+    exit: Option<Option<i64>>,
+}
+
+impl Terminals {
+    /// No shells yet; a dropped socket's shell waits `grace` for its browser.
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            sessions: Arc::default(),
+            grace,
+        }
+    }
+
+    /// How many shells run.
+    pub fn count(&self) -> usize {
+        self.sessions.lock().expect("sessions lock").len()
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().expect("sessions lock").get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.sessions.lock().expect("sessions lock").remove(id);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// A session to reattach to.
+    session: Option<String>,
+    cols: Option<u16>,
+    rows: Option<u16>,
+}
+
+/// A message from the browser.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Control {
+    Resize { cols: u16, rows: u16 },
+}
+
+/// Checks everything, then upgrades.
+pub async fn websocket(
+    State(state): State<AppState>,
+    Path(site_id): Path<i32>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    // A plain GET (the page asking why its socket was refused) goes through the same checks
+    // and opens nothing; it carries no Origin when same-origin, and cannot change anything.
+    if upgrade.is_ok() && !same_origin(&headers) {
+        tracing::info!(site = site_id, "terminal refused: cross-origin upgrade");
+        return (StatusCode::FORBIDDEN, "cross-origin websocket refused").into_response();
+    }
+    let platform = state.platform().clone();
+    let Some(token) = session_cookie(&headers) else {
+        return (StatusCode::UNAUTHORIZED, "sign in to continue").into_response();
+    };
+    let actor = match platform.session_actor(&token).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in to continue").into_response(),
+        Err(err) => return refusal(err),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_) => {
+            return match platform.site(Some(&actor), site_id).await {
+                Ok(site) if site.availability == "disabled" => (
+                    StatusCode::CONFLICT,
+                    "An administrator disabled this site: its terminal is closed.",
+                )
+                    .into_response(),
+                Ok(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "This address is for the terminal's websocket.",
+                )
+                    .into_response(),
+                Err(err) => refusal(err),
+            };
+        }
+    };
+    let terminals = state.terminals.clone();
+    // A reattachment: the same user's shell on the same site, still running.
+    if let Some(id) = query.session.as_deref()
+        && let Some(session) = terminals.get(id)
+        && session.user_id == actor.user_id
+        && session.site_id == site_id
+    {
+        // The site may have been disabled, or the user removed, since: ask again.
+        if let Err(err) = platform.site(Some(&actor), site_id).await {
+            return refusal(err);
+        }
+        let id = id.to_owned();
+        return upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, true));
+    }
+    let runtime = state.app.runtime.borrow().clone();
+    let size = clamp_size(query.cols.unwrap_or(80), query.rows.unwrap_or(24));
+    let request = ShellRequest {
+        size: Some(size),
+        command: None,
+    };
+    let (site, exec) = match platform
+        .open_shell(Some(&actor), runtime.as_ref(), site_id, request)
+        .await
+    {
+        Ok(opened) => opened,
+        Err(err) => return refusal(err),
+    };
+    let id = new_session_id();
+    let exit = exec.exit();
+    let session = Arc::new(Session {
+        user_id: actor.user_id,
+        site_id: site.id,
+        input: tokio::sync::Mutex::new(exec.input),
+        control: exec.control.clone(),
+        state: Mutex::new(SessionState {
+            replay: VecDeque::new(),
+            attached: None,
+            attachments: 0,
+            exit: None,
+        }),
+    });
+    terminals
+        .sessions
+        .lock()
+        .expect("sessions lock")
+        .insert(id.clone(), session.clone());
+    tokio::spawn(pump(
+        terminals.clone(),
+        id.clone(),
+        session.clone(),
+        exec.output,
+        exit,
+    ));
+    tracing::info!(user = %actor.username, site = %site.name, "terminal opened");
+    upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, false))
+}
+
+/// Reads the shell's output until it ends: into the replay buffer, and to the attached socket
+/// (waiting for it when its channel is full).
+async fn pump(
+    terminals: Terminals,
+    id: String,
+    session: Arc<Session>,
+    mut output: std::pin::Pin<Box<dyn futures::Stream<Item = orchestrator::Result<Bytes>> + Send>>,
+    exit: orchestrator::ExitCode,
+) {
+    while let Some(chunk) = output.next().await {
+        let Ok(chunk) = chunk else { break };
+        let sender = {
+            let mut state = session.state.lock().expect("session lock");
+            state.replay.extend(chunk.iter().copied());
+            let excess = state.replay.len().saturating_sub(REPLAY_BYTES);
+            state.replay.drain(..excess);
+            state.attached.clone()
+        };
+        if let Some((attachment, sender)) = sender
+            && sender.send(Out::Bytes(chunk)).await.is_err()
+        {
+            // That socket is gone; its attach task detaches it.
+            tracing::debug!(session = %id, attachment, "output for a closed socket dropped");
+        }
+    }
+    let code = exit.code().await.ok().flatten();
+    let sender = {
+        let mut state = session.state.lock().expect("session lock");
+        state.exit = Some(code);
+        state.attached.take()
+    };
+    if let Some((_, sender)) = sender {
+        let _ = sender.send(Out::Exit(code)).await;
+    }
+    terminals.remove(&id);
+    tracing::info!(session = %id, site = session.site_id, code, "shell ended");
+}
+
+/// Serves one socket for a session until the socket or the shell ends.
+async fn attach(
+    terminals: Terminals,
+    id: String,
+    session: Arc<Session>,
+    mut socket: WebSocket,
+    reattached: bool,
+) {
+    let (sender, mut receiver) = mpsc::channel(IN_FLIGHT);
+    let (attachment, replay, ended) = {
+        let mut state = session.state.lock().expect("session lock");
+        state.attachments += 1;
+        let attachment = state.attachments;
+        // A newer socket takes over from an older one (the same user in another tab).
+        state.attached = Some((attachment, sender));
+        // What the shell wrote before this socket was attached: the last screen for a browser
+        // coming back, the first prompt for a new one.
+        let replay = Bytes::from(state.replay.iter().copied().collect::<Vec<u8>>());
+        (attachment, replay, state.exit)
+    };
+    let hello = serde_json::json!({ "type": "session", "id": id, "reattached": reattached });
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return detach(terminals, id, session, attachment);
+    }
+    if !replay.is_empty() && socket.send(Message::Binary(replay)).await.is_err() {
+        return detach(terminals, id, session, attachment);
+    }
+    if let Some(code) = ended {
+        let _ = send_exit(&mut socket, code).await;
+        return;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            out = receiver.recv() => match out {
+                Some(Out::Bytes(bytes)) => {
+                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Out::Exit(code)) => {
+                    let _ = send_exit(&mut socket, code).await;
+                    return;
+                }
+                // Replaced by a newer socket.
+                None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            message = socket.recv() => {
+                let Some(Ok(message)) = message else { break };
+                heard = Instant::now();
+                match message {
+                    Message::Binary(bytes) => {
+                        let mut input = session.input.lock().await;
+                        if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                    Message::Text(text) => control(&session, &id, text.as_str()).await,
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENT_FOR {
+                    tracing::info!(session = %id, "terminal socket silent for a minute; detaching");
+                    break;
+                }
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    detach(terminals, id, session, attachment);
+}
+
+/// A malformed message is logged and ignored; a resize is clamped.
+async fn control(session: &Session, id: &str, text: &str) {
+    match serde_json::from_str::<Control>(text) {
+        Ok(Control::Resize { cols, rows }) => {
+            let (cols, rows) = clamp_size(cols, rows);
+            if let Err(err) = session.control.resize(cols, rows).await {
+                tracing::debug!(session = %id, error = %err, "resizing a terminal failed");
+            }
+        }
+        Err(err) => {
+            tracing::info!(session = %id, error = %err, length = text.len(), "malformed terminal message ignored");
+        }
+    }
+}
+
+async fn send_exit(socket: &mut WebSocket, code: Option<i64>) -> Result<(), axum::Error> {
+    let message = serde_json::json!({ "type": "exit", "code": code });
+    socket.send(Message::Text(message.to_string().into())).await?;
+    socket.send(Message::Close(None)).await
+}
+
+/// The socket went away: unless another took over, the shell waits `grace` for one, then is
+/// hung up.
+fn detach(terminals: Terminals, id: String, session: Arc<Session>, attachment: u64) {
+    {
+        let mut state = session.state.lock().expect("session lock");
+        if state.attached.as_ref().is_some_and(|(a, _)| *a == attachment) {
+            state.attached = None;
+        } else {
+            return;
+        }
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(terminals.grace).await;
+        let idle = {
+            let state = session.state.lock().expect("session lock");
+            state.attached.is_none() && state.exit.is_none() && state.attachments == attachment
+        };
+        if idle {
+            tracing::info!(session = %id, site = session.site_id, "nobody came back to the shell; hanging it up");
+            if let Err(err) = session.control.hang_up().await {
+                tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
+            }
+        }
+    });
+}
+
+/// The websocket's `Origin` must name this very host: a page elsewhere (a member's site on a
+/// subdomain included) cannot open a shell with the visitor's cookie.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(host)
+        }),
+        _ => false,
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == platform::SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A refusal before the upgrade, with the status and message the manager's pages would give.
+fn refusal(err: platform::Error) -> Response {
+    let app = app::ssr::to_app_error(err);
+    let status = StatusCode::from_u16(app.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, app.to_string()).into_response()
+}
+
+fn new_session_id() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

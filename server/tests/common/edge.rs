@@ -1,0 +1,75 @@
+//! The edge under its supervisor, in a Docker namespace and on a database of the test's own.
+
+use orchestrator::{Namespace, Orchestrator};
+use rand::Rng as _;
+use server::edge::{EdgePlan, supervise};
+
+struct Cleanup {
+    orch: Orchestrator,
+    view: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.view).status();
+        if let Err(err) = self.orch.remove_namespace_blocking() {
+            eprintln!("warning: could not remove the test namespace: {err}");
+        }
+    }
+}
+
+pub struct Edge {
+    pub namespace: Namespace,
+    pub listen: std::net::SocketAddr,
+    pub db: platform::testing::TestDb,
+    pub runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub supervisor: tokio::task::JoinHandle<()>,
+    _cleanup: Cleanup,
+    _dir: tempfile::TempDir,
+}
+
+/// The edge under its supervisor, in a namespace of its own, on a database of its own.
+pub async fn start_edge() -> Edge {
+    let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();
+    let orch = Orchestrator::connect(namespace.clone())
+        .await
+        .expect("a Docker engine");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plan = EdgePlan {
+        namespace: namespace.clone(),
+        dir: dir.path().join("edge"),
+        sites_root: dir.path().join("sites"),
+        listen: Some(listen),
+        public_port: listen.port(),
+        sites_domain: "localhost".to_owned(),
+        traefik: None,
+    };
+    let cleanup = Cleanup {
+        orch: orch.clone(),
+        view: plan.dir.join("sites"),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let db = platform::testing::TestDb::new().await;
+    let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
+    let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
+    runtime_rx
+        .wait_for(Option::is_some)
+        .await
+        .expect("the runtime is published once the edge is up");
+    Edge {
+        namespace,
+        listen,
+        db,
+        runtime: runtime_rx,
+        stop,
+        supervisor,
+        _cleanup: cleanup,
+        _dir: dir,
+    }
+}

@@ -1,0 +1,240 @@
+//! The browser terminal's websocket, driven by a real websocket client against the real router,
+//! a real Docker engine and a real site: echo, resize, a malformed message, reconnecting to the
+//! same shell with its screen replayed, the exit code, and every refusal before the upgrade.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, create_user, edge::start_edge, password};
+use futures::{SinkExt as _, StreamExt as _};
+use platform::{Actor, Role, sites::NewSite};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the terminal websocket as a browser on the manager's page would.
+async fn open(
+    server: &TestServer,
+    site: i32,
+    token: Option<&str>,
+    origin: &str,
+    query: &str,
+) -> Result<Socket, u16> {
+    let mut request = format!("ws://{}/sites/{site}/terminal/ws?{query}", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", HeaderValue::from_str(origin).unwrap());
+    if let Some(token) = token {
+        headers.insert(
+            "cookie",
+            HeaderValue::from_str(&format!("{}={token}", platform::SESSION_COOKIE)).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected websocket error: {other}"),
+    }
+}
+
+/// The `session` message that opens every socket: (id, reattached).
+async fn hello(socket: &mut Socket) -> (String, bool) {
+    let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a session message within 10 s")
+        .unwrap()
+        .unwrap();
+    let Message::Text(text) = message else {
+        panic!("expected the session message, got {message:?}");
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["type"], "session");
+    (
+        value["id"].as_str().unwrap().to_owned(),
+        value["reattached"].as_bool().unwrap(),
+    )
+}
+
+/// Reads terminal bytes until `wanted` shows up in them (within 15 s); returns all read.
+async fn read_until(socket: &mut Socket, wanted: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen.contains(wanted) {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("{wanted:?} did not appear; the terminal showed:\n{seen}"))
+            .expect("the socket stays open")
+            .unwrap();
+        match message {
+            Message::Binary(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Message::Text(text) => seen.push_str(&text),
+            _ => {}
+        }
+    }
+    seen
+}
+
+async fn type_line(socket: &mut Socket, line: &str) {
+    socket
+        .send(Message::Binary(format!("{line}\n").into_bytes().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_socket() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    let stopped = edge.stop.subscribe();
+    tokio::spawn(server::workers::work(
+        platform.clone(),
+        edge.runtime.clone(),
+        stopped,
+    ));
+    for (name, role) in [
+        ("member", Role::User),
+        ("other", Role::User),
+        ("admin", Role::Admin),
+    ] {
+        create_user(&platform, name, role).await;
+    }
+    let login = |name: &'static str| {
+        let platform = platform.clone();
+        async move {
+            platform
+                .login(name, &password(name), &platform::ClientInfo::default())
+                .await
+                .unwrap()
+        }
+    };
+    let (member, member_session) = login("member").await;
+    let (_, other_session) = login("other").await;
+    let (site, _) = platform
+        .create_site(
+            Some(&member),
+            NewSite {
+                name: "shellsite".to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "static".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let origin = server.base.clone();
+    let token = member_session.token.clone();
+
+    // Refused before any upgrade: no session, another user, another origin.
+    assert_eq!(open(&server, site.id, None, &origin, "").await.err(), Some(401));
+    assert_eq!(
+        open(&server, site.id, Some(&other_session.token), &origin, "")
+            .await
+            .err(),
+        Some(404)
+    );
+    assert_eq!(
+        open(
+            &server,
+            site.id,
+            Some(&token),
+            "http://shellsite.localhost:8081",
+            ""
+        )
+        .await
+        .err(),
+        Some(403)
+    );
+
+    let mut socket = open(&server, site.id, Some(&token), &origin, "cols=80&rows=24")
+        .await
+        .expect("the member gets a terminal");
+    let (session, reattached) = hello(&mut socket).await;
+    assert!(!reattached);
+    read_until(&mut socket, "shellsite:/site$ ").await;
+    type_line(&mut socket, "echo hello-$((40+2)) && pwd && id -u").await;
+    let shown = read_until(&mut socket, "hello-42").await;
+    let shown = shown + &read_until(&mut socket, &format!("{}", 100_000 + site.id)).await;
+    assert!(shown.contains("/site"), "{shown}");
+
+    // A malformed control message is ignored; a resize (clamped when huge) reaches the TTY.
+    socket.send(Message::Text("{not json".into())).await.unwrap();
+    socket
+        .send(Message::Text(r#"{"type":"resize","cols":120,"rows":40}"#.into()))
+        .await
+        .unwrap();
+    type_line(&mut socket, "stty size").await;
+    read_until(&mut socket, "40 120").await;
+    socket
+        .send(Message::Text(
+            r#"{"type":"resize","cols":60000,"rows":60000}"#.into(),
+        ))
+        .await
+        .unwrap();
+    type_line(&mut socket, "stty size").await;
+    read_until(&mut socket, "200 500").await;
+
+    // The socket drops (no close frame): the shell lives on, and the browser comes back to it
+    // with the last screen replayed and its state intact.
+    type_line(&mut socket, "export MARK=kept; echo marked").await;
+    read_until(&mut socket, "marked").await;
+    drop(socket);
+    let mut socket = open(
+        &server,
+        site.id,
+        Some(&token),
+        &origin,
+        &format!("session={session}&cols=80&rows=24"),
+    )
+    .await
+    .expect("reconnects");
+    let (again, reattached) = hello(&mut socket).await;
+    assert_eq!(again, session);
+    assert!(reattached);
+    read_until(&mut socket, "hello-42").await;
+    type_line(&mut socket, "echo $MARK-again").await;
+    read_until(&mut socket, "kept-again").await;
+
+    // Another user cannot take the session over with its id.
+    assert_eq!(
+        open(
+            &server,
+            site.id,
+            Some(&other_session.token),
+            &origin,
+            &format!("session={session}")
+        )
+        .await
+        .err(),
+        Some(404)
+    );
+
+    // The shell's exit code ends the socket.
+    type_line(&mut socket, "exit 3").await;
+    let ended = read_until(&mut socket, r#""type":"exit""#).await;
+    assert!(ended.contains(r#""code":3"#), "{ended}");
+
+    // Disabled by an admin: no terminal, with the reason.
+    let operator = Actor::operator();
+    platform
+        .set_disabled(Some(&operator), site.id, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        open(&server, site.id, Some(&token), &origin, "").await.err(),
+        Some(409)
+    );
+    edge.stop.send(true).unwrap();
+}
