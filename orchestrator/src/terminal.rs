@@ -22,24 +22,37 @@ use crate::{
     names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SPEC},
 };
 
-/// When each terminal container last had an exec start or end, by container name.
+/// When each terminal container last had an exec start or end, by container name; and a lock
+/// per container, so that shells opened at once on a site make its container once.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Activity(Arc<Mutex<HashMap<String, Instant>>>);
+pub(crate) struct Activity {
+    last: Arc<Mutex<HashMap<String, Instant>>>,
+    ensuring: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
 
 impl Activity {
     fn touch(&self, name: &str) {
-        self.0
+        self.last
             .lock()
             .expect("activity lock")
             .insert(name.to_owned(), Instant::now());
     }
 
     fn last(&self, name: &str) -> Option<Instant> {
-        self.0.lock().expect("activity lock").get(name).copied()
+        self.last.lock().expect("activity lock").get(name).copied()
     }
 
     fn forget(&self, name: &str) {
-        self.0.lock().expect("activity lock").remove(name);
+        self.last.lock().expect("activity lock").remove(name);
+    }
+
+    fn ensure_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ensuring
+            .lock()
+            .expect("activity lock")
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 }
 
@@ -177,6 +190,8 @@ impl Orchestrator {
     pub async fn ensure_terminal(&self, spec: &SiteSpec) -> Result<String> {
         spec.validate()?;
         let name = self.ns.terminal(spec.id);
+        let lock = self.terminals.ensure_lock(&name);
+        let _one_at_a_time = lock.lock().await;
         let body = spec.terminal(&self.ns);
         let want = body.labels.as_ref().and_then(|l| l.get(LABEL_SPEC)).cloned();
         match self.docker.inspect_container(&name, None).await {
@@ -187,7 +202,7 @@ impl Orchestrator {
                     .and_then(|l| l.get(LABEL_SPEC).cloned());
                 if have == want {
                     if !current.state.and_then(|s| s.running).unwrap_or(false) {
-                        self.docker.start_container(&name, None).await?;
+                        already_started(self.docker.start_container(&name, None).await)?;
                     }
                     self.terminals.touch(&name);
                     return Ok(name);
@@ -209,7 +224,7 @@ impl Orchestrator {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        self.docker.start_container(&name, None).await?;
+        already_started(self.docker.start_container(&name, None).await)?;
         self.terminals.touch(&name);
         tracing::info!(container = %name, "terminal container started");
         Ok(name)
@@ -343,5 +358,13 @@ impl Orchestrator {
             }
         }
         Ok(reaped)
+    }
+}
+
+/// Starting a container that runs already (another process got there first) is done.
+fn already_started(result: Result<(), bollard::errors::Error>) -> Result<()> {
+    match result {
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
