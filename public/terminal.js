@@ -158,6 +158,24 @@
           socket.send(bytes);
         });
         term.onResize(sendResize);
+        // Copy and paste as in desktop terminals: Ctrl+Shift+C / Ctrl+Shift+V, and Ctrl+C copies
+        // when text is selected (without a selection it stays the shell's interrupt).
+        term.attachCustomKeyEventHandler((event) => {
+          if (event.type !== 'keydown') return true;
+          const key = event.key.toLowerCase();
+          const copy = (event.ctrlKey || event.metaKey) && key === 'c' && (event.shiftKey || term.hasSelection());
+          if (copy && term.hasSelection()) {
+            navigator.clipboard?.writeText(term.getSelection());
+            event.preventDefault();
+            return false;
+          }
+          if (event.ctrlKey && event.shiftKey && key === 'v') {
+            navigator.clipboard?.readText().then((text) => term.paste(text));
+            event.preventDefault();
+            return false;
+          }
+          return true;
+        });
         new ResizeObserver(() => fit.fit()).observe(screen);
         restart.addEventListener('click', newShell);
         full.addEventListener('click', () => {
