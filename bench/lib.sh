@@ -17,7 +17,7 @@ start_director() {
   trap stop_director EXIT
   echo 'bench password 123' | "$bin" --data-dir "$data" user create --username bench --admin >/dev/null 2>>"$data/log"
   DIRECTOR_NAMESPACE=$ns DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 \
-    --edge-listen "127.0.0.1:$edge_port" >"$data/out" 2>>"$data/log" &
+    --edge-listen "127.0.0.1:$edge_port" --ssh-listen 127.0.0.1:0 >"$data/out" 2>>"$data/log" &
   pid=$!
   for _ in $(seq 300); do grep -q 'running at' "$data/out" 2>/dev/null && break; sleep 0.1; done
   base=$(sed -n 's/^Director is running at //p' "$data/out")

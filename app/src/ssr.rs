@@ -20,6 +20,17 @@ pub struct AppContext {
     pub secure_cookies: bool,
     /// The engine and edge, once they are up (None before, and with the edge off).
     pub runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    /// The SSH server, when it runs.
+    pub ssh: Option<SshInfo>,
+}
+
+/// What users need to know about the SSH server.
+#[derive(Clone, Debug)]
+pub struct SshInfo {
+    /// The port it listens on.
+    pub port: u16,
+    /// Its host keys' fingerprints.
+    pub fingerprints: Vec<String>,
 }
 
 /// The request's actor, looked up once per request however many server functions ask.
@@ -40,6 +51,11 @@ pub fn platform() -> Platform {
 /// The engine and edge, if they are up.
 pub fn runtime() -> Option<platform::sites::Runtime> {
     context().runtime.borrow().clone()
+}
+
+/// The SSH server's port and host key fingerprints, when it runs.
+pub fn ssh_info() -> Option<SshInfo> {
+    context().ssh
 }
 
 fn parts() -> Option<Parts> {

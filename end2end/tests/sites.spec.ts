@@ -1,6 +1,9 @@
 // Sites end to end in Chromium: a member creates a static site and a Python one and loads them
 // at their addresses; another member cannot see them; deleting one takes its address away.
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { expect, test, Page } from '@playwright/test';
 import { signedIn } from '../helpers';
 import { server, siteURL } from '../server';
@@ -246,4 +249,24 @@ test('deleting a site takes its address away', async ({ page }, testInfo) => {
     expect(response?.status()).toBe(404);
   }).toPass({ timeout: 30_000 });
   await expect(page.getByRole('heading', { name: 'No site here' })).toBeVisible();
+});
+
+test('a user adds an SSH key on their account page, sees its fingerprint, and removes it', async ({ page }, testInfo) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-key-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'laptop@e2e', '-f', path.join(dir, 'id')]);
+  const publicKey = fs.readFileSync(path.join(dir, 'id.pub'), 'utf8');
+  const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', path.join(dir, 'id.pub')], { encoding: 'utf8' }).split(' ')[1];
+  await signedIn(page, owner);
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByLabel('Public key').fill('ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 short');
+  await page.getByRole('button', { name: 'Add key' }).click();
+  await expect(page.getByText('This is not an OpenSSH public key')).toBeVisible();
+  await page.getByLabel('Public key').fill(publicKey);
+  await page.getByRole('button', { name: 'Add key' }).click();
+  const row = page.locator('tr[data-key="laptop@e2e"]');
+  await expect(row).toContainText(fingerprint);
+  await expect(page.getByText(/ssh -p \d+ <site>@<this host>/)).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('ssh-keys.png'), fullPage: true });
+  await row.getByRole('button', { name: 'Remove key laptop@e2e' }).click();
+  await expect(row).toHaveCount(0);
 });

@@ -83,7 +83,7 @@ async fn run(orch: &Orchestrator) -> Result<(), Box<dyn std::error::Error>> {
         let mut session = orch.exec(&probe, request).await?;
         let mut out = Vec::new();
         while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), session.output.next()).await? {
-            out.extend_from_slice(&chunk?);
+            out.extend_from_slice(&chunk?.1);
             if out.ends_with(b"up\n") {
                 break;
             }

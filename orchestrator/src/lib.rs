@@ -29,7 +29,7 @@ pub use image::{BuildLine, busybox_context};
 pub use names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_site_name};
 pub use service::{Ensured, LogLine, LogOptions, LogStream, ServiceStatus};
 pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};
-pub use terminal::{ExecControl, ExecRequest, ExecSession, ExitCode};
+pub use terminal::{ExecControl, ExecInput, ExecOutput, ExecRequest, ExecSession, ExitCode};
 
 /// A connection to one Docker engine (a Swarm manager) for one namespace.
 #[derive(Debug, Clone)]

@@ -123,13 +123,20 @@ impl ExecControl {
     }
 }
 
+/// What an exec writes: chunks with the stream each went to.
+pub type ExecOutput = Pin<Box<dyn Stream<Item = Result<(crate::LogStream, bytes::Bytes)>> + Send>>;
+
+/// What an exec reads: its standard input.
+pub type ExecInput = Pin<Box<dyn AsyncWrite + Send>>;
+
 /// A running exec: its output, its input, a resize handle, and (once the output ends) its exit
 /// code from [`ExecSession::exit_code`].
 pub struct ExecSession {
-    /// Everything the process writes (stdout and stderr interleaved as a terminal shows them).
-    pub output: Pin<Box<dyn Stream<Item = Result<bytes::Bytes>> + Send>>,
+    /// Everything the process writes, with the stream it went to (with a TTY, all of it is
+    /// the terminal's, reported as standard output).
+    pub output: ExecOutput,
     /// The process's standard input.
-    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub input: ExecInput,
     /// Resizes the TTY, hangs up the process.
     pub control: ExecControl,
     exec_id: String,
@@ -284,12 +291,10 @@ impl Orchestrator {
         }
         self.terminals.touch(container);
         let output = output.map(|item| match item {
+            Ok(LogOutput::StdErr { message }) => Ok((crate::LogStream::Stderr, message)),
             Ok(
-                LogOutput::StdOut { message }
-                | LogOutput::StdErr { message }
-                | LogOutput::Console { message },
-            ) => Ok(message),
-            Ok(LogOutput::StdIn { message }) => Ok(message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message },
+            ) => Ok((crate::LogStream::Stdout, message)),
             Err(e) => Err(Error::from(e)),
         });
         Ok(ExecSession {

@@ -225,7 +225,7 @@ async fn an_interactive_shell_echoes_resizes_and_returns_its_exit_code() {
     let mut read_until = async |session: &mut orchestrator::ExecSession, needle: &str| {
         tokio::time::timeout(Duration::from_secs(10), async {
             while !screen.contains(needle) {
-                let chunk = session.output.next().await.expect("output ended").unwrap();
+                let (_, chunk) = session.output.next().await.expect("output ended").unwrap();
                 screen.push_str(&String::from_utf8_lossy(&chunk));
             }
         })

@@ -28,7 +28,7 @@ impl Role {
         }
     }
 
-    fn parse(stored: &str) -> Self {
+    pub(crate) fn parse(stored: &str) -> Self {
         if stored == "admin" {
             Self::Admin
         } else {

@@ -1,7 +1,7 @@
 //! Director's domain.
 //!
-//! Users, sessions and the one place permissions are checked ([`authz::authorize`]); sites,
-//! domains, membership, the operations queue and the reconciler join them in their own issues.
+//! Users, sessions and SSH keys, the one place permissions are checked
+//! ([`authz::authorize`]), sites with their members, operations queue and reconciler.
 //! State lives in PostgreSQL (diesel + diesel-async); the orchestrator is the only way out to
 //! Docker.
 //!
@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod authz;
 pub mod db;
 mod error;
+pub mod keys;
 mod passwords;
 pub mod schema;
 pub mod sites;
@@ -117,6 +118,15 @@ impl Platform {
 
     pub(crate) async fn conn(&self) -> Result<DbConn> {
         Ok(self.inner.pool.get().await?)
+    }
+
+    /// A connection of its own, never returned to the pool: for session-level advisory locks,
+    /// which a task that is dropped midway must not leave held on a pooled connection (closing
+    /// this one releases them).
+    pub(crate) async fn own_conn(&self) -> Result<diesel_async::AsyncPgConnection> {
+        Ok(diesel_async::pooled_connection::deadpool::Object::take(
+            self.conn().await?,
+        ))
     }
 
     /// Whether the database answers a trivial query; what `/readyz` reports.

@@ -120,6 +120,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ssh_keys (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        algorithm -> Text,
+        fingerprint -> Text,
+        public_key -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(ssh_keys -> users (user_id));
 diesel::joinable!(sites -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
 diesel::joinable!(site_members -> users (user_id));
@@ -131,5 +145,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     operations,
     operation_actions,
     users,
-    audit_log
+    audit_log,
+    ssh_keys
 );

@@ -541,7 +541,7 @@ async fn futures_next(session: &mut orchestrator::ExecSession) -> Option<Vec<u8>
     use std::future::poll_fn;
     poll_fn(|cx| session.output.as_mut().poll_next(cx))
         .await
-        .map(|c| c.unwrap().to_vec())
+        .map(|c| c.unwrap().1.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

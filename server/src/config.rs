@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Traefik's certificate resolver for the sites' routers (none: plain HTTP).
     #[arg(long, env = "DIRECTOR_TRAEFIK_CERT_RESOLVER")]
     pub traefik_cert_resolver: Option<String>,
+    /// Where SSH and SFTP listen (`ssh -p <port> <site>@host`), or `off`.
+    #[arg(long, env = "DIRECTOR_SSH_LISTEN")]
+    pub ssh_listen: Option<String>,
     /// Minutes after which a site's terminal container with no shell in it is removed.
     #[arg(long, env = "DIRECTOR_TERMINAL_IDLE_MINUTES")]
     pub terminal_idle_minutes: Option<u64>,
@@ -144,6 +147,14 @@ struct FileConfig {
     edge: FileEdge,
     #[serde(default)]
     terminal: FileTerminal,
+    #[serde(default)]
+    ssh: FileSsh,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSsh {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,7 +203,12 @@ pub struct Config {
     pub terminal_idle: std::time::Duration,
     /// A dropped browser terminal's shell waits this long for the browser.
     pub terminal_grace: std::time::Duration,
+    /// Where SSH listens; None when it is off.
+    pub ssh_listen: Option<SocketAddr>,
 }
+
+/// SSH listens on every address by default: unlike the manager, it has no proxy in front.
+pub const DEFAULT_SSH_LISTEN: &str = "0.0.0.0:2222";
 
 /// The default manager address: loopback, so a fresh install is not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -278,6 +294,18 @@ impl Config {
                     .unwrap_or(15)
                     .max(1),
             ),
+            ssh_listen: match serve
+                .ssh_listen
+                .clone()
+                .or(file.ssh.listen)
+                .unwrap_or_else(|| DEFAULT_SSH_LISTEN.to_owned())
+                .trim()
+            {
+                "off" | "" => None,
+                address => Some(address.parse().map_err(|_| {
+                    anyhow::anyhow!("the SSH address {address:?} is neither host:port nor off")
+                })?),
+            },
             terminal_grace: std::time::Duration::from_secs(
                 serve
                     .terminal_grace_seconds

@@ -93,12 +93,27 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         tracing::warn!(site_root = %config.site_root.display(), "no built client here: pages will render but not hydrate (run scripts/build)");
     }
     let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
+    let ssh = match config.ssh_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+                format!("listening for SSH on {address} (turn it off with --ssh-listen off)")
+            })?;
+            let keys = shell::host_keys(&config.data_dir.join("ssh")).context("the SSH host key")?;
+            Some((listener, keys))
+        }
+        None => None,
+    };
+    let ssh_info = ssh.as_ref().map(|(listener, keys)| app::ssr::SshInfo {
+        port: listener.local_addr().map_or(0, |a| a.port()),
+        fingerprints: keys.fingerprints.clone(),
+    });
     let state = AppState {
         leptos: leptos_options(config, local),
         app: AppContext {
             platform: platform.clone(),
             secure_cookies: config.secure_cookies(),
             runtime: runtime_rx.clone(),
+            ssh: ssh_info.clone(),
         },
         trust_proxy: config.trust_proxy,
         terminals: crate::terminal::Terminals::new(config.terminal_grace),
@@ -140,6 +155,23 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         config.terminal_idle,
         stopped.clone(),
     )));
+    if let Some((listener, keys)) = ssh {
+        let port = listener.local_addr()?.port();
+        println!(
+            "SSH and SFTP: ssh -p {port} <site>@<this host> (host key {})",
+            keys.fingerprints.join(", ")
+        );
+        let settings = shell::SshSettings {
+            public_port: port,
+            ..shell::SshSettings::default()
+        };
+        let (platform, runtime, stopped) = (platform.clone(), runtime_rx.clone(), stopped.clone());
+        background.push(tokio::spawn(async move {
+            if let Err(err) = shell::serve(listener, keys, platform, runtime, settings, stopped).await {
+                tracing::error!(error = %err, "the SSH server stopped");
+            }
+        }));
+    }
     for _ in 0..workers::WORKERS {
         background.push(tokio::spawn(workers::work(
             platform.clone(),

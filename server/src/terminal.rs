@@ -71,7 +71,7 @@ enum Out {
 struct Session {
     user_id: i64,
     site_id: i32,
-    input: tokio::sync::Mutex<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    input: tokio::sync::Mutex<orchestrator::ExecInput>,
     control: ExecControl,
     state: Mutex<SessionState>,
 }
@@ -228,11 +228,11 @@ async fn pump(
     terminals: Terminals,
     id: String,
     session: Arc<Session>,
-    mut output: std::pin::Pin<Box<dyn futures::Stream<Item = orchestrator::Result<Bytes>> + Send>>,
+    mut output: orchestrator::ExecOutput,
     exit: orchestrator::ExitCode,
 ) {
     while let Some(chunk) = output.next().await {
-        let Ok(chunk) = chunk else { break };
+        let Ok((_, chunk)) = chunk else { break };
         let sender = {
             let mut state = session.state.lock().expect("session lock");
             state.replay.extend(chunk.iter().copied());

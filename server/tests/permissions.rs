@@ -53,6 +53,7 @@ fn every_server_function() -> Vec<String> {
         include_str!("../../app/src/api/mod.rs"),
         include_str!("../../app/src/api/members.rs"),
         include_str!("../../app/src/api/admin.rs"),
+        include_str!("../../app/src/api/keys.rs"),
     ];
     sources
         .iter()
@@ -142,6 +143,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     ];
     // Admin functions: 403 for every signed-in non-admin.
     let admin_rows = [
+        row("ssh_keys", &[("user", &member_id)], [401, 403, 200, 200]),
         row("admin_sites", &[("page", "0")], [401, 403, 403, 200]),
         row(
             "set_limits",
@@ -198,6 +200,13 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     // Everyone signed in.
     let user_rows = [
         row("my_sites", &[], [401, 200, 200, 200]),
+        row("ssh_keys", &[], [401, 200, 200, 200]),
+        row(
+            "add_ssh_key",
+            &[("name", ""), ("public_key", "not a key")],
+            [401, 400, 400, 400],
+        ),
+        row("remove_ssh_key", &[("id", "999999")], [401, 404, 404, 404]),
         row("site_images", &[], [401, 200, 200, 200]),
         row("check_site_name", &[("name", "guarded")], [401, 200, 200, 200]),
         row(

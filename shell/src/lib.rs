@@ -1,10 +1,27 @@
-//! The shell: SSH and SFTP on `russh`.
+//! The shell: SSH (and, next, SFTP) on `russh`.
 //!
-//! A member connects with `ssh <site>@<director host>`; the shell authenticates the public key
-//! through the platform (the one place permissions are checked) and execs a shell, or the SFTP
-//! subsystem, in the site's terminal container through the orchestrator — the same container the
-//! browser terminal uses. The server itself is built in its own issue; this crate fixes its place
-//! in the workspace and its error type.
+//! A member connects with `ssh -p 2222 <site>@<director host>`: the key picks the user (through
+//! the platform), the login name picks the site; only members and admins of the site get past
+//! authentication — to anyone else the site does not exist. The shell or command runs through
+//! [`platform::Platform::open_shell`], the same path as the browser terminal, in the site's
+//! terminal container. Logging in with one's own username (or `sites`) lists one's sites.
+//!
+//! Invariants:
+//! - Public keys only; password authentication is never offered.
+//! - Failed authentications are counted per client address; past the limit, an address is
+//!   refused without a lookup for the rest of the window. Each failure is logged.
+//! - The handler stays thin: it names the actor and the site, and calls the platform.
+
+mod handler;
+mod hostkeys;
+mod limiter;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+pub use hostkeys::{HostKeys, host_keys};
+use platform::{Platform, sites::Runtime};
+use russh::server::Server as _;
+use tokio::sync::watch;
 
 /// Everything that can go wrong while serving an SSH connection.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +32,90 @@ pub enum Error {
     /// The orchestrator failed to reach the terminal container.
     #[error(transparent)]
     Orchestrator(#[from] orchestrator::Error),
+    /// The SSH protocol failed.
+    #[error(transparent)]
+    Ssh(#[from] russh::Error),
+    /// Reading or writing the host keys failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A host key could not be read or made.
+    #[error("host key: {0}")]
+    HostKey(String),
 }
 
 /// The shell's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the SSH server behaves.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// A connection with nothing happening for this long is closed.
+    pub idle: Duration,
+    /// Failed authentications from one address within [`SshSettings::failure_window`] before
+    /// it is refused outright.
+    pub max_failures: u32,
+    /// The window failures are counted over.
+    pub failure_window: Duration,
+    /// The port users are told to connect to (in the site list).
+    pub public_port: u16,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30 * 60),
+            max_failures: 20,
+            failure_window: Duration::from_secs(10 * 60),
+            public_port: 2222,
+        }
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    keys: HostKeys,
+    platform: Platform,
+    runtime: watch::Receiver<Option<Runtime>>,
+    settings: SshSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let config = russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-Director".into()),
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(500),
+        // OpenSSH first asks with "none" to learn the methods: no need to wait on that.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: keys.keys,
+        inactivity_timeout: Some(settings.idle),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        max_auth_attempts: 6,
+        nodelay: true,
+        ..Default::default()
+    };
+    let mut server = handler::Server {
+        platform,
+        runtime,
+        limiter: limiter::Limiter::new(settings.max_failures, settings.failure_window),
+        public_port: settings.public_port,
+    };
+    let running = server.run_on_socket(Arc::new(config), &listener);
+    let stop = running.handle();
+    tokio::select! {
+        result = running => result.map_err(|source| Error::Io { context: "serving SSH".to_owned(), source }),
+        _ = shutdown.changed() => {
+            stop.shutdown("Director is stopping".into());
+            Ok(())
+        }
+    }
+}
+
+/// Where the server listens, for logs.
+pub fn describe(listen: SocketAddr) -> String {
+    format!("ssh -p {} <site>@{}", listen.port(), listen.ip())
+}

@@ -6,9 +6,11 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod keys;
 mod members;
 
 pub use admin::*;
+pub use keys::*;
 pub use members::*;
 
 use crate::AppError;

@@ -4,9 +4,10 @@ use leptos_meta::Title;
 use crate::{
     api::ChangePassword,
     components::{FieldError, FormError, SignedIn, failure},
+    pages::keys::OwnKeys,
 };
 
-/// The signed-in user's account: change password.
+/// The signed-in user's account: SSH keys, change password.
 #[component]
 pub fn AccountPage() -> impl IntoView {
     view! {
@@ -22,6 +23,7 @@ pub fn AccountPage() -> impl IntoView {
                     <dt>"Name"</dt><dd>{me.display_name}</dd>
                     <dt>"Role"</dt><dd>{if me.is_admin { "Admin" } else { "Member" }}</dd>
                 </dl>
+                <OwnKeys/>
                 <ActionForm action=change attr:class="card form" attr:aria-labelledby="pw-title">
                     <h2 id="pw-title">"Change password"</h2>
                     <Show when=done>

@@ -106,6 +106,8 @@ fn UserTable(
                                 </td>
                                 <td>{u.created.clone()}</td>
                                 <td class="actions">
+                                    <a class="button" href=format!("/admin/users/{id}/keys")>"SSH keys"</a>
+                                    <a class="button" href=format!("/admin/sites?member={}", u.username)>"Sites"</a>
                                     <ActionForm action=set_admin attr:class="inline">
                                         <input type="hidden" name="id" value=id.to_string()/>
                                         <input type="hidden" name="admin" value=(!u.is_admin).to_string()/>

@@ -101,7 +101,7 @@ impl Env {
         let mut session = self.orch.exec(&container, request).await.unwrap();
         let mut out = Vec::new();
         while let Some(chunk) = session.output.next().await {
-            out.extend_from_slice(&chunk.unwrap());
+            out.extend_from_slice(&chunk.unwrap().1);
         }
         let code = wait_for(Duration::from_secs(10), || async {
             session.exit_code().await.unwrap()

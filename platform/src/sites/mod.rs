@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod lifecycle;
+mod lock;
 mod logs;
 mod manage;
 mod queue;
@@ -298,6 +299,20 @@ impl Platform {
             > 0;
         authorize(Some(actor), Permission::ManageSite { is_member }).map_err(|_| Error::NotFound("site"))?;
         Ok(site)
+    }
+
+    /// The site called `name`, if `actor` may manage it (as [`Platform::site`]).
+    pub async fn site_by_name(&self, actor: Option<&Actor>, name: &str) -> Result<Site> {
+        authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let id: i32 = sites::table
+            .filter(sites::name.eq(name))
+            .select(sites::id)
+            .first(&mut conn)
+            .await
+            .optional()?
+            .ok_or(Error::NotFound("site"))?;
+        self.site(actor, id).await
     }
 
     /// The sites `actor` is a member of, by name.

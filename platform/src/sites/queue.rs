@@ -302,47 +302,67 @@ impl Platform {
 
     async fn run_operation(&self, runtime: &Runtime, id: i64) -> Result<()> {
         let mut conn = self.conn().await?;
-        let (site_id, kind): (i32, String) = operations::table
+        let site_id: i32 = operations::table
             .find(id)
-            .select((operations::site_id, operations::kind))
+            .select(operations::site_id)
             .first(&mut conn)
+            .await?;
+        // The reconciler stays off the site while its operation runs.
+        let mut lock_conn = self.own_conn().await?;
+        super::lock::lock(&mut lock_conn, site_id).await?;
+        let result = self.run_locked(runtime, id, site_id, &mut conn).await;
+        super::lock::unlock(&mut lock_conn, site_id).await?;
+        result
+    }
+
+    async fn run_locked(
+        &self,
+        runtime: &Runtime,
+        id: i64,
+        site_id: i32,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<()> {
+        let kind: String = operations::table
+            .find(id)
+            .select(operations::kind)
+            .first(conn)
             .await?;
         let kind = OperationKind::parse(&kind)
             .ok_or_else(|| Error::internal(format!("unknown operation {kind}")))?;
-        let actions = load_actions(&mut conn, id).await?;
+        let actions = load_actions(conn, id).await?;
         for (position, record) in actions.iter().enumerate() {
             if record.state == "done" {
                 continue;
             }
-            let site = load_site(&mut conn, site_id).await?;
-            set_action(&mut conn, id, position, "running", "").await?;
+            let site = load_site(conn, site_id).await?;
+            set_action(conn, id, position, "running", "").await?;
             let outcome = match &site {
                 Some(site) => runtime.run(record.action, site).await,
                 // Only a finished deletion removes the record; its later actions have nothing left to do.
                 None => Ok("the site is already gone".to_owned()),
             };
             match outcome {
-                Ok(output) => set_action(&mut conn, id, position, "done", &output).await?,
+                Ok(output) => set_action(conn, id, position, "done", &output).await?,
                 Err(error) => {
                     tracing::warn!(operation = id, site = site_id, action = record.action.as_str(), %error, "action failed");
-                    set_action(&mut conn, id, position, "failed", &error).await?;
-                    finish(&mut conn, id, "failed").await?;
-                    self.site_event(&mut conn, site_id, Event::Failed).await?;
+                    set_action(conn, id, position, "failed", &error).await?;
+                    finish(conn, id, "failed").await?;
+                    self.site_event(conn, site_id, Event::Failed).await?;
                     return Ok(());
                 }
             }
         }
-        finish(&mut conn, id, "done").await?;
+        finish(conn, id, "done").await?;
         match kind {
-            OperationKind::CreateSite => self.site_event(&mut conn, site_id, Event::Provisioned).await?,
+            OperationKind::CreateSite => self.site_event(conn, site_id, Event::Provisioned).await?,
             OperationKind::DeleteSite => {}
             // Any other change that went through brings a site failing from an earlier failed
             // operation back (the reconciler sends it back to failing if its service still is).
-            _ if load_site(&mut conn, site_id)
+            _ if load_site(conn, site_id)
                 .await?
                 .is_some_and(|s| s.state == SiteState::Failing) =>
             {
-                self.site_event(&mut conn, site_id, Event::Recovered).await?;
+                self.site_event(conn, site_id, Event::Recovered).await?;
             }
             _ => {}
         }

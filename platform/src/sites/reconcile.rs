@@ -3,19 +3,24 @@
 //!
 //! A site is reconciled only when it is settled: not being created or deleted, no operation
 //! queued or running for it, and its latest operation not failed (a failed operation waits for
-//! a person to retry it; the reconciler never hides it by finishing its work quietly).
+//! a person to retry it; the reconciler never hides it by finishing its work quietly). It is
+//! corrected under the site's lock, which a worker holds while running the site's operations,
+//! and from its row read again under that lock.
 //! Objects of sites the database no longer has are removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use orchestrator::{Ensured, SiteId, edge::body_limit_tier};
+use orchestrator::{
+    Ensured, SiteId, SiteObjects,
+    edge::{SiteRoutes, body_limit_tier},
+};
 
-use super::{Event, Runtime, Site, SiteKind, SiteState, site_columns, site_from_row};
+use super::{Event, Runtime, Site, SiteKind, SiteState, load_site, lock, site_columns, site_from_row};
 use crate::{
     Error, Platform, Result,
-    schema::{images, sites},
+    schema::{images, operations, sites},
 };
 
 /// One thing the reconciler put right.
@@ -64,62 +69,23 @@ impl Platform {
 
         let mut corrections = Vec::new();
         let mut routes_changed = false;
+        let mut lock_conn = self.own_conn().await?;
         for site in &all {
             let settled = matches!(
                 site.state,
                 SiteState::Running | SiteState::Failing | SiteState::Stopped
             ) && !busy.contains(&site.id);
-            if !settled {
+            // A site whose lock is held has an operation running: it is left to it.
+            if !settled || !lock::try_lock(&mut lock_conn, site.id).await? {
                 continue;
             }
-            let id = id_of(site);
-            match site.kind {
-                SiteKind::Dynamic => {
-                    match runtime.orchestrator.ensure_service(&runtime.spec(site)).await {
-                        Ok(Ensured::Created) => corrections.push(Correction {
-                            site: site.id,
-                            what: "its service was missing; created it again".to_owned(),
-                        }),
-                        Ok(Ensured::Updated) => corrections.push(Correction {
-                            site: site.id,
-                            what: "its service differed from its settings; updated it".to_owned(),
-                        }),
-                        Ok(Ensured::Unchanged) => {}
-                        Err(err) => {
-                            tracing::warn!(site = %site.name, error = %err, "reconciling a service failed");
-                        }
-                    }
-                    self.follow_service(runtime, site, &mut conn).await?;
-                }
-                SiteKind::Static if objects.services.contains(&id) => {
-                    runtime.orchestrator.remove_service(id).await.map_err(engine)?;
-                    corrections.push(Correction {
-                        site: site.id,
-                        what: "a static site had a service; removed it".to_owned(),
-                    });
-                }
-                SiteKind::Static => {}
-            }
-            let mut want = runtime.routes(site);
-            want.body_limit = body_limit_tier(want.body_limit);
-            let have = routes.get(&id).map(|r| {
-                let mut r = r.clone();
-                r.hosts.sort();
-                r
-            });
-            want.hosts.sort();
-            if have.as_ref() != Some(&want) {
-                runtime.edge.put(&want).await.map_err(engine)?;
-                routes_changed = true;
-                corrections.push(Correction {
-                    site: site.id,
-                    what: if have.is_none() {
-                        "its routes were missing from the edge; put them back".to_owned()
-                    } else {
-                        "its routes on the edge differed; put them again".to_owned()
-                    },
-                });
-            }
+            let outcome = self
+                .reconcile_site(runtime, site.id, &objects, &routes, &mut conn)
+                .await;
+            lock::unlock(&mut lock_conn, site.id).await?;
+            let (mut found, changed) = outcome?;
+            corrections.append(&mut found);
+            routes_changed |= changed;
         }
         for id in objects.services.difference(&known) {
             runtime.orchestrator.remove_service(*id).await.map_err(engine)?;
@@ -141,6 +107,100 @@ impl Platform {
             tracing::info!(site = correction.site, correction = %correction.what, "reconciled");
         }
         Ok(corrections)
+    }
+
+    /// Corrects one site, under its lock. The site and its latest operation are read again
+    /// first: what was read before the lock may have changed since (an operation queued and
+    /// run meanwhile), and a correction from stale settings would undo it. Returns the
+    /// corrections and whether routes changed.
+    async fn reconcile_site(
+        &self,
+        runtime: &Runtime,
+        site_id: i32,
+        objects: &SiteObjects,
+        routes: &BTreeMap<SiteId, SiteRoutes>,
+        conn: &mut diesel_async::AsyncPgConnection,
+    ) -> Result<(Vec<Correction>, bool)> {
+        let Some(site) = load_site(conn, site_id).await? else {
+            return Ok((Vec::new(), false));
+        };
+        let latest: Option<String> = operations::table
+            .filter(operations::site_id.eq(site_id))
+            .order(operations::id.desc())
+            .select(operations::state)
+            .first(conn)
+            .await
+            .optional()?;
+        let settled = matches!(
+            site.state,
+            SiteState::Running | SiteState::Failing | SiteState::Stopped
+        ) && latest.as_deref().is_none_or(|state| state == "done");
+        if !settled {
+            return Ok((Vec::new(), false));
+        }
+        let mut corrections = Vec::new();
+        let id = id_of(&site);
+        match site.kind {
+            SiteKind::Dynamic => {
+                match runtime.orchestrator.ensure_service(&runtime.spec(&site)).await {
+                    Ok(Ensured::Created) => corrections.push(Correction {
+                        site: site.id,
+                        what: "its service was missing; created it again".to_owned(),
+                    }),
+                    Ok(Ensured::Updated) => corrections.push(Correction {
+                        site: site.id,
+                        what: "its service differed from its settings; updated it".to_owned(),
+                    }),
+                    Ok(Ensured::Unchanged) => {}
+                    Err(err) => {
+                        tracing::warn!(site = %site.name, error = %err, "reconciling a service failed");
+                    }
+                }
+                self.follow_service(runtime, &site, conn).await?;
+            }
+            SiteKind::Static if objects.services.contains(&id) => {
+                runtime.orchestrator.remove_service(id).await.map_err(engine)?;
+                corrections.push(Correction {
+                    site: site.id,
+                    what: "a static site had a service; removed it".to_owned(),
+                });
+            }
+            SiteKind::Static => {}
+        }
+        let mut want = runtime.routes(&site);
+        want.body_limit = body_limit_tier(want.body_limit);
+        want.hosts.sort();
+        let sorted = |r: &SiteRoutes| {
+            let mut r = r.clone();
+            r.hosts.sort();
+            r
+        };
+        let mut have = routes.get(&id).map(sorted);
+        if have.as_ref() != Some(&want) {
+            // The listing is from before the lock: look again before calling it drift.
+            have = runtime
+                .edge
+                .list()
+                .await
+                .map_err(engine)?
+                .iter()
+                .find(|r| r.site == id)
+                .map(sorted);
+        }
+        let mut routes_changed = false;
+        if have.as_ref() != Some(&want) {
+            runtime.edge.put(&want).await.map_err(engine)?;
+            routes_changed = true;
+            corrections.push(Correction {
+                site: site.id,
+                what: if have.is_none() {
+                    "its routes were missing from the edge; put them back".to_owned()
+                } else {
+                    "its routes on the edge differed; put them again".to_owned()
+                },
+            });
+        }
+        Ok((corrections, routes_changed))
     }
 
     /// Moves a served dynamic site between running and failing as its service does.

@@ -55,6 +55,7 @@ impl TestServer {
                 platform,
                 secure_cookies,
                 runtime,
+                ssh: None,
             },
             trust_proxy: false,
             terminals: server::terminal::Terminals::new(std::time::Duration::from_secs(60)),

@@ -1,0 +1,234 @@
+//! SSH into a site with the real OpenSSH client: a key generated per test, Director's SSH
+//! server on a free port, a real site in a real terminal container.
+
+mod common;
+
+use std::{path::Path, process::Output, time::Duration};
+
+use common::{create_user, edge::start_edge, password};
+use platform::{Actor, Role, sites::NewSite};
+
+/// A user's key pair on disk, made with ssh-keygen.
+fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let made = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            &format!("{name}@test"),
+            "-f",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public)
+}
+
+/// Runs `ssh` non-interactively against the test server, with `args` after the destination.
+async fn ssh(port: u16, key: &Path, login: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut command = tokio::process::Command::new("ssh");
+    command
+        .args(["-p", &port.to_string(), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .arg(format!("{login}@127.0.0.1"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("ssh finished within 60 s")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    tokio::spawn(server::workers::work(
+        platform.clone(),
+        edge.runtime.clone(),
+        edge.stop.subscribe(),
+    ));
+    for (name, role) in [("member", Role::User), ("other", Role::User)] {
+        create_user(&platform, name, role).await;
+    }
+    let login = |name: &'static str| {
+        let platform = platform.clone();
+        async move {
+            platform
+                .login(name, &password(name), &platform::ClientInfo::default())
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let member = login("member").await;
+    let other = login("other").await;
+    let keys = tempfile::tempdir().unwrap();
+    let (member_key, member_pub) = keygen(keys.path(), "member");
+    let (other_key, other_pub) = keygen(keys.path(), "other");
+    let (stranger_key, _) = keygen(keys.path(), "stranger");
+    platform
+        .add_ssh_key(Some(&member), "", &member_pub)
+        .await
+        .unwrap();
+    platform
+        .add_ssh_key(Some(&other), "laptop", &other_pub)
+        .await
+        .unwrap();
+    // The same key again, for anyone, is refused.
+    assert!(matches!(
+        platform.add_ssh_key(Some(&other), "", &member_pub).await,
+        Err(platform::Error::Invalid {
+            field: "public_key",
+            ..
+        })
+    ));
+
+    let (site, _) = platform
+        .create_site(
+            Some(&member),
+            NewSite {
+                name: "sshsite".to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "static".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host_keys = shell::host_keys(&keys.path().join("host")).unwrap();
+    tokio::spawn(shell::serve(
+        listener,
+        host_keys,
+        platform.clone(),
+        edge.runtime.clone(),
+        shell::SshSettings {
+            public_port: port,
+            ..shell::SshSettings::default()
+        },
+        edge.stop.subscribe(),
+    ));
+
+    // A command: its output, its stderr apart, its exit code.
+    let out = ssh(
+        port,
+        &member_key,
+        "sshsite",
+        &["echo out-$((6*7)); echo err >&2; pwd; exit 3"],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(text(&out.stdout), "out-42\n/site\n");
+    assert_eq!(text(&out.stderr), "err\n");
+
+    // Input to a command, up to EOF: a file written in the site is served.
+    let out = ssh(
+        port,
+        &member_key,
+        "sshsite",
+        &["cat > public/by-ssh.html"],
+        Some("sent over ssh\n"),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("public/by-ssh.html")).unwrap(),
+        "sent over ssh\n"
+    );
+
+    // An interactive shell on a TTY: the prompt, a command typed on stdin, the window size.
+    let out = ssh(
+        port,
+        &member_key,
+        "sshsite",
+        &["-tt"],
+        Some("stty size\necho typed-$((1+1))\nexit\n"),
+    )
+    .await;
+    let shown = text(&out.stdout);
+    assert!(shown.contains("sshsite:/site$ "), "{shown}");
+    assert!(shown.contains("typed-2"), "{shown}");
+
+    // Logging in with one's own name lists one's sites.
+    let out = ssh(port, &member_key, "member", &[], None).await;
+    assert!(text(&out.stdout).contains("sshsite"), "{out:?}");
+
+    // Refused: a key nobody added, another user's site, a site that does not exist, a silly name.
+    for (key, login) in [
+        (&stranger_key, "sshsite"),
+        (&other_key, "sshsite"),
+        (&member_key, "no-such-site"),
+        (&member_key, &"x".repeat(300)[..]),
+    ] {
+        let out = ssh(port, key, login, &["true"], None).await;
+        assert_eq!(out.status.code(), Some(255), "{login:.20}: {out:?}");
+        assert!(text(&out.stderr).contains("Permission denied"), "{out:?}");
+    }
+
+    // Disabled by an admin: the login works, the shell is refused with the reason.
+    platform
+        .set_disabled(Some(&Actor::operator()), site.id, true)
+        .await
+        .unwrap();
+    let out = ssh(port, &member_key, "sshsite", &["true"], None).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("disabled"), "{out:?}");
+
+    // Garbage on the port and a client that stalls do not hurt the server.
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut garbage = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let _ = garbage.write_all(&[0xff; 4096]).await;
+        let _stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let out = ssh(port, &member_key, "member", &[], None).await;
+        assert!(out.status.success(), "{out:?}");
+    }
+    edge.stop.send(true).unwrap();
+}

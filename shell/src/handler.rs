@@ -1,0 +1,325 @@
+//! One SSH connection: authentication by key, then sessions bridged to shells in the site's
+//! terminal container.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
+
+use futures::StreamExt as _;
+use orchestrator::{ExecControl, ExecInput, LogStream};
+use platform::{
+    Actor, Platform,
+    sites::{Runtime, ShellRequest, Site},
+};
+use russh::{
+    Channel, ChannelId,
+    keys::HashAlg,
+    server::{Auth, ChannelOpenHandle, Handle, Msg, Session, VerifiedPublicKey},
+};
+use tokio::{
+    io::AsyncWriteExt as _,
+    sync::{Mutex, watch},
+};
+
+use crate::{Error, limiter::Limiter};
+
+/// Login names longer than this are refused before any lookup.
+const MAX_LOGIN: usize = 64;
+
+/// Makes a [`Connection`] per client.
+pub(crate) struct Server {
+    pub(crate) platform: Platform,
+    pub(crate) runtime: watch::Receiver<Option<Runtime>>,
+    pub(crate) limiter: Limiter,
+    pub(crate) public_port: u16,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Connection;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        Connection {
+            platform: self.platform.clone(),
+            runtime: self.runtime.clone(),
+            limiter: self.limiter.clone(),
+            public_port: self.public_port,
+            ip: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()),
+            login: None,
+            channels: HashMap::new(),
+        }
+    }
+}
+
+/// Who logged in, and to what.
+enum Login {
+    /// A site's shell.
+    Site { actor: Actor, site: Site },
+    /// The list of one's sites.
+    Listing { actor: Actor },
+}
+
+/// A session channel, before and after its shell starts.
+#[derive(Default)]
+struct ChannelState {
+    size: Option<(u16, u16)>,
+    tty: bool,
+    input: Option<Arc<Mutex<ExecInput>>>,
+    control: Option<ExecControl>,
+}
+
+pub(crate) struct Connection {
+    platform: Platform,
+    runtime: watch::Receiver<Option<Runtime>>,
+    limiter: Limiter,
+    public_port: u16,
+    ip: IpAddr,
+    login: Option<Login>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+impl Connection {
+    fn refuse(&self, user: &str, why: &str) -> Auth {
+        let failures = self.limiter.fail(self.ip);
+        tracing::info!(ip = %self.ip, login = %user.chars().take(MAX_LOGIN).collect::<String>(), failures, why, "SSH authentication refused");
+        Auth::reject()
+    }
+
+    /// Starts `request` for the logged-in site on `channel`, bridging its output (stderr apart
+    /// when there is no TTY) and exit status back to the client.
+    async fn start(
+        &mut self,
+        channel: ChannelId,
+        command: Option<String>,
+        session: &mut Session,
+    ) -> Result<(), Error> {
+        let handle = session.handle();
+        let (actor, site) = match &self.login {
+            Some(Login::Site { actor, site }) => (actor.clone(), site.clone()),
+            Some(Login::Listing { actor }) => {
+                session.channel_success(channel)?;
+                let text = self.listing(actor).await;
+                tokio::spawn(finish(handle, channel, Some(text), None, 0));
+                return Ok(());
+            }
+            None => return Ok(session.channel_failure(channel)?),
+        };
+        let state = self.channels.entry(channel).or_default();
+        let tty = command.is_none();
+        let request = ShellRequest {
+            size: if tty {
+                Some(state.size.unwrap_or((80, 24)))
+            } else {
+                None
+            },
+            command,
+        };
+        let runtime = self.runtime.borrow().clone();
+        match self
+            .platform
+            .open_shell(Some(&actor), runtime.as_ref(), site.id, request)
+            .await
+        {
+            Ok((_, exec)) => {
+                session.channel_success(channel)?;
+                let exit = exec.exit();
+                state.input = Some(Arc::new(Mutex::new(exec.input)));
+                state.tty = tty;
+                state.control = Some(exec.control);
+                let mut output = exec.output;
+                tokio::spawn(async move {
+                    while let Some(Ok((stream, bytes))) = output.next().await {
+                        let sent = if stream == LogStream::Stderr && !tty {
+                            handle.extended_data(channel, 1, bytes).await
+                        } else {
+                            handle.data(channel, bytes).await
+                        };
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    let code = exit.code().await.ok().flatten().unwrap_or(255);
+                    finish(handle, channel, None, None, u32::try_from(code).unwrap_or(255)).await;
+                });
+            }
+            Err(err) => {
+                // Said to the user on stderr, the way sshd reports a refused session.
+                session.channel_success(channel)?;
+                tokio::spawn(finish(handle, channel, None, Some(format!("{err}\r\n")), 1));
+            }
+        }
+        Ok(())
+    }
+
+    async fn listing(&self, actor: &Actor) -> String {
+        let mut text = String::new();
+        match self.platform.my_sites(Some(actor)).await {
+            Ok(sites) if sites.is_empty() => text.push_str("You are not a member of any site yet.\r\n"),
+            Ok(sites) => {
+                text.push_str(&format!("Your sites, {}:\r\n", actor.username));
+                for site in sites {
+                    text.push_str(&format!("  {:<32} {}\r\n", site.name, site.state));
+                }
+                text.push_str(&format!(
+                    "Open one with: ssh -p {} <site>@<this host>\r\n",
+                    self.public_port
+                ));
+            }
+            Err(err) => text.push_str(&format!("{err}\r\n")),
+        }
+        text
+    }
+}
+
+/// Ends a channel: optional last words on stdout and stderr, the exit status, EOF, close.
+async fn finish(handle: Handle, channel: ChannelId, out: Option<String>, err: Option<String>, code: u32) {
+    if let Some(out) = out {
+        let _ = handle.data(channel, out.into_bytes()).await;
+    }
+    if let Some(err) = err {
+        let _ = handle.extended_data(channel, 1, err.into_bytes()).await;
+    }
+    let _ = handle.exit_status_request(channel, code).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+impl russh::server::Handler for Connection {
+    type Error = Error;
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if self.limiter.blocked(self.ip) {
+            return Ok(self.refuse(user, "too many failures from this address"));
+        }
+        if user.is_empty() || user.len() > MAX_LOGIN {
+            return Ok(self.refuse(user, "bad login name"));
+        }
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        let Some(actor) = self.platform.actor_for_key(&fingerprint).await? else {
+            return Ok(self.refuse(user, "unknown key"));
+        };
+        let login = user.to_ascii_lowercase();
+        if login == actor.username || login == "sites" {
+            tracing::info!(ip = %self.ip, user = %actor.username, "SSH login to the site list");
+            self.login = Some(Login::Listing { actor });
+            return Ok(Auth::Accept);
+        }
+        match self.platform.site_by_name(Some(&actor), &login).await {
+            Ok(site) => {
+                tracing::info!(ip = %self.ip, user = %actor.username, site = %site.name, "SSH login");
+                self.login = Some(Login::Site { actor, site });
+                Ok(Auth::Accept)
+            }
+            // Not a member, or no such site: the same answer, as for a wrong key.
+            Err(platform::Error::NotFound(_) | platform::Error::Invalid { .. }) => {
+                Ok(self.refuse(user, "no such site for this user"))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.insert(channel.id(), ChannelState::default());
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        cols: u32,
+        rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let size = platform::sites::clamp_size(
+            u16::try_from(cols).unwrap_or(u16::MAX),
+            u16::try_from(rows).unwrap_or(u16::MAX),
+        );
+        self.channels.entry(channel).or_default().size = Some(size);
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        self.start(channel, None, session).await
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.start(channel, Some(command), session).await
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(input) = self.channels.get(&channel).and_then(|c| c.input.clone()) {
+            let mut input = input.lock().await;
+            if input.write_all(data).await.is_err() || input.flush().await.is_err() {
+                tracing::debug!(?channel, "the shell no longer reads its input");
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        // The client has no more input (`ssh site@host 'cat > f' < f`): the command sees EOF.
+        // A terminal has no end of input (as with sshd): what was typed is still being read,
+        // and the shell ends when told to.
+        if let Some(state) = self.channels.get(&channel)
+            && !state.tty
+            && let Some(input) = state.input.clone()
+        {
+            let _ = input.lock().await.shutdown().await;
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(control) = self.channels.get(&channel).and_then(|c| c.control.clone()) {
+            let (cols, rows) = platform::sites::clamp_size(
+                u16::try_from(cols).unwrap_or(u16::MAX),
+                u16::try_from(rows).unwrap_or(u16::MAX),
+            );
+            if let Err(err) = control.resize(cols, rows).await {
+                tracing::debug!(?channel, error = %err, "resizing an SSH terminal failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        // The client went away: a shell still running is hung up, as sshd does.
+        if let Some(state) = self.channels.remove(&channel)
+            && let Some(control) = state.control
+        {
+            let _ = control.hang_up().await;
+        }
+        Ok(())
+    }
+}
