@@ -232,3 +232,186 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
     }
     edge.stop.send(true).unwrap();
 }
+
+/// Runs an `sftp -b` batch against the test server; returns its output.
+async fn sftp(port: u16, key: &Path, login: &str, batch: &str, cwd: &Path) -> Output {
+    let file = cwd.join("batch");
+    std::fs::write(&file, batch).unwrap();
+    let out = tokio::process::Command::new("sftp")
+        .current_dir(cwd)
+        .args(["-P", &port.to_string(), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-b",
+        ])
+        .arg(&file)
+        .arg(format!("{login}@127.0.0.1"))
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("sftp finished within 60 s")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
+    use std::os::unix::fs::MetadataExt as _;
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    tokio::spawn(server::workers::work(
+        platform.clone(),
+        edge.runtime.clone(),
+        edge.stop.subscribe(),
+    ));
+    create_user(&platform, "member", Role::User).await;
+    let member = platform
+        .login("member", &password("member"), &platform::ClientInfo::default())
+        .await
+        .unwrap()
+        .0;
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(work.path(), "member");
+    platform.add_ssh_key(Some(&member), "", &public).await.unwrap();
+    let (site, _) = platform
+        .create_site(
+            Some(&member),
+            NewSite {
+                name: "filesite".to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "static".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
+    let uid = 100_000 + u32::try_from(site.id).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(shell::serve(
+        listener,
+        shell::host_keys(&work.path().join("host")).unwrap(),
+        platform.clone(),
+        edge.runtime.clone(),
+        shell::SshSettings::default(),
+        edge.stop.subscribe(),
+    ));
+
+    // A file of every byte value, round-tripped and worked on.
+    let payload: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(work.path().join("local.bin"), &payload).unwrap();
+    let out = sftp(
+        port,
+        &key,
+        "filesite",
+        "put local.bin public/up.bin\nget public/up.bin back.bin\nmkdir tmpdir\nrmdir tmpdir\n\
+         chmod 604 public/up.bin\nrename public/up.bin public/moved.bin\nln -s moved.bin public/link.bin\nls -l public\n",
+        work.path(),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(work.path().join("back.bin")).unwrap() == payload,
+        "byte for byte"
+    );
+    let moved = std::fs::metadata(dir.join("public/moved.bin")).unwrap();
+    assert_eq!(
+        (moved.uid(), moved.gid(), moved.mode() & 0o777),
+        (uid, uid, 0o604)
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("public/link.bin")).unwrap(),
+        Path::new("moved.bin")
+    );
+    assert!(text(&out.stdout).contains("moved.bin"), "{out:?}");
+    // Served by the site at once.
+    let served = reqwest::Client::new()
+        .get(format!("http://{}/moved.bin", edge.listen))
+        .header("host", "filesite.localhost")
+        .send()
+        .await
+        .unwrap();
+    let served = served.bytes().await.unwrap();
+    assert!(
+        served == payload,
+        "the site served {} bytes that differ",
+        served.len()
+    );
+
+    // Escapes: absolute paths and .. stay in the site; symlinks planted on disk pointing out
+    // resolve inside it; a link made over SFTP may not point out.
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("public/evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc", dir.join("escape")).unwrap();
+    for batch in [
+        "get /etc/passwd stolen",
+        "get ../../../../etc/passwd stolen",
+        "get public/evil stolen",
+        "get escape/passwd stolen",
+        "ln -s ../../etc/passwd public/out",
+        "put local.bin ../../../tmp/planted.bin",
+    ] {
+        let out = sftp(port, &key, "filesite", &format!("{batch}\n"), work.path()).await;
+        assert!(!out.status.success(), "{batch}: {out:?}");
+        assert!(!work.path().join("stolen").exists(), "{batch}");
+    }
+    assert!(!Path::new("/tmp/planted.bin").exists());
+    // A link planted to point out lists the site itself (its target resolves inside it).
+    let out = sftp(port, &key, "filesite", "ls escape/\n", work.path()).await;
+    assert!(!text(&out.stdout).contains("passwd"), "{out:?}");
+    assert!(std::fs::symlink_metadata(dir.join("public/out")).is_err());
+
+    // scp (the SFTP protocol, as OpenSSH 9 speaks it) both ways.
+    let scp = |args: Vec<String>| {
+        let mut command = std::process::Command::new("scp");
+        command
+            .current_dir(work.path())
+            .args(["-P", &port.to_string(), "-i"])
+            .arg(&key)
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args(args);
+        command.output().unwrap()
+    };
+    let out = scp(vec![
+        "local.bin".into(),
+        "filesite@127.0.0.1:public/scp.bin".into(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(dir.join("public/scp.bin")).unwrap() == payload,
+        "scp up"
+    );
+    let out = scp(vec![
+        "filesite@127.0.0.1:public/scp.bin".into(),
+        "scp-back.bin".into(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(work.path().join("scp-back.bin")).unwrap() == payload,
+        "scp down"
+    );
+    edge.stop.send(true).unwrap();
+}

@@ -63,8 +63,13 @@ enum Login {
 /// A session channel, before and after its shell starts.
 #[derive(Default)]
 struct ChannelState {
+    /// The channel itself until it is known what it is for: SFTP takes it over; a shell lets
+    /// it go (an unread channel would stall the connection once its buffer fills).
+    channel: Option<Channel<Msg>>,
     size: Option<(u16, u16)>,
     tty: bool,
+    /// Given over to SFTP.
+    sftp: bool,
     input: Option<Arc<Mutex<ExecInput>>>,
     control: Option<ExecControl>,
 }
@@ -106,6 +111,7 @@ impl Connection {
             None => return Ok(session.channel_failure(channel)?),
         };
         let state = self.channels.entry(channel).or_default();
+        state.channel = None;
         let tty = command.is_none();
         let request = ShellRequest {
             size: if tty {
@@ -225,7 +231,14 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.insert(channel.id(), ChannelState::default());
+        let id = channel.id();
+        self.channels.insert(
+            id,
+            ChannelState {
+                channel: Some(channel),
+                ..ChannelState::default()
+            },
+        );
         reply.accept().await;
         Ok(())
     }
@@ -279,15 +292,61 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
         // The client has no more input (`ssh site@host 'cat > f' < f`): the command sees EOF.
         // A terminal has no end of input (as with sshd): what was typed is still being read,
         // and the shell ends when told to.
-        if let Some(state) = self.channels.get(&channel)
-            && !state.tty
+        let Some(state) = self.channels.get(&channel) else {
+            return Ok(());
+        };
+        if state.sftp {
+            // The client is done with SFTP (it waits for every answer before saying so): the
+            // session ends well, which scp checks.
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        } else if !state.tty
             && let Some(input) = state.input.clone()
         {
             let _ = input.lock().await.shutdown().await;
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(Login::Site { actor, site }) = &self.login else {
+            return Ok(session.channel_failure(channel)?);
+        };
+        let taken = self.channels.get_mut(&channel).and_then(|c| c.channel.take());
+        let (Some(stream), "sftp") = (taken, name) else {
+            return Ok(session.channel_failure(channel)?);
+        };
+        let runtime = self.runtime.borrow().clone();
+        let opened = self
+            .platform
+            .open_files(Some(actor), runtime.as_ref(), site.id)
+            .await;
+        let sftp = opened.and_then(|(site, dir, uid)| {
+            crate::sftp::SftpSession::new(&dir, uid, site.name)
+                .map_err(|e| platform::Error::Conflict(e.to_string()))
+        });
+        match sftp {
+            Ok(sftp) => {
+                if let Some(state) = self.channels.get_mut(&channel) {
+                    state.sftp = true;
+                }
+                session.channel_success(channel)?;
+                tokio::spawn(russh_sftp::server::run(stream.into_stream(), sftp));
+            }
+            Err(err) => {
+                tracing::info!(user = %actor.username, site = %site.name, error = %err, "SFTP refused");
+                session.channel_failure(channel)?;
+            }
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
-//! The shell: SSH (and, next, SFTP) on `russh`.
+//! The shell: SSH and SFTP on `russh`.
 //!
 //! A member connects with `ssh -p 2222 <site>@<director host>`: the key picks the user (through
 //! the platform), the login name picks the site; only members and admins of the site get past
 //! authentication — to anyone else the site does not exist. The shell or command runs through
 //! [`platform::Platform::open_shell`], the same path as the browser terminal, in the site's
-//! terminal container. Logging in with one's own username (or `sites`) lists one's sites.
+//! terminal container. Logging in with one's own username (or `sites`) lists one's sites. The
+//! `sftp` subsystem works on the site's directory itself (see `sftp.rs`), as the site's uid.
 //!
 //! Invariants:
 //! - Public keys only; password authentication is never offered.
@@ -15,6 +16,7 @@
 mod handler;
 mod hostkeys;
 mod limiter;
+mod sftp;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -95,7 +95,8 @@ impl Runtime {
         format!("http://{}.{}{port}", site.name, self.sites_domain)
     }
 
-    fn uid(site: &Site) -> u32 {
+    /// The uid (and gid) the site's processes and files have.
+    pub fn uid(site: &Site) -> u32 {
         UID_BASE + u32::try_from(site.id).unwrap_or(0)
     }
 

@@ -28,17 +28,30 @@ pub struct ShellRequest {
 }
 
 impl Platform {
-    /// Opens a shell (or runs a command) in the site's terminal container, for a member or an
-    /// admin of a site that is not disabled. The container is made if it is not there.
-    pub async fn open_shell(
+    /// The site's directory and uid, for a member or an admin of a site that is not disabled
+    /// (SFTP works on the files directly, with the same checks as a shell).
+    pub async fn open_files(
         &self,
         actor: Option<&Actor>,
         runtime: Option<&Runtime>,
         site_id: i32,
-        request: ShellRequest,
-    ) -> Result<(Site, ExecSession)> {
+    ) -> Result<(Site, std::path::PathBuf, u32)> {
+        let (site, runtime) = self.shell_checks(actor, runtime, site_id).await?;
+        let directory = runtime.directory(&site);
+        let uid = Runtime::uid(&site);
+        tracing::info!(user = %actor.map(|a| a.username.as_str()).unwrap_or_default(), site = %site.name, "files opened");
+        Ok((site, directory, uid))
+    }
+
+    /// Who may have a shell in a site: its members and admins, when it is not disabled nor
+    /// being made or deleted, with Docker connected.
+    async fn shell_checks<'r>(
+        &self,
+        actor: Option<&Actor>,
+        runtime: Option<&'r Runtime>,
+        site_id: i32,
+    ) -> Result<(Site, &'r Runtime)> {
         let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above");
         if site.availability == "disabled" {
             return Err(Error::Conflict(
                 "An administrator disabled this site: its terminal is closed.".to_owned(),
@@ -53,6 +66,20 @@ impl Platform {
         let runtime = runtime.ok_or_else(|| {
             Error::Conflict("Terminals are unavailable while Director is not connected to Docker.".to_owned())
         })?;
+        Ok((site, runtime))
+    }
+
+    /// Opens a shell (or runs a command) in the site's terminal container, for a member or an
+    /// admin of a site that is not disabled. The container is made if it is not there.
+    pub async fn open_shell(
+        &self,
+        actor: Option<&Actor>,
+        runtime: Option<&Runtime>,
+        site_id: i32,
+        request: ShellRequest,
+    ) -> Result<(Site, ExecSession)> {
+        let (site, runtime) = self.shell_checks(actor, runtime, site_id).await?;
+        let actor = actor.expect("authorised above");
         let refused = |err: orchestrator::Error| {
             tracing::warn!(site = %site.name, error = %err, "opening a shell failed");
             if err.is_retryable() {
