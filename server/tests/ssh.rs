@@ -149,6 +149,7 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
         edge.runtime.clone(),
         shell::SshSettings {
             public_port: port,
+            login_grace: Duration::from_secs(2),
             ..shell::SshSettings::default()
         },
         edge.stop.subscribe(),
@@ -221,14 +222,23 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("disabled"), "{out:?}");
 
-    // Garbage on the port and a client that stalls do not hurt the server.
+    // Garbage on the port and a client that stalls do not hurt the server; the stalled one is
+    // closed once the login grace time is over.
     {
-        use tokio::io::AsyncWriteExt as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut garbage = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let _ = garbage.write_all(&[0xff; 4096]).await;
-        let _stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stalled.write_all(b"SSH-2.0-Stalling\r\n").await.unwrap();
         let out = ssh(port, &member_key, "member", &[], None).await;
         assert!(out.status.success(), "{out:?}");
+        let mut seen = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut seen)).await;
+        assert!(
+            closed.is_ok(),
+            "the stalled client is closed after the grace time"
+        );
+        assert!(seen.starts_with(b"SSH-2.0-Director"), "{seen:?}");
     }
     edge.stop.send(true).unwrap();
 }

@@ -3,8 +3,9 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     sync::Arc,
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use futures::StreamExt as _;
@@ -36,18 +37,18 @@ pub(crate) struct Server {
     pub(crate) public_port: u16,
 }
 
-impl russh::server::Server for Server {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+impl Server {
+    /// The handler of a new connection; it sets `authenticated` once the client is in.
+    pub(crate) fn connection(&mut self, peer: SocketAddr, authenticated: Arc<AtomicBool>) -> Connection {
         Connection {
             platform: self.platform.clone(),
             runtime: self.runtime.clone(),
             limiter: self.limiter.clone(),
             public_port: self.public_port,
-            ip: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()),
+            ip: peer.ip(),
             login: None,
             channels: HashMap::new(),
+            authenticated,
         }
     }
 }
@@ -82,6 +83,7 @@ pub(crate) struct Connection {
     ip: IpAddr,
     login: Option<Login>,
     channels: HashMap<ChannelId, ChannelState>,
+    authenticated: Arc<AtomicBool>,
 }
 
 impl Connection {
@@ -209,12 +211,14 @@ impl russh::server::Handler for Connection {
         if login == actor.username || login == "sites" {
             tracing::info!(ip = %self.ip, user = %actor.username, "SSH login to the site list");
             self.login = Some(Login::Listing { actor });
+            self.authenticated.store(true, Ordering::Release);
             return Ok(Auth::Accept);
         }
         match self.platform.site_by_name(Some(&actor), &login).await {
             Ok(site) => {
                 tracing::info!(ip = %self.ip, user = %actor.username, site = %site.name, "SSH login");
                 self.login = Some(Login::Site { actor, site });
+                self.authenticated.store(true, Ordering::Release);
                 Ok(Auth::Accept)
             }
             // Not a member, or no such site: the same answer, as for a wrong key.

@@ -22,7 +22,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use hostkeys::{HostKeys, host_keys};
 use platform::{Platform, sites::Runtime};
-use russh::server::Server as _;
 use tokio::sync::watch;
 
 /// Everything that can go wrong while serving an SSH connection.
@@ -65,6 +64,9 @@ pub struct SshSettings {
     pub failure_window: Duration,
     /// The port users are told to connect to (in the site list).
     pub public_port: u16,
+    /// A connection not authenticated this long after it opened is closed (sshd's
+    /// LoginGraceTime): a client that stalls mid-handshake holds nothing for long.
+    pub login_grace: Duration,
 }
 
 impl Default for SshSettings {
@@ -74,6 +76,7 @@ impl Default for SshSettings {
             max_failures: 20,
             failure_window: Duration::from_secs(10 * 60),
             public_port: 2222,
+            login_grace: Duration::from_secs(30),
         }
     }
 }
@@ -100,20 +103,65 @@ pub async fn serve(
         nodelay: true,
         ..Default::default()
     };
+    let config = Arc::new(config);
     let mut server = handler::Server {
         platform,
         runtime,
         limiter: limiter::Limiter::new(settings.max_failures, settings.failure_window),
         public_port: settings.public_port,
     };
-    let running = server.run_on_socket(Arc::new(config), &listener);
-    let stop = running.handle();
-    tokio::select! {
-        result = running => result.map_err(|source| Error::Io { context: "serving SSH".to_owned(), source }),
-        _ = shutdown.changed() => {
-            stop.shutdown("Director is stopping".into());
-            Ok(())
-        }
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accepting an SSH connection failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = server.connection(peer, authenticated.clone());
+        let (config, grace) = (config.clone(), settings.login_grace);
+        // A second descriptor of the socket, to cut the connection from outside the session
+        // (a disconnect message would wait behind a key exchange the client never finishes).
+        let (socket, cut) = match socket.into_std().and_then(|s| {
+            let cut = s.try_clone()?;
+            Ok((tokio::net::TcpStream::from_std(s)?, cut))
+        }) {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::warn!(%peer, error = %err, "preparing an SSH connection failed");
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let _ = socket.set_nodelay(true);
+            let session =
+                match tokio::time::timeout(grace, russh::server::run_stream(config, socket, handler)).await {
+                    Ok(Ok(session)) => session,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "SSH connection setup failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "SSH client sent no identification in time; closed");
+                        return;
+                    }
+                };
+            let watchdog = tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                    tracing::info!(%peer, "SSH login grace time over; closed");
+                    let _ = cut.shutdown(std::net::Shutdown::Both);
+                }
+            });
+            if let Err(err) = session.await {
+                tracing::debug!(%peer, error = %err, "SSH session ended with an error");
+            }
+            watchdog.abort();
+        });
     }
 }
 
