@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod authz;
 pub mod db;
 mod error;
+pub mod files;
 pub mod keys;
 mod passwords;
 pub mod schema;

@@ -135,26 +135,10 @@ fn gid(n: u32) -> Gid {
     Gid::from_raw(n)
 }
 
-/// A client path as a path relative to the root: `..` is clamped lexically here too (the
-/// kernel clamps it again), NUL bytes are refused.
+/// A client path relative to the root (the file manager's rule: components only, `..`
+/// clamped, NUL refused; the kernel clamps again at use).
 fn relative(path: &str) -> Result<PathBuf, StatusCode> {
-    if path.contains('\0') {
-        return Err(StatusCode::BadMessage);
-    }
-    let mut parts: Vec<&OsStr> = Vec::new();
-    for component in Path::new(path).components() {
-        match component {
-            Component::Normal(part) => parts.push(part),
-            Component::ParentDir => {
-                parts.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    if parts.is_empty() {
-        return Ok(PathBuf::from("."));
-    }
-    Ok(parts.iter().collect())
+    platform::files::relative(path).map_err(|_| StatusCode::BadMessage)
 }
 
 /// The path the client sees: `/` is the site's directory.

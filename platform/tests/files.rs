@@ -1,0 +1,165 @@
+//! A site's files through `SiteFiles`: a table of hostile paths and symlink setups, none of
+//! which reaches outside the site's directory; atomic writes owned by the site's uid.
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+
+use platform::{
+    Error,
+    files::{SiteFiles, relative},
+};
+
+const UID: u32 = 100_999;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    outside: std::path::PathBuf,
+    files: SiteFiles,
+}
+
+/// `<tmp>/site` with `public/index.html`, beside `<tmp>/outside/secret`; in the site, links
+/// that point out: `abs -> /etc`, `up -> ../outside`, `public/evil -> <tmp>/outside/secret`.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(root.join("public")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(root.join("public/index.html"), "<h1>site</h1>").unwrap();
+    std::fs::write(outside.join("secret"), "secret").unwrap();
+    symlink("/etc", root.join("abs")).unwrap();
+    symlink("../outside", root.join("up")).unwrap();
+    symlink(outside.join("secret"), root.join("public/evil")).unwrap();
+    let files = SiteFiles::open(&root, UID).unwrap();
+    Setup {
+        _dir: dir,
+        root,
+        outside,
+        files,
+    }
+}
+
+#[test]
+fn paths_are_cleaned_to_components_inside_the_root() {
+    for (given, want) in [
+        ("", "."),
+        ("/", "."),
+        ("..", "."),
+        ("../../..", "."),
+        ("/../../etc/passwd", "etc/passwd"),
+        ("public/../../x", "x"),
+        ("./a//b/./c", "a/b/c"),
+    ] {
+        assert_eq!(relative(given).unwrap().to_str().unwrap(), want, "{given:?}");
+    }
+    assert!(matches!(relative("a\0b"), Err(Error::Invalid { .. })));
+}
+
+#[test]
+fn hostile_paths_and_symlinks_never_read_outside() {
+    let s = setup();
+    for hostile in [
+        "../outside/secret",
+        "/../../outside/secret",
+        "up/secret",
+        "abs/passwd",
+        "public/evil",
+        "/etc/passwd",
+        "public/../../../etc/passwd",
+    ] {
+        match s.files.read(hostile, 1 << 20) {
+            Ok(bytes) => {
+                assert_ne!(bytes, b"secret", "{hostile} read the secret");
+                panic!("{hostile} read something: {bytes:?}");
+            }
+            Err(Error::NotFound(_) | Error::Conflict(_)) => {}
+            Err(other) => panic!("{hostile}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.files.read("public/index.html", 1 << 20).unwrap(),
+        b"<h1>site</h1>"
+    );
+    assert_eq!(
+        s.files.read("/../public/./index.html", 1 << 20).unwrap(),
+        b"<h1>site</h1>"
+    );
+    // Listing `..` lists the site itself; a link that points out lists nothing outside.
+    let names = |path: &str| {
+        s.files
+            .list(path)
+            .map(|e| e.into_iter().map(|e| e.name).collect::<Vec<_>>())
+    };
+    assert_eq!(names("..").unwrap(), names("/").unwrap());
+    assert_eq!(names("/").unwrap(), ["public", "abs", "up"]);
+    assert!(names("up").is_err());
+    assert!(names("abs").is_err());
+}
+
+#[test]
+fn hostile_paths_and_symlinks_never_write_outside() {
+    let s = setup();
+    s.files.write("../../planted.txt", b"x").unwrap();
+    assert!(s.root.join("planted.txt").exists(), "clamped into the site");
+    assert!(!s.root.parent().unwrap().join("planted.txt").exists());
+    for hostile in ["public/evil", "up/secret", "abs/passwd"] {
+        assert!(s.files.write(hostile, b"pwned").is_err(), "{hostile}");
+    }
+    assert_eq!(std::fs::read(s.outside.join("secret")).unwrap(), b"secret");
+    assert!(s.files.mkdir("up/new").is_err());
+    assert!(!s.outside.join("new").exists());
+    // Removing a link removes the link, never its target.
+    s.files.remove("up").unwrap();
+    s.files.remove("public/evil").unwrap();
+    assert!(s.outside.join("secret").exists());
+    assert!(s.files.rename("public/index.html", "../../stolen.html").is_ok());
+    assert!(
+        s.root.join("stolen.html").exists(),
+        "a rename lands inside the site too"
+    );
+    assert!(matches!(s.files.remove("/"), Err(Error::Conflict(_))));
+}
+
+#[test]
+fn writes_are_atomic_and_owned_by_the_site() {
+    let s = setup();
+    s.files.mkdir("docs").unwrap();
+    s.files.write("docs/a.txt", b"first").unwrap();
+    let meta = std::fs::metadata(s.root.join("docs/a.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (UID, UID, 0o644));
+    assert_eq!(std::fs::metadata(s.root.join("docs")).unwrap().uid(), UID);
+    s.files.chmod("docs/a.txt", 0o4755).unwrap();
+    assert_eq!(
+        std::fs::metadata(s.root.join("docs/a.txt")).unwrap().mode() & 0o7777,
+        0o755,
+        "never set-uid"
+    );
+    s.files.write("docs/a.txt", b"second").unwrap();
+    let meta = std::fs::metadata(s.root.join("docs/a.txt")).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o755,
+        "an existing file keeps its mode"
+    );
+    assert_eq!(std::fs::read(s.root.join("docs/a.txt")).unwrap(), b"second");
+    let left: Vec<_> = std::fs::read_dir(s.root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["a.txt"], "no temporary file left behind");
+    assert!(
+        matches!(
+            s.files.rename("docs/a.txt", "public/index.html"),
+            Err(Error::Conflict(_))
+        ),
+        "never replaces"
+    );
+    assert!(
+        matches!(s.files.read("docs/a.txt", 3), Err(Error::Conflict(_))),
+        "over the limit"
+    );
+    assert!(
+        matches!(s.files.remove("public"), Err(Error::Conflict(_))),
+        "a folder that is not empty"
+    );
+}
