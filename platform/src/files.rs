@@ -35,6 +35,19 @@ pub struct FileEntry {
     pub modified: i64,
 }
 
+/// What a file was when it was read: saving with it refuses to overwrite a file changed since
+/// (from the terminal, SFTP or another tab). Inode, size and modification time to the
+/// nanosecond: an atomic save elsewhere makes a new inode, an in-place edit a new time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+fn version_of(stat: &rustix::fs::Stat) -> Version {
+    Version(format!(
+        "{:x}-{:x}-{:x}.{:09}",
+        stat.st_ino, stat.st_size, stat.st_mtime, stat.st_mtime_nsec
+    ))
+}
+
 /// A site's directory, opened.
 #[derive(Debug)]
 pub struct SiteFiles {
@@ -156,6 +169,35 @@ impl SiteFiles {
         }
         entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
         Ok(entries)
+    }
+
+    /// The current version of the file `path`.
+    pub fn version(&self, path: &str) -> Result<Version> {
+        let fd = self.open_at(&relative(path)?, OFlags::PATH, Mode::empty())?;
+        Ok(version_of(&rustix::fs::fstat(&fd).map_err(io)?))
+    }
+
+    /// Writes `bytes` to `path` (as [`SiteFiles::write`]) unless the file changed since it was
+    /// read as `expected`; returns the new version.
+    pub fn save(&self, path: &str, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
+        if let Some(expected) = expected {
+            match self.version(path) {
+                Ok(current) if &current == expected => {}
+                Ok(_) => {
+                    return Err(Error::Conflict(
+                        "The file changed since you opened it (in the terminal, over SFTP or in another tab). Reload it, or save under another name.".to_owned(),
+                    ));
+                }
+                Err(Error::NotFound(_)) => {
+                    return Err(Error::Conflict(
+                        "The file was removed since you opened it.".to_owned(),
+                    ));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.write(path, bytes)?;
+        self.version(path)
     }
 
     /// The contents of the file `path`, if it is at most `limit` bytes.

@@ -163,3 +163,28 @@ fn writes_are_atomic_and_owned_by_the_site() {
         "a folder that is not empty"
     );
 }
+
+#[test]
+fn a_save_refuses_to_overwrite_a_file_changed_since_it_was_read() {
+    let s = setup();
+    let opened = s.files.version("public/index.html").unwrap();
+    let saved = s.files.save("public/index.html", b"mine", Some(&opened)).unwrap();
+    assert_ne!(saved, opened);
+    // Someone else changes it on disk (the terminal, SFTP, another tab).
+    std::fs::write(s.root.join("public/index.html"), "theirs").unwrap();
+    assert!(matches!(
+        s.files.save("public/index.html", b"mine again", Some(&saved)),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        std::fs::read(s.root.join("public/index.html")).unwrap(),
+        b"theirs"
+    );
+    // Removed meanwhile: refused too; a new file needs no version.
+    std::fs::remove_file(s.root.join("public/index.html")).unwrap();
+    assert!(matches!(
+        s.files.save("public/index.html", b"x", Some(&saved)),
+        Err(Error::Conflict(_))
+    ));
+    s.files.save("public/new.html", b"new", None).unwrap();
+}

@@ -43,6 +43,21 @@ impl Platform {
         Ok((site, directory, uid))
     }
 
+    /// The site's files, for a member or an admin (the file manager; a disabled site's members
+    /// may still fix its files).
+    pub async fn site_files(
+        &self,
+        actor: Option<&Actor>,
+        runtime: Option<&Runtime>,
+        site_id: i32,
+    ) -> Result<crate::files::SiteFiles> {
+        let site = self.site(actor, site_id).await?;
+        let runtime = runtime.ok_or_else(|| {
+            Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
+        })?;
+        crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))
+    }
+
     /// Who may have a shell in a site: its members and admins, when it is not disabled nor
     /// being made or deleted, with Docker connected.
     async fn shell_checks<'r>(
