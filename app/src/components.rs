@@ -174,6 +174,7 @@ pub fn SiteTabs(id: i32, current: &'static str) -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="Site">
             {tab("overview", "Overview", format!("/sites/{id}"))}
+            {tab("files", "Files", format!("/sites/{id}/files"))}
             {tab("terminal", "Terminal", format!("/sites/{id}/terminal"))}
         </nav>
     }

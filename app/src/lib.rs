@@ -37,6 +37,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>
                 <script src="/terminal.js" defer></script>
+                <script src="/editor.js" defer></script>
                 <MetaTags/>
             </head>
             <body>
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=pages::AdminAuditPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), StaticSegment("new")) view=pages::NewSitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id")) view=pages::SitePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("files")) view=pages::FilesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("terminal")) view=pages::TerminalPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -159,6 +159,37 @@ test('the terminal runs a shell in the site, and what it makes is served', async
   await visitor.close();
 });
 
+test('the file manager edits a page that is served at once, and refuses to overwrite a newer change', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  const id = siteId(page);
+  await page.getByRole('navigation', { name: 'Site' }).getByRole('link', { name: 'Files' }).click();
+  await expect(page.locator('tr[data-file="run.sh"]')).toBeVisible();
+  await page.getByRole('link', { name: 'public/' }).click();
+  await page.getByRole('link', { name: 'index.html' }).click();
+  const editor = page.getByLabel('Contents');
+  await expect(editor).toContainText('starter page of hello-python');
+  await editor.fill('<h1>Edited in the browser</h1>\n');
+  await expect(page.getByText('Unsaved changes')).toBeVisible();
+  await editor.press('Control+s');
+  await expect(page.getByRole('status')).toHaveText('Saved.');
+  await page.screenshot({ path: testInfo.outputPath('files.png'), fullPage: true });
+  const visitor = await page.context().newPage();
+  await visitor.goto(siteURL('hello-python'));
+  await expect(visitor.getByRole('heading', { name: 'Edited in the browser' })).toBeVisible();
+
+  // Changed on disk (as from the terminal or SFTP) after the editor loaded it: refused.
+  await page.reload();
+  await expect(page.getByLabel('Contents')).toContainText('Edited in the browser');
+  const file = path.join(server().dataDir, 'sites', String(id).padStart(4, '0'), 'public', 'index.html');
+  fs.writeFileSync(file, '<h1>Changed elsewhere</h1>\n');
+  await page.getByLabel('Contents').fill('<h1>Mine</h1>\n');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByText('The file changed since you opened it')).toBeVisible();
+  expect(fs.readFileSync(file, 'utf8')).toBe('<h1>Changed elsewhere</h1>\n');
+  await visitor.close();
+});
+
 test('another user cannot see or open the sites', async ({ page }) => {
   await signedIn(page, other);
   await expect(page.locator('[data-site]')).toHaveCount(0);

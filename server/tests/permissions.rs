@@ -54,6 +54,7 @@ fn every_server_function() -> Vec<String> {
         include_str!("../../app/src/api/members.rs"),
         include_str!("../../app/src/api/admin.rs"),
         include_str!("../../app/src/api/keys.rs"),
+        include_str!("../../app/src/api/files.rs"),
     ];
     sources
         .iter()
@@ -139,6 +140,34 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             "delete_site",
             &[("id", &id), ("confirm", "not-it")],
             [401, 404, 400, 400],
+        ),
+        // No runtime here: past the check, the files are unavailable (409).
+        row("list_files", &[("site", &id), ("path", "")], [401, 404, 409, 409]),
+        row("open_file", &[("site", &id), ("path", "x")], [401, 404, 409, 409]),
+        row(
+            "save_file",
+            &[("site", &id), ("path", "x"), ("text", ""), ("version", "")],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "make_folder",
+            &[("site", &id), ("path", "d")],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "move_path",
+            &[("site", &id), ("from", "a"), ("to", "b")],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "delete_path",
+            &[("site", &id), ("path", "a")],
+            [401, 404, 409, 409],
+        ),
+        row(
+            "set_mode",
+            &[("site", &id), ("path", "a"), ("mode", "644")],
+            [401, 404, 409, 409],
         ),
     ];
     // Admin functions: 403 for every signed-in non-admin.

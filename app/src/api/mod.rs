@@ -6,10 +6,12 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod files;
 mod keys;
 mod members;
 
 pub use admin::*;
+pub use files::*;
 pub use keys::*;
 pub use members::*;
 

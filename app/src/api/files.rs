@@ -1,0 +1,164 @@
+//! A site's files, for the file manager: each function names the actor and asks the platform
+//! for the site's files (which checks membership), then acts through them.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+#[cfg(feature = "ssr")]
+use crate::ssr::{actor, platform, runtime, to_app_error};
+
+/// The largest file the editor opens; bigger ones are downloaded instead.
+pub const EDITABLE_BYTES: u64 = 1 << 20;
+
+/// One entry of a folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRow {
+    /// Its name.
+    pub name: String,
+    /// Its path from the site's folder, `/`-separated, without a leading slash.
+    pub path: String,
+    /// A folder.
+    pub dir: bool,
+    /// A symbolic link.
+    pub link: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits, as `rwxr-xr-x`.
+    pub mode: String,
+    /// Last change, `YYYY-MM-DD HH:MM` UTC.
+    pub modified: String,
+}
+
+/// A file opened in the editor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileText {
+    /// Its path.
+    pub path: String,
+    /// Its text; None when it is not UTF-8 text (shown read-only, to download).
+    pub text: Option<String>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What it was when read: a save with it refuses to overwrite a newer change.
+    pub version: String,
+}
+
+/// The path without its leading slash, as the rows carry it.
+pub fn clean(path: &str) -> String {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(feature = "ssr")]
+fn mode_text(mode: u32) -> String {
+    let bits = ['r', 'w', 'x'];
+    (0..9)
+        .map(|i| {
+            if mode & (0o400 >> i) != 0 {
+                bits[i % 3]
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+#[cfg(feature = "ssr")]
+async fn files(site: i32) -> Result<platform::files::SiteFiles, AppError> {
+    let (platform, runtime) = (platform(), runtime());
+    let actor = actor().await?;
+    platform
+        .site_files(actor.as_ref(), runtime.as_ref(), site)
+        .await
+        .map_err(to_app_error)
+}
+
+/// The entries of a folder of the site.
+#[server(prefix = "/fn", endpoint = "list_files")]
+pub async fn list_files(site: i32, path: String) -> Result<Vec<FileRow>, AppError> {
+    let files = files(site).await?;
+    let base = clean(&path);
+    let entries = files.list(&base).map_err(to_app_error)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| FileRow {
+            path: clean(&format!("{base}/{}", e.name)),
+            name: e.name,
+            dir: e.dir,
+            link: e.link,
+            size: e.size,
+            mode: mode_text(e.mode),
+            modified: chrono::DateTime::from_timestamp(e.modified, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Opens a file for the editor.
+#[server(prefix = "/fn", endpoint = "open_file")]
+pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
+    let files = files(site).await?;
+    let path = clean(&path);
+    let version = files.version(&path).map_err(to_app_error)?;
+    let bytes = files.read(&path, EDITABLE_BYTES).map_err(to_app_error)?;
+    Ok(FileText {
+        size: bytes.len() as u64,
+        text: String::from_utf8(bytes).ok().filter(|t| !t.contains('\0')),
+        path,
+        version: version.0,
+    })
+}
+
+/// Saves a file from the editor; `version` (empty for a new file) guards against
+/// overwriting a change made since it was opened. Returns the new version.
+#[server(prefix = "/fn", endpoint = "save_file")]
+pub async fn save_file(site: i32, path: String, text: String, version: String) -> Result<String, AppError> {
+    let files = files(site).await?;
+    let expected = (!version.is_empty()).then_some(platform::files::Version(version));
+    // Text from a browser's textarea has CRLF line ends; files on a server have LF.
+    let text = text.replace("\r\n", "\n");
+    let saved = files
+        .save(&clean(&path), text.as_bytes(), expected.as_ref())
+        .map_err(to_app_error)?;
+    Ok(saved.0)
+}
+
+/// Makes a folder.
+#[server(prefix = "/fn", endpoint = "make_folder")]
+pub async fn make_folder(site: i32, path: String) -> Result<(), AppError> {
+    files(site).await?.mkdir(&clean(&path)).map_err(to_app_error)
+}
+
+/// Renames or moves a file or folder.
+#[server(prefix = "/fn", endpoint = "move_path")]
+pub async fn move_path(site: i32, from: String, to: String) -> Result<(), AppError> {
+    files(site)
+        .await?
+        .rename(&clean(&from), &clean(&to))
+        .map_err(to_app_error)
+}
+
+/// Deletes a file, a link or an empty folder.
+#[server(prefix = "/fn", endpoint = "delete_path")]
+pub async fn delete_path(site: i32, path: String) -> Result<(), AppError> {
+    files(site).await?.remove(&clean(&path)).map_err(to_app_error)
+}
+
+/// Sets a file's mode from octal (`755`).
+#[server(prefix = "/fn", endpoint = "set_mode")]
+pub async fn set_mode(site: i32, path: String, mode: String) -> Result<(), AppError> {
+    let mode = u32::from_str_radix(mode.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| AppError::Invalid {
+            field: "mode".to_owned(),
+            message: "Give the mode in octal, like 755 or 644.".to_owned(),
+        })?;
+    files(site)
+        .await?
+        .chmod(&clean(&path), mode)
+        .map_err(to_app_error)
+}
