@@ -58,6 +58,24 @@
       stateText.textContent = detail ? `${state}: ${detail}` : state;
     };
 
+    // What is typed while the connection is down goes out once it is back (a little of it:
+    // a stuck key must not pile up without bound).
+    let pending = [];
+    let pendingBytes = 0;
+    const send = (bytes) => {
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(bytes);
+      } else if (!closedForGood && pendingBytes + bytes.length <= 64 * 1024) {
+        pending.push(bytes);
+        pendingBytes += bytes.length;
+      }
+    };
+    const flush = () => {
+      for (const bytes of pending) socket.send(bytes);
+      pending = [];
+      pendingBytes = 0;
+    };
+
     const sendResize = () => {
       if (!term || !socket || socket.readyState !== WebSocket.OPEN) return;
       socket.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
@@ -98,6 +116,7 @@
           }
           if (message.reattached) term.reset();
           session = message.id;
+          flush();
         } else if (message.type === 'exit') {
           closedForGood = true;
           session = null;
@@ -126,6 +145,8 @@
     const newShell = () => {
       closedForGood = false;
       session = null;
+      pending = [];
+      pendingBytes = 0;
       attempt = 0;
       const old = socket;
       socket = null;
@@ -148,14 +169,11 @@
         term.open(screen);
         fit.fit();
         const encoder = new TextEncoder();
-        term.onData((data) => {
-          if (socket && socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
-        });
+        term.onData((data) => send(encoder.encode(data)));
         term.onBinary((data) => {
-          if (!socket || socket.readyState !== WebSocket.OPEN) return;
           const bytes = new Uint8Array(data.length);
           for (let i = 0; i < data.length; i += 1) bytes[i] = data.charCodeAt(i) & 0xff;
-          socket.send(bytes);
+          send(bytes);
         });
         term.onResize(sendResize);
         // Copy and paste as in desktop terminals: Ctrl+Shift+C / Ctrl+Shift+V, and Ctrl+C copies
@@ -192,7 +210,11 @@
           for (let i = 0; i < buffer.length; i += 1) lines.push(buffer.getLine(i).translateToString(true));
           return lines.join('\n');
         };
-        panel.dropSocket = () => socket && socket.close();
+        panel.dropSocket = () => {
+          if (!socket) return;
+          setState('reconnecting');
+          socket.close();
+        };
         connect();
       })
       .catch((error) => setState('closed', error.message));

@@ -418,6 +418,7 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
     let (platform, runtime) = (platform(), crate::ssr::runtime());
     let actor = actor().await?;
     let site = platform.site(actor.as_ref(), id).await.map_err(to_app_error)?;
+    let served = site.availability == "enabled";
     let operations = platform
         .site_operations(actor.as_ref(), id)
         .await
@@ -435,10 +436,15 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
             .site_members(actor.as_ref(), id)
             .await
             .map_err(to_app_error)?,
-        // The page shows the site without its output rather than not at all.
-        logs: read_logs(&platform, runtime.as_ref(), actor.as_ref(), id)
-            .await
-            .unwrap_or_default(),
+        // The page shows the site without its output rather than not at all; a site taken
+        // off the air has no task to read from (its page follows the output once hydrated).
+        logs: if served {
+            read_logs(&platform, runtime.as_ref(), actor.as_ref(), id)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         operations: operations
             .into_iter()
             .map(|op| OperationView {

@@ -77,11 +77,12 @@ fn SiteView(me: Me) -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
     let actions = Actions::new();
-    let busy = RwSignal::new(true);
+    // Not a signal: nothing re-renders when it changes; the ticker only consults it.
+    let busy = StoredValue::new(true);
     // While an operation is under way the page refreshes itself (once hydrated) every second;
     // otherwise it stays still, so that nothing typed into its forms is lost.
     let tick = ticker(std::time::Duration::from_secs(1), move || {
-        busy.try_get_untracked().unwrap_or(false)
+        busy.try_get_value().unwrap_or(false)
     });
     let detail = Resource::new(
         move || (id(), actions.version(), tick.get()),
@@ -97,7 +98,7 @@ fn SiteView(me: Me) -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Ok(site) => {
-                        busy.set(site.busy());
+                        busy.try_set_value(site.busy());
                         view! { <SiteBody site actions is_admin=me.is_admin/> }.into_any()
                     }
                     Err(error) => view! { <ErrorPage error/> }.into_any(),
@@ -219,11 +220,12 @@ fn Logs(id: i32, initial: Vec<LogLineView>) -> impl IntoView {
         tick.track();
         site_logs(id)
     });
-    let lines = move || match live.get() {
+    // `try_get`: a render racing the page's disposal sees the lines it was given.
+    let lines = move || match live.try_get().flatten() {
         Some(Ok(lines)) => lines,
         _ => initial.clone(),
     };
-    let error = move || match live.get() {
+    let error = move || match live.try_get().flatten() {
         Some(Err(error)) => Some(view! { <p class="alert error">{error.to_string()}</p> }),
         _ => None,
     };
