@@ -5,8 +5,8 @@ mod common;
 
 use std::{path::Path, process::Output, time::Duration};
 
-use common::{create_user, edge::start_edge, password};
-use platform::{Actor, Role, sites::NewSite};
+use common::{create_user, edge::start_edge, password, running_site};
+use platform::{Actor, Role};
 
 /// A user's key pair on disk, made with ssh-keygen.
 fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
@@ -119,25 +119,7 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
         })
     ));
 
-    let (site, _) = platform
-        .create_site(
-            Some(&member),
-            NewSite {
-                name: "sshsite".to_owned(),
-                description: String::new(),
-                purpose: "project".to_owned(),
-                kind: "static".to_owned(),
-                image: "busybox".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    for _ in 0..300 {
-        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let site = running_site(&platform, &member, "sshsite").await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -290,25 +272,7 @@ async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
     let work = tempfile::tempdir().unwrap();
     let (key, public) = keygen(work.path(), "member");
     platform.add_ssh_key(Some(&member), "", &public).await.unwrap();
-    let (site, _) = platform
-        .create_site(
-            Some(&member),
-            NewSite {
-                name: "filesite".to_owned(),
-                description: String::new(),
-                purpose: "project".to_owned(),
-                kind: "static".to_owned(),
-                image: "busybox".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    for _ in 0..300 {
-        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let site = running_site(&platform, &member, "filesite").await;
     let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
     let uid = 100_000 + u32::try_from(site.id).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

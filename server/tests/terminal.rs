@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, create_user, edge::start_edge, password};
+use common::{TestServer, create_user, edge::start_edge, password, running_site};
 use futures::{SinkExt as _, StreamExt as _};
-use platform::{Actor, Role, sites::NewSite};
+use platform::{Actor, Role};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
@@ -114,25 +114,7 @@ async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_sock
     };
     let (member, member_session) = login("member").await;
     let (_, other_session) = login("other").await;
-    let (site, _) = platform
-        .create_site(
-            Some(&member),
-            NewSite {
-                name: "shellsite".to_owned(),
-                description: String::new(),
-                purpose: "project".to_owned(),
-                kind: "static".to_owned(),
-                image: "busybox".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    for _ in 0..300 {
-        if platform.site(Some(&member), site.id).await.unwrap().state == platform::sites::SiteState::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let site = running_site(&platform, &member, "shellsite").await;
     let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
     let origin = server.base.clone();
     let token = member_session.token.clone();

@@ -131,6 +131,31 @@ pub async fn create_user(platform: &Platform, username: &str, role: Role) {
     platform.create_user(Some(&Actor::operator()), new).await.unwrap();
 }
 
+/// A static busybox site of `owner`'s, once its create operation has run (workers must be
+/// running); waits at most 30 s.
+pub async fn running_site(platform: &Platform, owner: &Actor, name: &str) -> platform::sites::Site {
+    let (site, _) = platform
+        .create_site(
+            Some(owner),
+            platform::sites::NewSite {
+                name: name.to_owned(),
+                description: String::new(),
+                purpose: "project".to_owned(),
+                kind: "static".to_owned(),
+                image: "busybox".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if platform.site(Some(owner), site.id).await.unwrap().state == platform::sites::SiteState::Running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    site
+}
+
 pub fn password(username: &str) -> String {
     format!("{username} password 123")
 }
