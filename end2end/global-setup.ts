@@ -25,7 +25,7 @@ export default async function globalSetup() {
   // The edge on a free port, and every Docker object in a namespace of the run's own.
   const edgePort = await freePort();
   const namespace = `e2e${process.pid}`;
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0'], {
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },

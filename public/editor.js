@@ -1,24 +1,72 @@
-// The file editor's conveniences (the form works without them): an "Unsaved changes" marker
-// while the text differs from what was loaded or saved, and Ctrl/Cmd-S to save.
+// The file editor: the page's form works with its plain text box; this replaces the box with
+// CodeMirror (syntax highlighting, search, brackets, undo) once the bundle has loaded, keeping
+// the text box as the form's field. Every change is copied into it and announced with an
+// `input` event, which the page uses for its "Unsaved changes" marker; Ctrl/Cmd-S saves.
 (() => {
   'use strict';
-  const formOf = (el) => el.closest('form[data-editor]');
-  document.addEventListener('input', (event) => {
-    const form = event.target instanceof HTMLTextAreaElement && formOf(event.target);
-    if (!form) return;
-    const marker = form.querySelector('[data-unsaved]');
-    if (marker) marker.hidden = false;
+  let bundle = null;
+  const load = () => (bundle ??= import('/codemirror/code-editor.js'));
+
+  function enhance(form) {
+    if (form.dataset.codeEditor) return;
+    form.dataset.codeEditor = 'loading';
+    const textarea = form.querySelector('textarea[name="text"]');
+    const host = form.querySelector('[data-code-editor]');
+    if (!textarea || !host) return;
+    load().then(({ mount }) => {
+      if (!textarea.isConnected) return;
+      const view = mount(host, {
+        doc: textarea.value,
+        path: form.dataset.path || '',
+        onChange: (text) => {
+          textarea.value = text;
+          textarea.dispatchEvent(new Event('input', { bubbles: true }));
+        },
+        onSave: () => form.requestSubmit(),
+      });
+      textarea.hidden = true;
+      form.dataset.codeEditor = 'ready';
+      view.focus();
+    }).catch((err) => {
+      // The plain text box stays: editing still works.
+      form.dataset.codeEditor = 'failed';
+      console.warn('the code editor did not load', err);
+    });
+  }
+
+  // Only once the page is hydrated: its input handler then sees every change (what is typed
+  // before goes into the text box, and the editor starts from it).
+  const scan = () => {
+    if (!document.documentElement.hasAttribute('data-hydrated')) return;
+    document.querySelectorAll('form[data-editor]').forEach(enhance);
+  };
+  new MutationObserver(scan).observe(document.documentElement, {
+    childList: true, subtree: true, attributes: true, attributeFilter: ['data-hydrated'],
   });
-  document.addEventListener('submit', (event) => {
-    const form = event.target instanceof HTMLFormElement && event.target.matches('[data-editor]') && event.target;
-    const marker = form && form.querySelector('[data-unsaved]');
-    if (marker) marker.hidden = true;
-  });
+  document.addEventListener('DOMContentLoaded', scan);
+  scan();
+
+  // Ctrl/Cmd-S in the plain text box (CodeMirror has its own).
   document.addEventListener('keydown', (event) => {
-    if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== 's') return;
-    const form = document.activeElement && formOf(document.activeElement);
+    if (event.defaultPrevented || !(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== 's') return;
+    const form = event.target instanceof HTMLTextAreaElement && event.target.closest('form[data-editor]');
     if (!form) return;
     event.preventDefault();
     form.requestSubmit();
   });
+
+  // Leaving with unsaved changes asks first: the page (reload, close) and links followed
+  // inside the manager (caught before its router sees them).
+  const unsaved = () => document.querySelector('[data-unsaved]') !== null;
+  window.addEventListener('beforeunload', (event) => {
+    if (unsaved()) event.preventDefault();
+  });
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element && event.target.closest('a[href]');
+    if (!link || link.hasAttribute('download') || !unsaved()) return;
+    if (!window.confirm('Leave this file without saving your changes?')) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
 })();

@@ -31,6 +31,9 @@ pub enum AppError {
     /// The request clashes with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// Larger than a limit allows (an upload); the message names the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Unknown user, wrong password or deactivated account.
     #[error("Wrong username or password.")]
     BadCredentials,
@@ -66,6 +69,7 @@ impl AppError {
             Self::NotFound => 404,
             Self::Invalid { .. } | Self::BadRequest => 400,
             Self::Conflict(_) => 409,
+            Self::TooLarge(_) => 413,
             Self::BadCredentials => 401,
             Self::RateLimited { .. } => 429,
             Self::Offline => 502,

@@ -38,6 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options/>
                 <script src="/terminal.js" defer></script>
                 <script src="/editor.js" defer></script>
+                <script src="/files.js" defer></script>
                 <MetaTags/>
             </head>
             <body>

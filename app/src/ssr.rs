@@ -22,6 +22,8 @@ pub struct AppContext {
     pub runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
     /// The SSH server, when it runs.
     pub ssh: Option<SshInfo>,
+    /// What the file manager's uploads may carry.
+    pub uploads: crate::api::UploadLimits,
 }
 
 /// What users need to know about the SSH server.
@@ -51,6 +53,11 @@ pub fn platform() -> Platform {
 /// The engine and edge, if they are up.
 pub fn runtime() -> Option<platform::sites::Runtime> {
     context().runtime.borrow().clone()
+}
+
+/// What the file manager's uploads may carry.
+pub fn upload_limits() -> crate::api::UploadLimits {
+    context().uploads
 }
 
 /// The SSH server's port and host key fingerprints, when it runs.
@@ -130,6 +137,7 @@ pub fn to_app_error(err: platform::Error) -> AppError {
             message,
         },
         P::Conflict(message) => AppError::Conflict(message),
+        P::TooLarge(message) => AppError::TooLarge(message),
         P::BadCredentials => AppError::BadCredentials,
         P::RateLimited { retry_after_secs } => AppError::RateLimited {
             minutes: retry_after_secs.div_ceil(60),

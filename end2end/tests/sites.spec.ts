@@ -165,35 +165,216 @@ test('the terminal runs a shell in the site, and what it makes is served', async
   await visitor.close();
 });
 
-test('the file manager edits a page that is served at once, and refuses to overwrite a newer change', async ({ page }, testInfo) => {
-  await signedIn(page, owner);
-  await page.locator('[data-site="hello-python"] a.site-name').click();
+/** Opens the Files tab of `site` from the dashboard; returns the site's id. */
+async function openFiles(page: Page, site: string): Promise<number> {
+  await page.locator(`[data-site="${site}"] a.site-name`).click();
   const id = siteId(page);
   await page.getByRole('navigation', { name: 'Site' }).getByRole('link', { name: 'Files' }).click();
   await expect(page.locator('tr[data-file="run.sh"]')).toBeVisible();
-  await page.getByRole('link', { name: 'public/' }).click();
+  return id;
+}
+
+/** A file of the site, on disk. */
+function siteFile(id: number, ...parts: string[]): string {
+  return path.join(server().dataDir, 'sites', String(id).padStart(4, '0'), ...parts);
+}
+
+/** The code editor's text area (CodeMirror's content element). */
+const code = (page: Page) => page.locator('.cm-content');
+
+/** Replaces the code editor's whole text, as a person typing it. */
+async function retype(page: Page, text: string) {
+  await code(page).click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(text);
+}
+
+test('the code editor edits a page that is served at once, with highlighting and an unsaved marker', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await openFiles(page, 'hello-python');
+  await page.getByRole('navigation', { name: 'Folders' }).getByRole('link', { name: 'public/' }).click();
   await page.getByRole('link', { name: 'index.html' }).click();
-  const editor = page.getByLabel('Contents');
-  await expect(editor).toContainText('starter page of hello-python');
-  await editor.fill('<h1>Edited in the browser</h1>\n');
+  await expect(code(page)).toContainText('starter page of hello-python');
+  // HTML is highlighted: tags get their own token classes.
+  await expect(page.locator('.cm-line span').first()).toBeVisible();
+  await retype(page, '<h1>Edited in the browser</h1>\n');
   await expect(page.getByText('Unsaved changes')).toBeVisible();
-  await editor.press('Control+s');
-  await expect(page.getByRole('status')).toHaveText('Saved.');
-  await page.screenshot({ path: testInfo.outputPath('files.png'), fullPage: true });
+  await page.keyboard.press('Control+s');
+  await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
+  await expect(page.getByText('Unsaved changes')).toBeHidden();
+  await page.screenshot({ path: testInfo.outputPath('code-editor.png'), fullPage: true });
   const visitor = await page.context().newPage();
   await visitor.goto(siteURL('hello-python'));
   await expect(visitor.getByRole('heading', { name: 'Edited in the browser' })).toBeVisible();
 
-  // Changed on disk (as from the terminal or SFTP) after the editor loaded it: refused.
-  await page.reload();
-  await expect(page.getByLabel('Contents')).toContainText('Edited in the browser');
-  const file = path.join(server().dataDir, 'sites', String(id).padStart(4, '0'), 'public', 'index.html');
-  fs.writeFileSync(file, '<h1>Changed elsewhere</h1>\n');
-  await page.getByLabel('Contents').fill('<h1>Mine</h1>\n');
+  // A second save from the same editor (it kept the new version): no conflict.
+  await code(page).click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('<p>twice</p>\n');
+  await page.keyboard.press('Control+s');
+  await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
+  // (A new address: Python's server answers a revalidation within the same second with 304.)
+  await visitor.goto(siteURL('hello-python') + '?after-the-second-save');
+  await expect(visitor.getByText('twice')).toBeVisible();
+
+  // A new file: named, typed, saved, served.
+  await page.getByLabel('New file').fill('public/new.html');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await expect(page.getByRole('heading', { name: 'public/new.html' })).toBeVisible();
+  await retype(page, '<p>brand new</p>\n');
+  await page.keyboard.press('Control+s');
+  await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
+  await expect(page.locator('tr[data-file="public/new.html"]')).toBeVisible();
+  await visitor.goto(siteURL('hello-python') + 'new.html');
+  await expect(visitor.getByText('brand new')).toBeVisible();
+  await visitor.close();
+});
+
+test('a save refuses to overwrite a change made in the terminal or on disk since the file was opened', async ({ page }) => {
+  await signedIn(page, owner);
+  const id = await openFiles(page, 'hello-python');
+  const editorURL = `${server().baseURL}/sites/${id}/files?path=public&open=public/index.html`;
+  await page.goto(editorURL);
+  await expect(code(page)).toContainText('Edited in the browser');
+
+  // Changed in the site's terminal, in another tab.
+  const terminal = await page.context().newPage();
+  await terminal.goto(`${server().baseURL}/sites/${id}/terminal`);
+  const panel = terminal.locator('section.terminal');
+  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
+  const screen = () => panel.evaluate((el: any) => el.terminalText());
+  await expect.poll(screen, { timeout: 15_000 }).toContain('hello-python:/site$');
+  await terminal.locator('.xterm').click();
+  await terminal.keyboard.type('echo "<h1>From the terminal</h1>" > public/index.html && echo written\n');
+  await expect.poll(screen).toMatch(/\nwritten/);
+  await terminal.close();
+
+  await retype(page, '<h1>Mine</h1>\n');
+  await page.keyboard.press('Control+s');
+  await expect(page.getByText('The file changed since you opened it')).toBeVisible();
+  expect(fs.readFileSync(siteFile(id, 'public', 'index.html'), 'utf8')).toBe('<h1>From the terminal</h1>\n');
+  await expect(page.getByText('Unsaved changes')).toBeVisible();
+
+  // Changed directly on disk (as over SFTP) after a reload: refused as well.
+  await page.goto(editorURL);
+  await expect(code(page)).toContainText('From the terminal');
+  fs.writeFileSync(siteFile(id, 'public', 'index.html'), '<h1>Changed elsewhere</h1>\n');
+  await retype(page, '<h1>Mine again</h1>\n');
   await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByText('The file changed since you opened it')).toBeVisible();
-  expect(fs.readFileSync(file, 'utf8')).toBe('<h1>Changed elsewhere</h1>\n');
-  await visitor.close();
+  expect(fs.readFileSync(siteFile(id, 'public', 'index.html'), 'utf8')).toBe('<h1>Changed elsewhere</h1>\n');
+});
+
+test('files are uploaded (chosen or dropped) and downloaded back identical, a folder as a zip', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  const id = await openFiles(page, 'hello-python');
+  await page.goto(`${server().baseURL}/sites/${id}/files?path=public`);
+  const picture = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + (i >> 9)) % 256));
+  await page.setInputFiles('#upload-files', [
+    { name: 'picture.bin', mimeType: 'application/octet-stream', buffer: picture },
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('some notes\n') },
+  ]);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await expect(page.getByText('2 file(s) uploaded.')).toBeVisible();
+  await expect(page.locator('tr[data-file="public/picture.bin"]')).toBeVisible();
+  expect(fs.readFileSync(siteFile(id, 'public', 'picture.bin')).equals(picture)).toBe(true);
+
+  // Dropped onto the page.
+  const dropped = await page.evaluateHandle(() => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File(['dropped here\n'], 'dropped.txt', { type: 'text/plain' }));
+    return transfer;
+  });
+  await page.dispatchEvent('form.upload', 'drop', { dataTransfer: dropped });
+  await expect(page.locator('tr[data-file="public/dropped.txt"]')).toBeVisible();
+  expect(fs.readFileSync(siteFile(id, 'public', 'dropped.txt'), 'utf8')).toBe('dropped here\n');
+
+  // Over the limit this server was started with (2 MiB a file): refused before sending.
+  await page.setInputFiles('#upload-files', [
+    { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(3 << 20, 1) },
+  ]);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await expect(page.getByText('huge.bin: larger than the 2.0 MiB a file may be. Nothing was sent.')).toBeVisible();
+  expect(fs.existsSync(siteFile(id, 'public', 'huge.bin'))).toBe(false);
+  await page.screenshot({ path: testInfo.outputPath('files-upload.png'), fullPage: true });
+
+  // Back down, byte for byte.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('tr[data-file="public/picture.bin"]').getByRole('link', { name: 'Download' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe('picture.bin');
+  expect(fs.readFileSync(await download.path()).equals(picture)).toBe(true);
+
+  // The folder as a zip: its files are in it, the picture whole.
+  const [zip] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Download public (zip)' }).click(),
+  ]);
+  expect(zip.suggestedFilename()).toBe('hello-python-public.zip');
+  const archive = fs.readFileSync(await zip.path());
+  expect(archive.subarray(0, 4).toString('latin1')).toBe('PK\u0003\u0004');
+  for (const name of ['picture.bin', 'notes.txt', 'dropped.txt', 'index.html']) {
+    expect(archive.includes(Buffer.from(name))).toBe(true);
+  }
+  // Unpacked by another zip implementation (Python's), the picture comes back whole.
+  const unzipped = path.join(testInfo.outputPath('unzipped'));
+  fs.mkdirSync(unzipped, { recursive: true });
+  fs.writeFileSync(path.join(unzipped, 'public.zip'), archive);
+  execFileSync('python3', ['-m', 'zipfile', '-e', path.join(unzipped, 'public.zip'), unzipped]);
+  expect(fs.readFileSync(path.join(unzipped, 'picture.bin')).equals(picture)).toBe(true);
+});
+
+test('files are renamed, made runnable and deleted, folders with what they hold', async ({ page }) => {
+  await signedIn(page, owner);
+  const id = await openFiles(page, 'hello-python');
+  await page.goto(`${server().baseURL}/sites/${id}/files?path=public`);
+  const notes = page.locator('tr[data-file="public/notes.txt"]');
+  await notes.getByText('Rename or move').click();
+  await notes.getByLabel('New path of notes.txt').fill('public/docs.txt');
+  await notes.getByRole('button', { name: 'Move' }).click();
+  await expect(page.locator('tr[data-file="public/docs.txt"]')).toBeVisible();
+  expect(fs.existsSync(siteFile(id, 'public', 'notes.txt'))).toBe(false);
+
+  const docs = page.locator('tr[data-file="public/docs.txt"]');
+  await docs.locator('td.mode summary').click();
+  await docs.getByLabel('Mode of docs.txt').fill('755');
+  await docs.getByRole('button', { name: 'Set' }).click();
+  await expect(page.locator('tr[data-file="public/docs.txt"] code')).toHaveText('rwxr-xr-x');
+  expect(fs.statSync(siteFile(id, 'public', 'docs.txt')).mode & 0o777).toBe(0o755);
+
+  // A folder with files in it, deleted after its confirmation.
+  fs.mkdirSync(siteFile(id, 'public', 'old', 'deeper'), { recursive: true });
+  fs.writeFileSync(siteFile(id, 'public', 'old', 'deeper', 'a.txt'), 'a');
+  await page.reload();
+  const old = page.locator('tr[data-file="public/old"]');
+  await old.getByText('Delete…').click();
+  await old.getByRole('button', { name: 'Delete old and everything in it' }).click();
+  await expect(old).toBeHidden();
+  expect(fs.existsSync(siteFile(id, 'public', 'old'))).toBe(false);
+  const docsRow = page.locator('tr[data-file="public/docs.txt"]');
+  await docsRow.getByText('Delete…').click();
+  await docsRow.getByRole('button', { name: 'Delete docs.txt for good' }).click();
+  await expect(docsRow).toBeHidden();
+  expect(fs.existsSync(siteFile(id, 'public', 'docs.txt'))).toBe(false);
+});
+
+test('a file that is not UTF-8 text opens read-only, to download, and is never damaged', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  const id = await openFiles(page, 'hello-python');
+  const bytes = Buffer.from([0x47, 0x49, 0x46, 0xff, 0xfe, 0x00, 0x80, 0x41]);
+  fs.writeFileSync(siteFile(id, 'public', 'image.gif'), bytes);
+  await page.goto(`${server().baseURL}/sites/${id}/files?path=public&open=public/image.gif`);
+  await expect(page.getByText('is not text, so it is not opened here')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Save' })).toHaveCount(0);
+  await page.screenshot({ path: testInfo.outputPath('files-binary.png'), fullPage: true });
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('section.editor').getByRole('link', { name: 'Download it' }).click(),
+  ]);
+  expect(fs.readFileSync(await download.path()).equals(bytes)).toBe(true);
+  expect(fs.readFileSync(siteFile(id, 'public', 'image.gif')).equals(bytes)).toBe(true);
 });
 
 test('another user cannot see or open the sites', async ({ page }) => {

@@ -28,6 +28,10 @@ pub enum Error {
     /// The request clashes with the current state (a taken username, the last admin…).
     #[error("{0}")]
     Conflict(String),
+    /// Something is larger than allowed (an upload over its limit, a disk without room for it);
+    /// the message says which limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Unknown user, wrong password or deactivated account: one message for all three.
     #[error("wrong username or password")]
     BadCredentials,

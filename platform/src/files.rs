@@ -10,6 +10,7 @@
 
 use std::{
     ffi::OsStr,
+    io::{Read, Write as _},
     os::{fd::OwnedFd, unix::ffi::OsStrExt as _},
     path::{Component, Path, PathBuf},
 };
@@ -17,6 +18,12 @@ use std::{
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 
 use crate::{Error, Result};
+
+/// Folders nested deeper than this are not walked (a tree made to exhaust the stack).
+const MAX_DEPTH: usize = 128;
+
+/// Makes temporary names unique within the process, for concurrent writes of one file.
+static TEMP_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,13 +155,8 @@ impl SiteFiles {
             Mode::empty(),
         )?;
         let mut entries = Vec::new();
-        for entry in rustix::fs::Dir::read_from(&fd).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name == "." || name == ".." {
-                continue;
-            }
-            let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        for name in names(&fd)? {
+            let Ok(stat) = rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
             let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
@@ -202,7 +204,6 @@ impl SiteFiles {
 
     /// The contents of the file `path`, if it is at most `limit` bytes.
     pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
-        use std::io::Read as _;
         let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
         let file = std::fs::File::from(fd);
         let meta = file.metadata().map_err(Error::internal)?;
@@ -210,9 +211,10 @@ impl SiteFiles {
             return Err(Error::Conflict("That is a folder.".to_owned()));
         }
         if meta.len() > limit {
-            return Err(Error::Conflict(format!(
-                "The file has {} bytes, more than the {limit} shown here: download it instead.",
-                meta.len()
+            return Err(Error::TooLarge(format!(
+                "The file has {}, more than the {} shown here: download it instead.",
+                human_bytes(meta.len()),
+                human_bytes(limit)
             )));
         }
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -222,13 +224,21 @@ impl SiteFiles {
         Ok(bytes)
     }
 
-    /// Writes `bytes` to `path` atomically: into a temporary file beside it, synced, then
-    /// renamed over it — a failed write never leaves half a file. A new file gets `0644` and
-    /// an existing one keeps its mode; either way it belongs to the site's uid.
+    /// Writes `bytes` to `path` atomically, replacing what is there (see [`SiteFiles::write_from`]).
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        use std::io::Write as _;
+        self.write_from(path, &mut &bytes[..], u64::MAX, true).map(|_| ())
+    }
+
+    /// Writes what `source` yields to `path` atomically: into a temporary file beside it,
+    /// synced, then renamed into place — a failed or refused write never leaves half a file.
+    /// More than `limit` bytes is refused as [`Error::TooLarge`]. Without `replace`, an existing
+    /// `path` is refused (at the rename, so a file made meanwhile is not overwritten either).
+    /// A new file gets `0644` and a replaced one keeps its mode; either way it belongs to the
+    /// site's uid. Returns the number of bytes written.
+    pub fn write_from(&self, path: &str, source: &mut dyn Read, limit: u64, replace: bool) -> Result<u64> {
         let (dir, name) = self.parent(path)?;
         let mode = match rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) if !replace => return Err(io(rustix::io::Errno::EXIST)),
             Ok(stat)
                 if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile =>
             {
@@ -238,7 +248,12 @@ impl SiteFiles {
             Err(rustix::io::Errno::NOENT) => 0o644,
             Err(err) => return Err(io(err)),
         };
-        let temp = PathBuf::from(format!(".{}.director-{}", name.display(), std::process::id()));
+        let temp = PathBuf::from(format!(
+            ".{}.director-{}-{}",
+            name.display(),
+            std::process::id(),
+            TEMP_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let fd = rustix::fs::openat(
             &dir,
             temp.as_os_str(),
@@ -247,18 +262,50 @@ impl SiteFiles {
         )
         .map_err(io)?;
         let (uid, gid) = self.owner();
-        let written = (|| -> Result<()> {
+        let written = (|| -> Result<u64> {
             rustix::fs::fchown(&fd, uid, gid).map_err(io)?;
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io)?;
             let mut file = std::fs::File::from(fd);
-            file.write_all(bytes).map_err(Error::internal)?;
-            file.sync_all().map_err(Error::internal)?;
-            rustix::fs::renameat(&dir, temp.as_os_str(), &dir, name.as_os_str()).map_err(io)
+            let size = copy_limited(source, &mut file, limit)?;
+            file.sync_all().map_err(write_error)?;
+            if replace {
+                rustix::fs::renameat(&dir, temp.as_os_str(), &dir, name.as_os_str()).map_err(io)?;
+            } else {
+                rustix::fs::renameat_with(
+                    &dir,
+                    temp.as_os_str(),
+                    &dir,
+                    name.as_os_str(),
+                    rustix::fs::RenameFlags::NOREPLACE,
+                )
+                .map_err(io)?;
+            }
+            Ok(size)
         })();
         if written.is_err() {
             let _ = rustix::fs::unlinkat(&dir, temp.as_os_str(), AtFlags::empty());
         }
         written
+    }
+
+    /// The bytes free for the site's files on their file system (for an unprivileged writer).
+    pub fn free_bytes(&self) -> Result<u64> {
+        let stat = rustix::fs::fstatvfs(&self.root).map_err(io)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Opens `path` for reading: a file or a folder (to [`SiteFiles::walk`]).
+    pub fn open_read(&self, path: &str) -> Result<Opened> {
+        let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
+        let stat = rustix::fs::fstat(&fd).map_err(io)?;
+        Ok(match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+            rustix::fs::FileType::Directory => Opened::Folder(Folder { fd }),
+            rustix::fs::FileType::RegularFile => Opened::File {
+                file: std::fs::File::from(fd),
+                size: u64::try_from(stat.st_size).unwrap_or(0),
+            },
+            _ => return Err(Error::Conflict("Only files and folders can be read.".to_owned())),
+        })
     }
 
     /// Makes the folder `path`, owned by the site's uid.
@@ -294,9 +341,232 @@ impl SiteFiles {
         }
     }
 
+    /// Removes `path` and, when it is a folder, everything in it. Links are removed, never
+    /// followed, and every folder is entered by a descriptor opened without following links,
+    /// so nothing outside the site can be reached even while the tree changes.
+    pub fn remove_all(&self, path: &str) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        remove_entry(&dir, name.as_os_str(), 0)
+    }
+
     /// Sets the permission bits of `path` (never set-uid or set-gid).
     pub fn chmod(&self, path: &str, mode: u32) -> Result<()> {
         let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
         rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & 0o1777)).map_err(io)
+    }
+}
+
+/// What [`SiteFiles::open_read`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// A regular file, and its size.
+    File {
+        /// The file, open for reading.
+        file: std::fs::File,
+        /// Its size in bytes when opened.
+        size: u64,
+    },
+    /// A folder.
+    Folder(Folder),
+}
+
+/// A folder of a site, open: what [`Folder::walk`] goes through.
+#[derive(Debug)]
+pub struct Folder {
+    fd: OwnedFd,
+}
+
+/// One thing met by [`Folder::walk`], with its path from the walked folder.
+#[derive(Debug)]
+pub enum Walked {
+    /// A folder (met before what it holds).
+    Folder {
+        /// Its path, `/`-separated.
+        path: String,
+        /// Last modification, seconds since the epoch.
+        modified: i64,
+    },
+    /// A regular file, open for reading.
+    File {
+        /// Its path, `/`-separated.
+        path: String,
+        /// The file.
+        file: std::fs::File,
+        /// Its size in bytes.
+        size: u64,
+        /// Permission bits.
+        mode: u32,
+        /// Last modification, seconds since the epoch.
+        modified: i64,
+    },
+    /// A symbolic link, not followed.
+    Link {
+        /// Its path, `/`-separated.
+        path: String,
+        /// What it points to, as written.
+        target: String,
+    },
+}
+
+impl Folder {
+    /// Calls `visit` for everything below this folder, depth first, in name order. Folders are
+    /// entered by descriptors opened without following links (a link is reported, never
+    /// entered), so the walk stays inside the site whatever changes meanwhile.
+    pub fn walk<E: From<Error>>(&self, visit: &mut dyn FnMut(Walked) -> Result<(), E>) -> Result<(), E> {
+        walk_dir(&self.fd, "", 0, visit)
+    }
+}
+
+fn walk_dir<E: From<Error>>(
+    dir: &OwnedFd,
+    prefix: &str,
+    depth: usize,
+    visit: &mut dyn FnMut(Walked) -> Result<(), E>,
+) -> Result<(), E> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep().into());
+    }
+    for name in names(dir)? {
+        let Ok(stat) = rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let path = format!("{prefix}{}", name.to_string_lossy());
+        let modified = stat.st_mtime;
+        match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+            rustix::fs::FileType::Directory => {
+                let fd = rustix::fs::openat(
+                    dir,
+                    name.as_os_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                visit(Walked::Folder {
+                    path: path.clone(),
+                    modified,
+                })?;
+                walk_dir(&fd, &format!("{path}/"), depth + 1, visit)?;
+            }
+            rustix::fs::FileType::RegularFile => {
+                let fd = rustix::fs::openat(
+                    dir,
+                    name.as_os_str(),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                visit(Walked::File {
+                    path,
+                    file: std::fs::File::from(fd),
+                    size: u64::try_from(stat.st_size).unwrap_or(0),
+                    mode: stat.st_mode & 0o777,
+                    modified,
+                })?;
+            }
+            rustix::fs::FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new()).map_err(io)?;
+                visit(Walked::Link {
+                    path,
+                    target: target.to_string_lossy().into_owned(),
+                })?;
+            }
+            // Sockets, pipes and devices have no place in a download.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn too_deep() -> Error {
+    Error::Conflict(format!("Folders are nested more than {MAX_DEPTH} deep."))
+}
+
+/// The names in a directory, without `.` and `..`, sorted.
+fn names(dir: &OwnedFd) -> Result<Vec<std::ffi::OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn remove_entry(dir: &OwnedFd, name: &OsStr, depth: usize) -> Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Err(rustix::io::Errno::ISDIR) => {}
+        other => return other.map_err(io),
+    }
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    for child in names(&fd)? {
+        remove_entry(&fd, &child, depth + 1)?;
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io)
+}
+
+/// Copies at most `limit` bytes from `source` to `file`; a source with more is refused.
+fn copy_limited(source: &mut dyn Read, file: &mut std::fs::File, limit: u64) -> Result<u64> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let read = match source.read(&mut buffer) {
+            Ok(0) => return Ok(total),
+            Ok(read) => read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(Error::Conflict(format!(
+                    "The upload stopped before its end ({err}); nothing was saved."
+                )));
+            }
+        };
+        total += read as u64;
+        if total > limit {
+            return Err(Error::TooLarge(format!(
+                "It is larger than the {} allowed; nothing was saved.",
+                human_bytes(limit)
+            )));
+        }
+        file.write_all(&buffer[..read]).map_err(write_error)?;
+    }
+}
+
+/// A write failure: a full disk or quota is the user's to know, anything else a bug.
+fn write_error(err: std::io::Error) -> Error {
+    match err.raw_os_error() {
+        Some(code)
+            if code == rustix::io::Errno::NOSPC.raw_os_error()
+                || code == rustix::io::Errno::DQUOT.raw_os_error() =>
+        {
+            Error::TooLarge("The disk is full; nothing was saved.".to_owned())
+        }
+        _ => Error::internal(err),
+    }
+}
+
+/// `bytes` for people: `512 KiB`, `20 MiB`, `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

@@ -155,7 +155,7 @@ fn writes_are_atomic_and_owned_by_the_site() {
         "never replaces"
     );
     assert!(
-        matches!(s.files.read("docs/a.txt", 3), Err(Error::Conflict(_))),
+        matches!(s.files.read("docs/a.txt", 3), Err(Error::TooLarge(_))),
         "over the limit"
     );
     assert!(
@@ -187,4 +187,133 @@ fn a_save_refuses_to_overwrite_a_file_changed_since_it_was_read() {
         Err(Error::Conflict(_))
     ));
     s.files.save("public/new.html", b"new", None).unwrap();
+}
+
+#[test]
+fn a_streamed_write_over_its_limit_is_refused_and_leaves_nothing() {
+    let s = setup();
+    let big = vec![7u8; 10_000];
+    let refused = s.files.write_from("public/big.bin", &mut &big[..], 9_999, false);
+    assert!(matches!(refused, Err(Error::TooLarge(_))), "{refused:?}");
+    assert!(!s.root.join("public/big.bin").exists());
+    assert_eq!(
+        std::fs::read_dir(s.root.join("public")).unwrap().count(),
+        2,
+        "only index.html and evil: no temporary file left"
+    );
+    let written = s
+        .files
+        .write_from("public/big.bin", &mut &big[..], 10_000, false)
+        .unwrap();
+    assert_eq!(written, 10_000);
+    assert_eq!(std::fs::read(s.root.join("public/big.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::metadata(s.root.join("public/big.bin")).unwrap().uid(),
+        UID
+    );
+}
+
+#[test]
+fn a_streamed_write_without_replace_never_overwrites() {
+    let s = setup();
+    let refused = s
+        .files
+        .write_from("public/index.html", &mut &b"new"[..], 100, false);
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    assert_eq!(
+        std::fs::read(s.root.join("public/index.html")).unwrap(),
+        b"<h1>site</h1>"
+    );
+    s.files
+        .write_from("public/index.html", &mut &b"new"[..], 100, true)
+        .unwrap();
+    assert_eq!(std::fs::read(s.root.join("public/index.html")).unwrap(), b"new");
+}
+
+#[test]
+fn a_source_that_fails_midway_leaves_the_old_file_whole() {
+    struct Failing(usize);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "gone"));
+            }
+            self.0 -= 1;
+            buf[0] = b'x';
+            Ok(1)
+        }
+    }
+    let s = setup();
+    let failed = s
+        .files
+        .write_from("public/index.html", &mut Failing(3), 100, true);
+    assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
+    assert_eq!(
+        std::fs::read(s.root.join("public/index.html")).unwrap(),
+        b"<h1>site</h1>"
+    );
+    assert_eq!(std::fs::read_dir(s.root.join("public")).unwrap().count(), 2);
+}
+
+#[test]
+fn a_walk_reports_links_without_following_them() {
+    use platform::files::{Opened, Walked};
+    let s = setup();
+    std::fs::create_dir_all(s.root.join("public/css")).unwrap();
+    std::fs::write(s.root.join("public/css/site.css"), "body{}").unwrap();
+    let Opened::Folder(folder) = s.files.open_read("/").unwrap() else {
+        panic!("the root is a folder");
+    };
+    let mut seen = Vec::new();
+    folder
+        .walk(&mut |walked| -> Result<(), Error> {
+            seen.push(match walked {
+                Walked::Folder { path, .. } => format!("dir {path}"),
+                Walked::File {
+                    path, mut file, size, ..
+                } => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+                    format!("file {path} {size} {text}")
+                }
+                Walked::Link { path, target } => format!("link {path} -> {target}"),
+            });
+            Ok(())
+        })
+        .unwrap();
+    let outside = s.outside.join("secret");
+    assert_eq!(
+        seen,
+        [
+            "link abs -> /etc".to_owned(),
+            "dir public".to_owned(),
+            "dir public/css".to_owned(),
+            "file public/css/site.css 6 body{}".to_owned(),
+            format!("link public/evil -> {}", outside.display()),
+            "file public/index.html 13 <h1>site</h1>".to_owned(),
+            "link up -> ../outside".to_owned(),
+        ]
+    );
+    assert!(matches!(
+        s.files.open_read("up"),
+        Ok(Opened::Folder(_)) | Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn removing_a_folder_removes_what_it_holds_but_never_through_a_link() {
+    let s = setup();
+    std::fs::create_dir_all(s.root.join("public/deep/er")).unwrap();
+    std::fs::write(s.root.join("public/deep/er/x"), "x").unwrap();
+    symlink(&s.outside, s.root.join("public/deep/out")).unwrap();
+    s.files.remove_all("public").unwrap();
+    assert!(!s.root.join("public").exists());
+    assert_eq!(std::fs::read(s.outside.join("secret")).unwrap(), b"secret");
+    // A link named as the thing to remove goes, and what it points to stays.
+    s.files.remove_all("up").unwrap();
+    assert!(s.outside.join("secret").exists());
+    assert!(matches!(
+        s.files.remove_all("nothing/here"),
+        Err(Error::NotFound(_))
+    ));
 }

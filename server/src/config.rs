@@ -46,7 +46,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the manager (web UI, API) until interrupted.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage accounts from the command line.
@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// Seconds a browser terminal's shell waits for its browser to reconnect.
     #[arg(long, env = "DIRECTOR_TERMINAL_GRACE_SECONDS")]
     pub terminal_grace_seconds: Option<u64>,
+    /// The largest file an upload in the file manager may carry, in MiB.
+    #[arg(long, env = "DIRECTOR_UPLOAD_FILE_MB")]
+    pub upload_file_mb: Option<u64>,
+    /// The most one upload (all its files together) may carry, in MiB.
+    #[arg(long, env = "DIRECTOR_UPLOAD_TOTAL_MB")]
+    pub upload_total_mb: Option<u64>,
     /// A prefix for every Docker object Director makes (tests run beside a real deployment).
     #[arg(long, env = "DIRECTOR_NAMESPACE", hide = true)]
     pub namespace: Option<String>,
@@ -149,6 +155,15 @@ struct FileConfig {
     terminal: FileTerminal,
     #[serde(default)]
     ssh: FileSsh,
+    #[serde(default)]
+    files: FileFiles,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFiles {
+    upload_file_mb: Option<u64>,
+    upload_total_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +220,8 @@ pub struct Config {
     pub terminal_grace: std::time::Duration,
     /// Where SSH listens; None when it is off.
     pub ssh_listen: Option<SocketAddr>,
+    /// What the file manager's uploads may carry.
+    pub uploads: app::api::UploadLimits,
 }
 
 /// SSH listens on every address by default: unlike the manager, it has no proxy in front.
@@ -305,6 +322,18 @@ impl Config {
                 address => Some(address.parse().map_err(|_| {
                     anyhow::anyhow!("the SSH address {address:?} is neither host:port nor off")
                 })?),
+            },
+            uploads: {
+                let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
+                let file_bytes = mib(serve.upload_file_mb.or(file.files.upload_file_mb).unwrap_or(256));
+                let total_bytes = mib(serve
+                    .upload_total_mb
+                    .or(file.files.upload_total_mb)
+                    .unwrap_or(1024));
+                app::api::UploadLimits {
+                    file_bytes: file_bytes.min(total_bytes),
+                    total_bytes,
+                }
             },
             terminal_grace: std::time::Duration::from_secs(
                 serve

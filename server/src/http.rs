@@ -10,11 +10,11 @@ use app::{
 use axum::{
     Router,
     body::Body,
-    extract::{ConnectInfo, FromRef, Request, State},
+    extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{LeptosRoutes as _, generate_route_list};
@@ -56,6 +56,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/sites/{id}/terminal/ws", get(crate::terminal::websocket))
+        // The upload enforces its own limits while it streams (see files.rs).
+        .route(
+            "/sites/{id}/files/upload",
+            post(crate::files::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/sites/{id}/files/download", get(crate::files::download))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || shell(options.clone())

@@ -1,9 +1,11 @@
 //! The `director` binary's library: configuration, the HTTP router, the embedded PostgreSQL
 //! cluster and the `serve` command. `main.rs` only parses the command line.
 
+pub mod access;
 pub mod config;
 pub mod edge;
 pub mod embedded_pg;
+pub mod files;
 pub mod http;
 pub mod reconciler;
 pub mod serve;

@@ -12,7 +12,7 @@ use server::{
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
+        Command::Serve(args) => Some(args.as_ref()),
         _ => None,
     };
     let config = Config::resolve(&cli, serve_args)?;

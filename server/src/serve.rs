@@ -114,6 +114,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             secure_cookies: config.secure_cookies(),
             runtime: runtime_rx.clone(),
             ssh: ssh_info.clone(),
+            uploads: config.uploads,
         },
         trust_proxy: config.trust_proxy,
         terminals: crate::terminal::Terminals::new(config.terminal_grace),

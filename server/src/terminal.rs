@@ -34,7 +34,10 @@ use platform::sites::{ShellRequest, clamp_size};
 use serde::Deserialize;
 use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 
-use crate::http::AppState;
+use crate::{
+    access::{refusal, signed_in},
+    http::AppState,
+};
 
 /// How much output is kept for a reconnecting browser: a full screen of a large terminal.
 const REPLAY_BYTES: usize = 64 * 1024;
@@ -139,13 +142,9 @@ pub async fn websocket(
         return (StatusCode::FORBIDDEN, "cross-origin websocket refused").into_response();
     }
     let platform = state.platform().clone();
-    let Some(token) = session_cookie(&headers) else {
-        return (StatusCode::UNAUTHORIZED, "sign in to continue").into_response();
-    };
-    let actor = match platform.session_actor(&token).await {
-        Ok(Some(actor)) => actor,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in to continue").into_response(),
-        Err(err) => return refusal(err),
+    let actor = match signed_in(&platform, &headers).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -402,24 +401,6 @@ fn same_origin(headers: &HeaderMap) -> bool {
         }),
         _ => false,
     }
-}
-
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == platform::SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-/// A refusal before the upgrade, with the status and message the manager's pages would give.
-fn refusal(err: platform::Error) -> Response {
-    let app = app::ssr::to_app_error(err);
-    let status = StatusCode::from_u16(app.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, app.to_string()).into_response()
 }
 
 fn new_session_id() -> String {

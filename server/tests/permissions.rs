@@ -145,6 +145,11 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
         row("list_files", &[("site", &id), ("path", "")], [401, 404, 409, 409]),
         row("open_file", &[("site", &id), ("path", "x")], [401, 404, 409, 409]),
         row(
+            "folder_tree",
+            &[("site", &id), ("path", "")],
+            [401, 404, 409, 409],
+        ),
+        row(
             "save_file",
             &[("site", &id), ("path", "x"), ("text", ""), ("version", "")],
             [401, 404, 409, 409],
@@ -237,6 +242,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
         ),
         row("remove_ssh_key", &[("id", "999999")], [401, 404, 404, 404]),
         row("site_images", &[], [401, 200, 200, 200]),
+        row("file_limits", &[], [401, 200, 200, 200]),
         row("check_site_name", &[("name", "guarded")], [401, 200, 200, 200]),
         row(
             "create_site",

@@ -11,6 +11,15 @@ use crate::ssr::{actor, platform, runtime, to_app_error};
 /// The largest file the editor opens; bigger ones are downloaded instead.
 pub const EDITABLE_BYTES: u64 = 1 << 20;
 
+/// What one upload may carry: each file, and all its files together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadLimits {
+    /// The largest file, in bytes.
+    pub file_bytes: u64,
+    /// All files of one upload together, in bytes.
+    pub total_bytes: u64,
+}
+
 /// One entry of a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRow {
@@ -26,6 +35,8 @@ pub struct FileRow {
     pub size: u64,
     /// Permission bits, as `rwxr-xr-x`.
     pub mode: String,
+    /// Permission bits in octal, as `755`.
+    pub octal: String,
     /// Last change, `YYYY-MM-DD HH:MM` UTC.
     pub modified: String,
 }
@@ -35,12 +46,41 @@ pub struct FileRow {
 pub struct FileText {
     /// Its path.
     pub path: String,
-    /// Its text; None when it is not UTF-8 text (shown read-only, to download).
+    /// Its text; None when it is not UTF-8 text or too large to edit here (to download).
     pub text: Option<String>,
     /// Its size in bytes.
     pub size: u64,
     /// What it was when read: a save with it refuses to overwrite a newer change.
     pub version: String,
+}
+
+/// A folder in the tree beside the listing: the site's folders, opened along the path shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeRow {
+    /// Its name.
+    pub name: String,
+    /// Its path.
+    pub path: String,
+    /// How deep it is (0 for the site's own folders).
+    pub depth: usize,
+    /// The folder shown.
+    pub current: bool,
+}
+
+/// Folders listed per level of the tree; a folder with more shows the first ones.
+#[cfg(feature = "ssr")]
+const TREE_WIDTH: usize = 200;
+
+/// `text` for a URL's query: all but unreserved characters and `/` percent-encoded.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// The path without its leading slash, as the rows carry it.
@@ -90,11 +130,46 @@ pub async fn list_files(site: i32, path: String) -> Result<Vec<FileRow>, AppErro
             link: e.link,
             size: e.size,
             mode: mode_text(e.mode),
+            octal: format!("{:o}", e.mode & 0o7777),
             modified: chrono::DateTime::from_timestamp(e.modified, 0)
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
         })
         .collect())
+}
+
+/// The folder tree: the site's folders, and the folders of each folder on the way to `path`.
+#[server(prefix = "/fn", endpoint = "folder_tree")]
+pub async fn folder_tree(site: i32, path: String) -> Result<Vec<TreeRow>, AppError> {
+    fn level(
+        files: &platform::files::SiteFiles,
+        base: &str,
+        depth: usize,
+        here: &str,
+        rows: &mut Vec<TreeRow>,
+    ) {
+        // A folder on the way that is gone or unreadable ends the tree there.
+        let Ok(entries) = files.list(base) else {
+            return;
+        };
+        for entry in entries.into_iter().filter(|e| e.dir).take(TREE_WIDTH) {
+            let path = clean(&format!("{base}/{}", entry.name));
+            let on_the_way = here == path || here.starts_with(&format!("{path}/"));
+            rows.push(TreeRow {
+                name: entry.name,
+                current: here == path,
+                depth,
+                path: path.clone(),
+            });
+            if on_the_way {
+                level(files, &path, depth + 1, here, rows);
+            }
+        }
+    }
+    let files = files(site).await?;
+    let mut rows = Vec::new();
+    level(&files, "", 0, &clean(&path), &mut rows);
+    Ok(rows)
 }
 
 /// Opens a file for the editor.
@@ -103,7 +178,23 @@ pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
     let files = files(site).await?;
     let path = clean(&path);
     let version = files.version(&path).map_err(to_app_error)?;
-    let bytes = files.read(&path, EDITABLE_BYTES).map_err(to_app_error)?;
+    let bytes = match files.read(&path, EDITABLE_BYTES) {
+        Ok(bytes) => bytes,
+        // Too large to edit here: the page offers the download instead.
+        Err(platform::Error::TooLarge(_)) => {
+            let size = match files.open_read(&path).map_err(to_app_error)? {
+                platform::files::Opened::File { size, .. } => size,
+                platform::files::Opened::Folder(_) => 0,
+            };
+            return Ok(FileText {
+                path,
+                text: None,
+                size,
+                version: version.0,
+            });
+        }
+        Err(err) => return Err(to_app_error(err)),
+    };
     Ok(FileText {
         size: bytes.len() as u64,
         text: String::from_utf8(bytes).ok().filter(|t| !t.contains('\0')),
@@ -126,6 +217,15 @@ pub async fn save_file(site: i32, path: String, text: String, version: String) -
     Ok(saved.0)
 }
 
+/// What an upload may carry, for the page to say (and check before sending).
+#[server(prefix = "/fn", endpoint = "file_limits")]
+pub async fn file_limits() -> Result<UploadLimits, AppError> {
+    actor()
+        .await?
+        .ok_or_else(|| to_app_error(platform::Error::Unauthenticated))?;
+    Ok(crate::ssr::upload_limits())
+}
+
 /// Makes a folder.
 #[server(prefix = "/fn", endpoint = "make_folder")]
 pub async fn make_folder(site: i32, path: String) -> Result<(), AppError> {
@@ -141,10 +241,10 @@ pub async fn move_path(site: i32, from: String, to: String) -> Result<(), AppErr
         .map_err(to_app_error)
 }
 
-/// Deletes a file, a link or an empty folder.
+/// Deletes a file or a link, or a folder with everything in it.
 #[server(prefix = "/fn", endpoint = "delete_path")]
 pub async fn delete_path(site: i32, path: String) -> Result<(), AppError> {
-    files(site).await?.remove(&clean(&path)).map_err(to_app_error)
+    files(site).await?.remove_all(&clean(&path)).map_err(to_app_error)
 }
 
 /// Sets a file's mode from octal (`755`).

@@ -31,18 +31,34 @@ impl TestServer {
         platform: Platform,
         runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
     ) -> Self {
-        Self::start_full(platform, false, runtime).await
+        Self::start_full(platform, false, runtime, None).await
     }
 
     /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
     pub async fn start_with(platform: Platform, secure_cookies: bool) -> Self {
-        Self::start_full(platform, secure_cookies, tokio::sync::watch::channel(None).1).await
+        Self::start_full(
+            platform,
+            secure_cookies,
+            tokio::sync::watch::channel(None).1,
+            None,
+        )
+        .await
+    }
+
+    /// With a running engine and the given upload limits.
+    pub async fn start_with_limits(
+        platform: Platform,
+        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+        limits: app::api::UploadLimits,
+    ) -> Self {
+        Self::start_full(platform, false, runtime, Some(limits)).await
     }
 
     async fn start_full(
         platform: Platform,
         secure_cookies: bool,
         runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+        limits: Option<app::api::UploadLimits>,
     ) -> Self {
         use clap::Parser as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,6 +72,7 @@ impl TestServer {
                 secure_cookies,
                 runtime,
                 ssh: None,
+                uploads: limits.unwrap_or(config.uploads),
             },
             trust_proxy: false,
             terminals: server::terminal::Terminals::new(std::time::Duration::from_secs(60)),

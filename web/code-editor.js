@@ -1,0 +1,75 @@
+// The file manager's code editor: CodeMirror 6 from npm, bundled by scripts/build (esbuild)
+// into /codemirror/code-editor.js and loaded by public/editor.js only when a file is opened.
+import { basicSetup } from 'codemirror';
+import { EditorView, keymap } from '@codemirror/view';
+import { EditorState, Prec } from '@codemirror/state';
+import { indentWithTab } from '@codemirror/commands';
+import { StreamLanguage } from '@codemirror/language';
+import { html } from '@codemirror/lang-html';
+import { css } from '@codemirror/lang-css';
+import { javascript } from '@codemirror/lang-javascript';
+import { json } from '@codemirror/lang-json';
+import { python } from '@codemirror/lang-python';
+import { markdown } from '@codemirror/lang-markdown';
+import { php } from '@codemirror/lang-php';
+import { xml } from '@codemirror/lang-xml';
+import { yaml } from '@codemirror/lang-yaml';
+import { sql } from '@codemirror/lang-sql';
+import { shell } from '@codemirror/legacy-modes/mode/shell';
+import { toml } from '@codemirror/legacy-modes/mode/toml';
+import { dockerFile } from '@codemirror/legacy-modes/mode/dockerfile';
+import { nginx } from '@codemirror/legacy-modes/mode/nginx';
+import { ruby } from '@codemirror/legacy-modes/mode/ruby';
+import { go } from '@codemirror/legacy-modes/mode/go';
+import { rust } from '@codemirror/legacy-modes/mode/rust';
+import { lua } from '@codemirror/legacy-modes/mode/lua';
+import { properties } from '@codemirror/legacy-modes/mode/properties';
+
+const legacy = (mode) => () => StreamLanguage.define(mode);
+
+// By extension; a few files go by their whole name.
+const byExtension = {
+  html: html, htm: html, css: css, scss: css,
+  js: javascript, mjs: javascript, cjs: javascript,
+  jsx: () => javascript({ jsx: true }),
+  ts: () => javascript({ typescript: true }),
+  tsx: () => javascript({ jsx: true, typescript: true }),
+  json: json, webmanifest: json,
+  py: python, md: markdown, markdown: markdown, php: php,
+  xml: xml, svg: xml, yaml: yaml, yml: yaml, sql: sql,
+  sh: legacy(shell), bash: legacy(shell), toml: legacy(toml), conf: legacy(nginx),
+  rb: legacy(ruby), go: legacy(go), rs: legacy(rust), lua: legacy(lua),
+  ini: legacy(properties), env: legacy(properties), cfg: legacy(properties),
+};
+const byName = {
+  'run.sh': legacy(shell), Dockerfile: legacy(dockerFile), '.htaccess': legacy(properties),
+  Gemfile: legacy(ruby), Rakefile: legacy(ruby),
+};
+
+function languageFor(path) {
+  const name = path.split('/').pop() || '';
+  const make = byName[name] || byExtension[name.includes('.') ? name.split('.').pop().toLowerCase() : ''];
+  return make ? [make()] : [];
+}
+
+/// Builds an editor in `host` with `doc`; `onChange(text)` after every change, `onSave()` on
+/// Ctrl/Cmd-S. Returns the view.
+export function mount(host, { doc, path, onChange, onSave }) {
+  return new EditorView({
+    parent: host,
+    state: EditorState.create({
+      doc,
+      extensions: [
+        basicSetup,
+        // Tab indents (Escape, then Tab, leaves the editor, as CodeMirror documents).
+        keymap.of([indentWithTab]),
+        Prec.highest(keymap.of([{ key: 'Mod-s', preventDefault: true, run: () => { onSave(); return true; } }])),
+        languageFor(path),
+        EditorView.contentAttributes.of({ 'aria-label': `Contents of ${path}` }),
+        EditorView.updateListener.of((update) => {
+          if (update.docChanged) onChange(update.state.doc.toString());
+        }),
+      ],
+    }),
+  });
+}
