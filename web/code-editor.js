@@ -2,7 +2,8 @@
 // into /codemirror/code-editor.js and loaded by public/editor.js only when a file is opened.
 import { basicSetup } from 'codemirror';
 import { EditorView, keymap } from '@codemirror/view';
-import { EditorState, Prec } from '@codemirror/state';
+import { Compartment, EditorState, Prec } from '@codemirror/state';
+import { oneDark } from '@codemirror/theme-one-dark';
 import { indentWithTab } from '@codemirror/commands';
 import { StreamLanguage } from '@codemirror/language';
 import { html } from '@codemirror/lang-html';
@@ -52,10 +53,15 @@ function languageFor(path) {
   return make ? [make()] : [];
 }
 
+// Dark when the system is, like the rest of the manager; it follows a change while open.
+const dark = window.matchMedia('(prefers-color-scheme: dark)');
+const theme = () => (dark.matches ? oneDark : []);
+
 /// Builds an editor in `host` with `doc`; `onChange(text)` after every change, `onSave()` on
 /// Ctrl/Cmd-S. Returns the view.
 export function mount(host, { doc, path, onChange, onSave }) {
-  return new EditorView({
+  const colours = new Compartment();
+  const view = new EditorView({
     parent: host,
     state: EditorState.create({
       doc,
@@ -65,6 +71,7 @@ export function mount(host, { doc, path, onChange, onSave }) {
         keymap.of([indentWithTab]),
         Prec.highest(keymap.of([{ key: 'Mod-s', preventDefault: true, run: () => { onSave(); return true; } }])),
         languageFor(path),
+        colours.of(theme()),
         EditorView.contentAttributes.of({ 'aria-label': `Contents of ${path}` }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) onChange(update.state.doc.toString());
@@ -72,4 +79,10 @@ export function mount(host, { doc, path, onChange, onSave }) {
       ],
     }),
   });
+  const follow = () => {
+    if (!view.dom.isConnected) return dark.removeEventListener('change', follow);
+    view.dispatch({ effects: colours.reconfigure(theme()) });
+  };
+  dark.addEventListener('change', follow);
+  return view;
 }

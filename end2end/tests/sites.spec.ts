@@ -133,14 +133,20 @@ test('a site is taken off the air, served again and restarted from its page', as
   }).toPass({ timeout: 30_000 });
 });
 
+/** The terminal panel on `page` once connected and showing `site`'s prompt, and its screen. */
+async function connectedTerminal(page: Page, site: string) {
+  const panel = page.locator('section.terminal');
+  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
+  const screen = (): Promise<string> => panel.evaluate((el: any) => el.terminalText());
+  await expect.poll(screen, { timeout: 15_000 }).toContain(`${site}:/site$`);
+  return { panel, screen };
+}
+
 test('the terminal runs a shell in the site, and what it makes is served', async ({ page }, testInfo) => {
   await signedIn(page, owner);
   await page.locator('[data-site="hello-python"] a.site-name').click();
   await page.getByRole('navigation', { name: 'Site' }).getByRole('link', { name: 'Terminal' }).click();
-  const panel = page.locator('section.terminal');
-  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
-  const screen = () => panel.evaluate((el: any) => el.terminalText());
-  await expect.poll(screen, { timeout: 15_000 }).toContain('hello-python:/site$');
+  const { panel, screen } = await connectedTerminal(page, 'hello-python');
   await page.locator('.xterm').click();
   await page.keyboard.type('echo hello && pwd\n');
   await expect.poll(screen).toMatch(/\nhello\s*\n\/site/);
@@ -241,10 +247,7 @@ test('a save refuses to overwrite a change made in the terminal or on disk since
   // Changed in the site's terminal, in another tab.
   const terminal = await page.context().newPage();
   await terminal.goto(`${server().baseURL}/sites/${id}/terminal`);
-  const panel = terminal.locator('section.terminal');
-  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 20_000 });
-  const screen = () => panel.evaluate((el: any) => el.terminalText());
-  await expect.poll(screen, { timeout: 15_000 }).toContain('hello-python:/site$');
+  const { screen } = await connectedTerminal(terminal, 'hello-python');
   await terminal.locator('.xterm').click();
   await terminal.keyboard.type('echo "<h1>From the terminal</h1>" > public/index.html && echo written\n');
   await expect.poll(screen).toMatch(/\nwritten/);

@@ -52,7 +52,20 @@ pub fn router(state: AppState) -> Router {
         }
     };
     let routes = generate_route_list(App);
+    // The client and the browser libraries are large (the wasm 2 MB, the code editor 850 KB)
+    // and compress to a third: scripts/build writes a `.gz` beside each, served to browsers
+    // that accept it.
+    let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
+    let assets = ["pkg", "xterm", "codemirror"]
+        .into_iter()
+        .fold(Router::new(), |router, dir| {
+            router.nest_service(
+                &format!("/{dir}"),
+                tower_http::services::ServeDir::new(site_root.join(dir)).precompressed_gzip(),
+            )
+        });
     Router::new()
+        .merge(assets)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/sites/{id}/terminal/ws", get(crate::terminal::websocket))

@@ -6,7 +6,7 @@ mod common;
 
 use std::{io::Read as _, os::unix::fs::MetadataExt as _};
 
-use common::{TestServer, create_user, edge::start_edge, password, running_site};
+use common::{TestServer, create_user, edge::start_edge, password, running_site, signed_in_user};
 use platform::Role;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -23,6 +23,10 @@ fn noise(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
         .collect()
+}
+
+async fn get(server: &TestServer, client: &reqwest::Client, path: &str) -> reqwest::Response {
+    client.get(server.url(path)).send().await.unwrap()
 }
 
 async fn upload(
@@ -48,17 +52,9 @@ async fn upload(
 async fn files_go_up_and_come_back_identical_within_their_limits() {
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
-    tokio::spawn(server::workers::work(
-        platform.clone(),
-        edge.runtime.clone(),
-        edge.stop.subscribe(),
-    ));
-    create_user(&platform, "member", Role::User).await;
+    edge.start_workers();
+    let (member, _) = signed_in_user(&platform, "member", Role::User).await;
     create_user(&platform, "other", Role::User).await;
-    let (member, _) = platform
-        .login("member", &password("member"), &platform::ClientInfo::default())
-        .await
-        .unwrap();
     let site = running_site(&platform, &member, "filesite").await;
     let root = edge.runtime.borrow().clone().unwrap().directory(&site);
     let limits = app::api::UploadLimits {
@@ -85,14 +81,12 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
         std::fs::metadata(root.join("public/notes.txt")).unwrap().uid(),
         platform::sites::Runtime::uid(&site)
     );
-    let res = client
-        .get(server.url(&format!(
-            "/sites/{}/files/download?path=public/photo.bin",
-            site.id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = get(
+        &server,
+        &client,
+        &format!("/sites/{}/files/download?path=public/photo.bin", site.id),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.headers()["content-disposition"],
@@ -180,11 +174,12 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
     std::fs::create_dir_all(root.join("public/css")).unwrap();
     std::fs::write(root.join("public/css/site.css"), "body { margin: 0 }").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", root.join("public/passwd")).unwrap();
-    let res = client
-        .get(server.url(&format!("/sites/{}/files/download?path=public", site.id)))
-        .send()
-        .await
-        .unwrap();
+    let res = get(
+        &server,
+        &client,
+        &format!("/sites/{}/files/download?path=public", site.id),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.headers()["content-disposition"],
@@ -238,23 +233,19 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
     let other = server.signed_in("other", &password("other")).await;
     let (status, _) = upload(&server, &other, site.id, "", form(&[("x.txt", b"x".to_vec())])).await;
     assert_eq!(status, 404);
-    let res = other
-        .get(server.url(&format!(
-            "/sites/{}/files/download?path=public/notes.txt",
-            site.id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = get(
+        &server,
+        &other,
+        &format!("/sites/{}/files/download?path=public/notes.txt", site.id),
+    )
+    .await;
     assert_eq!(res.status(), 404);
-    let res = reqwest::Client::new()
-        .get(server.url(&format!(
-            "/sites/{}/files/download?path=public/notes.txt",
-            site.id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let res = get(
+        &server,
+        &reqwest::Client::new(),
+        &format!("/sites/{}/files/download?path=public/notes.txt", site.id),
+    )
+    .await;
     assert_eq!(res.status(), 401);
     let res = client
         .post(server.url(&format!("/sites/{}/files/upload", site.id)))

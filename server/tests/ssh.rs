@@ -5,7 +5,7 @@ mod common;
 
 use std::{path::Path, process::Output, time::Duration};
 
-use common::{create_user, edge::start_edge, password, running_site};
+use common::{create_user, edge::start_edge, password, running_site, signed_in_user};
 use platform::{Actor, Role};
 
 /// A user's key pair on disk, made with ssh-keygen.
@@ -78,11 +78,7 @@ fn text(bytes: &[u8]) -> String {
 async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
-    tokio::spawn(server::workers::work(
-        platform.clone(),
-        edge.runtime.clone(),
-        edge.stop.subscribe(),
-    ));
+    edge.start_workers();
     for (name, role) in [("member", Role::User), ("other", Role::User)] {
         create_user(&platform, name, role).await;
     }
@@ -258,17 +254,8 @@ async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
     use std::os::unix::fs::MetadataExt as _;
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
-    tokio::spawn(server::workers::work(
-        platform.clone(),
-        edge.runtime.clone(),
-        edge.stop.subscribe(),
-    ));
-    create_user(&platform, "member", Role::User).await;
-    let member = platform
-        .login("member", &password("member"), &platform::ClientInfo::default())
-        .await
-        .unwrap()
-        .0;
+    edge.start_workers();
+    let (member, _) = signed_in_user(&platform, "member", Role::User).await;
     let work = tempfile::tempdir().unwrap();
     let (key, public) = keygen(work.path(), "member");
     platform.add_ssh_key(Some(&member), "", &public).await.unwrap();

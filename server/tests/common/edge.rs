@@ -29,6 +29,17 @@ pub struct Edge {
     _dir: tempfile::TempDir,
 }
 
+impl Edge {
+    /// Starts the operation workers on this edge's database and runtime (until the test ends).
+    pub fn start_workers(&self) {
+        tokio::spawn(server::workers::work(
+            self.db.platform.clone(),
+            self.runtime.clone(),
+            self.stop.subscribe(),
+        ));
+    }
+}
+
 /// The edge under its supervisor, in a namespace of its own, on a database of its own.
 pub async fn start_edge() -> Edge {
     let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();

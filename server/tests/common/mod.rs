@@ -148,6 +148,19 @@ pub async fn create_user(platform: &Platform, username: &str, role: Role) {
     platform.create_user(Some(&Actor::operator()), new).await.unwrap();
 }
 
+/// A new account `username` with `role`, signed in: its actor and session.
+pub async fn signed_in_user(
+    platform: &Platform,
+    username: &str,
+    role: Role,
+) -> (Actor, platform::SessionToken) {
+    create_user(platform, username, role).await;
+    platform
+        .login(username, &password(username), &platform::ClientInfo::default())
+        .await
+        .unwrap()
+}
+
 /// A static busybox site of `owner`'s, once its create operation has run (workers must be
 /// running); waits at most 30 s.
 pub async fn running_site(platform: &Platform, owner: &Actor, name: &str) -> platform::sites::Site {
