@@ -14,6 +14,7 @@
 pub mod accounts;
 pub mod authz;
 pub mod db;
+pub mod dns;
 mod error;
 pub mod files;
 pub mod keys;

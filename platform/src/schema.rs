@@ -133,6 +133,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    site_domains (id) {
+        id -> Int8,
+        site_id -> Int4,
+        host -> Text,
+        token -> Text,
+        verified_at -> Nullable<Timestamptz>,
+        verified_by -> Text,
+        last_check_at -> Nullable<Timestamptz>,
+        last_check_error -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(site_domains -> sites (site_id));
 diesel::joinable!(ssh_keys -> users (user_id));
 diesel::joinable!(sites -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
@@ -146,5 +161,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     operation_actions,
     users,
     audit_log,
-    ssh_keys
+    ssh_keys,
+    site_domains
 );

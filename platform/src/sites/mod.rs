@@ -2,6 +2,7 @@
 //! operation of ordered actions in the durable queue (`operations`), run by workers.
 
 mod catalogue;
+mod domains;
 mod lifecycle;
 mod lock;
 mod logs;
@@ -16,6 +17,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 pub use catalogue::CatalogueImage;
+pub use domains::{Domain, DomainRules, check_domain, txt_name, txt_value};
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
@@ -140,6 +142,8 @@ pub struct Site {
     pub body_limit_mb: i32,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Its verified domains of its own, besides `<name>.<sites domain>`.
+    pub domains: Vec<String>,
 }
 
 type SiteRow = (
@@ -157,6 +161,7 @@ type SiteRow = (
         DateTime<Utc>,
     ),
     (String, String),
+    Vec<String>,
 );
 
 /// The columns a [`Site`] is read from, sites joined with their image.
@@ -175,11 +180,20 @@ type SiteColumns = (
         sites::created_at,
     ),
     (images::name, images::reference),
+    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
 );
 
 fn site_columns() -> SiteColumns {
-    // diesel's columns are unit structs with `Default`: the type says it all.
-    SiteColumns::default()
+    // diesel's columns are unit structs with `Default`: the type says them; the verified domains
+    // come with the row from a subquery (one query per page of sites, not one per site).
+    (
+        Default::default(),
+        Default::default(),
+        diesel::dsl::sql(
+            "array(SELECT d.host FROM site_domains d \
+             WHERE d.site_id = sites.id AND d.verified_at IS NOT NULL ORDER BY d.host)",
+        ),
+    )
 }
 
 fn site_from_row(row: SiteRow) -> Site {
@@ -198,6 +212,7 @@ fn site_from_row(row: SiteRow) -> Site {
             created_at,
         ),
         (image, image_reference),
+        domains,
     ) = row;
     Site {
         id,
@@ -213,6 +228,7 @@ fn site_from_row(row: SiteRow) -> Site {
         memory_mb,
         body_limit_mb,
         created_at,
+        domains,
     }
 }
 

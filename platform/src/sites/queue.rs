@@ -30,6 +30,8 @@ pub enum OperationKind {
     ApplySettings,
     /// Re-run everything that makes the site (an admin's "fix site"): files, service, routes.
     FixSite,
+    /// Put its routes again after its domains changed.
+    UpdateDomains,
 }
 
 impl OperationKind {
@@ -41,6 +43,7 @@ impl OperationKind {
             Self::SetAvailability => "set-availability",
             Self::ApplySettings => "apply-settings",
             Self::FixSite => "fix-site",
+            Self::UpdateDomains => "update-domains",
         }
     }
 
@@ -52,6 +55,7 @@ impl OperationKind {
             Self::SetAvailability,
             Self::ApplySettings,
             Self::FixSite,
+            Self::UpdateDomains,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -65,6 +69,7 @@ impl OperationKind {
                 vec![A::CreateDirectory, A::EnsureService, A::PutRoutes]
             }
             (Self::RestartSite, _) => vec![A::RestartService],
+            (Self::UpdateDomains, _) => vec![A::PutRoutes],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Static) => vec![A::PutRoutes],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Dynamic) => {
                 vec![A::EnsureService, A::PutRoutes]
@@ -479,6 +484,7 @@ mod tests {
             K::SetAvailability,
             K::ApplySettings,
             K::FixSite,
+            K::UpdateDomains,
         ] {
             assert_eq!(K::parse(kind.as_str()), Some(kind));
             for site_kind in [SiteKind::Static, SiteKind::Dynamic] {

@@ -131,7 +131,9 @@ impl Runtime {
     pub(crate) fn routes(&self, site: &Site) -> SiteRoutes {
         SiteRoutes {
             site: SiteId(u32::try_from(site.id).unwrap_or(0)),
-            hosts: vec![format!("{}.{}", site.name, self.sites_domain)],
+            hosts: std::iter::once(format!("{}.{}", site.name, self.sites_domain))
+                .chain(site.domains.iter().cloned())
+                .collect(),
             target: match site.kind {
                 SiteKind::Static => Target::Static {
                     public_dir: self.directory(site).join("public"),

@@ -1,0 +1,343 @@
+//! Domains of members' own: added to a site, verified by a TXT record before they are routed
+//! (an admin's are verified at once), removed with their routes. A domain belongs to one site.
+//!
+//! Routing follows from the rows: a site's verified domains come with it
+//! ([`super::Site::domains`]) into its routes, so an `update-domains` operation (or the
+//! reconciler, within a round) puts them on the edge.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+
+use super::{OperationKind, Site, SiteState, audit};
+use crate::{Actor, Error, Platform, Result, Role, dns::Dns, schema::site_domains, tokens};
+
+/// The name the TXT record is looked up at: `_director.<host>`.
+pub fn txt_name(host: &str) -> String {
+    format!("_director.{host}")
+}
+
+/// What the TXT record must hold for `token`.
+pub fn txt_value(token: &str) -> String {
+    format!("director-verification={token}")
+}
+
+/// What the rules for a domain depend on: the manager's own host and the sites' domain (whose
+/// names are given to sites by their own names).
+#[derive(Debug, Clone)]
+pub struct DomainRules {
+    /// The host the manager is reached at.
+    pub manager_host: String,
+    /// The domain under which sites get their names.
+    pub sites_domain: String,
+}
+
+/// A domain of a site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Its id.
+    pub id: i64,
+    /// The host name, lower case.
+    pub host: String,
+    /// The token its TXT record must carry (see [`txt_value`]).
+    pub token: String,
+    /// When it was verified (and routed); None while it waits.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// `txt` or `admin`; empty while unverified.
+    pub verified_by: String,
+    /// The last verification attempt.
+    pub last_check_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed; empty when it did not.
+    pub last_check_error: String,
+}
+
+type DomainRow = (
+    i64,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    String,
+    Option<DateTime<Utc>>,
+    String,
+);
+
+fn domain_from_row(
+    (id, host, token, verified_at, verified_by, last_check_at, last_check_error): DomainRow,
+) -> Domain {
+    Domain {
+        id,
+        host,
+        token,
+        verified_at,
+        verified_by,
+        last_check_at,
+        last_check_error,
+    }
+}
+
+/// The host as given, checked against the rules: a valid name, not an IP address, not a
+/// wildcard, not the manager's host, not a name under the sites' domain.
+pub fn check_domain(raw: &str, rules: &DomainRules) -> Result<String> {
+    let given = raw.trim().trim_end_matches('.');
+    let bad = |message: String| Err(Error::invalid("host", message));
+    if given.is_empty() {
+        return bad("Enter a domain name, like www.example.org.".to_owned());
+    }
+    if given.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        return bad(format!("{given} is an IP address: enter a domain name instead."));
+    }
+    if given.starts_with("*.") {
+        return bad("A wildcard domain cannot be added to a site: add each name you need.".to_owned());
+    }
+    let host = orchestrator::edge::validate_host(given, false)
+        .map_err(|err| Error::invalid("host", format!("That is not a valid domain name ({err}).")))?;
+    let manager = rules.manager_host.to_ascii_lowercase();
+    if host == manager {
+        return bad(format!("{host} is the manager's own address."));
+    }
+    let sites_domain = rules.sites_domain.to_ascii_lowercase();
+    if host == sites_domain || host.ends_with(&format!(".{sites_domain}")) {
+        return bad(format!(
+            "Names under {sites_domain} are given to sites by their own names: add a domain of your own."
+        ));
+    }
+    Ok(host)
+}
+
+const DOMAIN_COLUMNS: (
+    site_domains::id,
+    site_domains::host,
+    site_domains::token,
+    site_domains::verified_at,
+    site_domains::verified_by,
+    site_domains::last_check_at,
+    site_domains::last_check_error,
+) = (
+    site_domains::id,
+    site_domains::host,
+    site_domains::token,
+    site_domains::verified_at,
+    site_domains::verified_by,
+    site_domains::last_check_at,
+    site_domains::last_check_error,
+);
+
+impl Platform {
+    /// A site's domains, for its members and admins.
+    pub async fn site_domains(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<Domain>> {
+        self.site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        Ok(site_domains::table
+            .filter(site_domains::site_id.eq(site_id))
+            .order(site_domains::host)
+            .select(DOMAIN_COLUMNS)
+            .load::<DomainRow>(&mut conn)
+            .await?
+            .into_iter()
+            .map(domain_from_row)
+            .collect())
+    }
+
+    /// Adds a domain to a site. A member's waits for its TXT record; an admin's is verified at
+    /// once and routed.
+    pub async fn add_domain(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        raw: &str,
+        rules: &DomainRules,
+    ) -> Result<Domain> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above").clone();
+        let host = check_domain(raw, rules)?;
+        if site.state == SiteState::Deleting {
+            return Err(Error::Conflict("The site is being deleted.".to_owned()));
+        }
+        let by_admin = actor.role == Role::Admin;
+        let mut conn = self.conn().await?;
+        let domain = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let owner: Option<i32> = site_domains::table
+                    .filter(site_domains::host.eq(&host))
+                    .select(site_domains::site_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                match owner {
+                    Some(owner) if owner == site_id => {
+                        return Err(Error::invalid("host", format!("{host} is this site's already.")));
+                    }
+                    Some(_) => {
+                        return Err(Error::invalid("host", format!("{host} belongs to another site.")));
+                    }
+                    None => {}
+                }
+                let now = Utc::now();
+                let row: DomainRow = diesel::insert_into(site_domains::table)
+                    .values((
+                        site_domains::site_id.eq(site_id),
+                        site_domains::host.eq(&host),
+                        site_domains::token.eq(tokens::generate()),
+                        site_domains::verified_at.eq(by_admin.then_some(now)),
+                        site_domains::verified_by.eq(if by_admin { "admin" } else { "" }),
+                    ))
+                    .returning(DOMAIN_COLUMNS)
+                    .get_result(conn)
+                    .await
+                    .map_err(|err| match err {
+                        // Another site took it between the check and the insert.
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ) => Error::invalid("host", format!("{host} belongs to another site.")),
+                        other => other.into(),
+                    })?;
+                audit(conn, &actor, "site.domain.add", &site.name, &host).await?;
+                Ok(domain_from_row(row))
+            })
+            .await?;
+        tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = by_admin, "domain added");
+        if by_admin {
+            self.route_domains(&actor, &site, &format!("{host} added by an admin"))
+                .await?;
+        }
+        Ok(domain)
+    }
+
+    /// Removes a domain from its site, and its routes.
+    pub async fn remove_domain(&self, actor: Option<&Actor>, site_id: i32, domain_id: i64) -> Result<()> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above").clone();
+        let mut conn = self.conn().await?;
+        let removed: Option<(String, Option<DateTime<Utc>>)> = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let removed: Option<(String, Option<DateTime<Utc>>)> = diesel::delete(
+                    site_domains::table
+                        .filter(site_domains::id.eq(domain_id))
+                        .filter(site_domains::site_id.eq(site_id)),
+                )
+                .returning((site_domains::host, site_domains::verified_at))
+                .get_result(conn)
+                .await
+                .optional()?;
+                if let Some((host, _)) = &removed {
+                    audit(conn, &actor, "site.domain.remove", &site.name, host).await?;
+                }
+                Ok(removed)
+            })
+            .await?;
+        let Some((host, verified_at)) = removed else {
+            return Err(Error::NotFound("domain"));
+        };
+        tracing::info!(user = %actor.username, site = %site.name, host = %host, "domain removed");
+        if verified_at.is_some() {
+            self.route_domains(&actor, &site, &format!("{host} removed"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Looks for the domain's TXT record; when it holds the token, the domain is verified and
+    /// routed. Either way the attempt is recorded (a failure with what was found instead).
+    pub async fn verify_domain(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        domain_id: i64,
+        dns: &Dns,
+    ) -> Result<Domain> {
+        let site = self.site(actor, site_id).await?;
+        let actor = actor.expect("authorised above").clone();
+        let mut conn = self.conn().await?;
+        let domain = site_domains::table
+            .filter(site_domains::id.eq(domain_id))
+            .filter(site_domains::site_id.eq(site_id))
+            .select(DOMAIN_COLUMNS)
+            .first::<DomainRow>(&mut conn)
+            .await
+            .optional()?
+            .map(domain_from_row)
+            .ok_or(Error::NotFound("domain"))?;
+        if domain.verified_at.is_some() {
+            return Ok(domain);
+        }
+        let name = txt_name(&domain.host);
+        let wanted = txt_value(&domain.token);
+        let outcome = match dns.txt(&name).await {
+            Ok(found) if found.iter().any(|v| v.trim() == wanted) => Ok(()),
+            Ok(found) if found.is_empty() => Err(format!("No TXT record was found at {name}.")),
+            Ok(found) => Err(format!(
+                "The TXT record at {name} holds {}, not the value shown here.",
+                found
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(err) => Err(err.to_string()),
+        };
+        let now = Utc::now();
+        let row: DomainRow = diesel::update(site_domains::table.find(domain_id))
+            .set((
+                site_domains::last_check_at.eq(now),
+                site_domains::last_check_error.eq(outcome.as_ref().err().cloned().unwrap_or_default()),
+                site_domains::verified_at.eq(outcome.is_ok().then_some(now)),
+                site_domains::verified_by.eq(if outcome.is_ok() { "txt" } else { "" }),
+            ))
+            .returning(DOMAIN_COLUMNS)
+            .get_result(&mut conn)
+            .await?;
+        let domain = domain_from_row(row);
+        tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = outcome.is_ok(), "domain check");
+        if outcome.is_ok() {
+            self.route_domains(&actor, &site, &format!("{} verified", domain.host))
+                .await?;
+        }
+        Ok(domain)
+    }
+
+    /// Whether the edge serves `host`: a site's own name under the sites' domain, or a verified
+    /// domain (what a certificate may be asked for).
+    pub async fn serves_host(&self, host: &str, sites_domain: &str) -> Result<bool> {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let mut conn = self.conn().await?;
+        if let Some(name) = host.strip_suffix(&format!(".{}", sites_domain.to_ascii_lowercase()))
+            && !name.contains('.')
+        {
+            use crate::schema::sites;
+            let found: Option<i32> = sites::table
+                .filter(sites::name.eq(name))
+                .filter(sites::state.ne(SiteState::Deleting.as_str()))
+                .select(sites::id)
+                .first(&mut conn)
+                .await
+                .optional()?;
+            return Ok(found.is_some());
+        }
+        let found: Option<i64> = site_domains::table
+            .filter(site_domains::host.eq(&host))
+            .filter(site_domains::verified_at.is_not_null())
+            .select(site_domains::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Puts the site's routes again, with its domains as they now are.
+    async fn route_domains(&self, actor: &Actor, site: &Site, details: &str) -> Result<()> {
+        self.queue_change(
+            actor,
+            site,
+            OperationKind::UpdateDomains,
+            None,
+            None,
+            "site.domain.route",
+            details,
+        )
+        .await
+        .map(|_| ())
+    }
+}

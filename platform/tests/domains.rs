@@ -1,0 +1,333 @@
+//! Domains against a real PostgreSQL and a real DNS server (pebble's challenge test server,
+//! whose records are set through its management API): refusals, one site per domain, TXT
+//! verification, admins' domains verified at once, removal, and what the edge may serve.
+
+use std::{net::SocketAddr, process::Child, time::Duration};
+
+use platform::{
+    Actor, ClientInfo, Error, NewUser, Role,
+    dns::Dns,
+    sites::{DomainRules, NewSite, txt_name, txt_value},
+    testing::TestDb,
+};
+
+async fn user(db: &TestDb, username: &str, role: Role) -> Actor {
+    let new = NewUser {
+        username: username.to_owned(),
+        display_name: String::new(),
+        email: String::new(),
+        password: format!("{username} password 123"),
+        role,
+    };
+    db.platform
+        .create_user(Some(&Actor::operator()), new)
+        .await
+        .unwrap();
+    db.platform
+        .login(
+            username,
+            &format!("{username} password 123"),
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap()
+        .0
+}
+
+async fn site(db: &TestDb, owner: &Actor, name: &str) -> i32 {
+    let new = NewSite {
+        name: name.to_owned(),
+        description: String::new(),
+        purpose: "project".to_owned(),
+        kind: "static".to_owned(),
+        image: "busybox".to_owned(),
+    };
+    db.platform.create_site(Some(owner), new).await.unwrap().0.id
+}
+
+fn rules() -> DomainRules {
+    DomainRules {
+        manager_host: "director.example.org".to_owned(),
+        sites_domain: "sites.example.org".to_owned(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// pebble-challtestsrv answering DNS on a port of its own; stopped when dropped.
+struct DnsServer {
+    child: Child,
+    dns: SocketAddr,
+    management: String,
+}
+
+impl DnsServer {
+    async fn start() -> Self {
+        let (dns, management) = (free_port(), free_port());
+        let child = std::process::Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-management", &format!("127.0.0.1:{management}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv (Debian package pebble) is installed");
+        let server = Self {
+            child,
+            dns: format!("127.0.0.1:{dns}").parse().unwrap(),
+            management: format!("http://127.0.0.1:{management}"),
+        };
+        for _ in 0..100 {
+            if reqwest::get(&server.management).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("pebble-challtestsrv did not start");
+    }
+
+    async fn set_txt(&self, name: &str, value: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/set-txt", self.management))
+            .json(&serde_json::json!({ "host": format!("{name}."), "value": value }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field_message(err: Error) -> String {
+    match err {
+        Error::Invalid {
+            field: "host",
+            message,
+        } => message,
+        other => panic!("expected a refused host, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_domains_are_refused_with_the_reason() {
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let id = site(&db, &member, "shop").await;
+    for (given, why) in [
+        ("", "Enter a domain name"),
+        ("not a name", "not a valid domain name"),
+        ("bücher.example", "punycode"),
+        ("localhost", "two labels"),
+        ("192.0.2.7", "IP address"),
+        ("[2001:db8::1]", "IP address"),
+        ("*.example.com", "wildcard"),
+        ("director.example.org", "manager's own address"),
+        ("other.sites.example.org", "given to sites by their own names"),
+        ("sites.example.org", "given to sites by their own names"),
+    ] {
+        let err = db
+            .platform
+            .add_domain(Some(&member), id, given, &rules())
+            .await
+            .unwrap_err();
+        let message = field_message(err);
+        assert!(message.contains(why), "{given:?}: {message}");
+    }
+    assert!(
+        db.platform
+            .site_domains(Some(&member), id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let other = user(&db, "other", Role::User).await;
+    let shop = site(&db, &member, "shop").await;
+    let blog = site(&db, &other, "blog").await;
+    let added = db
+        .platform
+        .add_domain(Some(&member), shop, "WWW.Shop.Example.", &rules())
+        .await
+        .unwrap();
+    assert_eq!(added.host, "www.shop.example");
+    assert!(
+        added.verified_at.is_none(),
+        "a member's domain waits for its record"
+    );
+    let again = field_message(
+        db.platform
+            .add_domain(Some(&member), shop, "www.shop.example", &rules())
+            .await
+            .unwrap_err(),
+    );
+    assert!(again.contains("this site's already"), "{again}");
+    let taken = field_message(
+        db.platform
+            .add_domain(Some(&other), blog, "www.shop.example", &rules())
+            .await
+            .unwrap_err(),
+    );
+    assert!(taken.contains("belongs to another site"), "{taken}");
+    assert!(matches!(
+        db.platform.site_domains(Some(&other), shop).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        db.platform.remove_domain(Some(&other), blog, added.id).await,
+        Err(Error::NotFound(_))
+    ));
+    // Not routed while unverified: the site carries no domain yet.
+    let site = db.platform.site(Some(&member), shop).await.unwrap();
+    assert!(site.domains.is_empty());
+    assert!(
+        !db.platform
+            .serves_host("www.shop.example", "sites.example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.platform
+            .serves_host("shop.sites.example.org", "sites.example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.platform
+            .serves_host("nobody.sites.example.org", "sites.example.org")
+            .await
+            .unwrap()
+    );
+    db.platform
+        .remove_domain(Some(&member), shop, added.id)
+        .await
+        .unwrap();
+    assert!(
+        db.platform
+            .site_domains(Some(&member), shop)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_txt_record_verifies_a_domain_and_routes_it() {
+    let dns_server = DnsServer::start().await;
+    let dns = Dns::new(Some(dns_server.dns)).unwrap();
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let shop = site(&db, &member, "shop").await;
+    let domain = db
+        .platform
+        .add_domain(Some(&member), shop, "www.shop.test", &rules())
+        .await
+        .unwrap();
+
+    // No record yet: the attempt is recorded with the reason, nothing is routed.
+    let checked = db
+        .platform
+        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .await
+        .unwrap();
+    assert!(checked.verified_at.is_none());
+    assert_eq!(
+        checked.last_check_error,
+        "No TXT record was found at _director.www.shop.test."
+    );
+    assert!(checked.last_check_at.is_some());
+
+    // A record with another value: named in the reason.
+    dns_server
+        .set_txt(&txt_name("www.shop.test"), "something-else")
+        .await;
+    let checked = db
+        .platform
+        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .await
+        .unwrap();
+    assert!(checked.verified_at.is_none());
+    assert!(
+        checked.last_check_error.contains("\"something-else\""),
+        "{}",
+        checked.last_check_error
+    );
+
+    // The right value: verified, on the site, served, and an operation puts the routes.
+    dns_server
+        .set_txt(&txt_name("www.shop.test"), &txt_value(&domain.token))
+        .await;
+    let checked = db
+        .platform
+        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .await
+        .unwrap();
+    assert!(checked.verified_at.is_some(), "{}", checked.last_check_error);
+    assert_eq!(checked.verified_by, "txt");
+    assert_eq!(checked.last_check_error, "");
+    let site = db.platform.site(Some(&member), shop).await.unwrap();
+    assert_eq!(site.domains, ["www.shop.test"]);
+    assert!(
+        db.platform
+            .serves_host("WWW.shop.test.", "sites.example.org")
+            .await
+            .unwrap()
+    );
+    let operations = db.platform.site_operations(Some(&member), shop).await.unwrap();
+    assert_eq!(operations[0].kind, platform::sites::OperationKind::UpdateDomains);
+
+    // Removed: no longer served.
+    db.platform
+        .remove_domain(Some(&member), shop, domain.id)
+        .await
+        .unwrap();
+    assert!(
+        !db.platform
+            .serves_host("www.shop.test", "sites.example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.platform
+            .site(Some(&member), shop)
+            .await
+            .unwrap()
+            .domains
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_admins_domain_is_verified_at_once() {
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let admin = user(&db, "admin", Role::Admin).await;
+    let shop = site(&db, &member, "shop").await;
+    let domain = db
+        .platform
+        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .await
+        .unwrap();
+    assert_eq!(domain.verified_by, "admin");
+    assert!(domain.verified_at.is_some());
+    assert_eq!(
+        db.platform.site(Some(&member), shop).await.unwrap().domains,
+        ["shop.example.net"]
+    );
+}
