@@ -25,7 +25,14 @@ export default async function globalSetup() {
   // The edge on a free port, and every Docker object in a namespace of the run's own.
   const edgePort = await freePort();
   const namespace = `e2e${process.pid}`;
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4'], {
+  // A DNS server of the run's own (pebble's challenge test server), where the domain tests put
+  // the TXT records that verify a domain; Director asks it instead of the system's resolver.
+  const [dnsPort, dnsManagement] = [await freePort(), await freePort()];
+  const dns = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${dnsManagement}`,
+    '-http01', '', '-https01', '', '-tlsalpn01', ''], { stdio: 'ignore', detached: true });
+  dns.unref();
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
+    '--dns-server', `127.0.0.1:${dnsPort}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
@@ -44,7 +51,10 @@ export default async function globalSetup() {
       const link = out.match(/(http\S+\/setup\?token=\S+)/);
       if (url && link) {
         clearTimeout(timer);
-        resolve({ pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace });
+        resolve({
+          pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace,
+          dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
+        });
       }
     });
   });

@@ -29,7 +29,12 @@ function removeDockerObjects(namespace: string) {
 }
 
 export default async function globalTeardown() {
-  const { pid, dataDir, namespace } = server();
+  const { pid, dataDir, namespace, dnsPid } = server();
+  try {
+    process.kill(dnsPid, 'SIGTERM');
+  } catch {
+    // Gone already.
+  }
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {
     try {

@@ -12,6 +12,9 @@ export interface ServerState {
   dataDir: string;
   edgePort: number;
   namespace: string;
+  /** The test DNS server (pebble-challtestsrv): its pid and management API. */
+  dnsPid: number;
+  dnsManagement: string;
 }
 
 /** A site's address on the edge this run started. */

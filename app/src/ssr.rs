@@ -24,6 +24,10 @@ pub struct AppContext {
     pub ssh: Option<SshInfo>,
     /// What the file manager's uploads may carry.
     pub uploads: crate::api::UploadLimits,
+    /// What domains of members' own must not be.
+    pub domain_rules: platform::sites::DomainRules,
+    /// Where verification looks TXT records up.
+    pub dns: platform::dns::Dns,
 }
 
 /// What users need to know about the SSH server.
@@ -53,6 +57,16 @@ pub fn platform() -> Platform {
 /// The engine and edge, if they are up.
 pub fn runtime() -> Option<platform::sites::Runtime> {
     context().runtime.borrow().clone()
+}
+
+/// What domains of members' own must not be.
+pub fn domain_rules() -> platform::sites::DomainRules {
+    context().domain_rules
+}
+
+/// The resolver domain verification uses.
+pub fn dns() -> platform::dns::Dns {
+    context().dns
 }
 
 /// What the file manager's uploads may carry.

@@ -2,6 +2,7 @@
 // at their addresses; another member cannot see them; deleting one takes its address away.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect, test, Page } from '@playwright/test';
@@ -378,6 +379,70 @@ test('a file that is not UTF-8 text opens read-only, to download, and is never d
   ]);
   expect(fs.readFileSync(await download.path()).equals(bytes)).toBe(true);
   expect(fs.readFileSync(siteFile(id, 'public', 'image.gif')).equals(bytes)).toBe(true);
+});
+
+/** Sets a TXT record in the run's DNS server. */
+async function setTxt(name: string, value: string) {
+  const res = await fetch(`${server().dnsManagement}/set-txt`, {
+    method: 'POST',
+    body: JSON.stringify({ host: `${name}.`, value }),
+  });
+  expect(res.ok).toBe(true);
+}
+
+/** What the edge answers for `host` (a visitor whose DNS points the name at the edge). */
+function visitAs(host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: server().edgePort, path: '/', headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('a member adds a domain, proves it with a TXT record, and the site answers on it', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await page.locator('[data-site="hello-static"] a.site-name').click();
+  await page.getByLabel('Add a domain').fill('192.0.2.1');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  await expect(page.getByText('is an IP address')).toBeVisible();
+  await page.getByLabel('Add a domain').fill('www.hello.test');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  const row = page.locator('li[data-domain="www.hello.test"]');
+  await expect(row.getByText('waiting for verification')).toBeVisible();
+  await expect(row.getByText('_director.www.hello.test')).toBeVisible();
+  expect((await visitAs('www.hello.test')).status).toBe(404);
+
+  // Checked before the record exists: the reason is shown, nothing is routed.
+  await row.getByRole('button', { name: 'Verify now' }).click();
+  await expect(row.getByText('No TXT record was found at _director.www.hello.test.')).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('domain-waiting.png'), fullPage: true });
+
+  const value = (await row.locator('code.token').textContent())!;
+  await setTxt('_director.www.hello.test', value);
+  await row.getByRole('button', { name: 'Verify now' }).click();
+  await expect(row.getByText('verified', { exact: true })).toBeVisible();
+  await expect(async () => {
+    const visit = await visitAs('www.hello.test');
+    expect(visit.status).toBe(200);
+    expect(visit.body).toContain('starter page of hello-static');
+  }).toPass({ timeout: 15_000 });
+
+  // Another site cannot take it.
+  await page.goto(server().baseURL);
+  await page.locator('[data-site="hello-python"] a.site-name').click();
+  await page.getByLabel('Add a domain').fill('www.hello.test');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  await expect(page.getByText('www.hello.test belongs to another site.')).toBeVisible();
+
+  // Removed from its site: no longer served.
+  await page.goto(server().baseURL);
+  await page.locator('[data-site="hello-static"] a.site-name').click();
+  await page.getByRole('button', { name: 'Remove www.hello.test' }).click();
+  await expect(page.locator('li[data-domain="www.hello.test"]')).toBeHidden();
+  await expect(async () => expect((await visitAs('www.hello.test')).status).toBe(404)).toPass({ timeout: 15_000 });
 });
 
 test('another user cannot see or open the sites', async ({ page }) => {

@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// The most one upload (all its files together) may carry, in MiB.
     #[arg(long, env = "DIRECTOR_UPLOAD_TOTAL_MB")]
     pub upload_total_mb: Option<u64>,
+    /// The DNS server (`ip:port`) domain verification asks for TXT records (default: the
+    /// system's resolver).
+    #[arg(long, env = "DIRECTOR_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
     /// A prefix for every Docker object Director makes (tests run beside a real deployment).
     #[arg(long, env = "DIRECTOR_NAMESPACE", hide = true)]
     pub namespace: Option<String>,
@@ -157,6 +161,14 @@ struct FileConfig {
     ssh: FileSsh,
     #[serde(default)]
     files: FileFiles,
+    #[serde(default)]
+    domains: FileDomains,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDomains {
+    dns_server: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +234,8 @@ pub struct Config {
     pub ssh_listen: Option<SocketAddr>,
     /// What the file manager's uploads may carry.
     pub uploads: app::api::UploadLimits,
+    /// Where domain verification looks TXT records up; None: the system's resolver.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// SSH listens on every address by default: unlike the manager, it has no proxy in front.
@@ -323,6 +337,7 @@ impl Config {
                     anyhow::anyhow!("the SSH address {address:?} is neither host:port nor off")
                 })?),
             },
+            dns_server: serve.dns_server.or(file.domains.dns_server),
             uploads: {
                 let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
                 let file_bytes = mib(serve.upload_file_mb.or(file.files.upload_file_mb).unwrap_or(256));
@@ -349,6 +364,24 @@ impl Config {
         match &self.namespace {
             Some(prefix) => Ok(orchestrator::Namespace::prefixed(prefix)?),
             None => Ok(orchestrator::Namespace::production()),
+        }
+    }
+
+    /// What domains of members' own must not be: the manager's host, names under the sites'
+    /// domain.
+    pub fn domain_rules(&self) -> platform::sites::DomainRules {
+        let authority = self
+            .public_url
+            .split_once("://")
+            .map_or(self.public_url.as_str(), |(_, rest)| rest);
+        let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+        };
+        platform::sites::DomainRules {
+            manager_host: host.to_ascii_lowercase(),
+            sites_domain: self.sites_domain.clone(),
         }
     }
 

@@ -115,6 +115,8 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             runtime: runtime_rx.clone(),
             ssh: ssh_info.clone(),
             uploads: config.uploads,
+            domain_rules: config.domain_rules(),
+            dns: platform::dns::Dns::new(config.dns_server).context("setting up the DNS resolver")?,
         },
         trust_proxy: config.trust_proxy,
         terminals: crate::terminal::Terminals::new(config.terminal_grace),

@@ -220,10 +220,12 @@ pub async fn save_file(site: i32, path: String, text: String, version: String) -
 /// What an upload may carry, for the page to say (and check before sending).
 #[server(prefix = "/fn", endpoint = "file_limits")]
 pub async fn file_limits() -> Result<UploadLimits, AppError> {
+    // Context is read before the first await: it is not there after one.
+    let limits = crate::ssr::upload_limits();
     actor()
         .await?
         .ok_or_else(|| to_app_error(platform::Error::Unauthenticated))?;
-    Ok(crate::ssr::upload_limits())
+    Ok(limits)
 }
 
 /// Makes a folder.

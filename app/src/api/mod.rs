@@ -6,11 +6,13 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod domains;
 mod files;
 mod keys;
 mod members;
 
 pub use admin::*;
+pub use domains::*;
 pub use files::*;
 pub use keys::*;
 pub use members::*;
@@ -309,6 +311,8 @@ pub struct SitePageData {
     pub logs: Vec<LogLineView>,
     /// Its operations, newest first.
     pub operations: Vec<OperationView>,
+    /// Its domains of its own.
+    pub domains: Vec<DomainRow>,
 }
 
 impl SitePageData {
@@ -415,7 +419,9 @@ pub async fn create_site(
 /// A site with its operations.
 #[server(prefix = "/fn", endpoint = "site_detail")]
 pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
+    // Context is read before the first await: it is not there after one.
     let (platform, runtime) = (platform(), crate::ssr::runtime());
+    let sites_domain = crate::ssr::domain_rules().sites_domain;
     let actor = actor().await?;
     let site = platform.site(actor.as_ref(), id).await.map_err(to_app_error)?;
     let served = site.availability == "enabled";
@@ -436,6 +442,16 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
             .site_members(actor.as_ref(), id)
             .await
             .map_err(to_app_error)?,
+        domains: {
+            let target = format!("{}.{}", site.name, sites_domain);
+            platform
+                .site_domains(actor.as_ref(), id)
+                .await
+                .map_err(to_app_error)?
+                .into_iter()
+                .map(|d| domain_row(d, &target))
+                .collect()
+        },
         // The page shows the site without its output rather than not at all; a site taken
         // off the air has no task to read from (its page follows the output once hydrated).
         logs: if served {

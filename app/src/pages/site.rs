@@ -5,8 +5,9 @@ use leptos_router::hooks::use_params_map;
 use crate::{
     AppError,
     api::{
-        AddMember, DeleteSite, FixSite, LogLineView, Me, OperationView, RemoveMember, RestartSite,
-        RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData, site_detail, site_logs,
+        AddDomain, AddMember, DeleteSite, DomainRow, FixSite, LogLineView, Me, OperationView, RemoveDomain,
+        RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData,
+        VerifyDomain, site_detail, site_logs,
     },
     components::{ErrorPage, FieldError, FormError, SignedIn, SiteTabs, StateBadge, failure, ticker},
 };
@@ -31,6 +32,9 @@ struct Actions {
     limits: ServerAction<SetLimits>,
     disabled: ServerAction<SetDisabled>,
     fix: ServerAction<FixSite>,
+    add_domain: ServerAction<AddDomain>,
+    verify_domain: ServerAction<VerifyDomain>,
+    remove_domain: ServerAction<RemoveDomain>,
 }
 
 impl Actions {
@@ -44,6 +48,9 @@ impl Actions {
             limits: ServerAction::new(),
             disabled: ServerAction::new(),
             fix: ServerAction::new(),
+            add_domain: ServerAction::new(),
+            verify_domain: ServerAction::new(),
+            remove_domain: ServerAction::new(),
         }
     }
 
@@ -57,6 +64,9 @@ impl Actions {
             + self.limits.version().get()
             + self.disabled.version().get()
             + self.fix.version().get()
+            + self.add_domain.version().get()
+            + self.verify_domain.version().get()
+            + self.remove_domain.version().get()
     }
 
     /// The first failure among the controls at the top of the page.
@@ -157,6 +167,7 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
         </dl>
         {dynamic.then(|| view! { <Logs id initial=site.logs.clone()/> })}
         <Members id members=site.members.clone() actions/>
+        <Domains id domains=site.domains.clone() actions is_admin/>
         {(is_admin && !deleting).then(|| view! { <AdminControls site=site.clone() actions/> })}
         <section aria-labelledby="ops-title">
             <h2 id="ops-title">"Operations"</h2>
@@ -283,6 +294,83 @@ fn Members(id: i32, members: Vec<(i64, String)>, actions: Actions) -> impl IntoV
                 <button type="submit" class="secondary">"Add"</button>
                 <FieldError error=add_error field="username"/>
                 <FormError error=add_error/>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// The site's domains of its own: each with its state, and until it is verified, what to set
+/// in its DNS; adding one; removing one.
+#[component]
+fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -> impl IntoView {
+    let add = actions.add_domain;
+    let verify = actions.verify_domain;
+    let remove = actions.remove_domain;
+    let add_error = failure(add.value());
+    let row_error = Signal::derive(move || {
+        failure(verify.value())
+            .get()
+            .or_else(|| failure(remove.value()).get())
+    });
+    let site = id.to_string();
+    view! {
+        <section class="card" aria-labelledby="domains-title">
+            <h2 id="domains-title">"Domains"</h2>
+            <FormError error=row_error/>
+            {domains.is_empty().then(|| view! {
+                <p class="hint">"The site has its own address only. Add a domain of yours to reach it there too."</p>
+            })}
+            <ul class="domains">
+                {domains.into_iter().map(|d| {
+                    let (site_verify, site_remove) = (site.clone(), site.clone());
+                    let (id_verify, id_remove) = (d.id.to_string(), d.id.to_string());
+                    let remove_label = format!("Remove {}", d.host);
+                    view! {
+                        <li data-domain=d.host.clone()>
+                            <div class="page-head">
+                                <strong>{d.host.clone()}</strong>
+                                {if d.verified {
+                                    view! { <span class="badge ok">{if d.verified_by == "admin" { "added by an admin" } else { "verified" }}</span> }.into_any()
+                                } else {
+                                    view! { <span class="badge busy">"waiting for verification"</span> }.into_any()
+                                }}
+                                <ActionForm action=remove attr:class="inline">
+                                    <input type="hidden" name="site" value=site_remove/>
+                                    <input type="hidden" name="domain" value=id_remove/>
+                                    <button type="submit" class="link" aria-label=remove_label>"Remove"</button>
+                                </ActionForm>
+                            </div>
+                            {(!d.verified).then(|| view! {
+                                <ol class="steps">
+                                    <li>"Point " <code>{d.host.clone()}</code> " at the sites: a CNAME record to "
+                                        <code>{d.target.clone()}</code> " (or the same A/AAAA records it has)."</li>
+                                    <li>"Prove it is yours: a TXT record at " <code>{d.txt_name.clone()}</code>
+                                        " holding " <code class="token">{d.txt_value.clone()}</code> "."</li>
+                                    <li>"Verify. DNS changes can take a few minutes to be seen."</li>
+                                </ol>
+                                {(!d.last_check_error.is_empty()).then(|| view! {
+                                    <p class="alert error">{format!("Checked {} UTC: {}", d.last_check, d.last_check_error)}</p>
+                                })}
+                                <ActionForm action=verify attr:class="inline">
+                                    <input type="hidden" name="site" value=site_verify/>
+                                    <input type="hidden" name="domain" value=id_verify/>
+                                    <button type="submit" class="secondary">"Verify now"</button>
+                                </ActionForm>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <ActionForm action=add attr:class="form inline-form">
+                <input type="hidden" name="site" value=id.to_string()/>
+                <label for="domain-host">"Add a domain"</label>
+                <input id="domain-host" name="host" type="text" autocomplete="off" placeholder="www.example.org" required/>
+                <button type="submit" class="secondary">"Add domain"</button>
+                <FieldError error=add_error field="host"/>
+                <FormError error=add_error/>
+                {is_admin.then(|| view! {
+                    <p class="hint">"As an admin, the domains you add are routed at once, without verification."</p>
+                })}
             </ActionForm>
         </section>
     }

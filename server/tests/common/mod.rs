@@ -73,6 +73,8 @@ impl TestServer {
                 runtime,
                 ssh: None,
                 uploads: limits.unwrap_or(config.uploads),
+                domain_rules: config.domain_rules(),
+                dns: platform::dns::Dns::new(None).unwrap(),
             },
             trust_proxy: false,
             terminals: server::terminal::Terminals::new(std::time::Duration::from_secs(60)),
