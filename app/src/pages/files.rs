@@ -14,9 +14,10 @@ use crate::{
 /// A site's files: the folder `?path=`, and the file `?open=` in the editor.
 #[component]
 pub fn FilesPage() -> impl IntoView {
+    let page = FilesState::new();
     view! {
         <Title text="Files"/>
-        <SignedIn page=|_| view! { <FilesView/> }/>
+        <SignedIn page=move |_| view! { <FilesView page/> }/>
     }
 }
 
@@ -50,53 +51,90 @@ impl Changes {
     }
 }
 
-#[component]
-fn FilesView() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
-    let here = Memo::new(move |_| clean(&query.read().get("path").unwrap_or_default()));
-    let open = Memo::new(move |_| {
-        query
-            .read()
-            .get("open")
-            .map(|p| clean(&p))
-            .filter(|p| !p.is_empty())
-    });
-    let changes = Changes {
-        folder: ServerAction::new(),
-        moved: ServerAction::new(),
-        deleted: ServerAction::new(),
-        mode: ServerAction::new(),
-        save: ServerAction::new(),
-    };
-    // Every resource is made here, before anything waits: made inside a Suspense's children,
-    // their order (and so the ids their server-rendered values are found by in the browser)
-    // would depend on which part of the page finished streaming first.
-    let site = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => site_detail(id).await,
-            None => Err(AppError::NotFound),
-        }
-    });
-    let tree = Resource::new(
-        move || (id(), here.get(), changes.version()),
-        |(id, path, _)| async move { folder_tree(id.ok_or(AppError::NotFound)?, path).await },
-    );
-    let listing = Resource::new(
-        move || (id(), here.get(), changes.version()),
-        |(id, path, _)| async move { list_files(id.ok_or(AppError::NotFound)?, path).await },
-    );
-    let limits = Resource::new(|| (), |_| file_limits());
-    let file = Resource::new(
-        move || (id(), open.get()),
-        |(id, open)| async move {
-            match (id, open) {
-                (Some(id), Some(path)) => open_file(id, path).await.map(Some),
-                _ => Ok(None),
+/// Everything the page reads, made before the frame waits for the user: made inside a
+/// Suspense's children, resources get their ids in the order parts of the page finish
+/// streaming, which differs between server and browser, and hydration mismatches.
+#[derive(Clone, Copy)]
+struct FilesState {
+    here: Memo<String>,
+    open: Memo<Option<String>>,
+    changes: Changes,
+    site: Resource<Result<crate::api::SitePageData, AppError>>,
+    tree: Resource<Result<Vec<TreeRow>, AppError>>,
+    listing: Resource<Result<Vec<FileRow>, AppError>>,
+    limits: Resource<Result<UploadLimits, AppError>>,
+    file: Resource<Result<Option<FileText>, AppError>>,
+}
+
+impl FilesState {
+    fn new() -> Self {
+        let params = use_params_map();
+        let query = use_query_map();
+        let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
+        let here = Memo::new(move |_| clean(&query.read().get("path").unwrap_or_default()));
+        let open = Memo::new(move |_| {
+            query
+                .read()
+                .get("open")
+                .map(|p| clean(&p))
+                .filter(|p| !p.is_empty())
+        });
+        let changes = Changes {
+            folder: ServerAction::new(),
+            moved: ServerAction::new(),
+            deleted: ServerAction::new(),
+            mode: ServerAction::new(),
+            save: ServerAction::new(),
+        };
+        let site = Resource::new(id, |id| async move {
+            match id {
+                Some(id) => site_detail(id).await,
+                None => Err(AppError::NotFound),
             }
-        },
-    );
+        });
+        let tree = Resource::new(
+            move || (id(), here.get(), changes.version()),
+            |(id, path, _)| async move { folder_tree(id.ok_or(AppError::NotFound)?, path).await },
+        );
+        let listing = Resource::new(
+            move || (id(), here.get(), changes.version()),
+            |(id, path, _)| async move { list_files(id.ok_or(AppError::NotFound)?, path).await },
+        );
+        let limits = Resource::new(|| (), |_| file_limits());
+        let file = Resource::new(
+            move || (id(), open.get()),
+            |(id, open)| async move {
+                match (id, open) {
+                    (Some(id), Some(path)) => open_file(id, path).await.map(Some),
+                    _ => Ok(None),
+                }
+            },
+        );
+        Self {
+            here,
+            open,
+            changes,
+            site,
+            tree,
+            listing,
+            limits,
+            file,
+        }
+    }
+}
+
+#[component]
+fn FilesView(page: FilesState) -> impl IntoView {
+    let FilesState {
+        here,
+        open,
+        changes,
+        site,
+        tree,
+        listing,
+        limits,
+        file,
+    } = page;
     let folder = FolderView { here, tree, listing };
     // Each part below waits in its own Suspense: saving a file refreshes the listing without
     // rebuilding the editor (its cursor and undo history stay).

@@ -15,9 +15,31 @@ use crate::{
 /// A site: its address, state, operations with their progress, and deletion.
 #[component]
 pub fn SitePage() -> impl IntoView {
+    // The page's resource is made here, before the frame waits for the user: made inside the
+    // frame's Suspense, the server could render its fallback while the browser, hydrating,
+    // expects the site (a mismatch that left the page on "Loading the site…").
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
+    let actions = Actions::new();
+    // Not a signal: nothing re-renders when it changes; the ticker only consults it.
+    let busy = StoredValue::new(true);
+    // While an operation is under way the page refreshes itself (once hydrated) every second;
+    // otherwise it stays still, so that nothing typed into its forms is lost.
+    let tick = ticker(std::time::Duration::from_secs(1), move || {
+        busy.try_get_value().unwrap_or(false)
+    });
+    let detail = Resource::new(
+        move || (id(), actions.version(), tick.get()),
+        |(id, _, _)| async move {
+            match id {
+                Some(id) => site_detail(id).await,
+                None => Err(AppError::NotFound),
+            }
+        },
+    );
     view! {
         <Title text="Site"/>
-        <SignedIn page=|me| view! { <SiteView me/> }/>
+        <SignedIn page=move |me| view! { <SiteView me actions busy detail/> }/>
     }
 }
 
@@ -83,26 +105,12 @@ impl Actions {
 }
 
 #[component]
-fn SiteView(me: Me) -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
-    let actions = Actions::new();
-    // Not a signal: nothing re-renders when it changes; the ticker only consults it.
-    let busy = StoredValue::new(true);
-    // While an operation is under way the page refreshes itself (once hydrated) every second;
-    // otherwise it stays still, so that nothing typed into its forms is lost.
-    let tick = ticker(std::time::Duration::from_secs(1), move || {
-        busy.try_get_value().unwrap_or(false)
-    });
-    let detail = Resource::new(
-        move || (id(), actions.version(), tick.get()),
-        |(id, _, _)| async move {
-            match id {
-                Some(id) => site_detail(id).await,
-                None => Err(AppError::NotFound),
-            }
-        },
-    );
+fn SiteView(
+    me: Me,
+    actions: Actions,
+    busy: StoredValue<bool>,
+    detail: Resource<Result<SitePageData, AppError>>,
+) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading the site…"</p> }>
             {move || Suspend::new(async move {
