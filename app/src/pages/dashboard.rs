@@ -9,12 +9,14 @@ use crate::{
 /// "My sites": the member's sites with their state and address.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md: resources made
+    // inside a Suspense's children can hydrate against a fallback). Once hydrated, the states
+    // follow the sites every five seconds.
+    let tick = ticker(std::time::Duration::from_secs(5), || true);
+    let sites = Resource::new(move || tick.get(), |_| my_sites());
     view! {
         <Title text="My sites"/>
-        <SignedIn page=|me| {
-            // Once hydrated, the states follow the sites every five seconds.
-            let tick = ticker(std::time::Duration::from_secs(5), || true);
-            let sites = Resource::new(move || tick.get(), |_| my_sites());
+        <SignedIn page=move |me| {
             view! {
                 <div class="page-head">
                     <h1>"My sites"</h1>

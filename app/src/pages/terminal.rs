@@ -12,23 +12,25 @@ use crate::{
 /// `/terminal.js` (on every page) builds xterm.js into the panel and connects it.
 #[component]
 pub fn TerminalPage() -> impl IntoView {
-    view! {
-        <Title text="Terminal"/>
-        <SignedIn page=|_| view! { <TerminalView/> }/>
-    }
-}
-
-#[component]
-fn TerminalView() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
-    // The page's own check: a non-member gets the 404 page, not an empty terminal.
+    // The page's own check: a non-member gets the 404 page, not an empty terminal. Made before
+    // the frame waits for the user (a resource made inside its Suspense can hydrate against a
+    // fallback).
     let detail = Resource::new(id, |id| async move {
         match id {
             Some(id) => site_detail(id).await,
             None => Err(AppError::NotFound),
         }
     });
+    view! {
+        <Title text="Terminal"/>
+        <SignedIn page=move |_| view! { <TerminalView detail/> }/>
+    }
+}
+
+#[component]
+fn TerminalView(detail: Resource<Result<crate::api::SitePageData, AppError>>) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
