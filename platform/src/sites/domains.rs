@@ -35,7 +35,8 @@ pub struct DomainRules {
 }
 
 /// A domain of a site.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = site_domains, check_for_backend(diesel::pg::Pg))]
 pub struct Domain {
     /// Its id.
     pub id: i64,
@@ -51,30 +52,6 @@ pub struct Domain {
     pub last_check_at: Option<DateTime<Utc>>,
     /// Why the last attempt failed; empty when it did not.
     pub last_check_error: String,
-}
-
-type DomainRow = (
-    i64,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    String,
-    Option<DateTime<Utc>>,
-    String,
-);
-
-fn domain_from_row(
-    (id, host, token, verified_at, verified_by, last_check_at, last_check_error): DomainRow,
-) -> Domain {
-    Domain {
-        id,
-        host,
-        token,
-        verified_at,
-        verified_by,
-        last_check_at,
-        last_check_error,
-    }
 }
 
 /// The host as given, checked against the rules: a valid name, not an IP address, not a
@@ -106,24 +83,6 @@ pub fn check_domain(raw: &str, rules: &DomainRules) -> Result<String> {
     Ok(host)
 }
 
-const DOMAIN_COLUMNS: (
-    site_domains::id,
-    site_domains::host,
-    site_domains::token,
-    site_domains::verified_at,
-    site_domains::verified_by,
-    site_domains::last_check_at,
-    site_domains::last_check_error,
-) = (
-    site_domains::id,
-    site_domains::host,
-    site_domains::token,
-    site_domains::verified_at,
-    site_domains::verified_by,
-    site_domains::last_check_at,
-    site_domains::last_check_error,
-);
-
 impl Platform {
     /// A site's domains, for its members and admins.
     pub async fn site_domains(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<Domain>> {
@@ -132,12 +91,9 @@ impl Platform {
         Ok(site_domains::table
             .filter(site_domains::site_id.eq(site_id))
             .order(site_domains::host)
-            .select(DOMAIN_COLUMNS)
-            .load::<DomainRow>(&mut conn)
-            .await?
-            .into_iter()
-            .map(domain_from_row)
-            .collect())
+            .select(Domain::as_select())
+            .load::<Domain>(&mut conn)
+            .await?)
     }
 
     /// Adds a domain to a site. A member's waits for its TXT record; an admin's is verified at
@@ -175,7 +131,7 @@ impl Platform {
                     None => {}
                 }
                 let now = Utc::now();
-                let row: DomainRow = diesel::insert_into(site_domains::table)
+                let domain: Domain = diesel::insert_into(site_domains::table)
                     .values((
                         site_domains::site_id.eq(site_id),
                         site_domains::host.eq(&host),
@@ -183,7 +139,7 @@ impl Platform {
                         site_domains::verified_at.eq(by_admin.then_some(now)),
                         site_domains::verified_by.eq(if by_admin { "admin" } else { "" }),
                     ))
-                    .returning(DOMAIN_COLUMNS)
+                    .returning(Domain::as_select())
                     .get_result(conn)
                     .await
                     .map_err(|err| match err {
@@ -195,7 +151,7 @@ impl Platform {
                         other => other.into(),
                     })?;
                 audit(conn, &actor, "site.domain.add", &site.name, &host).await?;
-                Ok(domain_from_row(row))
+                Ok(domain)
             })
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = by_admin, "domain added");
@@ -254,11 +210,10 @@ impl Platform {
         let domain = site_domains::table
             .filter(site_domains::id.eq(domain_id))
             .filter(site_domains::site_id.eq(site_id))
-            .select(DOMAIN_COLUMNS)
-            .first::<DomainRow>(&mut conn)
+            .select(Domain::as_select())
+            .first::<Domain>(&mut conn)
             .await
             .optional()?
-            .map(domain_from_row)
             .ok_or(Error::NotFound("domain"))?;
         if domain.verified_at.is_some() {
             return Ok(domain);
@@ -279,17 +234,16 @@ impl Platform {
             Err(err) => Err(err.to_string()),
         };
         let now = Utc::now();
-        let row: DomainRow = diesel::update(site_domains::table.find(domain_id))
+        let domain: Domain = diesel::update(site_domains::table.find(domain_id))
             .set((
                 site_domains::last_check_at.eq(now),
                 site_domains::last_check_error.eq(outcome.as_ref().err().cloned().unwrap_or_default()),
                 site_domains::verified_at.eq(outcome.is_ok().then_some(now)),
                 site_domains::verified_by.eq(if outcome.is_ok() { "txt" } else { "" }),
             ))
-            .returning(DOMAIN_COLUMNS)
+            .returning(Domain::as_select())
             .get_result(&mut conn)
             .await?;
-        let domain = domain_from_row(row);
         tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = outcome.is_ok(), "domain check");
         if outcome.is_ok() {
             self.route_domains(&actor, &site, &format!("{} verified", domain.host))
