@@ -85,6 +85,7 @@ async fn run(orch: &Orchestrator, work: &Path) -> Result<(), Box<dyn std::error:
             listen: Some(addr),
             network,
             image: IMAGE.to_owned(),
+            acme: None,
         },
     )
     .await?;

@@ -56,6 +56,7 @@ impl Edge {
             listen: Some(addr),
             network: env.network.clone(),
             image: CADDY_IMAGE.to_owned(),
+            acme: None,
         };
         let view = Unmount(config.dir.join("sites"));
         let caddy = Caddy::start(&env.orch, config).await.unwrap();

@@ -54,6 +54,8 @@ pub struct Settings {
     pub sites_domain: String,
     /// The port visitors reach the sites on (80 is left out of URLs).
     pub sites_port: u16,
+    /// The HTTPS port, when the edge serves HTTPS (443 is left out of URLs).
+    pub sites_https_port: Option<u16>,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             setup_token_ttl: Duration::from_secs(24 * 3600),
             sites_domain: "localhost".to_owned(),
             sites_port: 80,
+            sites_https_port: None,
         }
     }
 }

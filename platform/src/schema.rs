@@ -147,6 +147,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    certificates (host) {
+        host -> Text,
+        state -> Text,
+        not_after -> Nullable<Timestamptz>,
+        error -> Text,
+        failed_at -> Nullable<Timestamptz>,
+        retry_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        requested_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(site_domains -> sites (site_id));
 diesel::joinable!(ssh_keys -> users (user_id));
 diesel::joinable!(sites -> images (image_id));
@@ -162,5 +176,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     audit_log,
     ssh_keys,
-    site_domains
+    site_domains,
+    certificates
 );

@@ -72,6 +72,7 @@ async fn world_with(traefik: bool) -> World {
         listen: (!traefik).then_some(edge),
         network: network.clone(),
         image: "director/caddy:2.6".to_owned(),
+        acme: None,
     };
     let view = config.dir.join("sites");
     let caddy = Caddy::start(&orch, config).await.unwrap();
@@ -82,7 +83,6 @@ async fn world_with(traefik: bool) -> World {
         caddy,
         sites_root,
         "localhost".to_owned(),
-        edge.port(),
         network.clone(),
         EndpointMode::Dnsrr,
     );

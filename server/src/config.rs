@@ -80,6 +80,19 @@ pub struct ServeArgs {
     /// The domain under which sites get their names (`<site>.<domain>`).
     #[arg(long, env = "DIRECTOR_SITES_DOMAIN")]
     pub sites_domain: Option<String>,
+    /// Serve the sites over HTTPS at this address (e.g. `0.0.0.0:443`), with certificates from
+    /// ACME; needs a real sites domain. Plain HTTP then redirects hosts that have one.
+    #[arg(long, env = "DIRECTOR_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// The ACME directory certificates come from (default: Let's Encrypt).
+    #[arg(long, env = "DIRECTOR_ACME_CA")]
+    pub acme_ca: Option<String>,
+    /// The ACME account's email: the CA writes to it about certificates that expire.
+    #[arg(long, env = "DIRECTOR_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM file of roots to trust the ACME CA's own HTTPS with (a private CA).
+    #[arg(long, env = "DIRECTOR_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<PathBuf>,
     /// Traefik's entrypoints for the sites' routers (comma-separated).
     #[arg(long, env = "DIRECTOR_TRAEFIK_ENTRYPOINTS", value_delimiter = ',')]
     pub traefik_entrypoints: Option<Vec<String>>,
@@ -163,6 +176,16 @@ struct FileConfig {
     files: FileFiles,
     #[serde(default)]
     domains: FileDomains,
+    #[serde(default)]
+    acme: FileAcme,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAcme {
+    ca: Option<String>,
+    email: Option<String>,
+    ca_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,6 +219,7 @@ struct FileTerminal {
 struct FileEdge {
     driver: Option<EdgeDriver>,
     listen: Option<SocketAddr>,
+    https_listen: Option<SocketAddr>,
     sites_domain: Option<String>,
     traefik_entrypoints: Option<Vec<String>>,
     traefik_cert_resolver: Option<String>,
@@ -223,6 +247,8 @@ pub struct Config {
     pub edge: EdgeDriver,
     pub edge_listen: SocketAddr,
     pub sites_domain: String,
+    /// HTTPS for the sites (Caddy's on-demand ACME); None: plain HTTP.
+    pub acme: Option<orchestrator::edge::AcmeConfig>,
     pub namespace: Option<String>,
     pub traefik_entrypoints: Vec<String>,
     pub traefik_cert_resolver: Option<String>,
@@ -274,6 +300,56 @@ impl Config {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             anyhow::bail!("the public URL must start with http:// or https://, not {public_url:?}");
         }
+        let edge = serve.edge.or(file.edge.driver).unwrap_or_default();
+        let sites_domain = validate_domain(
+            &serve
+                .sites_domain
+                .clone()
+                .or(file.edge.sites_domain)
+                .unwrap_or_else(|| "localhost".to_owned()),
+        )?;
+        let acme = match serve.https_listen.or(file.edge.https_listen) {
+            None => None,
+            Some(_) if edge == EdgeDriver::Traefik => anyhow::bail!(
+                "with Traefik as the edge, HTTPS is Traefik's: set --traefik-cert-resolver instead of --https-listen"
+            ),
+            Some(_) if sites_domain == "localhost" => anyhow::bail!(
+                "HTTPS needs a real sites domain (--sites-domain): no CA issues certificates for names under localhost"
+            ),
+            Some(listen) => {
+                let ca = serve
+                    .acme_ca
+                    .clone()
+                    .or(file.acme.ca)
+                    .unwrap_or_else(|| orchestrator::edge::LETS_ENCRYPT.to_owned());
+                if !ca.starts_with("https://") {
+                    anyhow::bail!("the ACME directory must be an https:// URL, not {ca:?}");
+                }
+                let email = serve
+                    .acme_email
+                    .clone()
+                    .or(file.acme.email)
+                    .filter(|e| !e.is_empty());
+                if let Some(email) = &email
+                    && (!email.contains('@') || email.chars().any(char::is_whitespace))
+                {
+                    anyhow::bail!("the ACME email {email:?} is not an email address");
+                }
+                let ca_root = serve.acme_ca_root.clone().or(file.acme.ca_root);
+                if let Some(root) = &ca_root
+                    && !root.is_file()
+                {
+                    anyhow::bail!("the ACME CA roots {} are not a file", root.display());
+                }
+                Some(orchestrator::edge::AcmeConfig {
+                    listen,
+                    public_port: listen.port(),
+                    ca,
+                    email,
+                    ca_root,
+                })
+            }
+        };
         Ok(Self {
             data_dir: cli
                 .data_dir
@@ -294,20 +370,14 @@ impl Config {
                 .or(file.server.site_root)
                 .unwrap_or_else(default_site_root),
             trust_proxy: serve.trust_proxy.or(file.server.trust_proxy).unwrap_or(false),
-            edge: serve.edge.or(file.edge.driver).unwrap_or_default(),
+            edge,
             edge_listen: serve.edge_listen.or(file.edge.listen).unwrap_or_else(|| {
                 DEFAULT_EDGE_LISTEN
                     .parse()
                     .expect("the default edge address parses")
             }),
-            sites_domain: {
-                let domain = serve
-                    .sites_domain
-                    .clone()
-                    .or(file.edge.sites_domain)
-                    .unwrap_or_else(|| "localhost".to_owned());
-                validate_domain(&domain)?
-            },
+            sites_domain,
+            acme,
             namespace: serve.namespace.clone().filter(|n| !n.is_empty()),
             traefik_entrypoints: serve
                 .traefik_entrypoints
@@ -465,5 +535,71 @@ mod tests {
             unreachable!()
         };
         assert!(Config::resolve(&parsed, Some(serve)).is_err());
+    }
+
+    fn serve(args: &[&str]) -> anyhow::Result<Config> {
+        let parsed = cli(&[&["serve"], args].concat());
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        Config::resolve(&parsed, Some(serve))
+    }
+
+    #[test]
+    fn https_takes_a_real_domain_and_defaults_to_lets_encrypt() {
+        assert!(serve(&[]).unwrap().acme.is_none(), "plain HTTP by default");
+        let config = serve(&[
+            "--sites-domain",
+            "sites.example.org",
+            "--https-listen",
+            "0.0.0.0:443",
+            "--acme-email",
+            "admin@example.org",
+        ])
+        .unwrap();
+        let acme = config.acme.unwrap();
+        assert_eq!(acme.ca, orchestrator::edge::LETS_ENCRYPT);
+        assert_eq!(acme.public_port, 443);
+        assert_eq!(acme.email.as_deref(), Some("admin@example.org"));
+
+        for (args, why) in [
+            (vec!["--https-listen", "0.0.0.0:443"], "real sites domain"),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--acme-ca",
+                    "http://ca.test/dir",
+                ],
+                "https:// URL",
+            ),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--acme-email",
+                    "nobody",
+                ],
+                "not an email address",
+            ),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--edge",
+                    "traefik",
+                ],
+                "Traefik",
+            ),
+        ] {
+            let err = serve(&args).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{args:?}: {err:#}");
+        }
     }
 }

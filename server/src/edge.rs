@@ -2,12 +2,22 @@
 //! it for as long as the manager runs — a Caddy that stops answering is restarted, and since its
 //! configuration is constant and its routes are files, it comes back with every route.
 //! Stopping the manager leaves Caddy running: the sites stay up while Director restarts.
+//!
+//! With HTTPS, the manager also answers Caddy's certificate asks on a Unix socket in the edge
+//! directory (only Caddy's container sees it), for as long as it runs.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, os::unix::fs::PermissionsExt as _, path::PathBuf, time::Duration};
 
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse as _, Response},
+    routing::get,
+};
 use orchestrator::{
     EndpointMode, Namespace, Orchestrator,
-    edge::{Caddy, CaddyConfig, TraefikConfig, caddy_context},
+    edge::{AcmeConfig, Caddy, CaddyConfig, TraefikConfig, caddy_context},
 };
 use platform::{
     Platform,
@@ -35,12 +45,64 @@ pub struct EdgePlan {
     pub sites_root: PathBuf,
     /// Where visitors reach the sites (Caddy's published port); None behind Traefik.
     pub listen: Option<SocketAddr>,
-    /// The port in the sites' addresses.
-    pub public_port: u16,
     /// Sites are `<name>.<sites domain>`.
     pub sites_domain: String,
     /// Behind the operator's Traefik: its entrypoints and certificate resolver.
     pub traefik: Option<(Vec<String>, Option<String>)>,
+    /// HTTPS through ACME (Caddy only).
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `?domain=` of a certificate ask.
+#[derive(Debug, serde::Deserialize)]
+struct Ask {
+    #[serde(default)]
+    domain: String,
+}
+
+/// `GET /edge/ask?domain=`, asked by the edge before it gets a certificate for a host (Caddy's
+/// on-demand TLS `ask`): yes (200) only for a host Director serves — a site's own name or a
+/// verified domain — so nobody can make the edge ask a CA for names of their choosing.
+pub fn ask_router(platform: Platform) -> Router {
+    Router::new().route("/edge/ask", get(ask)).with_state(platform)
+}
+
+async fn ask(State(platform): State<Platform>, Query(ask): Query<Ask>) -> Response {
+    let sites_domain = &platform.settings().sites_domain;
+    match platform.serves_host(&ask.domain, sites_domain).await {
+        Ok(true) => "yes".into_response(),
+        Ok(false) => {
+            tracing::info!(domain = %ask.domain, "certificate refused: not a host Director serves");
+            (StatusCode::NOT_FOUND, "not a host Director serves").into_response()
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, domain = %ask.domain, "certificate ask failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+        }
+    }
+}
+
+/// Answers Caddy's asks on its socket until `shutdown`. The socket is open to any local user
+/// (Caddy runs as its own uid): it tells no more than whether a host is served.
+async fn serve_asks(caddy: Caddy, platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    let socket = caddy.ask_socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = match tokio::net::UnixListener::bind(&socket) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(error = %err, socket = %socket.display(), "cannot listen for certificate asks; no certificate will be issued");
+            return;
+        }
+    };
+    if let Err(err) = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)) {
+        tracing::error!(error = %err, "cannot open the certificate ask socket to Caddy");
+    }
+    let served = axum::serve(listener, ask_router(platform)).with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    if let Err(err) = served.await {
+        tracing::error!(error = %err, "the certificate ask socket stopped");
+    }
 }
 
 /// Starts the edge and keeps it up until `shutdown` turns true. Once it is up, the runtime the
@@ -54,14 +116,16 @@ pub async fn supervise(
     loop {
         match start(&plan).await {
             Ok((orch, caddy, network)) => {
-                tracing::info!(listen = ?plan.listen, "the edge router is up");
+                tracing::info!(listen = ?plan.listen, https = ?plan.acme.as_ref().map(|a| a.listen), "the edge router is up");
+                if caddy.acme().is_some() {
+                    tokio::spawn(serve_asks(caddy.clone(), platform.clone(), shutdown.clone()));
+                }
                 let mut ready = Runtime::new(
                     platform.clone(),
                     orch,
                     caddy.clone(),
                     plan.sites_root.clone(),
                     plan.sites_domain.clone(),
-                    plan.public_port,
                     network.clone(),
                     // Swarm's virtual IPs need IPVS, which not every kernel has; DNS round-robin
                     // works everywhere.
@@ -128,6 +192,7 @@ async fn start(plan: &EdgePlan) -> orchestrator::Result<(Orchestrator, Caddy, St
         listen: plan.listen,
         network: network.clone(),
         image: CADDY_IMAGE.to_owned(),
+        acme: plan.acme.clone(),
     };
     let caddy = Caddy::start(&orch, config).await?;
     Ok((orch, caddy, network))

@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assets)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/edge/ask", get(ask))
+        .route_service("/edge/ask", crate::edge::ask_router(state.platform().clone()))
         .route("/sites/{id}/terminal/ws", get(crate::terminal::websocket))
         // The upload enforces its own limits while it streams (see files.rs).
         .route(
@@ -107,31 +107,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(err) => {
             tracing::warn!(error = %err, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
-        }
-    }
-}
-
-/// `?domain=` of a certificate ask.
-#[derive(Debug, serde::Deserialize)]
-struct Ask {
-    #[serde(default)]
-    domain: String,
-}
-
-/// Asked by the edge before it gets a certificate for a host (Caddy's on-demand TLS `ask`):
-/// yes (200) only for a host Director serves — a site's own name or a verified domain — so
-/// nobody can make the edge ask a CA for names of their choosing. No session: the edge asks.
-async fn ask(
-    State(state): State<AppState>,
-    axum::extract::Query(ask): axum::extract::Query<Ask>,
-) -> Response {
-    let sites_domain = &state.app.domain_rules.sites_domain;
-    match state.platform().serves_host(&ask.domain, sites_domain).await {
-        Ok(true) => "yes".into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, "not a host Director serves").into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, domain = %ask.domain, "certificate ask failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
         }
     }
 }

@@ -55,6 +55,7 @@ impl Database {
         let settings = Settings {
             sites_domain: config.sites_domain.clone(),
             sites_port: config.edge_listen.port(),
+            sites_https_port: config.acme.as_ref().map(|acme| acme.public_port),
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))
@@ -137,9 +138,9 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             dir: config.data_dir.join("edge"),
             sites_root: config.data_dir.join("sites"),
             listen: traefik.is_none().then_some(config.edge_listen),
-            public_port: config.edge_listen.port(),
             sites_domain: config.sites_domain.clone(),
             traefik,
+            acme: config.acme.clone(),
         };
         background.push(tokio::spawn(edge::supervise(
             plan,
@@ -149,6 +150,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         )));
     }
     background.push(tokio::spawn(reconciler::run(
+        platform.clone(),
+        runtime_rx.clone(),
+        stopped.clone(),
+    )));
+    background.push(tokio::spawn(crate::certificates::run(
         platform.clone(),
         runtime_rx.clone(),
         stopped.clone(),
@@ -186,13 +192,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     tracing::info!(url = %public_url, "Director is listening");
     println!("Director is running at {public_url}");
     if edge {
-        let port = config.edge_listen.port();
-        let port = if port == 80 {
-            String::new()
-        } else {
-            format!(":{port}")
-        };
-        println!("Sites are served at http://<site>.{}{port}", config.sites_domain);
+        println!("Sites are served at {}", platform.site_address("<site>"));
     }
     if let Some(token) = platform.issue_setup_token().await? {
         // Printed, never logged: the link is a secret that makes its holder the first admin.

@@ -46,7 +46,8 @@ use tokio::{
 };
 
 use super::{
-    Availability, BODY_LIMIT_TIERS, SITE_PORT, SiteRoutes, Target, body_limit_tier, pages, validate_host,
+    AcmeConfig, Availability, BODY_LIMIT_TIERS, SITE_PORT, SiteRoutes, Target, body_limit_tier, pages,
+    validate_host,
 };
 use crate::{
     Error, Orchestrator, Result, SiteId,
@@ -60,8 +61,18 @@ const CADDY_UID: u32 = 65532;
 const ROUTES_IN: &str = "/srv/edge";
 const SITES_IN: &str = "/srv/sites";
 const ADMIN_SOCKET_IN: &str = "/run/caddy/admin.sock";
-/// The port Caddy listens on inside its container (unprivileged: no capabilities needed).
+/// Director's certificate `ask` socket, inside Caddy's container.
+const ASK_SOCKET_IN: &str = "/run/director/ask.sock";
+/// Caddy's storage inside its container (`XDG_DATA_HOME/caddy`).
+const STORAGE_IN: &str = "/data/caddy";
+/// The roots the CA's own HTTPS is verified with, when configured.
+const CA_ROOT_IN: &str = "/etc/director/ca-root.pem";
+/// The ports Caddy listens on inside its container (unprivileged: no capabilities needed).
 const HTTP_IN: u16 = 8080;
+const HTTPS_IN: u16 = 8443;
+/// Where Caddy's on-demand TLS asks: a server of Caddy's own on its loopback, proxying to
+/// Director's socket (Caddy 2.6 asks over TCP only; loopback keeps it away from the sites).
+const ASK_IN: &str = "127.0.0.1:2020";
 
 /// How Director runs Caddy.
 #[derive(Debug, Clone)]
@@ -77,14 +88,16 @@ pub struct CaddyConfig {
     pub network: String,
     /// Caddy's image.
     pub image: String,
+    /// HTTPS with certificates through ACME; None serves HTTP only.
+    pub acme: Option<AcmeConfig>,
 }
 
 /// A running Caddy edge.
 #[derive(Debug, Clone)]
 pub struct Caddy {
-    orch: Orchestrator,
-    config: CaddyConfig,
-    container: String,
+    pub(super) orch: Orchestrator,
+    pub(super) config: CaddyConfig,
+    pub(super) container: String,
     writes: Arc<Mutex<()>>,
 }
 
@@ -114,8 +127,19 @@ impl CaddyConfig {
     fn config_dir(&self) -> PathBuf {
         self.dir.join("config")
     }
-    fn data_dir(&self) -> PathBuf {
+    pub(super) fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+    fn ask_dir(&self) -> PathBuf {
+        self.dir.join("ask")
+    }
+    /// See [`Caddy::ask_socket`].
+    pub fn ask_socket(&self) -> PathBuf {
+        self.ask_dir().join("ask.sock")
+    }
+    /// Where Caddy keeps the certificates this CA issued, one directory per host.
+    pub(super) fn certificates_dir(&self, acme: &AcmeConfig) -> PathBuf {
+        self.data_dir().join("caddy/certificates").join(acme.issuer_key())
     }
 }
 
@@ -137,6 +161,7 @@ impl Caddy {
             config.admin_dir(),
             config.config_dir(),
             config.data_dir(),
+            config.ask_dir(),
         ] {
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         }
@@ -150,12 +175,27 @@ impl Caddy {
             config.hosts(),
             config.entries(),
             config.config_dir(),
+            config.ask_dir(),
         ] {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
                 .map_err(io("opening the edge directory"))?;
         }
         ensure_nosymfollow_view(&config.sites_root, &config.sites_view()).await?;
-        let json = serde_json::to_vec_pretty(&caddy_json()).expect("the configuration serialises");
+        let ca_root = config.config_dir().join("ca-root.pem");
+        match config.acme.as_ref().and_then(|acme| acme.ca_root.as_ref()) {
+            Some(source) => {
+                std::fs::copy(source, &ca_root)
+                    .map_err(io(format!("copying the CA roots {}", source.display())))?;
+            }
+            None => match std::fs::remove_file(&ca_root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("removing old CA roots")(e));
+                }
+                _ => {}
+            },
+        }
+        let json = serde_json::to_vec_pretty(&caddy_json(config.acme.as_ref()))
+            .expect("the configuration serialises");
         let file = config.config_dir().join("caddy.json");
         if std::fs::read(&file).ok().as_deref() != Some(&json[..]) {
             std::fs::write(&file, &json).map_err(io("writing Caddy's configuration"))?;
@@ -229,6 +269,23 @@ impl Caddy {
             ..Default::default()
         };
         let port = format!("{HTTP_IN}/tcp");
+        let tls_port = format!("{HTTPS_IN}/tcp");
+        let published = |inside: &str, outside: SocketAddr| {
+            (
+                inside.to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some(outside.ip().to_string()),
+                    host_port: Some(outside.port().to_string()),
+                }]),
+            )
+        };
+        let mut port_bindings = std::collections::HashMap::new();
+        if let Some(listen) = self.config.listen {
+            port_bindings.extend([published(&port, listen)]);
+            if let Some(acme) = &self.config.acme {
+                port_bindings.extend([published(&tls_port, acme.listen)]);
+            }
+        }
         let host = HostConfig {
             mounts: Some(vec![
                 bind(self.config.routes(), ROUTES_IN, true),
@@ -236,6 +293,7 @@ impl Caddy {
                 bind(self.config.config_dir(), "/etc/director", true),
                 bind(self.config.admin_dir(), "/run/caddy", false),
                 bind(self.config.data_dir(), "/data", false),
+                bind(self.config.ask_dir(), "/run/director", false),
                 Mount {
                     target: Some("/tmp".to_owned()),
                     typ: Some(MountType::TMPFS),
@@ -246,16 +304,7 @@ impl Caddy {
                     ..Default::default()
                 },
             ]),
-            port_bindings: self.config.listen.map(|listen| {
-                [(
-                    port.clone(),
-                    Some(vec![PortBinding {
-                        host_ip: Some(listen.ip().to_string()),
-                        host_port: Some(listen.port().to_string()),
-                    }]),
-                )]
-                .into()
-            }),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             network_mode: Some(self.config.network.clone()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".to_owned()]),
@@ -287,8 +336,15 @@ impl Caddy {
                 "HOME=/data".to_owned(),
                 "XDG_DATA_HOME=/data".to_owned(),
                 "XDG_CONFIG_HOME=/data/config".to_owned(),
+                // Caddy reads its configuration once, at start: a container whose configuration
+                // changed (ACME settings, a new Director) must be replaced, so its digest is part
+                // of the spec.
+                format!(
+                    "DIRECTOR_CONFIG={}",
+                    crate::spec::digest(&caddy_json(self.config.acme.as_ref()))
+                ),
             ]),
-            exposed_ports: Some(vec![port]),
+            exposed_ports: Some(vec![port, tls_port]),
             host_config: Some(host),
             ..Default::default()
         };
@@ -299,7 +355,7 @@ impl Caddy {
 
     /// Whether Caddy's admin API answers.
     pub async fn health(&self) -> Result<()> {
-        match admin_get(&self.config.admin_socket(), "/config/").await {
+        match admin_get(&self.config.admin_socket(), "/config/admin").await {
             Ok(200) => Ok(()),
             Ok(status) => Err(Error::Transient(format!("Caddy's admin API answered {status}"))),
             Err(e) => Err(Error::Transient(format!(
@@ -311,6 +367,17 @@ impl Caddy {
     /// The container Caddy runs in.
     pub fn container(&self) -> &str {
         &self.container
+    }
+
+    /// How Caddy gets certificates, if it serves HTTPS.
+    pub fn acme(&self) -> Option<&AcmeConfig> {
+        self.config.acme.as_ref()
+    }
+
+    /// The Unix socket Caddy's on-demand TLS asks through (`GET /edge/ask?domain=<host>`): the
+    /// manager listens on it, answering 200 only for hosts it serves.
+    pub fn ask_socket(&self) -> PathBuf {
+        self.config.ask_socket()
     }
 
     /// Puts a site's routes: its hosts now lead to `routes.target`; hosts it had before and
@@ -614,8 +681,9 @@ const HOST_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]
 /// What a dynamic route's marker file must be called to be dialled.
 const UPSTREAM_PATTERN: &str = r"^/[^/]+/((?:[a-z0-9]+_)?site_[0-9]+)$";
 
-/// Caddy's whole configuration: constant, whatever the sites.
-fn caddy_json() -> serde_json::Value {
+/// Caddy's whole configuration: constant, whatever the sites (it changes only with the ACME
+/// settings).
+fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
     let html = |status: u16, body: String| {
         json!({
             "handler": "static_response",
@@ -680,15 +748,93 @@ fn caddy_json() -> serde_json::Value {
         }),
         json!({"handle": [{"handler": "static_response", "status_code": "{http.error.status_code}", "body": "{http.error.status_code} {http.error.status_text}"}]}),
     ];
+    let Some(acme) = acme else {
+        return json!({
+            "admin": {"listen": format!("unix/{ADMIN_SOCKET_IN}")},
+            "logging": {"logs": {"default": {"level": "WARN"}}},
+            "apps": {"http": {"servers": {"edge": {
+                "listen": [format!(":{HTTP_IN}")],
+                "automatic_https": {"disable": true},
+                "routes": routes,
+                "errors": {"routes": errors},
+            }}}},
+        });
+    };
+
+    // Plain HTTP moves to HTTPS once the host has its certificate: the file is Caddy's own,
+    // so the redirect starts the moment the certificate lands, with no change to this
+    // configuration. Hosts without one (pending, failed, never asked for) stay on HTTP.
+    // ACME's HTTP challenges are answered by Caddy before any route.
+    let port = if acme.public_port == 443 {
+        String::new()
+    } else {
+        format!(":{}", acme.public_port)
+    };
+    let mut http_routes = routes.clone();
+    http_routes.insert(
+        1,
+        json!({
+            "match": [{"file": {
+                "root": format!("{STORAGE_IN}/certificates/{}", acme.issuer_key()),
+                "try_files": ["/{http.request.host}/{http.request.host}.crt"],
+            }}],
+            "handle": [{
+                "handler": "static_response",
+                "status_code": 308,
+                "headers": {"Location": [format!("https://{{http.request.host}}{port}{{http.request.uri}}")]},
+            }],
+            "terminal": true,
+        }),
+    );
+    let mut issuer = json!({"module": "acme", "ca": acme.ca});
+    if let Some(email) = &acme.email {
+        issuer["email"] = json!(email);
+    }
+    if acme.ca_root.is_some() {
+        issuer["trusted_roots_pem_files"] = json!([CA_ROOT_IN]);
+    }
+    // What Director reads of Caddy's certificate work (see `certificates`): tls.obtain and
+    // tls.renew at INFO, as JSON; everything else at WARN.
+    let certificate_loggers = ["tls.obtain", "tls.renew"];
     json!({
         "admin": {"listen": format!("unix/{ADMIN_SOCKET_IN}")},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
-        "apps": {"http": {"servers": {"edge": {
-            "listen": [format!(":{HTTP_IN}")],
-            "automatic_https": {"disable": true},
-            "routes": routes,
-            "errors": {"routes": errors},
-        }}}},
+        "logging": {"logs": {
+            "default": {"level": "WARN", "exclude": certificate_loggers},
+            "certificates": {"level": "INFO", "include": certificate_loggers, "encoder": {"format": "json"}},
+        }},
+        "apps": {
+            "http": {
+                "http_port": HTTP_IN,
+                "https_port": HTTPS_IN,
+                "servers": {
+                    "edge": {
+                        "listen": [format!(":{HTTP_IN}")],
+                        "automatic_https": {"disable": true},
+                        "routes": http_routes,
+                        "errors": {"routes": errors},
+                    },
+                    "edge_tls": {
+                        "listen": [format!(":{HTTPS_IN}")],
+                        "automatic_https": {"disable": true},
+                        "tls_connection_policies": [{}],
+                        "routes": routes,
+                        "errors": {"routes": errors},
+                    },
+                    "ask": {
+                        "listen": [ASK_IN],
+                        "automatic_https": {"disable": true},
+                        "routes": [{"handle": [{
+                            "handler": "reverse_proxy",
+                            "upstreams": [{"dial": format!("unix/{ASK_SOCKET_IN}")}],
+                        }]}],
+                    },
+                },
+            },
+            "tls": {"automation": {
+                "policies": [{"issuers": [issuer], "on_demand": true}],
+                "on_demand": {"ask": format!("http://{ASK_IN}/edge/ask")},
+            }},
+        },
     })
 }
 
@@ -746,12 +892,55 @@ mod tests {
 
     #[test]
     fn the_configuration_is_the_same_whatever_the_sites() {
-        let a = serde_json::to_string(&caddy_json()).unwrap();
-        let b = serde_json::to_string(&caddy_json()).unwrap();
+        let a = serde_json::to_string(&caddy_json(None)).unwrap();
+        let b = serde_json::to_string(&caddy_json(None)).unwrap();
         assert_eq!(a, b);
         assert!(
             a.contains("unix//run/caddy/admin.sock"),
             "the admin API is on a socket, not the network"
+        );
+        assert!(!a.contains("edge_tls"), "no HTTPS without ACME");
+    }
+
+    #[test]
+    fn with_acme_https_asks_director_and_http_redirects_hosts_with_a_certificate() {
+        let acme = AcmeConfig {
+            listen: "0.0.0.0:443".parse().unwrap(),
+            public_port: 443,
+            ca: crate::edge::LETS_ENCRYPT.to_owned(),
+            email: Some("admin@example.org".to_owned()),
+            ca_root: None,
+        };
+        let config = caddy_json(Some(&acme));
+        let servers = &config["apps"]["http"]["servers"];
+        assert_eq!(servers["edge_tls"]["listen"][0], ":8443");
+        assert_eq!(
+            config["apps"]["tls"]["automation"]["on_demand"]["ask"],
+            "http://127.0.0.1:2020/edge/ask"
+        );
+        assert_eq!(
+            servers["ask"]["listen"][0], "127.0.0.1:2020",
+            "the ask is on loopback only"
+        );
+        let issuer = &config["apps"]["tls"]["automation"]["policies"][0]["issuers"][0];
+        assert_eq!(issuer["ca"], crate::edge::LETS_ENCRYPT);
+        assert_eq!(issuer["email"], "admin@example.org");
+        assert!(issuer.get("trusted_roots_pem_files").is_none());
+        // The host check stays first; the redirect comes right after it, on HTTP only.
+        let redirect = &servers["edge"]["routes"][1];
+        assert_eq!(redirect["handle"][0]["status_code"], 308);
+        assert_eq!(
+            redirect["handle"][0]["headers"]["Location"][0],
+            "https://{http.request.host}{http.request.uri}"
+        );
+        assert_eq!(
+            redirect["match"][0]["file"]["root"],
+            "/data/caddy/certificates/acme-v02.api.letsencrypt.org-directory"
+        );
+        assert_eq!(servers["edge"]["routes"][0], servers["edge_tls"]["routes"][0]);
+        assert_eq!(
+            servers["edge"]["routes"].as_array().unwrap().len(),
+            servers["edge_tls"]["routes"].as_array().unwrap().len() + 1
         );
     }
 

@@ -3,6 +3,7 @@
 //! and Traefik (labels and file-provider configuration for operators who run Traefik).
 
 mod caddy;
+mod certificates;
 mod hosts;
 mod pages;
 mod traefik;
@@ -10,6 +11,7 @@ mod traefik;
 use std::path::PathBuf;
 
 pub use caddy::{Caddy, CaddyConfig, caddy_context};
+pub use certificates::{AcmeConfig, Certificate, CertificateEvent, Handshake, LETS_ENCRYPT};
 pub use hosts::validate_host;
 pub use traefik::{TraefikConfig, traefik_file_config, traefik_labels};
 

@@ -2,6 +2,7 @@
 //! operation of ordered actions in the durable queue (`operations`), run by workers.
 
 mod catalogue;
+mod certificates;
 mod domains;
 mod lifecycle;
 mod lock;
@@ -17,6 +18,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 pub use catalogue::CatalogueImage;
+pub use certificates::{
+    CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
+};
 pub use domains::{Domain, DomainRules, check_domain, txt_name, txt_value};
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
@@ -263,24 +267,26 @@ pub(crate) async fn audit(
     Ok(())
 }
 
-/// A site's address.
-pub fn site_url(name: &str, domain: &str, port: u16) -> String {
-    let port = if port == 80 {
-        String::new()
-    } else {
-        format!(":{port}")
-    };
-    format!("http://{name}.{domain}{port}")
-}
-
 impl Platform {
     /// The address of a site, as visitors reach it.
     pub fn url_of(&self, site: &Site) -> String {
-        site_url(
-            &site.name,
-            &self.settings().sites_domain,
-            self.settings().sites_port,
-        )
+        self.site_address(&site.name)
+    }
+
+    /// The address of the site called `name`: `https://` when the edge serves HTTPS (the
+    /// default ports left out).
+    pub fn site_address(&self, name: &str) -> String {
+        let settings = self.settings();
+        let (scheme, port, default) = match settings.sites_https_port {
+            Some(port) => ("https", port, 443),
+            None => ("http", settings.sites_port, 80),
+        };
+        let port = if port == default {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
+        format!("{scheme}://{name}.{}{port}", settings.sites_domain)
     }
 
     /// The images a new site may use, by name: (name, description, serves static, serves dynamic).

@@ -26,8 +26,6 @@ pub struct Runtime {
     pub sites_root: PathBuf,
     /// Sites are `<name>.<domain>`.
     pub sites_domain: String,
-    /// The port visitors use (80 is left out of URLs).
-    pub edge_port: u16,
     /// The sites' overlay network.
     pub network: String,
     /// VIP or DNS round-robin for services.
@@ -57,7 +55,6 @@ impl Runtime {
         edge: Caddy,
         sites_root: PathBuf,
         sites_domain: String,
-        edge_port: u16,
         network: String,
         endpoint_mode: EndpointMode,
     ) -> Self {
@@ -66,7 +63,6 @@ impl Runtime {
             edge,
             sites_root,
             sites_domain,
-            edge_port,
             network,
             endpoint_mode,
             platform,
@@ -87,12 +83,7 @@ impl Runtime {
 
     /// The site's address.
     pub fn url(&self, site: &Site) -> String {
-        let port = if self.edge_port == 80 {
-            String::new()
-        } else {
-            format!(":{}", self.edge_port)
-        };
-        format!("http://{}.{}{port}", site.name, self.sites_domain)
+        self.platform.url_of(site)
     }
 
     /// The uid (and gid) the site's processes and files have.

@@ -38,35 +38,55 @@ impl Edge {
             self.stop.subscribe(),
         ));
     }
+
+    /// Starts the certificate worker on this edge (until the test ends).
+    pub fn start_certificates(&self) {
+        tokio::spawn(server::certificates::run(
+            self.db.platform.clone(),
+            self.runtime.clone(),
+            self.stop.subscribe(),
+        ));
+    }
 }
 
 /// The edge under its supervisor, in a namespace of its own, on a database of its own.
 pub async fn start_edge() -> Edge {
+    start_edge_with(super::acme::free_address(), "localhost", None).await
+}
+
+/// The same, serving `<site>.<sites_domain>` at `listen`, and HTTPS with `acme`.
+pub async fn start_edge_with(
+    listen: std::net::SocketAddr,
+    sites_domain: &str,
+    acme: Option<orchestrator::edge::AcmeConfig>,
+) -> Edge {
     let namespace = Namespace::prefixed(&format!("e{:08x}", rand::rng().random::<u32>())).unwrap();
     let orch = Orchestrator::connect(namespace.clone())
         .await
         .expect("a Docker engine");
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let settings = platform::Settings {
+        sites_domain: sites_domain.to_owned(),
+        sites_port: listen.port(),
+        sites_https_port: acme.as_ref().map(|acme| acme.public_port),
+        ..platform::Settings::default()
+    };
     let plan = EdgePlan {
         namespace: namespace.clone(),
         dir: dir.path().join("edge"),
         sites_root: dir.path().join("sites"),
         listen: Some(listen),
-        public_port: listen.port(),
-        sites_domain: "localhost".to_owned(),
+        sites_domain: sites_domain.to_owned(),
         traefik: None,
+        acme,
     };
     let cleanup = Cleanup {
         orch: orch.clone(),
         view: plan.dir.join("sites"),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let db = platform::testing::TestDb::new().await;
+    let db = platform::testing::TestDb::with_settings(settings).await;
     let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
     let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
     runtime_rx

@@ -3,6 +3,7 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod edge;
 
 use std::net::SocketAddr;

@@ -1,0 +1,383 @@
+//! Certificates of the hosts Director serves over HTTPS, as the edge reports them: pending,
+//! issued (until when), or failed (the CA's reason, when the next attempt starts). The
+//! certificate worker (in the `director` binary) writes these rows from what Caddy stores and
+//! logs; the manager reads them. The edge itself never waits on them: it asks
+//! [`Platform::serves_host`] and gets its certificates on demand.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Int4, Text, Timestamptz},
+};
+use diesel_async::RunQueryDsl;
+
+use super::SiteState;
+use crate::{
+    Action, Actor, Platform, Result, authorize,
+    schema::{certificates, site_domains, sites},
+};
+
+/// A certificate record's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateState {
+    /// Asked for; the CA has not answered yet.
+    Pending,
+    /// The edge holds a certificate.
+    Issued,
+    /// The last attempt failed (the edge may still hold an older certificate).
+    Failed,
+}
+
+impl CertificateState {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Issued => "issued",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "issued" => Self::Issued,
+            "failed" => Self::Failed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// What Director knows of one host's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = certificates, check_for_backend(diesel::pg::Pg))]
+pub struct CertificateRecord {
+    /// The host.
+    pub host: String,
+    state: String,
+    /// When the certificate the edge holds expires.
+    pub not_after: Option<DateTime<Utc>>,
+    /// Why the last attempt failed, in the CA's words; empty once issued.
+    pub error: String,
+    /// When the last attempt failed.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// When the next attempt starts.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Failures since the last certificate was issued.
+    pub attempts: i32,
+    /// When Director last started a handshake to get it.
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+/// How long after a pending request without news Director asks again (a request lost with a
+/// restarted edge, say).
+const PENDING_PATIENCE: Duration = Duration::minutes(10);
+/// How long past a failure's retry time Director leaves the edge to retry by itself before it
+/// asks again (the edge forgets its retries when it restarts).
+const RETRY_GRACE: Duration = Duration::seconds(30);
+
+impl CertificateRecord {
+    /// Its state.
+    pub fn state(&self) -> CertificateState {
+        CertificateState::parse(&self.state)
+    }
+
+    /// Whether Director should start a handshake for this host now, given that the edge holds
+    /// no certificate for it (`record` None: never asked for).
+    pub fn due(record: Option<&Self>, now: DateTime<Utc>) -> bool {
+        let Some(record) = record else {
+            return true;
+        };
+        match record.state() {
+            // It was issued and is gone from the edge's storage: get it again.
+            CertificateState::Issued => true,
+            CertificateState::Pending => record.requested_at.is_none_or(|at| at + PENDING_PATIENCE <= now),
+            CertificateState::Failed => match record.retry_at {
+                Some(retry_at) => {
+                    retry_at + RETRY_GRACE <= now && record.requested_at.is_none_or(|at| at < retry_at)
+                }
+                None => true,
+            },
+        }
+    }
+}
+
+/// Director's own backoff after a failure the edge gave no retry time for: a minute, doubling
+/// with each failure, at most six hours.
+pub fn certificate_backoff(attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::minutes(1i64 << doublings.min(9)).min(Duration::hours(6))
+}
+
+/// A host Director serves, and its site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedHost {
+    /// The host.
+    pub host: String,
+    /// The site's id.
+    pub site_id: i32,
+    /// The site's name.
+    pub site_name: String,
+}
+
+/// A certificate that needs an admin's eye, with its site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateProblem {
+    /// The host and its certificate.
+    pub record: CertificateRecord,
+    /// The site it serves.
+    pub site_id: i32,
+    /// Its name.
+    pub site_name: String,
+}
+
+impl Platform {
+    /// Every host Director serves: each site's own name and its verified domains.
+    pub async fn served_hosts(&self) -> Result<Vec<ServedHost>> {
+        let mut conn = self.conn().await?;
+        let own: Vec<(i32, String)> = sites::table
+            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .select((sites::id, sites::name))
+            .load(&mut conn)
+            .await?;
+        let domains: Vec<(String, i32, String)> = site_domains::table
+            .inner_join(sites::table)
+            .filter(site_domains::verified_at.is_not_null())
+            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .select((site_domains::host, sites::id, sites::name))
+            .load(&mut conn)
+            .await?;
+        let domain = &self.settings().sites_domain;
+        Ok(own
+            .into_iter()
+            .map(|(site_id, site_name)| ServedHost {
+                host: format!("{site_name}.{domain}"),
+                site_id,
+                site_name,
+            })
+            .chain(domains.into_iter().map(|(host, site_id, site_name)| ServedHost {
+                host,
+                site_id,
+                site_name,
+            }))
+            .collect())
+    }
+
+    /// Every certificate record (for the certificate worker).
+    pub async fn certificate_records(&self) -> Result<Vec<CertificateRecord>> {
+        let mut conn = self.conn().await?;
+        Ok(certificates::table
+            .select(CertificateRecord::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Director started a handshake for `host`: pending, unless it is failing (then the reason
+    /// stays on show until the attempt's outcome).
+    pub async fn certificate_requested(&self, host: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(
+            "INSERT INTO certificates (host, state, requested_at) VALUES ($1, 'pending', now()) \
+             ON CONFLICT (host) DO UPDATE SET requested_at = now(), updated_at = now(), \
+             state = CASE WHEN certificates.state = 'failed' THEN 'failed' ELSE 'pending' END",
+        )
+        .bind::<Text, _>(host)
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The edge holds a certificate for `host` until `not_after`.
+    pub async fn certificate_issued(&self, host: &str, not_after: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(
+            "INSERT INTO certificates (host, state, not_after) VALUES ($1, 'issued', $2) \
+             ON CONFLICT (host) DO UPDATE SET state = 'issued', not_after = $2, error = '', \
+             failed_at = NULL, retry_at = NULL, attempts = 0, updated_at = now()",
+        )
+        .bind::<Text, _>(host)
+        .bind::<Timestamptz, _>(not_after)
+        .execute(&mut conn)
+        .await?;
+        tracing::info!(host, %not_after, "certificate issued");
+        Ok(())
+    }
+
+    /// An attempt for `host` failed at `at` for `reason`; the next one is at Director's own
+    /// backoff until the edge says when it retries ([`Platform::certificate_retry`]).
+    pub async fn certificate_failed(&self, host: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let attempts: Vec<AttemptsRow> = diesel::sql_query(
+            "INSERT INTO certificates (host, state, error, failed_at, attempts) \
+             VALUES ($1, 'failed', $2, $3, 1) \
+             ON CONFLICT (host) DO UPDATE SET state = 'failed', error = $2, failed_at = $3, \
+             attempts = certificates.attempts + 1, updated_at = now() \
+             RETURNING attempts",
+        )
+        .bind::<Text, _>(host)
+        .bind::<Text, _>(reason)
+        .bind::<Timestamptz, _>(at)
+        .load(&mut conn)
+        .await?;
+        let attempts = attempts.as_slice().first().map_or(1, |row| row.attempts);
+        diesel::update(certificates::table.find(host))
+            .set(certificates::retry_at.eq(at + certificate_backoff(attempts)))
+            .execute(&mut conn)
+            .await?;
+        tracing::warn!(host, reason, attempts, "getting a certificate failed");
+        Ok(())
+    }
+
+    /// The edge retries `host` by itself at `at`.
+    pub async fn certificate_retry(&self, host: &str, at: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::update(certificates::table.find(host))
+            .filter(certificates::state.eq(CertificateState::Failed.as_str()))
+            .set((
+                certificates::retry_at.eq(Some(at)),
+                certificates::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the records of hosts no longer served.
+    pub async fn forget_certificates_except(&self, served: &[String]) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        Ok(
+            diesel::delete(certificates::table.filter(certificates::host.ne_all(served)))
+                .execute(&mut conn)
+                .await?,
+        )
+    }
+
+    /// The certificates of a site's hosts, by host (hosts never asked for have none yet).
+    pub async fn site_certificates(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+    ) -> Result<HashMap<String, CertificateRecord>> {
+        let site = self.site(actor, site_id).await?;
+        let mut hosts = vec![format!("{}.{}", site.name, self.settings().sites_domain)];
+        hosts.extend(site.domains.iter().cloned());
+        let mut conn = self.conn().await?;
+        let records = certificates::table
+            .filter(certificates::host.eq_any(&hosts))
+            .select(CertificateRecord::as_select())
+            .load::<CertificateRecord>(&mut conn)
+            .await?;
+        Ok(records.into_iter().map(|r| (r.host.clone(), r)).collect())
+    }
+
+    /// Certificates of served hosts that failed or expire within `within`, soonest first:
+    /// what an admin must look at.
+    pub async fn certificate_problems(
+        &self,
+        actor: Option<&Actor>,
+        within: Duration,
+    ) -> Result<Vec<CertificateProblem>> {
+        authorize(actor, Action::Administer)?;
+        let served: HashMap<String, ServedHost> = self
+            .served_hosts()
+            .await?
+            .into_iter()
+            .map(|h| (h.host.clone(), h))
+            .collect();
+        let mut conn = self.conn().await?;
+        let records = certificates::table
+            .filter(
+                certificates::state
+                    .eq(CertificateState::Failed.as_str())
+                    .or(certificates::not_after.lt(Utc::now() + within)),
+            )
+            .order((certificates::not_after.asc().nulls_first(), certificates::host))
+            .select(CertificateRecord::as_select())
+            .load::<CertificateRecord>(&mut conn)
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|record| {
+                let host = served.get(&record.host)?;
+                Some(CertificateProblem {
+                    site_id: host.site_id,
+                    site_name: host.site_name.clone(),
+                    record,
+                })
+            })
+            .collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct AttemptsRow {
+    #[diesel(sql_type = Int4)]
+    attempts: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: CertificateState) -> CertificateRecord {
+        CertificateRecord {
+            host: "shop.example.org".to_owned(),
+            state: state.as_str().to_owned(),
+            not_after: None,
+            error: String::new(),
+            failed_at: None,
+            retry_at: None,
+            attempts: 0,
+            requested_at: None,
+        }
+    }
+
+    #[test]
+    fn a_host_is_asked_for_when_new_lost_or_past_its_retry() {
+        let now = Utc::now();
+        assert!(CertificateRecord::due(None, now), "never asked for");
+        assert!(
+            CertificateRecord::due(Some(&record(CertificateState::Issued)), now),
+            "issued, but the edge no longer holds it"
+        );
+
+        let mut pending = record(CertificateState::Pending);
+        pending.requested_at = Some(now - Duration::minutes(1));
+        assert!(!CertificateRecord::due(Some(&pending), now), "asked a minute ago");
+        pending.requested_at = Some(now - Duration::minutes(11));
+        assert!(
+            CertificateRecord::due(Some(&pending), now),
+            "asked long ago with no news"
+        );
+
+        let mut failed = record(CertificateState::Failed);
+        failed.requested_at = Some(now - Duration::minutes(5));
+        failed.retry_at = Some(now + Duration::minutes(1));
+        assert!(
+            !CertificateRecord::due(Some(&failed), now),
+            "the edge retries in a minute"
+        );
+        failed.retry_at = Some(now - Duration::seconds(10));
+        assert!(
+            !CertificateRecord::due(Some(&failed), now),
+            "the edge is retrying right now"
+        );
+        failed.retry_at = Some(now - Duration::minutes(1));
+        assert!(
+            CertificateRecord::due(Some(&failed), now),
+            "the edge did not retry"
+        );
+        failed.requested_at = Some(now - Duration::seconds(5));
+        assert!(!CertificateRecord::due(Some(&failed), now), "asked again since");
+    }
+
+    #[test]
+    fn directors_backoff_doubles_up_to_six_hours() {
+        assert_eq!(certificate_backoff(0), Duration::minutes(1));
+        assert_eq!(certificate_backoff(1), Duration::minutes(1));
+        assert_eq!(certificate_backoff(2), Duration::minutes(2));
+        assert_eq!(certificate_backoff(5), Duration::minutes(16));
+        assert_eq!(certificate_backoff(100), Duration::hours(6));
+    }
+}

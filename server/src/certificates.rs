@@ -1,0 +1,170 @@
+//! The certificate worker: keeps the manager's record of every served host's certificate true
+//! to what the edge holds, and makes the edge get certificates before visitors need them.
+//!
+//! Caddy does the ACME work (on demand, with its own retries); this worker
+//! - every [`PASS_EVERY`], reads each served host's certificate from Caddy's storage (issued,
+//!   expiry — renewals show as a new expiry), and starts a handshake for hosts that have none
+//!   and are due ([`CertificateRecord::due`]): new hosts, lost requests, failures the edge
+//!   did not retry;
+//! - follows Caddy's log for failures (the CA's reason), retry times and successes.
+//!
+//! A CA that no longer knows the stored ACME account (`accountDoesNotExist`) gets a new one:
+//! Caddy would otherwise fail with the old one forever.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
+use platform::{
+    Platform,
+    sites::{CertificateRecord, CertificateState, Runtime},
+};
+use tokio::sync::watch;
+
+/// How often the records are compared with the edge's storage.
+pub const PASS_EVERY: Duration = Duration::from_secs(5);
+/// Handshakes started per pass at most: the CA's rate limits are the edge's to respect, and a
+/// thousand new hosts at once would only queue there.
+const REQUESTS_PER_PASS: usize = 10;
+
+/// Runs until `shutdown` turns true, whenever the runtime's edge serves HTTPS.
+pub async fn run(
+    platform: Platform,
+    mut runtime: watch::Receiver<Option<Runtime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let edge = runtime
+            .borrow_and_update()
+            .as_ref()
+            .map(|r| r.edge.clone())
+            .filter(|edge| edge.acme().is_some());
+        match edge {
+            Some(edge) => {
+                tokio::select! {
+                    () = watch_edge(&platform, &edge) => {}
+                    changed = runtime.changed() => if changed.is_err() { return },
+                    _ = shutdown.changed() => return,
+                }
+            }
+            None => tokio::select! {
+                changed = runtime.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            },
+        }
+    }
+}
+
+/// Passes and log events on one edge, for ever.
+async fn watch_edge(platform: &Platform, edge: &Caddy) {
+    // Reports from shortly before this start are read too: a restarted manager misses little.
+    let mut since = Utc::now().timestamp() - 600;
+    let mut tick = tokio::time::interval(PASS_EVERY);
+    loop {
+        let mut events = std::pin::pin!(edge.certificate_events(since));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = pass(platform, edge).await {
+                        tracing::warn!(error = %err, "checking certificates failed");
+                    }
+                }
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        if let Err(err) = record(platform, edge, event).await {
+                            tracing::warn!(error = %err, "recording a certificate event failed");
+                        }
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "reading the edge's log failed");
+                        break;
+                    }
+                    // The container stopped or was replaced: follow the new one.
+                    None => break,
+                },
+            }
+        }
+        since = Utc::now().timestamp() - 2;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Compares every served host's record with the edge's storage, and asks for what is due.
+pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
+    let served = platform.served_hosts().await?;
+    let records: HashMap<String, CertificateRecord> = platform
+        .certificate_records()
+        .await?
+        .into_iter()
+        .map(|r| (r.host.clone(), r))
+        .collect();
+    let now = Utc::now();
+    let mut requests = 0;
+    for host in &served {
+        let record = records.get(&host.host);
+        match edge.certificate(&host.host) {
+            Ok(Some(certificate)) => {
+                let not_after = expiry(certificate);
+                // A failing renewal keeps its failure on show until a new certificate lands.
+                let known = record.is_some_and(|r| {
+                    r.not_after == Some(not_after) && r.state() != CertificateState::Pending
+                });
+                if !known {
+                    platform.certificate_issued(&host.host, not_after).await?;
+                }
+            }
+            Ok(None) if requests < REQUESTS_PER_PASS && CertificateRecord::due(record, now) => {
+                requests += 1;
+                platform.certificate_requested(&host.host).await?;
+                let (edge, name) = (edge.clone(), host.host.clone());
+                tokio::spawn(async move {
+                    match edge.request_certificate(&name).await {
+                        Ok(outcome) => tracing::debug!(host = %name, ?outcome, "certificate requested"),
+                        Err(err) => {
+                            tracing::warn!(host = %name, error = %err, "requesting a certificate failed")
+                        }
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(host = %host.host, error = %err, "reading a certificate failed"),
+        }
+    }
+    let hosts: Vec<String> = served.into_iter().map(|h| h.host).collect();
+    platform.forget_certificates_except(&hosts).await?;
+    Ok(())
+}
+
+async fn record(platform: &Platform, edge: &Caddy, event: CertificateEvent) -> anyhow::Result<()> {
+    match event {
+        CertificateEvent::Obtained { host } => {
+            if let Some(certificate) = edge.certificate(&host)? {
+                platform.certificate_issued(&host, expiry(certificate)).await?;
+            }
+        }
+        CertificateEvent::Failed { host, reason, at } => {
+            platform.certificate_failed(&host, &reason, timestamp(at)).await?;
+            if reason.contains("accountDoesNotExist") {
+                tracing::warn!(
+                    "the CA does not know the edge's ACME account; a new one is registered at the next attempt"
+                );
+                edge.forget_acme_account()?;
+            }
+        }
+        CertificateEvent::WillRetry { host, at, .. } => {
+            platform.certificate_retry(&host, timestamp(at)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn expiry(certificate: Certificate) -> DateTime<Utc> {
+    DateTime::from_timestamp(certificate.not_after, 0).unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch as a time (Caddy's log times are fractional).
+#[allow(clippy::cast_possible_truncation)]
+fn timestamp(seconds: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis((seconds * 1000.0) as i64).unwrap_or_default()
+}
