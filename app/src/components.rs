@@ -5,7 +5,7 @@ use leptos_router::{components::Redirect, hooks::use_location};
 
 use crate::{
     AppError,
-    api::{Logout, Me, current_user},
+    api::{CertificateView, EXPIRY_WARNING_DAYS, Logout, Me, current_user},
 };
 
 /// A counter that goes up every `period` once the page is hydrated (never on the server): what
@@ -139,6 +139,7 @@ fn Nav(me: Me) -> impl IntoView {
                     <a href="/admin/sites">"All sites"</a>
                     <a href="/admin/users">"Users"</a>
                     <a href="/admin/images">"Images"</a>
+                    <a href="/admin/certificates">"Certificates"</a>
                     <a href="/admin/audit">"Audit"</a>
                 })}
                 <a href="/account">"Account"</a>
@@ -162,6 +163,39 @@ pub fn StateBadge(state: String) -> impl IntoView {
         _ => "badge busy",
     };
     view! { <span class=class>{state}</span> }
+}
+
+/// A host's certificate: valid until when (and a warning when that is soon), being issued, or
+/// failed with the CA's reason and when the next attempt starts.
+#[component]
+pub fn CertificateStatus(certificate: CertificateView) -> impl IntoView {
+    let c = certificate;
+    let soon = (c.state == "issued" && c.days_left <= EXPIRY_WARNING_DAYS).then(|| {
+        let days = c.days_left;
+        view! { <span class="badge off">{format!("expires in {days} day{}", if days == 1 { "" } else { "s" })}</span> }
+    });
+    match c.state.as_str() {
+        "issued" => view! {
+            <span class="badge ok">"valid"</span>
+            " until " {c.expires} " UTC " {soon}
+        }
+        .into_any(),
+        "failed" => {
+            let still_valid = (!c.expires.is_empty())
+                .then(|| format!(" The current certificate stays valid until {} UTC.", c.expires));
+            view! {
+                <span class="badge off">"failed"</span>
+                <p class="alert error certificate-error">
+                    {format!("Attempt {} failed at {} UTC: {}", c.attempts.max(1), c.failed_at, c.error)}
+                    <br/>
+                    {format!("Next attempt at {} UTC.", c.retry_at)}
+                    {still_valid}
+                </p>
+            }
+            .into_any()
+        }
+        _ => view! { <span class="badge busy">"being issued"</span> }.into_any(),
+    }
 }
 
 /// The tabs of a site's pages.

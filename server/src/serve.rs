@@ -55,7 +55,13 @@ impl Database {
         let settings = Settings {
             sites_domain: config.sites_domain.clone(),
             sites_port: config.edge_listen.port(),
-            sites_https_port: config.acme.as_ref().map(|acme| acme.public_port),
+            // Traefik with a certificate resolver serves the sites on its HTTPS entrypoint,
+            // taken to be on the standard port.
+            sites_https_port: match (&config.acme, config.edge, &config.traefik_cert_resolver) {
+                (Some(acme), _, _) => Some(acme.public_port),
+                (None, EdgeDriver::Traefik, Some(_)) => Some(443),
+                _ => None,
+            },
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))

@@ -8,9 +8,10 @@ mod common;
 use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
 use common::{
+    TestServer,
     acme::{Acme, free_address},
     edge::start_edge_with,
-    running_site, signed_in_user,
+    password, running_site, signed_in_user,
 };
 use platform::{
     Platform, Role,
@@ -185,6 +186,56 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     assert!(
         !problems.iter().any(|p| p.record.host == "shop.sites.test"),
         "{problems:?}"
+    );
+
+    // The manager shows it: on the site's page for its member, among the problems for admins.
+    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let client = server.signed_in("member", &password("member")).await;
+    let id = site.id.to_string();
+    let page: serde_json::Value = server
+        .call(&client, "site_detail", &[("id", &id)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let shown: Vec<(String, String)> = page["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap().to_owned(),
+                c["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pair = |host: &str, state: &str| (host.to_owned(), state.to_owned());
+    assert_eq!(
+        shown,
+        [
+            pair("shop.sites.test", "issued"),
+            pair("later.shop.test", "failed"),
+            pair("www.shop.test", "issued"),
+        ],
+        "its own name first, then its verified domains; the unverified one has none"
+    );
+    let later = &page["certificates"][1];
+    assert!(
+        later["error"].as_str().unwrap().contains("connection refused"),
+        "{later}"
+    );
+    assert!(!later["retry_at"].as_str().unwrap().is_empty(), "{later}");
+    let admin_client = server.signed_in("admin", &password("admin")).await;
+    let listed: serde_json::Value = server
+        .call(&admin_client, "certificate_problems", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["https"], true);
+    assert_eq!(
+        listed["rows"][0]["certificate"]["host"], "later.shop.test",
+        "{listed}"
     );
 
     // Back, as a new CA that knows none of its old accounts: the edge's retries get the

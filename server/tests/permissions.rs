@@ -209,6 +209,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 403, 403, 400],
         ),
         row("audit_log", &[], [401, 403, 403, 200]),
+        row("certificate_problems", &[], [401, 403, 403, 200]),
         row("list_users", &[], [401, 403, 403, 200]),
         row(
             "create_user",

@@ -6,12 +6,14 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod certificates;
 mod domains;
 mod files;
 mod keys;
 mod members;
 
 pub use admin::*;
+pub use certificates::*;
 pub use domains::*;
 pub use files::*;
 pub use keys::*;
@@ -313,6 +315,8 @@ pub struct SitePageData {
     pub operations: Vec<OperationView>,
     /// Its domains of its own.
     pub domains: Vec<DomainRow>,
+    /// Its hosts' certificates (its own name first); empty when sites are served over HTTP.
+    pub certificates: Vec<CertificateView>,
 }
 
 impl SitePageData {
@@ -429,6 +433,7 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         .site_operations(actor.as_ref(), id)
         .await
         .map_err(to_app_error)?;
+    let certificates = site_certificates(&platform, runtime.as_ref(), actor.as_ref(), &site).await?;
     Ok(SitePageData {
         card: card(&platform, &site),
         purpose: site.purpose,
@@ -452,6 +457,7 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
                 .map(|d| domain_row(d, &target))
                 .collect()
         },
+        certificates,
         // The page shows the site without its output rather than not at all; a site taken
         // off the air has no task to read from (its page follows the output once hydrated).
         logs: if served {

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin_audit;
+mod admin_certificates;
 mod admin_images;
 mod admin_sites;
 mod admin_users;
@@ -17,6 +18,7 @@ mod terminal;
 
 pub use account::AccountPage;
 pub use admin_audit::AdminAuditPage;
+pub use admin_certificates::AdminCertificatesPage;
 pub use admin_images::AdminImagesPage;
 pub use admin_sites::AdminSitesPage;
 pub use admin_users::AdminUsersPage;

@@ -5,11 +5,13 @@ use leptos_router::hooks::use_params_map;
 use crate::{
     AppError,
     api::{
-        AddDomain, AddMember, DeleteSite, DomainRow, FixSite, LogLineView, Me, OperationView, RemoveDomain,
-        RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits, SetServed, SitePageData,
-        VerifyDomain, site_detail, site_logs,
+        AddDomain, AddMember, CertificateView, DeleteSite, DomainRow, FixSite, LogLineView, Me,
+        OperationView, RemoveDomain, RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits,
+        SetServed, SitePageData, VerifyDomain, site_detail, site_logs,
     },
-    components::{ErrorPage, FieldError, FormError, SignedIn, SiteTabs, StateBadge, failure, ticker},
+    components::{
+        CertificateStatus, ErrorPage, FieldError, FormError, SignedIn, SiteTabs, StateBadge, failure, ticker,
+    },
 };
 
 /// A site: its address, state, operations with their progress, and deletion.
@@ -176,6 +178,7 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
         {dynamic.then(|| view! { <Logs id initial=site.logs.clone()/> })}
         <Members id members=site.members.clone() actions/>
         <Domains id domains=site.domains.clone() actions is_admin/>
+        {(!site.certificates.is_empty()).then(|| view! { <Certificates certificates=site.certificates.clone()/> })}
         {(is_admin && !deleting).then(|| view! { <AdminControls site=site.clone() actions/> })}
         <section aria-labelledby="ops-title">
             <h2 id="ops-title">"Operations"</h2>
@@ -380,6 +383,31 @@ fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -
                     <p class="hint">"As an admin, the domains you add are routed at once, without verification."</p>
                 })}
             </ActionForm>
+        </section>
+    }
+}
+
+/// Each host's certificate: the site's own name and its verified domains.
+#[component]
+fn Certificates(certificates: Vec<CertificateView>) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="https-title">
+            <h2 id="https-title">"HTTPS"</h2>
+            <p class="hint">"Every address of the site gets its certificate automatically, and it is renewed before it expires. Plain HTTP moves to HTTPS once an address has one."</p>
+            <table class="list certificates">
+                <thead><tr><th>"Address"</th><th>"Certificate"</th></tr></thead>
+                <tbody>
+                    {certificates.into_iter().map(|c| {
+                        let (host, shown) = (c.host.clone(), c.host.clone());
+                        view! {
+                            <tr data-host=host>
+                                <td><code>{shown}</code></td>
+                                <td><CertificateStatus certificate=c/></td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
         </section>
     }
 }

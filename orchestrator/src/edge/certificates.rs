@@ -255,11 +255,20 @@ fn parse_event(line: &str) -> Option<CertificateEvent> {
                 host: entry.identifier?,
             })
         }
-        "could not get certificate from issuer" => Some(CertificateEvent::Failed {
-            host: entry.identifier?,
-            reason: entry.error.unwrap_or_default(),
-            at: entry.ts,
-        }),
+        "could not get certificate from issuer" => {
+            let host = entry.identifier?;
+            let error = entry.error.unwrap_or_default();
+            // Caddy starts some reasons with the host, which the page shows beside them anyway.
+            let reason = error
+                .strip_prefix(&format!("[{host}] "))
+                .unwrap_or(&error)
+                .to_owned();
+            Some(CertificateEvent::Failed {
+                host,
+                reason,
+                at: entry.ts,
+            })
+        }
         // This line names no identifier: its error starts with `[<host>] `.
         "will retry" => {
             let error = entry.error?;

@@ -1,0 +1,131 @@
+//! Certificates as the manager shows them: each host of a site on its page, and the ones that
+//! need an admin (failing, or expiring within [`EXPIRY_WARNING_DAYS`]) on their own page.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+#[cfg(feature = "ssr")]
+use crate::ssr::{actor, platform, to_app_error};
+
+/// Certificates that expire within this many days are listed for admins.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// One host's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// The host.
+    pub host: String,
+    /// `pending`, `issued` or `failed`.
+    pub state: String,
+    /// When the certificate the edge holds expires (`YYYY-MM-DD HH:MM` UTC); empty if none.
+    pub expires: String,
+    /// Whole days until then (negative once expired); 0 without a certificate.
+    pub days_left: i64,
+    /// Why the last attempt failed, in the CA's words.
+    pub error: String,
+    /// When it failed (`YYYY-MM-DD HH:MM:SS` UTC).
+    pub failed_at: String,
+    /// When the next attempt starts (`YYYY-MM-DD HH:MM:SS` UTC).
+    pub retry_at: String,
+    /// Failures since the last certificate.
+    pub attempts: i32,
+}
+
+/// A certificate an admin should look at, with its site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateProblemRow {
+    /// The site's id.
+    pub site_id: i32,
+    /// The site's name.
+    pub site_name: String,
+    /// The certificate.
+    pub certificate: CertificateView,
+}
+
+/// The admin page's data: whether Director's edge gets certificates at all, and the ones to see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificatesPage {
+    /// False: the sites are served over plain HTTP (or Traefik keeps the certificates).
+    pub https: bool,
+    /// Failing or expiring soon, soonest first.
+    pub rows: Vec<CertificateProblemRow>,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) fn certificate_view(
+    host: &str,
+    record: Option<&platform::sites::CertificateRecord>,
+) -> CertificateView {
+    use platform::sites::CertificateState;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>, format: &str| {
+        t.map(|t| t.format(format).to_string()).unwrap_or_default()
+    };
+    // A host nobody asked for yet is as good as pending: the worker asks within seconds.
+    let state = record.map_or(CertificateState::Pending, |r| r.state());
+    CertificateView {
+        host: host.to_owned(),
+        state: state.as_str().to_owned(),
+        expires: time(record.and_then(|r| r.not_after), "%Y-%m-%d %H:%M"),
+        days_left: record
+            .and_then(|r| r.not_after)
+            .map_or(0, |t| (t - chrono::Utc::now()).num_days()),
+        error: record.map(|r| r.error.clone()).unwrap_or_default(),
+        failed_at: time(record.and_then(|r| r.failed_at), "%Y-%m-%d %H:%M:%S"),
+        retry_at: time(record.and_then(|r| r.retry_at), "%Y-%m-%d %H:%M:%S"),
+        attempts: record.map_or(0, |r| r.attempts),
+    }
+}
+
+/// The certificates of every host of a site (its own name, then its verified domains); empty
+/// when the sites are served over plain HTTP.
+#[cfg(feature = "ssr")]
+pub(crate) async fn site_certificates(
+    platform: &platform::Platform,
+    runtime: Option<&platform::sites::Runtime>,
+    actor: Option<&platform::Actor>,
+    site: &platform::sites::Site,
+) -> Result<Vec<CertificateView>, AppError> {
+    if !tracks_certificates(runtime) {
+        return Ok(Vec::new());
+    }
+    let records = platform
+        .site_certificates(actor, site.id)
+        .await
+        .map_err(to_app_error)?;
+    let own = format!("{}.{}", site.name, platform.settings().sites_domain);
+    Ok(std::iter::once(&own)
+        .chain(site.domains.iter())
+        .map(|host| certificate_view(host, records.get(host)))
+        .collect())
+}
+
+/// Whether Director's edge gets the certificates (Caddy with ACME), so that there are records
+/// to show. Behind Traefik, Traefik's resolver keeps its certificates to itself.
+#[cfg(feature = "ssr")]
+fn tracks_certificates(runtime: Option<&platform::sites::Runtime>) -> bool {
+    runtime.is_some_and(|r| r.traefik.is_none() && r.edge.acme().is_some())
+}
+
+/// Admin: the certificates that failed or expire within [`EXPIRY_WARNING_DAYS`] days.
+#[server(prefix = "/fn", endpoint = "certificate_problems")]
+pub async fn certificate_problems() -> Result<CertificatesPage, AppError> {
+    // Context is read before the first await: it is not there after one.
+    let (platform, runtime) = (platform(), crate::ssr::runtime());
+    let actor = actor().await?;
+    let problems = platform
+        .certificate_problems(actor.as_ref(), chrono::Duration::days(EXPIRY_WARNING_DAYS))
+        .await
+        .map_err(to_app_error)?;
+    Ok(CertificatesPage {
+        https: tracks_certificates(runtime.as_ref()),
+        rows: problems
+            .into_iter()
+            .map(|p| CertificateProblemRow {
+                site_id: p.site_id,
+                site_name: p.site_name,
+                certificate: certificate_view(&p.record.host, Some(&p.record)),
+            })
+            .collect(),
+    })
+}
