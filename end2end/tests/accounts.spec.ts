@@ -1,7 +1,7 @@
 // Accounts end to end in Chromium: first-run setup, sign-in, admin pages, permissions,
 // sign-out, and the manager with JavaScript off and on.
 import { expect, test } from '@playwright/test';
-import { signIn } from '../helpers';
+import { signIn, signedIn } from '../helpers';
 import { server } from '../server';
 
 test.describe.configure({ mode: 'serial' });
@@ -73,6 +73,18 @@ test('a member cannot open admin pages or call admin functions', async ({ page }
     form: { id: '2', admin: 'true' },
   });
   expect(promote.status()).toBe(403);
+});
+
+test('the certificates page says why there are none on plain HTTP, to admins only', async ({ page }) => {
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'Certificates' }).click();
+  await expect(page.getByRole('heading', { name: 'Certificates' })).toBeVisible();
+  await expect(page.getByText("Director's edge gets no certificates")).toBeVisible();
+
+  await page.context().clearCookies();
+  await signedIn(page, alice);
+  const response = await page.goto(`${server().baseURL}/admin/certificates`);
+  expect(response?.status()).toBe(403);
 });
 
 test('signing out ends the session', async ({ page, context }) => {
