@@ -143,6 +143,59 @@ async fn a_static_site_is_served_from_its_files_and_changes_are_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_serves_the_names_one_level_under_it_and_exact_hosts_win() {
+    let env = env().await;
+    let edge = Edge::start(&env).await;
+    let wild = env.site(11, "wild", None);
+    let exact = env.site(12, "exact", None);
+    edge.caddy
+        .put(&static_routes(&wild, &["wild.localhost", "*.wild.localhost"]))
+        .await
+        .unwrap();
+    edge.caddy
+        .put(&static_routes(&exact, &["exact.wild.localhost"]))
+        .await
+        .unwrap();
+    for (host, body) in [
+        ("wild.localhost", "hello from wild\n"),
+        ("a.wild.localhost", "hello from wild\n"),
+        ("www.wild.localhost", "hello from wild\n"),
+        ("exact.wild.localhost", "hello from exact\n"),
+    ] {
+        assert_eq!(edge.get(host, "/").await, (StatusCode::OK, body.into()), "{host}");
+    }
+    assert_eq!(
+        edge.get("a.b.wild.localhost", "/").await.0,
+        StatusCode::NOT_FOUND,
+        "one level only"
+    );
+    let taken = edge
+        .caddy
+        .put(&static_routes(&exact, &["*.wild.localhost"]))
+        .await
+        .unwrap_err();
+    assert!(
+        taken
+            .to_string()
+            .contains("*.wild.localhost belongs to another site"),
+        "{taken}"
+    );
+    let mut listed = edge.caddy.list().await.unwrap();
+    listed.sort_by_key(|r| r.site);
+    assert_eq!(listed[0].hosts, ["*.wild.localhost", "wild.localhost"]);
+
+    edge.caddy
+        .put(&static_routes(&wild, &["wild.localhost"]))
+        .await
+        .unwrap();
+    assert_eq!(edge.get("a.wild.localhost", "/").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        edge.get("exact.wild.localhost", "/").await.1,
+        "hello from exact\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamic_site_is_proxied_with_its_body_limit_and_availability() {
     let env = env().await;
     let edge = Edge::start(&env).await;

@@ -132,7 +132,7 @@ async fn bad_domains_are_refused_with_the_reason() {
         ("localhost", "two labels"),
         ("192.0.2.7", "IP address"),
         ("[2001:db8::1]", "IP address"),
-        ("*.example.com", "wildcard"),
+        ("*.example.com", "Only admins can add a wildcard"),
         ("director.example.org", "manager's own address"),
         ("other.sites.example.org", "given to sites by their own names"),
         ("sites.example.org", "given to sites by their own names"),
@@ -330,4 +330,44 @@ async fn an_admins_domain_is_verified_at_once() {
         db.platform.site(Some(&member), shop).await.unwrap().domains,
         ["shop.example.net"]
     );
+}
+
+#[tokio::test]
+async fn an_admin_may_add_a_wildcard_which_serves_the_names_one_level_under_it() {
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let admin = user(&db, "admin", Role::Admin).await;
+    let shop = site(&db, &member, "shop").await;
+    for (given, why) in [
+        ("*.org", "not *.org"),
+        ("*.example.org", "manager's own address"),
+        ("*.sites.example.org", "given to sites by their own names"),
+        ("a.*.example.net", "wildcards are not allowed"),
+    ] {
+        let err = db
+            .platform
+            .add_domain(Some(&admin), shop, given, &rules())
+            .await
+            .unwrap_err();
+        let message = field_message(err);
+        assert!(message.contains(why), "{given:?}: {message}");
+    }
+    let wildcard = db
+        .platform
+        .add_domain(Some(&admin), shop, "*.Shop.Example.net", &rules())
+        .await
+        .unwrap();
+    assert_eq!(wildcard.host, "*.shop.example.net");
+    assert!(wildcard.verified_at.is_some());
+    let serves = |host: &'static str| {
+        let platform = db.platform.clone();
+        async move { platform.serves_host(host, "sites.example.org").await.unwrap() }
+    };
+    assert!(serves("a.shop.example.net").await);
+    assert!(serves("www.shop.example.net").await);
+    assert!(
+        !serves("shop.example.net").await,
+        "the wildcard is not its own domain"
+    );
+    assert!(!serves("a.b.shop.example.net").await, "one level only");
 }

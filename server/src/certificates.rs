@@ -11,7 +11,10 @@
 //! A CA that no longer knows the stored ACME account (`accountDoesNotExist`) gets a new one:
 //! Caddy would otherwise fail with the old one forever.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
@@ -101,7 +104,8 @@ pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
         .collect();
     let now = Utc::now();
     let mut requests = 0;
-    for host in &served {
+    // A wildcard's names get their certificates one by one as visitors come: none to ask for.
+    for host in served.iter().filter(|h| !h.host.starts_with("*.")) {
         let record = records.get(&host.host);
         match edge.certificate(&host.host) {
             Ok(Some(certificate)) => {
@@ -131,8 +135,18 @@ pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
             Err(err) => tracing::warn!(host = %host.host, error = %err, "reading a certificate failed"),
         }
     }
-    let hosts: Vec<String> = served.into_iter().map(|h| h.host).collect();
-    platform.forget_certificates_except(&hosts).await?;
+    // Kept: served hosts, and the names under served wildcards that have records.
+    let wildcards: HashSet<&str> = served.iter().filter_map(|h| h.host.strip_prefix("*.")).collect();
+    let covered = records.keys().filter(|host| {
+        host.split_once('.')
+            .is_some_and(|(_, parent)| wildcards.contains(parent))
+    });
+    let keep: Vec<String> = served
+        .iter()
+        .map(|h| h.host.clone())
+        .chain(covered.cloned())
+        .collect();
+    platform.forget_certificates_except(&keep).await?;
     Ok(())
 }
 

@@ -94,8 +94,9 @@ pub(crate) async fn site_certificates(
         .await
         .map_err(to_app_error)?;
     let own = format!("{}.{}", site.name, platform.settings().sites_domain);
+    // A wildcard's names get their certificates one by one, on their first visits.
     Ok(std::iter::once(&own)
-        .chain(site.domains.iter())
+        .chain(site.domains.iter().filter(|d| !d.starts_with("*.")))
         .map(|host| certificate_view(host, records.get(host)))
         .collect())
 }

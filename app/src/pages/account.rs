@@ -4,15 +4,17 @@ use leptos_meta::Title;
 use crate::{
     api::ChangePassword,
     components::{FieldError, FormError, SignedIn, failure},
-    pages::keys::OwnKeys,
+    pages::keys::{Keys, KeysState},
 };
 
 /// The signed-in user's account: SSH keys, change password.
 #[component]
 pub fn AccountPage() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
+    let keys = KeysState::new(None);
     view! {
         <Title text="Account"/>
-        <SignedIn page=|me| {
+        <SignedIn page=move |me| {
             let change = ServerAction::<ChangePassword>::new();
             let error = failure(change.value());
             let done = move || matches!(change.value().get(), Some(Ok(())));
@@ -23,7 +25,7 @@ pub fn AccountPage() -> impl IntoView {
                     <dt>"Name"</dt><dd>{me.display_name}</dd>
                     <dt>"Role"</dt><dd>{if me.is_admin { "Admin" } else { "Member" }}</dd>
                 </dl>
-                <OwnKeys/>
+                <Keys state=keys/>
                 <ActionForm action=change attr:class="card form" attr:aria-labelledby="pw-title">
                     <h2 id="pw-title">"Change password"</h2>
                     <Show when=done>

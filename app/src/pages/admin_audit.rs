@@ -9,10 +9,11 @@ use crate::{
 /// Admin: who changed what, newest first.
 #[component]
 pub fn AdminAuditPage() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
+    let entries = Resource::new(|| (), |()| audit_log());
     view! {
         <Title text="Audit log"/>
-        <SignedIn admin=true page=|_| {
-            let entries = Resource::new(|| (), |()| audit_log());
+        <SignedIn admin=true page=move |_| {
             view! {
                 <div class="page-head"><h1>"Audit log"</h1></div>
                 <Suspense fallback=|| view! { <p class="loading">"Loading the log…"</p> }>

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
+    AppError,
     api::{ImageRow, SaveImage, catalogue},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
@@ -10,16 +11,17 @@ use crate::{
 /// and a form to add one.
 #[component]
 pub fn AdminImagesPage() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
+    let saved = RwSignal::new(0u32);
+    let images = Resource::new(move || saved.get(), |_| catalogue());
     view! {
         <Title text="Images"/>
-        <SignedIn admin=true page=|_| view! { <ImagesAdmin/> }/>
+        <SignedIn admin=true page=move |_| view! { <ImagesAdmin saved images/> }/>
     }
 }
 
 #[component]
-fn ImagesAdmin() -> impl IntoView {
-    let saved = RwSignal::new(0u32);
-    let images = Resource::new(move || saved.get(), |_| catalogue());
+fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppError>>) -> impl IntoView {
     let blank = ImageRow {
         id: 0,
         name: String::new(),

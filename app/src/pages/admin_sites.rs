@@ -1,8 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
+use leptos_router::{hooks::use_query_map, params::ParamsMap};
 
 use crate::{
+    AppError,
     api::{SitesPage, admin_sites},
     components::{ErrorPage, SignedIn, StateBadge},
 };
@@ -10,16 +11,8 @@ use crate::{
 /// Admin: every site (or one user's, `?member=`), fifty to a page (`?page=`).
 #[component]
 pub fn AdminSitesPage() -> impl IntoView {
-    view! {
-        <Title text="All sites"/>
-        <SignedIn admin=true page=|_| view! { <SitesAdmin/> }/>
-    }
-}
-
-#[component]
-fn SitesAdmin() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let query = use_query_map();
-    let member = move || query.read().get("member").filter(|m| !m.trim().is_empty());
     let page = move || {
         query
             .read()
@@ -28,9 +21,23 @@ fn SitesAdmin() -> impl IntoView {
             .unwrap_or(0)
     };
     let sites = Resource::new(
-        move || (member(), page()),
+        move || (member(query), page()),
         |(member, page)| admin_sites(member, page),
     );
+    view! {
+        <Title text="All sites"/>
+        <SignedIn admin=true page=move |_| view! { <SitesAdmin query sites/> }/>
+    }
+}
+
+/// The `?member=` asked for, if any.
+fn member(query: Memo<ParamsMap>) -> Option<String> {
+    query.read().get("member").filter(|m| !m.trim().is_empty())
+}
+
+#[component]
+fn SitesAdmin(query: Memo<ParamsMap>, sites: Resource<Result<SitesPage, AppError>>) -> impl IntoView {
+    let member = move || member(query);
     view! {
         <div class="page-head"><h1>"All sites"</h1></div>
         <form method="get" action="/admin/sites" class="inline-form" role="search">

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
+    AppError,
     api::{CreateUser, SetUserActive, SetUserAdmin, UserRow, list_users},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
@@ -9,14 +10,7 @@ use crate::{
 /// Admin: every account, and a form to create one.
 #[component]
 pub fn AdminUsersPage() -> impl IntoView {
-    view! {
-        <Title text="Users"/>
-        <SignedIn admin=true page=|_| view! { <UsersAdmin/> }/>
-    }
-}
-
-#[component]
-fn UsersAdmin() -> impl IntoView {
+    // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
     let set_admin = ServerAction::<SetUserAdmin>::new();
@@ -30,6 +24,19 @@ fn UsersAdmin() -> impl IntoView {
         },
         |_| list_users(),
     );
+    view! {
+        <Title text="Users"/>
+        <SignedIn admin=true page=move |_| view! { <UsersAdmin create set_active set_admin users/> }/>
+    }
+}
+
+#[component]
+fn UsersAdmin(
+    create: ServerAction<CreateUser>,
+    set_active: ServerAction<SetUserActive>,
+    set_admin: ServerAction<SetUserAdmin>,
+    users: Resource<Result<Vec<UserRow>, AppError>>,
+) -> impl IntoView {
     let create_error = failure(create.value());
     let row_error = Signal::derive(move || {
         failure(set_active.value())

@@ -2,35 +2,64 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
+    AppError,
     api::{AddSshKey, KeysPage, RemoveSshKey, ssh_keys},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
-/// One's SSH keys, on the account page: the list, a form to add one, how to connect.
-#[component]
-pub fn OwnKeys() -> impl IntoView {
-    view! { <Keys user=None/> }
+/// A keys list's actions and the resource they refresh, made by the page before its frame
+/// waits for the user (see docs/ARCHITECTURE.md).
+#[derive(Clone, Copy)]
+pub struct KeysState {
+    user: Option<i64>,
+    add: ServerAction<AddSshKey>,
+    remove: ServerAction<RemoveSshKey>,
+    keys: Resource<Result<KeysPage, AppError>>,
+}
+
+impl KeysState {
+    /// `user`'s keys (an admin's view), or one's own (None).
+    pub fn new(user: Option<i64>) -> Self {
+        let add = ServerAction::<AddSshKey>::new();
+        let remove = ServerAction::<RemoveSshKey>::new();
+        let keys = Resource::new(
+            move || (add.version().get(), remove.version().get()),
+            move |_| ssh_keys(user),
+        );
+        Self {
+            user,
+            add,
+            remove,
+            keys,
+        }
+    }
 }
 
 /// Admin: another user's keys, to see and revoke.
 #[component]
 pub fn UserKeysPage() -> impl IntoView {
     let params = use_params_map();
-    let user = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
+    let user = params
+        .read_untracked()
+        .get("id")
+        .and_then(|id| id.parse::<i64>().ok());
+    let state = KeysState::new(user);
     view! {
         <leptos_meta::Title text="SSH keys"/>
-        <SignedIn admin=true page=move |_| view! { <Keys user=user()/> }/>
+        <SignedIn admin=true page=move |_| view! { <Keys state/> }/>
     }
 }
 
+/// One's SSH keys (on the account page), or a user's for an admin: the list, a form to add
+/// one, how to connect.
 #[component]
-fn Keys(user: Option<i64>) -> impl IntoView {
-    let add = ServerAction::<AddSshKey>::new();
-    let remove = ServerAction::<RemoveSshKey>::new();
-    let keys = Resource::new(
-        move || (add.version().get(), remove.version().get()),
-        move |_| ssh_keys(user),
-    );
+pub fn Keys(state: KeysState) -> impl IntoView {
+    let KeysState {
+        user,
+        add,
+        remove,
+        keys,
+    } = state;
     let add_error = failure(add.value());
     let remove_error = failure(remove.value());
     view! {

@@ -351,6 +351,9 @@ fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -
                                     <button type="submit" class="link" aria-label=remove_label>"Remove"</button>
                                 </ActionForm>
                             </div>
+                            {d.host.strip_prefix("*.").map(|domain| view! {
+                                <p class="hint">{format!("Every name one level under {domain} reaches the site; each gets its certificate on its first visit.")}</p>
+                            })}
                             {(!d.verified).then(|| view! {
                                 <ol class="steps">
                                     <li>"Point " <code>{d.host.clone()}</code> " at the sites: a CNAME record to "

@@ -10,7 +10,8 @@
 //! never changes; one constant set of routes looks the request's host up in a directory:
 //!
 //! ```text
-//! routes/hosts/<host>  ->  ../entries/<host>~<generation>/      (swapped atomically by rename)
+//! routes/hosts/<host>  ->  ../entries/<host>~<generation>/      (swapped atomically by rename;
+//!                                                           `*.d` is `_wildcard.d`)
 //!     .site            the owning site's id (read by Director only)
 //!     static           -> /srv/sites/<site>/public   (static sites: file_server root)
 //!     <service>        empty file named after the service (dynamic: dial <service>:8080)
@@ -387,7 +388,7 @@ impl Caddy {
         let hosts = routes
             .hosts
             .iter()
-            .map(|h| validate_host(h, false))
+            .map(|h| validate_host(h, true).map(|host| route_name(&host)))
             .collect::<Result<Vec<_>>>()?;
         let static_root = match &routes.target {
             Target::Static { public_dir } => Some(self.static_root(public_dir)?),
@@ -398,7 +399,10 @@ impl Caddy {
             if let Some(owner) = self.owner(host)?
                 && owner != routes.site
             {
-                return Err(Error::invalid("host", format!("{host} belongs to another site")));
+                return Err(Error::invalid(
+                    "host",
+                    format!("{} belongs to another site", host_of(host)),
+                ));
             }
         }
         let index = self.config.index().join(routes.site.0.to_string());
@@ -466,7 +470,7 @@ impl Caddy {
                 body_limit,
                 availability,
             });
-            routes.hosts.push(host);
+            routes.hosts.push(host_of(&host));
         }
         Ok(sites.into_values().collect())
     }
@@ -597,6 +601,22 @@ impl Caddy {
     }
 }
 
+/// What a wildcard's route is called in the route directories: `*.example.org` is
+/// `_wildcard.example.org` (a `*` would be a glob to Caddy's file matcher; `_` is never in a
+/// host). Other hosts are their own names.
+const WILDCARD_ROUTE: &str = "_wildcard.";
+
+fn route_name(host: &str) -> String {
+    host.strip_prefix("*.")
+        .map_or_else(|| host.to_owned(), |domain| format!("{WILDCARD_ROUTE}{domain}"))
+}
+
+fn host_of(route: &str) -> String {
+    route
+        .strip_prefix(WILDCARD_ROUTE)
+        .map_or_else(|| route.to_owned(), |domain| format!("*.{domain}"))
+}
+
 /// Points `link` at `target` atomically: a new symlink renamed over the old one.
 fn swap_symlink(link: &Path, target: &Path) -> Result<()> {
     let tmp = link.with_extension(format!("tmp{}", std::process::id()));
@@ -693,12 +713,24 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
         })
     };
     let hosts = format!("{ROUTES_IN}/hosts");
-    let has = |file: &str| json!({"file": {"root": hosts, "try_files": [format!("/{{http.request.host}}/{file}")]}});
+    // The route a request takes: its host's own, or else the wildcard over its parent domain
+    // (`a.example.org` → `_wildcard.example.org`; one label deep, as in certificates).
+    let has =
+        |file: &str| json!({"file": {"root": hosts, "try_files": [format!("/{{http.vars.route}}/{file}")]}});
+    let exact = json!({"file": {"root": hosts, "try_files": ["/{http.request.host}/.site"]}});
     let mut routes = vec![
         json!({
             "match": [{"not": [{"vars_regexp": {"{http.request.host}": {"pattern": HOST_PATTERN}}}]}],
             "handle": [html(404, pages::no_such_site())],
             "terminal": true,
+        }),
+        json!({"match": [exact], "handle": [{"handler": "vars", "route": "{http.request.host}"}]}),
+        json!({
+            "match": [{
+                "not": [exact],
+                "vars_regexp": {"{http.request.host}": {"name": "parent", "pattern": r"^[^.]+\.(.+)$"}},
+            }],
+            "handle": [{"handler": "vars", "route": format!("{WILDCARD_ROUTE}{{http.regexp.parent.1}}")}],
         }),
         json!({"match": [has("disabled")], "handle": [html(503, pages::disabled())], "terminal": true}),
         json!({"match": [has("not-served")], "handle": [html(503, pages::not_served())], "terminal": true}),
@@ -718,7 +750,7 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
     }
     routes.push(json!({
         "match": [has("static/")],
-        "handle": [{"handler": "file_server", "root": format!("{ROUTES_IN}/hosts/{{http.request.host}}/static")}],
+        "handle": [{"handler": "file_server", "root": format!("{ROUTES_IN}/hosts/{{http.vars.route}}/static")}],
         "terminal": true,
     }));
     routes.push(json!({

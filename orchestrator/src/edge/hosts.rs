@@ -4,7 +4,8 @@ use crate::{Error, Result};
 
 /// A valid, lower-cased host name: ASCII (IDNs in punycode), labels of 1–63 letters, digits and
 /// inner hyphens, at most 253 characters, at least two labels, not an IP address, and no
-/// wildcard unless `allow_wildcard` (then only as the whole first label).
+/// wildcard unless `allow_wildcard` (then only as the whole first label, over a domain of two
+/// labels or more).
 pub fn validate_host(raw: &str, allow_wildcard: bool) -> Result<String> {
     let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
     let bad = |why: &str| Err(Error::invalid("host", format!("{raw:?}: {why}")));
@@ -23,8 +24,11 @@ pub fn validate_host(raw: &str, allow_wildcard: bool) -> Result<String> {
     }
     for (i, label) in labels.iter().enumerate() {
         if *label == "*" {
-            if allow_wildcard && i == 0 {
+            if allow_wildcard && i == 0 && labels.len() >= 3 {
                 continue;
+            }
+            if allow_wildcard && i == 0 {
+                return bad("a wildcard covers the names of a domain: *.example.org, not *.org");
             }
             return bad("wildcards are not allowed here");
         }
@@ -61,7 +65,12 @@ mod tests {
             validate_host("xn--bcher-kva.example.", false).unwrap(),
             "xn--bcher-kva.example"
         );
-        assert_eq!(validate_host("*.example.org", true).unwrap(), "*.example.org");
+        assert_eq!(validate_host("*.Example.org", true).unwrap(), "*.example.org");
+        assert!(
+            validate_host("*.org", true).is_err(),
+            "a wildcard over a whole top-level domain"
+        );
+        assert!(validate_host("a.*.org", true).is_err());
     }
 
     #[test]

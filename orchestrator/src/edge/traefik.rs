@@ -29,10 +29,15 @@ fn router_name(routes: &SiteRoutes) -> String {
     format!("director-site-{}", routes.site)
 }
 
+/// A router rule matching every host: `Host` for names, `HostRegexp` (Traefik v3's Go
+/// regular expressions) for a wildcard's names one label deep.
 fn rule(hosts: &[String]) -> String {
     hosts
         .iter()
-        .map(|h| format!("Host(`{h}`)"))
+        .map(|h| match h.strip_prefix("*.") {
+            Some(domain) => format!("HostRegexp(`^[a-z0-9-]+\\.{}$`)", domain.replace('.', "\\.")),
+            None => format!("Host(`{h}`)"),
+        })
         .collect::<Vec<_>>()
         .join(" || ")
 }
@@ -192,6 +197,14 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn a_wildcard_is_a_host_regexp_one_label_deep() {
+        assert_eq!(
+            rule(&["shop.example.org".to_owned(), "*.shop.example.net".to_owned()]),
+            r"Host(`shop.example.org`) || HostRegexp(`^[a-z0-9-]+\.shop\.example\.net$`)"
+        );
     }
 
     #[test]

@@ -299,7 +299,13 @@ impl Platform {
         Ok(records
             .into_iter()
             .filter_map(|record| {
-                let host = served.get(&record.host)?;
+                // The host itself, or the wildcard it is a name of.
+                let wildcard = record
+                    .host
+                    .split_once('.')
+                    .map(|(_, parent)| format!("*.{parent}"))
+                    .unwrap_or_default();
+                let host = served.get(&record.host).or_else(|| served.get(&wildcard))?;
                 Some(CertificateProblem {
                     site_id: host.site_id,
                     site_name: host.site_name.clone(),

@@ -54,9 +54,10 @@ pub struct Domain {
     pub last_check_error: String,
 }
 
-/// The host as given, checked against the rules: a valid name, not an IP address, not a
-/// wildcard, not the manager's host, not a name under the sites' domain.
-pub fn check_domain(raw: &str, rules: &DomainRules) -> Result<String> {
+/// The host as given, checked against the rules: a valid name, not an IP address, not the
+/// manager's host, not a name under the sites' domain; a wildcard (`*.example.org`: every name
+/// one label under it) only for admins.
+pub fn check_domain(raw: &str, rules: &DomainRules, wildcard_allowed: bool) -> Result<String> {
     let given = raw.trim().trim_end_matches('.');
     let bad = |message: String| Err(Error::invalid("host", message));
     if given.is_empty() {
@@ -65,17 +66,25 @@ pub fn check_domain(raw: &str, rules: &DomainRules) -> Result<String> {
     if given.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
         return bad(format!("{given} is an IP address: enter a domain name instead."));
     }
-    if given.starts_with("*.") {
-        return bad("A wildcard domain cannot be added to a site: add each name you need.".to_owned());
+    if given.starts_with("*.") && !wildcard_allowed {
+        return bad(
+            "Only admins can add a wildcard domain: add each name you need, or ask an admin.".to_owned(),
+        );
     }
-    let host = orchestrator::edge::validate_host(given, false)
+    let host = orchestrator::edge::validate_host(given, wildcard_allowed)
         .map_err(|err| Error::invalid("host", format!("That is not a valid domain name ({err}).")))?;
     let manager = rules.manager_host.to_ascii_lowercase();
-    if host == manager {
-        return bad(format!("{host} is the manager's own address."));
+    let covered = host.strip_prefix("*.").is_some_and(|domain| {
+        manager
+            .split_once('.')
+            .is_some_and(|(_, parent)| parent == domain)
+    });
+    if host == manager || covered {
+        return bad(format!("{host} is (or covers) the manager's own address."));
     }
     let sites_domain = rules.sites_domain.to_ascii_lowercase();
-    if host == sites_domain || host.ends_with(&format!(".{sites_domain}")) {
+    let bare = host.strip_prefix("*.").unwrap_or(&host);
+    if bare == sites_domain || bare.ends_with(&format!(".{sites_domain}")) {
         return bad(format!(
             "Names under {sites_domain} are given to sites by their own names: add a domain of your own."
         ));
@@ -107,11 +116,11 @@ impl Platform {
     ) -> Result<Domain> {
         let site = self.site(actor, site_id).await?;
         let actor = actor.expect("authorised above").clone();
-        let host = check_domain(raw, rules)?;
+        let by_admin = actor.role == Role::Admin;
+        let host = check_domain(raw, rules, by_admin)?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
-        let by_admin = actor.role == Role::Admin;
         let mut conn = self.conn().await?;
         let domain = conn
             .transaction::<_, Error, _>(async |conn| {
@@ -270,8 +279,13 @@ impl Platform {
                 .optional()?;
             return Ok(found.is_some());
         }
+        // The host itself, or a wildcard over its parent domain.
+        let wildcard = host
+            .split_once('.')
+            .map(|(_, parent)| format!("*.{parent}"))
+            .unwrap_or_default();
         let found: Option<i64> = site_domains::table
-            .filter(site_domains::host.eq(&host))
+            .filter(site_domains::host.eq(&host).or(site_domains::host.eq(&wildcard)))
             .filter(site_domains::verified_at.is_not_null())
             .select(site_domains::id)
             .first(&mut conn)
