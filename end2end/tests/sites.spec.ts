@@ -405,10 +405,15 @@ test('a member adds a domain, proves it with a TXT record, and the site answers 
   await page.getByLabel('Add a domain').fill('192.0.2.1');
   await page.getByRole('button', { name: 'Add domain' }).click();
   await expect(page.getByText('is an IP address')).toBeVisible();
+  await expect(page.getByLabel('Add a domain')).toHaveValue('192.0.2.1');
+  await page.getByLabel('Add a domain').fill('*.hello.test');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  await expect(page.getByText('Only admins can add a wildcard domain')).toBeVisible();
   await page.getByLabel('Add a domain').fill('www.hello.test');
   await page.getByRole('button', { name: 'Add domain' }).click();
   const row = page.locator('li[data-domain="www.hello.test"]');
   await expect(row.getByText('waiting for verification')).toBeVisible();
+  await expect(page.getByLabel('Add a domain'), 'emptied for the next').toHaveValue('');
   await expect(row.getByText('_director.www.hello.test')).toBeVisible();
   expect((await visitAs('www.hello.test')).status).toBe(404);
 

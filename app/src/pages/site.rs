@@ -318,6 +318,15 @@ fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -
     let verify = actions.verify_domain;
     let remove = actions.remove_domain;
     let add_error = failure(add.value());
+    // The box empties once a domain is added, ready for the next.
+    let host_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(())))
+            && let Some(input) = host_input.get()
+        {
+            input.set_value("");
+        }
+    });
     let row_error = Signal::derive(move || {
         failure(verify.value())
             .get()
@@ -378,7 +387,7 @@ fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -
             <ActionForm action=add attr:class="form inline-form">
                 <input type="hidden" name="site" value=id.to_string()/>
                 <label for="domain-host">"Add a domain"</label>
-                <input id="domain-host" name="host" type="text" autocomplete="off" placeholder="www.example.org" required/>
+                <input id="domain-host" node_ref=host_input name="host" type="text" autocomplete="off" placeholder="www.example.org" required/>
                 <button type="submit" class="secondary">"Add domain"</button>
                 <FieldError error=add_error field="host"/>
                 <FormError error=add_error/>
