@@ -78,3 +78,47 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// The password of every test account: `<username> password 123`.
+pub fn password(username: &str) -> String {
+    format!("{username} password 123")
+}
+
+/// A new account `username` (shown as `<username> display`) with `role` and [`password`].
+pub async fn create_user(platform: &Platform, username: &str, role: crate::Role) {
+    let new = crate::NewUser {
+        username: username.to_owned(),
+        display_name: format!("{username} display"),
+        email: String::new(),
+        password: password(username),
+        role,
+    };
+    platform
+        .create_user(Some(&crate::Actor::operator()), new)
+        .await
+        .expect("creating a test account");
+}
+
+/// A new account `username` with `role`, signed in: its actor and session.
+pub async fn signed_in_user(
+    platform: &Platform,
+    username: &str,
+    role: crate::Role,
+) -> (crate::Actor, crate::SessionToken) {
+    create_user(platform, username, role).await;
+    platform
+        .login(username, &password(username), &crate::ClientInfo::default())
+        .await
+        .expect("signing a test account in")
+}
+
+/// A static site called `name` on the busybox image.
+pub fn static_site(name: &str) -> crate::sites::NewSite {
+    crate::sites::NewSite {
+        name: name.to_owned(),
+        description: format!("{name}'s site"),
+        purpose: "project".to_owned(),
+        kind: "static".to_owned(),
+        image: "busybox".to_owned(),
+    }
+}

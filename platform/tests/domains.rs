@@ -5,44 +5,25 @@
 use std::{net::SocketAddr, process::Child, time::Duration};
 
 use platform::{
-    Actor, ClientInfo, Error, NewUser, Role,
+    Actor, Error, Role,
     dns::Dns,
-    sites::{DomainRules, NewSite, txt_name, txt_value},
+    sites::{DomainRules, txt_name, txt_value},
     testing::TestDb,
 };
 
-async fn user(db: &TestDb, username: &str, role: Role) -> Actor {
-    let new = NewUser {
-        username: username.to_owned(),
-        display_name: String::new(),
-        email: String::new(),
-        password: format!("{username} password 123"),
-        role,
-    };
-    db.platform
-        .create_user(Some(&Actor::operator()), new)
+async fn user(db: &TestDb, name: &str, role: Role) -> Actor {
+    platform::testing::signed_in_user(&db.platform, name, role)
         .await
-        .unwrap();
-    db.platform
-        .login(
-            username,
-            &format!("{username} password 123"),
-            &ClientInfo::default(),
-        )
-        .await
-        .unwrap()
         .0
 }
 
 async fn site(db: &TestDb, owner: &Actor, name: &str) -> i32 {
-    let new = NewSite {
-        name: name.to_owned(),
-        description: String::new(),
-        purpose: "project".to_owned(),
-        kind: "static".to_owned(),
-        image: "busybox".to_owned(),
-    };
-    db.platform.create_site(Some(owner), new).await.unwrap().0.id
+    db.platform
+        .create_site(Some(owner), platform::testing::static_site(name))
+        .await
+        .unwrap()
+        .0
+        .id
 }
 
 fn rules() -> DomainRules {

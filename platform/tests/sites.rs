@@ -10,7 +10,7 @@ use orchestrator::{
     edge::{Caddy, CaddyConfig, TraefikConfig, caddy_context},
 };
 use platform::{
-    Actor, Error, NewUser, Role,
+    Actor, Error, Role,
     sites::{NewSite, Runtime, SiteState, TraefikMode},
     testing::TestDb,
 };
@@ -114,22 +114,8 @@ fn rand_u32() -> u32 {
 }
 
 async fn user(db: &TestDb, name: &str, role: Role) -> Actor {
-    let new = NewUser {
-        username: name.to_owned(),
-        display_name: String::new(),
-        email: String::new(),
-        password: format!("{name} password 123"),
-        role,
-    };
-    db.platform
-        .create_user(Some(&Actor::operator()), new)
+    platform::testing::signed_in_user(&db.platform, name, role)
         .await
-        .unwrap();
-    let client = platform::ClientInfo::default();
-    db.platform
-        .login(name, &format!("{name} password 123"), &client)
-        .await
-        .unwrap()
         .0
 }
 

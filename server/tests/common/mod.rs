@@ -1,7 +1,7 @@
 //! A real `director` HTTP server on a free port, over a platform of the test's choosing.
 
 // Each test binary includes this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod acme;
 pub mod edge;
@@ -9,7 +9,8 @@ pub mod edge;
 use std::net::SocketAddr;
 
 use app::ssr::AppContext;
-use platform::{Actor, NewUser, Platform, Role};
+pub use platform::testing::{create_user, password, signed_in_user};
+use platform::{Actor, Platform};
 use server::{
     config::{Cli, Config},
     http::{AppState, router},
@@ -140,44 +141,11 @@ impl TestServer {
     }
 }
 
-pub async fn create_user(platform: &Platform, username: &str, role: Role) {
-    let new = NewUser {
-        username: username.to_owned(),
-        display_name: format!("{username} display"),
-        email: String::new(),
-        password: password(username),
-        role,
-    };
-    platform.create_user(Some(&Actor::operator()), new).await.unwrap();
-}
-
-/// A new account `username` with `role`, signed in: its actor and session.
-pub async fn signed_in_user(
-    platform: &Platform,
-    username: &str,
-    role: Role,
-) -> (Actor, platform::SessionToken) {
-    create_user(platform, username, role).await;
-    platform
-        .login(username, &password(username), &platform::ClientInfo::default())
-        .await
-        .unwrap()
-}
-
 /// A static busybox site of `owner`'s, once its create operation has run (workers must be
 /// running); waits at most 30 s.
 pub async fn running_site(platform: &Platform, owner: &Actor, name: &str) -> platform::sites::Site {
     let (site, _) = platform
-        .create_site(
-            Some(owner),
-            platform::sites::NewSite {
-                name: name.to_owned(),
-                description: String::new(),
-                purpose: "project".to_owned(),
-                kind: "static".to_owned(),
-                image: "busybox".to_owned(),
-            },
-        )
+        .create_site(Some(owner), platform::testing::static_site(name))
         .await
         .unwrap();
     for _ in 0..300 {
@@ -187,10 +155,6 @@ pub async fn running_site(platform: &Platform, owner: &Actor, name: &str) -> pla
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     site
-}
-
-pub fn password(username: &str) -> String {
-    format!("{username} password 123")
 }
 
 impl TestServer {
