@@ -91,6 +91,19 @@ impl Drop for DnsServer {
     }
 }
 
+/// Each of `cases` (a domain, a part of the reason) is refused to `actor` with that reason.
+async fn refused(db: &TestDb, actor: &Actor, site: i32, cases: &[(&str, &str)]) {
+    for (given, why) in cases {
+        let err = db
+            .platform
+            .add_domain(Some(actor), site, given, &rules())
+            .await
+            .unwrap_err();
+        let message = field_message(err);
+        assert!(message.contains(why), "{given:?}: {message}");
+    }
+}
+
 fn field_message(err: Error) -> String {
     match err {
         Error::Invalid {
@@ -106,26 +119,24 @@ async fn bad_domains_are_refused_with_the_reason() {
     let db = TestDb::new().await;
     let member = user(&db, "member", Role::User).await;
     let id = site(&db, &member, "shop").await;
-    for (given, why) in [
-        ("", "Enter a domain name"),
-        ("not a name", "not a valid domain name"),
-        ("bücher.example", "punycode"),
-        ("localhost", "two labels"),
-        ("192.0.2.7", "IP address"),
-        ("[2001:db8::1]", "IP address"),
-        ("*.example.com", "Only admins can add a wildcard"),
-        ("director.example.org", "manager's own address"),
-        ("other.sites.example.org", "given to sites by their own names"),
-        ("sites.example.org", "given to sites by their own names"),
-    ] {
-        let err = db
-            .platform
-            .add_domain(Some(&member), id, given, &rules())
-            .await
-            .unwrap_err();
-        let message = field_message(err);
-        assert!(message.contains(why), "{given:?}: {message}");
-    }
+    refused(
+        &db,
+        &member,
+        id,
+        &[
+            ("", "Enter a domain name"),
+            ("not a name", "not a valid domain name"),
+            ("bücher.example", "punycode"),
+            ("localhost", "two labels"),
+            ("192.0.2.7", "IP address"),
+            ("[2001:db8::1]", "IP address"),
+            ("*.example.com", "Only admins can add a wildcard"),
+            ("director.example.org", "manager's own address"),
+            ("other.sites.example.org", "given to sites by their own names"),
+            ("sites.example.org", "given to sites by their own names"),
+        ],
+    )
+    .await;
     assert!(
         db.platform
             .site_domains(Some(&member), id)
@@ -319,20 +330,18 @@ async fn an_admin_may_add_a_wildcard_which_serves_the_names_one_level_under_it()
     let member = user(&db, "member", Role::User).await;
     let admin = user(&db, "admin", Role::Admin).await;
     let shop = site(&db, &member, "shop").await;
-    for (given, why) in [
-        ("*.org", "not *.org"),
-        ("*.example.org", "manager's own address"),
-        ("*.sites.example.org", "given to sites by their own names"),
-        ("a.*.example.net", "wildcards are not allowed"),
-    ] {
-        let err = db
-            .platform
-            .add_domain(Some(&admin), shop, given, &rules())
-            .await
-            .unwrap_err();
-        let message = field_message(err);
-        assert!(message.contains(why), "{given:?}: {message}");
-    }
+    refused(
+        &db,
+        &admin,
+        shop,
+        &[
+            ("*.org", "not *.org"),
+            ("*.example.org", "manager's own address"),
+            ("*.sites.example.org", "given to sites by their own names"),
+            ("a.*.example.net", "wildcards are not allowed"),
+        ],
+    )
+    .await;
     let wildcard = db
         .platform
         .add_domain(Some(&admin), shop, "*.Shop.Example.net", &rules())

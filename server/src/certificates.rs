@@ -21,7 +21,7 @@ use futures::StreamExt as _;
 use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
 use platform::{
     Platform,
-    sites::{CertificateRecord, CertificateState, Runtime},
+    sites::{CertificateRecord, CertificateState, Runtime, wildcard_over},
 };
 use tokio::sync::watch;
 
@@ -136,11 +136,14 @@ pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
         }
     }
     // Kept: served hosts, and the names under served wildcards that have records.
-    let wildcards: HashSet<&str> = served.iter().filter_map(|h| h.host.strip_prefix("*.")).collect();
-    let covered = records.keys().filter(|host| {
-        host.split_once('.')
-            .is_some_and(|(_, parent)| wildcards.contains(parent))
-    });
+    let wildcards: HashSet<&str> = served
+        .iter()
+        .map(|h| h.host.as_str())
+        .filter(|h| h.starts_with("*."))
+        .collect();
+    let covered = records
+        .keys()
+        .filter(|host| wildcard_over(host).is_some_and(|w| wildcards.contains(w.as_str())));
     let keep: Vec<String> = served
         .iter()
         .map(|h| h.host.clone())

@@ -300,12 +300,9 @@ impl Platform {
             .into_iter()
             .filter_map(|record| {
                 // The host itself, or the wildcard it is a name of.
-                let wildcard = record
-                    .host
-                    .split_once('.')
-                    .map(|(_, parent)| format!("*.{parent}"))
-                    .unwrap_or_default();
-                let host = served.get(&record.host).or_else(|| served.get(&wildcard))?;
+                let host = served
+                    .get(&record.host)
+                    .or_else(|| served.get(&super::wildcard_over(&record.host)?))?;
                 Some(CertificateProblem {
                     site_id: host.site_id,
                     site_name: host.site_name.clone(),

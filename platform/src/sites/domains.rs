@@ -24,6 +24,12 @@ pub fn txt_value(token: &str) -> String {
     format!("director-verification={token}")
 }
 
+/// The wildcard a host is a name of: `*.example.org` for `www.example.org` (wildcards reach
+/// one label deep).
+pub fn wildcard_over(host: &str) -> Option<String> {
+    host.split_once('.').map(|(_, parent)| format!("*.{parent}"))
+}
+
 /// What the rules for a domain depend on: the manager's own host and the sites' domain (whose
 /// names are given to sites by their own names).
 #[derive(Debug, Clone)]
@@ -279,11 +285,8 @@ impl Platform {
                 .optional()?;
             return Ok(found.is_some());
         }
-        // The host itself, or a wildcard over its parent domain.
-        let wildcard = host
-            .split_once('.')
-            .map(|(_, parent)| format!("*.{parent}"))
-            .unwrap_or_default();
+        // The host itself, or the wildcard it is a name of.
+        let wildcard = wildcard_over(&host).unwrap_or_default();
         let found: Option<i64> = site_domains::table
             .filter(site_domains::host.eq(&host).or(site_domains::host.eq(&wildcard)))
             .filter(site_domains::verified_at.is_not_null())

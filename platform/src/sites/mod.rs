@@ -21,7 +21,7 @@ pub use catalogue::CatalogueImage;
 pub use certificates::{
     CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
-pub use domains::{Domain, DomainRules, check_domain, txt_name, txt_value};
+pub use domains::{Domain, DomainRules, check_domain, txt_name, txt_value, wildcard_over};
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
