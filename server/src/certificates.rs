@@ -25,8 +25,12 @@ use platform::{
 };
 use tokio::sync::watch;
 
-/// How often the records are compared with the edge's storage.
+/// How often new and failing hosts are looked at.
 pub const PASS_EVERY: Duration = Duration::from_secs(5);
+/// Every how many passes the certificates already issued are read again from the edge's
+/// storage (a renewal also arrives at once through the edge's log): a full pass reads one small
+/// file per host, which at thousands of hosts is not for every five seconds.
+const FULL_PASS_EVERY: u32 = 60;
 /// Handshakes started per pass at most: the CA's rate limits are the edge's to respect, and a
 /// thousand new hosts at once would only queue there.
 const REQUESTS_PER_PASS: usize = 10;
@@ -64,12 +68,15 @@ async fn watch_edge(platform: &Platform, edge: &Caddy) {
     // Reports from shortly before this start are read too: a restarted manager misses little.
     let mut since = Utc::now().timestamp() - 600;
     let mut tick = tokio::time::interval(PASS_EVERY);
+    let mut passes = 0u32;
     loop {
         let mut events = std::pin::pin!(edge.certificate_events(since));
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(err) = pass(platform, edge).await {
+                    let full = passes.is_multiple_of(FULL_PASS_EVERY);
+                    passes = passes.wrapping_add(1);
+                    if let Err(err) = pass(platform, edge, full).await {
                         tracing::warn!(error = %err, "checking certificates failed");
                     }
                 }
@@ -93,8 +100,9 @@ async fn watch_edge(platform: &Platform, edge: &Caddy) {
     }
 }
 
-/// Compares every served host's record with the edge's storage, and asks for what is due.
-pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
+/// Compares served hosts' records with the edge's storage (all of them when `full`, else those
+/// not issued), and asks for what is due.
+async fn pass(platform: &Platform, edge: &Caddy, full: bool) -> anyhow::Result<()> {
     let served = platform.served_hosts().await?;
     let records: HashMap<String, CertificateRecord> = platform
         .certificate_records()
@@ -107,6 +115,9 @@ pub async fn pass(platform: &Platform, edge: &Caddy) -> anyhow::Result<()> {
     // A wildcard's names get their certificates one by one as visitors come: none to ask for.
     for host in served.iter().filter(|h| !h.host.starts_with("*.")) {
         let record = records.get(&host.host);
+        if !full && record.is_some_and(|r| r.state() == CertificateState::Issued) {
+            continue;
+        }
         match edge.certificate(&host.host) {
             Ok(Some(certificate)) => {
                 let not_after = expiry(certificate);
