@@ -11,7 +11,10 @@
 use std::{
     ffi::OsStr,
     io::{Read, Write as _},
-    os::{fd::OwnedFd, unix::ffi::OsStrExt as _},
+    os::{
+        fd::{AsFd, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
     path::{Component, Path, PathBuf},
 };
 
@@ -113,31 +116,52 @@ impl SiteFiles {
         Ok(Self { root, uid })
     }
 
-    fn open_at(&self, path: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd> {
+    /// Opens `relative` (see [`relative`]) beneath the site's directory, resolved inside it.
+    /// The kernel's own error: for protocols that answer errors their own way (SFTP).
+    pub fn open_beneath(&self, relative: &Path, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
         rustix::fs::openat2(
             &self.root,
-            path.as_os_str(),
+            relative.as_os_str(),
             flags | OFlags::CLOEXEC,
             mode,
             RESOLVE,
         )
-        .map_err(io)
     }
 
-    /// The parent of `path` (opened inside the root) and its last component; the root itself
-    /// has none.
-    fn parent(&self, path: &str) -> Result<(OwnedFd, PathBuf)> {
-        let relative = relative(path)?;
-        let name = relative
-            .file_name()
-            .ok_or_else(|| Error::Conflict("The site's own folder cannot be changed that way.".to_owned()))?
-            .to_owned();
-        let parent = match relative.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+    /// The parent of `relative` (opened beneath the site's directory) and its last component,
+    /// to act on by name; None for the site's directory itself, which has none.
+    pub fn parent_beneath(&self, relative: &Path) -> rustix::io::Result<Option<(OwnedFd, PathBuf)>> {
+        let Some(name) = relative.file_name() else {
+            return Ok(None);
         };
-        let fd = self.open_at(&parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
-        Ok((fd, PathBuf::from(name)))
+        let parent = match relative.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let fd = self.open_beneath(parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+        Ok(Some((fd, PathBuf::from(name))))
+    }
+
+    /// Gives `fd` to the site's uid and gid.
+    pub fn own(&self, fd: impl AsFd) -> rustix::io::Result<()> {
+        let (uid, gid) = self.owner();
+        rustix::fs::fchown(fd, uid, gid)
+    }
+
+    /// Gives `name` in `dir` (never what a link points at) to the site's uid and gid.
+    pub fn own_at(&self, dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
+        let (uid, gid) = self.owner();
+        rustix::fs::chownat(dir, name.as_os_str(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    fn open_at(&self, path: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd> {
+        self.open_beneath(path, flags, mode).map_err(io)
+    }
+
+    fn parent(&self, path: &str) -> Result<(OwnedFd, PathBuf)> {
+        self.parent_beneath(&relative(path)?)
+            .map_err(io)?
+            .ok_or_else(|| Error::Conflict("The site's own folder cannot be changed that way.".to_owned()))
     }
 
     fn owner(&self) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
@@ -261,9 +285,8 @@ impl SiteFiles {
             Mode::from_bits_truncate(mode),
         )
         .map_err(io)?;
-        let (uid, gid) = self.owner();
         let written = (|| -> Result<u64> {
-            rustix::fs::fchown(&fd, uid, gid).map_err(io)?;
+            self.own(&fd).map_err(io)?;
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io)?;
             let mut file = std::fs::File::from(fd);
             let size = copy_limited(source, &mut file, limit)?;
@@ -312,8 +335,7 @@ impl SiteFiles {
     pub fn mkdir(&self, path: &str) -> Result<()> {
         let (dir, name) = self.parent(path)?;
         rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_bits_truncate(0o755)).map_err(io)?;
-        let (uid, gid) = self.owner();
-        rustix::fs::chownat(&dir, name.as_os_str(), uid, gid, AtFlags::SYMLINK_NOFOLLOW).map_err(io)
+        self.own_at(&dir, &name).map_err(io)
     }
 
     /// Moves or renames `from` to `to`; an existing `to` is refused, never replaced.

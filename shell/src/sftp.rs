@@ -1,7 +1,7 @@
 //! SFTP rooted at a site's directory.
 //!
 //! Every path is resolved by the kernel with `openat2(RESOLVE_IN_ROOT)` from a descriptor of
-//! the site's directory: `..`, absolute paths and symlinks (absolute or relative) all resolve
+//! the site's directory (the file manager's `SiteFiles`, whose primitives this uses): `..`, absolute paths and symlinks (absolute or relative) all resolve
 //! as if the site's directory were `/`, at the moment of use — so no race between a check and
 //! the use can lead outside. Operations on a last component (remove, rename, lstat, readlink,
 //! symlink, mkdir) act by name on the resolved parent's descriptor. What is written belongs to
@@ -18,18 +18,18 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use platform::files::SiteFiles;
 use russh_sftp::protocol::{
     Attrs, Data, File as Entry, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 /// The most bytes one read returns (clients ask for 32–256 KiB).
 const MAX_READ: u32 = 256 * 1024;
 
 /// One SFTP session on one site.
 pub(crate) struct SftpSession {
-    root: OwnedFd,
-    uid: u32,
+    files: SiteFiles,
     handles: HashMap<String, Open>,
     next_handle: u64,
     site: String,
@@ -44,14 +44,8 @@ enum Open {
 impl SftpSession {
     /// A session on the directory `root`, writing as `uid` (and the same gid).
     pub(crate) fn new(root: &Path, uid: u32, site: String) -> std::io::Result<Self> {
-        let root = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
         Ok(Self {
-            root,
-            uid,
+            files: SiteFiles::open(root, uid).map_err(std::io::Error::other)?,
             handles: HashMap::new(),
             next_handle: 0,
             site,
@@ -67,54 +61,25 @@ impl SftpSession {
 
     /// Opens `path` beneath the root, resolving everything inside it.
     fn open_at(&self, path: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, StatusCode> {
-        let relative = relative(path)?;
-        rustix::fs::openat2(
-            &self.root,
-            relative.as_os_str(),
-            flags | OFlags::CLOEXEC,
-            mode,
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(errno)
+        self.files
+            .open_beneath(&relative(path)?, flags, mode)
+            .map_err(errno)
     }
 
     /// The parent of `path` (opened, resolved inside the root) and its last component.
     fn parent(&self, path: &str) -> Result<(OwnedFd, PathBuf), StatusCode> {
-        let relative = relative(path)?;
-        let name = relative
-            .file_name()
-            .ok_or(StatusCode::PermissionDenied)?
-            .to_owned();
-        let parent = relative.parent().map(Path::to_path_buf).unwrap_or_default();
-        let parent = if parent.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            parent
-        };
-        let fd = rustix::fs::openat2(
-            &self.root,
-            parent.as_os_str(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(errno)?;
-        Ok((fd, PathBuf::from(name)))
+        self.files
+            .parent_beneath(&relative(path)?)
+            .map_err(errno)?
+            .ok_or(StatusCode::PermissionDenied)
     }
 
     fn own(&self, fd: impl AsFd) -> Result<(), StatusCode> {
-        rustix::fs::fchown(fd, Some(uid(self.uid)), Some(gid(self.uid))).map_err(errno)
+        self.files.own(fd).map_err(errno)
     }
 
     fn own_at(&self, dir: impl AsFd, name: &Path) -> Result<(), StatusCode> {
-        rustix::fs::chownat(
-            dir,
-            name.as_os_str(),
-            Some(uid(self.uid)),
-            Some(gid(self.uid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(errno)
+        self.files.own_at(dir, name).map_err(errno)
     }
 
     fn ok(id: u32) -> Status {
@@ -125,14 +90,6 @@ impl SftpSession {
             language_tag: "en-US".to_owned(),
         }
     }
-}
-
-fn uid(n: u32) -> Uid {
-    Uid::from_raw(n)
-}
-
-fn gid(n: u32) -> Gid {
-    Gid::from_raw(n)
 }
 
 /// A client path relative to the root (the file manager's rule: components only, `..`
