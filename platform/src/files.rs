@@ -58,6 +58,17 @@ fn version_of(stat: &rustix::fs::Stat) -> Version {
     ))
 }
 
+/// A file as [`SiteFiles::read_versioned`] read it.
+#[derive(Debug)]
+pub struct Contents {
+    /// What it was when opened (a save with it refuses if the file changed since).
+    pub version: Version,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its contents; None when it is larger than asked.
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// A site's directory, opened.
 #[derive(Debug)]
 pub struct SiteFiles {
@@ -228,24 +239,40 @@ impl SiteFiles {
 
     /// The contents of the file `path`, if it is at most `limit` bytes.
     pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let read = self.read_versioned(path, limit)?;
+        read.bytes.ok_or_else(|| {
+            Error::TooLarge(format!(
+                "The file has {}, more than the {} shown here: download it instead.",
+                human_bytes(read.size),
+                human_bytes(limit)
+            ))
+        })
+    }
+
+    /// The file `path` as an editor opens it, through one descriptor: its version and size as
+    /// it was opened, and its contents if it is at most `limit` bytes.
+    pub fn read_versioned(&self, path: &str, limit: u64) -> Result<Contents> {
         let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
-        let file = std::fs::File::from(fd);
-        let meta = file.metadata().map_err(Error::internal)?;
-        if meta.is_dir() {
+        let stat = rustix::fs::fstat(&fd).map_err(io)?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
             return Err(Error::Conflict("That is a folder.".to_owned()));
         }
-        if meta.len() > limit {
-            return Err(Error::TooLarge(format!(
-                "The file has {}, more than the {} shown here: download it instead.",
-                human_bytes(meta.len()),
-                human_bytes(limit)
-            )));
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(Error::internal)?;
-        Ok(bytes)
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let bytes = if size > limit {
+            None
+        } else {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            std::fs::File::from(fd)
+                .take(limit + 1)
+                .read_to_end(&mut bytes)
+                .map_err(Error::internal)?;
+            Some(bytes)
+        };
+        Ok(Contents {
+            version: version_of(&stat),
+            size,
+            bytes,
+        })
     }
 
     /// Writes `bytes` to `path` atomically, replacing what is there (see [`SiteFiles::write_from`]).

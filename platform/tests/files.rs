@@ -158,6 +158,13 @@ fn writes_are_atomic_and_owned_by_the_site() {
         matches!(s.files.read("docs/a.txt", 3), Err(Error::TooLarge(_))),
         "over the limit"
     );
+    let read = s.files.read_versioned("docs/a.txt", 3).unwrap();
+    assert_eq!(
+        (read.size, read.bytes),
+        (6, None),
+        "over the limit: its size, no bytes"
+    );
+    assert_eq!(read.version, s.files.version("docs/a.txt").unwrap());
     assert!(
         matches!(s.files.remove("public"), Err(Error::Conflict(_))),
         "a folder that is not empty"

@@ -177,29 +177,18 @@ pub async fn folder_tree(site: i32, path: String) -> Result<Vec<TreeRow>, AppErr
 pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
     let files = files(site).await?;
     let path = clean(&path);
-    let version = files.version(&path).map_err(to_app_error)?;
-    let bytes = match files.read(&path, EDITABLE_BYTES) {
-        Ok(bytes) => bytes,
-        // Too large to edit here: the page offers the download instead.
-        Err(platform::Error::TooLarge(_)) => {
-            let size = match files.open_read(&path).map_err(to_app_error)? {
-                platform::files::Opened::File { size, .. } => size,
-                platform::files::Opened::Folder(_) => 0,
-            };
-            return Ok(FileText {
-                path,
-                text: None,
-                size,
-                version: version.0,
-            });
-        }
-        Err(err) => return Err(to_app_error(err)),
-    };
+    let read = files
+        .read_versioned(&path, EDITABLE_BYTES)
+        .map_err(to_app_error)?;
     Ok(FileText {
-        size: bytes.len() as u64,
-        text: String::from_utf8(bytes).ok().filter(|t| !t.contains('\0')),
+        size: read.size,
+        // Too large to edit here, or not text: the page offers the download instead.
+        text: read
+            .bytes
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|t| !t.contains('\0')),
         path,
-        version: version.0,
+        version: read.version.0,
     })
 }
 
