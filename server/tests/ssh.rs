@@ -30,6 +30,21 @@ fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
     (path, public)
 }
 
+/// What every OpenSSH client of these tests is given: a throw-away server key is trusted
+/// without a known-hosts file, only the given key is offered, and a stuck server fails fast.
+const CLIENT_OPTIONS: [&str; 10] = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=10",
+];
+
 /// Runs `ssh` non-interactively against the test server, with `args` after the destination.
 async fn ssh(port: u16, key: &Path, login: &str, args: &[&str], stdin: Option<&str>) -> Output {
     use tokio::io::AsyncWriteExt as _;
@@ -37,22 +52,8 @@ async fn ssh(port: u16, key: &Path, login: &str, args: &[&str], stdin: Option<&s
     command
         .args(["-p", &port.to_string(), "-i"])
         .arg(key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "PasswordAuthentication=no",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=10",
-        ])
+        .args(CLIENT_OPTIONS)
+        .args(["-o", "PasswordAuthentication=no", "-o", "BatchMode=yes"])
         .arg(format!("{login}@127.0.0.1"))
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -229,17 +230,8 @@ async fn sftp(port: u16, key: &Path, login: &str, batch: &str, cwd: &Path) -> Ou
         .current_dir(cwd)
         .args(["-P", &port.to_string(), "-i"])
         .arg(key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-b",
-        ])
+        .args(CLIENT_OPTIONS)
+        .arg("-b")
         .arg(&file)
         .arg(format!("{login}@127.0.0.1"))
         .output();
@@ -345,14 +337,7 @@ async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
             .current_dir(work.path())
             .args(["-P", &port.to_string(), "-i"])
             .arg(&key)
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ])
+            .args(CLIENT_OPTIONS)
             .args(args);
         command.output().unwrap()
     };
