@@ -85,17 +85,27 @@ async fn admins_see_failed_and_soon_expiring_certificates_of_served_hosts_only()
     ));
 
     // A failure, then the edge's retry time, then the certificate: the reason goes away.
-    platform
-        .certificate_failed("blog.localhost", "connection refused", now)
-        .await
-        .unwrap();
-    platform
-        .certificate_failed("blog.localhost", "connection refused", now)
-        .await
-        .unwrap();
+    let first = now - Duration::minutes(1);
+    for at in [first, now] {
+        platform
+            .certificate_failed("blog.localhost", "connection refused", at)
+            .await
+            .unwrap();
+    }
     let retry_at = now + Duration::minutes(2);
     platform
         .certificate_retry("blog.localhost", retry_at)
+        .await
+        .unwrap();
+    // The edge's log read again after a restart: the same reports change nothing.
+    for at in [first, now] {
+        platform
+            .certificate_failed("blog.localhost", "connection refused", at)
+            .await
+            .unwrap();
+    }
+    platform
+        .certificate_retry("blog.localhost", first + Duration::seconds(60))
         .await
         .unwrap();
     let records = platform.site_certificates(Some(&member), blog.id).await.unwrap();

@@ -31,6 +31,9 @@ pub const PASS_EVERY: Duration = Duration::from_secs(5);
 /// storage (a renewal also arrives at once through the edge's log): a full pass reads one small
 /// file per host, which at thousands of hosts is not for every five seconds.
 const FULL_PASS_EVERY: u32 = 60;
+/// How long to wait before following the edge's log again after it could not be read (an
+/// engine whose log driver keeps no logs, say).
+const LOG_RETRY: Duration = Duration::from_secs(30);
 /// Handshakes started per pass at most: the CA's rate limits are the edge's to respect, and a
 /// thousand new hosts at once would only queue there.
 const REQUESTS_PER_PASS: usize = 10;
@@ -65,38 +68,40 @@ pub async fn run(
 
 /// Passes and log events on one edge, for ever.
 async fn watch_edge(platform: &Platform, edge: &Caddy) {
-    // Reports from shortly before this start are read too: a restarted manager misses little.
-    let mut since = Utc::now().timestamp() - 600;
+    // Reports from shortly before this start are read too: a restarted manager misses little
+    // (reports read twice change nothing).
+    let mut events = std::pin::pin!(edge.certificate_events(Utc::now().timestamp() - 600));
+    // While the log cannot be followed, passes go on; it is followed again from this instant.
+    let mut follow_again: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(PASS_EVERY);
     let mut passes = 0u32;
     loop {
-        let mut events = std::pin::pin!(edge.certificate_events(since));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let full = passes.is_multiple_of(FULL_PASS_EVERY);
-                    passes = passes.wrapping_add(1);
-                    if let Err(err) = pass(platform, edge, full).await {
-                        tracing::warn!(error = %err, "checking certificates failed");
+        tokio::select! {
+            _ = tick.tick() => {
+                let full = passes.is_multiple_of(FULL_PASS_EVERY);
+                passes = passes.wrapping_add(1);
+                if let Err(err) = pass(platform, edge, full).await {
+                    tracing::warn!(error = %err, "checking certificates failed");
+                }
+            }
+            event = events.next(), if follow_again.is_none() => match event {
+                Some(Ok(event)) => {
+                    if let Err(err) = record(platform, edge, event).await {
+                        tracing::warn!(error = %err, "recording a certificate event failed");
                     }
                 }
-                event = events.next() => match event {
-                    Some(Ok(event)) => {
-                        if let Err(err) = record(platform, edge, event).await {
-                            tracing::warn!(error = %err, "recording a certificate event failed");
-                        }
-                    }
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, "reading the edge's log failed");
-                        break;
-                    }
-                    // The container stopped or was replaced: follow the new one.
-                    None => break,
-                },
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, retry_in = ?LOG_RETRY, "reading the edge's log failed");
+                    follow_again = Some(tokio::time::Instant::now() + LOG_RETRY);
+                }
+                // The container stopped or was replaced: follow the new one.
+                None => follow_again = Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+            },
+            () = tokio::time::sleep_until(follow_again.unwrap_or_else(tokio::time::Instant::now)), if follow_again.is_some() => {
+                follow_again = None;
+                events.set(edge.certificate_events(Utc::now().timestamp() - 2));
             }
         }
-        since = Utc::now().timestamp() - 2;
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -205,7 +205,8 @@ impl Platform {
     }
 
     /// An attempt for `host` failed at `at` for `reason`; the next one is at Director's own
-    /// backoff until the edge says when it retries ([`Platform::certificate_retry`]).
+    /// backoff until the edge says when it retries ([`Platform::certificate_retry`]). A failure
+    /// reported again (the same or an older time) is not counted twice.
     pub async fn certificate_failed(&self, host: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
         let attempts: Vec<AttemptsRow> = diesel::sql_query(
@@ -213,6 +214,7 @@ impl Platform {
              VALUES ($1, 'failed', $2, $3, 1) \
              ON CONFLICT (host) DO UPDATE SET state = 'failed', error = $2, failed_at = $3, \
              attempts = certificates.attempts + 1, updated_at = now() \
+             WHERE certificates.failed_at IS NULL OR certificates.failed_at < $3 \
              RETURNING attempts",
         )
         .bind::<Text, _>(host)
@@ -220,7 +222,11 @@ impl Platform {
         .bind::<Timestamptz, _>(at)
         .load(&mut conn)
         .await?;
-        let attempts = attempts.as_slice().first().map_or(1, |row| row.attempts);
+        // No row: this failure (or a later one) is on record already — the edge's log is read
+        // again from a little before each (re)start.
+        let Some(attempts) = attempts.as_slice().first().map(|row| row.attempts) else {
+            return Ok(());
+        };
         diesel::update(certificates::table.find(host))
             .set(certificates::retry_at.eq(at + certificate_backoff(attempts)))
             .execute(&mut conn)
@@ -234,6 +240,8 @@ impl Platform {
         let mut conn = self.conn().await?;
         diesel::update(certificates::table.find(host))
             .filter(certificates::state.eq(CertificateState::Failed.as_str()))
+            // A retry time read again from an older failure's report changes nothing.
+            .filter(certificates::failed_at.lt(at))
             .set((
                 certificates::retry_at.eq(Some(at)),
                 certificates::updated_at.eq(diesel::dsl::now),
