@@ -137,12 +137,15 @@ async fn pass(platform: &Platform, edge: &Caddy, full: bool) -> anyhow::Result<(
             Ok(None) if requests < REQUESTS_PER_PASS && CertificateRecord::due(record, now) => {
                 requests += 1;
                 platform.certificate_requested(&host.host).await?;
-                let (edge, name) = (edge.clone(), host.host.clone());
+                let (edge, platform, name) = (edge.clone(), platform.clone(), host.host.clone());
                 tokio::spawn(async move {
                     match edge.request_certificate(&name).await {
                         Ok(outcome) => tracing::debug!(host = %name, ?outcome, "certificate requested"),
                         Err(err) => {
-                            tracing::warn!(host = %name, error = %err, "requesting a certificate failed")
+                            tracing::warn!(host = %name, error = %err, "requesting a certificate failed");
+                            if let Err(err) = platform.certificate_request_lost(&name).await {
+                                tracing::warn!(host = %name, error = %err, "recording a lost request failed");
+                            }
                         }
                     }
                 });

@@ -88,6 +88,7 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
         "{not_after}"
     );
     let root = acme.issuing_root();
+    let first_root = root.clone();
     let page = curl(https, "shop.sites.test", &root).expect("the site over HTTPS");
     assert!(page.contains("starter page of shop"), "{page}");
 
@@ -245,5 +246,26 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     assert!(record.error.is_empty());
     let root = acme.issuing_root();
     let page = curl(https, "later.shop.test", &root).expect("the domain over HTTPS once the CA is back");
+    assert!(page.contains("starter page of shop"), "{page}");
+
+    // The edge restarts (its container killed, brought back by the supervisor): its log is
+    // followed again — a failure, which only the log tells, is recorded for a new domain.
+    let killed = Command::new("docker")
+        .args(["kill", caddy.container()])
+        .output()
+        .expect("the docker CLI");
+    assert!(killed.status.success(), "{killed:?}");
+    acme.stop();
+    platform
+        .add_domain(Some(&admin), site.id, "again.shop.test", &rules)
+        .await
+        .unwrap();
+    let failed = record_when(&platform, "again.shop.test", 60, |r| {
+        r.state() == CertificateState::Failed
+    })
+    .await;
+    assert!(failed.error.contains("connection refused"), "{}", failed.error);
+    let page = curl(https, "shop.sites.test", &first_root)
+        .expect("the restarted edge serves the certificates it had");
     assert!(page.contains("starter page of shop"), "{page}");
 }

@@ -188,6 +188,17 @@ impl Platform {
         Ok(())
     }
 
+    /// Director's handshake for `host` did not reach the edge (restarting, say): the host is
+    /// due again at the next pass rather than after [`PENDING_PATIENCE`].
+    pub async fn certificate_request_lost(&self, host: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::update(certificates::table.find(host))
+            .set(certificates::requested_at.eq(None::<DateTime<Utc>>))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     /// The edge holds a certificate for `host` until `not_after`.
     pub async fn certificate_issued(&self, host: &str, not_after: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;

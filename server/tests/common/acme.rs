@@ -32,6 +32,8 @@ pub struct Acme {
     pub directory: String,
     management: u16,
     dns_port: u16,
+    /// How many times pebble was started (each start has a root of its own).
+    starts: u32,
 }
 
 fn run(command: &mut Command) {
@@ -141,6 +143,7 @@ impl Acme {
             directory: format!("https://{gateway}:{listen}/dir"),
             management,
             dns_port,
+            starts: 1,
         };
         acme.wait_until_up().await;
         acme
@@ -157,9 +160,10 @@ impl Acme {
         }
     }
 
-    /// The root pebble issues under (new at every start of pebble), as a PEM file for curl.
+    /// The root pebble issues under (new at every start of pebble), as a PEM file for curl
+    /// (one file per start: certificates from an earlier start stay checkable).
     pub fn issuing_root(&self) -> PathBuf {
-        let file = self.dir.path().join("issuing-root.pem");
+        let file = self.dir.path().join(format!("issuing-root-{}.pem", self.starts));
         let out = Command::new("curl")
             .args(["-sSfk", "-o"])
             .arg(&file)
@@ -180,6 +184,7 @@ impl Acme {
     /// it knows none of the accounts it had, and issues under a new root.
     pub async fn start_again(&mut self) {
         self.pebble = spawn_pebble(self.dir.path(), self.dns_port);
+        self.starts += 1;
         self.wait_until_up().await;
     }
 
