@@ -343,7 +343,6 @@ impl Config {
                 }
                 Some(orchestrator::edge::AcmeConfig {
                     listen,
-                    public_port: listen.port(),
                     ca,
                     email,
                     ca_root,
@@ -559,7 +558,7 @@ mod tests {
         .unwrap();
         let acme = config.acme.unwrap();
         assert_eq!(acme.ca, orchestrator::edge::LETS_ENCRYPT);
-        assert_eq!(acme.public_port, 443);
+        assert_eq!(acme.listen.port(), 443);
         assert_eq!(acme.email.as_deref(), Some("admin@example.org"));
 
         for (args, why) in [

@@ -58,7 +58,7 @@ impl Database {
             // Traefik with a certificate resolver serves the sites on its HTTPS entrypoint,
             // taken to be on the standard port.
             sites_https_port: match (&config.acme, config.edge, &config.traefik_cert_resolver) {
-                (Some(acme), _, _) => Some(acme.public_port),
+                (Some(acme), _, _) => Some(acme.listen.port()),
                 (None, EdgeDriver::Traefik, Some(_)) => Some(443),
                 _ => None,
             },

@@ -135,7 +135,7 @@ impl CaddyConfig {
         self.dir.join("ask")
     }
     /// See [`Caddy::ask_socket`].
-    pub fn ask_socket(&self) -> PathBuf {
+    fn ask_socket(&self) -> PathBuf {
         self.ask_dir().join("ask.sock")
     }
     /// Where Caddy keeps the certificates this CA issued, one directory per host.
@@ -797,10 +797,9 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
     // so the redirect starts the moment the certificate lands, with no change to this
     // configuration. Hosts without one (pending, failed, never asked for) stay on HTTP.
     // ACME's HTTP challenges are answered by Caddy before any route.
-    let port = if acme.public_port == 443 {
-        String::new()
-    } else {
-        format!(":{}", acme.public_port)
+    let port = match acme.listen.port() {
+        443 => String::new(),
+        port => format!(":{port}"),
     };
     let mut http_routes = routes.clone();
     http_routes.insert(
@@ -938,7 +937,6 @@ mod tests {
     fn with_acme_https_asks_director_and_http_redirects_hosts_with_a_certificate() {
         let acme = AcmeConfig {
             listen: "0.0.0.0:443".parse().unwrap(),
-            public_port: 443,
             ca: crate::edge::LETS_ENCRYPT.to_owned(),
             email: Some("admin@example.org".to_owned()),
             ca_root: None,

@@ -30,10 +30,9 @@ use crate::{Error, Result};
 /// How Caddy gets certificates: ACME, on demand, for the hosts Director says it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcmeConfig {
-    /// The host address visitors reach HTTPS at (published to Caddy's TLS port).
+    /// The host address visitors reach HTTPS at (published to Caddy's TLS port); its port is
+    /// the one in sites' `https://` addresses and redirects (443 is left out).
     pub listen: SocketAddr,
-    /// The port in sites' `https://` addresses and redirects (443 is left out).
-    pub public_port: u16,
     /// The ACME directory (Let's Encrypt's by default).
     pub ca: String,
     /// The ACME account's contact, to whom the CA writes about certificates that expire.
@@ -447,7 +446,6 @@ mod tests {
         let key = |ca: &str| {
             AcmeConfig {
                 listen: "127.0.0.1:443".parse().unwrap(),
-                public_port: 443,
                 ca: ca.to_owned(),
                 email: None,
                 ca_root: None,

@@ -153,7 +153,6 @@ impl Acme {
     pub fn config(&self, https: SocketAddr) -> AcmeConfig {
         AcmeConfig {
             listen: https,
-            public_port: https.port(),
             ca: self.directory.clone(),
             email: Some("tests@director.test".to_owned()),
             ca_root: Some(self.dir.path().join("ca.pem")),

@@ -69,7 +69,7 @@ pub async fn start_edge_with(
     let settings = platform::Settings {
         sites_domain: sites_domain.to_owned(),
         sites_port: listen.port(),
-        sites_https_port: acme.as_ref().map(|acme| acme.public_port),
+        sites_https_port: acme.as_ref().map(|acme| acme.listen.port()),
         ..platform::Settings::default()
     };
     let plan = EdgePlan {
