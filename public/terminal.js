@@ -120,7 +120,8 @@
         } else if (message.type === 'exit') {
           closedForGood = true;
           session = null;
-          setState('closed', message.code === null ? 'the shell ended' : `the shell exited with code ${message.code}`);
+          setState('closed', message.reason
+            || (message.code === null ? 'the shell ended' : `the shell exited with code ${message.code}`));
         }
       };
       ws.onclose = (event) => {

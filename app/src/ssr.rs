@@ -7,6 +7,9 @@ use http::{HeaderValue, Method, header, request::Parts};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use platform::{Actor, ClientInfo, Platform, SESSION_COOKIE};
+
+/// A session: its actor and the token that proved it.
+type Session = Option<(Actor, String)>;
 use tokio::sync::OnceCell;
 
 use crate::AppError;
@@ -39,9 +42,53 @@ pub struct SshInfo {
     pub fingerprints: Vec<String>,
 }
 
-/// The request's actor, looked up once per request however many server functions ask.
+/// The request's session, looked up once per request however many server functions ask.
 #[derive(Clone, Debug, Default)]
-pub struct RequestActor(Arc<OnceCell<Option<Actor>>>);
+pub struct RequestActor(Arc<OnceCell<Session>>);
+
+/// The session cookie's name. Over HTTPS it is `__Host-` prefixed: browsers take such a cookie
+/// only from this very host (Secure, `Path=/`, no `Domain`), so a member's site on a sibling
+/// subdomain cannot plant one for the manager (cookie tossing).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-director_session"
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// Cookies of the session's name tried at most, per request.
+const MAX_SESSION_COOKIES: usize = 4;
+
+/// The session tokens the request's cookies carry. A browser may send two cookies of the same
+/// name (one planted for a parent domain by a site, one of ours): none is taken blindly, each
+/// is tried by [`session_of`].
+pub fn session_tokens(headers: &http::HeaderMap, secure: bool) -> Vec<String> {
+    let name = session_cookie_name(secure);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| {
+            cookie::Cookie::split_parse(v)
+                .filter_map(Result::ok)
+                .filter(|c| c.name() == name)
+                .map(|c| c.value().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .take(MAX_SESSION_COOKIES)
+        .collect()
+}
+
+/// The first of `tokens` that is a live session: its actor and the token.
+pub async fn session_of(platform: &Platform, tokens: &[String]) -> platform::Result<Session> {
+    for token in tokens {
+        if let Some(actor) = platform.session_actor(token).await? {
+            return Ok(Some((actor, token.clone())));
+        }
+    }
+    Ok(None)
+}
 
 fn context() -> AppContext {
     expect_context::<AppContext>()
@@ -83,33 +130,28 @@ fn parts() -> Option<Parts> {
     use_context::<Parts>()
 }
 
-/// The session token from the request's cookie, if any.
-pub fn session_token() -> Option<String> {
-    let parts = parts()?;
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+/// The request's session: the signed-in actor and the token that proved it, or None.
+async fn session() -> Result<Session, AppError> {
+    let cache = use_context::<RequestActor>().unwrap_or_default();
+    let (platform, secure) = (platform(), context().secure_cookies);
+    let tokens = parts()
+        .map(|parts| session_tokens(&parts.headers, secure))
+        .unwrap_or_default();
+    let found = cache
+        .0
+        .get_or_try_init(|| async { session_of(&platform, &tokens).await.map_err(to_app_error) })
+        .await?;
+    Ok(found.clone())
+}
+
+/// The token of the request's live session, if any.
+pub async fn session_token() -> Result<Option<String>, AppError> {
+    Ok(session().await?.map(|(_, token)| token))
 }
 
 /// The signed-in actor behind this request, or None.
 pub async fn actor() -> Result<Option<Actor>, AppError> {
-    let cache = use_context::<RequestActor>().unwrap_or_default();
-    let found = cache
-        .0
-        .get_or_try_init(|| async {
-            match session_token() {
-                Some(token) => platform().session_actor(&token).await.map_err(to_app_error),
-                None => Ok(None),
-            }
-        })
-        .await?;
-    Ok(found.clone())
+    Ok(session().await?.map(|(actor, _)| actor))
 }
 
 /// The client's address (set by the server's middleware) and User-Agent.
@@ -129,10 +171,18 @@ pub fn client_info() -> ClientInfo {
 
 /// Sets the session cookie on the response; an empty token with `max_age` 0 clears it.
 pub fn set_session_cookie(token: &str, max_age_secs: i64) {
-    let secure = if context().secure_cookies { "; Secure" } else { "" };
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
-    if let (Some(options), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(&cookie)) {
+    let secure = context().secure_cookies;
+    let cookie = cookie::Cookie::build((session_cookie_name(secure), token.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build();
+    if let (Some(options), Ok(value)) = (
+        use_context::<ResponseOptions>(),
+        HeaderValue::from_str(&cookie.to_string()),
+    ) {
         options.append_header(header::SET_COOKIE, value);
     }
 }

@@ -140,7 +140,7 @@ pub fn busybox_context(dir: &Path) -> Result<PathBuf> {
     ))?;
     std::fs::write(
         dir.join("Dockerfile"),
-        include_str!("../images/busybox/Dockerfile"),
+        include_str!("../../images/busybox/Dockerfile"),
     )
     .map_err(io("writing the Dockerfile"))?;
     Ok(dir.to_owned())

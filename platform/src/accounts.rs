@@ -1,7 +1,11 @@
 //! Accounts: users, sign-in with rate limiting, server-side sessions, and first-run setup.
 
 use chrono::{DateTime, Utc};
-use diesel::{dsl::min, prelude::*};
+use diesel::{
+    dsl::{IntervalDsl as _, min},
+    prelude::*,
+    sql_types::Timestamptz,
+};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use crate::{
@@ -181,19 +185,32 @@ impl Platform {
         let username = validation::login_username(username)?;
         validation::login_password(password)?;
         let settings = self.settings();
-        let now = Utc::now();
-        let since = now - duration(settings.login_window);
         let mut conn = self.conn().await?;
+        // One clock, the database's: the rows' times are its own `now()`.
+        let window =
+            diesel::dsl::now.into_sql::<Timestamptz>() - settings.login_window.as_secs_f64().seconds();
 
+        // Increment, then check: the attempt is recorded before the counts are read, so of
+        // any number of attempts at the same moment only as many as the limit allows see a
+        // count within it (each sees at least every attempt recorded before its own). One
+        // that is refused or succeeds takes its record back; one that fails leaves it.
+        let attempt: i64 = diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::username.eq(&username),
+                login_failures::ip.eq(&client.ip),
+            ))
+            .returning(login_failures::id)
+            .get_result(&mut conn)
+            .await?;
         let by_account: (i64, Option<DateTime<Utc>>) = login_failures::table
             .filter(login_failures::username.eq(&username))
-            .filter(login_failures::at.gt(since))
+            .filter(login_failures::at.gt(window))
             .select((diesel::dsl::count_star(), min(login_failures::at)))
             .get_result(&mut conn)
             .await?;
         let by_ip: (i64, Option<DateTime<Utc>>) = login_failures::table
             .filter(login_failures::ip.eq(&client.ip))
-            .filter(login_failures::at.gt(since))
+            .filter(login_failures::at.gt(window))
             .select((diesel::dsl::count_star(), min(login_failures::at)))
             .get_result(&mut conn)
             .await?;
@@ -201,7 +218,13 @@ impl Platform {
             (by_account, settings.max_failures_per_account),
             (by_ip, settings.max_failures_per_ip),
         ] {
-            if count >= limit {
+            // This attempt is one of `count`: it may go on while the earlier ones are fewer
+            // than the limit.
+            if count > limit {
+                diesel::delete(login_failures::table.find(attempt))
+                    .execute(&mut conn)
+                    .await?;
+                let now = Utc::now();
                 let free_at = oldest.unwrap_or(now) + duration(settings.login_window);
                 let retry_after_secs = u64::try_from((free_at - now).num_seconds()).unwrap_or(0).max(1);
                 tracing::warn!(%username, ip = %client.ip, count, "sign-in refused: rate limited");
@@ -218,14 +241,8 @@ impl Platform {
         let stored = row.as_ref().map(|r| r.password_hash.clone());
         let matches = passwords::verify(password.to_owned(), stored).await?;
         let Some(user) = row.filter(|r| matches && r.active) else {
-            diesel::delete(login_failures::table.filter(login_failures::at.lt(since)))
-                .execute(&mut conn)
-                .await?;
-            diesel::insert_into(login_failures::table)
-                .values((
-                    login_failures::username.eq(&username),
-                    login_failures::ip.eq(&client.ip),
-                ))
+            // The failure stays recorded; records older than the window go.
+            diesel::delete(login_failures::table.filter(login_failures::at.le(window)))
                 .execute(&mut conn)
                 .await?;
             tracing::info!(%username, ip = %client.ip, "sign-in failed");
@@ -407,6 +424,7 @@ impl Platform {
             })
             .await?;
         tracing::info!(by = %actor.username, user = %user.username, active, "user activity changed");
+        self.access_changed();
         Ok(user)
     }
 
@@ -433,6 +451,7 @@ impl Platform {
             })
             .await?;
         tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
+        self.access_changed();
         Ok(user)
     }
 

@@ -18,9 +18,20 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::{Error, Result};
+
+/// File work running at once on blocking threads, across all sites: a member who opens many
+/// slow files waits for room instead of taking every thread the runtime has.
+const MAX_BLOCKING: usize = 32;
+
+static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BLOCKING);
+
+/// Flags every open of a site's file carries. `NONBLOCK`: opening a FIFO for reading waits
+/// for a writer, for ever if the tenant wants it so — with it, the open returns at once and
+/// the type check below refuses the FIFO. `NOCTTY`: a terminal never becomes ours.
+const OPEN: OFlags = OFlags::CLOEXEC.union(OFlags::NONBLOCK).union(OFlags::NOCTTY);
 
 /// Folders nested deeper than this are not walked (a tree made to exhaust the stack).
 const MAX_DEPTH: usize = 128;
@@ -67,6 +78,66 @@ pub struct Contents {
     pub size: u64,
     /// Its contents; None when it is larger than asked.
     pub bytes: Option<Vec<u8>>,
+}
+
+/// What a write does when its target exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// The new contents replace it (keeping its mode).
+    Replace,
+    /// The write is refused (checked at the rename, so a file made meanwhile is kept too).
+    Refuse,
+}
+
+/// What [`SiteFiles::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The file was written.
+    Written,
+    /// Something of that name was there already, and was left as it was.
+    Kept,
+}
+
+/// Makes a site's directory `<sites_root>/<name>` unless it exists, gives it to `uid`, and
+/// opens it. `sites_root` is Director's own (no tenant can write in it); from the site's
+/// directory down, nothing is followed: it is opened with `O_NOFOLLOW`, and what is beneath it
+/// is reached through [`SiteFiles`].
+pub fn make_site_directory(sites_root: &Path, name: &str, uid: u32) -> Result<SiteFiles> {
+    let parent = rustix::fs::open(
+        sites_root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    match rustix::fs::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(err) => return Err(io(err)),
+    }
+    let root = rustix::fs::openat(
+        &parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OPEN,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    let files = SiteFiles { root, uid };
+    files.own(&files.root).map_err(io)?;
+    Ok(files)
+}
+
+/// Removes a site's directory `<sites_root>/<name>` and everything in it, never through a link
+/// (see [`SiteFiles::remove_all`]); a directory already gone is not an error.
+pub fn remove_site_directory(sites_root: &Path, name: &str) -> Result<()> {
+    let parent = rustix::fs::open(
+        sites_root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    match remove_entry(&parent, OsStr::new(name), 0) {
+        Err(Error::NotFound(_)) => Ok(()),
+        other => other,
+    }
 }
 
 /// A site's directory, opened.
@@ -130,13 +201,39 @@ impl SiteFiles {
     /// Opens `relative` (see [`relative`]) beneath the site's directory, resolved inside it.
     /// The kernel's own error: for protocols that answer errors their own way (SFTP).
     pub fn open_beneath(&self, relative: &Path, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
-        rustix::fs::openat2(
-            &self.root,
-            relative.as_os_str(),
-            flags | OFlags::CLOEXEC,
-            mode,
-            RESOLVE,
-        )
+        // openat2 refuses O_PATH with flags that have no meaning for it.
+        let extra = if flags.contains(OFlags::PATH) {
+            OFlags::CLOEXEC
+        } else {
+            OPEN
+        };
+        rustix::fs::openat2(&self.root, relative.as_os_str(), flags | extra, mode, RESOLVE)
+    }
+
+    /// Runs `work` on these files on a blocking thread. Every file system call may wait (on
+    /// the disk, on a tenant's slow file), and none may hold one of the async runtime's
+    /// workers, which serve every other request.
+    pub async fn run<T, F>(self: &std::sync::Arc<Self>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SiteFiles) -> Result<T> + Send + 'static,
+    {
+        let _permit = BLOCKING.acquire().await.map_err(Error::internal)?;
+        let files = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&files))
+            .await
+            .map_err(Error::internal)?
+    }
+
+    /// Opens `path` for reading if it is a regular file or a folder; anything else (a FIFO, a
+    /// socket, a device) is refused without ever waiting on it.
+    fn open_readable(&self, path: &str) -> Result<(OwnedFd, rustix::fs::Stat)> {
+        let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
+        let stat = rustix::fs::fstat(&fd).map_err(io)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile | FileType::Directory => Ok((fd, stat)),
+            _ => Err(not_a_file()),
+        }
     }
 
     /// The parent of `relative` (opened beneath the site's directory) and its last component,
@@ -194,11 +291,11 @@ impl SiteFiles {
             let Ok(stat) = rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+            let kind = FileType::from_raw_mode(stat.st_mode);
             entries.push(FileEntry {
                 name: name.to_string_lossy().into_owned(),
-                dir: kind == rustix::fs::FileType::Directory,
-                link: kind == rustix::fs::FileType::Symlink,
+                dir: kind == FileType::Directory,
+                link: kind == FileType::Symlink,
                 size: u64::try_from(stat.st_size).unwrap_or(0),
                 mode: stat.st_mode & 0o7777,
                 modified: stat.st_mtime,
@@ -252,9 +349,8 @@ impl SiteFiles {
     /// The file `path` as an editor opens it, through one descriptor: its version and size as
     /// it was opened, and its contents if it is at most `limit` bytes.
     pub fn read_versioned(&self, path: &str, limit: u64) -> Result<Contents> {
-        let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
-        let stat = rustix::fs::fstat(&fd).map_err(io)?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+        let (fd, stat) = self.open_readable(path)?;
+        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
             return Err(Error::Conflict("That is a folder.".to_owned()));
         }
         let size = u64::try_from(stat.st_size).unwrap_or(0);
@@ -277,7 +373,56 @@ impl SiteFiles {
 
     /// Writes `bytes` to `path` atomically, replacing what is there (see [`SiteFiles::write_from`]).
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        self.write_from(path, &mut &bytes[..], u64::MAX, true).map(|_| ())
+        self.write_from(path, &mut &bytes[..], u64::MAX, Existing::Replace)
+            .map(|_| ())
+    }
+
+    /// Whether something (a file, a folder, a link: not followed) is at `path`.
+    pub fn exists(&self, path: &str) -> Result<bool> {
+        let (dir, name) = self.parent(path)?;
+        match rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(err) => Err(io(err)),
+        }
+    }
+
+    /// Writes `bytes` to a new file `path` with `mode`, unless something of that name is there
+    /// (a file, a folder, a link — none is followed or changed). The file appears whole, with
+    /// its mode and owner, or not at all: a crash midway leaves at most a temporary file.
+    pub fn create(&self, path: &str, bytes: &[u8], mode: u32) -> Result<Created> {
+        if self.exists(path)? {
+            return Ok(Created::Kept);
+        }
+        let (dir, name) = self.parent(path)?;
+        self.write_at(
+            &dir,
+            &name,
+            &mut &bytes[..],
+            u64::MAX,
+            Existing::Refuse,
+            mode & 0o777,
+        )?;
+        Ok(Created::Written)
+    }
+
+    /// Makes the folder `path` unless it is there, and gives it to the site's uid. A link in
+    /// its place is resolved inside the site like every path; one that leads to nothing, or to
+    /// something other than a folder, is refused.
+    pub fn ensure_folder(&self, path: &str) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        match rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(err) => return Err(io(err)),
+        }
+        let folder = self
+            .open_at(
+                &relative(path)?,
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                Mode::empty(),
+            )
+            .map_err(|_| Error::Conflict(format!("{path} is not a folder.")))?;
+        self.own(&folder).map_err(io)
     }
 
     /// Writes what `source` yields to `path` atomically: into a temporary file beside it,
@@ -286,17 +431,36 @@ impl SiteFiles {
     /// `path` is refused (at the rename, so a file made meanwhile is not overwritten either).
     /// A new file gets `0644` and a replaced one keeps its mode; either way it belongs to the
     /// site's uid. Returns the number of bytes written.
-    pub fn write_from(&self, path: &str, source: &mut dyn Read, limit: u64, replace: bool) -> Result<u64> {
+    pub fn write_from(
+        &self,
+        path: &str,
+        source: &mut dyn Read,
+        limit: u64,
+        existing: Existing,
+    ) -> Result<u64> {
         let (dir, name) = self.parent(path)?;
-        let mode = match rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        self.write_at(&dir, &name, source, limit, existing, 0o644)
+    }
+
+    /// [`SiteFiles::write_from`] into `name` of the resolved folder `dir`; a new file gets
+    /// `new_mode`, set (with the owner) before it is renamed into place.
+    fn write_at(
+        &self,
+        dir: &OwnedFd,
+        name: &Path,
+        source: &mut dyn Read,
+        limit: u64,
+        existing: Existing,
+        new_mode: u32,
+    ) -> Result<u64> {
+        let replace = existing == Existing::Replace;
+        let mode = match rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) if !replace => return Err(io(rustix::io::Errno::EXIST)),
-            Ok(stat)
-                if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile =>
-            {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
                 stat.st_mode & 0o777
             }
             Ok(_) => return Err(Error::Conflict("Only a regular file can be written.".to_owned())),
-            Err(rustix::io::Errno::NOENT) => 0o644,
+            Err(rustix::io::Errno::NOENT) => new_mode,
             Err(err) => return Err(io(err)),
         };
         let temp = PathBuf::from(format!(
@@ -306,7 +470,7 @@ impl SiteFiles {
             TEMP_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let fd = rustix::fs::openat(
-            &dir,
+            dir,
             temp.as_os_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_bits_truncate(mode),
@@ -319,12 +483,12 @@ impl SiteFiles {
             let size = copy_limited(source, &mut file, limit)?;
             file.sync_all().map_err(write_error)?;
             if replace {
-                rustix::fs::renameat(&dir, temp.as_os_str(), &dir, name.as_os_str()).map_err(io)?;
+                rustix::fs::renameat(dir, temp.as_os_str(), dir, name.as_os_str()).map_err(io)?;
             } else {
                 rustix::fs::renameat_with(
-                    &dir,
+                    dir,
                     temp.as_os_str(),
-                    &dir,
+                    dir,
                     name.as_os_str(),
                     rustix::fs::RenameFlags::NOREPLACE,
                 )
@@ -333,7 +497,7 @@ impl SiteFiles {
             Ok(size)
         })();
         if written.is_err() {
-            let _ = rustix::fs::unlinkat(&dir, temp.as_os_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(dir, temp.as_os_str(), AtFlags::empty());
         }
         written
     }
@@ -346,15 +510,14 @@ impl SiteFiles {
 
     /// Opens `path` for reading: a file or a folder (to [`SiteFiles::walk`]).
     pub fn open_read(&self, path: &str) -> Result<Opened> {
-        let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
-        let stat = rustix::fs::fstat(&fd).map_err(io)?;
-        Ok(match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
-            rustix::fs::FileType::Directory => Opened::Folder(Folder { fd }),
-            rustix::fs::FileType::RegularFile => Opened::File {
+        let (fd, stat) = self.open_readable(path)?;
+        Ok(if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+            Opened::Folder(Folder { fd })
+        } else {
+            Opened::File {
                 file: std::fs::File::from(fd),
                 size: u64::try_from(stat.st_size).unwrap_or(0),
-            },
-            _ => return Err(Error::Conflict("Only files and folders can be read.".to_owned())),
+            }
         })
     }
 
@@ -400,7 +563,7 @@ impl SiteFiles {
 
     /// Sets the permission bits of `path` (never set-uid or set-gid).
     pub fn chmod(&self, path: &str, mode: u32) -> Result<()> {
-        let fd = self.open_at(&relative(path)?, OFlags::RDONLY, Mode::empty())?;
+        let (fd, _) = self.open_readable(path)?;
         rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & 0o1777)).map_err(io)
     }
 }
@@ -481,12 +644,12 @@ fn walk_dir<E: From<Error>>(
         };
         let path = format!("{prefix}{}", name.to_string_lossy());
         let modified = stat.st_mtime;
-        match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
-            rustix::fs::FileType::Directory => {
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {
                 let fd = rustix::fs::openat(
                     dir,
                     name.as_os_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OPEN,
                     Mode::empty(),
                 )
                 .map_err(io)?;
@@ -496,14 +659,19 @@ fn walk_dir<E: From<Error>>(
                 })?;
                 walk_dir(&fd, &format!("{path}/"), depth + 1, visit)?;
             }
-            rustix::fs::FileType::RegularFile => {
+            FileType::RegularFile => {
                 let fd = rustix::fs::openat(
                     dir,
                     name.as_os_str(),
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OPEN,
                     Mode::empty(),
                 )
                 .map_err(io)?;
+                // Swapped for something else since it was looked at: left out, like a pipe.
+                let stat = rustix::fs::fstat(&fd).map_err(io)?;
+                if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+                    continue;
+                }
                 visit(Walked::File {
                     path,
                     file: std::fs::File::from(fd),
@@ -512,7 +680,7 @@ fn walk_dir<E: From<Error>>(
                     modified,
                 })?;
             }
-            rustix::fs::FileType::Symlink => {
+            FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new()).map_err(io)?;
                 visit(Walked::Link {
                     path,
@@ -524,6 +692,12 @@ fn walk_dir<E: From<Error>>(
         }
     }
     Ok(())
+}
+
+fn not_a_file() -> Error {
+    Error::Conflict(
+        "That is not a file or a folder (a pipe, socket or device): it cannot be opened here.".to_owned(),
+    )
 }
 
 fn too_deep() -> Error {
@@ -555,7 +729,7 @@ fn remove_entry(dir: &OwnedFd, name: &OsStr, depth: usize) -> Result<()> {
     let fd = rustix::fs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OPEN,
         Mode::empty(),
     )
     .map_err(io)?;

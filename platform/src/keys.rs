@@ -206,6 +206,7 @@ impl Platform {
         )
         .await?;
         tracing::info!(user = %actor.username, owner, %fingerprint, "SSH key removed");
+        self.access_changed();
         Ok(())
     }
 

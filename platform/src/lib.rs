@@ -17,6 +17,7 @@ pub mod db;
 pub mod dns;
 mod error;
 pub mod files;
+pub mod grants;
 pub mod keys;
 mod passwords;
 pub mod schema;
@@ -56,6 +57,10 @@ pub struct Settings {
     pub sites_port: u16,
     /// The HTTPS port, when the edge serves HTTPS (443 is left out of URLs).
     pub sites_https_port: Option<u16>,
+    /// The host the manager is reached at: no site may be named so that its host is this one
+    /// or a parent of it (its pages could then set cookies for the manager, or get its
+    /// certificate). Empty: not known (tests).
+    pub manager_host: String,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             sites_domain: "localhost".to_owned(),
             sites_port: 80,
             sites_https_port: None,
+            manager_host: String::new(),
         }
     }
 }
@@ -84,6 +90,8 @@ struct Inner {
     settings: Settings,
     /// Woken whenever an operation is queued, so that an idle worker starts on it at once.
     queued: tokio::sync::Notify,
+    /// Bumped whenever access may have been taken away (see `grants`).
+    access: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -102,6 +110,7 @@ impl Platform {
                 pool,
                 settings,
                 queued: tokio::sync::Notify::new(),
+                access: tokio::sync::watch::Sender::new(0),
             }),
         }
     }

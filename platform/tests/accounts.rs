@@ -408,3 +408,39 @@ async fn the_setup_link_makes_one_admin_once() {
         "an admin exists"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_at_the_same_moment_cannot_race_past_the_limit() {
+    let settings = Settings {
+        max_failures_per_account: 3,
+        max_failures_per_ip: 1000,
+        login_window: Duration::from_secs(600),
+        ..Settings::default()
+    };
+    let db = TestDb::with_settings(settings).await;
+    with_admin(&db).await;
+    // Twenty guesses at once: before any failure was written, all of them passed the count
+    // (and each held a 19 MiB hash). Now only the limit's worth get to the password.
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let platform = db.platform.clone();
+        attempts.spawn(async move {
+            platform
+                .login("root", "wrong password", &client(&format!("10.0.3.{i}")))
+                .await
+                .unwrap_err()
+        });
+    }
+    let errors = attempts.join_all().await;
+    let checked = errors
+        .iter()
+        .filter(|e| matches!(e, Error::BadCredentials))
+        .count();
+    let limited = errors
+        .iter()
+        .filter(|e| matches!(e, Error::RateLimited { .. }))
+        .count();
+    // At most the limit (fewer when later attempts were recorded before an earlier one counted).
+    assert!(checked <= 3, "{checked} passwords checked: {errors:?}");
+    assert_eq!(checked + limited, 20, "{errors:?}");
+}

@@ -170,13 +170,17 @@ async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
             .unwrap_err(),
     );
     assert!(again.contains("this site's already"), "{again}");
-    let taken = field_message(
-        db.platform
-            .add_domain(Some(&other), blog, "www.shop.example", &rules())
-            .await
-            .unwrap_err(),
-    );
-    assert!(taken.contains("belongs to another site"), "{taken}");
+    // Unproven, the claim keeps nobody else from claiming the name too.
+    let rival = db
+        .platform
+        .add_domain(Some(&other), blog, "www.shop.example", &rules())
+        .await
+        .unwrap();
+    assert!(rival.verified_at.is_none());
+    db.platform
+        .remove_domain(Some(&other), blog, rival.id)
+        .await
+        .unwrap();
     assert!(matches!(
         db.platform.site_domains(Some(&other), shop).await,
         Err(Error::NotFound(_))
@@ -360,4 +364,161 @@ async fn an_admin_may_add_a_wildcard_which_serves_the_names_one_level_under_it()
         "the wildcard is not its own domain"
     );
     assert!(!serves("a.b.shop.example.net").await, "one level only");
+}
+
+#[tokio::test]
+async fn no_site_may_be_named_after_the_managers_own_host() {
+    // The manager at panel.example.org, sites under example.org: a site `panel` would be the
+    // manager's host (its pages could set the manager's cookies, the edge would route it).
+    let db = TestDb::with_settings(platform::Settings {
+        sites_domain: "example.org".to_owned(),
+        manager_host: "panel.example.org".to_owned(),
+        ..platform::Settings::default()
+    })
+    .await;
+    let member = user(&db, "member", Role::User).await;
+    for name in ["panel", "PANEL"] {
+        let refused = db
+            .platform
+            .create_site(Some(&member), platform::testing::static_site(name))
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::Invalid { field: "name", message }) if message.contains("manager")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            db.platform.check_site_name(Some(&member), name).await,
+            Err(Error::Invalid { field: "name", .. })
+        ));
+    }
+    site(&db, &member, "panels").await;
+    assert!(
+        !db.platform
+            .serves_host("panel.example.org", "example.org")
+            .await
+            .unwrap()
+    );
+
+    // A manager deeper under a site's host: the site's host would be its parent.
+    let db = TestDb::with_settings(platform::Settings {
+        sites_domain: "example.org".to_owned(),
+        manager_host: "director.admin.example.org".to_owned(),
+        ..platform::Settings::default()
+    })
+    .await;
+    let member = user(&db, "member", Role::User).await;
+    assert!(matches!(
+        db.platform
+            .create_site(Some(&member), platform::testing::static_site("admin"))
+            .await,
+        Err(Error::Invalid { field: "name", .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
+    let dns_server = DnsServer::start().await;
+    let dns = Dns::new(Some(dns_server.dns)).unwrap();
+    let db = TestDb::new().await;
+    let squatter = user(&db, "squatter", Role::User).await;
+    let owner = user(&db, "owner", Role::User).await;
+    let admin = user(&db, "admin", Role::Admin).await;
+    let squat = site(&db, &squatter, "squat").await;
+    let real = site(&db, &owner, "real").await;
+    let third = site(&db, &owner, "third").await;
+
+    // The squatter claims the owner's name first; the owner may claim it all the same.
+    let squatted = db
+        .platform
+        .add_domain(Some(&squatter), squat, "www.owner.test", &rules())
+        .await
+        .unwrap();
+    let claim = db
+        .platform
+        .add_domain(Some(&owner), real, "www.owner.test", &rules())
+        .await
+        .unwrap();
+    // The squatter cannot prove it: the record holds the owner's token only.
+    dns_server
+        .set_txt(&txt_name("www.owner.test"), &txt_value(&claim.token))
+        .await;
+    let failed = db
+        .platform
+        .verify_domain(Some(&squatter), squat, squatted.id, &dns)
+        .await
+        .unwrap();
+    assert!(failed.verified_at.is_none());
+    // The owner proves it: theirs, and the squatter's claim is gone.
+    let proved = db
+        .platform
+        .verify_domain(Some(&owner), real, claim.id, &dns)
+        .await
+        .unwrap();
+    assert!(proved.verified_at.is_some(), "{}", proved.last_check_error);
+    assert!(
+        db.platform
+            .site_domains(Some(&squatter), squat)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Now proven, nobody else can claim it.
+    let taken = field_message(
+        db.platform
+            .add_domain(Some(&squatter), squat, "www.owner.test", &rules())
+            .await
+            .unwrap_err(),
+    );
+    assert!(taken.contains("belongs to another site"), "{taken}");
+
+    // An admin's domain takes the name from an unproven claim at once.
+    db.platform
+        .add_domain(Some(&squatter), squat, "api.owner.test", &rules())
+        .await
+        .unwrap();
+    let given = db
+        .platform
+        .add_domain(Some(&admin), third, "api.owner.test", &rules())
+        .await
+        .unwrap();
+    assert!(given.verified_at.is_some());
+    assert!(
+        db.platform
+            .site_domains(Some(&squatter), squat)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A claim left unproven lapses after its days: the owner then finds the name free even
+    // of the squatter's row.
+    let stale = db
+        .platform
+        .add_domain(Some(&squatter), squat, "shop.owner.test", &rules())
+        .await
+        .unwrap();
+    let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+        .await
+        .unwrap();
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE site_domains SET created_at = now() - interval '{} days 1 hour' WHERE id = {}",
+            platform::sites::UNVERIFIED_CLAIM_DAYS,
+            stale.id
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    db.platform
+        .add_domain(Some(&owner), real, "shop.owner.test", &rules())
+        .await
+        .unwrap();
+    assert!(
+        db.platform
+            .site_domains(Some(&squatter), squat)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

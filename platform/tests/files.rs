@@ -1,11 +1,11 @@
 //! A site's files through `SiteFiles`: a table of hostile paths and symlink setups, none of
 //! which reaches outside the site's directory; atomic writes owned by the site's uid.
 
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _, symlink};
 
 use platform::{
     Error,
-    files::{SiteFiles, relative},
+    files::{Existing, SiteFiles, relative},
 };
 
 const UID: u32 = 100_999;
@@ -200,7 +200,9 @@ fn a_save_refuses_to_overwrite_a_file_changed_since_it_was_read() {
 fn a_streamed_write_over_its_limit_is_refused_and_leaves_nothing() {
     let s = setup();
     let big = vec![7u8; 10_000];
-    let refused = s.files.write_from("public/big.bin", &mut &big[..], 9_999, false);
+    let refused = s
+        .files
+        .write_from("public/big.bin", &mut &big[..], 9_999, Existing::Refuse);
     assert!(matches!(refused, Err(Error::TooLarge(_))), "{refused:?}");
     assert!(!s.root.join("public/big.bin").exists());
     assert_eq!(
@@ -210,7 +212,7 @@ fn a_streamed_write_over_its_limit_is_refused_and_leaves_nothing() {
     );
     let written = s
         .files
-        .write_from("public/big.bin", &mut &big[..], 10_000, false)
+        .write_from("public/big.bin", &mut &big[..], 10_000, Existing::Refuse)
         .unwrap();
     assert_eq!(written, 10_000);
     assert_eq!(std::fs::read(s.root.join("public/big.bin")).unwrap(), big);
@@ -225,14 +227,14 @@ fn a_streamed_write_without_replace_never_overwrites() {
     let s = setup();
     let refused = s
         .files
-        .write_from("public/index.html", &mut &b"new"[..], 100, false);
+        .write_from("public/index.html", &mut &b"new"[..], 100, Existing::Refuse);
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
     assert_eq!(
         std::fs::read(s.root.join("public/index.html")).unwrap(),
         b"<h1>site</h1>"
     );
     s.files
-        .write_from("public/index.html", &mut &b"new"[..], 100, true)
+        .write_from("public/index.html", &mut &b"new"[..], 100, Existing::Replace)
         .unwrap();
     assert_eq!(std::fs::read(s.root.join("public/index.html")).unwrap(), b"new");
 }
@@ -253,7 +255,7 @@ fn a_source_that_fails_midway_leaves_the_old_file_whole() {
     let s = setup();
     let failed = s
         .files
-        .write_from("public/index.html", &mut Failing(3), 100, true);
+        .write_from("public/index.html", &mut Failing(3), 100, Existing::Replace);
     assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
     assert_eq!(
         std::fs::read(s.root.join("public/index.html")).unwrap(),
@@ -323,4 +325,130 @@ fn removing_a_folder_removes_what_it_holds_but_never_through_a_link() {
         s.files.remove_all("nothing/here"),
         Err(Error::NotFound(_))
     ));
+}
+
+/// Makes a FIFO at `path` (as a tenant's `mkfifo` would).
+fn mkfifo(path: &std::path::Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_bits_truncate(0o644),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_fifo_is_refused_at_once_and_never_waited_on() {
+    let s = setup();
+    mkfifo(&s.root.join("pipe"));
+    symlink("../pipe", s.root.join("public/to-pipe")).unwrap();
+    // Each of these opened the FIFO for reading with a blocking open, and waited for a writer
+    // that never comes. Here every one answers (the test would hang otherwise).
+    let started = std::time::Instant::now();
+    for path in ["pipe", "/pipe", "public/to-pipe"] {
+        let read = s.files.read_versioned(path, 1024);
+        assert!(
+            matches!(&read, Err(Error::Conflict(m)) if m.contains("not a file or a folder")),
+            "{path}: {read:?}"
+        );
+        assert!(
+            matches!(s.files.open_read(path), Err(Error::Conflict(_))),
+            "{path}"
+        );
+        assert!(
+            matches!(s.files.chmod(path, 0o600), Err(Error::Conflict(_))),
+            "{path}"
+        );
+        assert!(
+            matches!(s.files.read(path, 1024), Err(Error::Conflict(_))),
+            "{path}"
+        );
+    }
+    // Writing over it is refused too, and the FIFO stays a FIFO.
+    assert!(matches!(s.files.write("pipe", b"x"), Err(Error::Conflict(_))));
+    assert!(
+        std::fs::symlink_metadata(s.root.join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // A folder walked for a zip leaves the FIFO out.
+    let Ok(platform::files::Opened::Folder(folder)) = s.files.open_read("") else {
+        panic!("the site's folder opens");
+    };
+    let mut seen = Vec::new();
+    folder
+        .walk::<Error>(&mut |walked| {
+            if let platform::files::Walked::File { path, .. } = walked {
+                seen.push(path);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(!seen.iter().any(|p| p.contains("pipe")), "{seen:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn starter_files_are_made_whole_and_never_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = dir.path().join("sites");
+    std::fs::create_dir(&sites).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "root's").unwrap();
+
+    let files = platform::files::make_site_directory(&sites, "0001", UID).unwrap();
+    let root = sites.join("0001");
+    assert_eq!(std::fs::metadata(&root).unwrap().uid(), UID);
+    files.ensure_folder("public").unwrap();
+    assert_eq!(std::fs::metadata(root.join("public")).unwrap().uid(), UID);
+    assert_eq!(
+        files.create("run.sh", b"#!/bin/sh\n", 0o755).unwrap(),
+        platform::files::Created::Written
+    );
+    let run = std::fs::metadata(root.join("run.sh")).unwrap();
+    assert_eq!((run.uid(), run.gid(), run.mode() & 0o777), (UID, UID, 0o755));
+    // Made again: what is there stays as the tenant left it.
+    std::fs::write(root.join("run.sh"), "mine").unwrap();
+    assert_eq!(
+        files.create("run.sh", b"#!/bin/sh\n", 0o755).unwrap(),
+        platform::files::Created::Kept
+    );
+    assert_eq!(std::fs::read_to_string(root.join("run.sh")).unwrap(), "mine");
+
+    // A tenant's links in the starter files' places: none is followed out of the site.
+    std::fs::remove_file(root.join("run.sh")).unwrap();
+    symlink(&victim, root.join("run.sh")).unwrap();
+    std::fs::remove_dir(root.join("public")).unwrap();
+    symlink("../0002", root.join("public")).unwrap();
+    std::fs::create_dir(sites.join("0002")).unwrap();
+    let files = platform::files::make_site_directory(&sites, "0001", UID).unwrap();
+    assert_eq!(
+        files.create("run.sh", b"#!/bin/sh\n", 0o755).unwrap(),
+        platform::files::Created::Kept
+    );
+    // `../0002` resolves inside the site (to nothing): refused, the other site's folder untouched.
+    assert!(matches!(files.ensure_folder("public"), Err(Error::Conflict(_))));
+    assert!(matches!(
+        files.create("public/index.html", b"x", 0o644),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(std::fs::metadata(sites.join("0002")).unwrap().uid(), 0);
+    let victim_now = std::fs::metadata(&victim).unwrap();
+    assert_eq!((victim_now.uid(), victim_now.mode() & 0o777), (0, 0o644));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's");
+
+    // A site's directory that is a link is not entered either.
+    symlink(dir.path(), sites.join("0003")).unwrap();
+    assert!(platform::files::make_site_directory(&sites, "0003", UID).is_err());
+    assert_eq!(std::fs::metadata(dir.path()).unwrap().uid(), 0);
+
+    // Removing a site's directory removes the links, never what they point to.
+    platform::files::remove_site_directory(&sites, "0001").unwrap();
+    assert!(!root.exists());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's");
+    assert!(sites.join("0002").is_dir());
+    platform::files::remove_site_directory(&sites, "0001").unwrap();
 }

@@ -708,3 +708,107 @@ async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
             .contains(&id)
     );
 }
+
+/// Owner and mode of `path`, not following a link there.
+fn owner(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    (meta.uid(), meta.mode() & 0o7777)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixing_a_site_never_follows_its_tenants_links_out_of_it() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let mallory = user(&w.db, "mallory", Role::User).await;
+    let victim_user = user(&w.db, "victim", Role::User).await;
+    let mut sites = Vec::new();
+    for (owner, name, kind) in [
+        (&mallory, "trap", "dynamic"),
+        (&mallory, "snare", "static"),
+        (&victim_user, "other", "static"),
+    ] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(owner), new_site(name, kind, "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        sites.push(site);
+    }
+    let [trap, snare, other] = [&sites[0], &sites[1], &sites[2]].map(|s| w.runtime.directory(s));
+
+    // Host files a root process must never touch for a tenant: one to chown, one to create.
+    let host = tempfile::tempdir().unwrap();
+    let shadow = host.path().join("shadow");
+    std::fs::write(&shadow, "root:*:").unwrap();
+    std::fs::set_permissions(&shadow, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let cron = host.path().join("cron.d-x");
+
+    // What `ln -s` in the site's terminal plants (as the tenant sees them, under /site).
+    std::fs::remove_file(trap.join("run.sh")).unwrap();
+    std::os::unix::fs::symlink(&shadow, trap.join("run.sh")).unwrap();
+    std::fs::remove_dir_all(trap.join("public")).unwrap();
+    let other_name = other.file_name().unwrap().to_str().unwrap().to_owned();
+    std::os::unix::fs::symlink(format!("../{other_name}"), trap.join("public")).unwrap();
+    std::fs::remove_file(snare.join("public/index.html")).unwrap();
+    std::os::unix::fs::symlink(&cron, snare.join("public/index.html")).unwrap();
+    let other_before = owner(&other);
+    let other_index_before = owner(&other.join("public/index.html"));
+
+    for site in [&sites[0], &sites[1]] {
+        w.db.platform.fix_site(Some(&admin), site.id).await.unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    }
+
+    assert_eq!(
+        owner(&shadow),
+        (0, 0o600),
+        "the host file kept its owner and mode"
+    );
+    assert_eq!(std::fs::read_to_string(&shadow).unwrap(), "root:*:");
+    assert!(!cron.exists(), "no host file was created");
+    assert_eq!(
+        owner(&other),
+        other_before,
+        "another tenant's directory untouched"
+    );
+    assert_eq!(owner(&other.join("public/index.html")), other_index_before);
+    // The links are still the tenant's own links, and the static site's fix went through.
+    assert!(
+        std::fs::symlink_metadata(trap.join("run.sh"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let snare_ops =
+        w.db.platform
+            .site_operations(Some(&admin), sites[1].id)
+            .await
+            .unwrap();
+    assert_eq!(snare_ops[0].state, "done", "{:?}", snare_ops[0].actions);
+    // The dynamic site's `public` leads nowhere inside the site: its fix fails and says why.
+    let trap_ops =
+        w.db.platform
+            .site_operations(Some(&admin), sites[0].id)
+            .await
+            .unwrap();
+    assert_eq!(trap_ops[0].state, "failed");
+    assert!(
+        trap_ops[0]
+            .actions
+            .iter()
+            .any(|a| a.output.contains("public is not a folder")),
+        "{:?}",
+        trap_ops[0].actions
+    );
+
+    // Deleting the site removes its links, never what they lead to.
+    w.db.platform
+        .delete_site(Some(&mallory), sites[1].id, "snare")
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(!snare.exists());
+    assert_eq!(owner(&shadow), (0, 0o600));
+}

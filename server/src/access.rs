@@ -2,30 +2,19 @@
 //! the session cookie read into an actor, and refusals in the manager's own words.
 
 use axum::{
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse as _, Response},
 };
-use platform::{Actor, Platform};
+use platform::Actor;
 
-/// The session token of the request's cookie.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == platform::SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
+use crate::http::AppState;
 
-/// The signed-in actor, or the response refusing the request (401).
-pub async fn signed_in(platform: &Platform, headers: &HeaderMap) -> Result<Actor, Response> {
-    let Some(token) = session_cookie(headers) else {
-        return Err((StatusCode::UNAUTHORIZED, "sign in to continue").into_response());
-    };
-    match platform.session_actor(&token).await {
-        Ok(Some(actor)) => Ok(actor),
+/// The signed-in actor, or the response refusing the request (401). Every session cookie the
+/// request carries is tried (see `app::ssr::session_tokens`).
+pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Actor, Response> {
+    let tokens = app::ssr::session_tokens(headers, state.app.secure_cookies);
+    match app::ssr::session_of(state.platform(), &tokens).await {
+        Ok(Some((actor, _))) => Ok(actor),
         Ok(None) => Err((StatusCode::UNAUTHORIZED, "sign in to continue").into_response()),
         Err(err) => Err(refusal(err)),
     }

@@ -22,12 +22,12 @@ use std::{
 use app::api::{UploadLimits, clean, url_encode};
 use axum::{
     body::Body,
-    extract::{FromRequest as _, Multipart, Path, Query, Request, State},
+    extract::{Path, Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse as _, Redirect, Response},
 };
 use bytes::Bytes;
-use platform::files::{Opened, SiteFiles, Walked, human_bytes};
+use platform::files::{Existing, Opened, SiteFiles, Walked, human_bytes};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -40,6 +40,8 @@ use crate::{
 const DISK_RESERVE: u64 = 256 << 20;
 /// Multipart framing allowed beyond the files' own bytes.
 const FRAMING: u64 = 1 << 20;
+/// The most a field other than a file may carry (the `replace` flag is one byte).
+const SMALL_FIELD: u64 = 1024;
 /// Chunks handed between the network and the disk.
 const CHUNK: usize = 256 * 1024;
 
@@ -91,9 +93,9 @@ async fn site_files(
     state: &AppState,
     headers: &HeaderMap,
     site_id: i32,
-) -> Result<(platform::Actor, SiteFiles), Response> {
+) -> Result<(platform::Actor, Arc<SiteFiles>), Response> {
     let platform = state.platform();
-    let actor = signed_in(platform, headers).await?;
+    let actor = signed_in(state, headers).await?;
     let runtime = state.app.runtime.borrow().clone();
     let files = platform
         .site_files(Some(&actor), runtime.as_ref(), site_id)
@@ -116,7 +118,7 @@ pub async fn upload(
     };
     let folder = clean(&at.path);
     let limits = state.app.uploads;
-    let report = receive(Arc::new(files), &folder, limits, &headers, request).await;
+    let report = receive(files, &folder, limits, &headers, request).await;
     let bytes: u64 = report.saved.iter().map(|s| s.size).sum();
     tracing::info!(
         user = %actor.username,
@@ -171,7 +173,7 @@ async fn receive(
         );
         return report;
     }
-    let room = match files.free_bytes() {
+    let room = match files.run(SiteFiles::free_bytes).await {
         Ok(free) => free.saturating_sub(DISK_RESERVE),
         Err(err) => {
             report.refuse_error("upload", err);
@@ -192,36 +194,56 @@ async fn receive(
         );
         return report;
     }
-    let mut multipart = match Multipart::from_request(request, &()).await {
-        Ok(multipart) => multipart,
-        Err(rejection) => {
-            report.refuse("upload", StatusCode::BAD_REQUEST, rejection.body_text());
+    let boundary = match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(multer::parse_boundary)
+    {
+        Some(Ok(boundary)) => boundary,
+        _ => {
+            report.refuse(
+                "upload",
+                StatusCode::BAD_REQUEST,
+                "An upload is sent as multipart/form-data.".to_owned(),
+            );
             return report;
         }
     };
+    // Every part is bounded: the body by the upload's total, a file by the writer's limits
+    // below, any other field (the `replace` flag) to a few bytes, a part's headers by the guard.
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limits.total_bytes + FRAMING)
+            .per_field(SMALL_FIELD)
+            .for_field("file", u64::MAX),
+    );
+    let body = crate::multipart::guard(request.into_body().into_data_stream(), &boundary);
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut replace = false;
     // What may still be written: the total limit and the disk's room, shrinking as files land.
     let mut budget = limits.total_bytes.min(room);
-    // What has been read from the network, saved or not: bounds a body without a length.
-    let mut read: u64 = 0;
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(err) => {
-                report.refuse(
-                    "upload",
-                    StatusCode::BAD_REQUEST,
-                    format!("The upload could not be read: {err}"),
-                );
+                let (status, message) = unreadable(&err, limits);
+                report.refuse("upload", status, message);
                 break;
             }
         };
         match field.name() {
-            Some("replace") => {
-                replace = field.text().await.is_ok_and(|t| t == "1" || t == "on");
-                continue;
-            }
+            Some("replace") => match field.text().await {
+                Ok(text) => {
+                    replace = text == "1" || text == "on";
+                    continue;
+                }
+                Err(err) => {
+                    let (status, message) = unreadable(&err, limits);
+                    report.refuse("upload", status, message);
+                    break;
+                }
+            },
             Some("file") => {}
             _ => continue,
         }
@@ -241,34 +263,32 @@ async fn receive(
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
         let writer = tokio::task::spawn_blocking({
             let files = files.clone();
-            move || files.write_from(&target, &mut ChannelReader::new(rx), limit, replace)
+            let existing = if replace {
+                Existing::Replace
+            } else {
+                Existing::Refuse
+            };
+            move || files.write_from(&target, &mut ChannelReader::new(rx), limit, existing)
         });
-        let mut broken = false;
+        // Why the body stopped being readable midway (over its total, cut, broken), if it did.
+        let mut broken = None;
         let mut feeding = true;
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => {
-                    read += chunk.len() as u64;
                     // Once the writer has stopped (a limit, a taken name), the rest of this
                     // file is read and dropped so that the next files still arrive.
                     if feeding && tx.send(Ok(chunk)).await.is_err() {
                         feeding = false;
                     }
-                    if read > limits.total_bytes + FRAMING {
-                        broken = true;
-                        break;
-                    }
                 }
                 Ok(None) => break,
                 Err(err) => {
                     let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
-                    broken = true;
+                    broken = Some(unreadable(&err, limits));
                     break;
                 }
             }
-        }
-        if broken && feeding {
-            let _ = tx.send(Err(io::Error::other("the upload was cut short"))).await;
         }
         drop(tx);
         match writer.await {
@@ -295,12 +315,40 @@ async fn receive(
             Ok(Err(err)) => report.refuse_error(&name, err),
             Err(join) => report.refuse_error(&name, platform::Error::Internal(Box::new(join))),
         }
-        if broken {
-            report.status.get_or_insert(StatusCode::PAYLOAD_TOO_LARGE);
+        if let Some((status, message)) = broken {
+            report.refuse("upload", status, message);
             break;
         }
     }
     report
+}
+
+/// What a multipart body that could not be read is answered with.
+fn unreadable(err: &multer::Error, limits: UploadLimits) -> (StatusCode, String) {
+    match err {
+        multer::Error::StreamSizeExceeded { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The upload is more than the {} one upload may carry; what came after was not read.",
+                human_bytes(limits.total_bytes)
+            ),
+        ),
+        multer::Error::FieldSizeExceeded { field_name, .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The field {:?} is longer than the {SMALL_FIELD} bytes it may have.",
+                field_name.as_deref().unwrap_or_default()
+            ),
+        ),
+        multer::Error::StreamReadFailed(cause) if cause.is::<crate::multipart::HeadersTooLong>() => (
+            StatusCode::BAD_REQUEST,
+            format!("The upload could not be read: {cause}."),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("The upload could not be read: {other}"),
+        ),
+    }
 }
 
 /// The name an uploaded file is saved under: its last component (some browsers send a path),
@@ -328,7 +376,13 @@ pub async fn download(
         Err(refused) => return refused,
     };
     let path = clean(&at.path);
-    let opened = match files.open_read(&path) {
+    let opened = match files
+        .run({
+            let path = path.clone();
+            move |files| files.open_read(&path)
+        })
+        .await
+    {
         Ok(opened) => opened,
         Err(err) => return refusal(err),
     };

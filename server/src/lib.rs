@@ -8,6 +8,7 @@ pub mod edge;
 pub mod embedded_pg;
 pub mod files;
 pub mod http;
+pub mod multipart;
 pub mod reconciler;
 pub mod serve;
 pub mod terminal;

@@ -62,6 +62,7 @@ impl Database {
                 (None, EdgeDriver::Traefik, Some(_)) => Some(443),
                 _ => None,
             },
+            manager_host: config.domain_rules().manager_host,
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))

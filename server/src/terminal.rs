@@ -30,7 +30,10 @@ use axum::{
 use bytes::Bytes;
 use futures::StreamExt as _;
 use orchestrator::ExecControl;
-use platform::sites::{ShellRequest, clamp_size};
+use platform::{
+    grants::Grant,
+    sites::{ShellRequest, clamp_size},
+};
 use serde::Deserialize;
 use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 
@@ -67,8 +70,14 @@ impl std::fmt::Debug for Terminals {
 /// What goes to an attached socket.
 enum Out {
     Bytes(Bytes),
-    Exit(Option<i64>),
+    /// The shell ended: its exit code, and why when Director ended it.
+    Exit(Option<i64>, Option<String>),
 }
+
+/// Shells one user may have open at once, across sites.
+pub const MAX_SHELLS_PER_USER: usize = 8;
+/// Shells open at once in one site, whoever opened them.
+pub const MAX_SHELLS_PER_SITE: usize = 16;
 
 /// One shell and whoever is watching it.
 struct Session {
@@ -77,6 +86,8 @@ struct Session {
     input: tokio::sync::Mutex<orchestrator::ExecInput>,
     control: ExecControl,
     state: Mutex<SessionState>,
+    /// Set once the shell has ended (the session's guard stops then).
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 struct SessionState {
@@ -87,6 +98,8 @@ struct SessionState {
     attachments: u64,
     /// Set once the shell has ended.
     exit: Option<Option<i64>>,
+    /// Why Director ended the shell, if it did (access taken away).
+    ended_because: Option<String>,
 }
 
 impl Terminals {
@@ -101,6 +114,22 @@ impl Terminals {
     /// How many shells run.
     pub fn count(&self) -> usize {
         self.sessions.lock().expect("sessions lock").len()
+    }
+
+    /// Whether `user` may open one more shell in `site`; else why not.
+    fn within_caps(&self, user: i64, site: i32) -> Result<(), String> {
+        let sessions = self.sessions.lock().expect("sessions lock");
+        if sessions.values().filter(|s| s.user_id == user).count() >= MAX_SHELLS_PER_USER {
+            return Err(format!(
+                "You have {MAX_SHELLS_PER_USER} terminals open already: close one (or exit its shell) first."
+            ));
+        }
+        if sessions.values().filter(|s| s.site_id == site).count() >= MAX_SHELLS_PER_SITE {
+            return Err(format!(
+                "This site has {MAX_SHELLS_PER_SITE} terminals open already: close one first."
+            ));
+        }
+        Ok(())
     }
 
     fn get(&self, id: &str) -> Option<Arc<Session>> {
@@ -142,7 +171,7 @@ pub async fn websocket(
         return (StatusCode::FORBIDDEN, "cross-origin websocket refused").into_response();
     }
     let platform = state.platform().clone();
-    let actor = match signed_in(&platform, &headers).await {
+    let actor = match signed_in(&state, &headers).await {
         Ok(actor) => actor,
         Err(refused) => return refused,
     };
@@ -178,19 +207,40 @@ pub async fn websocket(
         let id = id.to_owned();
         return upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, true));
     }
+    if let Err(refused) = terminals.within_caps(actor.user_id, site_id) {
+        return (StatusCode::TOO_MANY_REQUESTS, refused).into_response();
+    }
     let runtime = state.app.runtime.borrow().clone();
     let size = clamp_size(query.cols.unwrap_or(80), query.rows.unwrap_or(24));
+    // Started on a task of its own: a client that goes away meanwhile cancels this handler,
+    // never the start of a shell (which would then run for nobody, for ever).
+    let started = tokio::spawn(start(platform, terminals.clone(), actor, runtime, site_id, size)).await;
+    let (id, session) = match started {
+        Ok(Ok(started)) => started,
+        Ok(Err(err)) => return refusal(err),
+        Err(join) => return refusal(platform::Error::Internal(Box::new(join))),
+    };
+    upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, false))
+}
+
+/// Starts a shell in the site for `actor`: its session, the pump of its output, the guard of
+/// its access, and — until a socket attaches — the grace timer, so that a shell whose upgrade
+/// never completes (the client gone before the 101) is hung up like one whose socket dropped.
+async fn start(
+    platform: platform::Platform,
+    terminals: Terminals,
+    actor: platform::Actor,
+    runtime: Option<platform::sites::Runtime>,
+    site_id: i32,
+    size: (u16, u16),
+) -> platform::Result<(String, Arc<Session>)> {
     let request = ShellRequest {
         size: Some(size),
         command: None,
     };
-    let (site, exec) = match platform
+    let (site, exec) = platform
         .open_shell(Some(&actor), runtime.as_ref(), site_id, request)
-        .await
-    {
-        Ok(opened) => opened,
-        Err(err) => return refusal(err),
-    };
+        .await?;
     let id = new_session_id();
     let exit = exec.exit();
     let session = Arc::new(Session {
@@ -203,7 +253,9 @@ pub async fn websocket(
             attached: None,
             attachments: 0,
             exit: None,
+            ended_because: None,
         }),
+        ended: tokio::sync::watch::Sender::new(false),
     });
     terminals
         .sessions
@@ -217,8 +269,32 @@ pub async fn websocket(
         exec.output,
         exit,
     ));
+    let grant = Grant {
+        user_id: actor.user_id,
+        key: None,
+        site_id: Some(site.id),
+    };
+    tokio::spawn(guard(platform, grant, id.clone(), session.clone()));
+    arm_grace(terminals, id.clone(), session.clone(), 0);
     tracing::info!(user = %actor.username, site = %site.name, "terminal opened");
-    upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, false))
+    Ok((id, session))
+}
+
+/// Ends the shell when the grounds it was opened on go (the account deactivated, the member
+/// removed, the site disabled or deleted), within seconds, with the reason for its socket.
+async fn guard(platform: platform::Platform, grant: Grant, id: String, session: Arc<Session>) {
+    let mut ended = session.ended.subscribe();
+    tokio::select! {
+        reason = platform.revoked(&grant) => {
+            tracing::info!(session = %id, site = session.site_id, user = grant.user_id, %reason, "terminal access ended");
+            session.state.lock().expect("session lock").ended_because = Some(reason);
+            if let Err(err) = session.control.hang_up().await {
+                tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
+            }
+        }
+        // The value it gives borrows the channel: dropped here, never held across an await.
+        _ = async { ended.wait_for(|ended| *ended).await.is_ok() } => {}
+    }
 }
 
 /// Reads the shell's output until it ends: into the replay buffer, and to the attached socket
@@ -247,13 +323,14 @@ async fn pump(
         }
     }
     let code = exit.code().await.ok().flatten();
-    let sender = {
+    let (sender, reason) = {
         let mut state = session.state.lock().expect("session lock");
         state.exit = Some(code);
-        state.attached.take()
+        (state.attached.take(), state.ended_because.clone())
     };
+    session.ended.send_replace(true);
     if let Some((_, sender)) = sender {
-        let _ = sender.send(Out::Exit(code)).await;
+        let _ = sender.send(Out::Exit(code, reason)).await;
     }
     terminals.remove(&id);
     tracing::info!(session = %id, site = session.site_id, code, "shell ended");
@@ -268,7 +345,7 @@ async fn attach(
     reattached: bool,
 ) {
     let (sender, mut receiver) = mpsc::channel(IN_FLIGHT);
-    let (attachment, replay, ended) = {
+    let (attachment, replay, ended, reason) = {
         let mut state = session.state.lock().expect("session lock");
         state.attachments += 1;
         let attachment = state.attachments;
@@ -277,7 +354,7 @@ async fn attach(
         // What the shell wrote before this socket was attached: the last screen for a browser
         // coming back, the first prompt for a new one.
         let replay = Bytes::from(state.replay.iter().copied().collect::<Vec<u8>>());
-        (attachment, replay, state.exit)
+        (attachment, replay, state.exit, state.ended_because.clone())
     };
     let hello = serde_json::json!({ "type": "session", "id": id, "reattached": reattached });
     if socket
@@ -291,7 +368,7 @@ async fn attach(
         return detach(terminals, id, session, attachment);
     }
     if let Some(code) = ended {
-        let _ = send_exit(&mut socket, code).await;
+        let _ = send_exit(&mut socket, code, reason).await;
         return;
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
@@ -304,8 +381,8 @@ async fn attach(
                         break;
                     }
                 }
-                Some(Out::Exit(code)) => {
-                    let _ = send_exit(&mut socket, code).await;
+                Some(Out::Exit(code, reason)) => {
+                    let _ = send_exit(&mut socket, code, reason).await;
                     return;
                 }
                 // Replaced by a newer socket.
@@ -358,8 +435,12 @@ async fn control(session: &Session, id: &str, text: &str) {
     }
 }
 
-async fn send_exit(socket: &mut WebSocket, code: Option<i64>) -> Result<(), axum::Error> {
-    let message = serde_json::json!({ "type": "exit", "code": code });
+async fn send_exit(
+    socket: &mut WebSocket,
+    code: Option<i64>,
+    reason: Option<String>,
+) -> Result<(), axum::Error> {
+    let message = serde_json::json!({ "type": "exit", "code": code, "reason": reason });
     socket.send(Message::Text(message.to_string().into())).await?;
     socket.send(Message::Close(None)).await
 }
@@ -375,6 +456,12 @@ fn detach(terminals: Terminals, id: String, session: Arc<Session>, attachment: u
             return;
         }
     }
+    arm_grace(terminals, id, session, attachment);
+}
+
+/// In `grace`, hangs the shell up unless a socket attached after `attachment` (the count of
+/// attachments when the last socket went, 0 for a shell none has attached to yet).
+fn arm_grace(terminals: Terminals, id: String, session: Arc<Session>, attachment: u64) {
     tokio::spawn(async move {
         tokio::time::sleep(terminals.grace).await;
         let idle = {

@@ -257,3 +257,197 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
     assert_eq!(res.status(), 403);
     assert!(!root.join("x.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_fifo_never_holds_the_manager() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (member, _) = signed_in_user(&platform, "fifo", Role::User).await;
+    let site = running_site(&platform, &member, "fifosite").await;
+    let root = edge.runtime.borrow().clone().unwrap().directory(&site);
+    // `mkfifo /site/pipe` in the site's terminal.
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let client = server.signed_in("fifo", &password("fifo")).await;
+    let id = site.id.to_string();
+
+    // Fifty requests that each opened the FIFO for reading on one of the runtime's two
+    // workers, all at once: each is refused with the reason, and the manager keeps answering.
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (server_base, client, id) = (server.base.clone(), client.clone(), id.clone());
+        requests.spawn(async move {
+            let res = match i % 3 {
+                0 => client
+                    .post(format!("{server_base}/fn/open_file"))
+                    .header("accept", "application/json")
+                    .form(&[("site", id.as_str()), ("path", "pipe")])
+                    .send()
+                    .await
+                    .unwrap(),
+                1 => client
+                    .post(format!("{server_base}/fn/set_mode"))
+                    .header("accept", "application/json")
+                    .form(&[("site", id.as_str()), ("path", "pipe"), ("mode", "600")])
+                    .send()
+                    .await
+                    .unwrap(),
+                _ => client
+                    .get(format!("{server_base}/sites/{id}/files/download?path=pipe"))
+                    .send()
+                    .await
+                    .unwrap(),
+            };
+            (res.status().as_u16(), res.text().await.unwrap())
+        });
+    }
+    let health = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let res = health.get(server.url("/healthz")).send().await;
+    assert!(
+        res.is_ok_and(|r| r.status() == 200),
+        "/healthz answers while they run"
+    );
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(30), requests.join_all())
+        .await
+        .expect("every FIFO request is answered");
+    for (status, body) in answers {
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("not a file or a folder"), "{body}");
+    }
+    let res = health.get(server.url("/healthz")).send().await;
+    assert!(
+        res.is_ok_and(|r| r.status() == 200),
+        "/healthz answers after them"
+    );
+    // The folder's listing still shows the pipe for what it is, and the zip of the site leaves it out.
+    let res = get(&server, &client, &format!("/sites/{id}/files/download?path=")).await;
+    assert_eq!(res.status(), 200);
+    let zip = res.bytes().await.unwrap();
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
+    assert!(!archive.file_names().any(|n| n.unwrap().contains("pipe")));
+}
+
+/// The resident memory of this process (the test server runs in it), in bytes.
+fn resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Posts a chunked multipart upload whose body is `head` and then `filler` bytes up to
+/// `total`, sent while the answer is read (as a client that does not wait would): the status
+/// and body of the answer, which comes before the end of such a body.
+async fn raw_upload(
+    server: &TestServer,
+    cookie: &str,
+    site: i32,
+    head: String,
+    total: usize,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let request = format!(
+        "POST /sites/{site}/files/upload?path= HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nCookie: {cookie}\r\n\
+         Accept: application/json\r\nContent-Type: multipart/form-data; boundary=XB\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.addr, server.base
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(request.as_bytes()).await?;
+        let mut chunk = head.into_bytes();
+        let mut sent = 0;
+        while sent < total {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+            sent += chunk.len();
+            chunk = vec![b'x'; 64 * 1024];
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let n = reader.read(&mut buffer).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_owned())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok());
+                if length.is_some_and(|length| body.len() >= length) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    sending.abort();
+    read.expect("the server answers before the body ends");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_with_an_endless_field_or_header_is_refused_and_memory_stays_flat() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (member, session) = signed_in_user(&platform, "bulk", Role::User).await;
+    let site = running_site(&platform, &member, "bulksite").await;
+    let limits = app::api::UploadLimits {
+        file_bytes: 1 << 30,
+        total_bytes: 2 << 30,
+    };
+    let server = TestServer::start_with_limits(platform.clone(), edge.runtime.clone(), limits).await;
+    let cookie = format!("{}={}", platform::SESSION_COOKIE, session.token);
+    let before = resident();
+
+    // A `replace` field of 256 MiB: it was read whole into memory.
+    let head = "--XB\r\nContent-Disposition: form-data; name=\"replace\"\r\n\r\n".to_owned();
+    let (status, answer) = raw_upload(&server, &cookie, site.id, head, 256 << 20).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("replace"), "{answer}");
+
+    // A part header that never ends: multer held it whole (and searched it again each time).
+    let head =
+        "--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nX-Filler: ".to_owned();
+    let (status, answer) = raw_upload(&server, &cookie, site.id, head, 256 << 20).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("headers are longer"), "{answer}");
+
+    let grown = resident().saturating_sub(before);
+    assert!(grown < 64 << 20, "memory grew by {} MiB", grown >> 20);
+    // Nothing was written.
+    let root = edge.runtime.borrow().clone().unwrap().directory(&site);
+    let names: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(!names.iter().any(|n| n == "a"), "{names:?}");
+}

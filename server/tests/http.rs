@@ -98,22 +98,6 @@ async fn a_session_cookie_is_http_only_and_logout_ends_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_tls_the_session_cookie_is_secure() {
-    let db = TestDb::new().await;
-    create_user(&db.platform, "member", Role::User).await;
-    let server = TestServer::start_with(db.platform.clone(), true).await;
-    let res = server
-        .call(
-            &server.client(),
-            "login",
-            &[("username", "member"), ("password", &password("member"))],
-        )
-        .await;
-    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
-    assert!(cookie.ends_with("; Secure"), "{cookie}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_form_post_redirects_back_with_the_error() {
     let (_db, server) = setup().await;
     let res = server
@@ -225,4 +209,101 @@ async fn unknown_pages_are_404_and_bad_requests_400() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body = res.text().await.unwrap();
     assert!(body.contains("not valid text"), "{body}");
+}
+
+/// `current_user` as a client sending exactly `cookie` sees it.
+async fn user_behind(server: &TestServer, cookie: &str) -> String {
+    reqwest::Client::new()
+        .post(server.url("/fn/current_user"))
+        .header(header::ORIGIN, &server.base)
+        .header(header::ACCEPT, "application/json")
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_session_cookie_is_the_hosts_own_and_a_tossed_one_is_never_taken() {
+    let db = TestDb::new().await;
+    let (_, victim) = platform::testing::signed_in_user(&db.platform, "victim", Role::User).await;
+    let (_, attacker) = platform::testing::signed_in_user(&db.platform, "attacker", Role::User).await;
+    let server = TestServer::start_with(db.platform.clone(), true).await;
+
+    let res = server
+        .call(
+            &server.client(),
+            "login",
+            &[("username", "victim"), ("password", &password("victim"))],
+        )
+        .await;
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-director_session="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
+
+    let (victim, attacker) = (&victim.token, &attacker.token);
+    // A site on a sibling subdomain can set `director_session` for the parent domain, never a
+    // `__Host-` cookie: the attacker's session planted so is not taken over HTTPS.
+    let seen = user_behind(&server, &format!("director_session={attacker}")).await;
+    assert_eq!(seen, "null");
+    let seen = user_behind(
+        &server,
+        &format!("director_session={attacker}; __Host-director_session={victim}"),
+    )
+    .await;
+    assert!(seen.contains("\"username\":\"victim\""), "{seen}");
+    // Two of the same name: the first is not taken blindly; the one that is a session is.
+    let seen = user_behind(
+        &server,
+        &format!("__Host-director_session=stale; __Host-director_session={victim}"),
+    )
+    .await;
+    assert!(seen.contains("\"username\":\"victim\""), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sign_in_only_paths_of_this_site_are_followed() {
+    let (_db, server) = setup().await;
+    for (next, want) in [
+        ("/account", "/account"),
+        ("/\t/evil.example", "/"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        // A newline once made the redirect itself panic.
+        ("/account\n/x", "/account/x"),
+        ("/a\r\nSet-Cookie: x=1", "/aSet-Cookie:%20x=1"),
+    ] {
+        let res = server
+            .call(
+                &server.client(),
+                "login",
+                &[
+                    ("username", "member"),
+                    ("password", &password("member")),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert!(
+            res.status().is_success() || res.status().is_redirection(),
+            "{next:?}: {}",
+            res.status()
+        );
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let redirect = res
+            .headers()
+            .get("serverfnredirect")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(location.or(redirect).as_deref(), Some(want), "{next:?}");
+    }
 }

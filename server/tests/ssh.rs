@@ -361,3 +361,103 @@ async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
     );
     edge.stop.send(true).unwrap();
 }
+
+/// Starts `ssh login@… command` and leaves it running.
+fn ssh_running(port: u16, key: &Path, login: &str, command: &str) -> tokio::process::Child {
+    tokio::process::Command::new("ssh")
+        .args(["-p", &port.to_string(), "-i"])
+        .arg(key)
+        .args(CLIENT_OPTIONS)
+        .args(["-o", "PasswordAuthentication=no", "-o", "BatchMode=yes"])
+        .arg(format!("{login}@127.0.0.1"))
+        .arg(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_connection_ends_within_seconds_of_its_access_going() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (owner, _) = signed_in_user(&platform, "keyowner", Role::User).await;
+    let (helper, _) = signed_in_user(&platform, "keyhelper", Role::User).await;
+    // Director keeps an active admin: there is one, so the helper can be deactivated.
+    create_user(&platform, "keyadmin", Role::Admin).await;
+    let keys = tempfile::tempdir().unwrap();
+    let (owner_key, owner_pub) = keygen(keys.path(), "owner");
+    let (helper_key, helper_pub) = keygen(keys.path(), "helper");
+    let owner_key_id = platform
+        .add_ssh_key(Some(&owner), "", &owner_pub)
+        .await
+        .unwrap()
+        .id;
+    platform
+        .add_ssh_key(Some(&helper), "", &helper_pub)
+        .await
+        .unwrap();
+    let site = running_site(&platform, &owner, "sshgone").await;
+    platform
+        .add_member(Some(&owner), site.id, "keyhelper")
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host_keys = shell::host_keys(&keys.path().join("host")).unwrap();
+    tokio::spawn(shell::serve(
+        listener,
+        host_keys,
+        platform.clone(),
+        edge.runtime.clone(),
+        shell::SshSettings {
+            public_port: port,
+            ..shell::SshSettings::default()
+        },
+        edge.stop.subscribe(),
+    ));
+    let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
+
+    // Two long commands, each noting that it started.
+    let owners = ssh_running(port, &owner_key, "sshgone", "touch public/owner-in; sleep 120");
+    let helpers = ssh_running(port, &helper_key, "sshgone", "touch public/helper-in; sleep 120");
+    for mark in ["owner-in", "helper-in"] {
+        let mut there = false;
+        for _ in 0..300 {
+            if dir.join("public").join(mark).exists() {
+                there = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(there, "{mark}: the command runs");
+    }
+
+    // The key removed: that connection ends with the reason, within seconds.
+    let removed = tokio::time::Instant::now();
+    platform.remove_ssh_key(Some(&owner), owner_key_id).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(15), owners.wait_with_output())
+        .await
+        .expect("the owner's connection ends")
+        .unwrap();
+    assert!(removed.elapsed() < Duration::from_secs(10));
+    assert!(
+        text(&out.stderr).contains("key this session used was removed"),
+        "{out:?}"
+    );
+
+    // The helper's account deactivated: theirs ends too.
+    platform
+        .set_user_active(Some(&Actor::operator()), helper.user_id, false)
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(15), helpers.wait_with_output())
+        .await
+        .expect("the helper's connection ends")
+        .unwrap();
+    assert!(text(&out.stderr).contains("deactivated"), "{out:?}");
+    edge.stop.send(true).unwrap();
+}

@@ -220,3 +220,128 @@ async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_sock
     );
     edge.stop.send(true).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (owner, _) = common::signed_in_user(&platform, "owner", Role::User).await;
+    let (helper, helper_session) = common::signed_in_user(&platform, "helper", Role::User).await;
+    let (_, admin_session) = common::signed_in_user(&platform, "root", Role::Admin).await;
+    let site = running_site(&platform, &owner, "revoked").await;
+    platform
+        .add_member(Some(&owner), site.id, "helper")
+        .await
+        .unwrap();
+    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let origin = server.base.clone();
+
+    // Two terminals: the helper's, and an admin's.
+    let mut helpers = open(&server, site.id, Some(&helper_session.token), &origin, "")
+        .await
+        .expect("the helper gets a terminal");
+    hello(&mut helpers).await;
+    read_until(&mut helpers, "revoked:/site$ ").await;
+    let mut admins = open(&server, site.id, Some(&admin_session.token), &origin, "")
+        .await
+        .expect("an admin gets a terminal");
+    hello(&mut admins).await;
+    read_until(&mut admins, "revoked:/site$ ").await;
+
+    // The helper is removed from the site: their shell ends, with the reason, within seconds;
+    // the admin's goes on.
+    let removed = tokio::time::Instant::now();
+    platform
+        .remove_member(Some(&owner), site.id, helper.user_id)
+        .await
+        .unwrap();
+    let ended = read_until(&mut helpers, r#""type":"exit""#).await;
+    assert!(ended.contains("no longer a member"), "{ended}");
+    assert!(removed.elapsed() < Duration::from_secs(10));
+    type_line(&mut admins, "echo still-$((1+1))").await;
+    read_until(&mut admins, "still-2").await;
+
+    // The site disabled: the admin's shell ends too, with its reason.
+    platform
+        .set_disabled(Some(&Actor::operator()), site.id, true)
+        .await
+        .unwrap();
+    let ended = read_until(&mut admins, r#""type":"exit""#).await;
+    assert!(ended.contains("disabled"), "{ended}");
+    edge.stop.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_whose_socket_never_attached_is_hung_up_and_shells_are_capped() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (owner, session) = common::signed_in_user(&platform, "capped", Role::User).await;
+    let site = running_site(&platform, &owner, "capped").await;
+    let terminals = server::terminal::Terminals::new(Duration::from_secs(2));
+    let server =
+        TestServer::start_with_terminals(platform.clone(), edge.runtime.clone(), terminals.clone()).await;
+
+    // A client that asks for the upgrade and goes away before reading the 101: the shell was
+    // started for nobody. It is hung up after the grace period like a dropped one.
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /sites/{}/terminal/ws HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nCookie: {}={}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            site.id,
+            server.addr,
+            server.base,
+            platform::SESSION_COOKIE,
+            session.token
+        );
+        raw.write_all(request.as_bytes()).await.unwrap();
+        // Gone while the shell starts, with a reset, nothing read: the server's 101 cannot be
+        // written. (A reset at once would discard the request unread.) (The
+        // deprecation is about a linger that blocks on drop; a zero linger never does.)
+        #[allow(deprecated)]
+        raw.set_linger(Some(Duration::ZERO)).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut started = false;
+    for _ in 0..100 {
+        if terminals.count() > 0 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "the shell was started");
+    let mut gone = false;
+    for _ in 0..150 {
+        if terminals.count() == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone,
+        "a shell nobody attached to is hung up after the grace period"
+    );
+
+    // At most so many shells per user: the next is refused with the reason.
+    let mut open_ones = Vec::new();
+    for _ in 0..server::terminal::MAX_SHELLS_PER_USER {
+        let mut socket = open(&server, site.id, Some(&session.token), &server.base, "")
+            .await
+            .expect("within the cap");
+        hello(&mut socket).await;
+        open_ones.push(socket);
+    }
+    assert_eq!(
+        open(&server, site.id, Some(&session.token), &server.base, "")
+            .await
+            .err(),
+        Some(429)
+    );
+    edge.stop.send(true).unwrap();
+}

@@ -12,6 +12,7 @@ use futures::StreamExt as _;
 use orchestrator::{ExecControl, ExecInput, LogStream};
 use platform::{
     Actor, Platform,
+    grants::Grant,
     sites::{Runtime, ShellRequest, Site},
 };
 use russh::{
@@ -47,18 +48,21 @@ impl Server {
             public_port: self.public_port,
             ip: peer.ip(),
             login: None,
+            grant: None,
+            guarded: false,
+            controls: Arc::default(),
             channels: HashMap::new(),
             authenticated,
         }
     }
 }
 
-/// Who logged in, and to what.
+/// What the login is to (who logged in is in the connection's grant).
 enum Login {
     /// A site's shell.
-    Site { actor: Actor, site: Site },
+    Site { site: Site },
     /// The list of one's sites.
-    Listing { actor: Actor },
+    Listing,
 }
 
 /// A session channel, before and after its shell starts.
@@ -82,11 +86,56 @@ pub(crate) struct Connection {
     public_port: u16,
     ip: IpAddr,
     login: Option<Login>,
+    /// What the login was granted on: checked again for every channel, and watched while
+    /// the connection lasts (see `guard`).
+    grant: Option<Grant>,
+    /// Whether the watch on `grant` runs.
+    guarded: bool,
+    /// The shells this connection started, to hang up when its access ends.
+    controls: Arc<std::sync::Mutex<Vec<ExecControl>>>,
     channels: HashMap<ChannelId, ChannelState>,
     authenticated: Arc<AtomicBool>,
 }
 
+/// Ends the connection — its shells hung up, its SFTP sessions and channels closed — once
+/// `grant` no longer holds (the account deactivated, the key or the membership removed, the
+/// site disabled or deleted), telling the client why.
+async fn guard(
+    platform: Platform,
+    grant: Grant,
+    handle: Handle,
+    controls: Arc<std::sync::Mutex<Vec<ExecControl>>>,
+) {
+    // Grounds that do not hold from the start (a disabled site's login) are each channel's to
+    // refuse with the reason and an exit status, as sshd does; this ends what access lost.
+    if platform.check_grant(&grant).await.is_err() {
+        return;
+    }
+    let reason = platform.revoked(&grant).await;
+    tracing::info!(user = grant.user_id, site = ?grant.site_id, %reason, "SSH access ended");
+    // The client hears why first; then nothing it started goes on running.
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
+        .await;
+    let shells = std::mem::take(&mut *controls.lock().expect("controls lock"));
+    for control in shells {
+        let _ = control.hang_up().await;
+    }
+}
+
 impl Connection {
+    /// Checks the login's grounds again (before a new shell, command or SFTP session): the
+    /// actor as it is now, or why the login no longer holds.
+    async fn recheck(&self) -> Result<Actor, String> {
+        let Some(grant) = &self.grant else {
+            return Err("Not signed in.".to_owned());
+        };
+        match self.platform.check_grant(grant).await {
+            Ok(actor) => Ok(actor),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
     fn refuse(&self, user: &str, why: &str) -> Auth {
         let failures = self.limiter.fail(self.ip);
         tracing::info!(ip = %self.ip, login = %user.chars().take(MAX_LOGIN).collect::<String>(), failures, why, "SSH authentication refused");
@@ -102,11 +151,19 @@ impl Connection {
         session: &mut Session,
     ) -> Result<(), Error> {
         let handle = session.handle();
-        let (actor, site) = match &self.login {
-            Some(Login::Site { actor, site }) => (actor.clone(), site.clone()),
-            Some(Login::Listing { actor }) => {
+        let actor = match self.recheck().await {
+            Ok(actor) => actor,
+            Err(why) => {
                 session.channel_success(channel)?;
-                let text = self.listing(actor).await;
+                tokio::spawn(finish(handle, channel, None, Some(format!("{why}\r\n")), 1));
+                return Ok(());
+            }
+        };
+        let site = match &self.login {
+            Some(Login::Site { site }) => site.clone(),
+            Some(Login::Listing) => {
+                session.channel_success(channel)?;
+                let text = self.listing(&actor).await;
                 tokio::spawn(finish(handle, channel, Some(text), None, 0));
                 return Ok(());
             }
@@ -134,6 +191,10 @@ impl Connection {
                 let exit = exec.exit();
                 state.input = Some(Arc::new(Mutex::new(exec.input)));
                 state.tty = tty;
+                self.controls
+                    .lock()
+                    .expect("controls lock")
+                    .push(exec.control.clone());
                 state.control = Some(exec.control);
                 let mut output = exec.output;
                 tokio::spawn(async move {
@@ -207,17 +268,25 @@ impl russh::server::Handler for Connection {
         let Some(actor) = self.platform.actor_for_key(&fingerprint).await? else {
             return Ok(self.refuse(user, "unknown key"));
         };
+        let mut grant = Grant {
+            user_id: actor.user_id,
+            key: Some(fingerprint),
+            site_id: None,
+        };
         let login = user.to_ascii_lowercase();
         if login == actor.username || login == "sites" {
             tracing::info!(ip = %self.ip, user = %actor.username, "SSH login to the site list");
-            self.login = Some(Login::Listing { actor });
+            self.grant = Some(grant);
+            self.login = Some(Login::Listing);
             self.authenticated.store(true, Ordering::Release);
             return Ok(Auth::Accept);
         }
         match self.platform.site_by_name(Some(&actor), &login).await {
             Ok(site) => {
                 tracing::info!(ip = %self.ip, user = %actor.username, site = %site.name, "SSH login");
-                self.login = Some(Login::Site { actor, site });
+                grant.site_id = Some(site.id);
+                self.grant = Some(grant);
+                self.login = Some(Login::Site { site });
                 self.authenticated.store(true, Ordering::Release);
                 Ok(Auth::Accept)
             }
@@ -233,8 +302,19 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if !self.guarded
+            && let Some(grant) = self.grant.clone()
+        {
+            self.guarded = true;
+            tokio::spawn(guard(
+                self.platform.clone(),
+                grant,
+                session.handle(),
+                self.controls.clone(),
+            ));
+        }
         let id = channel.id();
         self.channels.insert(
             id,
@@ -323,8 +403,16 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(Login::Site { actor, site }) = &self.login else {
+        let Some(Login::Site { site }) = &self.login else {
             return Ok(session.channel_failure(channel)?);
+        };
+        let site = site.clone();
+        let actor = match self.recheck().await {
+            Ok(actor) => actor,
+            Err(why) => {
+                tracing::info!(site = %site.name, %why, "SFTP refused");
+                return Ok(session.channel_failure(channel)?);
+            }
         };
         let taken = self.channels.get_mut(&channel).and_then(|c| c.channel.take());
         let (Some(stream), "sftp") = (taken, name) else {
@@ -333,7 +421,7 @@ impl russh::server::Handler for Connection {
         let runtime = self.runtime.borrow().clone();
         let opened = self
             .platform
-            .open_files(Some(actor), runtime.as_ref(), site.id)
+            .open_files(Some(&actor), runtime.as_ref(), site.id)
             .await;
         let sftp = opened.and_then(|(site, dir, uid)| {
             crate::sftp::SftpSession::new(&dir, uid, site.name)

@@ -16,6 +16,7 @@ use std::{
         unix::{ffi::OsStrExt as _, fs::FileExt as _},
     },
     path::{Component, Path, PathBuf},
+    sync::Arc,
 };
 
 use platform::files::SiteFiles;
@@ -26,17 +27,19 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 /// The most bytes one read returns (clients ask for 32–256 KiB).
 const MAX_READ: u32 = 256 * 1024;
+/// Files and folders one session may hold open at once (each is a descriptor of the manager's).
+pub(crate) const MAX_HANDLES: usize = 256;
 
 /// One SFTP session on one site.
 pub(crate) struct SftpSession {
-    files: SiteFiles,
+    files: Arc<SiteFiles>,
     handles: HashMap<String, Open>,
     next_handle: u64,
     site: String,
 }
 
 enum Open {
-    File(File),
+    File(Arc<File>),
     /// A directory's entries, read at open, handed out once.
     Dir(Option<Vec<Entry>>),
 }
@@ -45,11 +48,20 @@ impl SftpSession {
     /// A session on the directory `root`, writing as `uid` (and the same gid).
     pub(crate) fn new(root: &Path, uid: u32, site: String) -> std::io::Result<Self> {
         Ok(Self {
-            files: SiteFiles::open(root, uid).map_err(std::io::Error::other)?,
+            files: Arc::new(SiteFiles::open(root, uid).map_err(std::io::Error::other)?),
             handles: HashMap::new(),
             next_handle: 0,
             site,
         })
+    }
+
+    /// Refuses another open when the session holds [`MAX_HANDLES`] already.
+    fn room_for_handle(&self) -> Result<(), StatusCode> {
+        if self.handles.len() >= MAX_HANDLES {
+            tracing::info!(site = %self.site, "SFTP open refused: too many open handles");
+            return Err(StatusCode::Failure);
+        }
+        Ok(())
     }
 
     fn handle(&mut self, open: Open) -> String {
@@ -59,27 +71,22 @@ impl SftpSession {
         handle
     }
 
-    /// Opens `path` beneath the root, resolving everything inside it.
-    fn open_at(&self, path: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, StatusCode> {
-        self.files
-            .open_beneath(&relative(path)?, flags, mode)
-            .map_err(errno)
+    /// Runs `work` on the site's files on a blocking thread: file system calls may wait, and
+    /// none may hold one of the async runtime's workers.
+    async fn on_files<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SiteFiles) -> Result<T, StatusCode> + Send + 'static,
+    ) -> Result<T, StatusCode> {
+        let files = Arc::clone(&self.files);
+        blocking(move || work(&files)).await
     }
 
-    /// The parent of `path` (opened, resolved inside the root) and its last component.
-    fn parent(&self, path: &str) -> Result<(OwnedFd, PathBuf), StatusCode> {
-        self.files
-            .parent_beneath(&relative(path)?)
-            .map_err(errno)?
-            .ok_or(StatusCode::PermissionDenied)
-    }
-
-    fn own(&self, fd: impl AsFd) -> Result<(), StatusCode> {
-        self.files.own(fd).map_err(errno)
-    }
-
-    fn own_at(&self, dir: impl AsFd, name: &Path) -> Result<(), StatusCode> {
-        self.files.own_at(dir, name).map_err(errno)
+    /// The open file behind `handle`.
+    fn file(&self, handle: &str) -> Result<Arc<File>, StatusCode> {
+        match self.handles.get(handle) {
+            Some(Open::File(file)) => Ok(Arc::clone(file)),
+            _ => Err(StatusCode::Failure),
+        }
     }
 
     fn ok(id: u32) -> Status {
@@ -105,6 +112,29 @@ fn virtual_path(path: &str) -> Result<String, StatusCode> {
         return Ok("/".to_owned());
     }
     Ok(format!("/{}", relative.display()))
+}
+
+/// Runs `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StatusCode> + Send + 'static,
+) -> Result<T, StatusCode> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or(Err(StatusCode::Failure))
+}
+
+/// Opens `path` beneath the root, resolving everything inside it (never waiting on a FIFO:
+/// `SiteFiles` opens without blocking).
+fn open_at(files: &SiteFiles, path: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, StatusCode> {
+    files.open_beneath(&relative(path)?, flags, mode).map_err(errno)
+}
+
+/// The parent of `path` (opened, resolved inside the root) and its last component.
+fn parent(files: &SiteFiles, path: &str) -> Result<(OwnedFd, PathBuf), StatusCode> {
+    files
+        .parent_beneath(&relative(path)?)
+        .map_err(errno)?
+        .ok_or(StatusCode::PermissionDenied)
 }
 
 fn errno(err: rustix::io::Errno) -> StatusCode {
@@ -191,24 +221,32 @@ impl russh_sftp::server::Handler for SftpSession {
         if pflags.contains(OpenFlags::EXCLUDE) {
             flags |= OFlags::EXCL;
         }
+        self.room_for_handle()?;
         // openat2 refuses a mode without O_CREAT.
         let mode = if flags.contains(OFlags::CREATE) {
             Mode::from_bits_truncate(attrs.permissions.unwrap_or(0o644) & 0o777)
         } else {
             Mode::empty()
         };
-        let existed = self.open_at(&filename, OFlags::PATH, Mode::empty()).is_ok();
-        let fd = self.open_at(&filename, flags, mode)?;
-        if !existed {
-            self.own(&fd)?;
-        }
-        let file = File::from(fd);
-        if file.metadata().map_err(io)?.is_dir() {
-            return Err(StatusCode::PermissionDenied);
-        }
+        let file = self
+            .on_files(move |files| {
+                let existed = open_at(files, &filename, OFlags::PATH, Mode::empty()).is_ok();
+                let fd = open_at(files, &filename, flags, mode)?;
+                // Only regular files: a folder has no bytes, and a pipe or a socket would make
+                // reads wait for the tenant's other end.
+                let stat = rustix::fs::fstat(&fd).map_err(errno)?;
+                if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+                    return Err(StatusCode::PermissionDenied);
+                }
+                if !existed {
+                    files.own(&fd).map_err(errno)?;
+                }
+                Ok(File::from(fd))
+            })
+            .await?;
         Ok(Handle {
             id,
-            handle: self.handle(Open::File(file)),
+            handle: self.handle(Open::File(Arc::new(file))),
         })
     }
 
@@ -218,15 +256,17 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
-        let Some(Open::File(file)) = self.handles.get(&handle) else {
-            return Err(StatusCode::Failure);
-        };
-        let mut data = vec![0; len.min(MAX_READ) as usize];
-        let read = file.read_at(&mut data, offset).map_err(io)?;
-        if read == 0 && len > 0 {
-            return Err(StatusCode::Eof);
-        }
-        data.truncate(read);
+        let file = self.file(&handle)?;
+        let data = blocking(move || {
+            let mut data = vec![0; len.min(MAX_READ) as usize];
+            let read = file.read_at(&mut data, offset).map_err(io)?;
+            if read == 0 && len > 0 {
+                return Err(StatusCode::Eof);
+            }
+            data.truncate(read);
+            Ok(data)
+        })
+        .await?;
         Ok(Data { id, data })
     }
 
@@ -237,21 +277,22 @@ impl russh_sftp::server::Handler for SftpSession {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
-        let Some(Open::File(file)) = self.handles.get(&handle) else {
-            return Err(StatusCode::Failure);
-        };
-        file.write_all_at(&data, offset).map_err(io)?;
+        let file = self.file(&handle)?;
+        blocking(move || file.write_all_at(&data, offset).map_err(io)).await?;
         Ok(Self::ok(id))
     }
 
     async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
-        let (dir, name) = match self.parent(&path) {
-            Ok(found) => found,
-            // The root itself.
-            Err(_) if relative(&path)? == Path::new(".") => return self.stat(id, path).await,
-            Err(err) => return Err(err),
-        };
-        let stat = rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+        if relative(&path)? == Path::new(".") {
+            // The root itself, which has no parent to look it up in.
+            return self.stat(id, path).await;
+        }
+        let stat = self
+            .on_files(move |files| {
+                let (dir, name) = parent(files, &path)?;
+                rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+            })
+            .await?;
         Ok(Attrs {
             id,
             attrs: attributes(&stat),
@@ -259,8 +300,12 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
-        let fd = self.open_at(&path, OFlags::PATH, Mode::empty())?;
-        let stat = rustix::fs::fstat(&fd).map_err(errno)?;
+        let stat = self
+            .on_files(move |files| {
+                let fd = open_at(files, &path, OFlags::PATH, Mode::empty())?;
+                rustix::fs::fstat(&fd).map_err(errno)
+            })
+            .await?;
         Ok(Attrs {
             id,
             attrs: attributes(&stat),
@@ -268,10 +313,8 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
-        let Some(Open::File(file)) = self.handles.get(&handle) else {
-            return Err(StatusCode::Failure);
-        };
-        let stat = rustix::fs::fstat(file).map_err(errno)?;
+        let file = self.file(&handle)?;
+        let stat = blocking(move || rustix::fs::fstat(&*file).map_err(errno)).await?;
         Ok(Attrs {
             id,
             attrs: attributes(&stat),
@@ -279,8 +322,11 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
-        let fd = self.open_at(&path, OFlags::RDONLY, Mode::empty())?;
-        set_attributes(&fd, &attrs)?;
+        self.on_files(move |files| {
+            let fd = open_at(files, &path, OFlags::RDONLY, Mode::empty())?;
+            set_attributes(&fd, &attrs)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 
@@ -290,24 +336,28 @@ impl russh_sftp::server::Handler for SftpSession {
         handle: String,
         attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        let Some(Open::File(file)) = self.handles.get(&handle) else {
-            return Err(StatusCode::Failure);
-        };
-        set_attributes(file, &attrs)?;
+        let file = self.file(&handle)?;
+        blocking(move || set_attributes(&*file, &attrs)).await?;
         Ok(Self::ok(id))
     }
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
-        let fd = self.open_at(&path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
-        let mut entries = Vec::new();
-        let dir = rustix::fs::Dir::read_from(&fd).map_err(errno)?;
-        for entry in dir {
-            let entry = entry.map_err(errno)?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                entries.push(Entry::new(name.to_string_lossy(), attributes(&stat)));
-            }
-        }
+        self.room_for_handle()?;
+        let entries = self
+            .on_files(move |files| {
+                let fd = open_at(files, &path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+                let mut entries = Vec::new();
+                let dir = rustix::fs::Dir::read_from(&fd).map_err(errno)?;
+                for entry in dir {
+                    let entry = entry.map_err(errno)?;
+                    let name = OsStr::from_bytes(entry.file_name().to_bytes());
+                    if let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        entries.push(Entry::new(name.to_string_lossy(), attributes(&stat)));
+                    }
+                }
+                Ok(entries)
+            })
+            .await?;
         Ok(Handle {
             id,
             handle: self.handle(Open::Dir(Some(entries))),
@@ -325,35 +375,51 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
-        let (dir, name) = self.parent(&filename)?;
-        rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::empty()).map_err(errno)?;
+        self.on_files(move |files| {
+            let (dir, name) = parent(files, &filename)?;
+            rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::empty()).map_err(errno)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 
     async fn mkdir(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
-        let (dir, name) = self.parent(&path)?;
         let mode = Mode::from_bits_truncate(attrs.permissions.unwrap_or(0o755) & 0o777);
-        rustix::fs::mkdirat(&dir, name.as_os_str(), mode).map_err(errno)?;
-        self.own_at(&dir, &name)?;
+        self.on_files(move |files| {
+            let (dir, name) = parent(files, &path)?;
+            rustix::fs::mkdirat(&dir, name.as_os_str(), mode).map_err(errno)?;
+            files.own_at(&dir, &name).map_err(errno)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
-        let (dir, name) = self.parent(&path)?;
-        rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::REMOVEDIR).map_err(errno)?;
+        self.on_files(move |files| {
+            let (dir, name) = parent(files, &path)?;
+            rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::REMOVEDIR).map_err(errno)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 
     async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
-        let (from_dir, from) = self.parent(&oldpath)?;
-        let (to_dir, to) = self.parent(&newpath)?;
-        rustix::fs::renameat(&from_dir, from.as_os_str(), &to_dir, to.as_os_str()).map_err(errno)?;
+        self.on_files(move |files| {
+            let (from_dir, from) = parent(files, &oldpath)?;
+            let (to_dir, to) = parent(files, &newpath)?;
+            rustix::fs::renameat(&from_dir, from.as_os_str(), &to_dir, to.as_os_str()).map_err(errno)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 
     async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let (dir, name) = self.parent(&path)?;
-        let target = rustix::fs::readlinkat(&dir, name.as_os_str(), Vec::new()).map_err(errno)?;
+        let target = self
+            .on_files(move |files| {
+                let (dir, name) = parent(files, &path)?;
+                rustix::fs::readlinkat(&dir, name.as_os_str(), Vec::new()).map_err(errno)
+            })
+            .await?;
         Ok(Name {
             id,
             files: vec![Entry::dummy(target.to_string_lossy())],
@@ -381,9 +447,12 @@ impl russh_sftp::server::Handler for SftpSession {
                 return Err(StatusCode::PermissionDenied);
             }
         }
-        let (dir, name) = self.parent(&linkpath)?;
-        rustix::fs::symlinkat(targetpath.as_str(), &dir, name.as_os_str()).map_err(errno)?;
-        self.own_at(&dir, &name)?;
+        self.on_files(move |files| {
+            let (dir, name) = parent(files, &linkpath)?;
+            rustix::fs::symlinkat(targetpath.as_str(), &dir, name.as_os_str()).map_err(errno)?;
+            files.own_at(&dir, &name).map_err(errno)
+        })
+        .await?;
         Ok(Self::ok(id))
     }
 }

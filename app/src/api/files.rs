@@ -106,7 +106,7 @@ fn mode_text(mode: u32) -> String {
 }
 
 #[cfg(feature = "ssr")]
-async fn files(site: i32) -> Result<platform::files::SiteFiles, AppError> {
+async fn files(site: i32) -> Result<std::sync::Arc<platform::files::SiteFiles>, AppError> {
     let (platform, runtime) = (platform(), runtime());
     let actor = actor().await?;
     platform
@@ -115,12 +115,24 @@ async fn files(site: i32) -> Result<platform::files::SiteFiles, AppError> {
         .map_err(to_app_error)
 }
 
+/// Does `work` on the site's files, on a blocking thread (see `SiteFiles::run`).
+#[cfg(feature = "ssr")]
+async fn on_files<T: Send + 'static>(
+    site: i32,
+    work: impl FnOnce(&platform::files::SiteFiles) -> platform::Result<T> + Send + 'static,
+) -> Result<T, AppError> {
+    files(site).await?.run(work).await.map_err(to_app_error)
+}
+
 /// The entries of a folder of the site.
 #[server(prefix = "/fn", endpoint = "list_files")]
 pub async fn list_files(site: i32, path: String) -> Result<Vec<FileRow>, AppError> {
-    let files = files(site).await?;
     let base = clean(&path);
-    let entries = files.list(&base).map_err(to_app_error)?;
+    let entries = on_files(site, {
+        let base = base.clone();
+        move |files| files.list(&base)
+    })
+    .await?;
     Ok(entries
         .into_iter()
         .map(|e| FileRow {
@@ -166,20 +178,23 @@ pub async fn folder_tree(site: i32, path: String) -> Result<Vec<TreeRow>, AppErr
             }
         }
     }
-    let files = files(site).await?;
-    let mut rows = Vec::new();
-    level(&files, "", 0, &clean(&path), &mut rows);
-    Ok(rows)
+    on_files(site, move |files| {
+        let mut rows = Vec::new();
+        level(files, "", 0, &clean(&path), &mut rows);
+        Ok(rows)
+    })
+    .await
 }
 
 /// Opens a file for the editor.
 #[server(prefix = "/fn", endpoint = "open_file")]
 pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
-    let files = files(site).await?;
     let path = clean(&path);
-    let read = files
-        .read_versioned(&path, EDITABLE_BYTES)
-        .map_err(to_app_error)?;
+    let read = on_files(site, {
+        let path = path.clone();
+        move |files| files.read_versioned(&path, EDITABLE_BYTES)
+    })
+    .await?;
     Ok(FileText {
         size: read.size,
         // Too large to edit here, or not text: the page offers the download instead.
@@ -196,13 +211,13 @@ pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
 /// overwriting a change made since it was opened. Returns the new version.
 #[server(prefix = "/fn", endpoint = "save_file")]
 pub async fn save_file(site: i32, path: String, text: String, version: String) -> Result<String, AppError> {
-    let files = files(site).await?;
     let expected = (!version.is_empty()).then_some(platform::files::Version(version));
     // Text from a browser's textarea has CRLF line ends; files on a server have LF.
     let text = text.replace("\r\n", "\n");
-    let saved = files
-        .save(&clean(&path), text.as_bytes(), expected.as_ref())
-        .map_err(to_app_error)?;
+    let saved = on_files(site, move |files| {
+        files.save(&clean(&path), text.as_bytes(), expected.as_ref())
+    })
+    .await?;
     Ok(saved.0)
 }
 
@@ -220,22 +235,19 @@ pub async fn file_limits() -> Result<UploadLimits, AppError> {
 /// Makes a folder.
 #[server(prefix = "/fn", endpoint = "make_folder")]
 pub async fn make_folder(site: i32, path: String) -> Result<(), AppError> {
-    files(site).await?.mkdir(&clean(&path)).map_err(to_app_error)
+    on_files(site, move |files| files.mkdir(&clean(&path))).await
 }
 
 /// Renames or moves a file or folder.
 #[server(prefix = "/fn", endpoint = "move_path")]
 pub async fn move_path(site: i32, from: String, to: String) -> Result<(), AppError> {
-    files(site)
-        .await?
-        .rename(&clean(&from), &clean(&to))
-        .map_err(to_app_error)
+    on_files(site, move |files| files.rename(&clean(&from), &clean(&to))).await
 }
 
 /// Deletes a file or a link, or a folder with everything in it.
 #[server(prefix = "/fn", endpoint = "delete_path")]
 pub async fn delete_path(site: i32, path: String) -> Result<(), AppError> {
-    files(site).await?.remove_all(&clean(&path)).map_err(to_app_error)
+    on_files(site, move |files| files.remove_all(&clean(&path))).await
 }
 
 /// Sets a file's mode from octal (`755`).
@@ -248,8 +260,5 @@ pub async fn set_mode(site: i32, path: String, mode: String) -> Result<(), AppEr
             field: "mode".to_owned(),
             message: "Give the mode in octal, like 755 or 644.".to_owned(),
         })?;
-    files(site)
-        .await?
-        .chmod(&clean(&path), mode)
-        .map_err(to_app_error)
+    on_files(site, move |files| files.chmod(&clean(&path), mode)).await
 }

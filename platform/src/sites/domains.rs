@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{dsl::IntervalDsl as _, prelude::*};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{OperationKind, Site, SiteState, audit};
@@ -29,6 +29,10 @@ pub fn txt_value(token: &str) -> String {
 pub fn wildcard_over(host: &str) -> Option<String> {
     host.split_once('.').map(|(_, parent)| format!("*.{parent}"))
 }
+
+/// Days an unverified claim of a domain lasts: a claim nobody proved lapses, and never keeps
+/// the owner of the name from adding it (several sites may claim a name until one proves it).
+pub const UNVERIFIED_CLAIM_DAYS: i32 = 7;
 
 /// What the rules for a domain depend on: the manager's own host and the sites' domain (whose
 /// names are given to sites by their own names).
@@ -130,20 +134,40 @@ impl Platform {
         let mut conn = self.conn().await?;
         let domain = conn
             .transaction::<_, Error, _>(async |conn| {
-                let owner: Option<i32> = site_domains::table
+                // A claim nobody proved within the period lapses.
+                diesel::delete(
+                    site_domains::table
+                        .filter(site_domains::host.eq(&host))
+                        .filter(site_domains::verified_at.is_null())
+                        .filter(
+                            site_domains::created_at
+                                .lt(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>()
+                                    - UNVERIFIED_CLAIM_DAYS.days()),
+                        ),
+                )
+                .execute(conn)
+                .await?;
+                let claims: Vec<(i32, bool)> = site_domains::table
                     .filter(site_domains::host.eq(&host))
-                    .select(site_domains::site_id)
-                    .first(conn)
-                    .await
-                    .optional()?;
-                match owner {
-                    Some(owner) if owner == site_id => {
-                        return Err(Error::invalid("host", format!("{host} is this site's already.")));
-                    }
-                    Some(_) => {
-                        return Err(Error::invalid("host", format!("{host} belongs to another site.")));
-                    }
-                    None => {}
+                    .select((site_domains::site_id, site_domains::verified_at.is_not_null()))
+                    .load(conn)
+                    .await?;
+                if claims.iter().any(|(owner, _)| *owner == site_id) {
+                    return Err(Error::invalid("host", format!("{host} is this site's already.")));
+                }
+                if claims.iter().any(|(_, verified)| *verified) {
+                    return Err(Error::invalid("host", format!("{host} belongs to another site.")));
+                }
+                // Other sites' claims are unproven: they stay beside this one until one is
+                // verified — at once for an admin's, whose claim takes the name.
+                if by_admin {
+                    diesel::delete(
+                        site_domains::table
+                            .filter(site_domains::host.eq(&host))
+                            .filter(site_domains::verified_at.is_null()),
+                    )
+                    .execute(conn)
+                    .await?;
                 }
                 let now = Utc::now();
                 let domain: Domain = diesel::insert_into(site_domains::table)
@@ -158,7 +182,7 @@ impl Platform {
                     .get_result(conn)
                     .await
                     .map_err(|err| match err {
-                        // Another site took it between the check and the insert.
+                        // Another site's claim was verified between the check and the insert.
                         diesel::result::Error::DatabaseError(
                             diesel::result::DatabaseErrorKind::UniqueViolation,
                             _,
@@ -249,16 +273,63 @@ impl Platform {
             Err(err) => Err(err.to_string()),
         };
         let now = Utc::now();
-        let domain: Domain = diesel::update(site_domains::table.find(domain_id))
-            .set((
+        let record = |outcome: &std::result::Result<(), String>| {
+            diesel::update(site_domains::table.find(domain_id)).set((
                 site_domains::last_check_at.eq(now),
                 site_domains::last_check_error.eq(outcome.as_ref().err().cloned().unwrap_or_default()),
                 site_domains::verified_at.eq(outcome.is_ok().then_some(now)),
                 site_domains::verified_by.eq(if outcome.is_ok() { "txt" } else { "" }),
             ))
-            .returning(Domain::as_select())
-            .get_result(&mut conn)
-            .await?;
+        };
+        // Proved: this claim takes the name and the others' unproven claims go, unless another
+        // site's claim was verified first (between the look-up and this one's).
+        let mut outcome = outcome;
+        let taken = match outcome {
+            Ok(()) => match conn
+                .transaction::<_, Error, _>(async |conn| {
+                    let taken: Domain = record(&Ok(()))
+                        .returning(Domain::as_select())
+                        .get_result(conn)
+                        .await
+                        .map_err(|err| match err {
+                            diesel::result::Error::DatabaseError(
+                                diesel::result::DatabaseErrorKind::UniqueViolation,
+                                _,
+                            ) => Error::Conflict(format!(
+                                "{} was verified by another site first.",
+                                domain.host
+                            )),
+                            other => other.into(),
+                        })?;
+                    diesel::delete(
+                        site_domains::table
+                            .filter(site_domains::host.eq(&taken.host))
+                            .filter(site_domains::verified_at.is_null()),
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(taken)
+                })
+                .await
+            {
+                Ok(taken) => Some(taken),
+                Err(Error::Conflict(reason)) => {
+                    outcome = Err(reason);
+                    None
+                }
+                Err(other) => return Err(other),
+            },
+            Err(_) => None,
+        };
+        let domain = match taken {
+            Some(taken) => taken,
+            None => {
+                record(&outcome)
+                    .returning(Domain::as_select())
+                    .get_result(&mut conn)
+                    .await?
+            }
+        };
         tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = outcome.is_ok(), "domain check");
         if outcome.is_ok() {
             self.route_domains(&actor, &site, &format!("{} verified", domain.host))
@@ -271,6 +342,11 @@ impl Platform {
     /// domain (what a certificate may be asked for).
     pub async fn serves_host(&self, host: &str, sites_domain: &str) -> Result<bool> {
         let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        // The manager's certificate is never the edge's to ask for, whatever site was named
+        // like it before names were checked against it.
+        if host == self.settings().manager_host {
+            return Ok(false);
+        }
         let mut conn = self.conn().await?;
         if let Some(name) = host.strip_suffix(&format!(".{}", sites_domain.to_ascii_lowercase()))
             && !name.contains('.')

@@ -157,6 +157,7 @@ impl Platform {
             })
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, member = %username, "member removed");
+        self.access_changed();
         Ok(())
     }
 
@@ -292,16 +293,19 @@ impl Platform {
                 .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
         };
         let availability = if disabled { "disabled" } else { "enabled" };
-        self.queue_change(
-            &actor,
-            &site,
-            OperationKind::SetAvailability,
-            Some(state),
-            Some(availability),
-            "site.availability",
-            availability,
-        )
-        .await
+        let operation = self
+            .queue_change(
+                &actor,
+                &site,
+                OperationKind::SetAvailability,
+                Some(state),
+                Some(availability),
+                "site.availability",
+                availability,
+            )
+            .await?;
+        self.access_changed();
+        Ok(operation)
     }
 
     /// Re-runs everything that makes a site — files, service, routes — with its current

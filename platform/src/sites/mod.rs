@@ -21,7 +21,9 @@ pub use catalogue::CatalogueImage;
 pub use certificates::{
     CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
-pub use domains::{Domain, DomainRules, check_domain, txt_name, txt_value, wildcard_over};
+pub use domains::{
+    Domain, DomainRules, UNVERIFIED_CLAIM_DAYS, check_domain, txt_name, txt_value, wildcard_over,
+};
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
@@ -352,10 +354,25 @@ impl Platform {
         Ok(rows.into_iter().map(site_from_row).collect())
     }
 
+    /// `name` as a new site's name ([`validate_site_name`]), refused when the site's host
+    /// would be the manager's own host or a parent of it.
+    fn site_name(&self, name: &str) -> Result<String> {
+        let name = validate_site_name(name)?;
+        let host = format!("{name}.{}", self.settings().sites_domain.to_ascii_lowercase());
+        let manager = &self.settings().manager_host;
+        if !manager.is_empty() && (*manager == host || manager.ends_with(&format!(".{host}"))) {
+            return Err(Error::invalid(
+                "name",
+                format!("{host} is (or covers) the manager's own address: choose another name."),
+            ));
+        }
+        Ok(name)
+    }
+
     /// Whether `name` would be accepted for a new site now: the normalised name, or why not.
     pub async fn check_site_name(&self, actor: Option<&Actor>, name: &str) -> Result<String> {
         authorize(actor, Permission::UseManager)?;
-        let name = validate_site_name(name)?;
+        let name = self.site_name(name)?;
         let mut conn = self.conn().await?;
         let taken: i64 = sites::table
             .filter(sites::name.eq(&name))
@@ -372,7 +389,7 @@ impl Platform {
     /// it. Nothing is created when a field is refused.
     pub async fn create_site(&self, actor: Option<&Actor>, new: NewSite) -> Result<(Site, i64)> {
         let actor = authorize(actor, Permission::UseManager)?.clone();
-        let name = validate_site_name(&new.name)?;
+        let name = self.site_name(&new.name)?;
         let kind =
             SiteKind::parse(&new.kind).ok_or_else(|| Error::invalid("kind", "Choose static or dynamic."))?;
         let purpose = new.purpose.trim().to_owned();
@@ -570,6 +587,7 @@ impl Platform {
             )
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, "site deletion queued");
+        self.access_changed();
         Ok(operation)
     }
 }

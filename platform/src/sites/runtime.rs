@@ -1,6 +1,6 @@
 //! What the actions do, through the orchestrator and the edge.
 
-use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -14,6 +14,11 @@ use crate::schema::{images, sites};
 
 /// The first uid of sites: site N runs as 100000 + N, never as a user of the host.
 const UID_BASE: u32 = 100_000;
+
+/// A site's directory's name under the sites root: `0042`.
+fn directory_name(site: &Site) -> String {
+    format!("{:04}", site.id)
+}
 
 /// Where sites live and how they are reached.
 #[derive(Debug, Clone)]
@@ -78,7 +83,7 @@ impl Runtime {
 
     /// The site's directory on the host: `<sites root>/0042`.
     pub fn directory(&self, site: &Site) -> PathBuf {
-        self.sites_root.join(format!("{:04}", site.id))
+        self.sites_root.join(directory_name(site))
     }
 
     /// The site's address.
@@ -181,11 +186,16 @@ impl Runtime {
                 .await
                 .map(|()| "terminal removed".to_owned())
                 .map_err(text),
-            A::RemoveDirectory => match tokio::fs::remove_dir_all(self.directory(site)).await {
-                Ok(()) => Ok("files removed".to_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("files already gone".to_owned()),
-                Err(e) => Err(format!("removing the site's files: {e}")),
-            },
+            A::RemoveDirectory => {
+                let (root, name) = (self.sites_root.clone(), directory_name(site));
+                match tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&root, &name))
+                    .await
+                {
+                    Ok(Ok(())) => Ok("files removed".to_owned()),
+                    Ok(Err(err)) => Err(format!("removing the site's files: {err}")),
+                    Err(err) => Err(format!("removing the site's files: {err}")),
+                }
+            }
             A::ForgetSite => {
                 let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
                 diesel::delete(sites::table.find(site.id))
@@ -218,47 +228,61 @@ impl Runtime {
     }
 
     /// The site's directory with starter files (an index page; a `run.sh` from the image for
-    /// dynamic sites), owned by the site's uid. Files already there are kept.
+    /// dynamic sites), owned by the site's uid. What is there already is kept. Director runs as
+    /// root and the directory is the tenant's: everything beneath it is made through
+    /// [`SiteFiles`](crate::files::SiteFiles), resolved inside the site and never following a
+    /// link out of it, each file written whole with its mode and owner before it appears.
     async fn create_directory(&self, site: &Site) -> Result<String, String> {
-        let dir = self.directory(site);
-        let public = dir.join("public");
-        let fail = |e: std::io::Error| {
-            tracing::error!(dir = %dir.display(), error = %e, "making a site's directory failed");
-            format!("making the site's directory failed: {}", e.kind())
-        };
-        tokio::fs::create_dir_all(&public).await.map_err(fail)?;
-        let index = public.join("index.html");
-        if !tokio::fs::try_exists(&index).await.map_err(fail)? {
-            let page = format!(
-                "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{name}</title></head>\n\
-                 <body>\n<h1>{name}</h1>\n<p>This is the starter page of {name}. Replace public/index.html with your own.</p>\n</body>\n</html>\n",
-                name = site.name
-            );
-            tokio::fs::write(&index, page).await.map_err(fail)?;
-        }
-        if site.kind == SiteKind::Dynamic {
-            let run = dir.join("run.sh");
-            if !tokio::fs::try_exists(&run).await.map_err(fail)? {
+        // A dynamic site's starter run.sh comes from its image's catalogue entry (None when the
+        // entry is gone: then only an existing run.sh will do).
+        let run_sh = match site.kind {
+            SiteKind::Dynamic => {
                 let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
-                let script: String = images::table
+                let script: Option<String> = images::table
                     .filter(images::reference.eq(&site.image_reference))
                     .select(images::run_sh)
                     .first(&mut conn)
                     .await
+                    .optional()
                     .map_err(|e| e.to_string())?;
-                tokio::fs::write(&run, script).await.map_err(fail)?;
-                tokio::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755))
-                    .await
-                    .map_err(fail)?;
+                Some(script)
+            }
+            SiteKind::Static => None,
+        };
+        let page = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{name}</title></head>\n\
+             <body>\n<h1>{name}</h1>\n<p>This is the starter page of {name}. Replace public/index.html with your own.</p>\n</body>\n</html>\n",
+            name = site.name
+        );
+        let (root, name, uid) = (self.sites_root.clone(), directory_name(site), Self::uid(site));
+        let made = tokio::task::spawn_blocking(move || -> crate::Result<()> {
+            let files = crate::files::make_site_directory(&root, &name, uid)?;
+            files.ensure_folder("public")?;
+            files.create("public/index.html", page.as_bytes(), 0o644)?;
+            match run_sh {
+                Some(Some(script)) => {
+                    files.create("run.sh", script.as_bytes(), 0o755)?;
+                }
+                Some(None) if !files.exists("run.sh")? => {
+                    return Err(crate::Error::Conflict(
+                        "the site's image is no longer in the catalogue, so its run.sh cannot be made"
+                            .to_owned(),
+                    ));
+                }
+                Some(None) | None => {}
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match made {
+            // Shown to the site's members: no host paths.
+            Ok(()) => Ok("the site's files are ready".to_owned()),
+            Err(crate::Error::Conflict(reason)) => Err(format!("making the site's files failed: {reason}")),
+            Err(err) => {
+                tracing::error!(site = site.id, error = %err, "making a site's directory failed");
+                Err("making the site's directory failed".to_owned())
             }
         }
-        let uid = Self::uid(site);
-        for path in [dir.clone(), public.clone(), index, dir.join("run.sh")] {
-            if tokio::fs::try_exists(&path).await.map_err(fail)? {
-                std::os::unix::fs::chown(&path, Some(uid), Some(uid)).map_err(fail)?;
-            }
-        }
-        // Shown to the site's members: no host paths.
-        Ok("the site's files are ready".to_owned())
     }
 }

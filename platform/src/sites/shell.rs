@@ -50,12 +50,12 @@ impl Platform {
         actor: Option<&Actor>,
         runtime: Option<&Runtime>,
         site_id: i32,
-    ) -> Result<crate::files::SiteFiles> {
+    ) -> Result<std::sync::Arc<crate::files::SiteFiles>> {
         let site = self.site(actor, site_id).await?;
         let runtime = runtime.ok_or_else(|| {
             Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
         })?;
-        crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))
+        crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site)).map(std::sync::Arc::new)
     }
 
     /// Who may have a shell in a site: its members and admins, when it is not disabled nor

@@ -33,7 +33,16 @@ impl TestServer {
         platform: Platform,
         runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
     ) -> Self {
-        Self::start_full(platform, false, runtime, None).await
+        Self::start_full(platform, false, runtime, None, None).await
+    }
+
+    /// With the engine and edge, and these terminals (to watch their shells).
+    pub async fn start_with_terminals(
+        platform: Platform,
+        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+        terminals: server::terminal::Terminals,
+    ) -> Self {
+        Self::start_full(platform, false, runtime, None, Some(terminals)).await
     }
 
     /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
@@ -42,6 +51,7 @@ impl TestServer {
             platform,
             secure_cookies,
             tokio::sync::watch::channel(None).1,
+            None,
             None,
         )
         .await
@@ -53,7 +63,7 @@ impl TestServer {
         runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
         limits: app::api::UploadLimits,
     ) -> Self {
-        Self::start_full(platform, false, runtime, Some(limits)).await
+        Self::start_full(platform, false, runtime, Some(limits), None).await
     }
 
     async fn start_full(
@@ -61,6 +71,7 @@ impl TestServer {
         secure_cookies: bool,
         runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
         limits: Option<app::api::UploadLimits>,
+        terminals: Option<server::terminal::Terminals>,
     ) -> Self {
         use clap::Parser as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,7 +90,8 @@ impl TestServer {
                 dns: platform::dns::Dns::new(None).unwrap(),
             },
             trust_proxy: false,
-            terminals: server::terminal::Terminals::new(std::time::Duration::from_secs(60)),
+            terminals: terminals
+                .unwrap_or_else(|| server::terminal::Terminals::new(std::time::Duration::from_secs(60))),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -1,0 +1,145 @@
+//! An upload's multipart body, read with every part bounded.
+//!
+//! multer streams a file part's bytes out as they arrive and limits fields and the whole body
+//! by size, but it buffers a part's headers until their blank line with no limit of its own: a
+//! body whose headers never end would be held in memory whole. [`guard`] watches the raw body
+//! for that: it counts the bytes from each boundary to the end of that part's headers and cuts
+//! the body once they pass [`MAX_PART_HEADERS`]. It only looks for the boundary and the blank
+//! line; parsing stays multer's.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+
+/// The most a part's headers (with the preamble, for the first part) may take.
+pub const MAX_PART_HEADERS: usize = 16 * 1024;
+
+/// Why [`guard`] cut a body.
+#[derive(Debug, thiserror::Error)]
+#[error("a part's headers are longer than {} KiB", MAX_PART_HEADERS / 1024)]
+pub struct HeadersTooLong;
+
+/// Where the scan of the raw body is.
+#[derive(Debug)]
+struct Scanner {
+    /// `\r\n--<boundary>`: what ends a part's data.
+    delimiter: Vec<u8>,
+    /// In a part's headers (or the preamble), rather than its data.
+    in_headers: bool,
+    /// Bytes of headers seen since the last boundary.
+    header_bytes: usize,
+    /// The end of the previous chunk, where a pattern may have begun.
+    carry: Vec<u8>,
+}
+
+const BLANK_LINE: &[u8] = b"\r\n\r\n";
+
+impl Scanner {
+    fn new(boundary: &str) -> Self {
+        Self {
+            delimiter: format!("\r\n--{boundary}").into_bytes(),
+            in_headers: true,
+            header_bytes: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), HeadersTooLong> {
+        let mut hay = std::mem::take(&mut self.carry);
+        hay.extend_from_slice(chunk);
+        let mut at = 0;
+        loop {
+            let pattern: &[u8] = if self.in_headers {
+                BLANK_LINE
+            } else {
+                &self.delimiter
+            };
+            match memchr::memmem::find(&hay[at..], pattern) {
+                Some(found) => {
+                    if self.in_headers {
+                        self.header_bytes += found;
+                        if self.header_bytes > MAX_PART_HEADERS {
+                            return Err(HeadersTooLong);
+                        }
+                    }
+                    self.in_headers = !self.in_headers;
+                    self.header_bytes = 0;
+                    at += found + pattern.len();
+                }
+                None => {
+                    let keep = (hay.len() - at).min(pattern.len() - 1);
+                    if self.in_headers {
+                        self.header_bytes += hay.len() - at - keep;
+                        if self.header_bytes > MAX_PART_HEADERS {
+                            return Err(HeadersTooLong);
+                        }
+                    }
+                    self.carry = hay[hay.len() - keep..].to_vec();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// `body` as it arrives, cut with [`HeadersTooLong`] when a part's headers (between the
+/// boundary `boundary` and their blank line) go past [`MAX_PART_HEADERS`].
+pub fn guard<S, E>(
+    body: S,
+    boundary: &str,
+) -> impl Stream<Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut scanner = Scanner::new(boundary);
+    let mut cut = false;
+    body.map(move |chunk| {
+        if cut {
+            return Err(HeadersTooLong.into());
+        }
+        let chunk = chunk.map_err(Into::into)?;
+        if let Err(err) = scanner.feed(&chunk) {
+            cut = true;
+            return Err(err.into());
+        }
+        Ok(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(chunks: &[&[u8]]) -> Result<(), HeadersTooLong> {
+        let mut scanner = Scanner::new("XB");
+        chunks.iter().try_for_each(|chunk| scanner.feed(chunk))
+    }
+
+    #[test]
+    fn ordinary_bodies_pass_in_any_split() {
+        let body = b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n\
+                     hello\r\n--XB\r\nContent-Disposition: form-data; name=\"replace\"\r\n\r\n1\r\n--XB--\r\n";
+        assert!(scan(&[body]).is_ok());
+        for split in 1..body.len() {
+            assert!(scan(&[&body[..split], &body[split..]]).is_ok(), "{split}");
+        }
+        // Huge data is data, not headers.
+        let data = vec![b'x'; 10 * MAX_PART_HEADERS];
+        assert!(scan(&[b"--XB\r\nA: b\r\n\r\n", &data, &data, b"\r\n--XB--\r\n"]).is_ok());
+    }
+
+    #[test]
+    fn endless_headers_are_cut_whatever_the_chunks() {
+        let long = vec![b'h'; MAX_PART_HEADERS + 1];
+        assert!(scan(&[b"--XB\r\nX: ", &long]).is_err());
+        let first_ok = [b"--XB\r\nA: b\r\n\r\ndata\r\n--XB\r\nX: ".as_slice()];
+        let drip: Vec<&[u8]> = first_ok
+            .into_iter()
+            .chain(std::iter::repeat_n(
+                b"hhhhhhhh".as_slice(),
+                MAX_PART_HEADERS / 8 + 1,
+            ))
+            .collect();
+        assert!(scan(&drip).is_err());
+    }
+}
