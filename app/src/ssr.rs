@@ -80,14 +80,25 @@ pub fn session_tokens(headers: &http::HeaderMap, secure: bool) -> Vec<String> {
         .collect()
 }
 
-/// The first of `tokens` that is a live session: its actor and the token.
+/// The session among `tokens`: its actor and the token. Of several cookies, the live ones are
+/// taken only when they are all one user's; live sessions of different users side by side
+/// mean one was planted (a site on a sibling subdomain can set a cookie for the parent
+/// domain over plain HTTP), and none is taken.
 pub async fn session_of(platform: &Platform, tokens: &[String]) -> platform::Result<Session> {
+    let mut found: Session = None;
     for token in tokens {
         if let Some(actor) = platform.session_actor(token).await? {
-            return Ok(Some((actor, token.clone())));
+            match &found {
+                None => found = Some((actor, token.clone())),
+                Some((first, _)) if first.user_id == actor.user_id => {}
+                Some(_) => {
+                    tracing::warn!("two users' session cookies on one request: neither is taken");
+                    return Ok(None);
+                }
+            }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 fn context() -> AppContext {

@@ -101,6 +101,15 @@ impl ExecControl {
     /// Ends the process as a terminal going away does: SIGHUP, sent from the host to the PID the
     /// engine reports (the engine has no call for it). A process already gone is fine.
     pub async fn hang_up(&self) -> Result<()> {
+        self.signal("-HUP").await
+    }
+
+    /// Ends the process whatever it does with SIGHUP (a shell that traps it): SIGKILL.
+    pub async fn kill(&self) -> Result<()> {
+        self.signal("-KILL").await
+    }
+
+    async fn signal(&self, signal: &str) -> Result<()> {
         let inspect = self.docker.inspect_exec(&self.exec_id).await?;
         let Some(pid) = inspect
             .pid
@@ -109,15 +118,15 @@ impl ExecControl {
             return Ok(());
         };
         let status = tokio::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .await
             .map_err(|source| Error::Io {
-                context: "sending SIGHUP to a shell".to_owned(),
+                context: "signalling a shell".to_owned(),
                 source,
             })?;
         if !status.success() {
-            tracing::warn!(exec = %self.exec_id, pid, "the shell could not be hung up (was it already gone?)");
+            tracing::warn!(exec = %self.exec_id, pid, signal, "the shell could not be signalled (was it already gone?)");
         }
         Ok(())
     }

@@ -89,6 +89,8 @@ pub struct UserSummary {
     pub active: bool,
     /// When the account was made.
     pub created_at: DateTime<Utc>,
+    /// The most sites they may belong to, when an admin set it (else the server's default).
+    pub site_quota: Option<i32>,
 }
 
 /// The fields of a new account, as typed.
@@ -143,6 +145,7 @@ struct UserRow {
     role: String,
     active: bool,
     created_at: DateTime<Utc>,
+    site_quota: Option<i32>,
 }
 
 impl UserRow {
@@ -164,6 +167,7 @@ impl UserRow {
             email: self.email,
             active: self.active,
             created_at: self.created_at,
+            site_quota: self.site_quota,
         }
     }
 }
@@ -239,7 +243,11 @@ impl Platform {
             .await
             .optional()?;
         let stored = row.as_ref().map(|r| r.password_hash.clone());
+        // The connection goes back to the pool while the hash runs (and waits for its turn):
+        // a burst of sign-ins must not hold every connection the manager has.
+        drop(conn);
         let matches = passwords::verify(password.to_owned(), stored).await?;
+        let mut conn = self.conn().await?;
         let Some(user) = row.filter(|r| matches && r.active) else {
             // The failure stays recorded; records older than the window go.
             diesel::delete(login_failures::table.filter(login_failures::at.le(window)))
@@ -318,7 +326,21 @@ impl Platform {
         diesel::delete(sessions::table.filter(sessions::token_hash.eq(tokens::digest(token))))
             .execute(&mut conn)
             .await?;
+        self.access_changed();
         Ok(())
+    }
+
+    /// Whether the session behind `token` is live (without sliding its expiry: a terminal
+    /// checking its grounds is not the user's activity).
+    pub(crate) async fn session_live(&self, token: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let found: i64 = sessions::table
+            .filter(sessions::token_hash.eq(tokens::digest(token)))
+            .filter(sessions::expires_at.gt(Utc::now()))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        Ok(found > 0)
     }
 
     /// Changes the actor's own password after checking the current one, and ends every other
@@ -366,6 +388,7 @@ impl Platform {
         })
         .await?;
         tracing::info!(user = %actor.username, "password changed; other sessions ended");
+        self.access_changed();
         Ok(())
     }
 
@@ -425,6 +448,40 @@ impl Platform {
             .await?;
         tracing::info!(by = %actor.username, user = %user.username, active, "user activity changed");
         self.access_changed();
+        Ok(user)
+    }
+
+    /// Sets the most sites `user_id` may belong to (None: the server's default). Admins only;
+    /// sites they have already stay.
+    pub async fn set_site_quota(
+        &self,
+        actor: Option<&Actor>,
+        user_id: i64,
+        quota: Option<i32>,
+    ) -> Result<UserSummary> {
+        let actor = authorize(actor, Action::ManageUsers)?;
+        if quota.is_some_and(|q| !(0..=10_000).contains(&q)) {
+            return Err(Error::invalid(
+                "quota",
+                "A quota is a number of sites from 0 to 10000.",
+            ));
+        }
+        let mut conn = self.conn().await?;
+        let user = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let row: UserRow = diesel::update(users::table.find(user_id))
+                    .set((users::site_quota.eq(quota), users::updated_at.eq(Utc::now())))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(Error::NotFound("user"))?;
+                let details = quota.map_or_else(|| "default".to_owned(), |q| q.to_string());
+                crate::sites::audit(conn, actor, "user.site-quota", &row.username, &details).await?;
+                Ok(row.summary())
+            })
+            .await?;
+        tracing::info!(by = %actor.username, user = %user.username, ?quota, "site quota set");
         Ok(user)
     }
 

@@ -28,6 +28,19 @@ const MAX_BLOCKING: usize = 32;
 
 static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BLOCKING);
 
+/// Runs `work` on a blocking thread once one of the [`MAX_BLOCKING`] places for file work is
+/// free. The place is held by the work itself, not by its caller: a request that gives up
+/// does not free it while the work still runs.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let permit = BLOCKING.acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(Error::internal)
+}
+
 /// Flags every open of a site's file carries. `NONBLOCK`: opening a FIFO for reading waits
 /// for a writer, for ever if the tenant wants it so — with it, the open returns at once and
 /// the type check below refuses the FIFO. `NOCTTY`: a terminal never becomes ours.
@@ -134,7 +147,7 @@ pub fn remove_site_directory(sites_root: &Path, name: &str) -> Result<()> {
         Mode::empty(),
     )
     .map_err(io)?;
-    match remove_entry(&parent, OsStr::new(name), 0) {
+    match remove_entry(&parent, OsStr::new(name)) {
         Err(Error::NotFound(_)) => Ok(()),
         other => other,
     }
@@ -218,11 +231,8 @@ impl SiteFiles {
         T: Send + 'static,
         F: FnOnce(&SiteFiles) -> Result<T> + Send + 'static,
     {
-        let _permit = BLOCKING.acquire().await.map_err(Error::internal)?;
         let files = std::sync::Arc::clone(self);
-        tokio::task::spawn_blocking(move || work(&files))
-            .await
-            .map_err(Error::internal)?
+        blocking(move || work(&files)).await?
     }
 
     /// Opens `path` for reading if it is a regular file or a folder; anything else (a FIFO, a
@@ -558,7 +568,7 @@ impl SiteFiles {
     /// so nothing outside the site can be reached even while the tree changes.
     pub fn remove_all(&self, path: &str) -> Result<()> {
         let (dir, name) = self.parent(path)?;
-        remove_entry(&dir, name.as_os_str(), 0)
+        remove_entry(&dir, name.as_os_str())
     }
 
     /// Sets the permission bits of `path` (never set-uid or set-gid).
@@ -718,23 +728,68 @@ fn names(dir: &OwnedFd) -> Result<Vec<std::ffi::OsString>> {
     Ok(names)
 }
 
-fn remove_entry(dir: &OwnedFd, name: &OsStr, depth: usize) -> Result<()> {
+/// Removes `name` in `dir` and, when it is a folder, everything in it, however deep: one
+/// folder is held open at a time (a tree nested thousands deep needs no descriptor per level),
+/// every folder is entered with `O_NOFOLLOW` (links are removed, never followed), and the way
+/// back up goes through `..` only after checking it is the folder come down from — a tree
+/// moved meanwhile by the tenant stops the removal instead of leading it anywhere else.
+fn remove_entry(dir: &OwnedFd, name: &OsStr) -> Result<()> {
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Err(rustix::io::Errno::ISDIR) => {}
         other => return other.map_err(io),
     }
-    if depth > MAX_DEPTH {
-        return Err(too_deep());
-    }
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OPEN,
-        Mode::empty(),
-    )
-    .map_err(io)?;
-    for child in names(&fd)? {
-        remove_entry(&fd, &child, depth + 1)?;
+    let enter = |parent: &OwnedFd, child: &OsStr| {
+        rustix::fs::openat(
+            parent,
+            child,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OPEN,
+            Mode::empty(),
+        )
+        .map_err(io)
+    };
+    let identity = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).map_err(io);
+    let mut current = enter(dir, name)?;
+    // The folders on the way down, by identity: the last is the one `current` is.
+    let mut path = vec![identity(&current)?];
+    loop {
+        let mut entered = None;
+        for child in names(&current)? {
+            match rustix::fs::unlinkat(&current, child.as_os_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::ISDIR) => {
+                    match rustix::fs::unlinkat(&current, child.as_os_str(), AtFlags::REMOVEDIR) {
+                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                        Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {
+                            entered = Some(enter(&current, &child)?);
+                            break;
+                        }
+                        Err(err) => return Err(io(err)),
+                    }
+                }
+                Err(err) => return Err(io(err)),
+            }
+        }
+        if let Some(child) = entered {
+            path.push(identity(&child)?);
+            current = child;
+            continue;
+        }
+        // `current` is empty: back up to its parent, whose next listing removes it.
+        path.pop();
+        let Some(parent) = path.last() else { break };
+        let up = rustix::fs::openat(
+            &current,
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OPEN,
+            Mode::empty(),
+        )
+        .map_err(io)?;
+        if identity(&up)? != *parent {
+            return Err(Error::Conflict(
+                "The folder was moved while it was being removed; try again.".to_owned(),
+            ));
+        }
+        current = up;
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io)
 }

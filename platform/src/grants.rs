@@ -28,6 +28,9 @@ pub struct Grant {
     pub user_id: i64,
     /// The SSH key it authenticated with (its fingerprint), if it did with one.
     pub key: Option<String>,
+    /// The manager session (its token) it was opened from, if it was: signing out or a
+    /// changed password ends it too.
+    pub session: Option<String>,
     /// The site it works in, if any.
     pub site_id: Option<i32>,
 }
@@ -66,6 +69,13 @@ impl Platform {
             }
         }
         drop(conn);
+        if let Some(token) = &grant.session
+            && !self.session_live(token).await?
+        {
+            return Err(Error::Conflict(
+                "You signed out, or your session ended.".to_owned(),
+            ));
+        }
         if let Some(site_id) = grant.site_id {
             let site = match self.site(Some(&actor), site_id).await {
                 Ok(site) => site,
@@ -98,6 +108,15 @@ impl Platform {
                 }
                 Ok(_) => {}
             }
+            let _ = tokio::time::timeout(RECHECK, changed.changed()).await;
+        }
+    }
+
+    /// Waits until `grant` holds (a login whose site is disabled may be re-enabled while its
+    /// connection lasts).
+    pub async fn granted(&self, grant: &Grant) {
+        let mut changed = self.inner.access.subscribe();
+        while self.check_grant(grant).await.is_err() {
             let _ = tokio::time::timeout(RECHECK, changed.changed()).await;
         }
     }

@@ -61,6 +61,9 @@ pub struct Settings {
     /// or a parent of it (its pages could then set cookies for the manager, or get its
     /// certificate). Empty: not known (tests).
     pub manager_host: String,
+    /// The most sites a member may belong to unless an admin set their own quota (admins
+    /// have none).
+    pub sites_per_user: i64,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             sites_port: 80,
             sites_https_port: None,
             manager_host: String::new(),
+            sites_per_user: 10,
         }
     }
 }

@@ -11,6 +11,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        site_quota -> Nullable<Int4>,
     }
 }
 

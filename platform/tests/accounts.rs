@@ -444,3 +444,62 @@ async fn attempts_at_the_same_moment_cannot_race_past_the_limit() {
     assert!(checked <= 3, "{checked} passwords checked: {errors:?}");
     assert_eq!(checked + limited, 20, "{errors:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_has_at_most_their_quota_of_sites() {
+    let db = TestDb::with_settings(Settings {
+        sites_per_user: 2,
+        ..Settings::default()
+    })
+    .await;
+    let admin = with_admin(&db).await;
+    let (member, _) = platform::testing::signed_in_user(&db.platform, "quota", Role::User).await;
+    let create = |name: &'static str| {
+        let (platform, member) = (db.platform.clone(), member.clone());
+        async move {
+            platform
+                .create_site(Some(&member), platform::testing::static_site(name))
+                .await
+                .map(|(site, _)| site)
+        }
+    };
+    create("first").await.unwrap();
+    // Three at the same moment for the one place left: one gets it.
+    let (a, b, c) = tokio::join!(create("second"), create("third"), create("fourth"));
+    let made = [&a, &b, &c].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(made, 1, "{a:?} {b:?} {c:?}");
+    for refused in [a, b, c].into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(&refused, Error::Conflict(m) if m.contains("the most you may have")),
+            "{refused:?}"
+        );
+    }
+    // An admin gives them more; members cannot.
+    assert!(matches!(
+        db.platform
+            .set_site_quota(Some(&member), member.user_id, Some(5))
+            .await,
+        Err(Error::Forbidden)
+    ));
+    let summary = db
+        .platform
+        .set_site_quota(Some(&admin), member.user_id, Some(3))
+        .await
+        .unwrap();
+    assert_eq!(summary.site_quota, Some(3));
+    create("fifth").await.unwrap();
+    assert!(create("sixth").await.is_err());
+    assert!(matches!(
+        db.platform
+            .set_site_quota(Some(&admin), member.user_id, Some(-1))
+            .await,
+        Err(Error::Invalid { field: "quota", .. })
+    ));
+    // Admins have no quota.
+    for name in ["a1", "a2", "a3", "a4"] {
+        db.platform
+            .create_site(Some(&admin), platform::testing::static_site(name))
+            .await
+            .unwrap();
+    }
+}

@@ -445,7 +445,12 @@ fn starter_files_are_made_whole_and_never_through_a_link() {
     assert!(platform::files::make_site_directory(&sites, "0003", UID).is_err());
     assert_eq!(std::fs::metadata(dir.path()).unwrap().uid(), 0);
 
-    // Removing a site's directory removes the links, never what they point to.
+    // Removing a site's directory removes the links, never what they point to, and a tree
+    // nested deeper than any walk goes (a tenant's `mkdir -p` 300 levels down) all the same.
+    let deep = root.join(vec!["d"; 300].join("/"));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f"), "x").unwrap();
+    symlink(&victim, deep.join("to-victim")).unwrap();
     platform::files::remove_site_directory(&sites, "0001").unwrap();
     assert!(!root.exists());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's");

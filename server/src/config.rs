@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// The most one upload (all its files together) may carry, in MiB.
     #[arg(long, env = "DIRECTOR_UPLOAD_TOTAL_MB")]
     pub upload_total_mb: Option<u64>,
+    /// The most sites a member may belong to, unless an admin gives them another quota.
+    #[arg(long, env = "DIRECTOR_SITES_PER_USER")]
+    pub sites_per_user: Option<i64>,
     /// The DNS server (`ip:port`) domain verification asks for TXT records (default: the
     /// system's resolver).
     #[arg(long, env = "DIRECTOR_DNS_SERVER")]
@@ -178,6 +181,14 @@ struct FileConfig {
     domains: FileDomains,
     #[serde(default)]
     acme: FileAcme,
+    #[serde(default)]
+    sites: FileSites,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSites {
+    per_user: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,7 +273,12 @@ pub struct Config {
     pub uploads: app::api::UploadLimits,
     /// Where domain verification looks TXT records up; None: the system's resolver.
     pub dns_server: Option<SocketAddr>,
+    /// The most sites a member may belong to, unless an admin set theirs.
+    pub sites_per_user: i64,
 }
+
+/// Sites a member may belong to unless an admin gives them another quota.
+pub const DEFAULT_SITES_PER_USER: i64 = 10;
 
 /// SSH listens on every address by default: unlike the manager, it has no proxy in front.
 pub const DEFAULT_SSH_LISTEN: &str = "0.0.0.0:2222";
@@ -407,6 +423,11 @@ impl Config {
                 })?),
             },
             dns_server: serve.dns_server.or(file.domains.dns_server),
+            sites_per_user: serve
+                .sites_per_user
+                .or(file.sites.per_user)
+                .unwrap_or(DEFAULT_SITES_PER_USER)
+                .max(0),
             uploads: {
                 let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
                 let file_bytes = mib(serve.upload_file_mb.or(file.files.upload_file_mb).unwrap_or(256));

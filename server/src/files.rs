@@ -40,6 +40,33 @@ use crate::{
 const DISK_RESERVE: u64 = 256 << 20;
 /// Multipart framing allowed beyond the files' own bytes.
 const FRAMING: u64 = 1 << 20;
+/// Uploads and downloads under way at once. Each holds a blocking thread while its client
+/// sends or reads at its own pace: past this many, a transfer is refused (503) rather than
+/// let slow clients take the threads that sign-in and every file operation need.
+const MAX_TRANSFERS: usize = 64;
+
+static TRANSFERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_TRANSFERS);
+
+/// A transfer's place among [`MAX_TRANSFERS`], held until it ends.
+type TransferPlace = tokio::sync::SemaphorePermit<'static>;
+
+/// A place for one more transfer, if there is one.
+fn transfer_place() -> Option<TransferPlace> {
+    TRANSFERS.try_acquire().ok()
+}
+
+/// The answer when [`transfer_place`] has none.
+fn too_many_transfers() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "Too many file transfers are under way; try again in a moment.",
+    )
+        .into_response()
+}
+
+/// Files one upload may carry (each has a line in the report).
+const MAX_FILES: usize = 1000;
 /// The most a field other than a file may carry (the `replace` flag is one byte).
 const SMALL_FIELD: u64 = 1024;
 /// Chunks handed between the network and the disk.
@@ -76,10 +103,16 @@ struct Refused {
 impl Report {
     fn refuse(&mut self, name: &str, status: StatusCode, message: String) {
         self.status.get_or_insert(status);
+        // What a client sent is never echoed back at any length.
         self.refused.push(Refused {
-            name: name.to_owned(),
+            name: name.chars().take(255).collect(),
             message,
         });
+    }
+
+    /// Files reported on so far, saved or refused.
+    fn files(&self) -> usize {
+        self.saved.len() + self.refused.len()
     }
 
     fn refuse_error(&mut self, name: &str, err: platform::Error) {
@@ -115,6 +148,9 @@ pub async fn upload(
     let (actor, files) = match site_files(&state, &headers, site_id).await {
         Ok(found) => found,
         Err(refused) => return refused,
+    };
+    let Some(_place) = transfer_place() else {
+        return too_many_transfers();
     };
     let folder = clean(&at.path);
     let limits = state.app.uploads;
@@ -199,7 +235,7 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .map(multer::parse_boundary)
     {
-        Some(Ok(boundary)) => boundary,
+        Some(Ok(boundary)) if boundary.len() <= crate::multipart::MAX_BOUNDARY => boundary,
         _ => {
             report.refuse(
                 "upload",
@@ -246,6 +282,14 @@ async fn receive(
             },
             Some("file") => {}
             _ => continue,
+        }
+        if report.files() >= MAX_FILES {
+            report.refuse(
+                "upload",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("An upload carries at most {MAX_FILES} files; the rest were not read."),
+            );
+            break;
         }
         // A form whose file input was left empty sends one nameless, empty part.
         let Some(name) = field.file_name().map(str::to_owned).filter(|n| !n.is_empty()) else {
@@ -356,7 +400,8 @@ fn unreadable(err: &multer::Error, limits: UploadLimits) -> (StatusCode, String)
 fn upload_name(given: &str) -> Result<String, String> {
     let name = given.rsplit(['/', '\\']).next().unwrap_or_default();
     if name.is_empty() || name == "." || name == ".." || name.contains('\0') {
-        return Err(format!("{given:?} is not a name a file can have."));
+        let shown: String = given.chars().take(255).collect();
+        return Err(format!("{shown:?} is not a name a file can have."));
     }
     if name.len() > 255 {
         return Err("A file name can have at most 255 bytes.".to_owned());
@@ -375,6 +420,9 @@ pub async fn download(
         Ok(found) => found,
         Err(refused) => return refused,
     };
+    let Some(place) = transfer_place() else {
+        return too_many_transfers();
+    };
     let path = clean(&at.path);
     let opened = match files
         .run({
@@ -392,7 +440,7 @@ pub async fn download(
         Opened::File { mut file, size } => (
             base.to_owned(),
             Some(size),
-            blocking_body(move |out| io::copy(&mut file, out).map(|_| ())),
+            blocking_body(place, move |out| io::copy(&mut file, out).map(|_| ())),
         ),
         Opened::Folder(folder) => {
             let name = match state.platform().site(Some(&actor), site_id).await {
@@ -400,7 +448,11 @@ pub async fn download(
                 Ok(site) => format!("{}-{base}.zip", site.name),
                 Err(err) => return refusal(err),
             };
-            (name, None, blocking_body(move |out| zip_folder(&folder, out)))
+            (
+                name,
+                None,
+                blocking_body(place, move |out| zip_folder(&folder, out)),
+            )
         }
     };
     let mut response = Response::new(body);
@@ -527,9 +579,13 @@ fn zip_folder(folder: &platform::files::Folder, out: &mut ChannelWriter) -> io::
 /// A response body produced by blocking code (file reads, zip) on a blocking thread, through a
 /// small bounded channel: a slow client slows the producer, memory stays flat. An error midway
 /// aborts the body, so the client sees a failed download rather than a short one.
-fn blocking_body(produce: impl FnOnce(&mut ChannelWriter) -> io::Result<()> + Send + 'static) -> Body {
+fn blocking_body(
+    place: TransferPlace,
+    produce: impl FnOnce(&mut ChannelWriter) -> io::Result<()> + Send + 'static,
+) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     tokio::task::spawn_blocking(move || {
+        let _place = place;
         let mut out = ChannelWriter {
             tx,
             buffer: Vec::with_capacity(CHUNK),

@@ -18,15 +18,29 @@ pub const MAX_PART_HEADERS: usize = 16 * 1024;
 #[error("a part's headers are longer than {} KiB", MAX_PART_HEADERS / 1024)]
 pub struct HeadersTooLong;
 
-/// Where the scan of the raw body is.
+/// The longest boundary accepted (RFC 2046 allows 70 characters); a longer one would make
+/// every chunk's scan cost more.
+pub const MAX_BOUNDARY: usize = 70;
+
+/// Where the scan of the raw body is, following multer's own stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Before the first `--<boundary>` (multer looks for it anywhere): bounded like headers.
+    Preamble,
+    /// In a part's headers, up to their blank line.
+    Headers,
+    /// In a part's data, up to `\r\n--<boundary>`.
+    Data,
+}
+
 #[derive(Debug)]
 struct Scanner {
-    /// `\r\n--<boundary>`: what ends a part's data.
+    /// `--<boundary>`: the first delimiter; data ends at CRLF and this.
+    first: Vec<u8>,
     delimiter: Vec<u8>,
-    /// In a part's headers (or the preamble), rather than its data.
-    in_headers: bool,
-    /// Bytes of headers seen since the last boundary.
-    header_bytes: usize,
+    stage: Stage,
+    /// Bytes of preamble or headers seen since the last delimiter.
+    counted: usize,
     /// The end of the previous chunk, where a pattern may have begun.
     carry: Vec<u8>,
 }
@@ -36,9 +50,10 @@ const BLANK_LINE: &[u8] = b"\r\n\r\n";
 impl Scanner {
     fn new(boundary: &str) -> Self {
         Self {
+            first: format!("--{boundary}").into_bytes(),
             delimiter: format!("\r\n--{boundary}").into_bytes(),
-            in_headers: true,
-            header_bytes: 0,
+            stage: Stage::Preamble,
+            counted: 0,
             carry: Vec::new(),
         }
     }
@@ -48,28 +63,26 @@ impl Scanner {
         hay.extend_from_slice(chunk);
         let mut at = 0;
         loop {
-            let pattern: &[u8] = if self.in_headers {
-                BLANK_LINE
-            } else {
-                &self.delimiter
+            let (pattern, next): (&[u8], Stage) = match self.stage {
+                Stage::Preamble => (&self.first, Stage::Headers),
+                Stage::Headers => (BLANK_LINE, Stage::Data),
+                Stage::Data => (&self.delimiter, Stage::Headers),
             };
+            let counts = self.stage != Stage::Data;
             match memchr::memmem::find(&hay[at..], pattern) {
                 Some(found) => {
-                    if self.in_headers {
-                        self.header_bytes += found;
-                        if self.header_bytes > MAX_PART_HEADERS {
-                            return Err(HeadersTooLong);
-                        }
+                    if counts && self.counted + found > MAX_PART_HEADERS {
+                        return Err(HeadersTooLong);
                     }
-                    self.in_headers = !self.in_headers;
-                    self.header_bytes = 0;
+                    self.stage = next;
+                    self.counted = 0;
                     at += found + pattern.len();
                 }
                 None => {
                     let keep = (hay.len() - at).min(pattern.len() - 1);
-                    if self.in_headers {
-                        self.header_bytes += hay.len() - at - keep;
-                        if self.header_bytes > MAX_PART_HEADERS {
+                    if counts {
+                        self.counted += hay.len() - at - keep;
+                        if self.counted > MAX_PART_HEADERS {
                             return Err(HeadersTooLong);
                         }
                     }
@@ -132,6 +145,10 @@ mod tests {
     fn endless_headers_are_cut_whatever_the_chunks() {
         let long = vec![b'h'; MAX_PART_HEADERS + 1];
         assert!(scan(&[b"--XB\r\nX: ", &long]).is_err());
+        // A preamble that hides the first boundary behind a blank line (multer finds the
+        // boundary anywhere): the headers after it are still counted.
+        assert!(scan(&[b"\r\n\r\n--XB\r\nX: ", &long]).is_err());
+        assert!(scan(&[&long, &long]).is_err(), "an endless preamble");
         let first_ok = [b"--XB\r\nA: b\r\n\r\ndata\r\n--XB\r\nX: ".as_slice()];
         let drip: Vec<&[u8]> = first_ok
             .into_iter()

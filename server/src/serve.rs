@@ -63,6 +63,7 @@ impl Database {
                 _ => None,
             },
             manager_host: config.domain_rules().manager_host,
+            sites_per_user: config.sites_per_user,
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))
@@ -80,10 +81,29 @@ impl Database {
 
 /// Runs the manager until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    raise_open_files();
     let db = Database::open(&config).await?;
     let result = run(&config, &db).await;
     db.close().await;
     result
+}
+
+/// Lifts the soft limit of open descriptors to the hard one: every connection, terminal and
+/// SFTP handle is a descriptor, and the usual soft limit (1024) would run out long before the
+/// manager's own bounds do.
+fn raise_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(open_files = ?limit.maximum, "raised the limit of open files"),
+            Err(err) => tracing::warn!(error = %err, "could not raise the limit of open files"),
+        }
+    }
 }
 
 async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 
 use crate::{
-    access::{refusal, signed_in},
+    access::{refusal, signed_in_session},
     http::AppState,
 };
 
@@ -54,7 +54,7 @@ const SILENT_FOR: Duration = Duration::from_secs(60);
 /// The shells this manager runs, by session id.
 #[derive(Clone)]
 pub struct Terminals {
-    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    sessions: Arc<Mutex<Shells>>,
     /// How long a shell waits for its browser to come back.
     grace: Duration,
 }
@@ -67,6 +67,32 @@ impl std::fmt::Debug for Terminals {
     }
 }
 
+/// The shells running, and those being started (counted against the caps from the moment
+/// they are asked for, so that requests at the same moment cannot all pass).
+#[derive(Default)]
+struct Shells {
+    running: HashMap<String, Arc<Session>>,
+    starting: HashMap<u64, (i64, i32)>,
+    next: u64,
+}
+
+/// A place among the caps for a shell being started; given back when dropped.
+struct Place {
+    terminals: Terminals,
+    key: u64,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.terminals
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .starting
+            .remove(&self.key);
+    }
+}
+
 /// What goes to an attached socket.
 enum Out {
     Bytes(Bytes),
@@ -74,6 +100,8 @@ enum Out {
     Exit(Option<i64>, Option<String>),
 }
 
+/// How long a shell whose access ended has to end on SIGHUP before it is killed.
+const KILL_AFTER: Duration = Duration::from_secs(2);
 /// Shells one user may have open at once, across sites.
 pub const MAX_SHELLS_PER_USER: usize = 8;
 /// Shells open at once in one site, whoever opened them.
@@ -113,31 +141,48 @@ impl Terminals {
 
     /// How many shells run.
     pub fn count(&self) -> usize {
-        self.sessions.lock().expect("sessions lock").len()
+        self.sessions.lock().expect("sessions lock").running.len()
     }
 
-    /// Whether `user` may open one more shell in `site`; else why not.
-    fn within_caps(&self, user: i64, site: i32) -> Result<(), String> {
-        let sessions = self.sessions.lock().expect("sessions lock");
-        if sessions.values().filter(|s| s.user_id == user).count() >= MAX_SHELLS_PER_USER {
+    /// A place for one more shell of `user` in `site`, or why there is none.
+    fn place(&self, user: i64, site: i32) -> Result<Place, String> {
+        let mut shells = self.sessions.lock().expect("sessions lock");
+        let owners = shells
+            .running
+            .values()
+            .map(|s| (s.user_id, s.site_id))
+            .chain(shells.starting.values().copied())
+            .collect::<Vec<_>>();
+        if owners.iter().filter(|(u, _)| *u == user).count() >= MAX_SHELLS_PER_USER {
             return Err(format!(
                 "You have {MAX_SHELLS_PER_USER} terminals open already: close one (or exit its shell) first."
             ));
         }
-        if sessions.values().filter(|s| s.site_id == site).count() >= MAX_SHELLS_PER_SITE {
+        if owners.iter().filter(|(_, s)| *s == site).count() >= MAX_SHELLS_PER_SITE {
             return Err(format!(
                 "This site has {MAX_SHELLS_PER_SITE} terminals open already: close one first."
             ));
         }
-        Ok(())
+        shells.next += 1;
+        let key = shells.next;
+        shells.starting.insert(key, (user, site));
+        Ok(Place {
+            terminals: self.clone(),
+            key,
+        })
     }
 
     fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().expect("sessions lock").get(id).cloned()
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .running
+            .get(id)
+            .cloned()
     }
 
     fn remove(&self, id: &str) {
-        self.sessions.lock().expect("sessions lock").remove(id);
+        self.sessions.lock().expect("sessions lock").running.remove(id);
     }
 }
 
@@ -171,8 +216,8 @@ pub async fn websocket(
         return (StatusCode::FORBIDDEN, "cross-origin websocket refused").into_response();
     }
     let platform = state.platform().clone();
-    let actor = match signed_in(&state, &headers).await {
-        Ok(actor) => actor,
+    let (actor, token) = match signed_in_session(&state, &headers).await {
+        Ok(signed_in) => signed_in,
         Err(refused) => return refused,
     };
     let upgrade = match upgrade {
@@ -207,14 +252,22 @@ pub async fn websocket(
         let id = id.to_owned();
         return upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, true));
     }
-    if let Err(refused) = terminals.within_caps(actor.user_id, site_id) {
-        return (StatusCode::TOO_MANY_REQUESTS, refused).into_response();
-    }
+    let place = match terminals.place(actor.user_id, site_id) {
+        Ok(place) => place,
+        Err(refused) => return (StatusCode::TOO_MANY_REQUESTS, refused).into_response(),
+    };
     let runtime = state.app.runtime.borrow().clone();
     let size = clamp_size(query.cols.unwrap_or(80), query.rows.unwrap_or(24));
     // Started on a task of its own: a client that goes away meanwhile cancels this handler,
     // never the start of a shell (which would then run for nobody, for ever).
-    let started = tokio::spawn(start(platform, terminals.clone(), actor, runtime, site_id, size)).await;
+    let opener = Opener {
+        actor,
+        token,
+        runtime,
+        site_id,
+        size,
+    };
+    let started = tokio::spawn(start(platform, place, opener)).await;
     let (id, session) = match started {
         Ok(Ok(started)) => started,
         Ok(Err(err)) => return refusal(err),
@@ -223,17 +276,31 @@ pub async fn websocket(
     upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, false))
 }
 
+/// Who asks for a shell, from which session, where and how large.
+struct Opener {
+    actor: platform::Actor,
+    token: String,
+    runtime: Option<platform::sites::Runtime>,
+    site_id: i32,
+    size: (u16, u16),
+}
+
 /// Starts a shell in the site for `actor`: its session, the pump of its output, the guard of
 /// its access, and — until a socket attaches — the grace timer, so that a shell whose upgrade
 /// never completes (the client gone before the 101) is hung up like one whose socket dropped.
 async fn start(
     platform: platform::Platform,
-    terminals: Terminals,
-    actor: platform::Actor,
-    runtime: Option<platform::sites::Runtime>,
-    site_id: i32,
-    size: (u16, u16),
+    place: Place,
+    opener: Opener,
 ) -> platform::Result<(String, Arc<Session>)> {
+    let Opener {
+        actor,
+        token,
+        runtime,
+        site_id,
+        size,
+    } = opener;
+    let terminals = place.terminals.clone();
     let request = ShellRequest {
         size: Some(size),
         command: None,
@@ -257,11 +324,11 @@ async fn start(
         }),
         ended: tokio::sync::watch::Sender::new(false),
     });
-    terminals
-        .sessions
-        .lock()
-        .expect("sessions lock")
-        .insert(id.clone(), session.clone());
+    {
+        let mut shells = terminals.sessions.lock().expect("sessions lock");
+        shells.running.insert(id.clone(), session.clone());
+        shells.starting.remove(&place.key);
+    }
     tokio::spawn(pump(
         terminals.clone(),
         id.clone(),
@@ -272,9 +339,16 @@ async fn start(
     let grant = Grant {
         user_id: actor.user_id,
         key: None,
+        session: Some(token),
         site_id: Some(site.id),
     };
-    tokio::spawn(guard(platform, grant, id.clone(), session.clone()));
+    tokio::spawn(guard(
+        platform,
+        terminals.clone(),
+        grant,
+        id.clone(),
+        session.clone(),
+    ));
     arm_grace(terminals, id.clone(), session.clone(), 0);
     tracing::info!(user = %actor.username, site = %site.name, "terminal opened");
     Ok((id, session))
@@ -282,14 +356,35 @@ async fn start(
 
 /// Ends the shell when the grounds it was opened on go (the account deactivated, the member
 /// removed, the site disabled or deleted), within seconds, with the reason for its socket.
-async fn guard(platform: platform::Platform, grant: Grant, id: String, session: Arc<Session>) {
+async fn guard(
+    platform: platform::Platform,
+    terminals: Terminals,
+    grant: Grant,
+    id: String,
+    session: Arc<Session>,
+) {
     let mut ended = session.ended.subscribe();
     tokio::select! {
         reason = platform.revoked(&grant) => {
             tracing::info!(session = %id, site = session.site_id, user = grant.user_id, %reason, "terminal access ended");
-            session.state.lock().expect("session lock").ended_because = Some(reason);
+            // Gone for its user at once, whatever the shell does with the signals below: the
+            // socket is told why and closed, and nobody can attach to it again.
+            terminals.remove(&id);
+            let attached = {
+                let mut state = session.state.lock().expect("session lock");
+                state.ended_because = Some(reason.clone());
+                state.attached.take()
+            };
+            if let Some((_, sender)) = attached {
+                let _ = tokio::time::timeout(KILL_AFTER, sender.send(Out::Exit(None, Some(reason)))).await;
+            }
             if let Err(err) = session.control.hang_up().await {
                 tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
+            }
+            // A shell that traps SIGHUP is killed.
+            tokio::time::sleep(KILL_AFTER).await;
+            if let Err(err) = session.control.kill().await {
+                tracing::warn!(session = %id, error = %err, "killing a shell failed");
             }
         }
         // The value it gives borrows the channel: dropped here, never held across an await.

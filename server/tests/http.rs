@@ -265,6 +265,22 @@ async fn over_https_the_session_cookie_is_the_hosts_own_and_a_tossed_one_is_neve
     )
     .await;
     assert!(seen.contains("\"username\":\"victim\""), "{seen}");
+
+    // Over plain HTTP there is no `__Host-`: two users' live sessions side by side mean one was
+    // planted, and neither is taken (whichever comes first).
+    let plain = TestServer::start(db.platform.clone()).await;
+    for cookie in [
+        format!("director_session={attacker}; director_session={victim}"),
+        format!("director_session={victim}; director_session={attacker}"),
+    ] {
+        assert_eq!(user_behind(&plain, &cookie).await, "null", "{cookie}");
+    }
+    let seen = user_behind(
+        &plain,
+        &format!("director_session=stale; director_session={victim}"),
+    )
+    .await;
+    assert!(seen.contains("\"username\":\"victim\""), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,6 +292,8 @@ async fn after_sign_in_only_paths_of_this_site_are_followed() {
         ("//evil.example/x", "/"),
         ("/\\evil.example", "/"),
         ("https://evil.example", "/"),
+        ("/.//evil.example", "/"),
+        ("/..//evil.example", "/"),
         // A newline once made the redirect itself panic.
         ("/account\n/x", "/account/x"),
         ("/a\r\nSet-Cookie: x=1", "/aSet-Cookie:%20x=1"),

@@ -231,6 +231,12 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             &[("id", "999999"), ("admin", "true")],
             [401, 403, 403, 404],
         ),
+        row(
+            "set_site_quota",
+            &[("id", "999999"), ("quota", "3")],
+            [401, 403, 403, 404],
+        ),
+        row("default_site_quota", &[], [401, 403, 403, 200]),
     ];
     // Everyone signed in.
     let user_rows = [

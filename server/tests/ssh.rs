@@ -422,7 +422,13 @@ async fn an_ssh_connection_ends_within_seconds_of_its_access_going() {
     let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
 
     // Two long commands, each noting that it started.
-    let owners = ssh_running(port, &owner_key, "sshgone", "touch public/owner-in; sleep 120");
+    // The owner's command ignores hang-ups, and would leave a mark if it outlived its access.
+    let owners = ssh_running(
+        port,
+        &owner_key,
+        "sshgone",
+        "trap '' HUP; touch public/owner-in; sleep 6; touch public/owner-survived",
+    );
     let helpers = ssh_running(port, &helper_key, "sshgone", "touch public/helper-in; sleep 120");
     for mark in ["owner-in", "helper-in"] {
         let mut there = false;
@@ -447,6 +453,11 @@ async fn an_ssh_connection_ends_within_seconds_of_its_access_going() {
     assert!(
         text(&out.stderr).contains("key this session used was removed"),
         "{out:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        !dir.join("public/owner-survived").exists(),
+        "the command that trapped SIGHUP was killed"
     );
 
     // The helper's account deactivated: theirs ends too.

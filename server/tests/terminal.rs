@@ -249,6 +249,13 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     hello(&mut admins).await;
     read_until(&mut admins, "revoked:/site$ ").await;
 
+    // The helper's shell ignores hang-ups, and would leave a mark if it outlived its access.
+    type_line(
+        &mut helpers,
+        "trap '' HUP; echo trapped; sleep 5; touch public/survived",
+    )
+    .await;
+    read_until(&mut helpers, "trapped").await;
     // The helper is removed from the site: their shell ends, with the reason, within seconds;
     // the admin's goes on.
     let removed = tokio::time::Instant::now();
@@ -261,6 +268,22 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     assert!(removed.elapsed() < Duration::from_secs(10));
     type_line(&mut admins, "echo still-$((1+1))").await;
     read_until(&mut admins, "still-2").await;
+    // The socket was closed, and the shell (which trapped SIGHUP) was killed before its mark.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = helpers.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the helper's socket is closed");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
+    assert!(
+        !dir.join("public/survived").exists(),
+        "the trapping shell was killed"
+    );
 
     // The site disabled: the admin's shell ends too, with its reason.
     platform

@@ -49,7 +49,7 @@ impl Server {
             ip: peer.ip(),
             login: None,
             grant: None,
-            guarded: false,
+            alive: None,
             controls: Arc::default(),
             channels: HashMap::new(),
             authenticated,
@@ -89,8 +89,8 @@ pub(crate) struct Connection {
     /// What the login was granted on: checked again for every channel, and watched while
     /// the connection lasts (see `guard`).
     grant: Option<Grant>,
-    /// Whether the watch on `grant` runs.
-    guarded: bool,
+    /// Held while the connection lives, once the watch on `grant` runs: its end stops it.
+    alive: Option<tokio::sync::oneshot::Sender<()>>,
     /// The shells this connection started, to hang up when its access ends.
     controls: Arc<std::sync::Mutex<Vec<ExecControl>>>,
     channels: HashMap<ChannelId, ChannelState>,
@@ -105,21 +105,33 @@ async fn guard(
     grant: Grant,
     handle: Handle,
     controls: Arc<std::sync::Mutex<Vec<ExecControl>>>,
+    closed: tokio::sync::oneshot::Receiver<()>,
 ) {
-    // Grounds that do not hold from the start (a disabled site's login) are each channel's to
-    // refuse with the reason and an exit status, as sshd does; this ends what access lost.
-    if platform.check_grant(&grant).await.is_err() {
-        return;
-    }
-    let reason = platform.revoked(&grant).await;
+    let reason = tokio::select! {
+        reason = async {
+            // Grounds that do not hold yet (a disabled site's login) are each channel's to
+            // refuse, with the reason and an exit status as sshd does; once they hold, losing
+            // them ends it all.
+            platform.granted(&grant).await;
+            platform.revoked(&grant).await
+        } => reason,
+        // The connection ended (its handler, holding the sender, was dropped): nothing to watch.
+        _ = closed => return,
+    };
     tracing::info!(user = grant.user_id, site = ?grant.site_id, %reason, "SSH access ended");
-    // The client hears why first; then nothing it started goes on running.
+    // The client hears why first; then nothing it started goes on running (this goes on
+    // after the connection has ended).
     let _ = handle
         .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
         .await;
     let shells = std::mem::take(&mut *controls.lock().expect("controls lock"));
-    for control in shells {
+    for control in &shells {
         let _ = control.hang_up().await;
+    }
+    // Those that trap SIGHUP are killed.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for control in &shells {
+        let _ = control.kill().await;
     }
 }
 
@@ -271,6 +283,7 @@ impl russh::server::Handler for Connection {
         let mut grant = Grant {
             user_id: actor.user_id,
             key: Some(fingerprint),
+            session: None,
             site_id: None,
         };
         let login = user.to_ascii_lowercase();
@@ -304,15 +317,17 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if !self.guarded
+        if self.alive.is_none()
             && let Some(grant) = self.grant.clone()
         {
-            self.guarded = true;
+            let (alive, closed) = tokio::sync::oneshot::channel();
+            self.alive = Some(alive);
             tokio::spawn(guard(
                 self.platform.clone(),
                 grant,
                 session.handle(),
                 self.controls.clone(),
+                closed,
             ));
         }
         let id = channel.id();

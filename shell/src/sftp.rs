@@ -16,7 +16,10 @@ use std::{
         unix::{ffi::OsStrExt as _, fs::FileExt as _},
     },
     path::{Component, Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use platform::files::SiteFiles;
@@ -29,6 +32,11 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 const MAX_READ: u32 = 256 * 1024;
 /// Files and folders one session may hold open at once (each is a descriptor of the manager's).
 pub(crate) const MAX_HANDLES: usize = 256;
+/// Files and folders all sessions together may hold open: the manager's descriptors are for
+/// everyone (the server raises its own limit well above this at start).
+pub(crate) const MAX_ALL_HANDLES: usize = 16_384;
+
+static ALL_HANDLES: AtomicUsize = AtomicUsize::new(0);
 
 /// One SFTP session on one site.
 pub(crate) struct SftpSession {
@@ -40,8 +48,9 @@ pub(crate) struct SftpSession {
 
 enum Open {
     File(Arc<File>),
-    /// A directory's entries, read at open, handed out once.
-    Dir(Option<Vec<Entry>>),
+    /// A directory being listed: its entries are read a batch per `readdir`, so that a folder
+    /// of millions is never held in memory whole.
+    Dir(Arc<std::sync::Mutex<Listing>>),
 }
 
 impl SftpSession {
@@ -55,9 +64,10 @@ impl SftpSession {
         })
     }
 
-    /// Refuses another open when the session holds [`MAX_HANDLES`] already.
+    /// Refuses another open when the session holds [`MAX_HANDLES`] already, or all sessions
+    /// together [`MAX_ALL_HANDLES`].
     fn room_for_handle(&self) -> Result<(), StatusCode> {
-        if self.handles.len() >= MAX_HANDLES {
+        if self.handles.len() >= MAX_HANDLES || ALL_HANDLES.load(Ordering::Relaxed) >= MAX_ALL_HANDLES {
             tracing::info!(site = %self.site, "SFTP open refused: too many open handles");
             return Err(StatusCode::Failure);
         }
@@ -65,6 +75,7 @@ impl SftpSession {
     }
 
     fn handle(&mut self, open: Open) -> String {
+        ALL_HANDLES.fetch_add(1, Ordering::Relaxed);
         self.next_handle += 1;
         let handle = self.next_handle.to_string();
         self.handles.insert(handle.clone(), open);
@@ -99,6 +110,37 @@ impl SftpSession {
     }
 }
 
+/// Entries one `readdir` answers with at most.
+const LISTING_BATCH: usize = 256;
+
+/// An open directory and where its listing is.
+pub(crate) struct Listing {
+    fd: OwnedFd,
+    dir: rustix::fs::Dir,
+}
+
+impl Listing {
+    /// The next entries (none at the end), with their attributes, links not followed.
+    fn next_batch(&mut self) -> Result<Vec<Entry>, StatusCode> {
+        let mut files = Vec::new();
+        while files.len() < LISTING_BATCH {
+            let Some(entry) = self.dir.next() else { break };
+            let entry = entry.map_err(errno)?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if let Ok(stat) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                files.push(Entry::new(name.to_string_lossy(), attributes(&stat)));
+            }
+        }
+        Ok(files)
+    }
+}
+
+impl Drop for SftpSession {
+    fn drop(&mut self) {
+        ALL_HANDLES.fetch_sub(self.handles.len(), Ordering::Relaxed);
+    }
+}
+
 /// A client path relative to the root (the file manager's rule: components only, `..`
 /// clamped, NUL refused; the kernel clamps again at use).
 fn relative(path: &str) -> Result<PathBuf, StatusCode> {
@@ -114,11 +156,11 @@ fn virtual_path(path: &str) -> Result<String, StatusCode> {
     Ok(format!("/{}", relative.display()))
 }
 
-/// Runs `work` on a blocking thread.
+/// Runs `work` on a blocking thread, within the file manager's bound on file work.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StatusCode> + Send + 'static,
 ) -> Result<T, StatusCode> {
-    tokio::task::spawn_blocking(work)
+    platform::files::blocking(work)
         .await
         .unwrap_or(Err(StatusCode::Failure))
 }
@@ -251,7 +293,9 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
-        self.handles.remove(&handle);
+        if self.handles.remove(&handle).is_some() {
+            ALL_HANDLES.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(Self::ok(id))
     }
 
@@ -343,35 +387,29 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
         self.room_for_handle()?;
-        let entries = self
+        let listing = self
             .on_files(move |files| {
                 let fd = open_at(files, &path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
-                let mut entries = Vec::new();
                 let dir = rustix::fs::Dir::read_from(&fd).map_err(errno)?;
-                for entry in dir {
-                    let entry = entry.map_err(errno)?;
-                    let name = OsStr::from_bytes(entry.file_name().to_bytes());
-                    if let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                        entries.push(Entry::new(name.to_string_lossy(), attributes(&stat)));
-                    }
-                }
-                Ok(entries)
+                Ok(Listing { fd, dir })
             })
             .await?;
         Ok(Handle {
             id,
-            handle: self.handle(Open::Dir(Some(entries))),
+            handle: self.handle(Open::Dir(Arc::new(std::sync::Mutex::new(listing)))),
         })
     }
 
     async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
-        match self.handles.get_mut(&handle) {
-            Some(Open::Dir(entries)) => match entries.take() {
-                Some(files) => Ok(Name { id, files }),
-                None => Err(StatusCode::Eof),
-            },
-            _ => Err(StatusCode::Failure),
+        let Some(Open::Dir(listing)) = self.handles.get(&handle) else {
+            return Err(StatusCode::Failure);
+        };
+        let listing = Arc::clone(listing);
+        let files = blocking(move || listing.lock().expect("listing lock").next_batch()).await?;
+        if files.is_empty() {
+            return Err(StatusCode::Eof);
         }
+        Ok(Name { id, files })
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {

@@ -51,6 +51,8 @@ pub struct UserRow {
     pub active: bool,
     /// Creation date, `YYYY-MM-DD`.
     pub created: String,
+    /// The most sites they may belong to, when an admin set it; None: the server's default.
+    pub site_quota: Option<i32>,
 }
 
 /// Only same-site paths are followed after sign-in, so `?next=` cannot bounce a user elsewhere.
@@ -66,9 +68,11 @@ fn safe_next(next: Option<String>) -> String {
         .filter(|path| path.starts_with('/'))
         .and_then(|path| base.join(&path).ok())
         .filter(|url| url.origin() == base.origin());
-    match parsed {
-        Some(url) => url.as_str()[HERE.len() - 1..].to_owned(),
-        None => "/".to_owned(),
+    // A path that parses to `//…` (from `/.//host`, `/..//host`) would be followed by the
+    // browser as another host's address.
+    match parsed.map(|url| url.as_str()[HERE.len() - 1..].to_owned()) {
+        Some(path) if !path.starts_with("//") => path,
+        _ => "/".to_owned(),
     }
 }
 
@@ -134,6 +138,7 @@ pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
             email: u.email,
             active: u.active,
             created: u.created_at.format("%Y-%m-%d").to_string(),
+            site_quota: u.site_quota,
         })
         .collect())
 }
@@ -178,6 +183,35 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
         .await
         .map_err(to_app_error)?;
     Ok(())
+}
+
+/// Sets the most sites an account may belong to (admins only); an empty `quota` gives it the
+/// server's default again.
+#[server(prefix = "/fn", endpoint = "set_site_quota")]
+pub async fn set_site_quota(id: i64, quota: String) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let quota = match quota.trim() {
+        "" => None,
+        given => Some(given.parse::<i32>().map_err(|_| AppError::Invalid {
+            field: "quota".to_owned(),
+            message: "A quota is a number of sites, or empty for the default.".to_owned(),
+        })?),
+    };
+    platform
+        .set_site_quota(actor.as_ref(), id, quota)
+        .await
+        .map_err(to_app_error)?;
+    Ok(())
+}
+
+/// The server's default quota of sites per member, for the admin users page.
+#[server(prefix = "/fn", endpoint = "default_site_quota")]
+pub async fn default_site_quota() -> Result<i64, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform::authorize(actor.as_ref(), platform::Action::ManageUsers).map_err(to_app_error)?;
+    Ok(platform.settings().sites_per_user)
 }
 
 /// Promotes or demotes an account (admins only).
@@ -257,6 +291,9 @@ mod tests {
             "/\n/evil.example",
             "\t//evil.example",
             "/\\/evil.example",
+            "/.//evil.example",
+            "/..//evil.example",
+            "/%2e//evil.example",
         ] {
             assert_eq!(safe_next(Some(bad.into())), "/", "{bad:?}");
         }

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::{
     AppError,
-    api::{CreateUser, SetUserActive, SetUserAdmin, UserRow, list_users},
+    api::{CreateUser, SetSiteQuota, SetUserActive, SetUserAdmin, UserRow, default_site_quota, list_users},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
@@ -14,34 +14,51 @@ pub fn AdminUsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
     let set_admin = ServerAction::<SetUserAdmin>::new();
+    let set_quota = ServerAction::<SetSiteQuota>::new();
     let users = Resource::new(
         move || {
             (
                 create.version().get(),
                 set_active.version().get(),
                 set_admin.version().get(),
+                set_quota.version().get(),
             )
         },
         |_| list_users(),
     );
+    let default_quota = Resource::new(|| (), |()| default_site_quota());
+    let actions = RowActions {
+        set_active,
+        set_admin,
+        set_quota,
+    };
     view! {
         <Title text="Users"/>
-        <SignedIn admin=true page=move |_| view! { <UsersAdmin create set_active set_admin users/> }/>
+        <SignedIn admin=true page=move |_| view! { <UsersAdmin create actions users default_quota/> }/>
     }
+}
+
+/// What each user's row can do.
+#[derive(Clone, Copy)]
+struct RowActions {
+    set_active: ServerAction<SetUserActive>,
+    set_admin: ServerAction<SetUserAdmin>,
+    set_quota: ServerAction<SetSiteQuota>,
 }
 
 #[component]
 fn UsersAdmin(
     create: ServerAction<CreateUser>,
-    set_active: ServerAction<SetUserActive>,
-    set_admin: ServerAction<SetUserAdmin>,
+    actions: RowActions,
     users: Resource<Result<Vec<UserRow>, AppError>>,
+    default_quota: Resource<Result<i64, AppError>>,
 ) -> impl IntoView {
     let create_error = failure(create.value());
     let row_error = Signal::derive(move || {
-        failure(set_active.value())
+        failure(actions.set_active.value())
             .get()
-            .or_else(|| failure(set_admin.value()).get())
+            .or_else(|| failure(actions.set_admin.value()).get())
+            .or_else(|| failure(actions.set_quota.value()).get())
     });
     let created = move || create.value().get().and_then(Result::ok);
     view! {
@@ -49,8 +66,9 @@ fn UsersAdmin(
         <FormError error=row_error/>
         <Suspense fallback=|| view! { <p class="loading">"Loading users…"</p> }>
             {move || Suspend::new(async move {
+                let default_quota = default_quota.await.unwrap_or_default();
                 match users.await {
-                    Ok(rows) => view! { <UserTable rows set_active set_admin/> }.into_any(),
+                    Ok(rows) => view! { <UserTable rows actions default_quota/> }.into_any(),
                     Err(error) => view! { <ErrorPage error/> }.into_any(),
                 }
             })}
@@ -78,11 +96,12 @@ fn UsersAdmin(
 }
 
 #[component]
-fn UserTable(
-    rows: Vec<UserRow>,
-    set_active: ServerAction<SetUserActive>,
-    set_admin: ServerAction<SetUserAdmin>,
-) -> impl IntoView {
+fn UserTable(rows: Vec<UserRow>, actions: RowActions, default_quota: i64) -> impl IntoView {
+    let RowActions {
+        set_active,
+        set_admin,
+        set_quota,
+    } = actions;
     view! {
         <table class="list">
             <caption class="visually-hidden">"All users"</caption>
@@ -92,6 +111,7 @@ fn UserTable(
                     <th scope="col">"E-mail"</th>
                     <th scope="col">"Role"</th>
                     <th scope="col">"Status"</th>
+                    <th scope="col">"Sites at most"</th>
                     <th scope="col">"Created"</th>
                     <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                 </tr>
@@ -101,6 +121,8 @@ fn UserTable(
                     .into_iter()
                     .map(|u| {
                         let id = u.id;
+                        let quota_label = format!("Most sites for {}", u.username);
+                        let quota = u.site_quota.map(|q| q.to_string()).unwrap_or_default();
                         view! {
                             <tr data-username=u.username.clone()>
                                 <td><strong>{u.display_name.clone()}</strong><br/><span class="hint">{u.username.clone()}</span></td>
@@ -110,6 +132,28 @@ fn UserTable(
                                     <span class=if u.active { "badge ok" } else { "badge off" }>
                                         {if u.active { "Active" } else { "Deactivated" }}
                                     </span>
+                                </td>
+                                <td>
+                                    {if u.is_admin {
+                                        view! { <span class="hint">"no limit"</span> }.into_any()
+                                    } else {
+                                        view! {
+                                            <ActionForm action=set_quota attr:class="inline quota">
+                                                <input type="hidden" name="id" value=id.to_string()/>
+                                                <input
+                                                    name="quota"
+                                                    type="number"
+                                                    min="0"
+                                                    max="10000"
+                                                    aria-label=quota_label
+                                                    placeholder=format!("{default_quota} (default)")
+                                                    value=quota
+                                                />
+                                                <button type="submit" class="secondary">"Set"</button>
+                                            </ActionForm>
+                                        }
+                                            .into_any()
+                                    }}
                                 </td>
                                 <td>{u.created.clone()}</td>
                                 <td class="actions">

@@ -432,6 +432,7 @@ impl Platform {
         };
         let (id, operation) = conn
             .transaction::<_, Error, _>(async |conn| {
+                self.within_site_quota(conn, &actor).await?;
                 let id: i32 = diesel::insert_into(sites::table)
                     .values((
                         sites::name.eq(&name),
@@ -468,6 +469,39 @@ impl Platform {
         tracing::info!(user = %actor.username, site = %name, id, "site created; its operation is queued");
         let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
         Ok((site, operation))
+    }
+
+    /// Refuses a new site to a member who has as many as their quota allows. Their account's
+    /// row is locked first, so that creates at the same moment are counted one after another.
+    async fn within_site_quota(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        actor: &Actor,
+    ) -> Result<()> {
+        use crate::schema::users;
+        if actor.is_admin() {
+            return Ok(());
+        }
+        let quota: Option<i32> = users::table
+            .find(actor.user_id)
+            .select(users::site_quota)
+            .for_update()
+            .first(conn)
+            .await?;
+        let quota = quota.map_or(self.settings().sites_per_user, i64::from);
+        let has: i64 = site_members::table
+            .inner_join(sites::table)
+            .filter(site_members::user_id.eq(actor.user_id))
+            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .count()
+            .get_result(conn)
+            .await?;
+        if has >= quota {
+            return Err(Error::Conflict(format!(
+                "You have {has} site(s), the most you may have: delete one, or ask an admin for more."
+            )));
+        }
+        Ok(())
     }
 
     /// One change to a site, atomically: its new state and availability (when they change),

@@ -52,6 +52,9 @@ impl Platform {
         site_id: i32,
     ) -> Result<std::sync::Arc<crate::files::SiteFiles>> {
         let site = self.site(actor, site_id).await?;
+        if site.state == SiteState::Deleting {
+            return Err(Error::Conflict("The site is being deleted.".to_owned()));
+        }
         let runtime = runtime.ok_or_else(|| {
             Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
         })?;
