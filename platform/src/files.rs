@@ -133,7 +133,11 @@ pub fn make_site_directory(sites_root: &Path, name: &str, uid: u32) -> Result<Si
         Mode::empty(),
     )
     .map_err(io)?;
-    let files = SiteFiles { root, uid };
+    let files = SiteFiles {
+        root,
+        uid,
+        disk: None,
+    };
     files.own(&files.root).map_err(io)?;
     Ok(files)
 }
@@ -158,6 +162,27 @@ pub fn remove_site_directory(sites_root: &Path, name: &str) -> Result<()> {
 pub struct SiteFiles {
     root: OwnedFd,
     uid: u32,
+    /// The site's disk quota, when its use is known: writes stop at what is left of it.
+    disk: Option<Disk>,
+}
+
+/// A site's disk quota and its use.
+#[derive(Debug, Clone, Copy)]
+pub struct Disk {
+    /// Bytes its files take (as last measured).
+    pub used: u64,
+    /// Bytes they may take.
+    pub quota: u64,
+}
+
+impl Disk {
+    fn full(self) -> Error {
+        Error::TooLarge(format!(
+            "The site's files take {} of the {} they may: delete some before adding more; nothing was saved.",
+            human_bytes(self.used),
+            human_bytes(self.quota)
+        ))
+    }
 }
 
 /// A path as given, relative to the site's directory: components only, `..` clamped at the
@@ -208,7 +233,22 @@ impl SiteFiles {
             Mode::empty(),
         )
         .map_err(io)?;
-        Ok(Self { root, uid })
+        Ok(Self {
+            root,
+            uid,
+            disk: None,
+        })
+    }
+
+    /// The same files, writes held to what is left of `disk`'s quota.
+    pub fn with_disk(mut self, disk: Disk) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// Bytes that may still be written (None: no quota known).
+    pub fn room(&self) -> Option<u64> {
+        self.disk.map(|d| d.quota.saturating_sub(d.used))
     }
 
     /// Opens `relative` (see [`relative`]) beneath the site's directory, resolved inside it.
@@ -464,6 +504,10 @@ impl SiteFiles {
         new_mode: u32,
     ) -> Result<u64> {
         let replace = existing == Existing::Replace;
+        let room = self.room().unwrap_or(u64::MAX);
+        if room == 0 {
+            return Err(self.disk.map_or_else(|| io(rustix::io::Errno::NOSPC), Disk::full));
+        }
         let mode = match rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) if !replace => return Err(io(rustix::io::Errno::EXIST)),
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
@@ -490,7 +534,12 @@ impl SiteFiles {
             self.own(&fd).map_err(io)?;
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io)?;
             let mut file = std::fs::File::from(fd);
-            let size = copy_limited(source, &mut file, limit)?;
+            let size = match copy_limited(source, &mut file, limit.min(room)) {
+                Err(Error::TooLarge(_)) if room < limit => {
+                    return Err(self.disk.map_or_else(|| io(rustix::io::Errno::NOSPC), Disk::full));
+                }
+                other => other?,
+            };
             file.sync_all().map_err(write_error)?;
             if replace {
                 rustix::fs::renameat(dir, temp.as_os_str(), dir, name.as_os_str()).map_err(io)?;

@@ -64,6 +64,9 @@ pub struct Settings {
     /// The most sites a member may belong to unless an admin set their own quota (admins
     /// have none).
     pub sites_per_user: i64,
+    /// The disk a site's files may take, in bytes: past it, the file manager and SFTP write
+    /// nothing more to it.
+    pub site_disk_bytes: u64,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             sites_https_port: None,
             manager_host: String::new(),
             sites_per_user: 10,
+            site_disk_bytes: 2 << 30,
         }
     }
 }

@@ -74,6 +74,9 @@ diesel::table! {
         body_limit_mb -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        disk_bytes -> Nullable<Int8>,
+        disk_measured_at -> Nullable<Timestamptz>,
+        disk_over_since -> Nullable<Timestamptz>,
     }
 }
 

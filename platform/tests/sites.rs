@@ -39,7 +39,10 @@ async fn world() -> World {
 /// With `traefik`, Caddy publishes nothing and the runtime labels services and writes
 /// Traefik's file configuration, as with `director serve --edge traefik`.
 async fn world_with(traefik: bool) -> World {
-    let db = TestDb::new().await;
+    world_on(TestDb::new().await, traefik).await
+}
+
+async fn world_on(db: TestDb, traefik: bool) -> World {
     let prefix = format!("p{:08x}", std::process::id() ^ rand_u32());
     let orch = Orchestrator::connect(Namespace::prefixed(&prefix).unwrap())
         .await
@@ -811,4 +814,96 @@ async fn fixing_a_site_never_follows_its_tenants_links_out_of_it() {
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     assert!(!snare.exists());
     assert_eq!(owner(&shadow), (0, 0o600));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
+    let w = world_on(
+        TestDb::with_settings(platform::Settings {
+            site_disk_bytes: 1 << 20,
+            ..platform::Settings::default()
+        })
+        .await,
+        false,
+    )
+    .await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&alice), new_site("roomy", "static", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
+    assert_eq!((disk.bytes, disk.quota), (None, 1 << 20), "not measured yet");
+
+    // Measured: the starter files take a few KiB; 600 KiB more fit, and are measured.
+    assert_eq!(w.db.platform.measure_disks(&w.runtime).await.unwrap(), 1);
+    let files =
+        w.db.platform
+            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .await
+            .unwrap();
+    files.write("public/a.bin", &vec![7u8; 600 << 10]).unwrap();
+    w.db.platform.measure_disks(&w.runtime).await.unwrap();
+    let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
+    assert!(disk.bytes.unwrap() > 600 << 10, "{disk:?}");
+    assert!(disk.over_since.is_none());
+
+    // What would go past the quota is refused whole, with the reason.
+    let files =
+        w.db.platform
+            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .await
+            .unwrap();
+    let refused = files.write("public/b.bin", &vec![7u8; 600 << 10]);
+    assert!(
+        matches!(&refused, Err(Error::TooLarge(m)) if m.contains("delete some before adding more")),
+        "{refused:?}"
+    );
+    assert!(!w.runtime.directory(&site).join("public/b.bin").exists());
+
+    // The site's own code writes past it (nothing in Director can stop that): measured, it is
+    // over, the audit log says so once, and nothing more is written through Director.
+    std::fs::write(
+        w.runtime.directory(&site).join("public/c.bin"),
+        vec![1u8; 1 << 20],
+    )
+    .unwrap();
+    w.db.platform.measure_disks(&w.runtime).await.unwrap();
+    w.db.platform.measure_disks(&w.runtime).await.unwrap();
+    let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
+    assert!(disk.over_since.is_some() && disk.room() == Some(0), "{disk:?}");
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let audit = w.db.platform.audit_entries(Some(&admin), 50).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "site.disk.over-quota")
+            .count(),
+        1,
+        "{audit:?}"
+    );
+    let files =
+        w.db.platform
+            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .await
+            .unwrap();
+    assert!(matches!(
+        files.write("public/tiny.txt", b"x"),
+        Err(Error::TooLarge(_))
+    ));
+
+    // Files deleted: back under, writes go through again.
+    files.remove("public/c.bin").unwrap();
+    files.remove("public/a.bin").unwrap();
+    w.db.platform.measure_disks(&w.runtime).await.unwrap();
+    let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
+    assert!(disk.over_since.is_none(), "{disk:?}");
+    let files =
+        w.db.platform
+            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .await
+            .unwrap();
+    files.write("public/tiny.txt", b"x").unwrap();
 }

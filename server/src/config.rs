@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// The most sites a member may belong to, unless an admin gives them another quota.
     #[arg(long, env = "DIRECTOR_SITES_PER_USER")]
     pub sites_per_user: Option<i64>,
+    /// The disk a site's files may take, in MiB (the file manager and SFTP write no more).
+    #[arg(long, env = "DIRECTOR_SITE_DISK_MB")]
+    pub site_disk_mb: Option<u64>,
     /// The DNS server (`ip:port`) domain verification asks for TXT records (default: the
     /// system's resolver).
     #[arg(long, env = "DIRECTOR_DNS_SERVER")]
@@ -189,6 +192,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileSites {
     per_user: Option<i64>,
+    disk_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,10 +279,14 @@ pub struct Config {
     pub dns_server: Option<SocketAddr>,
     /// The most sites a member may belong to, unless an admin set theirs.
     pub sites_per_user: i64,
+    /// The disk a site's files may take, in bytes.
+    pub site_disk_bytes: u64,
 }
 
 /// Sites a member may belong to unless an admin gives them another quota.
 pub const DEFAULT_SITES_PER_USER: i64 = 10;
+/// MiB a site's files may take.
+pub const DEFAULT_SITE_DISK_MB: u64 = 2048;
 
 /// SSH listens on every address by default: unlike the manager, it has no proxy in front.
 pub const DEFAULT_SSH_LISTEN: &str = "0.0.0.0:2222";
@@ -428,6 +436,11 @@ impl Config {
                 .or(file.sites.per_user)
                 .unwrap_or(DEFAULT_SITES_PER_USER)
                 .max(0),
+            site_disk_bytes: serve
+                .site_disk_mb
+                .or(file.sites.disk_mb)
+                .unwrap_or(DEFAULT_SITE_DISK_MB)
+                .saturating_mul(1 << 20),
             uploads: {
                 let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
                 let file_bytes = mib(serve.upload_file_mb.or(file.files.upload_file_mb).unwrap_or(256));

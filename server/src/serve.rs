@@ -64,6 +64,7 @@ impl Database {
             },
             manager_host: config.domain_rules().manager_host,
             sites_per_user: config.sites_per_user,
+            site_disk_bytes: config.site_disk_bytes,
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))
@@ -208,6 +209,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             }
         }));
     }
+    background.push(tokio::spawn(workers::measure_disks(
+        platform.clone(),
+        runtime_rx.clone(),
+        stopped.clone(),
+    )));
     for _ in 0..workers::WORKERS {
         background.push(tokio::spawn(workers::work(
             platform.clone(),

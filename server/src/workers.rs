@@ -40,3 +40,28 @@ pub async fn work(
         }
     }
 }
+
+/// How often every site's files are measured against their disk quota.
+pub const MEASURE_DISKS_EVERY: Duration = Duration::from_secs(300);
+
+/// Measures every site's disk use now and every [`MEASURE_DISKS_EVERY`], until `shutdown`.
+pub async fn measure_disks(
+    platform: Platform,
+    mut runtime: watch::Receiver<Option<Runtime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let current = runtime.borrow_and_update().clone();
+        if let Some(current) = current {
+            match platform.measure_disks(&current).await {
+                Ok(count) => tracing::debug!(count, "sites' disk use measured"),
+                Err(err) => tracing::warn!(error = %err, "measuring the sites' disk use failed"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(MEASURE_DISKS_EVERY) => {}
+            _ = runtime.changed() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

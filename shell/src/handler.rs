@@ -438,8 +438,17 @@ impl russh::server::Handler for Connection {
             .platform
             .open_files(Some(&actor), runtime.as_ref(), site.id)
             .await;
+        let disk = match &opened {
+            Ok((site, _, _)) => self
+                .platform
+                .site_disk(Some(&actor), site.id)
+                .await
+                .ok()
+                .and_then(Into::into),
+            Err(_) => None,
+        };
         let sftp = opened.and_then(|(site, dir, uid)| {
-            crate::sftp::SftpSession::new(&dir, uid, site.name)
+            crate::sftp::SftpSession::new(&dir, uid, site.name, disk)
                 .map_err(|e| platform::Error::Conflict(e.to_string()))
         });
         match sftp {

@@ -44,6 +44,9 @@ pub(crate) struct SftpSession {
     handles: HashMap<String, Open>,
     next_handle: u64,
     site: String,
+    /// Bytes that may still be written under the site's disk quota (every write counts, also
+    /// over existing bytes); None: no quota known.
+    room: Option<u64>,
 }
 
 enum Open {
@@ -55,12 +58,19 @@ enum Open {
 
 impl SftpSession {
     /// A session on the directory `root`, writing as `uid` (and the same gid).
-    pub(crate) fn new(root: &Path, uid: u32, site: String) -> std::io::Result<Self> {
+    /// With `disk`, the site's quota: writes stop at what is left of it.
+    pub(crate) fn new(
+        root: &Path,
+        uid: u32,
+        site: String,
+        disk: Option<platform::files::Disk>,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             files: Arc::new(SiteFiles::open(root, uid).map_err(std::io::Error::other)?),
             handles: HashMap::new(),
             next_handle: 0,
             site,
+            room: disk.map(|d| d.quota.saturating_sub(d.used)),
         })
     }
 
@@ -322,6 +332,14 @@ impl russh_sftp::server::Handler for SftpSession {
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
         let file = self.file(&handle)?;
+        let len = data.len() as u64;
+        if let Some(room) = self.room {
+            if len > room {
+                tracing::info!(site = %self.site, "SFTP write refused: the site's disk quota is used up");
+                return Err(StatusCode::Failure);
+            }
+            self.room = Some(room - len);
+        }
         blocking(move || file.write_all_at(&data, offset).map_err(io)).await?;
         Ok(Self::ok(id))
     }

@@ -376,6 +376,11 @@ pub struct SitePageData {
     pub domains: Vec<DomainRow>,
     /// Its hosts' certificates (its own name first); empty when sites are served over HTTP.
     pub certificates: Vec<CertificateView>,
+    /// What its files take of their disk quota, in words ("120 MiB of 2 GiB"); None until
+    /// first measured.
+    pub disk: Option<String>,
+    /// Whether its files are over their quota (the file manager and SFTP write nothing more).
+    pub disk_full: bool,
 }
 
 impl SitePageData {
@@ -493,7 +498,19 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         .await
         .map_err(to_app_error)?;
     let certificates = site_certificates(&platform, runtime.as_ref(), actor.as_ref(), &site).await?;
+    let disk = platform
+        .site_disk(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)?;
     Ok(SitePageData {
+        disk: disk.bytes.map(|used| {
+            format!(
+                "{} of {}",
+                platform::files::human_bytes(used),
+                platform::files::human_bytes(disk.quota)
+            )
+        }),
+        disk_full: disk.room() == Some(0),
         card: card(&platform, &site),
         purpose: site.purpose,
         image: site.image,

@@ -166,12 +166,20 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
                 })}
             </div>
         })}
+        {site.disk_full.then(|| view! {
+            <p class="alert error" role="alert">
+                "This site's files take all the disk they may ("
+                {site.disk.clone()}
+                "): the file manager and SFTP save nothing more until some are deleted."
+            </p>
+        })}
         <dl class="facts">
             <dt>"Type"</dt><dd>{site.card.kind.clone()}</dd>
             <dt>"Image"</dt><dd>{site.image.clone()}</dd>
             <dt>"Purpose"</dt><dd>{site.purpose.clone()}</dd>
             <dt>"Availability"</dt><dd>{site.availability.clone()}</dd>
             <dt>"Limits"</dt><dd>{format!("{} CPU, {} MiB memory, {} MiB uploads", f64::from(site.cpu_millis) / 1000.0, site.memory_mb, site.body_limit_mb)}</dd>
+            <dt>"Disk"</dt><dd>{site.disk.clone().unwrap_or_else(|| "not measured yet".to_owned())}</dd>
             <dt>"Created"</dt><dd>{site.created.clone()}</dd>
             <dt>"Description"</dt><dd>{site.card.description.clone()}</dd>
         </dl>

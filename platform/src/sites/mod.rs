@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod certificates;
+mod disk;
 mod domains;
 mod lifecycle;
 mod lock;
@@ -21,6 +22,7 @@ pub use catalogue::CatalogueImage;
 pub use certificates::{
     CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
+pub use disk::{DiskUse, measure};
 pub use domains::{
     Domain, DomainRules, UNVERIFIED_CLAIM_DAYS, check_domain, txt_name, txt_value, wildcard_over,
 };

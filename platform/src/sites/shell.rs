@@ -58,7 +58,11 @@ impl Platform {
         let runtime = runtime.ok_or_else(|| {
             Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
         })?;
-        crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site)).map(std::sync::Arc::new)
+        let files = crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))?;
+        Ok(std::sync::Arc::new(match self.disk_of(site.id).await?.into() {
+            Some(disk) => files.with_disk(disk),
+            None => files,
+        }))
     }
 
     /// Who may have a shell in a site: its members and admins, when it is not disabled nor

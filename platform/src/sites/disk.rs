@@ -1,0 +1,155 @@
+//! How much disk each site's files take: measured in the background (`du`, which never follows
+//! a link and never opens a file, so nothing a tenant makes can stall or mislead it), recorded
+//! per site, and enforced on what Director itself writes there (the file manager and SFTP
+//! refuse to write past the quota). Crossing the quota is recorded in the audit log and shown
+//! on the site's page. What the site's own code writes is not capped by this: that takes
+//! file-system quotas on the sites' volume.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::{Runtime, Site, SiteState};
+use crate::{
+    Actor, Platform, Result,
+    schema::{images, sites},
+};
+
+/// A site's disk, as last measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskUse {
+    /// Bytes its files take; None until first measured.
+    pub bytes: Option<u64>,
+    /// The quota, in bytes.
+    pub quota: u64,
+    /// When it was measured.
+    pub measured_at: Option<DateTime<Utc>>,
+    /// Since when it has been over its quota.
+    pub over_since: Option<DateTime<Utc>>,
+}
+
+impl DiskUse {
+    /// Bytes that may still be written; None when not yet measured.
+    pub fn room(&self) -> Option<u64> {
+        self.bytes.map(|used| self.quota.saturating_sub(used))
+    }
+}
+
+impl From<DiskUse> for Option<crate::files::Disk> {
+    fn from(disk: DiskUse) -> Self {
+        disk.bytes.map(|used| crate::files::Disk {
+            used,
+            quota: disk.quota,
+        })
+    }
+}
+
+/// Measures `dir` with `du`: the bytes its files take on disk. `du` runs as its own process,
+/// so a huge or deep tree never holds the manager.
+pub async fn measure(dir: &std::path::Path) -> std::io::Result<u64> {
+    let out = tokio::process::Command::new("du")
+        .args(["-s", "-x", "-B1", "--"])
+        .arg(dir)
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    // Files that vanish while it runs make du complain and exit 1; its total still stands.
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
+}
+
+impl Platform {
+    /// The site's disk use, for its members and admins.
+    pub async fn site_disk(&self, actor: Option<&Actor>, site_id: i32) -> Result<DiskUse> {
+        self.site(actor, site_id).await?;
+        self.disk_of(site_id).await
+    }
+
+    pub(crate) async fn disk_of(&self, site_id: i32) -> Result<DiskUse> {
+        let mut conn = self.conn().await?;
+        let (bytes, measured_at, over_since): (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+            sites::table
+                .find(site_id)
+                .select((sites::disk_bytes, sites::disk_measured_at, sites::disk_over_since))
+                .first(&mut conn)
+                .await?;
+        Ok(DiskUse {
+            bytes: bytes.and_then(|b| u64::try_from(b).ok()),
+            quota: self.settings().site_disk_bytes,
+            measured_at,
+            over_since,
+        })
+    }
+
+    /// Measures every site's files and records them; a site that goes over its quota gets an
+    /// audit line (and its page says so) once, when it crosses. Returns how many were measured.
+    pub async fn measure_disks(&self, runtime: &Runtime) -> Result<usize> {
+        let all: Vec<Site> = {
+            let mut conn = self.conn().await?;
+            sites::table
+                .inner_join(images::table)
+                .filter(sites::state.ne(SiteState::Deleting.as_str()))
+                .select(super::site_columns())
+                .load(&mut conn)
+                .await?
+                .into_iter()
+                .map(super::site_from_row)
+                .collect()
+        };
+        let quota = self.settings().site_disk_bytes;
+        let mut measured = 0;
+        for site in all {
+            let bytes = match measure(&runtime.directory(&site)).await {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::debug!(site = %site.name, error = %err, "measuring a site's files failed");
+                    continue;
+                }
+            };
+            measured += 1;
+            let over = bytes > quota;
+            let mut conn = self.conn().await?;
+            let was_over: Option<DateTime<Utc>> = diesel::update(sites::table.find(site.id))
+                .set((
+                    sites::disk_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)),
+                    sites::disk_measured_at.eq(diesel::dsl::now),
+                ))
+                .returning(sites::disk_over_since)
+                .get_result(&mut conn)
+                .await?;
+            match (was_over.is_some(), over) {
+                (false, true) => {
+                    diesel::update(sites::table.find(site.id))
+                        .set(sites::disk_over_since.eq(diesel::dsl::now))
+                        .execute(&mut conn)
+                        .await?;
+                    let details = format!(
+                        "{} used of {}",
+                        crate::files::human_bytes(bytes),
+                        crate::files::human_bytes(quota)
+                    );
+                    super::audit(
+                        &mut conn,
+                        &Actor::operator(),
+                        "site.disk.over-quota",
+                        &site.name,
+                        &details,
+                    )
+                    .await?;
+                    tracing::warn!(site = %site.name, bytes, quota, "a site went over its disk quota");
+                }
+                (true, false) => {
+                    diesel::update(sites::table.find(site.id))
+                        .set(sites::disk_over_since.eq(None::<DateTime<Utc>>))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(measured)
+    }
+}
