@@ -74,9 +74,16 @@ diesel::table! {
         body_limit_mb -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_status (site_id) {
+        site_id -> Int4,
         disk_bytes -> Nullable<Int8>,
         disk_measured_at -> Nullable<Timestamptz>,
         disk_over_since -> Nullable<Timestamptz>,
+        reconcile_problem -> Text,
     }
 }
 

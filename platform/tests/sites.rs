@@ -98,6 +98,7 @@ async fn world_on(db: TestDb, traefik: bool) -> World {
                 static_server,
             },
             file: dir.path().join("traefik/director.toml"),
+            writer: Default::default(),
         });
     }
     World {
@@ -524,6 +525,33 @@ async fn behind_traefik_services_are_labelled_and_static_sites_are_in_its_file()
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let file = std::fs::read_to_string(&mode.file).unwrap();
     assert!(!file.contains("docs.localhost"), "{file}");
+
+    // The file lost (a crash, a hand): the reconciler compares it on every pass and writes it
+    // again; passes at the same moment all write through their own temporary files.
+    let kept = std::fs::read_to_string(&mode.file).unwrap();
+    std::fs::remove_file(&mode.file).unwrap();
+    // (Two: each pass holds two of the test pool's four connections.)
+    let passes: Vec<_> = (0..2)
+        .map(|_| {
+            let (platform, runtime) = (w.db.platform.clone(), w.runtime.clone());
+            tokio::spawn(async move { platform.reconcile(&runtime).await })
+        })
+        .collect();
+    let mut rewritten = 0;
+    for pass in passes {
+        let corrections = pass.await.unwrap().expect("no pass fails on another's write");
+        rewritten += corrections
+            .iter()
+            .filter(|c| c.what.contains("Traefik's file"))
+            .count();
+    }
+    assert_eq!(rewritten, 1, "written once, by one pass");
+    assert_eq!(std::fs::read_to_string(&mode.file).unwrap(), kept);
+    let leftovers: Vec<_> = std::fs::read_dir(mode.file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
 }
 
 async fn futures_next(session: &mut orchestrator::ExecSession) -> Option<Vec<u8>> {
@@ -693,9 +721,14 @@ async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
             .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let id = SiteId(u32::try_from(site.id).unwrap());
-    // A restart that fails because the service is gone leaves a failed operation.
+    // A fix that fails (the site's `public` made a link to nowhere) leaves a failed
+    // operation, before it gets to the service removed meanwhile.
+    let dir = w.runtime.directory(&site);
+    std::fs::remove_dir_all(dir.join("public")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.join("public")).unwrap();
     w.runtime.orchestrator.remove_service(id).await.unwrap();
-    w.db.platform.restart_site(Some(&erin), site.id).await.unwrap();
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    w.db.platform.fix_site(Some(&admin), site.id).await.unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let ops = w.db.platform.site_operations(Some(&erin), site.id).await.unwrap();
     assert_eq!(ops[0].state, "failed");
@@ -906,4 +939,138 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
             .await
             .unwrap();
     files.write("public/tiny.txt", b"x").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_makes_a_missing_service_again() {
+    let w = world().await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&bob), new_site("phoenix", "dynamic", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let id = SiteId(site.id as u32);
+    // Removed by hand (or by a crash): a restart used to fail with the engine's 404, and so
+    // did every retry.
+    w.runtime.orchestrator.remove_service(id).await.unwrap();
+    w.db.platform.restart_site(Some(&bob), site.id).await.unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops = w.db.platform.site_operations(Some(&bob), site.id).await.unwrap();
+    assert_eq!(ops[0].state, "done", "{:?}", ops[0].actions);
+    assert!(
+        w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .services
+            .contains(&id)
+    );
+    assert_eq!(
+        w.db.platform.site(Some(&bob), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_finishes_after_a_deletion_was_queued_never_revives_the_site() {
+    let w = world().await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&carol), new_site("fleeting", "static", "busybox"))
+            .await
+            .unwrap();
+    // Deleted while its create is still queued: the create then runs to its end.
+    w.db.platform
+        .delete_site(Some(&carol), site.id, "fleeting")
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Deleting,
+        "the finished create does not write running over deleting"
+    );
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(matches!(
+        w.db.platform.site(Some(&carol), site.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(!w.runtime.directory(&site).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sites_failure_never_stops_the_reconcilers_pass() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let mut made = Vec::new();
+    for name in ["alpha", "beta"] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&admin), new_site(name, "static", "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        made.push(site);
+    }
+    let (alpha, beta) = (&made[0], &made[1]);
+    // The edge has beta holding a host that the database gives alpha (two domain changes
+    // that crossed): alpha's routes cannot be put while beta holds it.
+    let mut held = w
+        .runtime
+        .edge
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.site == SiteId(beta.id as u32))
+        .unwrap();
+    held.hosts.push("shared.test".to_owned());
+    w.runtime.edge.put(&held).await.unwrap();
+    sql(
+        &w.db,
+        &format!(
+            "INSERT INTO site_domains (site_id, host, token, verified_at, verified_by) \
+             VALUES ({}, 'shared.test', 't', now(), 'admin')",
+            alpha.id
+        ),
+    )
+    .await;
+    // And routes no site owns, which the pass must reach whatever happened before.
+    let orphan = SiteId(4242);
+    w.runtime
+        .edge
+        .put(&orchestrator::edge::SiteRoutes {
+            site: orphan,
+            hosts: vec!["orphan.localhost".to_owned()],
+            ..held.clone()
+        })
+        .await
+        .unwrap();
+
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(
+        corrections.iter().any(|c| c.site == 4242),
+        "the orphan was reached: {corrections:?}"
+    );
+    assert!(corrections.iter().any(|c| c.site == beta.id), "{corrections:?}");
+    let (listed, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
+    let alpha_row = listed.iter().find(|s| s.site.id == alpha.id).unwrap();
+    assert!(
+        !alpha_row.problem.is_empty(),
+        "alpha's failure is recorded for admins: {corrections:?} {alpha_row:?}"
+    );
+    assert_eq!(get(w.edge, "orphan.localhost").await.0, 404);
+
+    // Beta let go of the host: the next pass corrects alpha and clears its problem.
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(corrections.iter().any(|c| c.site == alpha.id), "{corrections:?}");
+    let (listed, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
+    assert!(listed.iter().all(|s| s.problem.is_empty()), "{listed:?}");
+    let (status, page) = get(w.edge, "shared.test").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("starter page of alpha"), "{page}");
 }

@@ -140,6 +140,7 @@ pub async fn supervise(
                             static_server: format!("http://{}:8080", caddy.container()),
                         },
                         file: plan.dir.join("traefik").join("director.toml"),
+                        writer: Default::default(),
                     });
                 }
                 runtime.send_replace(Some(ready));

@@ -20,6 +20,8 @@ pub struct AdminSiteRow {
     pub availability: String,
     /// Its members' usernames.
     pub members: Vec<String>,
+    /// Why the reconciler could not correct it at its last pass; empty when it could.
+    pub problem: String,
 }
 
 /// A page of the admin's site list.
@@ -89,6 +91,7 @@ pub async fn admin_sites(member: Option<String>, page: i64) -> Result<SitesPage,
                 card: card(&platform, &s.site),
                 availability: s.site.availability,
                 members: s.members,
+                problem: s.problem,
             })
             .collect(),
         total,

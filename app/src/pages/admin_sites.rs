@@ -74,7 +74,12 @@ fn SiteTable(list: SitesPage, member: Option<String>) -> impl IntoView {
                     <tr data-site=row.card.name.clone()>
                         <td><a href=format!("/sites/{}", row.card.id)>{row.card.name.clone()}</a></td>
                         <td>{row.card.kind.clone()}</td>
-                        <td><StateBadge state=row.card.state.clone()/></td>
+                        <td>
+                            <StateBadge state=row.card.state.clone()/>
+                            {(!row.problem.is_empty()).then(|| view! {
+                                <p class="hint problem">"Could not be corrected: " {row.problem.clone()}</p>
+                            })}
+                        </td>
                         <td>{row.availability.clone()}</td>
                         <td>{row.members.iter().map(|m| view! {
                             <a class="member" href=format!("/admin/sites?member={m}")>{m.clone()}</a> " "

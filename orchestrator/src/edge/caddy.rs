@@ -446,11 +446,21 @@ impl Caddy {
             let mut target = Target::Service;
             let mut body_limit = BODY_LIMIT_TIERS[0];
             let mut availability = Availability::Served;
-            for item in std::fs::read_dir(&entry).map_err(io("reading a route"))? {
+            // A host removed since the listing is simply gone: the listing never fails for it.
+            let items = match std::fs::read_dir(&entry) {
+                Ok(items) => items,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("reading a route")(e)),
+            };
+            for item in items {
                 let item = item.map_err(io("reading a route"))?;
                 let name = item.file_name().to_string_lossy().into_owned();
                 if name == "static" {
-                    let inside = std::fs::read_link(item.path()).map_err(io("reading a static root"))?;
+                    let inside = match std::fs::read_link(item.path()) {
+                        Ok(inside) => inside,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io("reading a static root")(e)),
+                    };
                     let relative = inside.strip_prefix(SITES_IN).unwrap_or(&inside).to_owned();
                     target = Target::Static {
                         public_dir: self.config.sites_root.join(relative),

@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 use super::{Runtime, Site, SiteState};
 use crate::{
     Actor, Platform, Result,
-    schema::{images, sites},
+    schema::{images, site_status, sites},
 };
 
 /// A site's disk, as last measured.
@@ -71,11 +71,17 @@ impl Platform {
     pub(crate) async fn disk_of(&self, site_id: i32) -> Result<DiskUse> {
         let mut conn = self.conn().await?;
         let (bytes, measured_at, over_since): (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-            sites::table
+            site_status::table
                 .find(site_id)
-                .select((sites::disk_bytes, sites::disk_measured_at, sites::disk_over_since))
+                .select((
+                    site_status::disk_bytes,
+                    site_status::disk_measured_at,
+                    site_status::disk_over_since,
+                ))
                 .first(&mut conn)
-                .await?;
+                .await
+                .optional()?
+                .unwrap_or((None, None, None));
         Ok(DiskUse {
             bytes: bytes.and_then(|b| u64::try_from(b).ok()),
             quota: self.settings().site_disk_bytes,
@@ -112,18 +118,32 @@ impl Platform {
             measured += 1;
             let over = bytes > quota;
             let mut conn = self.conn().await?;
-            let was_over: Option<DateTime<Utc>> = diesel::update(sites::table.find(site.id))
-                .set((
-                    sites::disk_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)),
-                    sites::disk_measured_at.eq(diesel::dsl::now),
+            let was_over: Option<DateTime<Utc>> = site_status::table
+                .find(site.id)
+                .select(site_status::disk_over_since)
+                .first(&mut conn)
+                .await
+                .optional()?
+                .flatten();
+            let bytes_stored = i64::try_from(bytes).unwrap_or(i64::MAX);
+            diesel::insert_into(site_status::table)
+                .values((
+                    site_status::site_id.eq(site.id),
+                    site_status::disk_bytes.eq(bytes_stored),
+                    site_status::disk_measured_at.eq(diesel::dsl::now),
                 ))
-                .returning(sites::disk_over_since)
-                .get_result(&mut conn)
+                .on_conflict(site_status::site_id)
+                .do_update()
+                .set((
+                    site_status::disk_bytes.eq(bytes_stored),
+                    site_status::disk_measured_at.eq(diesel::dsl::now),
+                ))
+                .execute(&mut conn)
                 .await?;
             match (was_over.is_some(), over) {
                 (false, true) => {
-                    diesel::update(sites::table.find(site.id))
-                        .set(sites::disk_over_since.eq(diesel::dsl::now))
+                    diesel::update(site_status::table.find(site.id))
+                        .set(site_status::disk_over_since.eq(diesel::dsl::now))
                         .execute(&mut conn)
                         .await?;
                     let details = format!(
@@ -142,8 +162,8 @@ impl Platform {
                     tracing::warn!(site = %site.name, bytes, quota, "a site went over its disk quota");
                 }
                 (true, false) => {
-                    diesel::update(sites::table.find(site.id))
-                        .set(sites::disk_over_since.eq(None::<DateTime<Utc>>))
+                    diesel::update(site_status::table.find(site.id))
+                        .set(site_status::disk_over_since.eq(None::<DateTime<Utc>>))
                         .execute(&mut conn)
                         .await?;
                 }

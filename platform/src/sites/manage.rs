@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use super::{Event, OperationKind, Site, SiteState, audit, site_columns, site_from_row};
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,
-    schema::{audit_log, images, site_members, sites, users},
+    schema::{audit_log, images, site_members, site_status, sites, users},
 };
 
 /// Allowed CPU limits, in thousandths of a core.
@@ -36,6 +36,8 @@ pub struct SiteWithMembers {
     pub site: Site,
     /// Its members' usernames, sorted.
     pub members: Vec<String>,
+    /// Why the reconciler could not correct it at its last pass; empty when it could.
+    pub problem: String,
 }
 
 /// One line of the audit log.
@@ -205,9 +207,20 @@ impl Platform {
             .select((site_members::site_id, users::username))
             .load(&mut conn)
             .await?;
+        let problems: Vec<(i32, String)> = site_status::table
+            .filter(site_status::site_id.eq_any(&ids))
+            .filter(site_status::reconcile_problem.ne(""))
+            .select((site_status::site_id, site_status::reconcile_problem))
+            .load(&mut conn)
+            .await?;
         let sites = found
             .into_iter()
             .map(|site| SiteWithMembers {
+                problem: problems
+                    .iter()
+                    .find(|(id, _)| *id == site.id)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default(),
                 members: pairs
                     .iter()
                     .filter(|(id, _)| *id == site.id)

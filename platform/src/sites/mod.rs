@@ -522,11 +522,23 @@ impl Platform {
         let mut conn = self.conn().await?;
         let operation = conn
             .transaction::<_, Error, _>(async |conn| {
+                // The new state was worked out from the state the caller read: it is written
+                // only if the site is still in that state (compare-and-set), so a change that
+                // happened meanwhile is refused rather than overwritten.
                 if let Some(state) = state {
-                    diesel::update(sites::table.find(site.id))
-                        .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
-                        .execute(conn)
-                        .await?;
+                    let written = diesel::update(
+                        sites::table
+                            .find(site.id)
+                            .filter(sites::state.eq(site.state.as_str())),
+                    )
+                    .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
+                    .execute(conn)
+                    .await?;
+                    if written == 0 {
+                        return Err(Error::Conflict(
+                            "The site changed meanwhile: look at it again, then retry.".to_owned(),
+                        ));
+                    }
                 }
                 if let Some(availability) = availability {
                     diesel::update(sites::table.find(site.id))

@@ -380,16 +380,38 @@ impl Platform {
         Ok(())
     }
 
+    /// Moves the site by `event` through its lifecycle, from its state as it is now: read and
+    /// written in one transaction on the locked row, so no change made meanwhile (a deletion
+    /// queued while a create finished) is overwritten. A transition the lifecycle refuses
+    /// leaves the state as it is, and says so in the log.
     async fn site_event(&self, conn: &mut AsyncPgConnection, site_id: i32, event: Event) -> Result<()> {
-        let Some(site) = load_site(conn, site_id).await? else {
-            return Ok(());
-        };
-        let next: SiteState = site.state.apply(event).map_err(Error::internal)?;
-        diesel::update(sites::table.find(site_id))
-            .set((sites::state.eq(next.as_str()), sites::updated_at.eq(Utc::now())))
-            .execute(conn)
-            .await?;
-        Ok(())
+        conn.transaction::<_, Error, _>(async |conn| {
+            let current: Option<String> = sites::table
+                .find(site_id)
+                .select(sites::state)
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(());
+            };
+            let current = SiteState::parse(&current)
+                .ok_or_else(|| Error::internal(format!("unknown site state {current}")))?;
+            match current.apply(event) {
+                Ok(next) => {
+                    diesel::update(sites::table.find(site_id))
+                        .set((sites::state.eq(next.as_str()), sites::updated_at.eq(Utc::now())))
+                        .execute(conn)
+                        .await?;
+                }
+                Err(refused) => {
+                    tracing::warn!(site = site_id, %refused, "a state change was refused: the site changed meanwhile");
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -20,7 +20,7 @@ use orchestrator::{
 use super::{Event, Runtime, Site, SiteKind, SiteState, load_site, lock, site_columns, site_from_row};
 use crate::{
     Error, Platform, Result,
-    schema::{images, operations, sites},
+    schema::{images, operations, site_status, sites},
 };
 
 /// One thing the reconciler put right.
@@ -48,9 +48,11 @@ impl Platform {
             .map(|r| (r.site, r))
             .collect();
         let mut conn = self.conn().await?;
+        // In the order sites were made, so that a pass is the same from one time to the next.
         let rows: Vec<_> = sites::table
             .inner_join(images::table)
             .select(site_columns())
+            .order(sites::id)
             .load(&mut conn)
             .await?;
         let all: Vec<Site> = rows.into_iter().map(site_from_row).collect();
@@ -70,6 +72,8 @@ impl Platform {
         let mut corrections = Vec::new();
         let mut routes_changed = false;
         let mut lock_conn = self.own_conn().await?;
+        // One site's failure is that site's: it is recorded (for admins) and the pass goes on
+        // to every other site and to the orphans.
         for site in &all {
             let settled = matches!(
                 site.state,
@@ -83,25 +87,68 @@ impl Platform {
                 .reconcile_site(runtime, site.id, &objects, &routes, &mut conn)
                 .await;
             lock::unlock(&mut lock_conn, site.id).await?;
-            let (mut found, changed) = outcome?;
-            corrections.append(&mut found);
-            routes_changed |= changed;
+            let problem = match outcome {
+                Ok((mut found, changed)) => {
+                    corrections.append(&mut found);
+                    routes_changed |= changed;
+                    String::new()
+                }
+                Err(err) => {
+                    tracing::warn!(site = %site.name, error = %err, "the reconciler could not correct a site");
+                    problem_text(&err)
+                }
+            };
+            diesel::insert_into(site_status::table)
+                .values((
+                    site_status::site_id.eq(site.id),
+                    site_status::reconcile_problem.eq(&problem),
+                ))
+                .on_conflict(site_status::site_id)
+                .do_update()
+                .set(site_status::reconcile_problem.eq(&problem))
+                .execute(&mut conn)
+                .await?;
         }
-        for id in objects.services.difference(&known) {
-            runtime.orchestrator.remove_service(*id).await.map_err(engine)?;
-            corrections.push(orphan(*id, "service"));
+        let orphans = objects
+            .services
+            .difference(&known)
+            .map(|id| (*id, Orphan::Service))
+            .chain(
+                objects
+                    .terminals
+                    .difference(&known)
+                    .map(|id| (*id, Orphan::Terminal)),
+            )
+            .chain(
+                routes
+                    .keys()
+                    .filter(|id| !known.contains(id))
+                    .map(|id| (*id, Orphan::Routes)),
+            );
+        for (id, kind) in orphans {
+            let removed = match kind {
+                Orphan::Service => runtime.orchestrator.remove_service(id).await,
+                Orphan::Terminal => runtime.orchestrator.remove_terminal(id).await,
+                Orphan::Routes => runtime.edge.remove(id).await,
+            };
+            match removed {
+                Ok(()) => {
+                    routes_changed |= kind == Orphan::Routes;
+                    corrections.push(orphan(id, kind.what()));
+                }
+                Err(err) => {
+                    tracing::warn!(site = %id, what = kind.what(), error = %err, "removing an orphan failed; next pass")
+                }
+            }
         }
-        for id in objects.terminals.difference(&known) {
-            runtime.orchestrator.remove_terminal(*id).await.map_err(engine)?;
-            corrections.push(orphan(*id, "terminal container"));
-        }
-        for id in routes.keys().filter(|id| !known.contains(id)) {
-            runtime.edge.remove(*id).await.map_err(engine)?;
-            routes_changed = true;
-            corrections.push(orphan(*id, "routes"));
-        }
-        if routes_changed {
-            runtime.write_traefik_file().await.map_err(Error::internal)?;
+        // Traefik's file is compared on every pass too (a write lost to a crash, or made by
+        // hand): written again when it differs from the routes in place.
+        let rewritten = runtime.write_traefik_file().await.map_err(Error::internal)?;
+        if rewritten && !routes_changed {
+            corrections.push(Correction {
+                site: 0,
+                what: "Traefik's file differed from the routes; wrote it again".to_owned(),
+            });
         }
         for correction in &corrections {
             tracing::info!(site = correction.site, correction = %correction.what, "reconciled");
@@ -246,6 +293,36 @@ struct LatestOperation {
 
 fn id_of(site: &Site) -> SiteId {
     SiteId(u32::try_from(site.id).unwrap_or(0))
+}
+
+/// What of a site the database no longer has is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphan {
+    Service,
+    Terminal,
+    Routes,
+}
+
+impl Orphan {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Terminal => "terminal container",
+            Self::Routes => "routes",
+        }
+    }
+}
+
+/// Why a site could not be corrected, for admins: the engine's or edge's words, never a
+/// database's internals.
+fn problem_text(err: &Error) -> String {
+    match err {
+        Error::Internal(cause) => cause.to_string(),
+        other => other.to_string(),
+    }
+    .chars()
+    .take(500)
+    .collect()
 }
 
 fn orphan(id: SiteId, what: &str) -> Correction {

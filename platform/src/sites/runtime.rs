@@ -49,7 +49,12 @@ pub struct TraefikMode {
     pub config: TraefikConfig,
     /// The file-provider configuration Director keeps up to date (Traefik watches it).
     pub file: PathBuf,
+    /// Held while the file is written: one writer at a time.
+    pub writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Makes temporary names of Traefik's file unique within the process.
+static TRAEFIK_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Runtime {
     /// A runtime on this platform's database.
@@ -168,12 +173,18 @@ impl Runtime {
                 self.write_traefik_file().await?;
                 Ok("routes removed".to_owned())
             }
-            A::RestartService => self
-                .orchestrator
-                .restart(id)
-                .await
-                .map(|()| "a new task replaces the old one".to_owned())
-                .map_err(text),
+            // From whatever it finds: a service removed meanwhile is made again (which starts a
+            // new task, what a restart is for), never a failure that a retry would repeat.
+            A::RestartService => match self.orchestrator.restart(id).await {
+                Ok(()) => Ok("a new task replaces the old one".to_owned()),
+                Err(orchestrator::Error::NotFound(_)) => self
+                    .orchestrator
+                    .ensure_service(&self.spec(site))
+                    .await
+                    .map(|_| "its service was missing; made it again".to_owned())
+                    .map_err(text),
+                Err(err) => Err(text(err)),
+            },
             A::RemoveService => self
                 .orchestrator
                 .remove_service(id)
@@ -208,23 +219,38 @@ impl Runtime {
     }
 
     /// Rewrites Traefik's file-provider configuration from the routes in place (Traefik mode
-    /// only), atomically: Traefik never reads half a file.
-    pub(crate) async fn write_traefik_file(&self) -> Result<(), String> {
+    /// only) when it differs from them. One writer at a time (workers and the reconciler all
+    /// call this), each from the routes as they are once it writes, through a temporary file
+    /// of its own renamed into place: Traefik never reads half a file, and no older listing
+    /// lands after a newer one. Returns whether the file was written.
+    pub(crate) async fn write_traefik_file(&self) -> Result<bool, String> {
         let Some(traefik) = &self.traefik else {
-            return Ok(());
+            return Ok(false);
         };
+        let _writer = traefik.writer.lock().await;
         let sites = self.edge.list().await.map_err(|e| e.to_string())?;
         let text = traefik_file_config(&sites, &traefik.config);
         let fail = |e: std::io::Error| {
             tracing::error!(file = %traefik.file.display(), error = %e, "writing Traefik's configuration failed");
             format!("writing Traefik's configuration failed: {}", e.kind())
         };
+        if tokio::fs::read_to_string(&traefik.file).await.ok().as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
         if let Some(dir) = traefik.file.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(fail)?;
         }
-        let tmp = traefik.file.with_extension("toml.tmp");
+        let tmp = traefik.file.with_extension(format!(
+            "toml.{}.{}",
+            std::process::id(),
+            TRAEFIK_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         tokio::fs::write(&tmp, text).await.map_err(fail)?;
-        tokio::fs::rename(&tmp, &traefik.file).await.map_err(fail)
+        if let Err(e) = tokio::fs::rename(&tmp, &traefik.file).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(fail(e));
+        }
+        Ok(true)
     }
 
     /// The site's directory with starter files (an index page; a `run.sh` from the image for
