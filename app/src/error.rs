@@ -34,6 +34,9 @@ pub enum AppError {
     /// Larger than a limit allows (an upload); the message names the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The site's files take all the disk they may.
+    #[error("{0}")]
+    DiskFull(String),
     /// Unknown user, wrong password or deactivated account.
     #[error("Wrong username or password.")]
     BadCredentials,
@@ -70,6 +73,7 @@ impl AppError {
             Self::Invalid { .. } | Self::BadRequest => 400,
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
+            Self::DiskFull(_) => 507,
             Self::BadCredentials => 401,
             Self::RateLimited { .. } => 429,
             Self::Offline => 502,

@@ -76,7 +76,8 @@ pub fn session_tokens(headers: &http::HeaderMap, secure: bool) -> Vec<String> {
                 .map(|c| c.value().to_owned())
                 .collect::<Vec<_>>()
         })
-        .take(MAX_SESSION_COOKIES)
+        // One more than are tried: more than that many is itself a sign of planting.
+        .take(MAX_SESSION_COOKIES + 1)
         .collect()
 }
 
@@ -85,6 +86,14 @@ pub fn session_tokens(headers: &http::HeaderMap, secure: bool) -> Vec<String> {
 /// mean one was planted (a site on a sibling subdomain can set a cookie for the parent
 /// domain over plain HTTP), and none is taken.
 pub async fn session_of(platform: &Platform, tokens: &[String]) -> platform::Result<Session> {
+    // Cookies of that name past the few a browser may hold: planted to push ours out of reach.
+    if tokens.len() > MAX_SESSION_COOKIES {
+        tracing::warn!(
+            cookies = tokens.len(),
+            "more session cookies than are tried: none is taken"
+        );
+        return Ok(None);
+    }
     let mut found: Session = None;
     for token in tokens {
         if let Some(actor) = platform.session_actor(token).await? {
@@ -213,6 +222,7 @@ pub fn to_app_error(err: platform::Error) -> AppError {
         },
         P::Conflict(message) => AppError::Conflict(message),
         P::TooLarge(message) => AppError::TooLarge(message),
+        P::DiskFull(message) => AppError::DiskFull(message),
         P::BadCredentials => AppError::BadCredentials,
         P::RateLimited { retry_after_secs } => AppError::RateLimited {
             minutes: retry_after_secs.div_ceil(60),

@@ -104,17 +104,31 @@ impl ExecControl {
         self.signal("-HUP").await
     }
 
-    /// Ends the process whatever it does with SIGHUP (a shell that traps it): SIGKILL.
+    /// Ends the process whatever it does with SIGHUP (a shell that traps it), and everything
+    /// in its session (background jobs, `nohup`): SIGKILL. (A process that made a session of
+    /// its own with `setsid` is out of reach here; the terminal container's removal ends it.)
     pub async fn kill(&self) -> Result<()> {
+        let Some(pid) = self.running_pid().await? else {
+            return Ok(());
+        };
+        // The exec is its session's leader (the engine starts it so): its session id is its pid.
+        let _ = tokio::process::Command::new("pkill")
+            .args(["-KILL", "-s", &pid.to_string()])
+            .status()
+            .await;
         self.signal("-KILL").await
     }
 
-    async fn signal(&self, signal: &str) -> Result<()> {
+    /// The host pid of the exec while it runs.
+    async fn running_pid(&self) -> Result<Option<i64>> {
         let inspect = self.docker.inspect_exec(&self.exec_id).await?;
-        let Some(pid) = inspect
+        Ok(inspect
             .pid
-            .filter(|pid| *pid > 0 && inspect.running.unwrap_or(false))
-        else {
+            .filter(|pid| *pid > 0 && inspect.running.unwrap_or(false)))
+    }
+
+    async fn signal(&self, signal: &str) -> Result<()> {
+        let Some(pid) = self.running_pid().await? else {
             return Ok(());
         };
         let status = tokio::process::Command::new("kill")

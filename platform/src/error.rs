@@ -32,6 +32,9 @@ pub enum Error {
     /// the message says which limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The site's files take all the disk they may; the message says how much.
+    #[error("{0}")]
+    DiskFull(String),
     /// Unknown user, wrong password or deactivated account: one message for all three.
     #[error("wrong username or password")]
     BadCredentials,

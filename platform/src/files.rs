@@ -93,6 +93,13 @@ pub struct Contents {
     pub bytes: Option<Vec<u8>>,
 }
 
+/// How much a write may carry: `cap` (what the quota leaves), within `limit` (the caller's).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    cap: u64,
+    limit: u64,
+}
+
 /// What a write does when its target exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
@@ -162,24 +169,77 @@ pub fn remove_site_directory(sites_root: &Path, name: &str) -> Result<()> {
 pub struct SiteFiles {
     root: OwnedFd,
     uid: u32,
-    /// The site's disk quota, when its use is known: writes stop at what is left of it.
-    disk: Option<Disk>,
+    /// The site's disk quota and use: writes stop at what is left of it.
+    disk: Option<std::sync::Arc<Disk>>,
 }
 
-/// A site's disk quota and its use.
-#[derive(Debug, Clone, Copy)]
+/// A site's disk quota and what its files take, shared by every writer of the site in this
+/// process (the file manager's requests, SFTP sessions): a write reserves what it may write
+/// before it starts and gives back what it did not use, so writers at the same moment cannot
+/// each use the same room. Measurements set what the files take.
+#[derive(Debug)]
 pub struct Disk {
-    /// Bytes its files take (as last measured).
-    pub used: u64,
-    /// Bytes they may take.
-    pub quota: u64,
+    used: std::sync::atomic::AtomicU64,
+    quota: u64,
 }
 
 impl Disk {
-    fn full(self) -> Error {
-        Error::TooLarge(format!(
+    /// Files taking `used` bytes of `quota`.
+    pub fn new(used: u64, quota: u64) -> Self {
+        Self {
+            used: std::sync::atomic::AtomicU64::new(used),
+            quota,
+        }
+    }
+
+    /// Bytes the files take (as measured, with what was written since).
+    pub fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The quota, in bytes.
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    /// Bytes that may still be written.
+    pub fn room(&self) -> u64 {
+        self.quota.saturating_sub(self.used())
+    }
+
+    /// What a measurement found.
+    pub fn set_used(&self, used: u64) {
+        self.used.store(used, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reserves up to `want` bytes: how many (0 when none are left).
+    pub fn reserve(&self, want: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let mut taken = 0;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                taken = want.min(self.quota.saturating_sub(used));
+                Some(used + taken)
+            });
+        taken
+    }
+
+    /// Gives back reserved bytes that were not written.
+    pub fn release(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
+
+    /// The refusal of a write that finds no room.
+    pub fn full(&self) -> Error {
+        Error::DiskFull(format!(
             "The site's files take {} of the {} they may: delete some before adding more; nothing was saved.",
-            human_bytes(self.used),
+            human_bytes(self.used()),
             human_bytes(self.quota)
         ))
     }
@@ -241,14 +301,14 @@ impl SiteFiles {
     }
 
     /// The same files, writes held to what is left of `disk`'s quota.
-    pub fn with_disk(mut self, disk: Disk) -> Self {
+    pub fn with_disk(mut self, disk: std::sync::Arc<Disk>) -> Self {
         self.disk = Some(disk);
         self
     }
 
-    /// Bytes that may still be written (None: no quota known).
-    pub fn room(&self) -> Option<u64> {
-        self.disk.map(|d| d.quota.saturating_sub(d.used))
+    /// The site's disk quota and use, when writes are held to it.
+    pub fn disk(&self) -> Option<&std::sync::Arc<Disk>> {
+        self.disk.as_ref()
     }
 
     /// Opens `relative` (see [`relative`]) beneath the site's directory, resolved inside it.
@@ -423,7 +483,7 @@ impl SiteFiles {
 
     /// Writes `bytes` to `path` atomically, replacing what is there (see [`SiteFiles::write_from`]).
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        self.write_from(path, &mut &bytes[..], u64::MAX, Existing::Replace)
+        self.write_from(path, &mut &bytes[..], bytes.len() as u64, Existing::Replace)
             .map(|_| ())
     }
 
@@ -504,10 +564,38 @@ impl SiteFiles {
         new_mode: u32,
     ) -> Result<u64> {
         let replace = existing == Existing::Replace;
-        let room = self.room().unwrap_or(u64::MAX);
-        if room == 0 {
-            return Err(self.disk.map_or_else(|| io(rustix::io::Errno::NOSPC), Disk::full));
+        // What may be written: the limit, within what is left of the site's quota (reserved
+        // now, the unused part given back at the end).
+        let reserved = match &self.disk {
+            Some(disk) => match disk.reserve(limit) {
+                0 => return Err(disk.full()),
+                reserved => Some((disk, reserved)),
+            },
+            None => None,
+        };
+        let cap = reserved.map_or(limit, |(_, reserved)| reserved);
+        let outcome = self.write_within(dir, name, source, Limits { cap, limit }, replace, new_mode);
+        if let Some((disk, reserved)) = reserved {
+            disk.release(reserved - outcome.as_ref().map_or(0, |written| (*written).min(reserved)));
+            // Said with what the files take once this write's reservation is given back.
+            if let Err(Error::DiskFull(_)) = outcome {
+                return Err(disk.full());
+            }
         }
+        outcome
+    }
+
+    /// [`SiteFiles::write_at`] once its room is reserved: at most `limits.cap` bytes.
+    fn write_within(
+        &self,
+        dir: &OwnedFd,
+        name: &Path,
+        source: &mut dyn Read,
+        limits: Limits,
+        replace: bool,
+        new_mode: u32,
+    ) -> Result<u64> {
+        let Limits { cap, limit } = limits;
         let mode = match rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) if !replace => return Err(io(rustix::io::Errno::EXIST)),
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
@@ -534,9 +622,12 @@ impl SiteFiles {
             self.own(&fd).map_err(io)?;
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io)?;
             let mut file = std::fs::File::from(fd);
-            let size = match copy_limited(source, &mut file, limit.min(room)) {
-                Err(Error::TooLarge(_)) if room < limit => {
-                    return Err(self.disk.map_or_else(|| io(rustix::io::Errno::NOSPC), Disk::full));
+            let size = match copy_limited(source, &mut file, cap) {
+                Err(Error::TooLarge(_)) if cap < limit => {
+                    return Err(self
+                        .disk
+                        .as_ref()
+                        .map_or_else(|| io(rustix::io::Errno::NOSPC), |d| d.full()));
                 }
                 other => other?,
             };
@@ -777,14 +868,28 @@ fn names(dir: &OwnedFd) -> Result<Vec<std::ffi::OsString>> {
     Ok(names)
 }
 
+/// Entries a removal looks at, at most: a tree a tenant keeps refilling while it is removed
+/// ends the removal with an error instead of holding a thread for ever.
+const MAX_REMOVED: usize = 10_000_000;
+
+/// One folder on the way down: which it is, what of it is still to remove, and the subfolder
+/// being removed below it.
+struct Level {
+    identity: (u64, u64),
+    remaining: Vec<std::ffi::OsString>,
+    below: Option<std::ffi::OsString>,
+}
+
 /// Removes `name` in `dir` and, when it is a folder, everything in it, however deep: one
 /// folder is held open at a time (a tree nested thousands deep needs no descriptor per level),
-/// every folder is entered with `O_NOFOLLOW` (links are removed, never followed), and the way
-/// back up goes through `..` only after checking it is the folder come down from — a tree
-/// moved meanwhile by the tenant stops the removal instead of leading it anywhere else.
+/// each folder is listed once (its names kept while its subfolders are removed), every folder
+/// is entered with `O_NOFOLLOW` (links are removed, never followed), and the way back up goes
+/// through `..` only after checking it is the folder come down from — a tree moved meanwhile
+/// by the tenant stops the removal instead of leading it anywhere else.
 fn remove_entry(dir: &OwnedFd, name: &OsStr) -> Result<()> {
+    use rustix::io::Errno;
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Err(rustix::io::Errno::ISDIR) => {}
+        Err(Errno::ISDIR) => {}
         other => return other.map_err(io),
     }
     let enter = |parent: &OwnedFd, child: &OsStr| {
@@ -797,35 +902,46 @@ fn remove_entry(dir: &OwnedFd, name: &OsStr) -> Result<()> {
         .map_err(io)
     };
     let identity = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).map_err(io);
+    let level = |fd: &OwnedFd| -> Result<Level> {
+        Ok(Level {
+            identity: identity(fd)?,
+            remaining: names(fd)?,
+            below: None,
+        })
+    };
     let mut current = enter(dir, name)?;
-    // The folders on the way down, by identity: the last is the one `current` is.
-    let mut path = vec![identity(&current)?];
-    loop {
-        let mut entered = None;
-        for child in names(&current)? {
+    let mut path = vec![level(&current)?];
+    let mut looked_at = 0usize;
+    while let Some(here) = path.last_mut() {
+        if let Some(child) = here.remaining.pop() {
+            looked_at += 1;
+            if looked_at > MAX_REMOVED {
+                return Err(Error::Conflict(
+                    "The folder keeps changing while it is being removed; try again.".to_owned(),
+                ));
+            }
             match rustix::fs::unlinkat(&current, child.as_os_str(), AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                Err(rustix::io::Errno::ISDIR) => {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(Errno::ISDIR) => {
                     match rustix::fs::unlinkat(&current, child.as_os_str(), AtFlags::REMOVEDIR) {
-                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                        Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {
-                            entered = Some(enter(&current, &child)?);
-                            break;
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(Errno::NOTEMPTY | Errno::EXIST) => {
+                            let entered = enter(&current, &child)?;
+                            here.below = Some(child);
+                            current = entered;
+                            path.push(level(&current)?);
                         }
                         Err(err) => return Err(io(err)),
                     }
                 }
                 Err(err) => return Err(io(err)),
             }
-        }
-        if let Some(child) = entered {
-            path.push(identity(&child)?);
-            current = child;
             continue;
         }
-        // `current` is empty: back up to its parent, whose next listing removes it.
+        // Everything listed here is gone: back up to the parent, which removes this folder
+        // (or, refilled meanwhile, lists it again).
         path.pop();
-        let Some(parent) = path.last() else { break };
+        let Some(parent) = path.last_mut() else { break };
         let up = rustix::fs::openat(
             &current,
             "..",
@@ -833,14 +949,23 @@ fn remove_entry(dir: &OwnedFd, name: &OsStr) -> Result<()> {
             Mode::empty(),
         )
         .map_err(io)?;
-        if identity(&up)? != *parent {
+        if identity(&up)? != parent.identity {
             return Err(Error::Conflict(
                 "The folder was moved while it was being removed; try again.".to_owned(),
             ));
         }
         current = up;
+        if let Some(below) = parent.below.take() {
+            parent.remaining.push(below);
+        }
     }
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io)
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        // Refilled at the last moment: the caller may try again.
+        Err(Errno::NOTEMPTY) => Err(Error::Conflict(
+            "The folder keeps changing while it is being removed; try again.".to_owned(),
+        )),
+        other => other.map_err(io),
+    }
 }
 
 /// Copies at most `limit` bytes from `source` to `file`; a source with more is refused.

@@ -100,6 +100,8 @@ struct Inner {
     queued: tokio::sync::Notify,
     /// Bumped whenever access may have been taken away (see `grants`).
     access: tokio::sync::watch::Sender<u64>,
+    /// Each site's disk use and quota, shared by its writers (see `sites::disk`).
+    disks: std::sync::Mutex<std::collections::HashMap<i32, Arc<files::Disk>>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -119,6 +121,7 @@ impl Platform {
                 settings,
                 queued: tokio::sync::Notify::new(),
                 access: tokio::sync::watch::Sender::new(0),
+                disks: std::sync::Mutex::default(),
             }),
         }
     }

@@ -495,6 +495,18 @@ async fn a_member_has_at_most_their_quota_of_sites() {
             .await,
         Err(Error::Invalid { field: "quota", .. })
     ));
+    // Nobody can give them more by adding them to sites of theirs.
+    let (other, _) = platform::testing::signed_in_user(&db.platform, "giver", Role::User).await;
+    let (gift, _) = db
+        .platform
+        .create_site(Some(&other), platform::testing::static_site("gift"))
+        .await
+        .unwrap();
+    let refused = db.platform.add_member(Some(&other), gift.id, "quota").await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid { field: "username", message }) if message.contains("the most they may have")),
+        "{refused:?}"
+    );
     // Admins have no quota.
     for name in ["a1", "a2", "a3", "a4"] {
         db.platform

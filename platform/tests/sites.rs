@@ -869,14 +869,13 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert_eq!((disk.bytes, disk.quota), (None, 1 << 20), "not measured yet");
+    let open = || w.db.platform.site_files(Some(&alice), Some(&w.runtime), site.id);
 
-    // Measured: the starter files take a few KiB; 600 KiB more fit, and are measured.
-    assert_eq!(w.db.platform.measure_disks(&w.runtime).await.unwrap(), 1);
-    let files =
-        w.db.platform
-            .site_files(Some(&alice), Some(&w.runtime), site.id)
-            .await
-            .unwrap();
+    // Opened for writing, a site never measured is measured first (never unbounded); the
+    // starter files take a few KiB, and 600 KiB more fit.
+    let files = open().await.unwrap();
+    let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
+    assert!(disk.bytes.is_some_and(|b| b < 64 << 10), "{disk:?}");
     files.write("public/a.bin", &vec![7u8; 600 << 10]).unwrap();
     w.db.platform.measure_disks(&w.runtime).await.unwrap();
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
@@ -884,17 +883,23 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     assert!(disk.over_since.is_none());
 
     // What would go past the quota is refused whole, with the reason.
-    let files =
-        w.db.platform
-            .site_files(Some(&alice), Some(&w.runtime), site.id)
-            .await
-            .unwrap();
-    let refused = files.write("public/b.bin", &vec![7u8; 600 << 10]);
+    let refused = open().await.unwrap().write("public/b.bin", &vec![7u8; 600 << 10]);
     assert!(
-        matches!(&refused, Err(Error::TooLarge(m)) if m.contains("delete some before adding more")),
+        matches!(&refused, Err(Error::DiskFull(m)) if m.contains("delete some before adding more")),
         "{refused:?}"
     );
     assert!(!w.runtime.directory(&site).join("public/b.bin").exists());
+    // Writers at the same moment share the room (each reserves what it writes before it
+    // starts): of two writes that each fit alone, one is refused.
+    let room = files.disk().unwrap().room();
+    let part = usize::try_from(room * 2 / 3).unwrap();
+    let (first, second) = (open().await.unwrap(), open().await.unwrap());
+    let (a, b) = tokio::join!(
+        first.run(move |f| f.write("public/d1.bin", &vec![1u8; part])),
+        second.run(move |f| f.write("public/d2.bin", &vec![2u8; part])),
+    );
+    assert_eq!([&a, &b].iter().filter(|r| r.is_ok()).count(), 1, "{a:?} {b:?}");
+    let _ = (files.remove("public/d1.bin"), files.remove("public/d2.bin"));
 
     // The site's own code writes past it (nothing in Director can stop that): measured, it is
     // over, the audit log says so once, and nothing more is written through Director.
@@ -917,14 +922,9 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
         1,
         "{audit:?}"
     );
-    let files =
-        w.db.platform
-            .site_files(Some(&alice), Some(&w.runtime), site.id)
-            .await
-            .unwrap();
     assert!(matches!(
-        files.write("public/tiny.txt", b"x"),
-        Err(Error::TooLarge(_))
+        open().await.unwrap().write("public/tiny.txt", b"x"),
+        Err(Error::DiskFull(_))
     ));
 
     // Files deleted: back under, writes go through again.
@@ -933,12 +933,7 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     w.db.platform.measure_disks(&w.runtime).await.unwrap();
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert!(disk.over_since.is_none(), "{disk:?}");
-    let files =
-        w.db.platform
-            .site_files(Some(&alice), Some(&w.runtime), site.id)
-            .await
-            .unwrap();
-    files.write("public/tiny.txt", b"x").unwrap();
+    open().await.unwrap().write("public/tiny.txt", b"x").unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

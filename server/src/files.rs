@@ -47,12 +47,44 @@ const MAX_TRANSFERS: usize = 64;
 
 static TRANSFERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_TRANSFERS);
 
-/// A transfer's place among [`MAX_TRANSFERS`], held until it ends.
-type TransferPlace = tokio::sync::SemaphorePermit<'static>;
+/// Transfers one user may have under way at once: one member's slow clients never take every
+/// place.
+const MAX_TRANSFERS_PER_USER: usize = 8;
 
-/// A place for one more transfer, if there is one.
-fn transfer_place() -> Option<TransferPlace> {
-    TRANSFERS.try_acquire().ok()
+static TRANSFERS_BY_USER: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<i64, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A transfer's place among [`MAX_TRANSFERS`] and its user's, held until it ends.
+struct TransferPlace {
+    _place: tokio::sync::SemaphorePermit<'static>,
+    user: i64,
+}
+
+impl Drop for TransferPlace {
+    fn drop(&mut self) {
+        let mut users = TRANSFERS_BY_USER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = users.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                users.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// A place for one more transfer of `user`, if there is one.
+fn transfer_place(user: i64) -> Option<TransferPlace> {
+    let mut users = TRANSFERS_BY_USER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if users.get(&user).copied().unwrap_or(0) >= MAX_TRANSFERS_PER_USER {
+        return None;
+    }
+    let place = TRANSFERS.try_acquire().ok()?;
+    *users.entry(user).or_default() += 1;
+    Some(TransferPlace { _place: place, user })
 }
 
 /// The answer when [`transfer_place`] has none.
@@ -149,7 +181,7 @@ pub async fn upload(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(_place) = transfer_place() else {
+    let Some(_place) = transfer_place(actor.user_id) else {
         return too_many_transfers();
     };
     let folder = clean(&at.path);
@@ -180,7 +212,16 @@ pub async fn upload(
         return Redirect::to(&back).into_response();
     }
     let status = report.status.unwrap_or(StatusCode::OK);
-    (status, axum::Json(report)).into_response()
+    // A refused upload may leave the rest of its body unread: the connection is not kept for
+    // another request (a client reusing it would race its closing).
+    let close = !report.refused.is_empty();
+    let mut response = (status, axum::Json(report)).into_response();
+    if close {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn receive(
@@ -420,7 +461,7 @@ pub async fn download(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(place) = transfer_place() else {
+    let Some(place) = transfer_place(actor.user_id) else {
         return too_many_transfers();
     };
     let path = clean(&at.path);

@@ -27,10 +27,15 @@ pub const MAX_BOUNDARY: usize = 70;
 enum Stage {
     /// Before the first `--<boundary>` (multer looks for it anywhere): bounded like headers.
     Preamble,
+    /// Right after a boundary: multer skips spaces and tabs, then takes `--` for the end of
+    /// the body or the CRLF that ends the boundary's line, after which the headers begin.
+    BoundaryLine,
     /// In a part's headers, up to their blank line.
     Headers,
     /// In a part's data, up to `\r\n--<boundary>`.
     Data,
+    /// After the closing boundary: multer reads no further.
+    End,
 }
 
 #[derive(Debug)]
@@ -64,11 +69,34 @@ impl Scanner {
         let mut at = 0;
         loop {
             let (pattern, next): (&[u8], Stage) = match self.stage {
-                Stage::Preamble => (&self.first, Stage::Headers),
+                Stage::End => return Ok(()),
+                Stage::BoundaryLine => {
+                    let padding = hay[at..].iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+                    at += padding;
+                    self.counted += padding;
+                    if self.counted > MAX_PART_HEADERS {
+                        return Err(HeadersTooLong);
+                    }
+                    match hay.get(at..at + 2) {
+                        None => {
+                            self.carry = hay[at..].to_vec();
+                            return Ok(());
+                        }
+                        Some(b"--") => self.stage = Stage::End,
+                        Some(b"\r\n") => {
+                            at += 2;
+                            self.stage = Stage::Headers;
+                        }
+                        // Not a boundary line multer accepts (it fails on it): count on.
+                        Some(_) => self.stage = Stage::Headers,
+                    }
+                    continue;
+                }
+                Stage::Preamble => (&self.first, Stage::BoundaryLine),
                 Stage::Headers => (BLANK_LINE, Stage::Data),
-                Stage::Data => (&self.delimiter, Stage::Headers),
+                Stage::Data => (&self.delimiter, Stage::BoundaryLine),
             };
-            let counts = self.stage != Stage::Data;
+            let counts = matches!(self.stage, Stage::Preamble | Stage::Headers);
             match memchr::memmem::find(&hay[at..], pattern) {
                 Some(found) => {
                     if counts && self.counted + found > MAX_PART_HEADERS {
@@ -149,6 +177,18 @@ mod tests {
         // boundary anywhere): the headers after it are still counted.
         assert!(scan(&[b"\r\n\r\n--XB\r\nX: ", &long]).is_err());
         assert!(scan(&[&long, &long]).is_err(), "an endless preamble");
+        // The CRLF ending the boundary's line is not the headers' blank line: `--XB\r\n\r\n`
+        // followed by endless bytes is a part whose headers never end.
+        let endless: Vec<&[u8]> = std::iter::once(b"--XB\r\n\r\n".as_slice())
+            .chain(std::iter::repeat_n(
+                b"hhhhhhhh".as_slice(),
+                MAX_PART_HEADERS / 8 + 2,
+            ))
+            .collect();
+        assert!(scan(&endless).is_err());
+        // Padding after a boundary is skipped, and never endless.
+        assert!(scan(&[b"--XB  \t\r\nA: b\r\n\r\ndata\r\n--XB--\r\n"]).is_ok());
+        assert!(scan(&[b"--XB", &vec![b' '; MAX_PART_HEADERS + 10]]).is_err());
         let first_ok = [b"--XB\r\nA: b\r\n\r\ndata\r\n--XB\r\nX: ".as_slice()];
         let drip: Vec<&[u8]> = first_ok
             .into_iter()

@@ -568,6 +568,11 @@ fn arm_grace(terminals: Terminals, id: String, session: Arc<Session>, attachment
             if let Err(err) = session.control.hang_up().await {
                 tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
             }
+            // One that ignores SIGHUP would keep its place among the caps for ever.
+            tokio::time::sleep(KILL_AFTER).await;
+            if let Err(err) = session.control.kill().await {
+                tracing::warn!(session = %id, error = %err, "killing a shell failed");
+            }
         }
     });
 }

@@ -125,13 +125,36 @@ async fn guard(
         .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
         .await;
     let shells = std::mem::take(&mut *controls.lock().expect("controls lock"));
+    end_shells(shells).await;
+}
+
+/// Hangs `shells` up, and kills those still running a moment later (a shell that traps SIGHUP,
+/// what it left in the background).
+async fn end_shells(shells: Vec<ExecControl>) {
     for control in &shells {
         let _ = control.hang_up().await;
     }
-    // Those that trap SIGHUP are killed.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     for control in &shells {
         let _ = control.kill().await;
+    }
+}
+
+impl Drop for Connection {
+    /// A connection that ends without closing its channels (the client's network gone) leaves
+    /// no shell running in the site.
+    fn drop(&mut self) {
+        let shells = std::mem::take(
+            &mut *self
+                .controls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !shells.is_empty()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(end_shells(shells));
+        }
     }
 }
 
@@ -438,16 +461,18 @@ impl russh::server::Handler for Connection {
             .platform
             .open_files(Some(&actor), runtime.as_ref(), site.id)
             .await;
-        let disk = match &opened {
-            Ok((site, _, _)) => self
-                .platform
-                .site_disk(Some(&actor), site.id)
-                .await
-                .ok()
-                .and_then(Into::into),
-            Err(_) => None,
+        let opened = match opened {
+            Ok((site, dir, uid)) => match runtime.as_ref() {
+                Some(runtime) => self
+                    .platform
+                    .disk_counter(&site, runtime)
+                    .await
+                    .map(|disk| (site, dir, uid, disk)),
+                None => Err(platform::Error::Conflict("Docker is not connected.".to_owned())),
+            },
+            Err(err) => Err(err),
         };
-        let sftp = opened.and_then(|(site, dir, uid)| {
+        let sftp = opened.and_then(|(site, dir, uid, disk)| {
             crate::sftp::SftpSession::new(&dir, uid, site.name, disk)
                 .map_err(|e| platform::Error::Conflict(e.to_string()))
         });
@@ -489,11 +514,12 @@ impl russh::server::Handler for Connection {
     }
 
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
-        // The client went away: a shell still running is hung up, as sshd does.
+        // The client went away: a shell still running is hung up, as sshd does, and killed if
+        // it ignores that.
         if let Some(state) = self.channels.remove(&channel)
             && let Some(control) = state.control
         {
-            let _ = control.hang_up().await;
+            tokio::spawn(end_shells(vec![control]));
         }
         Ok(())
     }

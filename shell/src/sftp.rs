@@ -44,9 +44,8 @@ pub(crate) struct SftpSession {
     handles: HashMap<String, Open>,
     next_handle: u64,
     site: String,
-    /// Bytes that may still be written under the site's disk quota (every write counts, also
-    /// over existing bytes); None: no quota known.
-    room: Option<u64>,
+    /// The site's disk quota and use (every write counts, also over existing bytes).
+    disk: Arc<platform::files::Disk>,
 }
 
 enum Open {
@@ -58,19 +57,20 @@ enum Open {
 
 impl SftpSession {
     /// A session on the directory `root`, writing as `uid` (and the same gid).
-    /// With `disk`, the site's quota: writes stop at what is left of it.
+    /// `disk` is the site's quota and use, shared with its other writers: writes stop at
+    /// what is left of it.
     pub(crate) fn new(
         root: &Path,
         uid: u32,
         site: String,
-        disk: Option<platform::files::Disk>,
+        disk: Arc<platform::files::Disk>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             files: Arc::new(SiteFiles::open(root, uid).map_err(std::io::Error::other)?),
             handles: HashMap::new(),
             next_handle: 0,
             site,
-            room: disk.map(|d| d.quota.saturating_sub(d.used)),
+            disk,
         })
     }
 
@@ -333,12 +333,11 @@ impl russh_sftp::server::Handler for SftpSession {
     ) -> Result<Status, Self::Error> {
         let file = self.file(&handle)?;
         let len = data.len() as u64;
-        if let Some(room) = self.room {
-            if len > room {
-                tracing::info!(site = %self.site, "SFTP write refused: the site's disk quota is used up");
-                return Err(StatusCode::Failure);
-            }
-            self.room = Some(room - len);
+        let reserved = self.disk.reserve(len);
+        if reserved < len {
+            self.disk.release(reserved);
+            tracing::info!(site = %self.site, "SFTP write refused: the site's disk quota is used up");
+            return Err(StatusCode::Failure);
         }
         blocking(move || file.write_all_at(&data, offset).map_err(io)).await?;
         Ok(Self::ok(id))

@@ -97,6 +97,16 @@ impl Platform {
             ));
         };
         conn.transaction::<_, Error, _>(async |conn| {
+            // A member counts a site they were added to like one they made: nobody can be
+            // given sites past their quota.
+            if let Some((has, _)) = self.at_site_quota(conn, user_id).await? {
+                return Err(Error::invalid(
+                    "username",
+                    format!(
+                        "{username} has {has} site(s), the most they may have; an admin can give them more."
+                    ),
+                ));
+            }
             let added = diesel::insert_into(site_members::table)
                 .values((
                     site_members::site_id.eq(site_id),

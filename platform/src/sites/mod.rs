@@ -434,7 +434,13 @@ impl Platform {
         };
         let (id, operation) = conn
             .transaction::<_, Error, _>(async |conn| {
-                self.within_site_quota(conn, &actor).await?;
+                if actor.user_id > 0
+                    && let Some((has, _)) = self.at_site_quota(conn, actor.user_id).await?
+                {
+                    return Err(Error::Conflict(format!(
+                        "You have {has} site(s), the most you may have: delete one, or ask an admin for more."
+                    )));
+                }
                 let id: i32 = diesel::insert_into(sites::table)
                     .values((
                         sites::name.eq(&name),
@@ -473,37 +479,33 @@ impl Platform {
         Ok((site, operation))
     }
 
-    /// Refuses a new site to a member who has as many as their quota allows. Their account's
-    /// row is locked first, so that creates at the same moment are counted one after another.
-    async fn within_site_quota(
+    /// Whether user `user_id` is at their quota of sites: how many they have and may have,
+    /// or None while they have room (admins always do). Their account's row is locked first,
+    /// so that creates and additions at the same moment are counted one after another.
+    pub(crate) async fn at_site_quota(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
-        actor: &Actor,
-    ) -> Result<()> {
+        user_id: i64,
+    ) -> Result<Option<(i64, i64)>> {
         use crate::schema::users;
-        if actor.is_admin() {
-            return Ok(());
-        }
-        let quota: Option<i32> = users::table
-            .find(actor.user_id)
-            .select(users::site_quota)
+        let (role, quota): (String, Option<i32>) = users::table
+            .find(user_id)
+            .select((users::role, users::site_quota))
             .for_update()
             .first(conn)
             .await?;
+        if role == crate::Role::Admin.as_str() {
+            return Ok(None);
+        }
         let quota = quota.map_or(self.settings().sites_per_user, i64::from);
         let has: i64 = site_members::table
             .inner_join(sites::table)
-            .filter(site_members::user_id.eq(actor.user_id))
+            .filter(site_members::user_id.eq(user_id))
             .filter(sites::state.ne(SiteState::Deleting.as_str()))
             .count()
             .get_result(conn)
             .await?;
-        if has >= quota {
-            return Err(Error::Conflict(format!(
-                "You have {has} site(s), the most you may have: delete one, or ask an admin for more."
-            )));
-        }
-        Ok(())
+        Ok((has >= quota).then_some((has, quota)))
     }
 
     /// One change to a site, atomically: its new state and availability (when they change),

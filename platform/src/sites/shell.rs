@@ -58,11 +58,9 @@ impl Platform {
         let runtime = runtime.ok_or_else(|| {
             Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
         })?;
+        let disk = self.disk_counter(&site, runtime).await?;
         let files = crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))?;
-        Ok(std::sync::Arc::new(match self.disk_of(site.id).await?.into() {
-            Some(disk) => files.with_disk(disk),
-            None => files,
-        }))
+        Ok(std::sync::Arc::new(files.with_disk(disk)))
     }
 
     /// Who may have a shell in a site: its members and admins, when it is not disabled nor
