@@ -526,7 +526,75 @@ fn set_attributes(fd: impl AsFd, attrs: &FileAttributes) -> Result<(), StatusCod
 
 #[cfg(test)]
 mod tests {
+    use russh_sftp::server::Handler as _;
+
     use super::*;
+
+    #[tokio::test]
+    async fn a_session_holds_at_most_its_share_of_open_files_and_writes_within_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let disk = Arc::new(platform::files::Disk::new(0, 64 * 1024));
+        let mut session = SftpSession::new(dir.path(), 0, "t".to_owned(), disk.clone()).unwrap();
+        let read = || (OpenFlags::READ, FileAttributes::default());
+        for id in 0..MAX_HANDLES as u32 {
+            let (flags, attrs) = read();
+            session.open(id, "/f".to_owned(), flags, attrs).await.unwrap();
+        }
+        let (flags, attrs) = read();
+        assert_eq!(
+            session
+                .open(9999, "/f".to_owned(), flags, attrs)
+                .await
+                .unwrap_err(),
+            StatusCode::Failure,
+            "one file more than a session may hold"
+        );
+        assert_eq!(
+            session.opendir(9999, "/".to_owned()).await.unwrap_err(),
+            StatusCode::Failure
+        );
+        // Closing one makes room again.
+        session.close(1, "1".to_owned()).await.unwrap();
+        let (flags, attrs) = read();
+        let handle = session
+            .open(1, "/f".to_owned(), flags, attrs)
+            .await
+            .unwrap()
+            .handle;
+        session.close(2, handle).await.unwrap();
+        session.close(3, "2".to_owned()).await.unwrap();
+
+        // Writes reserve their bytes from the site's disk: past the quota, refused.
+        let write = session
+            .open(
+                4,
+                "/new".to_owned(),
+                OpenFlags::WRITE | OpenFlags::CREATE,
+                FileAttributes::default(),
+            )
+            .await
+            .unwrap()
+            .handle;
+        session
+            .write(5, write.clone(), 0, vec![1; 60 * 1024])
+            .await
+            .unwrap();
+        assert_eq!(
+            session
+                .write(6, write, 60 * 1024, vec![1; 8 * 1024])
+                .await
+                .unwrap_err(),
+            StatusCode::Failure
+        );
+        assert_eq!(disk.used(), 60 * 1024);
+        drop(session);
+        assert_eq!(
+            ALL_HANDLES.load(Ordering::Relaxed),
+            0,
+            "a session's handles are given back"
+        );
+    }
 
     #[test]
     fn client_paths_never_climb_out_of_the_root() {
