@@ -71,6 +71,27 @@ async fn ssh(port: u16, key: &Path, login: &str, args: &[&str], stdin: Option<&s
         .unwrap()
 }
 
+/// Director's SSH server on a free port, over the edge's platform and engine, with its host
+/// key in `keys`; its port.
+async fn start_ssh(edge: &common::edge::Edge, keys: &Path, login_grace: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host_keys = shell::host_keys(&keys.join("host")).unwrap();
+    tokio::spawn(shell::serve(
+        listener,
+        host_keys,
+        edge.db.platform.clone(),
+        edge.runtime.clone(),
+        shell::SshSettings {
+            public_port: port,
+            login_grace,
+            ..shell::SshSettings::default()
+        },
+        edge.stop.subscribe(),
+    ));
+    port
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -118,21 +139,7 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
 
     let site = running_site(&platform, &member, "sshsite").await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let host_keys = shell::host_keys(&keys.path().join("host")).unwrap();
-    tokio::spawn(shell::serve(
-        listener,
-        host_keys,
-        platform.clone(),
-        edge.runtime.clone(),
-        shell::SshSettings {
-            public_port: port,
-            login_grace: Duration::from_secs(2),
-            ..shell::SshSettings::default()
-        },
-        edge.stop.subscribe(),
-    ));
+    let port = start_ssh(&edge, keys.path(), Duration::from_secs(2)).await;
 
     // A command: its output, its stderr apart, its exit code.
     let out = ssh(
@@ -254,16 +261,7 @@ async fn sftp_and_scp_work_inside_the_site_and_never_outside() {
     let site = running_site(&platform, &member, "filesite").await;
     let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
     let uid = 100_000 + u32::try_from(site.id).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(shell::serve(
-        listener,
-        shell::host_keys(&work.path().join("host")).unwrap(),
-        platform.clone(),
-        edge.runtime.clone(),
-        shell::SshSettings::default(),
-        edge.stop.subscribe(),
-    ));
+    let port = start_ssh(&edge, work.path(), shell::SshSettings::default().login_grace).await;
 
     // A file of every byte value, round-tripped and worked on.
     let payload: Vec<u8> = (0..300_000u32)
@@ -405,20 +403,7 @@ async fn an_ssh_connection_ends_within_seconds_of_its_access_going() {
         .await
         .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let host_keys = shell::host_keys(&keys.path().join("host")).unwrap();
-    tokio::spawn(shell::serve(
-        listener,
-        host_keys,
-        platform.clone(),
-        edge.runtime.clone(),
-        shell::SshSettings {
-            public_port: port,
-            ..shell::SshSettings::default()
-        },
-        edge.stop.subscribe(),
-    ));
+    let port = start_ssh(&edge, keys.path(), shell::SshSettings::default().login_grace).await;
     let dir = edge.runtime.borrow().clone().unwrap().directory(&site);
 
     // Two long commands, each noting that it started.
