@@ -119,6 +119,15 @@ impl ExecControl {
         self.signal("-KILL").await
     }
 
+    /// Ends the process as a terminal going away should, whatever it does: SIGHUP, then
+    /// [`ExecControl::kill`] `grace` later if it is still running (a shell that traps SIGHUP,
+    /// what it left in its session). The first error, if any.
+    pub async fn end(&self, grace: Duration) -> Result<()> {
+        let hung_up = self.hang_up().await;
+        tokio::time::sleep(grace).await;
+        hung_up.and(self.kill().await)
+    }
+
     /// The host pid of the exec while it runs.
     async fn running_pid(&self) -> Result<Option<i64>> {
         let inspect = self.docker.inspect_exec(&self.exec_id).await?;

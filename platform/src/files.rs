@@ -118,17 +118,23 @@ pub enum Created {
     Kept,
 }
 
+/// A directory of Director's own (the sites root, a site's directory by its known path),
+/// opened as a place to resolve from.
+fn open_path(dir: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)
+}
+
 /// Makes a site's directory `<sites_root>/<name>` unless it exists, gives it to `uid`, and
 /// opens it. `sites_root` is Director's own (no tenant can write in it); from the site's
 /// directory down, nothing is followed: it is opened with `O_NOFOLLOW`, and what is beneath it
 /// is reached through [`SiteFiles`].
 pub fn make_site_directory(sites_root: &Path, name: &str, uid: u32) -> Result<SiteFiles> {
-    let parent = rustix::fs::open(
-        sites_root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io)?;
+    let parent = open_path(sites_root)?;
     match rustix::fs::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
         Err(err) => return Err(io(err)),
@@ -152,12 +158,7 @@ pub fn make_site_directory(sites_root: &Path, name: &str, uid: u32) -> Result<Si
 /// Removes a site's directory `<sites_root>/<name>` and everything in it, never through a link
 /// (see [`SiteFiles::remove_all`]); a directory already gone is not an error.
 pub fn remove_site_directory(sites_root: &Path, name: &str) -> Result<()> {
-    let parent = rustix::fs::open(
-        sites_root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io)?;
+    let parent = open_path(sites_root)?;
     match remove_entry(&parent, OsStr::new(name)) {
         Err(Error::NotFound(_)) => Ok(()),
         other => other,
@@ -287,12 +288,7 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 impl SiteFiles {
     /// Opens the site directory `root`, whose files belong to `uid`.
     pub fn open(root: &Path, uid: u32) -> Result<Self> {
-        let root = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io)?;
+        let root = open_path(root)?;
         Ok(Self {
             root,
             uid,
@@ -509,7 +505,7 @@ impl SiteFiles {
             &dir,
             &name,
             &mut &bytes[..],
-            u64::MAX,
+            bytes.len() as u64,
             Existing::Refuse,
             mode & 0o777,
         )?;

@@ -100,7 +100,7 @@ enum Out {
     Exit(Option<i64>, Option<String>),
 }
 
-/// How long a shell whose access ended has to end on SIGHUP before it is killed.
+/// How long a hung-up shell has to end before it is killed.
 const KILL_AFTER: Duration = Duration::from_secs(2);
 /// Shells one user may have open at once, across sites.
 pub const MAX_SHELLS_PER_USER: usize = 8;
@@ -378,13 +378,8 @@ async fn guard(
             if let Some((_, sender)) = attached {
                 let _ = tokio::time::timeout(KILL_AFTER, sender.send(Out::Exit(None, Some(reason)))).await;
             }
-            if let Err(err) = session.control.hang_up().await {
-                tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
-            }
-            // A shell that traps SIGHUP is killed.
-            tokio::time::sleep(KILL_AFTER).await;
-            if let Err(err) = session.control.kill().await {
-                tracing::warn!(session = %id, error = %err, "killing a shell failed");
+            if let Err(err) = session.control.end(KILL_AFTER).await {
+                tracing::warn!(session = %id, error = %err, "ending a shell failed");
             }
         }
         // The value it gives borrows the channel: dropped here, never held across an await.
@@ -565,13 +560,9 @@ fn arm_grace(terminals: Terminals, id: String, session: Arc<Session>, attachment
         };
         if idle {
             tracing::info!(session = %id, site = session.site_id, "nobody came back to the shell; hanging it up");
-            if let Err(err) = session.control.hang_up().await {
-                tracing::warn!(session = %id, error = %err, "hanging up a shell failed");
-            }
-            // One that ignores SIGHUP would keep its place among the caps for ever.
-            tokio::time::sleep(KILL_AFTER).await;
-            if let Err(err) = session.control.kill().await {
-                tracing::warn!(session = %id, error = %err, "killing a shell failed");
+            // Killed if it ignores SIGHUP: it would keep its place among the caps for ever.
+            if let Err(err) = session.control.end(KILL_AFTER).await {
+                tracing::warn!(session = %id, error = %err, "ending a shell failed");
             }
         }
     });

@@ -131,13 +131,10 @@ async fn guard(
 /// Hangs `shells` up, and kills those still running a moment later (a shell that traps SIGHUP,
 /// what it left in the background).
 async fn end_shells(shells: Vec<ExecControl>) {
-    for control in &shells {
-        let _ = control.hang_up().await;
-    }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    for control in &shells {
-        let _ = control.kill().await;
-    }
+    let ends = shells
+        .iter()
+        .map(|control| control.end(std::time::Duration::from_secs(2)));
+    futures::future::join_all(ends).await;
 }
 
 impl Drop for Connection {

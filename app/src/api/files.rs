@@ -105,23 +105,20 @@ fn mode_text(mode: u32) -> String {
         .collect()
 }
 
-#[cfg(feature = "ssr")]
-async fn files(site: i32) -> Result<std::sync::Arc<platform::files::SiteFiles>, AppError> {
-    let (platform, runtime) = (platform(), runtime());
-    let actor = actor().await?;
-    platform
-        .site_files(actor.as_ref(), runtime.as_ref(), site)
-        .await
-        .map_err(to_app_error)
-}
-
-/// Does `work` on the site's files, on a blocking thread (see `SiteFiles::run`).
+/// Does `work` on the site's files (the platform checks the actor's membership), on a
+/// blocking thread (see `SiteFiles::run`).
 #[cfg(feature = "ssr")]
 async fn on_files<T: Send + 'static>(
     site: i32,
     work: impl FnOnce(&platform::files::SiteFiles) -> platform::Result<T> + Send + 'static,
 ) -> Result<T, AppError> {
-    files(site).await?.run(work).await.map_err(to_app_error)
+    let (platform, runtime) = (platform(), runtime());
+    let actor = actor().await?;
+    let files = platform
+        .site_files(actor.as_ref(), runtime.as_ref(), site)
+        .await
+        .map_err(to_app_error)?;
+    files.run(work).await.map_err(to_app_error)
 }
 
 /// The entries of a folder of the site.

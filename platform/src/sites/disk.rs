@@ -13,10 +13,7 @@ use std::sync::Arc;
 
 use super::{Runtime, Site, SiteState};
 use crate::files::Disk;
-use crate::{
-    Actor, Platform, Result,
-    schema::{images, site_status, sites},
-};
+use crate::{Actor, Platform, Result, schema::site_status};
 
 /// The longest one site's measurement may take.
 const MEASURE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
@@ -136,20 +133,9 @@ impl Platform {
     /// Measures every site's files and records them; a site that goes over its quota gets an
     /// audit line (and its page says so) once, when it crosses. Returns how many were measured.
     pub async fn measure_disks(&self, runtime: &Runtime) -> Result<usize> {
-        let all: Vec<Site> = {
-            let mut conn = self.conn().await?;
-            sites::table
-                .inner_join(images::table)
-                .filter(sites::state.ne(SiteState::Deleting.as_str()))
-                .select(super::site_columns())
-                .load(&mut conn)
-                .await?
-                .into_iter()
-                .map(super::site_from_row)
-                .collect()
-        };
+        let all = super::load_all_sites(&mut *self.conn().await?).await?;
         let mut measured = 0;
-        for site in all {
+        for site in all.into_iter().filter(|s| s.state != SiteState::Deleting) {
             let bytes = match measure(&runtime.directory(&site)).await {
                 Ok(bytes) => bytes,
                 Err(err) => {

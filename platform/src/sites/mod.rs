@@ -251,6 +251,19 @@ pub(crate) async fn load_site(conn: &mut diesel_async::AsyncPgConnection, id: i3
         .map(site_from_row))
 }
 
+/// Every site, in the order they were made (passes over all of them are the same each time).
+pub(crate) async fn load_all_sites(conn: &mut diesel_async::AsyncPgConnection) -> Result<Vec<Site>> {
+    Ok(sites::table
+        .inner_join(images::table)
+        .select(site_columns())
+        .order(sites::id)
+        .load::<SiteRow>(conn)
+        .await?
+        .into_iter()
+        .map(site_from_row)
+        .collect())
+}
+
 pub(crate) async fn audit(
     conn: &mut diesel_async::AsyncPgConnection,
     actor: &Actor,

@@ -17,10 +17,10 @@ use orchestrator::{
     edge::{SiteRoutes, body_limit_tier},
 };
 
-use super::{Event, Runtime, Site, SiteKind, SiteState, load_site, lock, site_columns, site_from_row};
+use super::{Event, Runtime, Site, SiteKind, SiteState, load_all_sites, load_site, lock};
 use crate::{
     Error, Platform, Result,
-    schema::{images, operations, site_status, sites},
+    schema::{operations, site_status, sites},
 };
 
 /// One thing the reconciler put right.
@@ -48,14 +48,7 @@ impl Platform {
             .map(|r| (r.site, r))
             .collect();
         let mut conn = self.conn().await?;
-        // In the order sites were made, so that a pass is the same from one time to the next.
-        let rows: Vec<_> = sites::table
-            .inner_join(images::table)
-            .select(site_columns())
-            .order(sites::id)
-            .load(&mut conn)
-            .await?;
-        let all: Vec<Site> = rows.into_iter().map(site_from_row).collect();
+        let all = load_all_sites(&mut conn).await?;
         let known: BTreeSet<SiteId> = all.iter().map(id_of).collect();
         // The latest operation of each site, when it is queued, running or failed: such a site
         // is left to its operation (or to the person who will retry it).
