@@ -67,6 +67,9 @@ pub struct Settings {
     /// The disk a site's files may take, in bytes: past it, the file manager and SFTP write
     /// nothing more to it.
     pub site_disk_bytes: u64,
+    /// How long a worker running an operation may stay silent (its heartbeat not renewed)
+    /// before another takes the operation over. It renews three times per period.
+    pub operation_heartbeat_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             manager_host: String::new(),
             sites_per_user: 10,
             site_disk_bytes: 2 << 30,
+            operation_heartbeat_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -148,10 +152,18 @@ impl Platform {
     /// A connection of its own, never returned to the pool: for session-level advisory locks,
     /// which a task that is dropped midway must not leave held on a pooled connection (closing
     /// this one releases them).
+    ///
+    /// It is made by the pool's manager but never counted by the pool: a task holding a pooled
+    /// connection while it waits for this one cannot starve the pool (every worker holding one
+    /// and waiting for a second would wait for ever).
     pub(crate) async fn own_conn(&self) -> Result<diesel_async::AsyncPgConnection> {
-        Ok(diesel_async::pooled_connection::deadpool::Object::take(
-            self.conn().await?,
-        ))
+        use deadpool::managed::Manager as _;
+        self.inner
+            .pool
+            .manager()
+            .create()
+            .await
+            .map_err(|err| Error::Unavailable(Box::new(err)))
     }
 
     /// Whether the database answers a trivial query; what `/readyz` reports.

@@ -74,6 +74,7 @@ diesel::table! {
         body_limit_mb -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        provisioned_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -104,6 +105,7 @@ diesel::table! {
         created_at -> Timestamptz,
         heartbeat -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        claim -> Nullable<Int8>,
     }
 }
 

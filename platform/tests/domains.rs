@@ -522,3 +522,73 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
             .is_empty()
     );
 }
+
+async fn sql(db: &TestDb, statement: &str) {
+    let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+        .await
+        .unwrap();
+    diesel_async::RunQueryDsl::execute(diesel::sql_query(statement), &mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_domain_change_is_committed_with_the_operation_that_routes_it_or_not_at_all() {
+    let db = TestDb::new().await;
+    let member = user(&db, "member", Role::User).await;
+    let admin = user(&db, "admin", Role::Admin).await;
+    let shop = site(&db, &member, "shop").await;
+    // The database refuses the routing operation (a crash between the two writes, made
+    // deterministic): the domain change must not be committed without it.
+    sql(
+        &db,
+        "CREATE FUNCTION refuse_routing() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF NEW.kind = 'update-domains' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+    )
+    .await;
+    let refuse = "CREATE TRIGGER refuse_routing BEFORE INSERT ON operations \
+                  FOR EACH ROW EXECUTE FUNCTION refuse_routing()";
+    sql(&db, refuse).await;
+    let added = db
+        .platform
+        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .await;
+    assert!(added.is_err(), "{added:?}");
+    assert!(
+        db.platform
+            .site_domains(Some(&member), shop)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no domain without its routing"
+    );
+
+    sql(&db, "DROP TRIGGER refuse_routing ON operations").await;
+    let domain = db
+        .platform
+        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .await
+        .unwrap();
+    sql(&db, refuse).await;
+    let removed = db.platform.remove_domain(Some(&member), shop, domain.id).await;
+    assert!(removed.is_err(), "{removed:?}");
+    assert_eq!(
+        db.platform.site(Some(&member), shop).await.unwrap().domains,
+        ["shop.example.net"],
+        "the domain stays (and stays routed) when its routes cannot be taken away"
+    );
+    sql(&db, "DROP TRIGGER refuse_routing ON operations").await;
+    db.platform
+        .remove_domain(Some(&member), shop, domain.id)
+        .await
+        .unwrap();
+    let operations = db.platform.site_operations(Some(&member), shop).await.unwrap();
+    assert_eq!(
+        operations
+            .iter()
+            .filter(|o| o.kind == platform::sites::OperationKind::UpdateDomains)
+            .count(),
+        2,
+        "one routing per committed change: {operations:?}"
+    );
+}

@@ -1069,3 +1069,174 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
     assert_eq!(status, 200);
     assert!(page.contains("starter page of alpha"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_whose_create_failed_stays_unserved_whatever_succeeds_after() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let (site, create) =
+        w.db.platform
+            .create_site(Some(&admin), new_site("halfmade", "static", "busybox"))
+            .await
+            .unwrap();
+    // Its directory cannot be made (a file holds its place): the create fails at its first
+    // action.
+    std::fs::create_dir_all(&w.runtime.sites_root).unwrap();
+    std::fs::write(w.runtime.directory(&site), "in the way").unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&admin), site.id).await.unwrap().state,
+        SiteState::Failing
+    );
+
+    // A later operation succeeds (an admin's domain, routed at once): the site is no more made
+    // than before, so it stays failing and nothing of it is served, now or by the reconciler.
+    w.db.platform
+        .add_domain(
+            Some(&admin),
+            site.id,
+            "half.test",
+            &platform::sites::DomainRules {
+                manager_host: String::new(),
+                sites_domain: "localhost".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops =
+        w.db.platform
+            .site_operations(Some(&admin), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].state, "done");
+    assert!(ops[0].actions[0].output.contains("not made yet"), "{:?}", ops[0]);
+    assert_eq!(
+        w.db.platform.site(Some(&admin), site.id).await.unwrap().state,
+        SiteState::Failing
+    );
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(corrections.iter().all(|c| c.site != site.id), "{corrections:?}");
+    assert!(
+        w.runtime
+            .edge
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.site != SiteId(site.id as u32)),
+        "no routes for a site never made"
+    );
+
+    // The way is cleared and its create retried: it is made, with the domain added meanwhile.
+    std::fs::remove_file(w.runtime.directory(&site)).unwrap();
+    w.db.platform
+        .retry_operation(Some(&admin), site.id, create)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&admin), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    for host in ["halfmade.localhost", "half.test"] {
+        let (status, page) = get(w.edge, host).await;
+        assert_eq!(status, 200, "{host}");
+        assert!(page.contains("starter page of halfmade"), "{host}: {page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_taken_over_from_a_silent_worker_is_finished_once_by_its_new_worker() {
+    let w = world().await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, operation) =
+        w.db.platform
+            .create_site(Some(&carol), new_site("twice", "static", "busybox"))
+            .await
+            .unwrap();
+    let first = w.db.platform.claim_operation().await.unwrap().unwrap();
+    assert_eq!(first.id, operation);
+    // The first worker goes silent past the timeout: a second takes the operation over.
+    sql(
+        &w.db,
+        &format!("UPDATE operations SET heartbeat = now() - interval '1 hour' WHERE id = {operation}"),
+    )
+    .await;
+    let second = w.db.platform.claim_operation().await.unwrap().unwrap();
+    assert_eq!(second.id, operation);
+
+    // The first wakes up: its claim is no longer its own, so it does and records nothing.
+    w.db.platform.run_claimed(&w.runtime, first).await.unwrap();
+    let ops =
+        w.db.platform
+            .site_operations(Some(&carol), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].state, "running");
+    assert!(
+        ops[0].actions.iter().all(|a| a.state == "pending"),
+        "{:?}",
+        ops[0].actions
+    );
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Provisioning
+    );
+
+    w.db.platform.run_claimed(&w.runtime, second).await.unwrap();
+    let ops =
+        w.db.platform
+            .site_operations(Some(&carol), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].state, "done");
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    // A claim that was taken over stays so, even once the operation is done.
+    w.db.platform.run_claimed(&w.runtime, first).await.unwrap();
+    assert_eq!(
+        w.db.platform
+            .site_operations(Some(&carol), site.id)
+            .await
+            .unwrap()[0]
+            .state,
+        "done"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_its_claim_alive_while_it_waits_for_the_sites_lock() {
+    let db = TestDb::with_settings(platform::Settings {
+        operation_heartbeat_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let w = world_on(db, false).await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&carol), new_site("patient", "static", "busybox"))
+            .await
+            .unwrap();
+    // Something else holds the site's lock (the reconciler correcting it, say) for longer
+    // than the heartbeat timeout.
+    let mut holder = AsyncPgConnection::establish(&w.db.url).await.unwrap();
+    let lock = format!("SELECT pg_advisory_lock({}, {})", 0x7369_7465, site.id);
+    diesel::sql_query(lock).execute(&mut holder).await.unwrap();
+    let (platform, runtime) = (w.db.platform.clone(), w.runtime.clone());
+    let worker = tokio::spawn(async move { platform.run_next_operation(&runtime).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        w.db.platform.claim_operation().await.unwrap().is_none(),
+        "the waiting worker's claim stays fresh: nobody else takes its operation"
+    );
+    drop(holder);
+    assert!(worker.await.unwrap().unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+}

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel::{dsl::IntervalDsl as _, prelude::*};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
-use super::{OperationKind, Site, SiteState, audit};
+use super::{Change, OperationKind, SiteState, audit, record_change};
 use crate::{Actor, Error, Platform, Result, Role, dns::Dns, schema::site_domains, tokens};
 
 /// The name the TXT record is looked up at: `_director.<host>`.
@@ -190,14 +190,15 @@ impl Platform {
                         other => other.into(),
                     })?;
                 audit(conn, &actor, "site.domain.add", &site.name, &host).await?;
+                if by_admin {
+                    let details = format!("{host} added by an admin");
+                    record_change(conn, &actor, &site, &route_change(&details)).await?;
+                }
                 Ok(domain)
             })
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = by_admin, "domain added");
-        if by_admin {
-            self.route_domains(&actor, &site, &format!("{host} added by an admin"))
-                .await?;
-        }
+        self.wake_workers();
         Ok(domain)
     }
 
@@ -217,20 +218,22 @@ impl Platform {
                 .get_result(conn)
                 .await
                 .optional()?;
-                if let Some((host, _)) = &removed {
+                if let Some((host, verified_at)) = &removed {
                     audit(conn, &actor, "site.domain.remove", &site.name, host).await?;
+                    // A verified domain is routed: its routes go with it, or not at all.
+                    if verified_at.is_some() {
+                        let details = format!("{host} removed");
+                        record_change(conn, &actor, &site, &route_change(&details)).await?;
+                    }
                 }
                 Ok(removed)
             })
             .await?;
-        let Some((host, verified_at)) = removed else {
+        let Some((host, _)) = removed else {
             return Err(Error::NotFound("domain"));
         };
         tracing::info!(user = %actor.username, site = %site.name, host = %host, "domain removed");
-        if verified_at.is_some() {
-            self.route_domains(&actor, &site, &format!("{host} removed"))
-                .await?;
-        }
+        self.wake_workers();
         Ok(())
     }
 
@@ -308,6 +311,8 @@ impl Platform {
                     )
                     .execute(conn)
                     .await?;
+                    let details = format!("{} verified", taken.host);
+                    record_change(conn, &actor, &site, &route_change(&details)).await?;
                     Ok(taken)
                 })
                 .await
@@ -332,8 +337,7 @@ impl Platform {
         };
         tracing::info!(user = %actor.username, site = %site.name, host = %domain.host, verified = outcome.is_ok(), "domain check");
         if outcome.is_ok() {
-            self.route_domains(&actor, &site, &format!("{} verified", domain.host))
-                .await?;
+            self.wake_workers();
         }
         Ok(domain)
     }
@@ -372,19 +376,16 @@ impl Platform {
             .optional()?;
         Ok(found.is_some())
     }
+}
 
-    /// Puts the site's routes again, with its domains as they now are.
-    async fn route_domains(&self, actor: &Actor, site: &Site, details: &str) -> Result<()> {
-        self.queue_change(
-            actor,
-            site,
-            OperationKind::UpdateDomains,
-            None,
-            None,
-            "site.domain.route",
-            details,
-        )
-        .await
-        .map(|_| ())
+/// Puts the site's routes again, with its domains as they now are: recorded in the same
+/// transaction as the domain change it follows.
+fn route_change(details: &str) -> Change<'_> {
+    Change {
+        kind: OperationKind::UpdateDomains,
+        state: None,
+        availability: None,
+        audit_action: "site.domain.route",
+        details,
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
-use super::{Event, OperationKind, Site, SiteState, audit, site_columns, site_from_row};
+use super::{Change, Event, OperationKind, Site, SiteState, audit, site_columns, site_from_row};
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,
     schema::{audit_log, images, site_members, site_status, sites, users},
@@ -284,11 +284,13 @@ impl Platform {
         self.queue_change(
             &actor,
             &site,
-            OperationKind::ApplySettings,
-            None,
-            None,
-            "site.limits",
-            &details,
+            Change {
+                kind: OperationKind::ApplySettings,
+                state: None,
+                availability: None,
+                audit_action: "site.limits",
+                details: &details,
+            },
         )
         .await
     }
@@ -320,11 +322,13 @@ impl Platform {
             .queue_change(
                 &actor,
                 &site,
-                OperationKind::SetAvailability,
-                Some(state),
-                Some(availability),
-                "site.availability",
-                availability,
+                Change {
+                    kind: OperationKind::SetAvailability,
+                    state: Some(state),
+                    availability: Some(availability),
+                    audit_action: "site.availability",
+                    details: availability,
+                },
             )
             .await?;
         self.access_changed();
@@ -342,8 +346,18 @@ impl Platform {
                 site.state
             )));
         }
-        self.queue_change(&actor, &site, OperationKind::FixSite, None, None, "site.fix", "")
-            .await
+        self.queue_change(
+            &actor,
+            &site,
+            Change {
+                kind: OperationKind::FixSite,
+                state: None,
+                availability: None,
+                audit_action: "site.fix",
+                details: "",
+            },
+        )
+        .await
     }
 
     /// The newest entries of the audit log, newest first. Admins only.

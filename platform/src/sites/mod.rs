@@ -29,7 +29,7 @@ pub use domains::{
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
-pub use queue::{Action, ActionRecord, OperationKind, OperationRecord};
+pub use queue::{Action, ActionRecord, ClaimedOperation, OperationKind, OperationRecord};
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
 pub use shell::{MAX_COLS, MAX_ROWS, ShellRequest, clamp_size};
@@ -150,8 +150,73 @@ pub struct Site {
     pub body_limit_mb: i32,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Whether a create or fix operation ever made it whole (its directory, service and
+    /// routes): only then is it served and corrected by the reconciler.
+    pub provisioned: bool,
     /// Its verified domains of its own, besides `<name>.<sites domain>`.
     pub domains: Vec<String>,
+}
+
+/// One change to a site: the operation that carries it out, the state and availability it
+/// moves the site to (when they change), and its audit line.
+struct Change<'a> {
+    kind: OperationKind,
+    state: Option<SiteState>,
+    availability: Option<&'a str>,
+    audit_action: &'a str,
+    details: &'a str,
+}
+
+/// Records `change` in the caller's transaction: the site's new state and availability, the
+/// operation and the audit line, so that nothing of it is committed without the rest (a
+/// domain removed with no operation to take its routes away). The caller wakes the workers
+/// once it commits.
+async fn record_change(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: &Actor,
+    site: &Site,
+    change: &Change<'_>,
+) -> Result<i64> {
+    // The new state was worked out from the state the caller read: it is written only if the
+    // site is still in that state (compare-and-set), so a change that happened meanwhile is
+    // refused rather than overwritten.
+    if let Some(state) = change.state {
+        let written = diesel::update(
+            sites::table
+                .find(site.id)
+                .filter(sites::state.eq(site.state.as_str())),
+        )
+        .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+        if written == 0 {
+            return Err(Error::Conflict(
+                "The site changed meanwhile: look at it again, then retry.".to_owned(),
+            ));
+        }
+    }
+    if let Some(availability) = change.availability {
+        diesel::update(sites::table.find(site.id))
+            .set(sites::availability.eq(availability))
+            .execute(conn)
+            .await?;
+    }
+    let operation = queue::enqueue(conn, site.id, change.kind, site.kind, actor).await?;
+    audit(conn, actor, change.audit_action, &site.name, change.details).await?;
+    Ok(operation)
+}
+
+impl Site {
+    /// Whether it is made and at rest in its life (not being created or deleted): what the
+    /// reconciler may correct. A site whose create never finished is not: nothing of it may
+    /// be served (its files or service may be missing).
+    pub(crate) fn settled(&self) -> bool {
+        self.provisioned
+            && matches!(
+                self.state,
+                SiteState::Running | SiteState::Failing | SiteState::Stopped
+            )
+    }
 }
 
 type SiteRow = (
@@ -167,6 +232,7 @@ type SiteRow = (
         i32,
         i32,
         DateTime<Utc>,
+        Option<DateTime<Utc>>,
     ),
     (String, String),
     Vec<String>,
@@ -186,6 +252,7 @@ type SiteColumns = (
         sites::memory_mb,
         sites::body_limit_mb,
         sites::created_at,
+        sites::provisioned_at,
     ),
     (images::name, images::reference),
     diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
@@ -218,6 +285,7 @@ fn site_from_row(row: SiteRow) -> Site {
             memory_mb,
             body_limit_mb,
             created_at,
+            provisioned_at,
         ),
         (image, image_reference),
         domains,
@@ -236,6 +304,7 @@ fn site_from_row(row: SiteRow) -> Site {
         memory_mb,
         body_limit_mb,
         created_at,
+        provisioned: provisioned_at.is_some(),
         domains,
     }
 }
@@ -521,50 +590,11 @@ impl Platform {
         Ok((has >= quota).then_some((has, quota)))
     }
 
-    /// One change to a site, atomically: its new state and availability (when they change),
-    /// the operation that carries it out, and the audit line; then a worker is woken.
-    #[allow(clippy::too_many_arguments)]
-    async fn queue_change(
-        &self,
-        actor: &Actor,
-        site: &Site,
-        kind: OperationKind,
-        state: Option<SiteState>,
-        availability: Option<&str>,
-        audit_action: &str,
-        details: &str,
-    ) -> Result<i64> {
+    /// One change to a site, atomically (see [`record_change`]); then a worker is woken.
+    async fn queue_change(&self, actor: &Actor, site: &Site, change: Change<'_>) -> Result<i64> {
         let mut conn = self.conn().await?;
         let operation = conn
-            .transaction::<_, Error, _>(async |conn| {
-                // The new state was worked out from the state the caller read: it is written
-                // only if the site is still in that state (compare-and-set), so a change that
-                // happened meanwhile is refused rather than overwritten.
-                if let Some(state) = state {
-                    let written = diesel::update(
-                        sites::table
-                            .find(site.id)
-                            .filter(sites::state.eq(site.state.as_str())),
-                    )
-                    .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
-                    .execute(conn)
-                    .await?;
-                    if written == 0 {
-                        return Err(Error::Conflict(
-                            "The site changed meanwhile: look at it again, then retry.".to_owned(),
-                        ));
-                    }
-                }
-                if let Some(availability) = availability {
-                    diesel::update(sites::table.find(site.id))
-                        .set(sites::availability.eq(availability))
-                        .execute(conn)
-                        .await?;
-                }
-                let operation = queue::enqueue(conn, site.id, kind, site.kind, actor).await?;
-                audit(conn, actor, audit_action, &site.name, details).await?;
-                Ok(operation)
-            })
+            .transaction::<_, Error, _>(async |conn| record_change(conn, actor, site, &change).await)
             .await?;
         self.wake_workers();
         Ok(operation)
@@ -588,11 +618,13 @@ impl Platform {
         self.queue_change(
             &actor,
             &site,
-            OperationKind::RestartSite,
-            None,
-            None,
-            "site.restart",
-            "",
+            Change {
+                kind: OperationKind::RestartSite,
+                state: None,
+                availability: None,
+                audit_action: "site.restart",
+                details: "",
+            },
         )
         .await
     }
@@ -614,11 +646,13 @@ impl Platform {
         self.queue_change(
             &actor,
             &site,
-            OperationKind::SetAvailability,
-            Some(next),
-            Some(availability),
-            "site.availability",
-            availability,
+            Change {
+                kind: OperationKind::SetAvailability,
+                state: Some(next),
+                availability: Some(availability),
+                audit_action: "site.availability",
+                details: availability,
+            },
         )
         .await
     }
@@ -642,11 +676,13 @@ impl Platform {
             .queue_change(
                 &actor,
                 &site,
-                OperationKind::DeleteSite,
-                Some(next),
-                None,
-                "site.delete",
-                "",
+                Change {
+                    kind: OperationKind::DeleteSite,
+                    state: Some(next),
+                    availability: None,
+                    audit_action: "site.delete",
+                    details: "",
+                },
             )
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, "site deletion queued");

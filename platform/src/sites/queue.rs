@@ -12,9 +12,6 @@ use crate::{
     schema::{operation_actions, operations, sites},
 };
 
-/// How long a running operation's worker may stay silent before another takes it over.
-pub(crate) const HEARTBEAT_TIMEOUT_SECS: i64 = 30;
-
 /// What an operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperationKind {
@@ -59,6 +56,11 @@ impl OperationKind {
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
+    }
+
+    /// Whether it makes the whole site (its directory, service and routes).
+    fn makes_site(self) -> bool {
+        matches!(self, Self::CreateSite | Self::FixSite)
     }
 
     fn actions(self, kind: SiteKind) -> Vec<Action> {
@@ -281,52 +283,85 @@ impl Platform {
     /// Claims the oldest queued operation — or a running one whose worker went silent — and
     /// runs its unfinished actions. Returns whether there was one.
     pub async fn run_next_operation(&self, runtime: &Runtime) -> Result<bool> {
-        let Some(id) = self.claim().await? else {
+        let Some(claimed) = self.claim_operation().await? else {
             return Ok(false);
         };
-        self.run_operation(runtime, id).await?;
+        self.run_claimed(runtime, claimed).await?;
         Ok(true)
     }
 
-    async fn claim(&self) -> Result<Option<i64>> {
+    /// Claims the oldest queued operation, or a running one whose worker has been silent for
+    /// longer than [`crate::Settings::operation_heartbeat_timeout`]. The claim is a number
+    /// drawn for this worker: whoever claims the operation after it takes it over, and this
+    /// worker's later writes then find it is no longer theirs.
+    pub async fn claim_operation(&self) -> Result<Option<ClaimedOperation>> {
         let mut conn = self.conn().await?;
-        let claimed: Option<i64> = diesel::sql_query(format!(
-            "UPDATE operations SET state = 'running', heartbeat = now() WHERE id = (\
+        let timeout = self.settings().operation_heartbeat_timeout.as_secs_f64();
+        // Heartbeats are the database's clock alone (`now()`), here and wherever they are
+        // renewed: managers whose clocks differ never take each other's live work.
+        let claimed = diesel::sql_query(
+            "UPDATE operations SET state = 'running', heartbeat = now(), \
+               claim = nextval('operation_claims') WHERE id = (\
                SELECT id FROM operations \
                WHERE state = 'queued' \
-                  OR (state = 'running' AND heartbeat < now() - interval '{HEARTBEAT_TIMEOUT_SECS} seconds') \
+                  OR (state = 'running' AND heartbeat < now() - make_interval(secs => $1)) \
                ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
-             RETURNING id"
-        ))
-        .get_result::<Claimed>(&mut conn)
+             RETURNING id, claim",
+        )
+        .bind::<diesel::sql_types::Double, _>(timeout)
+        .get_result::<ClaimedOperation>(&mut conn)
         .await
-        .optional()?
-        .map(|c| c.id);
+        .optional()?;
         Ok(claimed)
     }
 
-    async fn run_operation(&self, runtime: &Runtime, id: i64) -> Result<()> {
+    /// Runs a claimed operation's unfinished actions, under its site's lock. Waiting for the
+    /// lock and running each action renew the claim's heartbeat as they go; once the claim is
+    /// found taken over (this worker was silent too long), it stops and writes nothing more.
+    pub async fn run_claimed(&self, runtime: &Runtime, claimed: ClaimedOperation) -> Result<()> {
         let mut conn = self.conn().await?;
         let site_id: i32 = operations::table
-            .find(id)
+            .find(claimed.id)
             .select(operations::site_id)
             .first(&mut conn)
             .await?;
         // The reconciler stays off the site while its operation runs.
         let mut lock_conn = self.own_conn().await?;
-        super::lock::lock(&mut lock_conn, site_id).await?;
-        let result = self.run_locked(runtime, id, site_id, &mut conn).await;
+        let renew_every = self.settings().operation_heartbeat_timeout / 3;
+        let outcome = async {
+            claimed
+                .renewing(&mut conn, renew_every, super::lock::lock(&mut lock_conn, site_id))
+                .await??;
+            // The wait may have been long: the claim is checked again before anything runs.
+            claimed.renew(&mut conn).await?;
+            self.run_locked(runtime, claimed, site_id, &mut conn, renew_every)
+                .await
+        }
+        .await;
         super::lock::unlock(&mut lock_conn, site_id).await?;
-        result
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Stop::TakenOver) => {
+                tracing::info!(
+                    operation = claimed.id,
+                    site = site_id,
+                    "another worker took the operation over; this one stops"
+                );
+                Ok(())
+            }
+            Err(Stop::Failed(error)) => Err(error),
+        }
     }
 
     async fn run_locked(
         &self,
         runtime: &Runtime,
-        id: i64,
+        claimed: ClaimedOperation,
         site_id: i32,
         conn: &mut AsyncPgConnection,
-    ) -> Result<()> {
+        renew_every: std::time::Duration,
+    ) -> Result<(), Stop> {
+        let id = claimed.id;
         let kind: String = operations::table
             .find(id)
             .select(operations::kind)
@@ -340,37 +375,61 @@ impl Platform {
                 continue;
             }
             let site = load_site(conn, site_id).await?;
-            set_action(conn, id, position, "running", "").await?;
+            claimed.set_action(conn, position, "running", "").await?;
             let outcome = match &site {
-                Some(site) => runtime.run(record.action, site).await,
+                // A site no create or fix has made whole yet has nothing to change: what an
+                // operation would put in place (its routes, its service) comes with its create
+                // when it is retried, from the settings and domains as they are then.
+                Some(site)
+                    if !site.provisioned && !kind.makes_site() && kind != OperationKind::DeleteSite =>
+                {
+                    Ok("skipped: the site is not made yet (retry its create, or fix it)".to_owned())
+                }
+                Some(site) => {
+                    claimed
+                        .renewing(conn, renew_every, runtime.run(record.action, site))
+                        .await?
+                }
                 // Only a finished deletion removes the record; its later actions have nothing left to do.
                 None => Ok("the site is already gone".to_owned()),
             };
             match outcome {
-                Ok(output) => set_action(conn, id, position, "done", &output).await?,
+                Ok(output) => claimed.set_action(conn, position, "done", &output).await?,
                 Err(error) => {
                     tracing::warn!(operation = id, site = site_id, action = record.action.as_str(), %error, "action failed");
-                    set_action(conn, id, position, "failed", &error).await?;
-                    finish(conn, id, "failed").await?;
-                    self.site_event(conn, site_id, Event::Failed).await?;
+                    claimed.set_action(conn, position, "failed", &error).await?;
+                    conn.transaction::<_, Stop, _>(async |conn| {
+                        claimed.finish(conn, "failed").await?;
+                        self.site_event(conn, site_id, Event::Failed).await?;
+                        Ok(())
+                    })
+                    .await?;
                     return Ok(());
                 }
             }
         }
-        finish(conn, id, "done").await?;
-        match kind {
-            OperationKind::CreateSite => self.site_event(conn, site_id, Event::Provisioned).await?,
-            OperationKind::DeleteSite => {}
-            // Any other change that went through brings a site failing from an earlier failed
-            // operation back (the reconciler sends it back to failing if its service still is).
-            _ if load_site(conn, site_id)
-                .await?
-                .is_some_and(|s| s.state == SiteState::Failing) =>
-            {
+        conn.transaction::<_, Stop, _>(async |conn| {
+            claimed.finish(conn, "done").await?;
+            let Some(site) = load_site(conn, site_id).await? else {
+                return Ok(());
+            };
+            if kind.makes_site() {
+                diesel::update(sites::table.find(site_id))
+                    .set(sites::provisioned_at.eq(diesel::dsl::now))
+                    .execute(conn)
+                    .await?;
+                if matches!(site.state, SiteState::Provisioning | SiteState::Failing) {
+                    self.site_event(conn, site_id, Event::Provisioned).await?;
+                }
+            } else if site.provisioned && site.state == SiteState::Failing {
+                // Any other change that went through brings a site failing from an earlier
+                // failed operation back (the reconciler sends it back to failing if its
+                // service still is). A site never made stays failing: nothing of it runs.
                 self.site_event(conn, site_id, Event::Recovered).await?;
             }
-            _ => {}
-        }
+            Ok(())
+        })
+        .await?;
         tracing::info!(
             operation = id,
             site = site_id,
@@ -415,12 +474,6 @@ impl Platform {
     }
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-}
-
 async fn load_actions(conn: &mut AsyncPgConnection, operation_id: i64) -> Result<Vec<ActionRecord>> {
     let rows: Vec<(String, String, String)> = operation_actions::table
         .filter(operation_actions::operation_id.eq(operation_id))
@@ -444,52 +497,130 @@ async fn load_actions(conn: &mut AsyncPgConnection, operation_id: i64) -> Result
         .collect()
 }
 
-async fn set_action(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-    position: usize,
-    state: &str,
-    output: &str,
-) -> Result<()> {
-    let now = Utc::now();
-    let target = operation_actions::table
-        .filter(operation_actions::operation_id.eq(id))
-        .filter(operation_actions::position.eq(position as i32));
-    if state == "running" {
-        diesel::update(target)
-            .set((
-                operation_actions::state.eq(state),
-                operation_actions::started_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-    } else {
-        diesel::update(target)
-            .set((
-                operation_actions::state.eq(state),
-                operation_actions::output.eq(output),
-                operation_actions::finished_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-    }
-    // Every step renews the claim.
-    diesel::update(operations::table.find(id))
-        .set(operations::heartbeat.eq(now))
-        .execute(conn)
-        .await?;
-    Ok(())
+/// A worker's claim on one operation (see [`Platform::claim_operation`]).
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct ClaimedOperation {
+    /// The operation.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    /// The number drawn for this claim.
+    #[diesel(sql_type = diesel::sql_types::BigInt, column_name = claim)]
+    token: i64,
 }
 
-async fn finish(conn: &mut AsyncPgConnection, id: i64, state: &str) -> Result<()> {
-    diesel::update(operations::table.find(id))
-        .set((
-            operations::state.eq(state),
-            operations::finished_at.eq(Utc::now()),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+/// An operation's row, filtered to a claim's.
+type ClaimedRow = diesel::dsl::Filter<
+    diesel::dsl::Filter<diesel::dsl::Find<operations::table, i64>, diesel::dsl::Eq<operations::claim, i64>>,
+    diesel::dsl::Eq<operations::state, &'static str>,
+>;
+
+/// Why a worker stopped short of finishing an operation.
+enum Stop {
+    /// Another worker claimed the operation since: it is theirs to finish.
+    TakenOver,
+    /// Something failed (the database, mostly).
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<diesel::result::Error> for Stop {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl ClaimedOperation {
+    /// The operation's row, if it is still this claim's.
+    fn row(self) -> ClaimedRow {
+        operations::table
+            .find(self.id)
+            .filter(operations::claim.eq(self.token))
+            .filter(operations::state.eq("running"))
+    }
+
+    /// Renews the heartbeat, or finds the claim taken over.
+    async fn renew(self, conn: &mut AsyncPgConnection) -> Result<(), Stop> {
+        let renewed = diesel::update(self.row())
+            .set(operations::heartbeat.eq(diesel::dsl::now))
+            .execute(conn)
+            .await?;
+        if renewed == 0 {
+            return Err(Stop::TakenOver);
+        }
+        Ok(())
+    }
+
+    /// Awaits `work`, renewing the heartbeat every `every` meanwhile; stops waiting (and drops
+    /// `work`) as soon as the claim is found taken over.
+    async fn renewing<T>(
+        self,
+        conn: &mut AsyncPgConnection,
+        every: std::time::Duration,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Stop> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                () = tokio::time::sleep(every) => self.renew(conn).await?,
+            }
+        }
+    }
+
+    async fn set_action(
+        self,
+        conn: &mut AsyncPgConnection,
+        position: usize,
+        state: &str,
+        output: &str,
+    ) -> Result<(), Stop> {
+        // Checked first, in the same transaction: a worker that lost its claim records nothing.
+        conn.transaction::<_, Stop, _>(async |conn| {
+            self.renew(conn).await?;
+            let target = operation_actions::table
+                .filter(operation_actions::operation_id.eq(self.id))
+                .filter(operation_actions::position.eq(position as i32));
+            if state == "running" {
+                diesel::update(target)
+                    .set((
+                        operation_actions::state.eq(state),
+                        operation_actions::started_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            } else {
+                diesel::update(target)
+                    .set((
+                        operation_actions::state.eq(state),
+                        operation_actions::output.eq(output),
+                        operation_actions::finished_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish(self, conn: &mut AsyncPgConnection, state: &'static str) -> Result<(), Stop> {
+        let finished = diesel::update(self.row())
+            .set((
+                operations::state.eq(state),
+                operations::finished_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        if finished == 0 {
+            return Err(Stop::TakenOver);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

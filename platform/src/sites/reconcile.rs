@@ -1,8 +1,9 @@
 //! The reconciler: compares what the database wants with what runs — services, terminal
 //! containers, edge routes — and converges, logging every correction.
 //!
-//! A site is reconciled only when it is settled: not being created or deleted, no operation
-//! queued or running for it, and its latest operation not failed (a failed operation waits for
+//! A site is reconciled only when it is settled: made whole by a create or fix once, not being
+//! created or deleted, no operation queued or running for it, and its latest operation not
+//! failed (a failed operation waits for
 //! a person to retry it; the reconciler never hides it by finishing its work quietly). It is
 //! corrected under the site's lock, which a worker holds while running the site's operations,
 //! and from its row read again under that lock.
@@ -68,10 +69,7 @@ impl Platform {
         // One site's failure is that site's: it is recorded (for admins) and the pass goes on
         // to every other site and to the orphans.
         for site in &all {
-            let settled = matches!(
-                site.state,
-                SiteState::Running | SiteState::Failing | SiteState::Stopped
-            ) && !busy.contains(&site.id);
+            let settled = site.settled() && !busy.contains(&site.id);
             // A site whose lock is held has an operation running: it is left to it.
             if !settled || !lock::try_lock(&mut lock_conn, site.id).await? {
                 continue;
@@ -171,10 +169,7 @@ impl Platform {
             .first(conn)
             .await
             .optional()?;
-        let settled = matches!(
-            site.state,
-            SiteState::Running | SiteState::Failing | SiteState::Stopped
-        ) && latest.as_deref().is_none_or(|state| state == "done");
+        let settled = site.settled() && latest.as_deref().is_none_or(|state| state == "done");
         if !settled {
             return Ok((Vec::new(), false));
         }
