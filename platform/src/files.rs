@@ -82,6 +82,40 @@ fn version_of(stat: &rustix::fs::Stat) -> Version {
     ))
 }
 
+/// How long a save waits for its folder's lock. Saves hold it for one write of at most the
+/// editor's size; a lock held longer is a tenant's own (`flock` on their folder), which must
+/// not keep a worker thread for ever.
+const FOLDER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes `folder`'s exclusive lock (`flock`), held until the returned descriptor is closed.
+/// Never waits in the kernel: it tries, and sleeps between tries, so a lock a tenant holds
+/// ends in an answer rather than a hung thread.
+fn lock_folder(folder: &OwnedFd) -> Result<OwnedFd> {
+    // `flock` needs a descriptor opened for reading; the folder's is a path only.
+    let held = rustix::fs::openat(
+        folder,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    let started = std::time::Instant::now();
+    loop {
+        match rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(held),
+            Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < FOLDER_LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(Error::Conflict(
+                    "Another save in this folder has not finished; try again in a moment.".to_owned(),
+                ));
+            }
+            Err(err) => return Err(io(err)),
+        }
+    }
+}
+
 /// A file as [`SiteFiles::read_versioned`] read it.
 #[derive(Debug)]
 pub struct Contents {
@@ -419,25 +453,36 @@ impl SiteFiles {
 
     /// Writes `bytes` to `path` (as [`SiteFiles::write`]) unless the file changed since it was
     /// read as `expected`; returns the new version.
+    ///
+    /// The check and the write are one step for every saver in Director: each holds its
+    /// folder's lock from before the check until the file is in place, so of two saves made
+    /// from the same version, the second always finds the first's.
     pub fn save(&self, path: &str, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
-        if let Some(expected) = expected {
-            match self.version(path) {
-                Ok(current) if &current == expected => {}
-                Ok(_) => {
-                    return Err(Error::Conflict(
-                        "The file changed since you opened it (in the terminal, over SFTP or in another tab). Reload it, or save under another name.".to_owned(),
-                    ));
-                }
-                Err(Error::NotFound(_)) => {
-                    return Err(Error::Conflict(
-                        "The file was removed since you opened it.".to_owned(),
-                    ));
-                }
-                Err(other) => return Err(other),
+        let Some(expected) = expected else {
+            self.write(path, bytes)?;
+            return self.version(path);
+        };
+        let (folder, _) = self.parent(path)?;
+        let held = lock_folder(&folder)?;
+        match self.version(path) {
+            Ok(current) if &current == expected => {}
+            Ok(_) => {
+                return Err(Error::Conflict(
+                    "The file changed since you opened it (in the terminal, over SFTP or in another tab). Reload it, or save under another name.".to_owned(),
+                ));
             }
+            Err(Error::NotFound(_)) => {
+                return Err(Error::Conflict(
+                    "The file was removed since you opened it.".to_owned(),
+                ));
+            }
+            Err(other) => return Err(other),
         }
         self.write(path, bytes)?;
-        self.version(path)
+        let saved = self.version(path);
+        // Closing the held descriptor releases the lock, once the file is in place.
+        drop(held);
+        saved
     }
 
     /// The contents of the file `path`, if it is at most `limit` bytes.

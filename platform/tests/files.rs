@@ -457,3 +457,75 @@ fn starter_files_are_made_whole_and_never_through_a_link() {
     assert!(sites.join("0002").is_dir());
     platform::files::remove_site_directory(&sites, "0001").unwrap();
 }
+
+#[test]
+fn a_save_waits_for_a_save_under_way_and_then_finds_its_change() {
+    let s = setup();
+    let opened = s.files.version("public/index.html").unwrap();
+    // Another save holds the folder (checked, not yet written) when this one comes.
+    let folder = std::fs::File::open(s.root.join("public")).unwrap();
+    rustix::fs::flock(&folder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    std::thread::scope(|scope| {
+        let mine = scope.spawn(|| s.files.save("public/index.html", b"mine", Some(&opened)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The other save puts its file in place and lets go.
+        let theirs = s.root.join("public/.theirs");
+        std::fs::write(&theirs, "theirs").unwrap();
+        std::fs::rename(&theirs, s.root.join("public/index.html")).unwrap();
+        drop(folder);
+        assert!(
+            matches!(mine.join().unwrap(), Err(Error::Conflict(_))),
+            "the later save is refused, not written over the earlier"
+        );
+    });
+    assert_eq!(
+        std::fs::read(s.root.join("public/index.html")).unwrap(),
+        b"theirs"
+    );
+}
+
+#[test]
+fn of_many_saves_from_one_version_exactly_one_is_written() {
+    let s = setup();
+    for round in 0..20 {
+        let opened = s.files.version("public/index.html").unwrap();
+        let barrier = std::sync::Barrier::new(6);
+        let written: Vec<_> = std::thread::scope(|scope| {
+            let savers: Vec<_> = (0..6)
+                .map(|n| {
+                    let (files, opened, barrier) = (&s.files, &opened, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        files
+                            .save(
+                                "public/index.html",
+                                format!("{round}-{n}").as_bytes(),
+                                Some(opened),
+                            )
+                            .is_ok()
+                    })
+                })
+                .collect();
+            savers.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        assert_eq!(
+            written.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {written:?}"
+        );
+    }
+}
+
+#[test]
+fn a_folder_lock_held_for_ever_ends_in_a_refusal_not_a_hung_save() {
+    let s = setup();
+    let opened = s.files.version("public/index.html").unwrap();
+    let folder = std::fs::File::open(s.root.join("public")).unwrap();
+    rustix::fs::flock(&folder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let saved = s.files.save("public/index.html", b"mine", Some(&opened));
+    assert!(matches!(saved, Err(Error::Conflict(_))), "{saved:?}");
+    assert_eq!(
+        std::fs::read(s.root.join("public/index.html")).unwrap(),
+        b"<h1>site</h1>"
+    );
+}
