@@ -451,3 +451,61 @@ async fn bad_hosts_and_taken_hosts_are_refused_before_the_router() {
     assert_eq!(edge.get("shared.localhost", "/").await.1, "hello from first\n");
     assert_eq!(edge.caddy.list().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_interrupted_route_write_leaves_is_repaired_and_never_served() {
+    let env = env().await;
+    let edge = Edge::start(&env).await;
+    let routes_dir = edge._dir.path().join("edge/routes");
+    let site = env.site(1, "docs", None);
+    edge.caddy
+        .put(&static_routes(&site, &["docs.localhost", "kept.localhost"]))
+        .await
+        .unwrap();
+    let entry = std::fs::read_link(routes_dir.join("hosts/docs.localhost")).unwrap();
+
+    // A crash after the link, before its index line (the order before this was fixed): the
+    // host could never be removed with its site.
+    std::fs::remove_file(routes_dir.join("sites/1/docs.localhost")).unwrap();
+    // A crash between a temporary link and its rename, when temporaries were among the
+    // hosts: `<host>.tmp<pid>` was routable and showed as a host of the site.
+    std::os::unix::fs::symlink(&entry, routes_dir.join("hosts/docs.localhost.tmp4242")).unwrap();
+    // A crash while an entry was written, and one after a new entry was linked but before
+    // the old one was removed.
+    std::fs::create_dir(routes_dir.join("tmp/docs.localhost~1")).unwrap();
+    std::fs::create_dir(routes_dir.join("entries/docs.localhost~2")).unwrap();
+    // An index line whose link was never made.
+    std::fs::write(routes_dir.join("sites/1/ghost.localhost"), b"").unwrap();
+    assert_eq!(
+        edge.get("docs.localhost.tmp4242", "/").await.0,
+        StatusCode::OK,
+        "the stale temporary is routable until repaired"
+    );
+
+    let repaired = edge.caddy.repair().await.unwrap();
+    assert_eq!(repaired.len(), 5, "{repaired:#?}");
+    assert!(
+        edge.caddy.repair().await.unwrap().is_empty(),
+        "a second pass finds nothing"
+    );
+    assert_eq!(
+        edge.caddy.list().await.unwrap(),
+        [static_routes(&site, &["docs.localhost", "kept.localhost"])]
+    );
+    assert_eq!(
+        edge.get("docs.localhost.tmp4242", "/").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(edge.get("docs.localhost", "/").await.0, StatusCode::OK);
+    edge.caddy.remove(site.id).await.unwrap();
+    for host in ["docs.localhost", "kept.localhost"] {
+        assert_eq!(edge.get(host, "/").await.0, StatusCode::NOT_FOUND, "{host}");
+    }
+    for dir in ["hosts", "entries", "tmp", "sites"] {
+        assert_eq!(
+            std::fs::read_dir(routes_dir.join(dir)).unwrap().count(),
+            0,
+            "{dir} is empty once the site is removed"
+        );
+    }
+}

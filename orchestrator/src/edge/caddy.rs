@@ -27,7 +27,7 @@
 //! never followed (Caddy answers 404), and Caddy sanitises `..` in paths.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     os::unix::fs::{PermissionsExt as _, chown, symlink},
     path::{Path, PathBuf},
@@ -112,6 +112,11 @@ impl CaddyConfig {
     fn entries(&self) -> PathBuf {
         self.routes().join("entries")
     }
+    /// Where links and entries are made before they are renamed into place: nothing in it is
+    /// ever routed, and whatever a crash leaves in it is removed by [`Caddy::repair`].
+    fn temporaries(&self) -> PathBuf {
+        self.routes().join("tmp")
+    }
     /// `sites/<id>/<host>`: which hosts each site has, so that a change reads only its own.
     fn index(&self) -> PathBuf {
         self.routes().join("sites")
@@ -158,6 +163,7 @@ impl Caddy {
             config.hosts(),
             config.entries(),
             config.index(),
+            config.temporaries(),
             config.sites_view(),
             config.admin_dir(),
             config.config_dir(),
@@ -407,12 +413,17 @@ impl Caddy {
         }
         let index = self.config.index().join(routes.site.0.to_string());
         std::fs::create_dir_all(&index).map_err(io("writing a site's route index"))?;
+        // Each step leaves something invisible or repairable, wherever a crash stops it: the
+        // entry is made whole aside and renamed in (unrouted until linked); the index lists
+        // the host before its link exists (an index line without a link is dropped by
+        // `repair`, while a link without its line could never be removed); the link is
+        // swapped atomically; the replaced entry goes last (an unlinked one is dropped too).
         for host in &hosts {
             let entry = self.write_entry(host, routes, static_root.as_deref())?;
             let link = self.config.hosts().join(host);
             let previous = std::fs::read_link(&link).ok();
-            swap_symlink(&link, &Path::new("../entries").join(&entry))?;
             std::fs::write(index.join(host), b"").map_err(io("writing a site's route index"))?;
+            self.swap_symlink(&link, &Path::new("../entries").join(&entry))?;
             if let Some(previous) = previous {
                 self.remove_entry(&previous)?;
             }
@@ -516,7 +527,7 @@ impl Caddy {
             .unwrap_or_default()
             .as_nanos();
         let name = format!("{host}~{stamp}");
-        let dir = self.config.entries().join(&name);
+        let dir = self.config.temporaries().join(&name);
         let fail = io(format!("writing the route of {host}"));
         let result = (|| {
             std::fs::create_dir(&dir)?;
@@ -534,9 +545,13 @@ impl Caddy {
                 Availability::NotServed => std::fs::write(dir.join("not-served"), b"")?,
                 Availability::Disabled => std::fs::write(dir.join("disabled"), b"")?,
             }
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&dir, self.config.entries().join(&name))
         })();
-        result.map_err(fail)?;
+        if let Err(err) = result {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(fail(err));
+        }
         Ok(name)
     }
 
@@ -599,6 +614,110 @@ impl Caddy {
         }
     }
 
+    /// Points `link` at `target` atomically: a new symlink, made among the temporaries (never
+    /// routable, whatever its name), renamed over the old one.
+    fn swap_symlink(&self, link: &Path, target: &Path) -> Result<()> {
+        let name = link.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = self
+            .config
+            .temporaries()
+            .join(format!("{name}~{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        symlink(target, &tmp).map_err(io("writing a route link"))?;
+        std::fs::rename(&tmp, link).map_err(io("swapping a route link"))
+    }
+
+    /// Brings the route directories back to a state every write leaves when it is not
+    /// interrupted: removes what interrupted writes left (temporaries, entries no link leads
+    /// to, links to nothing), lists in its site's index every host a site's link routes (so
+    /// that removing the site takes it away), and drops index lines whose host is not the
+    /// site's. Returns what it repaired, in words. The reconciler runs it on every pass.
+    pub async fn repair(&self) -> Result<Vec<String>> {
+        let _guard = self.writes.lock().await;
+        let mut repaired = Vec::new();
+        let fail = || io("repairing the routes");
+        for item in std::fs::read_dir(self.config.temporaries()).map_err(fail())? {
+            let path = item.map_err(fail())?.path();
+            let removed = match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(_) => std::fs::remove_file(&path),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail()(e)),
+                _ => repaired.push(format!(
+                    "removed {}, left by an interrupted route write",
+                    path.display()
+                )),
+            }
+        }
+        let mut linked = BTreeSet::new();
+        for item in std::fs::read_dir(self.config.hosts()).map_err(fail())? {
+            let item = item.map_err(fail())?;
+            let host = item.file_name().to_string_lossy().into_owned();
+            let link = item.path();
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue;
+            };
+            let owner = self.owner(&host)?;
+            let listed = |site: SiteId| self.config.index().join(site.0.to_string()).join(&host);
+            let legacy_temporary = host
+                .rsplit_once(".tmp")
+                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            match owner {
+                // Before temporaries had a folder of their own, a crash could leave
+                // `<host>.tmp<pid>` among the routes; no site lists such a name.
+                Some(site) if legacy_temporary && !listed(site).exists() => {
+                    std::fs::remove_file(&link).map_err(fail())?;
+                    repaired.push(format!("removed the stale temporary route {host}"));
+                }
+                Some(site) => {
+                    linked.extend(target.file_name().map(ToOwned::to_owned));
+                    if !listed(site).exists() {
+                        std::fs::create_dir_all(self.config.index().join(site.0.to_string()))
+                            .map_err(fail())?;
+                        std::fs::write(listed(site), b"").map_err(fail())?;
+                        repaired.push(format!(
+                            "{host} was routed for site {site} without its index; listed it"
+                        ));
+                    }
+                }
+                None => {
+                    std::fs::remove_file(&link).map_err(fail())?;
+                    repaired.push(format!("removed the route of {host}, which led to nothing"));
+                }
+            }
+        }
+        for item in std::fs::read_dir(self.config.index()).map_err(fail())? {
+            let item = item.map_err(fail())?;
+            let Some(site) = item.file_name().to_str().and_then(|s| s.parse().ok()).map(SiteId) else {
+                continue;
+            };
+            for host in self.site_hosts(site)? {
+                if self.owner(&host)? != Some(site) {
+                    std::fs::remove_file(item.path().join(&host)).map_err(fail())?;
+                    repaired.push(format!(
+                        "site {site}'s index listed {host}, which is not routed for it; dropped the line"
+                    ));
+                }
+            }
+        }
+        for item in std::fs::read_dir(self.config.entries()).map_err(fail())? {
+            let item = item.map_err(fail())?;
+            if !linked.contains(&item.file_name()) {
+                std::fs::remove_dir_all(item.path()).map_err(fail())?;
+                repaired.push(format!(
+                    "removed the route entry {}, which no host led to",
+                    item.file_name().to_string_lossy()
+                ));
+            }
+        }
+        for what in &repaired {
+            tracing::info!(repaired = %what, "edge routes repaired");
+        }
+        Ok(repaired)
+    }
+
     /// Removes an entry a link pointed at (`../entries/<name>`).
     fn remove_entry(&self, link_target: &Path) -> Result<()> {
         let Some(name) = link_target.file_name() else {
@@ -625,14 +744,6 @@ fn host_of(route: &str) -> String {
     route
         .strip_prefix(WILDCARD_ROUTE)
         .map_or_else(|| route.to_owned(), |domain| format!("*.{domain}"))
-}
-
-/// Points `link` at `target` atomically: a new symlink renamed over the old one.
-fn swap_symlink(link: &Path, target: &Path) -> Result<()> {
-    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    symlink(target, &tmp).map_err(io("writing a route link"))?;
-    std::fs::rename(&tmp, link).map_err(io("swapping a route link"))
 }
 
 /// Mounts `sites_root` at `view` read-only with `nosymfollow` (unless it already is).

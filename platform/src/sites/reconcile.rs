@@ -39,6 +39,9 @@ impl Platform {
         // What runs is read before what is wanted: an object made after this listing belongs
         // to a site whose row exists by the time the sites are read, so it is never taken for
         // an orphan.
+        // What interrupted route writes left is repaired first, so that the listing below
+        // is of whole routes only.
+        let repaired = runtime.edge.repair().await.map_err(engine)?;
         let objects = runtime.orchestrator.site_objects().await.map_err(engine)?;
         let routes: BTreeMap<SiteId, _> = runtime
             .edge
@@ -63,7 +66,10 @@ impl Platform {
         .map(|o| o.site_id)
         .collect();
 
-        let mut corrections = Vec::new();
+        let mut corrections: Vec<Correction> = repaired
+            .into_iter()
+            .map(|what| Correction { site: 0, what })
+            .collect();
         let mut routes_changed = false;
         let mut lock_conn = self.own_conn().await?;
         // One site's failure is that site's: it is recorded (for admins) and the pass goes on
