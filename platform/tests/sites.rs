@@ -1012,8 +1012,9 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
         made.push(site);
     }
     let (alpha, beta) = (&made[0], &made[1]);
-    // The edge has beta holding a host that the database gives alpha (two domain changes
-    // that crossed): alpha's routes cannot be put while beta holds it.
+    // The database gives alpha a host that beta still has (beta's own name, written past
+    // the checks): alpha's routes cannot be put while beta has it. And beta's routes on the
+    // edge differ from the database (a host it no longer has).
     let mut held = w
         .runtime
         .edge
@@ -1029,7 +1030,7 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
         &w.db,
         &format!(
             "INSERT INTO site_domains (site_id, host, token, verified_at, verified_by) \
-             VALUES ({}, 'shared.test', 't', now(), 'admin')",
+             VALUES ({}, 'beta.localhost', 't', now(), 'admin')",
             alpha.id
         ),
     )
@@ -1051,7 +1052,6 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
         corrections.iter().any(|c| c.site == 4242),
         "the orphan was reached: {corrections:?}"
     );
-    assert!(corrections.iter().any(|c| c.site == beta.id), "{corrections:?}");
     let (listed, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
     let alpha_row = listed.iter().find(|s| s.site.id == alpha.id).unwrap();
     assert!(
@@ -1060,14 +1060,80 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
     );
     assert_eq!(get(w.edge, "orphan.localhost").await.0, 404);
 
-    // Beta let go of the host: the next pass corrects alpha and clears its problem.
-    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
-    assert!(corrections.iter().any(|c| c.site == alpha.id), "{corrections:?}");
+    assert_eq!(
+        get(w.edge, "shared.test").await.0,
+        404,
+        "beta's drift was corrected"
+    );
+
+    // The database is put right: the next pass finds alpha correct and clears its problem.
+    sql(&w.db, "DELETE FROM site_domains WHERE host = 'beta.localhost'").await;
+    w.db.platform.reconcile(&w.runtime).await.unwrap();
     let (listed, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
     assert!(listed.iter().all(|s| s.problem.is_empty()), "{listed:?}");
-    let (status, page) = get(w.edge, "shared.test").await;
+    for name in ["alpha", "beta"] {
+        let (status, page) = get(w.edge, &format!("{name}.localhost")).await;
+        assert_eq!(status, 200);
+        assert!(page.contains(&format!("starter page of {name}")), "{page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_in() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let rules = platform::sites::DomainRules {
+        manager_host: String::new(),
+        sites_domain: "localhost".to_owned(),
+    };
+    let mut made = Vec::new();
+    for name in ["giver", "taker"] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&admin), new_site(name, "static", "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        made.push(site);
+    }
+    let (giver, taker) = (&made[0], &made[1]);
+    let domain =
+        w.db.platform
+            .add_domain(Some(&admin), giver.id, "moving.test", &rules)
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    // The host moves: the giver's change is queued first, but the taker's runs first (its
+    // worker was quicker). The giver's operation is held back by holding its site's lock.
+    w.db.platform
+        .remove_domain(Some(&admin), giver.id, domain.id)
+        .await
+        .unwrap();
+    w.db.platform
+        .add_domain(Some(&admin), taker.id, "moving.test", &rules)
+        .await
+        .unwrap();
+    let mut holder = AsyncPgConnection::establish(&w.db.url).await.unwrap();
+    let lock = format!("SELECT pg_advisory_lock({}, {})", 0x7369_7465, giver.id);
+    diesel::sql_query(lock).execute(&mut holder).await.unwrap();
+    let (platform, runtime) = (w.db.platform.clone(), w.runtime.clone());
+    let giver_worker = tokio::spawn(async move { platform.run_next_operation(&runtime).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops =
+        w.db.platform
+            .site_operations(Some(&admin), taker.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].state, "done", "{:?}", ops[0]);
+    let (status, page) = get(w.edge, "moving.test").await;
     assert_eq!(status, 200);
-    assert!(page.contains("starter page of alpha"), "{page}");
+    assert!(page.contains("starter page of taker"), "{page}");
+    drop(holder);
+    assert!(giver_worker.await.unwrap().unwrap());
+    let (_, page) = get(w.edge, "moving.test").await;
+    assert!(page.contains("starter page of taker"), "{page}");
+    assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

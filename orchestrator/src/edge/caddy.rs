@@ -437,6 +437,12 @@ impl Caddy {
         Ok(())
     }
 
+    /// The site the edge routes `host` for, if any.
+    pub async fn owner_of(&self, host: &str) -> Result<Option<SiteId>> {
+        let host = validate_host(host, true)?;
+        self.owner(&route_name(&host))
+    }
+
     /// Removes every route of a site.
     pub async fn remove(&self, site: SiteId) -> Result<()> {
         let _guard = self.writes.lock().await;

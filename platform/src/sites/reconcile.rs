@@ -230,7 +230,7 @@ impl Platform {
         }
         let mut routes_changed = false;
         if have.as_ref() != Some(&want) {
-            runtime.edge.put(&want).await.map_err(engine)?;
+            runtime.put_routes(&site).await.map_err(engine)?;
             routes_changed = true;
             corrections.push(Correction {
                 site: site.id,

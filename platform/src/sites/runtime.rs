@@ -150,6 +150,40 @@ impl Runtime {
         }
     }
 
+    /// Puts the site's routes as the database has them. A host the edge still routes for
+    /// another site that the database no longer gives it (that site's domain change is queued
+    /// behind this one, or the site is being deleted) is taken from it first, by putting that
+    /// site's routes as the database has them too: the database decides, whatever order the
+    /// two changes run in. A host the other site still has is refused, as before.
+    pub(crate) async fn put_routes(&self, site: &Site) -> orchestrator::Result<()> {
+        let routes = self.routes(site);
+        for host in &routes.hosts {
+            let Some(holder) = self.edge.owner_of(host).await? else {
+                continue;
+            };
+            if holder == routes.site {
+                continue;
+            }
+            let other = {
+                let mut conn = self
+                    .platform
+                    .conn()
+                    .await
+                    .map_err(|e| orchestrator::Error::Transient(e.to_string()))?;
+                super::load_site(&mut conn, i32::try_from(holder.0).unwrap_or(0))
+                    .await
+                    .map_err(|e| orchestrator::Error::Transient(e.to_string()))?
+            };
+            match other {
+                Some(other) if other.provisioned && other.state != super::SiteState::Deleting => {
+                    self.edge.put(&self.routes(&other)).await?;
+                }
+                _ => self.edge.remove(holder).await?,
+            }
+        }
+        self.edge.put(&routes).await
+    }
+
     /// Runs one action for `site`; Ok carries what to show, Err the reason it failed.
     pub(crate) async fn run(&self, action: super::Action, site: &Site) -> Result<String, String> {
         use super::Action as A;
@@ -164,7 +198,7 @@ impl Runtime {
                 .map(|done| format!("service {done:?}").to_lowercase())
                 .map_err(text),
             A::PutRoutes => {
-                self.edge.put(&self.routes(site)).await.map_err(text)?;
+                self.put_routes(site).await.map_err(text)?;
                 self.write_traefik_file().await?;
                 Ok(format!("live at {}", self.url(site)))
             }
