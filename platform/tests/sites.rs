@@ -1306,3 +1306,276 @@ async fn a_worker_keeps_its_claim_alive_while_it_waits_for_the_sites_lock() {
         SiteState::Running
     );
 }
+
+/// How many random changes the soak test makes: a few dozen in CI; `bench/soak.sh` sets more.
+fn soak_changes() -> usize {
+    std::env::var("DIRECTOR_SOAK_CHANGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(60)
+}
+
+/// Counts that tasks share (`load` is named in full: diesel's `RunQueryDsl` has one too).
+fn count(counter: &std::sync::atomic::AtomicUsize) -> usize {
+    std::sync::atomic::AtomicUsize::load(counter, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn stopped(flag: &std::sync::atomic::AtomicBool) -> bool {
+    std::sync::atomic::AtomicBool::load(flag, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One random change to a random site of `made`, as a person would make it; what the
+/// platform refuses for the site's state at that moment (4xx-like errors) is fine.
+async fn random_change(
+    platform: &platform::Platform,
+    admin: &Actor,
+    rng: &mut rand::rngs::StdRng,
+    made: &std::sync::Mutex<Vec<(i32, String)>>,
+    serial: usize,
+) -> Result<(), Error> {
+    use rand::Rng as _;
+    let pick = {
+        let made = made.lock().unwrap();
+        made.get(rng.random_range(0..made.len().max(1))).cloned()
+    };
+    let Some((id, name)) = pick else {
+        return Ok(());
+    };
+    let rules = platform::sites::DomainRules {
+        manager_host: String::new(),
+        sites_domain: "localhost".to_owned(),
+    };
+    let hosts = ["one.soak.test", "two.soak.test", "three.soak.test"];
+    match rng.random_range(0..8) {
+        0 => platform.restart_site(Some(admin), id).await.map(drop),
+        1 => platform
+            .set_served(Some(admin), id, rng.random_bool(0.5))
+            .await
+            .map(drop),
+        2 => platform
+            .add_domain(Some(admin), id, hosts[rng.random_range(0..hosts.len())], &rules)
+            .await
+            .map(drop),
+        3 => {
+            let domains = platform.site_domains(Some(admin), id).await?;
+            match <[_]>::first(&domains) {
+                Some(domain) => platform.remove_domain(Some(admin), id, domain.id).await,
+                None => Ok(()),
+            }
+        }
+        4 => platform.fix_site(Some(admin), id).await.map(drop),
+        5 => {
+            platform.delete_site(Some(admin), id, &name).await?;
+            made.lock().unwrap().retain(|(made, _)| *made != id);
+            let kind = if rng.random_bool(0.5) { "static" } else { "dynamic" };
+            let (site, _) = platform
+                .create_site(Some(admin), new_site(&format!("soak{serial}"), kind, "busybox"))
+                .await?;
+            made.lock().unwrap().push((site.id, site.name));
+            Ok(())
+        }
+        _ => platform
+            .set_limits(
+                Some(admin),
+                id,
+                platform::sites::Limits {
+                    cpu_millis: 250,
+                    memory_mb: if rng.random_bool(0.5) { 64 } else { 128 },
+                    body_limit_mb: if rng.random_bool(0.5) { 8 } else { 16 },
+                },
+            )
+            .await
+            .map(drop),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
+    use rand::{Rng as _, SeedableRng as _};
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+    };
+    let db = TestDb::with_settings(platform::Settings {
+        operation_heartbeat_timeout: Duration::from_secs(1),
+        sites_per_user: 1000,
+        ..Default::default()
+    })
+    .await;
+    let w = world_on(db, false).await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let seed: u64 = rand::rng().random();
+    println!("soak seed {seed}");
+    let made = Arc::new(Mutex::new(Vec::new()));
+    for (n, kind) in ["static", "static", "dynamic", "static", "dynamic"]
+        .iter()
+        .enumerate()
+    {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&admin), new_site(&format!("first{n}"), kind, "busybox"))
+                .await
+                .unwrap();
+        made.lock().unwrap().push((site.id, site.name));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicUsize::new(0));
+    let applied = Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let mut background = Vec::new();
+    // Two workers; each run may be cut short at a random moment (its task dropped midway,
+    // its connections closed: a worker killed), to be taken over once its claim goes stale.
+    for worker in 0..2u64 {
+        let (platform, runtime, stop, kills) = (
+            w.db.platform.clone(),
+            w.runtime.clone(),
+            stop.clone(),
+            kills.clone(),
+        );
+        background.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (worker + 1));
+            while !stopped(&stop) {
+                let cut = Duration::from_millis(rng.random_range(5..400));
+                match tokio::time::timeout(cut, platform.run_next_operation(&runtime)).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(Err(err)) => panic!("a worker failed: {err}"),
+                    Err(_) => {
+                        kills.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    {
+        let (platform, runtime, stop) = (w.db.platform.clone(), w.runtime.clone(), stop.clone());
+        background.push(tokio::spawn(async move {
+            while !stopped(&stop) {
+                platform.reconcile(&runtime).await.expect("a reconciler pass");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }));
+    }
+    // Three people making changes at once.
+    let changes = soak_changes();
+    let mut people = Vec::new();
+    for person in 0..3u64 {
+        let (platform, admin, made, applied) = (
+            w.db.platform.clone(),
+            admin.clone(),
+            made.clone(),
+            applied.clone(),
+        );
+        people.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (person + 100));
+            for n in 0..changes / 3 {
+                let serial = (person as usize) * changes + n;
+                match random_change(&platform, &admin, &mut rng, &made, serial).await {
+                    Ok(()) => {
+                        applied.fetch_add(1, Relaxed);
+                    }
+                    Err(Error::Conflict(_) | Error::NotFound(_) | Error::Invalid { .. }) => {}
+                    Err(other) => panic!("a change failed: {other}"),
+                }
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
+            }
+        }));
+    }
+    for person in people {
+        person.await.unwrap();
+    }
+    stop.store(true, Relaxed);
+    for task in background {
+        task.await.unwrap();
+    }
+
+    // Every operation runs to its end (the killed workers' ones once their claims lapse).
+    let drained = std::time::Instant::now();
+    loop {
+        if w.db.platform.run_next_operation(&w.runtime).await.unwrap() {
+            continue;
+        }
+        let mut conn = AsyncPgConnection::establish(&w.db.url).await.unwrap();
+        let open: i64 = diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM operations WHERE state IN ('queued', 'running'))",
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(120),
+            "{open} operations never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut conn = AsyncPgConnection::establish(&w.db.url).await.unwrap();
+    let failed: Vec<String> = diesel::dsl::sql::<diesel::sql_types::Text>(
+        "SELECT o.kind || ': ' || a.action || ': ' || a.output FROM operations o \
+         JOIN operation_actions a ON a.operation_id = o.id WHERE a.state = 'failed'",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert!(failed.is_empty(), "no operation fails: {failed:#?}");
+
+    // Two passes: the first may still correct what the last killed worker left; the second
+    // finds nothing to correct.
+    w.db.platform.reconcile(&w.runtime).await.unwrap();
+    let second = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(second.is_empty(), "converged: {second:#?}");
+
+    // And every site's state, service, routes and files agree with the database.
+    let (sites, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
+    let objects = w.runtime.orchestrator.site_objects().await.unwrap();
+    let routes = w.runtime.edge.list().await.unwrap();
+    for row in &sites {
+        let site = &row.site;
+        let id = SiteId(site.id as u32);
+        assert!(site.provisioned, "{site:?}");
+        assert!(
+            matches!(site.state, SiteState::Running | SiteState::Stopped),
+            "{site:?}"
+        );
+        assert_eq!(
+            objects.services.contains(&id),
+            site.kind == platform::sites::SiteKind::Dynamic,
+            "{site:?}"
+        );
+        let routed = routes.iter().find(|r| r.site == id).expect("its routes");
+        let mut hosts = routed.hosts.clone();
+        hosts.sort();
+        let mut want: Vec<String> = std::iter::once(format!("{}.localhost", site.name))
+            .chain(site.domains.iter().cloned())
+            .collect();
+        want.sort();
+        assert_eq!(hosts, want, "{site:?}");
+        assert_eq!(
+            routed.availability == orchestrator::edge::Availability::Served,
+            site.availability == "enabled",
+            "{site:?} {routed:?}"
+        );
+        let dir = w.runtime.directory(site);
+        assert!(
+            dir.join("public").is_dir() || dir.join("run.sh").is_file(),
+            "{site:?}"
+        );
+    }
+    let known: std::collections::BTreeSet<SiteId> = sites.iter().map(|s| SiteId(s.site.id as u32)).collect();
+    assert!(
+        routes.iter().all(|r| known.contains(&r.site)),
+        "no routes of deleted sites"
+    );
+    assert!(objects.services.is_subset(&known), "no services of deleted sites");
+    let dirs = std::fs::read_dir(&w.runtime.sites_root).unwrap().count();
+    assert_eq!(dirs, sites.len(), "no directories of deleted sites");
+    println!(
+        "soak: {changes} changes tried, {} applied, {} sites at the end, {} workers killed midway, {:.1} s",
+        count(&applied),
+        sites.len(),
+        count(&kills),
+        started.elapsed().as_secs_f64()
+    );
+}
