@@ -10,3 +10,13 @@ if [[ "${CI:-}" == true ]]; then
   export CARGO_INCREMENTAL=0
 fi
 find "$CARGO_TARGET_DIR"/*/incremental -mindepth 1 -maxdepth 1 -mtime +2 -exec rm -rf {} + 2>/dev/null || true
+# Every build whose inputs changed links new test executables (hundreds of MB each) beside the
+# old ones, which are never used again: only the newest of each name is kept.
+deps="$CARGO_TARGET_DIR/debug/deps"
+if [[ -d "$deps" ]]; then
+  find "$deps" -maxdepth 1 -type f -executable -regextype posix-extended -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' \
+    -printf '%T@ %f\n' 2>/dev/null | sort -rn |
+    awk '{ name = $2; sub(/-[0-9a-f]{16}$/, "", name); if (seen[name]++) print $2 }' |
+    while read -r stale; do rm -f "$deps/$stale"; done
+fi
+unset deps

@@ -272,6 +272,11 @@ impl Orchestrator {
     /// Removes the site's terminal container; removing one that is gone succeeds.
     pub async fn remove_terminal(&self, site: crate::SiteId) -> Result<()> {
         let name = self.ns.terminal(site);
+        // Under the same lock as `ensure_terminal`: a terminal opened while the container is
+        // being removed waits for the removal, then makes a new one (rather than finding one
+        // that cannot start).
+        let lock = self.terminals.ensure_lock(&name);
+        let _one_at_a_time = lock.lock().await;
         self.remove_container(&name).await?;
         self.terminals.forget(&name);
         Ok(())

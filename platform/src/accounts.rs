@@ -442,11 +442,14 @@ impl Platform {
                     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
                         .execute(conn)
                         .await?;
+                    let why = format!("{} was deactivated", row.username);
+                    crate::sites::reset_terminals_of(conn, actor, user_id, &why).await?;
                 }
                 Ok(row.summary())
             })
             .await?;
         tracing::info!(by = %actor.username, user = %user.username, active, "user activity changed");
+        self.wake_workers();
         self.access_changed();
         Ok(user)
     }

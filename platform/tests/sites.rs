@@ -1579,3 +1579,110 @@ async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_access() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&admin), new_site("shared", "static", "busybox"))
+            .await
+            .unwrap();
+    for member in ["bob", "carol"] {
+        w.db.platform
+            .add_member(Some(&admin), site.id, member)
+            .await
+            .unwrap();
+    }
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    // Bob leaves a process behind that outlives his shell (its own session: no hang-up reaches it).
+    let (_, mut session) =
+        w.db.platform
+            .open_shell(
+                Some(&bob),
+                Some(&w.runtime),
+                site.id,
+                platform::sites::ShellRequest {
+                    size: None,
+                    command: Some("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo started".to_owned()),
+                },
+            )
+            .await
+            .unwrap();
+    let mut said = Vec::new();
+    while let Some(bytes) = futures_next(&mut session).await {
+        said.extend(bytes);
+    }
+    assert!(String::from_utf8_lossy(&said).contains("started"));
+    let id = SiteId(site.id as u32);
+    assert!(
+        w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .terminals
+            .contains(&id)
+    );
+
+    w.db.platform
+        .remove_member(Some(&admin), site.id, bob.user_id)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(
+        !w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .terminals
+            .contains(&id),
+        "the terminal container went, and everything in it"
+    );
+    // The members left get a new one when they open a terminal.
+    let (_, mut session) =
+        w.db.platform
+            .open_shell(
+                Some(&carol),
+                Some(&w.runtime),
+                site.id,
+                platform::sites::ShellRequest {
+                    size: None,
+                    command: Some("ps -o pid,comm,args".to_owned()),
+                },
+            )
+            .await
+            .unwrap();
+    let mut said = Vec::new();
+    while let Some(bytes) = futures_next(&mut session).await {
+        said.extend(bytes);
+    }
+    let listed = String::from_utf8_lossy(&said);
+    assert!(!listed.contains("sleep 1000"), "bob's sleep is gone: {listed}");
+
+    // Deactivating an account ends the terminals of all its sites the same way.
+    w.db.platform
+        .set_user_active(Some(&admin), carol.user_id, false)
+        .await
+        .unwrap();
+    let ops =
+        w.db.platform
+            .site_operations(Some(&admin), site.id)
+            .await
+            .unwrap();
+    assert_eq!(ops[0].kind, platform::sites::OperationKind::ResetTerminal);
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(
+        !w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .terminals
+            .contains(&id)
+    );
+}

@@ -256,8 +256,9 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     )
     .await;
     read_until(&mut helpers, "trapped").await;
-    // The helper is removed from the site: their shell ends, with the reason, within seconds;
-    // the admin's goes on.
+    // The helper is removed from the site: their shell ends, with the reason, within seconds.
+    // The site's terminal container is made anew (nothing the helper left running survives),
+    // so the admin's shell ends too, and a new one starts at once.
     let removed = tokio::time::Instant::now();
     platform
         .remove_member(Some(&owner), site.id, helper.user_id)
@@ -266,6 +267,12 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     let ended = read_until(&mut helpers, r#""type":"exit""#).await;
     assert!(ended.contains("no longer a member"), "{ended}");
     assert!(removed.elapsed() < Duration::from_secs(10));
+    read_until(&mut admins, r#""type":"exit""#).await;
+    let mut admins = open(&server, site.id, Some(&admin_session.token), &origin, "")
+        .await
+        .expect("the admin opens a new terminal");
+    hello(&mut admins).await;
+    read_until(&mut admins, "revoked:/site$ ").await;
     type_line(&mut admins, "echo still-$((1+1))").await;
     read_until(&mut admins, "still-2").await;
     // The socket was closed, and the shell (which trapped SIGHUP) was killed before its mark.

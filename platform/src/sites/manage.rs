@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
-use super::{Change, Event, OperationKind, Site, SiteState, audit, site_columns, site_from_row};
+use super::{
+    Change, Event, OperationKind, Site, SiteState, audit, record_change, site_columns, site_from_row,
+    terminal_reset,
+};
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,
     schema::{audit_log, images, site_members, site_status, sites, users},
@@ -165,10 +168,13 @@ impl Platform {
                     .first(conn)
                     .await?;
                 audit(conn, actor, "site.member.remove", &site.name, &username).await?;
+                let why = format!("{username} was removed from the site");
+                record_change(conn, actor, &site, &terminal_reset(&why)).await?;
                 Ok(username)
             })
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, member = %username, "member removed");
+        self.wake_workers();
         self.access_changed();
         Ok(())
     }
@@ -318,19 +324,19 @@ impl Platform {
                 .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
         };
         let availability = if disabled { "disabled" } else { "enabled" };
-        let operation = self
-            .queue_change(
-                &actor,
-                &site,
-                Change {
-                    kind: OperationKind::SetAvailability,
-                    state: Some(state),
-                    availability: Some(availability),
-                    audit_action: "site.availability",
-                    details: availability,
-                },
-            )
-            .await?;
+        let change = Change {
+            kind: OperationKind::SetAvailability,
+            state: Some(state),
+            availability: Some(availability),
+            audit_action: "site.availability",
+            details: availability,
+        };
+        let operation = if disabled {
+            let reset = terminal_reset("an administrator disabled the site");
+            self.queue_changes(&actor, &site, &[change, reset]).await?
+        } else {
+            self.queue_change(&actor, &site, change).await?
+        };
         self.access_changed();
         Ok(operation)
     }

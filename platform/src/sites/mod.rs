@@ -167,6 +167,41 @@ struct Change<'a> {
     details: &'a str,
 }
 
+/// Records, in the caller's transaction, the end of the terminal containers of every site
+/// `user_id` is a member of (they lost their access to all of them); the caller wakes the
+/// workers once it commits.
+pub(crate) async fn reset_terminals_of(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: &Actor,
+    user_id: i64,
+    why: &str,
+) -> Result<()> {
+    let ids: Vec<i32> = site_members::table
+        .filter(site_members::user_id.eq(user_id))
+        .select(site_members::site_id)
+        .load(conn)
+        .await?;
+    for id in ids {
+        if let Some(site) = load_site(conn, id).await?
+            && site.state != SiteState::Deleting
+        {
+            record_change(conn, actor, &site, &terminal_reset(why)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends a site's terminal container (see [`OperationKind::ResetTerminal`]) because `why`.
+fn terminal_reset(why: &str) -> Change<'_> {
+    Change {
+        kind: OperationKind::ResetTerminal,
+        state: None,
+        availability: None,
+        audit_action: "site.terminal.reset",
+        details: why,
+    }
+}
+
 /// Records `change` in the caller's transaction: the site's new state and availability, the
 /// operation and the audit line, so that nothing of it is committed without the rest (a
 /// domain removed with no operation to take its routes away). The caller wakes the workers
@@ -592,9 +627,22 @@ impl Platform {
 
     /// One change to a site, atomically (see [`record_change`]); then a worker is woken.
     async fn queue_change(&self, actor: &Actor, site: &Site, change: Change<'_>) -> Result<i64> {
+        self.queue_changes(actor, site, &[change]).await
+    }
+
+    /// Changes to a site, atomically and in order (see [`record_change`]); then a worker is
+    /// woken. Returns the first one's operation.
+    async fn queue_changes(&self, actor: &Actor, site: &Site, changes: &[Change<'_>]) -> Result<i64> {
         let mut conn = self.conn().await?;
         let operation = conn
-            .transaction::<_, Error, _>(async |conn| record_change(conn, actor, site, &change).await)
+            .transaction::<_, Error, _>(async |conn| {
+                let mut first = None;
+                for change in changes {
+                    let operation = record_change(conn, actor, site, change).await?;
+                    first.get_or_insert(operation);
+                }
+                first.ok_or_else(|| Error::internal("no change to queue"))
+            })
             .await?;
         self.wake_workers();
         Ok(operation)

@@ -29,6 +29,10 @@ pub enum OperationKind {
     FixSite,
     /// Put its routes again after its domains changed.
     UpdateDomains,
+    /// End its terminal container, and with it every process left in it (someone lost access
+    /// to the site: nothing they started there may outlive it). The next terminal opened
+    /// makes a new one.
+    ResetTerminal,
 }
 
 impl OperationKind {
@@ -41,6 +45,7 @@ impl OperationKind {
             Self::ApplySettings => "apply-settings",
             Self::FixSite => "fix-site",
             Self::UpdateDomains => "update-domains",
+            Self::ResetTerminal => "reset-terminal",
         }
     }
 
@@ -53,6 +58,7 @@ impl OperationKind {
             Self::ApplySettings,
             Self::FixSite,
             Self::UpdateDomains,
+            Self::ResetTerminal,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -61,6 +67,15 @@ impl OperationKind {
     /// Whether it makes the whole site (its directory, service and routes).
     fn makes_site(self) -> bool {
         matches!(self, Self::CreateSite | Self::FixSite)
+    }
+
+    /// Whether it changes what a made site has (its service, its routes): on a site no create
+    /// or fix has made yet, it has nothing to change.
+    fn needs_made_site(self) -> bool {
+        matches!(
+            self,
+            Self::RestartSite | Self::SetAvailability | Self::ApplySettings | Self::UpdateDomains
+        )
     }
 
     fn actions(self, kind: SiteKind) -> Vec<Action> {
@@ -72,6 +87,7 @@ impl OperationKind {
             }
             (Self::RestartSite, _) => vec![A::RestartService],
             (Self::UpdateDomains, _) => vec![A::PutRoutes],
+            (Self::ResetTerminal, _) => vec![A::RemoveTerminal],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Static) => vec![A::PutRoutes],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Dynamic) => {
                 vec![A::EnsureService, A::PutRoutes]
@@ -380,9 +396,7 @@ impl Platform {
                 // A site no create or fix has made whole yet has nothing to change: what an
                 // operation would put in place (its routes, its service) comes with its create
                 // when it is retried, from the settings and domains as they are then.
-                Some(site)
-                    if !site.provisioned && !kind.makes_site() && kind != OperationKind::DeleteSite =>
-                {
+                Some(site) if !site.provisioned && kind.needs_made_site() => {
                     Ok("skipped: the site is not made yet (retry its create, or fix it)".to_owned())
                 }
                 Some(site) => {
@@ -638,6 +652,7 @@ mod tests {
             K::ApplySettings,
             K::FixSite,
             K::UpdateDomains,
+            K::ResetTerminal,
         ] {
             assert_eq!(K::parse(kind.as_str()), Some(kind));
             for site_kind in [SiteKind::Static, SiteKind::Dynamic] {
