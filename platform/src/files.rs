@@ -82,38 +82,36 @@ fn version_of(stat: &rustix::fs::Stat) -> Version {
     ))
 }
 
-/// How long a save waits for its folder's lock. Saves hold it for one write of at most the
-/// editor's size; a lock held longer is a tenant's own (`flock` on their folder), which must
-/// not keep a worker thread for ever.
-const FOLDER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The folders (device, inode) a save with a version is writing in, in this process. A lock of
+/// Director's own, not an `flock` on the folder: the folder is the tenant's, and their code
+/// could hold an `flock` on it for ever.
+static SAVING: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+static SAVED: std::sync::Condvar = std::sync::Condvar::new();
 
-/// Takes `folder`'s exclusive lock (`flock`), held until the returned descriptor is closed.
-/// Never waits in the kernel: it tries, and sleeps between tries, so a lock a tenant holds
-/// ends in an answer rather than a hung thread.
-fn lock_folder(folder: &OwnedFd) -> Result<OwnedFd> {
-    // `flock` needs a descriptor opened for reading; the folder's is a path only.
-    let held = rustix::fs::openat(
-        folder,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io)?;
-    let started = std::time::Instant::now();
-    loop {
-        match rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(held),
-            Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < FOLDER_LOCK_WAIT => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(Error::Conflict(
-                    "Another save in this folder has not finished; try again in a moment.".to_owned(),
-                ));
-            }
-            Err(err) => return Err(io(err)),
-        }
+/// A folder held by one save (see [`lock_folder`]); let go when dropped.
+struct FolderLock((u64, u64));
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        let mut saving = SAVING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        saving.retain(|held| *held != self.0);
+        SAVED.notify_all();
     }
+}
+
+/// Holds `folder` for one save: waits (on a blocking thread, as all file work) while another
+/// save in this process writes in it, which takes one write of at most the editor's size.
+fn lock_folder(folder: &OwnedFd) -> Result<FolderLock> {
+    let stat = rustix::fs::fstat(folder).map_err(io)?;
+    let key = (stat.st_dev, stat.st_ino);
+    let mut saving = SAVING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    while saving.contains(&key) {
+        saving = SAVED
+            .wait(saving)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    saving.push(key);
+    Ok(FolderLock(key))
 }
 
 /// A file as [`SiteFiles::read_versioned`] read it.
@@ -454,9 +452,9 @@ impl SiteFiles {
     /// Writes `bytes` to `path` (as [`SiteFiles::write`]) unless the file changed since it was
     /// read as `expected`; returns the new version.
     ///
-    /// The check and the write are one step for every saver in Director: each holds its
-    /// folder's lock from before the check until the file is in place, so of two saves made
-    /// from the same version, the second always finds the first's.
+    /// The check and the write are one step for every saver in this process: each holds its
+    /// folder from before the check until the file is in place, so of two saves made from the
+    /// same version, the second always finds the first's.
     pub fn save(&self, path: &str, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
         let Some(expected) = expected else {
             self.write(path, bytes)?;
@@ -480,7 +478,7 @@ impl SiteFiles {
         }
         self.write(path, bytes)?;
         let saved = self.version(path);
-        // Closing the held descriptor releases the lock, once the file is in place.
+        // Let go once the file is in place.
         drop(held);
         saved
     }
@@ -546,15 +544,21 @@ impl SiteFiles {
             return Ok(Created::Kept);
         }
         let (dir, name) = self.parent(path)?;
-        self.write_at(
+        let written = self.write_at(
             &dir,
             &name,
             &mut &bytes[..],
             bytes.len() as u64,
             Existing::Refuse,
             mode & 0o777,
-        )?;
-        Ok(Created::Written)
+        );
+        match written {
+            Ok(_) => Ok(Created::Written),
+            // Made meanwhile by another writer (a worker taken over whose file work went on):
+            // there it is, which is what was asked.
+            Err(_) if self.exists(path)? => Ok(Created::Kept),
+            Err(err) => Err(err),
+        }
     }
 
     /// Makes the folder `path` unless it is there, and gives it to the site's uid. A link in

@@ -459,32 +459,6 @@ fn starter_files_are_made_whole_and_never_through_a_link() {
 }
 
 #[test]
-fn a_save_waits_for_a_save_under_way_and_then_finds_its_change() {
-    let s = setup();
-    let opened = s.files.version("public/index.html").unwrap();
-    // Another save holds the folder (checked, not yet written) when this one comes.
-    let folder = std::fs::File::open(s.root.join("public")).unwrap();
-    rustix::fs::flock(&folder, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    std::thread::scope(|scope| {
-        let mine = scope.spawn(|| s.files.save("public/index.html", b"mine", Some(&opened)));
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        // The other save puts its file in place and lets go.
-        let theirs = s.root.join("public/.theirs");
-        std::fs::write(&theirs, "theirs").unwrap();
-        std::fs::rename(&theirs, s.root.join("public/index.html")).unwrap();
-        drop(folder);
-        assert!(
-            matches!(mine.join().unwrap(), Err(Error::Conflict(_))),
-            "the later save is refused, not written over the earlier"
-        );
-    });
-    assert_eq!(
-        std::fs::read(s.root.join("public/index.html")).unwrap(),
-        b"theirs"
-    );
-}
-
-#[test]
 fn of_many_saves_from_one_version_exactly_one_is_written() {
     let s = setup();
     for round in 0..20 {
@@ -517,15 +491,14 @@ fn of_many_saves_from_one_version_exactly_one_is_written() {
 }
 
 #[test]
-fn a_folder_lock_held_for_ever_ends_in_a_refusal_not_a_hung_save() {
+fn a_tenants_lock_on_a_folder_never_holds_a_save() {
     let s = setup();
     let opened = s.files.version("public/index.html").unwrap();
+    // The site's own code holds an flock on the folder, and never lets go.
     let folder = std::fs::File::open(s.root.join("public")).unwrap();
     rustix::fs::flock(&folder, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    let saved = s.files.save("public/index.html", b"mine", Some(&opened));
-    assert!(matches!(saved, Err(Error::Conflict(_))), "{saved:?}");
-    assert_eq!(
-        std::fs::read(s.root.join("public/index.html")).unwrap(),
-        b"<h1>site</h1>"
-    );
+    let started = std::time::Instant::now();
+    s.files.save("public/index.html", b"mine", Some(&opened)).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(std::fs::read(s.root.join("public/index.html")).unwrap(), b"mine");
 }

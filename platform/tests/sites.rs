@@ -1346,7 +1346,11 @@ async fn random_change(
         sites_domain: "localhost".to_owned(),
     };
     let hosts = ["one.soak.test", "two.soak.test", "three.soak.test"];
-    match rng.random_range(0..8) {
+    match rng.random_range(0..9) {
+        8 => platform
+            .set_disabled(Some(admin), id, rng.random_bool(0.5))
+            .await
+            .map(drop),
         0 => platform.restart_site(Some(admin), id).await.map(drop),
         1 => platform
             .set_served(Some(admin), id, rng.random_bool(0.5))
@@ -1404,8 +1408,11 @@ async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
     .await;
     let w = world_on(db, false).await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let seed: u64 = rand::rng().random();
-    println!("soak seed {seed}");
+    let seed: u64 = std::env::var("DIRECTOR_SOAK_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    println!("soak seed {seed} (DIRECTOR_SOAK_SEED)");
     let made = Arc::new(Mutex::new(Vec::new()));
     for (n, kind) in ["static", "static", "dynamic", "static", "dynamic"]
         .iter()
@@ -1521,14 +1528,38 @@ async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
     .unwrap();
     assert!(failed.is_empty(), "no operation fails: {failed:#?}");
 
-    // Two passes: the first may still correct what the last killed worker left; the second
-    // finds nothing to correct.
-    w.db.platform.reconcile(&w.runtime).await.unwrap();
+    // The operations alone (the reconciler stopped) leave every site's state, service, routes
+    // and files as the database has them.
+    assert_sites_agree(&w, &admin).await;
+    // The reconciler then only has the edge's leftovers to repair (temporaries of the killed
+    // workers' writes), and a second pass nothing at all.
+    let first = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(first.iter().all(|c| c.site == 0), "only repairs: {first:#?}");
     let second = w.db.platform.reconcile(&w.runtime).await.unwrap();
     assert!(second.is_empty(), "converged: {second:#?}");
+    assert_sites_agree(&w, &admin).await;
+    assert!(
+        changes < 30 || count(&kills) > 0,
+        "workers were killed midway: {}",
+        count(&kills)
+    );
+    assert!(
+        count(&applied) * 4 > changes,
+        "most changes were applied: {} of {changes}",
+        count(&applied)
+    );
+    println!(
+        "soak: {changes} changes tried, {} applied, {} workers killed midway, {:.1} s",
+        count(&applied),
+        count(&kills),
+        started.elapsed().as_secs_f64()
+    );
+}
 
-    // And every site's state, service, routes and files agree with the database.
-    let (sites, _) = w.db.platform.all_sites(Some(&admin), None, 0).await.unwrap();
+/// Every site's state, service, routes and files agree with the database, and nothing of a
+/// deleted site is left.
+async fn assert_sites_agree(w: &World, admin: &Actor) {
+    let (sites, _) = w.db.platform.all_sites(Some(admin), None, 0).await.unwrap();
     let objects = w.runtime.orchestrator.site_objects().await.unwrap();
     let routes = w.runtime.edge.list().await.unwrap();
     for row in &sites {
@@ -1552,16 +1583,23 @@ async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
             .collect();
         want.sort();
         assert_eq!(hosts, want, "{site:?}");
+        let availability = match site.availability.as_str() {
+            "disabled" => orchestrator::edge::Availability::Disabled,
+            "not-served" => orchestrator::edge::Availability::NotServed,
+            _ => orchestrator::edge::Availability::Served,
+        };
+        assert_eq!(routed.availability, availability, "{site:?} {routed:?}");
         assert_eq!(
-            routed.availability == orchestrator::edge::Availability::Served,
+            site.state == SiteState::Running,
             site.availability == "enabled",
-            "{site:?} {routed:?}"
-        );
-        let dir = w.runtime.directory(site);
-        assert!(
-            dir.join("public").is_dir() || dir.join("run.sh").is_file(),
             "{site:?}"
         );
+        let dir = w.runtime.directory(site);
+        let made = match site.kind {
+            platform::sites::SiteKind::Static => dir.join("public/index.html"),
+            platform::sites::SiteKind::Dynamic => dir.join("run.sh"),
+        };
+        assert_eq!(owner(&made).0, 100_000 + site.id as u32, "{site:?}");
     }
     let known: std::collections::BTreeSet<SiteId> = sites.iter().map(|s| SiteId(s.site.id as u32)).collect();
     assert!(
@@ -1571,13 +1609,6 @@ async fn random_changes_with_workers_killed_midway_converge_on_the_database() {
     assert!(objects.services.is_subset(&known), "no services of deleted sites");
     let dirs = std::fs::read_dir(&w.runtime.sites_root).unwrap().count();
     assert_eq!(dirs, sites.len(), "no directories of deleted sites");
-    println!(
-        "soak: {changes} changes tried, {} applied, {} sites at the end, {} workers killed midway, {:.1} s",
-        count(&applied),
-        sites.len(),
-        count(&kills),
-        started.elapsed().as_secs_f64()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1684,5 +1715,127 @@ async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_acce
             .unwrap()
             .terminals
             .contains(&id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let rules = platform::sites::DomainRules {
+        manager_host: String::new(),
+        sites_domain: "localhost".to_owned(),
+    };
+    let mut made = Vec::new();
+    for (name, host) in [("left", "one.swap.test"), ("right", "two.swap.test")] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&admin), new_site(name, "static", "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        w.db.platform
+            .add_domain(Some(&admin), site.id, host, &rules)
+            .await
+            .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        made.push(site);
+    }
+    let (left, right) = (&made[0], &made[1]);
+    // The database swaps them at once; the edge still has each on its old site when the
+    // first operation runs.
+    sql(
+        &w.db,
+        &format!(
+            "UPDATE site_domains SET site_id = CASE site_id WHEN {l} THEN {r} ELSE {l} END",
+            l = left.id,
+            r = right.id
+        ),
+    )
+    .await;
+    for site in [right, left] {
+        w.db.platform.fix_site(Some(&admin), site.id).await.unwrap();
+    }
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
+    for site in [left, right] {
+        let ops =
+            w.db.platform
+                .site_operations(Some(&admin), site.id)
+                .await
+                .unwrap();
+        assert_eq!(ops[0].state, "done", "{:?}", ops[0]);
+    }
+    for (host, owner) in [("one.swap.test", "right"), ("two.swap.test", "left")] {
+        let (status, page) = get(w.edge, host).await;
+        assert_eq!(status, 200, "{host}");
+        assert!(
+            page.contains(&format!("starter page of {owner}")),
+            "{host}: {page}"
+        );
+    }
+    assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_being_deleted_is_never_served_again_by_a_later_change() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let rules = platform::sites::DomainRules {
+        manager_host: String::new(),
+        sites_domain: "localhost".to_owned(),
+    };
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&admin), new_site("leaving", "static", "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let domain =
+        w.db.platform
+            .add_domain(Some(&admin), site.id, "leaving.test", &rules)
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    // Its deletion took its routes away, then failed (its service would not go, say).
+    let deletion =
+        w.db.platform
+            .delete_site(Some(&admin), site.id, "leaving")
+            .await
+            .unwrap();
+    w.runtime.edge.remove(SiteId(site.id as u32)).await.unwrap();
+    sql(
+        &w.db,
+        &format!(
+            "UPDATE operation_actions SET state = CASE WHEN position = 0 THEN 'done' ELSE 'failed' END \
+             WHERE operation_id = {deletion} AND position <= 1"
+        ),
+    )
+    .await;
+    sql(
+        &w.db,
+        &format!("UPDATE operations SET state = 'failed' WHERE id = {deletion}"),
+    )
+    .await;
+    // A member removes a domain meanwhile: its routing must not bring the site back.
+    w.db.platform
+        .remove_domain(Some(&admin), site.id, domain.id)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let ops =
+        w.db.platform
+            .site_operations(Some(&admin), site.id)
+            .await
+            .unwrap();
+    assert!(ops[0].actions[0].output.contains("being deleted"), "{:?}", ops[0]);
+    assert_eq!(get(w.edge, "leaving.localhost").await.0, 404);
+    assert!(
+        w.runtime
+            .edge
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.site != SiteId(site.id as u32))
     );
 }

@@ -102,6 +102,12 @@ pub struct Caddy {
     writes: Arc<Mutex<()>>,
 }
 
+/// See [`Caddy::lock_routes`]; released when dropped (closing the file releases its `flock`).
+struct RoutesLock<'a> {
+    _process: tokio::sync::MutexGuard<'a, ()>,
+    _file: std::fs::File,
+}
+
 impl CaddyConfig {
     fn routes(&self) -> PathBuf {
         self.dir.join("routes")
@@ -400,7 +406,7 @@ impl Caddy {
             Target::Static { public_dir } => Some(self.static_root(public_dir)?),
             Target::Service => None,
         };
-        let _guard = self.writes.lock().await;
+        let _lock = self.lock_routes().await?;
         for host in &hosts {
             if let Some(owner) = self.owner(host)?
                 && owner != routes.site
@@ -443,9 +449,20 @@ impl Caddy {
         self.owner(&route_name(&host))
     }
 
+    /// Takes `host` away from `site`, if the edge still routes it for that site: its link,
+    /// entry and index line go; the site's other hosts stay as they are.
+    pub async fn release(&self, site: SiteId, host: &str) -> Result<()> {
+        let host = route_name(&validate_host(host, true)?);
+        let _lock = self.lock_routes().await?;
+        if self.owner(&host)? == Some(site) {
+            self.remove_host(site, &host)?;
+        }
+        Ok(())
+    }
+
     /// Removes every route of a site.
     pub async fn remove(&self, site: SiteId) -> Result<()> {
-        let _guard = self.writes.lock().await;
+        let _lock = self.lock_routes().await?;
         for host in self.site_hosts(site)? {
             self.remove_host(site, &host)?;
         }
@@ -637,91 +654,131 @@ impl Caddy {
     /// interrupted: removes what interrupted writes left (temporaries, entries no link leads
     /// to, links to nothing), lists in its site's index every host a site's link routes (so
     /// that removing the site takes it away), and drops index lines whose host is not the
-    /// site's. Returns what it repaired, in words. The reconciler runs it on every pass.
+    /// site's. Returns what it repaired, in words. Each item is repaired on its own: one that
+    /// cannot be is logged and left for the next pass, never stopping the others. The
+    /// reconciler runs it on every pass.
     pub async fn repair(&self) -> Result<Vec<String>> {
-        let _guard = self.writes.lock().await;
+        let _lock = self.lock_routes().await?;
         let mut repaired = Vec::new();
-        let fail = || io("repairing the routes");
-        for item in std::fs::read_dir(self.config.temporaries()).map_err(fail())? {
-            let path = item.map_err(fail())?.path();
+        let mut tried = |what: String, done: std::io::Result<()>| match done {
+            Ok(()) => repaired.push(what),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(what, error = %e, "a route could not be repaired; next pass"),
+        };
+        let list = |dir: PathBuf| -> Result<Vec<std::fs::DirEntry>> {
+            std::fs::read_dir(dir)
+                .and_then(Iterator::collect)
+                .map_err(io("repairing the routes"))
+        };
+        for item in list(self.config.temporaries())? {
+            let path = item.path();
             let removed = match std::fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
                 Ok(_) => std::fs::remove_file(&path),
                 Err(e) => Err(e),
             };
-            match removed {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail()(e)),
-                _ => repaired.push(format!(
-                    "removed {}, left by an interrupted route write",
-                    path.display()
-                )),
-            }
+            let what = format!("removed {}, left by an interrupted route write", path.display());
+            tried(what, removed);
         }
         let mut linked = BTreeSet::new();
-        for item in std::fs::read_dir(self.config.hosts()).map_err(fail())? {
-            let item = item.map_err(fail())?;
+        for item in list(self.config.hosts())? {
             let host = item.file_name().to_string_lossy().into_owned();
             let link = item.path();
             let Ok(target) = std::fs::read_link(&link) else {
                 continue;
             };
-            let owner = self.owner(&host)?;
+            let owner = self.owner(&host).unwrap_or(None);
             let listed = |site: SiteId| self.config.index().join(site.0.to_string()).join(&host);
+            // Its entry is named after the host it was written for: a legacy temporary's is
+            // its real host's, a real host's (even one ending in `.tmp1`) its own.
             let legacy_temporary = host
                 .rsplit_once(".tmp")
-                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+                && !target
+                    .file_name()
+                    .is_some_and(|entry| entry.to_string_lossy().starts_with(&format!("{host}~")));
             match owner {
                 // Before temporaries had a folder of their own, a crash could leave
                 // `<host>.tmp<pid>` among the routes; no site lists such a name.
-                Some(site) if legacy_temporary && !listed(site).exists() => {
-                    std::fs::remove_file(&link).map_err(fail())?;
-                    repaired.push(format!("removed the stale temporary route {host}"));
-                }
+                Some(site) if legacy_temporary && !listed(site).exists() => tried(
+                    format!("removed the stale temporary route {host}"),
+                    std::fs::remove_file(&link),
+                ),
                 Some(site) => {
                     linked.extend(target.file_name().map(ToOwned::to_owned));
                     if !listed(site).exists() {
-                        std::fs::create_dir_all(self.config.index().join(site.0.to_string()))
-                            .map_err(fail())?;
-                        std::fs::write(listed(site), b"").map_err(fail())?;
-                        repaired.push(format!(
-                            "{host} was routed for site {site} without its index; listed it"
-                        ));
+                        let index = self.config.index().join(site.0.to_string());
+                        tried(
+                            format!("{host} was routed for site {site} without its index; listed it"),
+                            std::fs::create_dir_all(index).and_then(|()| std::fs::write(listed(site), b"")),
+                        );
                     }
                 }
-                None => {
-                    std::fs::remove_file(&link).map_err(fail())?;
-                    repaired.push(format!("removed the route of {host}, which led to nothing"));
-                }
+                None => tried(
+                    format!("removed the route of {host}, which led to nothing"),
+                    std::fs::remove_file(&link),
+                ),
             }
         }
-        for item in std::fs::read_dir(self.config.index()).map_err(fail())? {
-            let item = item.map_err(fail())?;
+        for item in list(self.config.index())? {
             let Some(site) = item.file_name().to_str().and_then(|s| s.parse().ok()).map(SiteId) else {
                 continue;
             };
-            for host in self.site_hosts(site)? {
-                if self.owner(&host)? != Some(site) {
-                    std::fs::remove_file(item.path().join(&host)).map_err(fail())?;
-                    repaired.push(format!(
-                        "site {site}'s index listed {host}, which is not routed for it; dropped the line"
-                    ));
+            for host in self.site_hosts(site).unwrap_or_default() {
+                if self.owner(&host).unwrap_or(None) != Some(site) {
+                    tried(
+                        format!(
+                            "site {site}'s index listed {host}, which is not routed for it; dropped the line"
+                        ),
+                        std::fs::remove_file(item.path().join(&host)),
+                    );
                 }
             }
         }
-        for item in std::fs::read_dir(self.config.entries()).map_err(fail())? {
-            let item = item.map_err(fail())?;
+        for item in list(self.config.entries())? {
             if !linked.contains(&item.file_name()) {
-                std::fs::remove_dir_all(item.path()).map_err(fail())?;
-                repaired.push(format!(
-                    "removed the route entry {}, which no host led to",
-                    item.file_name().to_string_lossy()
-                ));
+                tried(
+                    format!(
+                        "removed the route entry {}, which no host led to",
+                        item.file_name().to_string_lossy()
+                    ),
+                    std::fs::remove_dir_all(item.path()),
+                );
             }
         }
         for what in &repaired {
             tracing::info!(repaired = %what, "edge routes repaired");
         }
         Ok(repaired)
+    }
+
+    /// Held while the route directories change: one writer at a time in this process, and in
+    /// every Director process sharing the directory (an `flock` on `routes/.lock`, a file of
+    /// Director's own), so that a repair never sees another's write half made.
+    async fn lock_routes(&self) -> Result<RoutesLock<'_>> {
+        let process = self.writes.lock().await;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.config.routes().join(".lock"))
+            .map_err(io("locking the routes"))?;
+        // Tried without blocking (a blocked thread would hold the async runtime), and again a
+        // moment later: another process holds it for a few file operations at most.
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    return Ok(RoutesLock {
+                        _process: process,
+                        _file: file,
+                    });
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the routes")(e)),
+            }
+        }
     }
 
     /// Removes an entry a link pointed at (`../entries/<name>`).

@@ -685,6 +685,12 @@ impl Platform {
         if site.availability == "disabled" {
             return Err(Error::Conflict("An administrator disabled this site.".to_owned()));
         }
+        if !site.provisioned {
+            return Err(Error::Conflict(
+                "The site is not made yet: retry its create (or ask an administrator to fix it) first."
+                    .to_owned(),
+            ));
+        }
         let event = if served { Event::Started } else { Event::Stopped };
         let next = site
             .state

@@ -344,17 +344,24 @@ impl Platform {
         // The reconciler stays off the site while its operation runs.
         let mut lock_conn = self.own_conn().await?;
         let renew_every = self.settings().operation_heartbeat_timeout / 3;
+        let mut locked = false;
         let outcome = async {
             claimed
                 .renewing(&mut conn, renew_every, super::lock::lock(&mut lock_conn, site_id))
                 .await??;
+            locked = true;
             // The wait may have been long: the claim is checked again before anything runs.
             claimed.renew(&mut conn).await?;
             self.run_locked(runtime, claimed, site_id, &mut conn, renew_every)
                 .await
         }
         .await;
-        super::lock::unlock(&mut lock_conn, site_id).await?;
+        // A wait given up (the claim taken over meanwhile) may still be queued at the server:
+        // an unlock would queue behind it, so the connection is closed instead, which ends both.
+        if locked {
+            super::lock::unlock(&mut lock_conn, site_id).await?;
+        }
+        drop(lock_conn);
         match outcome {
             Ok(()) => Ok(()),
             Err(Stop::TakenOver) => {
@@ -386,6 +393,10 @@ impl Platform {
         let kind = OperationKind::parse(&kind)
             .ok_or_else(|| Error::internal(format!("unknown operation {kind}")))?;
         let actions = load_actions(conn, id).await?;
+        // The last action's end is recorded with the operation's, in one transaction: a worker
+        // that stops between the two leaves the action to run again (from the site as it is
+        // then), never a finished action whose operation a later one finds unfinished.
+        let mut last_done = None;
         for (position, record) in actions.iter().enumerate() {
             if record.state == "done" {
                 continue;
@@ -393,6 +404,11 @@ impl Platform {
             let site = load_site(conn, site_id).await?;
             claimed.set_action(conn, position, "running", "").await?;
             let outcome = match &site {
+                // A site being deleted gets nothing back (routes, a service) from a change
+                // queued before or during its deletion.
+                Some(site) if site.state == SiteState::Deleting && kind != OperationKind::DeleteSite => {
+                    Ok("skipped: the site is being deleted".to_owned())
+                }
                 // A site no create or fix has made whole yet has nothing to change: what an
                 // operation would put in place (its routes, its service) comes with its create
                 // when it is retried, from the settings and domains as they are then.
@@ -408,6 +424,7 @@ impl Platform {
                 None => Ok("the site is already gone".to_owned()),
             };
             match outcome {
+                Ok(output) if position + 1 == actions.len() => last_done = Some((position, output)),
                 Ok(output) => claimed.set_action(conn, position, "done", &output).await?,
                 Err(error) => {
                     tracing::warn!(operation = id, site = site_id, action = record.action.as_str(), %error, "action failed");
@@ -423,6 +440,9 @@ impl Platform {
             }
         }
         conn.transaction::<_, Stop, _>(async |conn| {
+            if let Some((position, output)) = &last_done {
+                claimed.set_action(conn, *position, "done", output).await?;
+            }
             claimed.finish(conn, "done").await?;
             let Some(site) = load_site(conn, site_id).await? else {
                 return Ok(());

@@ -95,7 +95,7 @@ impl Platform {
                     problem_text(&err)
                 }
             };
-            diesel::insert_into(site_status::table)
+            let recorded = diesel::insert_into(site_status::table)
                 .values((
                     site_status::site_id.eq(site.id),
                     site_status::reconcile_problem.eq(&problem),
@@ -104,7 +104,17 @@ impl Platform {
                 .do_update()
                 .set(site_status::reconcile_problem.eq(&problem))
                 .execute(&mut conn)
-                .await?;
+                .await;
+            match recorded {
+                // Deleted since its lock was released: nothing to record.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                )) => {}
+                other => {
+                    other?;
+                }
+            }
         }
         let orphans = objects
             .services

@@ -152,9 +152,10 @@ impl Runtime {
 
     /// Puts the site's routes as the database has them. A host the edge still routes for
     /// another site that the database no longer gives it (that site's domain change is queued
-    /// behind this one, or the site is being deleted) is taken from it first, by putting that
-    /// site's routes as the database has them too: the database decides, whatever order the
-    /// two changes run in. A host the other site still has is refused, as before.
+    /// behind this one, or the site is being deleted) is released from it first — that host
+    /// alone: the other site's routes are otherwise left to its own operations. The database
+    /// decides, whatever order the two changes run in; a host the other site still has is
+    /// refused, as before.
     pub(crate) async fn put_routes(&self, site: &Site) -> orchestrator::Result<()> {
         let routes = self.routes(site);
         for host in &routes.hosts {
@@ -165,20 +166,19 @@ impl Runtime {
                 continue;
             }
             let other = {
-                let mut conn = self
-                    .platform
-                    .conn()
-                    .await
-                    .map_err(|e| orchestrator::Error::Transient(e.to_string()))?;
+                let unavailable = |e: crate::Error| orchestrator::Error::Transient(e.to_string());
+                let mut conn = self.platform.conn().await.map_err(unavailable)?;
                 super::load_site(&mut conn, i32::try_from(holder.0).unwrap_or(0))
                     .await
-                    .map_err(|e| orchestrator::Error::Transient(e.to_string()))?
+                    .map_err(unavailable)?
             };
-            match other {
-                Some(other) if other.provisioned && other.state != super::SiteState::Deleting => {
-                    self.edge.put(&self.routes(&other)).await?;
-                }
-                _ => self.edge.remove(holder).await?,
+            let still_theirs = other.is_some_and(|other| {
+                other.provisioned
+                    && other.state != super::SiteState::Deleting
+                    && self.routes(&other).hosts.contains(host)
+            });
+            if !still_theirs {
+                self.edge.release(holder, host).await?;
             }
         }
         self.edge.put(&routes).await
