@@ -5,7 +5,7 @@ use diesel_async::{
     AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{
-        AsyncDieselConnectionManager,
+        AsyncDieselConnectionManager, ManagerConfig,
         deadpool::{Object, Pool},
     },
 };
@@ -27,13 +27,42 @@ pub type DbConn = Object<AsyncPgConnection>;
 
 /// Builds a pool for `url`. No connection is made until one is needed, so a database that is
 /// down at start-up shows as `/readyz` failing rather than as a crash.
+///
+/// A task waits at most [`POOL_WAIT`] for a connection (then `Unavailable`, a 503), so that no
+/// request or worker hangs for ever on a pool that is used up. Every connection ends a
+/// transaction left idle for [`IDLE_IN_TRANSACTION`]: a task dropped in the middle of one (a
+/// worker killed) cannot keep its row locks while its connection waits to be recycled.
 pub fn pool(url: &str, max_size: usize) -> Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| {
+        Box::pin(async move {
+            let mut conn = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(url).await?;
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query(format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    IDLE_IN_TRANSACTION.as_millis()
+                )),
+                &mut conn,
+            )
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(max_size)
+        .wait_timeout(Some(POOL_WAIT))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(Error::internal)
 }
+
+/// How long a task waits for a pooled connection.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a transaction may sit idle before the database ends it.
+const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Applies every pending migration, holding an advisory lock while doing so.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>> {

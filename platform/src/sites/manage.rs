@@ -270,35 +270,45 @@ impl Platform {
         )?;
         check("memory_mb", limits.memory_mb, MEMORY_MB, "MiB")?;
         check("body_limit_mb", limits.body_limit_mb, BODY_LIMIT_MB, "MiB")?;
-        if site.state == SiteState::Deleting {
-            return Err(Error::Conflict("The site is being deleted.".to_owned()));
-        }
-        let mut conn = self.conn().await?;
-        diesel::update(sites::table.find(site_id))
-            .set((
-                sites::cpu_millis.eq(limits.cpu_millis),
-                sites::memory_mb.eq(limits.memory_mb),
-                sites::body_limit_mb.eq(limits.body_limit_mb),
-                sites::updated_at.eq(Utc::now()),
-            ))
-            .execute(&mut conn)
-            .await?;
         let details = format!(
             "cpu {} millis, memory {} MiB, body {} MiB",
             limits.cpu_millis, limits.memory_mb, limits.body_limit_mb
         );
-        self.queue_change(
-            &actor,
-            &site,
-            Change {
-                kind: OperationKind::ApplySettings,
-                state: None,
-                availability: None,
-                audit_action: "site.limits",
-                details: &details,
-            },
-        )
-        .await
+        let change = Change {
+            kind: OperationKind::ApplySettings,
+            state: None,
+            availability: None,
+            audit_action: "site.limits",
+            details: &details,
+        };
+        // The limits, the operation that applies them and the audit line commit together, on
+        // a site not being deleted (checked on its locked row).
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let state: String = sites::table
+                    .find(site_id)
+                    .select(sites::state)
+                    .for_update()
+                    .first(conn)
+                    .await?;
+                if state == SiteState::Deleting.as_str() {
+                    return Err(Error::Conflict("The site is being deleted.".to_owned()));
+                }
+                diesel::update(sites::table.find(site_id))
+                    .set((
+                        sites::cpu_millis.eq(limits.cpu_millis),
+                        sites::memory_mb.eq(limits.memory_mb),
+                        sites::body_limit_mb.eq(limits.body_limit_mb),
+                        sites::updated_at.eq(Utc::now()),
+                    ))
+                    .execute(conn)
+                    .await?;
+                record_change(conn, &actor, &site, &change).await
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
     }
 
     /// Disables a site (visitors get a page saying so; its members cannot serve it again) or
