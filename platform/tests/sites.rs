@@ -1839,3 +1839,28 @@ async fn a_site_being_deleted_is_never_served_again_by_a_later_change() {
             .all(|r| r.site != SiteId(site.id as u32))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_directors_operations_resume_at_once_on_its_own_database() {
+    let w = world().await;
+    let carol = user(&w.db, "carol", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&carol), new_site("again", "static", "busybox"))
+            .await
+            .unwrap();
+    // Claimed by a Director that was then killed: its heartbeat is fresh, so another
+    // process would wait it out.
+    let killed = w.db.platform.claim_operation().await.unwrap().unwrap();
+    assert!(w.db.platform.claim_operation().await.unwrap().is_none());
+    // Started again on a database it alone uses: the operation runs now.
+    assert_eq!(w.db.platform.resume_orphaned_operations().await.unwrap(), 1);
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert_eq!(
+        w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    // The killed one's claim is no longer its own.
+    w.db.platform.run_claimed(&w.runtime, killed).await.unwrap();
+    assert_eq!(get(w.edge, "again.localhost").await.0, 200);
+}

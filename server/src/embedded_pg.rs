@@ -45,17 +45,28 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PgError {
     move |source| PgError::Io { context, source }
 }
 
-/// A running embedded cluster; call [`EmbeddedPostgres::stop`] to shut it down.
+/// A running embedded cluster, supervised (restarted within seconds if it dies); call
+/// [`EmbeddedPostgres::stop`] to shut it down.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
+    pg: Cluster,
+    url: String,
+    stopped: bool,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+    _lock: File,
+}
+
+/// Where the cluster is and how its programs are run.
+#[derive(Debug, Clone)]
+struct Cluster {
     bin_dir: PathBuf,
     cluster: PathBuf,
     socket_dir: PathBuf,
     run_as: Option<(u32, u32)>,
-    url: String,
-    stopped: bool,
-    _lock: File,
 }
+
+/// How often the supervisor looks at the cluster.
+const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 const OS_USER_NAME: &str = "director";
 const DB_USER: &str = "director";
@@ -95,14 +106,11 @@ impl EmbeddedPostgres {
             .map_err(io("securing the cluster directory"))?;
 
         let url = format!("postgresql://{DB_USER}@/{DB_NAME}?host={}", socket_dir.display());
-        let pg = Self {
+        let pg = Cluster {
             bin_dir,
             cluster,
             socket_dir,
             run_as,
-            url,
-            stopped: false,
-            _lock: lock,
         };
         if !pg.cluster.join("PG_VERSION").exists() {
             tracing::info!(cluster = %pg.cluster.display(), "initialising the embedded PostgreSQL cluster");
@@ -122,45 +130,25 @@ impl EmbeddedPostgres {
         }
         // A cluster left running by a director that was killed: ours (we hold the lock), so
         // stop it and start clean.
-        if pg
-            .run(
-                "pg_ctl",
-                &["status".as_ref(), "-D".as_ref(), pg.cluster.as_os_str()],
-            )
-            .await
-            .is_ok()
-        {
+        if pg.running().await {
             tracing::warn!("an embedded PostgreSQL from an earlier run was still up; restarting it");
             pg.stop_cluster().await?;
         }
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c unix_socket_permissions=0700",
-            pg.socket_dir.display()
-        );
-        let log = pg.cluster.join("postgres.log");
-        pg.run(
-            "pg_ctl",
-            &[
-                "start".as_ref(),
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-                "-D".as_ref(),
-                pg.cluster.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-                "-o".as_ref(),
-                options.as_ref(),
-            ],
-        )
-        .await?;
+        pg.start_cluster().await?;
         if let Err(err) = pg.ensure_database().await {
             // Never leave a cluster running behind a failed start.
             pg.stop_cluster().await.ok();
             return Err(err);
         }
         tracing::info!(socket = %pg.socket_dir.display(), "embedded PostgreSQL is up");
-        Ok(pg)
+        let supervisor = tokio::spawn(pg.clone().supervise());
+        Ok(Self {
+            pg,
+            url,
+            stopped: false,
+            supervisor: Some(supervisor),
+            _lock: lock,
+        })
     }
 
     /// The URL to connect with.
@@ -168,12 +156,82 @@ impl EmbeddedPostgres {
         &self.url
     }
 
-    /// Stops the cluster (fast shutdown: sessions are cut, data is safe).
+    /// The postmaster's process id, as its `postmaster.pid` says (tests kill it).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.pg.cluster.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops the cluster (fast shutdown: sessions are cut, data is safe), its supervisor first.
     pub async fn stop(mut self) -> Result<(), PgError> {
-        self.stop_cluster().await?;
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.abort();
+        }
+        self.pg.stop_cluster().await?;
         self.stopped = true;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
+    }
+}
+
+impl Cluster {
+    /// Restarts the cluster whenever it is found down (killed, crashed, stopped by hand): it
+    /// recovers from its own log as it starts, and the pool's next connections reach it. Ends
+    /// only when aborted, which `stop` does before stopping the cluster.
+    async fn supervise(self) {
+        loop {
+            tokio::time::sleep(SUPERVISE_EVERY).await;
+            if self.running().await {
+                continue;
+            }
+            tracing::warn!("the embedded PostgreSQL is down; restarting it");
+            match self.start_cluster().await {
+                Ok(()) => tracing::info!("the embedded PostgreSQL is up again"),
+                // Often the dead postmaster's backends have not all exited yet: next round.
+                Err(err) => {
+                    tracing::error!(error = %err, "restarting the embedded PostgreSQL failed; trying again")
+                }
+            }
+        }
+    }
+
+    /// Whether the cluster's postmaster runs (`pg_ctl status`).
+    async fn running(&self) -> bool {
+        self.run(
+            "pg_ctl",
+            &["status".as_ref(), "-D".as_ref(), self.cluster.as_os_str()],
+        )
+        .await
+        .is_ok()
+    }
+
+    async fn start_cluster(&self) -> Result<(), PgError> {
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c unix_socket_permissions=0700",
+            self.socket_dir.display()
+        );
+        let log = self.cluster.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "start".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-D".as_ref(),
+                self.cluster.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+            ],
+        )
+        .await
     }
 
     async fn stop_cluster(&self) -> Result<(), PgError> {
@@ -252,18 +310,22 @@ impl Drop for EmbeddedPostgres {
     /// A cluster is never left running behind a panic or an early return: without an orderly
     /// [`EmbeddedPostgres::stop`], it is stopped here, synchronously.
     fn drop(&mut self) {
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.abort();
+        }
         if self.stopped {
             return;
         }
+        let pg = &self.pg;
         use std::os::unix::process::CommandExt as _;
-        let mut cmd = std::process::Command::new(self.bin_dir.join("pg_ctl"));
+        let mut cmd = std::process::Command::new(pg.bin_dir.join("pg_ctl"));
         cmd.args(["stop", "-w", "-m", "fast", "-D"])
-            .arg(&self.cluster)
+            .arg(&pg.cluster)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .current_dir(&self.cluster);
-        if let Some((uid, gid)) = self.run_as {
+            .current_dir(&pg.cluster);
+        if let Some((uid, gid)) = pg.run_as {
             cmd.uid(uid).gid(gid);
         }
         if let Err(err) = cmd.status() {

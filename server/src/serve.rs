@@ -109,6 +109,17 @@ fn raise_open_files() {
 
 async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     let platform = db.platform(config)?;
+    // The embedded database is this process's alone (its data directory is locked): what an
+    // earlier, killed Director left running resumes now rather than after its heartbeat.
+    if db.embedded.is_some() {
+        let resumed = platform.resume_orphaned_operations().await?;
+        if resumed > 0 {
+            tracing::info!(
+                operations = resumed,
+                "resuming what the previous run left unfinished"
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

@@ -67,3 +67,39 @@ async fn a_second_director_on_the_same_data_directory_is_refused() {
     platform.database_ready().await.unwrap();
     pg.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_database_is_restarted_and_pages_come_back_without_a_director_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
+    let platform = platform_on(&pg).await;
+    create_user(&platform, "admin", Role::Admin).await;
+    let server = TestServer::start(platform).await;
+    let client = server.signed_in("admin", &password("admin")).await;
+    assert_eq!(server.page(&client, "/").await.status(), StatusCode::OK);
+
+    let postmaster = pg.postmaster_pid().expect("the postmaster's pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &postmaster.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let since = std::time::Instant::now();
+    loop {
+        let status = server.page(&client, "/").await.status();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(30),
+            "still {status} 30 s after the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    println!(
+        "pages came back {:.1} s after the kill",
+        since.elapsed().as_secs_f64()
+    );
+    assert_ne!(pg.postmaster_pid(), Some(postmaster), "a new postmaster");
+    pg.stop().await.unwrap();
+}

@@ -306,6 +306,22 @@ impl Platform {
         Ok(true)
     }
 
+    /// Puts every running operation back in the queue, to be claimed at once. Only for a
+    /// database no other process uses (the embedded one, whose data directory this process
+    /// holds locked): its running operations are then a killed predecessor's, and waiting out
+    /// their heartbeats would only delay them. Returns how many there were.
+    pub async fn resume_orphaned_operations(&self) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        let resumed = diesel::update(operations::table.filter(operations::state.eq("running")))
+            .set((operations::state.eq("queued"), operations::claim.eq(None::<i64>)))
+            .execute(&mut conn)
+            .await?;
+        if resumed > 0 {
+            self.wake_workers();
+        }
+        Ok(resumed)
+    }
+
     /// Claims the oldest queued operation, or a running one whose worker has been silent for
     /// longer than [`crate::Settings::operation_heartbeat_timeout`]. The claim is a number
     /// drawn for this worker: whoever claims the operation after it takes it over, and this
