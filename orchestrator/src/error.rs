@@ -44,6 +44,9 @@ pub enum Error {
     /// The engine refused the request.
     #[error("the Docker engine refused: {0}")]
     Engine(String),
+    /// The edge router's admin API did not answer as it should (it may be restarting).
+    #[error("the edge router's admin API {0}")]
+    EdgeAdmin(String),
     /// The engine has no such object (a service, container or image of that name).
     #[error("{0}")]
     NotFound(String),
@@ -61,7 +64,10 @@ pub enum Error {
 impl Error {
     /// Whether retrying the same call may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient(_) | Self::EngineUnreachable { .. })
+        matches!(
+            self,
+            Self::Transient(_) | Self::EngineUnreachable { .. } | Self::EdgeAdmin(_)
+        )
     }
 
     pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Self {

@@ -378,6 +378,15 @@ async fn crafted_hosts_and_paths_never_reach_anything_but_a_site() {
         );
         assert!(status.is_client_error(), "{path}: {status}");
     }
+    // Paths no file can have are the visitor's mistake: 400, never a server error.
+    let long = format!("/{}", "x".repeat(300));
+    for path in ["/%00", "/index%00.html", long.as_str()] {
+        assert_eq!(
+            edge.get("victim.localhost", path).await.0,
+            StatusCode::BAD_REQUEST,
+            "{path}"
+        );
+    }
     let caddy_name = edge.caddy.container().to_owned();
     let service = env.orch.namespace().service(SiteId(4));
     for host in [

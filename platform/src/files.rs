@@ -284,6 +284,16 @@ pub fn relative(path: &str) -> Result<PathBuf> {
     if path.contains('\0') {
         return Err(Error::invalid("path", "A path cannot contain a NUL byte."));
     }
+    // The kernel's limits (PATH_MAX, NAME_MAX), told as such rather than as a failure.
+    if path.len() >= 4096 {
+        return Err(Error::invalid("path", "A path has at most 4095 bytes."));
+    }
+    if path.split('/').any(|part| part.len() > 255) {
+        return Err(Error::invalid(
+            "path",
+            "A file or folder name has at most 255 bytes.",
+        ));
+    }
     let mut parts: Vec<&OsStr> = Vec::new();
     for component in Path::new(path).components() {
         match component {
@@ -311,6 +321,7 @@ fn io(err: rustix::io::Errno) -> Error {
         Errno::ACCESS | Errno::PERM | Errno::XDEV | Errno::LOOP => {
             Error::Conflict("That path is not allowed.".to_owned())
         }
+        Errno::NAMETOOLONG => Error::invalid("path", "That path is too long."),
         other => Error::internal(std::io::Error::from(other)),
     }
 }

@@ -53,6 +53,15 @@ fn paths_are_cleaned_to_components_inside_the_root() {
         assert_eq!(relative(given).unwrap().to_str().unwrap(), want, "{given:?}");
     }
     assert!(matches!(relative("a\0b"), Err(Error::Invalid { .. })));
+    // Past the kernel's limits: a reason, not a failure.
+    for long in ["a/".repeat(2048), format!("public/{}", "x".repeat(256))] {
+        assert!(
+            matches!(relative(&long), Err(Error::Invalid { .. })),
+            "{}",
+            long.len()
+        );
+    }
+    assert!(relative(&format!("public/{}", "x".repeat(255))).is_ok());
 }
 
 #[test]

@@ -81,6 +81,16 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
         std::fs::metadata(root.join("public/notes.txt")).unwrap().uid(),
         platform::sites::Runtime::uid(&site)
     );
+    // A path past the kernel's limits is a bad request with its reason, not a failure.
+    for path in ["a/".repeat(2100), format!("public/{}", "x".repeat(300))] {
+        let answer = get(
+            &server,
+            &client,
+            &format!("/sites/{}/files/download?path={path}", site.id),
+        )
+        .await;
+        assert_eq!(answer.status(), 400, "{}", path.len());
+    }
     let res = get(
         &server,
         &client,

@@ -370,10 +370,8 @@ impl Caddy {
     pub async fn health(&self) -> Result<()> {
         match admin_get(&self.config.admin_socket(), "/config/admin").await {
             Ok(200) => Ok(()),
-            Ok(status) => Err(Error::Transient(format!("Caddy's admin API answered {status}"))),
-            Err(e) => Err(Error::Transient(format!(
-                "Caddy's admin API does not answer: {e}"
-            ))),
+            Ok(status) => Err(Error::EdgeAdmin(format!("answered {status}"))),
+            Err(e) => Err(Error::EdgeAdmin(format!("does not answer: {e}"))),
         }
     }
 
@@ -903,6 +901,13 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
         |file: &str| json!({"file": {"root": hosts, "try_files": [format!("/{{http.vars.route}}/{file}")]}});
     let exact = json!({"file": {"root": hosts, "try_files": ["/{http.request.host}/.site"]}});
     let mut routes = vec![
+        // A path no file can have (a NUL, a part past the kernel's 255 bytes) is the visitor's
+        // mistake, answered as such before any site's files are looked at.
+        json!({
+            "match": [{"path_regexp": {"pattern": r"\x00|[^/]{256,}"}}],
+            "handle": [html(400, pages::bad_path())],
+            "terminal": true,
+        }),
         json!({
             "match": [{"not": [{"vars_regexp": {"{http.request.host}": {"pattern": HOST_PATTERN}}}]}],
             "handle": [html(404, pages::no_such_site())],
@@ -986,8 +991,9 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
         port => format!(":{port}"),
     };
     let mut http_routes = routes.clone();
+    // After the refusals of bad paths and unknown hosts.
     http_routes.insert(
-        1,
+        2,
         json!({
             "match": [{"file": {
                 "root": format!("{STORAGE_IN}/certificates/{}", acme.issuer_key()),

@@ -50,3 +50,10 @@ pub(crate) fn too_large() -> String {
 pub(crate) fn not_found() -> String {
     page("Not found", "This site has no page at this address.")
 }
+
+pub(crate) fn bad_path() -> String {
+    page(
+        "Bad address",
+        "This address cannot name a page: it holds a NUL character, or a part longer than 255 bytes.",
+    )
+}

@@ -103,6 +103,14 @@ pub fn validate_site_name(raw: &str) -> Result<String> {
     if RESERVED.contains(&name.as_str()) {
         return Err(Error::invalid("name", format!("The name {name} is reserved.")));
     }
+    // `xn--` starts an IDNA A-label, which browsers show as Unicode: a site could look like
+    // another one. The third and fourth places are reserved for such prefixes (RFC 5891).
+    if name.get(2..4) == Some("--") {
+        return Err(Error::invalid(
+            "name",
+            "A site's name cannot have two hyphens in its third and fourth places (like xn--, which browsers show as other letters).",
+        ));
+    }
     Ok(name)
 }
 
@@ -752,7 +760,20 @@ mod tests {
     #[test]
     fn site_names_are_dns_labels_and_not_reserved() {
         assert_eq!(validate_site_name(" My-Site2 ").unwrap(), "my-site2");
-        for bad in ["", "-a", "a-", "a_b", "a.b", "www", "admin", &"x".repeat(33), "é"] {
+        assert_eq!(validate_site_name("a--b").unwrap(), "a--b");
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a_b",
+            "a.b",
+            "www",
+            "admin",
+            &"x".repeat(33),
+            "é",
+            "xn--80ak6aa92e",
+            "ab--cd",
+        ] {
             assert!(validate_site_name(bad).is_err(), "{bad:?}");
         }
     }
