@@ -517,4 +517,17 @@ async fn what_an_interrupted_route_write_leaves_is_repaired_and_never_served() {
             "{dir} is empty once the site is removed"
         );
     }
+
+    // A route whose owner cannot be read at the moment is left alone, never removed.
+    let other = env.site(2, "odd", None);
+    edge.caddy
+        .put(&static_routes(&other, &["odd.localhost"]))
+        .await
+        .unwrap();
+    let owner = routes_dir.join("hosts/odd.localhost/.site");
+    std::fs::remove_file(&owner).unwrap();
+    std::fs::create_dir(&owner).unwrap();
+    edge.caddy.repair().await.unwrap();
+    assert!(routes_dir.join("hosts/odd.localhost").exists());
+    assert!(routes_dir.join("sites/2/odd.localhost").exists());
 }

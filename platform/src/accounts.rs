@@ -384,10 +384,14 @@ impl Platform {
             )
             .execute(conn)
             .await?;
+            // The old password may be in other hands: nothing started with it lives on.
+            let why = "a member changed their password";
+            crate::sites::reset_terminals_of(conn, actor, user_id, why).await?;
             Ok(())
         })
         .await?;
         tracing::info!(user = %actor.username, "password changed; other sessions ended");
+        self.wake_workers();
         self.access_changed();
         Ok(())
     }
@@ -499,6 +503,18 @@ impl Platform {
         let mut conn = self.conn().await?;
         let user = conn
             .transaction::<_, Error, _>(async move |conn| {
+                let was: Option<String> = users::table
+                    .find(user_id)
+                    .select(users::role)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if was.as_deref() == Some(Role::Admin.as_str()) && role != Role::Admin {
+                    // Read while still an admin: every site's terminal they could open.
+                    let why = "an administrator of the site's server was demoted";
+                    crate::sites::reset_terminals_of(conn, actor, user_id, why).await?;
+                }
                 let row: UserRow = diesel::update(users::table.find(user_id))
                     .set((users::role.eq(role.as_str()), users::updated_at.eq(Utc::now())))
                     .returning(UserRow::as_returning())
@@ -511,6 +527,7 @@ impl Platform {
             })
             .await?;
         tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
+        self.wake_workers();
         self.access_changed();
         Ok(user)
     }

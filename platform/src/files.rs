@@ -100,19 +100,32 @@ impl Drop for FolderLock {
 }
 
 /// Holds `folder` for one save: waits (on a blocking thread, as all file work) while another
-/// save in this process writes in it, which takes one write of at most the editor's size.
+/// save in this process writes in it, which takes one write of at most the editor's size —
+/// 5 s at most (a slow disk, many saves at once), then 409: a waiting save holds one of the
+/// blocking threads every site's file work shares.
 fn lock_folder(folder: &OwnedFd) -> Result<FolderLock> {
     let stat = rustix::fs::fstat(folder).map_err(io)?;
     let key = (stat.st_dev, stat.st_ino);
+    let deadline = std::time::Instant::now() + FOLDER_WAIT;
     let mut saving = SAVING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     while saving.contains(&key) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Error::Conflict(
+                "Another save in this folder has not finished; try again in a moment.".to_owned(),
+            ));
+        }
         saving = SAVED
-            .wait(saving)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .wait_timeout(saving, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
     }
     saving.push(key);
     Ok(FolderLock(key))
 }
+
+/// How long a save waits for another in its folder.
+const FOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A file as [`SiteFiles::read_versioned`] read it.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use crate::{
@@ -194,18 +194,16 @@ impl Platform {
         else {
             return Err(Error::NotFound("key"));
         };
-        diesel::delete(ssh_keys::table.find(key_id))
-            .execute(&mut conn)
-            .await?;
-        crate::sites::audit(
-            &mut conn,
-            actor,
-            "ssh-key.remove",
-            &owner.to_string(),
-            &fingerprint,
-        )
+        conn.transaction::<_, Error, _>(async |conn| {
+            diesel::delete(ssh_keys::table.find(key_id)).execute(conn).await?;
+            crate::sites::audit(conn, actor, "ssh-key.remove", &owner.to_string(), &fingerprint).await?;
+            // The key may be in other hands: nothing started with it lives on.
+            let why = "an SSH key of a member was removed";
+            crate::sites::reset_terminals_of(conn, actor, owner, why).await
+        })
         .await?;
         tracing::info!(user = %actor.username, owner, %fingerprint, "SSH key removed");
+        self.wake_workers();
         self.access_changed();
         Ok(())
     }

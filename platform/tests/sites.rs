@@ -1114,7 +1114,10 @@ async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_i
         .await
         .unwrap();
     let mut holder = AsyncPgConnection::establish(&w.db.url).await.unwrap();
-    let lock = format!("SELECT pg_advisory_lock({}, {})", 0x7369_7465, giver.id);
+    let lock = format!(
+        "SELECT pg_advisory_lock(hashtext(current_schema() || '/site'), {})",
+        giver.id
+    );
     diesel::sql_query(lock).execute(&mut holder).await.unwrap();
     let (platform, runtime) = (w.db.platform.clone(), w.runtime.clone());
     let giver_worker = tokio::spawn(async move { platform.run_next_operation(&runtime).await });
@@ -1290,7 +1293,10 @@ async fn a_worker_keeps_its_claim_alive_while_it_waits_for_the_sites_lock() {
     // Something else holds the site's lock (the reconciler correcting it, say) for longer
     // than the heartbeat timeout.
     let mut holder = AsyncPgConnection::establish(&w.db.url).await.unwrap();
-    let lock = format!("SELECT pg_advisory_lock({}, {})", 0x7369_7465, site.id);
+    let lock = format!(
+        "SELECT pg_advisory_lock(hashtext(current_schema() || '/site'), {})",
+        site.id
+    );
     diesel::sql_query(lock).execute(&mut holder).await.unwrap();
     let (platform, runtime) = (w.db.platform.clone(), w.runtime.clone());
     let worker = tokio::spawn(async move { platform.run_next_operation(&runtime).await });
@@ -1863,4 +1869,63 @@ async fn a_killed_directors_operations_resume_at_once_on_its_own_database() {
     // The killed one's claim is no longer its own.
     w.db.platform.run_claimed(&w.runtime, killed).await.unwrap();
     assert_eq!(get(w.edge, "again.localhost").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_access_in_any_way_resets_the_terminals_it_could_reach() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let helper = user(&w.db, "helper", Role::Admin).await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let mut made = Vec::new();
+    for (name, kind) in [("quiet", "static"), ("busy", "dynamic")] {
+        let (site, _) =
+            w.db.platform
+                .create_site(Some(&alice), new_site(name, kind, "busybox"))
+                .await
+                .unwrap();
+        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        made.push(site);
+    }
+    // An admin demoted could open a terminal in every site: every site's is reset once (a
+    // reset already queued is not queued twice).
+    w.db.platform
+        .set_user_role(Some(&admin), helper.user_id, Role::User)
+        .await
+        .unwrap();
+    w.db.platform
+        .set_user_active(Some(&admin), helper.user_id, false)
+        .await
+        .unwrap();
+    for site in &made {
+        let ops =
+            w.db.platform
+                .site_operations(Some(&admin), site.id)
+                .await
+                .unwrap();
+        let resets = ops
+            .iter()
+            .filter(|o| o.kind == platform::sites::OperationKind::ResetTerminal)
+            .count();
+        assert_eq!(resets, 1, "{}: {ops:?}", site.name);
+    }
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
+    // A dynamic site's service task is replaced too: its members' code runs there as well.
+    let busy =
+        w.db.platform
+            .site_operations(Some(&admin), made[1].id)
+            .await
+            .unwrap();
+    assert_eq!(busy[0].state, "done", "{:?}", busy[0]);
+    assert_eq!(
+        busy[0].actions.iter().map(|a| a.action).collect::<Vec<_>>(),
+        [
+            platform::sites::Action::RemoveTerminal,
+            platform::sites::Action::RestartService
+        ]
+    );
+    assert_eq!(
+        w.db.platform.site(Some(&alice), made[1].id).await.unwrap().state,
+        SiteState::Running
+    );
 }

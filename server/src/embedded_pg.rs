@@ -67,6 +67,8 @@ struct Cluster {
 
 /// How often the supervisor looks at the cluster.
 const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest the supervisor waits between attempts at a cluster that keeps failing.
+const SUPERVISE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
 
 const OS_USER_NAME: &str = "director";
 const DB_USER: &str = "director";
@@ -169,8 +171,11 @@ impl EmbeddedPostgres {
 
     /// Stops the cluster (fast shutdown: sessions are cut, data is safe), its supervisor first.
     pub async fn stop(mut self) -> Result<(), PgError> {
+        // The supervisor ends first (a `pg_ctl` it was running is killed with it), so that it
+        // never starts the cluster again under the stop.
         if let Some(supervisor) = self.supervisor.take() {
             supervisor.abort();
+            let _ = supervisor.await;
         }
         self.pg.stop_cluster().await?;
         self.stopped = true;
@@ -184,17 +189,31 @@ impl Cluster {
     /// recovers from its own log as it starts, and the pool's next connections reach it. Ends
     /// only when aborted, which `stop` does before stopping the cluster.
     async fn supervise(self) {
+        let mut wait = SUPERVISE_EVERY;
         loop {
-            tokio::time::sleep(SUPERVISE_EVERY).await;
+            tokio::time::sleep(wait).await;
             if self.running().await {
+                wait = SUPERVISE_EVERY;
                 continue;
+            }
+            // A cluster whose files are gone cannot be recovered by starting it: that takes a
+            // person (and a restart of Director, which makes a new one).
+            if !self.cluster.join("PG_VERSION").exists() {
+                tracing::error!(cluster = %self.cluster.display(), "the embedded PostgreSQL's files are gone; not restarting it");
+                return;
             }
             tracing::warn!("the embedded PostgreSQL is down; restarting it");
             match self.start_cluster().await {
-                Ok(()) => tracing::info!("the embedded PostgreSQL is up again"),
-                // Often the dead postmaster's backends have not all exited yet: next round.
+                Ok(()) => {
+                    tracing::info!("the embedded PostgreSQL is up again");
+                    wait = SUPERVISE_EVERY;
+                }
+                // Often the dead postmaster's backends have not all exited yet; a cluster that
+                // keeps failing (a full disk) is tried less and less often, a minute apart at
+                // most, so that its log does not fill the disk further.
                 Err(err) => {
-                    tracing::error!(error = %err, "restarting the embedded PostgreSQL failed; trying again")
+                    wait = (wait * 2).min(SUPERVISE_AT_MOST);
+                    tracing::error!(error = %err, retry_in = ?wait, "restarting the embedded PostgreSQL failed");
                 }
             }
         }
@@ -288,7 +307,8 @@ impl Cluster {
         }
         cmd.stdin(Stdio::null())
             .current_dir(&self.cluster)
-            .env("LC_ALL", "C");
+            .env("LC_ALL", "C")
+            .kill_on_drop(true);
         let out = cmd.output().await.map_err(io(format!("running {name}")))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -445,6 +445,28 @@ async fn an_ssh_connection_ends_within_seconds_of_its_access_going() {
         "the command that trapped SIGHUP was killed"
     );
 
+    // A removed key may be in other hands: the site's terminal container was made anew, so
+    // the helper's command ended with it, and a new one starts at once.
+    tokio::time::timeout(Duration::from_secs(15), helpers.wait_with_output())
+        .await
+        .expect("the helper's command ends with the container")
+        .unwrap();
+    let helpers = ssh_running(
+        port,
+        &helper_key,
+        "sshgone",
+        "touch public/helper-again; sleep 120",
+    );
+    let mut there = false;
+    for _ in 0..300 {
+        if dir.join("public/helper-again").exists() {
+            there = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(there, "the helper's new command runs");
+
     // The helper's account deactivated: theirs ends too.
     platform
         .set_user_active(Some(&Actor::operator()), helper.user_id, false)

@@ -102,10 +102,14 @@ pub struct Caddy {
     writes: Arc<Mutex<()>>,
 }
 
-/// See [`Caddy::lock_routes`]; released when dropped (closing the file releases its `flock`).
+/// The longest a change waits for another process's hold on the routes.
+const ROUTES_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// See [`Caddy::lock_routes`]; released when dropped (closing the file releases its `flock`),
+/// the file first, so that the next writer in this process finds it free.
 struct RoutesLock<'a> {
-    _process: tokio::sync::MutexGuard<'a, ()>,
     _file: std::fs::File,
+    _process: tokio::sync::MutexGuard<'a, ()>,
 }
 
 impl CaddyConfig {
@@ -685,7 +689,18 @@ impl Caddy {
             let Ok(target) = std::fs::read_link(&link) else {
                 continue;
             };
-            let owner = self.owner(&host).unwrap_or(None);
+            // Its entry is in use unless the link goes below.
+            let entry = target.file_name().map(ToOwned::to_owned);
+            linked.extend(entry.clone());
+            // A route whose owner cannot be read now (out of descriptors, a disk error) is
+            // left as it is: only one known to lead nowhere is removed.
+            let owner = match self.owner(&host) {
+                Ok(owner) => owner,
+                Err(err) => {
+                    tracing::warn!(host, error = %err, "a route's owner could not be read; next pass");
+                    continue;
+                }
+            };
             let listed = |site: SiteId| self.config.index().join(site.0.to_string()).join(&host);
             // Its entry is named after the host it was written for: a legacy temporary's is
             // its real host's, a real host's (even one ending in `.tmp1`) its own.
@@ -698,12 +713,12 @@ impl Caddy {
             match owner {
                 // Before temporaries had a folder of their own, a crash could leave
                 // `<host>.tmp<pid>` among the routes; no site lists such a name.
+                // (Its entry is the real host's: it stays.)
                 Some(site) if legacy_temporary && !listed(site).exists() => tried(
                     format!("removed the stale temporary route {host}"),
                     std::fs::remove_file(&link),
                 ),
                 Some(site) => {
-                    linked.extend(target.file_name().map(ToOwned::to_owned));
                     if !listed(site).exists() {
                         let index = self.config.index().join(site.0.to_string());
                         tried(
@@ -712,10 +727,15 @@ impl Caddy {
                         );
                     }
                 }
-                None => tried(
-                    format!("removed the route of {host}, which led to nothing"),
-                    std::fs::remove_file(&link),
-                ),
+                None => {
+                    if let Some(entry) = &entry {
+                        linked.remove(entry);
+                    }
+                    tried(
+                        format!("removed the route of {host}, which led to nothing"),
+                        std::fs::remove_file(&link),
+                    );
+                }
             }
         }
         for item in list(self.config.index())? {
@@ -723,7 +743,7 @@ impl Caddy {
                 continue;
             };
             for host in self.site_hosts(site).unwrap_or_default() {
-                if self.owner(&host).unwrap_or(None) != Some(site) {
+                if self.owner(&host).is_ok_and(|owner| owner != Some(site)) {
                     tried(
                         format!(
                             "site {site}'s index listed {host}, which is not routed for it; dropped the line"
@@ -762,7 +782,9 @@ impl Caddy {
             .open(self.config.routes().join(".lock"))
             .map_err(io("locking the routes"))?;
         // Tried without blocking (a blocked thread would hold the async runtime), and again a
-        // moment later: another process holds it for a few file operations at most.
+        // moment later: another process holds it for a few file operations at most; one that
+        // holds it far longer is stuck, and its holder's changes wait no longer than this.
+        let started = std::time::Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => {
@@ -771,8 +793,13 @@ impl Caddy {
                         _file: file,
                     });
                 }
-                Err(std::fs::TryLockError::WouldBlock) => {
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < ROUTES_LOCK_WAIT => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Transient(
+                        "another Director process holds the edge's routes".to_owned(),
+                    ));
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the routes")(e)),
             }
@@ -1146,8 +1173,9 @@ mod tests {
         assert_eq!(issuer["ca"], crate::edge::LETS_ENCRYPT);
         assert_eq!(issuer["email"], "admin@example.org");
         assert!(issuer.get("trusted_roots_pem_files").is_none());
-        // The host check stays first; the redirect comes right after it, on HTTP only.
-        let redirect = &servers["edge"]["routes"][1];
+        // The refusals of bad paths and unknown hosts stay first; the redirect comes right after
+        // them, on HTTP only.
+        let redirect = &servers["edge"]["routes"][2];
         assert_eq!(redirect["handle"][0]["status_code"], 308);
         assert_eq!(
             redirect["handle"][0]["headers"]["Location"][0],

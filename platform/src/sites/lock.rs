@@ -8,8 +8,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::Result;
 
-/// The first key of every site lock: "site" in ASCII, apart from any other advisory lock.
-const SITE_LOCKS: i32 = 0x7369_7465;
+/// The first key of every site lock, apart from any other advisory lock: drawn from the
+/// schema's name, because advisory locks are the database's, not the schema's (two Directors,
+/// or two tests, on schemas of one database must not hold each other's sites).
+const SITE_LOCKS: &str = "hashtext(current_schema() || '/site')";
 
 #[derive(diesel::QueryableByName)]
 struct Locked {
@@ -19,8 +21,7 @@ struct Locked {
 
 /// Waits for the site's lock.
 pub(crate) async fn lock(conn: &mut AsyncPgConnection, site: i32) -> Result<()> {
-    sql_query("SELECT pg_advisory_lock($1, $2)")
-        .bind::<Integer, _>(SITE_LOCKS)
+    sql_query(format!("SELECT pg_advisory_lock({SITE_LOCKS}, $1)"))
         .bind::<Integer, _>(site)
         .execute(conn)
         .await?;
@@ -29,8 +30,7 @@ pub(crate) async fn lock(conn: &mut AsyncPgConnection, site: i32) -> Result<()> 
 
 /// Takes the site's lock if nobody holds it.
 pub(crate) async fn try_lock(conn: &mut AsyncPgConnection, site: i32) -> Result<bool> {
-    let row: Locked = sql_query("SELECT pg_try_advisory_lock($1, $2) AS locked")
-        .bind::<Integer, _>(SITE_LOCKS)
+    let row: Locked = sql_query(format!("SELECT pg_try_advisory_lock({SITE_LOCKS}, $1) AS locked"))
         .bind::<Integer, _>(site)
         .get_result(conn)
         .await?;
@@ -39,8 +39,7 @@ pub(crate) async fn try_lock(conn: &mut AsyncPgConnection, site: i32) -> Result<
 
 /// Releases the site's lock.
 pub(crate) async fn unlock(conn: &mut AsyncPgConnection, site: i32) -> Result<()> {
-    sql_query("SELECT pg_advisory_unlock($1, $2)")
-        .bind::<Integer, _>(SITE_LOCKS)
+    sql_query(format!("SELECT pg_advisory_unlock({SITE_LOCKS}, $1)"))
         .bind::<Integer, _>(site)
         .execute(conn)
         .await?;

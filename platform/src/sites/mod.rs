@@ -36,7 +36,7 @@ pub use shell::{MAX_COLS, MAX_ROWS, ShellRequest, clamp_size};
 
 use crate::{
     Action as Permission, Actor, Error, Platform, Result, authorize,
-    schema::{audit_log, images, site_members, sites},
+    schema::{audit_log, images, operations, site_members, sites},
 };
 
 /// Static sites are files served by the edge; dynamic ones run `run.sh` as a service.
@@ -175,21 +175,44 @@ struct Change<'a> {
     details: &'a str,
 }
 
-/// Records, in the caller's transaction, the end of the terminal containers of every site
-/// `user_id` is a member of (they lost their access to all of them); the caller wakes the
-/// workers once it commits.
+/// Records, in the caller's transaction, the end of the terminal containers (and, for dynamic
+/// sites, of the service's task) of every site `user_id` could open a terminal in — the sites
+/// they are a member of, every site if they are an admin — because they lost that access
+/// (`why`), or a credential of theirs may be in other hands. A site with a reset queued
+/// already gets no second one. The caller wakes the workers once it commits.
 pub(crate) async fn reset_terminals_of(
     conn: &mut diesel_async::AsyncPgConnection,
     actor: &Actor,
     user_id: i64,
     why: &str,
 ) -> Result<()> {
-    let ids: Vec<i32> = site_members::table
-        .filter(site_members::user_id.eq(user_id))
-        .select(site_members::site_id)
-        .load(conn)
-        .await?;
+    use crate::schema::users;
+    let role: Option<String> = users::table
+        .find(user_id)
+        .select(users::role)
+        .first(conn)
+        .await
+        .optional()?;
+    let ids: Vec<i32> = if role.as_deref() == Some(crate::Role::Admin.as_str()) {
+        sites::table.select(sites::id).load(conn).await?
+    } else {
+        site_members::table
+            .filter(site_members::user_id.eq(user_id))
+            .select(site_members::site_id)
+            .load(conn)
+            .await?
+    };
     for id in ids {
+        let queued: i64 = operations::table
+            .filter(operations::site_id.eq(id))
+            .filter(operations::kind.eq(OperationKind::ResetTerminal.as_str()))
+            .filter(operations::state.eq("queued"))
+            .count()
+            .get_result(conn)
+            .await?;
+        if queued > 0 {
+            continue;
+        }
         if let Some(site) = load_site(conn, id).await?
             && site.state != SiteState::Deleting
         {

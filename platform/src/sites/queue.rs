@@ -36,7 +36,7 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::CreateSite => "create-site",
             Self::DeleteSite => "delete-site",
@@ -69,13 +69,11 @@ impl OperationKind {
         matches!(self, Self::CreateSite | Self::FixSite)
     }
 
-    /// Whether it changes what a made site has (its service, its routes): on a site no create
-    /// or fix has made yet, it has nothing to change.
-    fn needs_made_site(self) -> bool {
-        matches!(
-            self,
-            Self::RestartSite | Self::SetAvailability | Self::ApplySettings | Self::UpdateDomains
-        )
+    /// Whether it moves the site through its lifecycle when it fails or succeeds. Ending the
+    /// terminal container says nothing about the site's health: its failure is shown on the
+    /// operation (to be retried) and leaves the site where it was.
+    fn moves_state(self) -> bool {
+        self != Self::ResetTerminal
     }
 
     fn actions(self, kind: SiteKind) -> Vec<Action> {
@@ -87,7 +85,10 @@ impl OperationKind {
             }
             (Self::RestartSite, _) => vec![A::RestartService],
             (Self::UpdateDomains, _) => vec![A::PutRoutes],
-            (Self::ResetTerminal, _) => vec![A::RemoveTerminal],
+            (Self::ResetTerminal, SiteKind::Static) => vec![A::RemoveTerminal],
+            // The site's own service runs its members' code too: its task is replaced, so
+            // that nothing started there by the one who lost access goes on either.
+            (Self::ResetTerminal, SiteKind::Dynamic) => vec![A::RemoveTerminal, A::RestartService],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Static) => vec![A::PutRoutes],
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Dynamic) => {
                 vec![A::EnsureService, A::PutRoutes]
@@ -127,6 +128,13 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether it changes what a made site has (its service, its routes): on a site no create
+    /// or fix has made yet, there is nothing to change (and a service or routes made now
+    /// would serve a half-made site).
+    fn needs_made_site(self) -> bool {
+        matches!(self, Self::EnsureService | Self::PutRoutes | Self::RestartService)
+    }
+
     /// The stored name, also shown in the operation's progress.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -428,7 +436,7 @@ impl Platform {
                 // A site no create or fix has made whole yet has nothing to change: what an
                 // operation would put in place (its routes, its service) comes with its create
                 // when it is retried, from the settings and domains as they are then.
-                Some(site) if !site.provisioned && kind.needs_made_site() => {
+                Some(site) if !site.provisioned && !kind.makes_site() && record.action.needs_made_site() => {
                     Ok("skipped: the site is not made yet (retry its create, or fix it)".to_owned())
                 }
                 Some(site) => {
@@ -447,7 +455,9 @@ impl Platform {
                     claimed.set_action(conn, position, "failed", &error).await?;
                     conn.transaction::<_, Stop, _>(async |conn| {
                         claimed.finish(conn, "failed").await?;
-                        self.site_event(conn, site_id, Event::Failed).await?;
+                        if kind.moves_state() {
+                            self.site_event(conn, site_id, Event::Failed).await?;
+                        }
                         Ok(())
                     })
                     .await?;
@@ -471,7 +481,7 @@ impl Platform {
                 if matches!(site.state, SiteState::Provisioning | SiteState::Failing) {
                     self.site_event(conn, site_id, Event::Provisioned).await?;
                 }
-            } else if site.provisioned && site.state == SiteState::Failing {
+            } else if kind.moves_state() && site.provisioned && site.state == SiteState::Failing {
                 // Any other change that went through brings a site failing from an earlier
                 // failed operation back (the reconciler sends it back to failing if its
                 // service still is). A site never made stays failing: nothing of it runs.

@@ -56,9 +56,11 @@ impl Platform {
         let known: BTreeSet<SiteId> = all.iter().map(id_of).collect();
         // The latest operation of each site, when it is queued, running or failed: such a site
         // is left to its operation (or to the person who will retry it).
+        // (A terminal reset is no change to what is served: one that failed does not stop the
+        // site being corrected.)
         let busy: BTreeSet<i32> = diesel::sql_query(
             "SELECT site_id FROM (SELECT DISTINCT ON (site_id) site_id, state FROM operations \
-             ORDER BY site_id, id DESC) latest WHERE state <> 'done'",
+             WHERE kind <> 'reset-terminal' ORDER BY site_id, id DESC) latest WHERE state <> 'done'",
         )
         .load::<LatestOperation>(&mut conn)
         .await?
@@ -180,6 +182,7 @@ impl Platform {
         };
         let latest: Option<String> = operations::table
             .filter(operations::site_id.eq(site_id))
+            .filter(operations::kind.ne("reset-terminal"))
             .order(operations::id.desc())
             .select(operations::state)
             .first(conn)

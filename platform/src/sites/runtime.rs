@@ -157,6 +157,15 @@ impl Runtime {
     /// decides, whatever order the two changes run in; a host the other site still has is
     /// refused, as before.
     pub(crate) async fn put_routes(&self, site: &Site) -> orchestrator::Result<()> {
+        // Twice: between a release and the put, an older change of the other site may put
+        // the host back; the second round releases it again.
+        match self.release_and_put(site).await {
+            Err(orchestrator::Error::Invalid { .. }) => self.release_and_put(site).await,
+            other => other,
+        }
+    }
+
+    async fn release_and_put(&self, site: &Site) -> orchestrator::Result<()> {
         let routes = self.routes(site);
         for host in &routes.hosts {
             let Some(holder) = self.edge.owner_of(host).await? else {
