@@ -5,6 +5,9 @@
 # shellcheck shell=bash
 
 start_director() {
+  # Director as the README runs it: on its embedded database (a test server's URL in the
+  # environment would be another setup).
+  unset DATABASE_URL
   scripts/build --release >/dev/null 2>&1
   eval "$(scripts/docker-engine)"
   export DOCKER_HOST
@@ -16,11 +19,7 @@ start_director() {
   pid=
   trap stop_director EXIT
   echo 'bench password 123' | "$bin" --data-dir "$data" user create --username bench --admin >/dev/null 2>>"$data/log"
-  DIRECTOR_NAMESPACE=$ns DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 \
-    --edge-listen "127.0.0.1:$edge_port" --ssh-listen 127.0.0.1:0 >"$data/out" 2>>"$data/log" &
-  pid=$!
-  for _ in $(seq 300); do grep -q 'running at' "$data/out" 2>/dev/null && break; sleep 0.1; done
-  base=$(sed -n 's/^Director is running at //p' "$data/out")
+  serve_director
   cookie=$(curl -s -D - -o /dev/null -H "Origin: $base" -H 'Accept: application/json' \
     --data 'username=bench&password=bench+password+123' "$base/fn/login" |
     sed -n 's/^set-cookie: \(director_session=[^;]*\).*/\1/ip')
@@ -29,6 +28,17 @@ start_director() {
     [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: none.localhost' "http://127.0.0.1:$edge_port/") == 404 ]] && break
     sleep 0.1
   done
+}
+
+# Starts `director serve` on the benchmark's data directory and namespace; waits until it says
+# where it runs: $pid, $base.
+serve_director() {
+  : >"$data/out"
+  DIRECTOR_NAMESPACE=$ns DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 \
+    --edge-listen "127.0.0.1:$edge_port" --ssh-listen 127.0.0.1:0 >"$data/out" 2>>"$data/log" &
+  pid=$!
+  for _ in $(seq 300); do grep -q 'running at' "$data/out" 2>/dev/null && break; sleep 0.1; done
+  base=$(sed -n 's/^Director is running at //p' "$data/out")
 }
 
 stop_director() {
