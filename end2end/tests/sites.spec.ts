@@ -76,6 +76,8 @@ test('a dynamic site on the Python image is live at its address', async ({ page 
 test('the new-site form checks the name as it is typed', async ({ page }) => {
   await signedIn(page, owner);
   await page.getByRole('link', { name: 'New site' }).click();
+  // The name is checked by the client: typing before it has hydrated would check nothing.
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
   const name = page.getByLabel('Name');
   await name.pressSequentially('hello-python');
   await expect(page.locator('#site-name-check')).toHaveText('The name hello-python is taken.');
