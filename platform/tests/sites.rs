@@ -1617,6 +1617,28 @@ async fn assert_sites_agree(w: &World, admin: &Actor) {
     assert_eq!(dirs, sites.len(), "no directories of deleted sites");
 }
 
+/// Runs `command` in the site's terminal as `who`; returns what it wrote.
+async fn run_in_terminal(w: &World, who: &Actor, site: i32, command: &str) -> String {
+    let (_, mut session) =
+        w.db.platform
+            .open_shell(
+                Some(who),
+                Some(&w.runtime),
+                site,
+                platform::sites::ShellRequest {
+                    size: None,
+                    command: Some(command.to_owned()),
+                },
+            )
+            .await
+            .unwrap();
+    let mut said = Vec::new();
+    while let Some(bytes) = futures_next(&mut session).await {
+        said.extend(bytes);
+    }
+    String::from_utf8_lossy(&said).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_access() {
     let w = world().await;
@@ -1636,24 +1658,14 @@ async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_acce
     }
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     // Bob leaves a process behind that outlives his shell (its own session: no hang-up reaches it).
-    let (_, mut session) =
-        w.db.platform
-            .open_shell(
-                Some(&bob),
-                Some(&w.runtime),
-                site.id,
-                platform::sites::ShellRequest {
-                    size: None,
-                    command: Some("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo started".to_owned()),
-                },
-            )
-            .await
-            .unwrap();
-    let mut said = Vec::new();
-    while let Some(bytes) = futures_next(&mut session).await {
-        said.extend(bytes);
-    }
-    assert!(String::from_utf8_lossy(&said).contains("started"));
+    let said = run_in_terminal(
+        &w,
+        &bob,
+        site.id,
+        "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo started",
+    )
+    .await;
+    assert!(said.contains("started"));
     let id = SiteId(site.id as u32);
     assert!(
         w.runtime
@@ -1681,24 +1693,7 @@ async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_acce
         "the terminal container went, and everything in it"
     );
     // The members left get a new one when they open a terminal.
-    let (_, mut session) =
-        w.db.platform
-            .open_shell(
-                Some(&carol),
-                Some(&w.runtime),
-                site.id,
-                platform::sites::ShellRequest {
-                    size: None,
-                    command: Some("ps -o pid,comm,args".to_owned()),
-                },
-            )
-            .await
-            .unwrap();
-    let mut said = Vec::new();
-    while let Some(bytes) = futures_next(&mut session).await {
-        said.extend(bytes);
-    }
-    let listed = String::from_utf8_lossy(&said);
+    let listed = run_in_terminal(&w, &carol, site.id, "ps -o pid,comm,args").await;
     assert!(!listed.contains("sleep 1000"), "bob's sleep is gone: {listed}");
 
     // Deactivating an account ends the terminals of all its sites the same way.

@@ -12,8 +12,8 @@ async fn platform_on(pg: &EmbeddedPostgres) -> Platform {
     Platform::new(platform::db::pool(pg.url(), 4).unwrap(), Settings::default())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vanished_database_gives_503_and_service_returns_with_it() {
+/// A server on a new embedded cluster, and an admin signed in who sees their dashboard.
+async fn signed_in_on_embedded() -> (tempfile::TempDir, EmbeddedPostgres, TestServer, reqwest::Client) {
     let dir = tempfile::tempdir().unwrap();
     let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
     let platform = platform_on(&pg).await;
@@ -21,6 +21,12 @@ async fn a_vanished_database_gives_503_and_service_returns_with_it() {
     let server = TestServer::start(platform).await;
     let client = server.signed_in("admin", &password("admin")).await;
     assert_eq!(server.page(&client, "/").await.status(), StatusCode::OK);
+    (dir, pg, server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_database_gives_503_and_service_returns_with_it() {
+    let (dir, pg, server, client) = signed_in_on_embedded().await;
 
     pg.stop().await.unwrap();
     assert_eq!(
@@ -70,13 +76,7 @@ async fn a_second_director_on_the_same_data_directory_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_database_is_restarted_and_pages_come_back_without_a_director_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
-    let platform = platform_on(&pg).await;
-    create_user(&platform, "admin", Role::Admin).await;
-    let server = TestServer::start(platform).await;
-    let client = server.signed_in("admin", &password("admin")).await;
-    assert_eq!(server.page(&client, "/").await.status(), StatusCode::OK);
+    let (_dir, pg, server, client) = signed_in_on_embedded().await;
 
     let postmaster = pg.postmaster_pid().expect("the postmaster's pid");
     let killed = std::process::Command::new("kill")
