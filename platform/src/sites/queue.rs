@@ -49,19 +49,20 @@ impl OperationKind {
         }
     }
 
+    /// Every kind.
+    const ALL: [Self; 8] = [
+        Self::CreateSite,
+        Self::DeleteSite,
+        Self::RestartSite,
+        Self::SetAvailability,
+        Self::ApplySettings,
+        Self::FixSite,
+        Self::UpdateDomains,
+        Self::ResetTerminal,
+    ];
+
     fn parse(name: &str) -> Option<Self> {
-        [
-            Self::CreateSite,
-            Self::DeleteSite,
-            Self::RestartSite,
-            Self::SetAvailability,
-            Self::ApplySettings,
-            Self::FixSite,
-            Self::UpdateDomains,
-            Self::ResetTerminal,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     /// Whether it makes the whole site (its directory, service and routes).
@@ -690,16 +691,9 @@ mod tests {
     #[test]
     fn every_kind_and_action_round_trips_through_its_name() {
         use OperationKind as K;
-        for kind in [
-            K::CreateSite,
-            K::DeleteSite,
-            K::RestartSite,
-            K::SetAvailability,
-            K::ApplySettings,
-            K::FixSite,
-            K::UpdateDomains,
-            K::ResetTerminal,
-        ] {
+        let names: std::collections::BTreeSet<_> = K::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), K::ALL.len(), "every kind has a name of its own");
+        for kind in K::ALL {
             assert_eq!(K::parse(kind.as_str()), Some(kind));
             for site_kind in [SiteKind::Static, SiteKind::Dynamic] {
                 for action in kind.actions(site_kind) {
