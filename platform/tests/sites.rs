@@ -172,9 +172,12 @@ async fn a_static_site_is_created_served_and_deleted() {
             .await
             .unwrap();
     assert_eq!(ops[0].id, operation);
-    assert_eq!(ops[0].state, "done");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Done);
     assert!(
-        ops[0].actions.iter().all(|a| a.state == "done"),
+        ops[0]
+            .actions
+            .iter()
+            .all(|a| a.state == platform::sites::ActionState::Done),
         "{:?}",
         ops[0].actions
     );
@@ -282,7 +285,7 @@ async fn a_worker_that_dies_mid_operation_is_taken_over() {
             .site_operations(Some(&carol), site.id)
             .await
             .unwrap();
-    assert_eq!(ops[0].state, "done");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Done);
     assert_eq!(
         w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
         SiteState::Running
@@ -304,18 +307,22 @@ async fn a_failed_action_leaves_a_retryable_operation_and_an_intact_site() {
     let site_now = w.db.platform.site(Some(&dave), site.id).await.unwrap();
     assert_eq!(site_now.state, SiteState::Failing);
     let ops = w.db.platform.site_operations(Some(&dave), site.id).await.unwrap();
-    assert_eq!(ops[0].state, "failed");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Failed);
     let failed = ops[0]
         .actions
         .iter()
-        .find(|a| a.state == "failed")
+        .find(|a| a.state == platform::sites::ActionState::Failed)
         .expect("a failed action");
     assert!(
         failed.output.contains("director/ghost:0"),
         "the reason is kept: {}",
         failed.output
     );
-    assert_eq!(ops[0].actions[0].state, "done", "the directory was made");
+    assert_eq!(
+        ops[0].actions[0].state,
+        platform::sites::ActionState::Done,
+        "the directory was made"
+    );
 
     // The image appears; retrying runs what is left and the site comes up.
     sql(
@@ -731,7 +738,7 @@ async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
     w.db.platform.fix_site(Some(&admin), site.id).await.unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let ops = w.db.platform.site_operations(Some(&erin), site.id).await.unwrap();
-    assert_eq!(ops[0].state, "failed");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Failed);
 
     assert_eq!(w.db.platform.reconcile(&w.runtime).await.unwrap(), vec![]);
     assert!(
@@ -822,14 +829,19 @@ async fn fixing_a_site_never_follows_its_tenants_links_out_of_it() {
             .site_operations(Some(&admin), sites[1].id)
             .await
             .unwrap();
-    assert_eq!(snare_ops[0].state, "done", "{:?}", snare_ops[0].actions);
+    assert_eq!(
+        snare_ops[0].state,
+        platform::sites::OperationState::Done,
+        "{:?}",
+        snare_ops[0].actions
+    );
     // The dynamic site's `public` leads nowhere inside the site: its fix fails and says why.
     let trap_ops =
         w.db.platform
             .site_operations(Some(&admin), sites[0].id)
             .await
             .unwrap();
-    assert_eq!(trap_ops[0].state, "failed");
+    assert_eq!(trap_ops[0].state, platform::sites::OperationState::Failed);
     assert!(
         trap_ops[0]
             .actions
@@ -953,7 +965,12 @@ async fn a_restart_makes_a_missing_service_again() {
     w.db.platform.restart_site(Some(&bob), site.id).await.unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     let ops = w.db.platform.site_operations(Some(&bob), site.id).await.unwrap();
-    assert_eq!(ops[0].state, "done", "{:?}", ops[0].actions);
+    assert_eq!(
+        ops[0].state,
+        platform::sites::OperationState::Done,
+        "{:?}",
+        ops[0].actions
+    );
     assert!(
         w.runtime
             .orchestrator
@@ -1128,7 +1145,12 @@ async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_i
             .site_operations(Some(&admin), taker.id)
             .await
             .unwrap();
-    assert_eq!(ops[0].state, "done", "{:?}", ops[0]);
+    assert_eq!(
+        ops[0].state,
+        platform::sites::OperationState::Done,
+        "{:?}",
+        ops[0]
+    );
     let (status, page) = get(w.edge, "moving.test").await;
     assert_eq!(status, 200);
     assert!(page.contains("starter page of taker"), "{page}");
@@ -1178,7 +1200,7 @@ async fn a_site_whose_create_failed_stays_unserved_whatever_succeeds_after() {
             .site_operations(Some(&admin), site.id)
             .await
             .unwrap();
-    assert_eq!(ops[0].state, "done");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Done);
     assert!(ops[0].actions[0].output.contains("not made yet"), "{:?}", ops[0]);
     assert_eq!(
         w.db.platform.site(Some(&admin), site.id).await.unwrap().state,
@@ -1242,9 +1264,12 @@ async fn an_operation_taken_over_from_a_silent_worker_is_finished_once_by_its_ne
             .site_operations(Some(&carol), site.id)
             .await
             .unwrap();
-    assert_eq!(ops[0].state, "running");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Running);
     assert!(
-        ops[0].actions.iter().all(|a| a.state == "pending"),
+        ops[0]
+            .actions
+            .iter()
+            .all(|a| a.state == platform::sites::ActionState::Pending),
         "{:?}",
         ops[0].actions
     );
@@ -1259,7 +1284,7 @@ async fn an_operation_taken_over_from_a_silent_worker_is_finished_once_by_its_ne
             .site_operations(Some(&carol), site.id)
             .await
             .unwrap();
-    assert_eq!(ops[0].state, "done");
+    assert_eq!(ops[0].state, platform::sites::OperationState::Done);
     assert_eq!(
         w.db.platform.site(Some(&carol), site.id).await.unwrap().state,
         SiteState::Running
@@ -1272,7 +1297,7 @@ async fn an_operation_taken_over_from_a_silent_worker_is_finished_once_by_its_ne
             .await
             .unwrap()[0]
             .state,
-        "done"
+        platform::sites::OperationState::Done
     );
 }
 
@@ -1764,7 +1789,12 @@ async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
                 .site_operations(Some(&admin), site.id)
                 .await
                 .unwrap();
-        assert_eq!(ops[0].state, "done", "{:?}", ops[0]);
+        assert_eq!(
+            ops[0].state,
+            platform::sites::OperationState::Done,
+            "{:?}",
+            ops[0]
+        );
     }
     for (host, owner) in [("one.swap.test", "right"), ("two.swap.test", "left")] {
         let (status, page) = get(w.edge, host).await;
@@ -1911,7 +1941,12 @@ async fn losing_access_in_any_way_resets_the_terminals_it_could_reach() {
             .site_operations(Some(&admin), made[1].id)
             .await
             .unwrap();
-    assert_eq!(busy[0].state, "done", "{:?}", busy[0]);
+    assert_eq!(
+        busy[0].state,
+        platform::sites::OperationState::Done,
+        "{:?}",
+        busy[0]
+    );
     assert_eq!(
         busy[0].actions.iter().map(|a| a.action).collect::<Vec<_>>(),
         [

@@ -548,14 +548,14 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
             .map(|op| OperationView {
                 id: op.id,
                 kind: format!("{:?}", op.kind),
-                state: op.state,
+                state: op.state.as_str().to_owned(),
                 created: op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 actions: op
                     .actions
                     .into_iter()
                     .map(|a| ActionView {
                         action: a.action.as_str().to_owned(),
-                        state: a.state,
+                        state: a.state.as_str().to_owned(),
                         output: a.output,
                     })
                     .collect(),

@@ -29,7 +29,9 @@ pub use domains::{
 pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
-pub use queue::{Action, ActionRecord, ClaimedOperation, OperationKind, OperationRecord};
+pub use queue::{
+    Action, ActionRecord, ActionState, ClaimedOperation, OperationKind, OperationRecord, OperationState,
+};
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
 pub use shell::{MAX_COLS, MAX_ROWS, ShellRequest, clamp_size};
@@ -206,7 +208,7 @@ pub(crate) async fn reset_terminals_of(
         let queued: i64 = operations::table
             .filter(operations::site_id.eq(id))
             .filter(operations::kind.eq(OperationKind::ResetTerminal.as_str()))
-            .filter(operations::state.eq("queued"))
+            .filter(operations::state.eq(OperationState::Queued.as_str()))
             .count()
             .get_result(conn)
             .await?;

@@ -169,6 +169,79 @@ impl Action {
     }
 }
 
+/// Where an operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker runs it.
+    Running,
+    /// Every action done.
+    Done,
+    /// An action failed; a person may retry it.
+    Failed,
+}
+
+impl OperationState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Every state.
+    const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Done, Self::Failed];
+
+    /// The state stored as `name`; a name no state has is refused (a database written by
+    /// something else), never taken for another.
+    fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| Error::internal(format!("unknown operation state {name:?}")))
+    }
+}
+
+/// Where one action of an operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionState {
+    /// Not run yet.
+    Pending,
+    /// Being run.
+    Running,
+    /// Done.
+    Done,
+    /// Failed, with its reason as its output.
+    Failed,
+}
+
+impl ActionState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Every state.
+    const ALL: [Self; 4] = [Self::Pending, Self::Running, Self::Done, Self::Failed];
+
+    /// The state stored as `name`; unknown names are refused.
+    fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| Error::internal(format!("unknown action state {name:?}")))
+    }
+}
+
 /// An operation as its progress is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationRecord {
@@ -178,8 +251,8 @@ pub struct OperationRecord {
     pub site_id: i32,
     /// What it does.
     pub kind: OperationKind,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    /// Where it is.
+    pub state: OperationState,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
     /// Its actions in order.
@@ -191,8 +264,8 @@ pub struct OperationRecord {
 pub struct ActionRecord {
     /// The action.
     pub action: Action,
-    /// `pending`, `running`, `done` or `failed`.
-    pub state: String,
+    /// Where it is.
+    pub state: ActionState,
     /// What it said (its error when it failed).
     pub output: String,
 }
@@ -253,8 +326,9 @@ impl Platform {
             records.push(OperationRecord {
                 id,
                 site_id,
-                kind: OperationKind::parse(&kind).unwrap_or(OperationKind::CreateSite),
-                state,
+                kind: OperationKind::parse(&kind)
+                    .ok_or_else(|| Error::internal(format!("unknown operation {kind:?}")))?,
+                state: OperationState::parse(&state)?,
                 created_at,
                 actions: load_actions(&mut conn, id).await?,
             });
@@ -277,10 +351,10 @@ impl Platform {
                 operations::table
                     .filter(operations::id.eq(operation_id))
                     .filter(operations::site_id.eq(site_id))
-                    .filter(operations::state.eq("failed")),
+                    .filter(operations::state.eq(OperationState::Failed.as_str())),
             )
             .set((
-                operations::state.eq("queued"),
+                operations::state.eq(OperationState::Queued.as_str()),
                 operations::finished_at.eq(None::<DateTime<Utc>>),
             ))
             .execute(conn)
@@ -293,9 +367,9 @@ impl Platform {
             diesel::update(
                 operation_actions::table
                     .filter(operation_actions::operation_id.eq(operation_id))
-                    .filter(operation_actions::state.ne("done")),
+                    .filter(operation_actions::state.ne(ActionState::Done.as_str())),
             )
-            .set(operation_actions::state.eq("pending"))
+            .set(operation_actions::state.eq(ActionState::Pending.as_str()))
             .execute(conn)
             .await?;
             Ok(())
@@ -321,10 +395,14 @@ impl Platform {
     /// their heartbeats would only delay them. Returns how many there were.
     pub async fn resume_orphaned_operations(&self) -> Result<usize> {
         let mut conn = self.conn().await?;
-        let resumed = diesel::update(operations::table.filter(operations::state.eq("running")))
-            .set((operations::state.eq("queued"), operations::claim.eq(None::<i64>)))
-            .execute(&mut conn)
-            .await?;
+        let resumed =
+            diesel::update(operations::table.filter(operations::state.eq(OperationState::Running.as_str())))
+                .set((
+                    operations::state.eq(OperationState::Queued.as_str()),
+                    operations::claim.eq(None::<i64>),
+                ))
+                .execute(&mut conn)
+                .await?;
         if resumed > 0 {
             self.wake_workers();
         }
@@ -423,11 +501,13 @@ impl Platform {
         // then), never a finished action whose operation a later one finds unfinished.
         let mut last_done = None;
         for (position, record) in actions.iter().enumerate() {
-            if record.state == "done" {
+            if record.state == ActionState::Done {
                 continue;
             }
             let site = load_site(conn, site_id).await?;
-            claimed.set_action(conn, position, "running", "").await?;
+            claimed
+                .set_action(conn, position, ActionState::Running, "")
+                .await?;
             let outcome = match &site {
                 // A site being deleted gets nothing back (routes, a service) from a change
                 // queued before or during its deletion.
@@ -450,12 +530,18 @@ impl Platform {
             };
             match outcome {
                 Ok(output) if position + 1 == actions.len() => last_done = Some((position, output)),
-                Ok(output) => claimed.set_action(conn, position, "done", &output).await?,
+                Ok(output) => {
+                    claimed
+                        .set_action(conn, position, ActionState::Done, &output)
+                        .await?
+                }
                 Err(error) => {
                     tracing::warn!(operation = id, site = site_id, action = record.action.as_str(), %error, "action failed");
-                    claimed.set_action(conn, position, "failed", &error).await?;
+                    claimed
+                        .set_action(conn, position, ActionState::Failed, &error)
+                        .await?;
                     conn.transaction::<_, Stop, _>(async |conn| {
-                        claimed.finish(conn, "failed").await?;
+                        claimed.finish(conn, OperationState::Failed).await?;
                         if kind.moves_state() {
                             self.site_event(conn, site_id, Event::Failed).await?;
                         }
@@ -468,9 +554,11 @@ impl Platform {
         }
         conn.transaction::<_, Stop, _>(async |conn| {
             if let Some((position, output)) = &last_done {
-                claimed.set_action(conn, *position, "done", output).await?;
+                claimed
+                    .set_action(conn, *position, ActionState::Done, output)
+                    .await?;
             }
-            claimed.finish(conn, "done").await?;
+            claimed.finish(conn, OperationState::Done).await?;
             let Some(site) = load_site(conn, site_id).await? else {
                 return Ok(());
             };
@@ -551,7 +639,7 @@ async fn load_actions(conn: &mut AsyncPgConnection, operation_id: i64) -> Result
             Ok(ActionRecord {
                 action: Action::parse(&action)
                     .ok_or_else(|| Error::internal(format!("unknown action {action}")))?,
-                state,
+                state: ActionState::parse(&state)?,
                 output,
             })
         })
@@ -601,7 +689,7 @@ impl ClaimedOperation {
         operations::table
             .find(self.id)
             .filter(operations::claim.eq(self.token))
-            .filter(operations::state.eq("running"))
+            .filter(operations::state.eq(OperationState::Running.as_str()))
     }
 
     /// Renews the heartbeat, or finds the claim taken over.
@@ -637,7 +725,7 @@ impl ClaimedOperation {
         self,
         conn: &mut AsyncPgConnection,
         position: usize,
-        state: &str,
+        state: ActionState,
         output: &str,
     ) -> Result<(), Stop> {
         // Checked first, in the same transaction: a worker that lost its claim records nothing.
@@ -646,10 +734,10 @@ impl ClaimedOperation {
             let target = operation_actions::table
                 .filter(operation_actions::operation_id.eq(self.id))
                 .filter(operation_actions::position.eq(position as i32));
-            if state == "running" {
+            if state == ActionState::Running {
                 diesel::update(target)
                     .set((
-                        operation_actions::state.eq(state),
+                        operation_actions::state.eq(state.as_str()),
                         operation_actions::started_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)
@@ -657,7 +745,7 @@ impl ClaimedOperation {
             } else {
                 diesel::update(target)
                     .set((
-                        operation_actions::state.eq(state),
+                        operation_actions::state.eq(state.as_str()),
                         operation_actions::output.eq(output),
                         operation_actions::finished_at.eq(diesel::dsl::now),
                     ))
@@ -669,10 +757,10 @@ impl ClaimedOperation {
         .await
     }
 
-    async fn finish(self, conn: &mut AsyncPgConnection, state: &'static str) -> Result<(), Stop> {
+    async fn finish(self, conn: &mut AsyncPgConnection, state: OperationState) -> Result<(), Stop> {
         let finished = diesel::update(self.row())
             .set((
-                operations::state.eq(state),
+                operations::state.eq(state.as_str()),
                 operations::finished_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
@@ -687,6 +775,18 @@ impl ClaimedOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_round_trip_and_unknown_ones_are_refused() {
+        for state in OperationState::ALL {
+            assert_eq!(OperationState::parse(state.as_str()).unwrap(), state);
+        }
+        for state in ActionState::ALL {
+            assert_eq!(ActionState::parse(state.as_str()).unwrap(), state);
+        }
+        assert!(OperationState::parse("finished").is_err());
+        assert!(ActionState::parse("").is_err());
+    }
 
     #[test]
     fn every_kind_and_action_round_trips_through_its_name() {

@@ -188,7 +188,10 @@ impl Platform {
             .first(conn)
             .await
             .optional()?;
-        let settled = site.settled() && latest.as_deref().is_none_or(|state| state == "done");
+        let settled = site.settled()
+            && latest
+                .as_deref()
+                .is_none_or(|state| state == super::OperationState::Done.as_str());
         if !settled {
             return Ok((Vec::new(), false));
         }
