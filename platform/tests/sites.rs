@@ -133,6 +133,25 @@ fn new_site(name: &str, kind: &str, image: &str) -> NewSite {
     }
 }
 
+/// A site `owner` made, its create operation run to its end.
+async fn made_site(w: &World, owner: &Actor, name: &str, kind: &str) -> platform::sites::Site {
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(owner), new_site(name, kind, "busybox"))
+            .await
+            .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    site
+}
+
+/// The domain rules of the test world: sites under `localhost`, no manager host.
+fn localhost_rules() -> platform::sites::DomainRules {
+    platform::sites::DomainRules {
+        manager_host: String::new(),
+        sites_domain: "localhost".to_owned(),
+    }
+}
+
 async fn get(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
     let res = reqwest::Client::new()
         .get(format!("http://{edge}/"))
@@ -215,12 +234,7 @@ async fn a_static_site_is_created_served_and_deleted() {
 async fn a_dynamic_site_runs_its_images_run_sh_behind_the_edge() {
     let w = world().await;
     let bob = user(&w.db, "bob", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&bob), new_site("shop", "dynamic", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site = made_site(&w, &bob, "shop", "dynamic").await;
     assert_eq!(
         w.db.platform.site(Some(&bob), site.id).await.unwrap().state,
         SiteState::Running
@@ -432,12 +446,7 @@ async fn behind_traefik_services_are_labelled_and_static_sites_are_in_its_file()
             .create_site(Some(&frank), new_site("labelled", "dynamic", "busybox"))
             .await
             .unwrap();
-    let (docs, _) =
-        w.db.platform
-            .create_site(Some(&frank), new_site("docs", "static", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let docs = made_site(&w, &frank, "docs", "static").await;
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
 
     let labels = w
@@ -572,12 +581,7 @@ async fn futures_next(session: &mut orchestrator::ExecSession) -> Option<Vec<u8>
 async fn a_site_is_taken_off_the_air_put_back_and_restarted() {
     let w = world().await;
     let gina = user(&w.db, "gina", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&gina), new_site("onoff", "dynamic", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site = made_site(&w, &gina, "onoff", "dynamic").await;
     let serving = async || {
         for _ in 0..100 {
             if get(w.edge, "onoff.localhost").await.0 == 200 {
@@ -629,12 +633,7 @@ async fn a_site_is_taken_off_the_air_put_back_and_restarted() {
     );
     assert!(serving().await, "serving after the restart");
 
-    let (docs, _) =
-        w.db.platform
-            .create_site(Some(&gina), new_site("plain", "static", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let docs = made_site(&w, &gina, "plain", "static").await;
     assert!(matches!(
         w.db.platform.restart_site(Some(&gina), docs.id).await,
         Err(Error::Conflict(_))
@@ -647,12 +646,7 @@ async fn the_reconciler_puts_back_what_was_removed_and_removes_what_no_site_owns
     let dora = user(&w.db, "dora", Role::User).await;
     let mut ids = Vec::new();
     for (name, kind) in [("backend", "dynamic"), ("docs", "static"), ("gone", "dynamic")] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(&dora), new_site(name, kind, "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        let site = made_site(&w, &dora, name, kind).await;
         ids.push(SiteId(u32::try_from(site.id).unwrap()));
     }
     let [api, docs, gone] = ids[..] else {
@@ -721,12 +715,7 @@ async fn the_reconciler_puts_back_what_was_removed_and_removes_what_no_site_owns
 async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
     let w = world().await;
     let erin = user(&w.db, "erin", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&erin), new_site("half", "dynamic", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site = made_site(&w, &erin, "half", "dynamic").await;
     let id = SiteId(u32::try_from(site.id).unwrap());
     // A fix that fails (the site's `public` made a link to nowhere) leaves a failed
     // operation, before it gets to the service removed meanwhile.
@@ -873,12 +862,7 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     )
     .await;
     let alice = user(&w.db, "alice", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&alice), new_site("roomy", "static", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site = made_site(&w, &alice, "roomy", "static").await;
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert_eq!((disk.bytes, disk.quota), (None, 1 << 20), "not measured yet");
     let open = || w.db.platform.site_files(Some(&alice), Some(&w.runtime), site.id);
@@ -952,12 +936,7 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
 async fn a_restart_makes_a_missing_service_again() {
     let w = world().await;
     let bob = user(&w.db, "bob", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&bob), new_site("phoenix", "dynamic", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let site = made_site(&w, &bob, "phoenix", "dynamic").await;
     let id = SiteId(site.id as u32);
     // Removed by hand (or by a crash): a restart used to fail with the engine's 404, and so
     // did every retry.
@@ -1020,12 +999,7 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
     let admin = user(&w.db, "boss", Role::Admin).await;
     let mut made = Vec::new();
     for name in ["alpha", "beta"] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(&admin), new_site(name, "static", "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        let site = made_site(&w, &admin, name, "static").await;
         made.push(site);
     }
     let (alpha, beta) = (&made[0], &made[1]);
@@ -1099,18 +1073,10 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
 async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_in() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = platform::sites::DomainRules {
-        manager_host: String::new(),
-        sites_domain: "localhost".to_owned(),
-    };
+    let rules = localhost_rules();
     let mut made = Vec::new();
     for name in ["giver", "taker"] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(&admin), new_site(name, "static", "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        let site = made_site(&w, &admin, name, "static").await;
         made.push(site);
     }
     let (giver, taker) = (&made[0], &made[1]);
@@ -1183,15 +1149,7 @@ async fn a_site_whose_create_failed_stays_unserved_whatever_succeeds_after() {
     // A later operation succeeds (an admin's domain, routed at once): the site is no more made
     // than before, so it stays failing and nothing of it is served, now or by the reconciler.
     w.db.platform
-        .add_domain(
-            Some(&admin),
-            site.id,
-            "half.test",
-            &platform::sites::DomainRules {
-                manager_host: String::new(),
-                sites_domain: "localhost".to_owned(),
-            },
-        )
+        .add_domain(Some(&admin), site.id, "half.test", &localhost_rules())
         .await
         .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
@@ -1372,10 +1330,7 @@ async fn random_change(
     let Some((id, name)) = pick else {
         return Ok(());
     };
-    let rules = platform::sites::DomainRules {
-        manager_host: String::new(),
-        sites_domain: "localhost".to_owned(),
-    };
+    let rules = localhost_rules();
     let hosts = ["one.soak.test", "two.soak.test", "three.soak.test"];
     match rng.random_range(0..9) {
         8 => platform
@@ -1748,18 +1703,10 @@ async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_acce
 async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = platform::sites::DomainRules {
-        manager_host: String::new(),
-        sites_domain: "localhost".to_owned(),
-    };
+    let rules = localhost_rules();
     let mut made = Vec::new();
     for (name, host) in [("left", "one.swap.test"), ("right", "two.swap.test")] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(&admin), new_site(name, "static", "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        let site = made_site(&w, &admin, name, "static").await;
         w.db.platform
             .add_domain(Some(&admin), site.id, host, &rules)
             .await
@@ -1811,16 +1758,8 @@ async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
 async fn a_site_being_deleted_is_never_served_again_by_a_later_change() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = platform::sites::DomainRules {
-        manager_host: String::new(),
-        sites_domain: "localhost".to_owned(),
-    };
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&admin), new_site("leaving", "static", "busybox"))
-            .await
-            .unwrap();
-    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    let rules = localhost_rules();
+    let site = made_site(&w, &admin, "leaving", "static").await;
     let domain =
         w.db.platform
             .add_domain(Some(&admin), site.id, "leaving.test", &rules)
@@ -1904,12 +1843,7 @@ async fn losing_access_in_any_way_resets_the_terminals_it_could_reach() {
     let alice = user(&w.db, "alice", Role::User).await;
     let mut made = Vec::new();
     for (name, kind) in [("quiet", "static"), ("busy", "dynamic")] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(&alice), new_site(name, kind, "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+        let site = made_site(&w, &alice, name, kind).await;
         made.push(site);
     }
     // An admin demoted could open a terminal in every site: every site's is reset once (a

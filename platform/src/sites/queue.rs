@@ -61,8 +61,8 @@ impl OperationKind {
         Self::ResetTerminal,
     ];
 
-    fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    fn parse(name: &str) -> Result<Self> {
+        stored(&Self::ALL, name, Self::as_str, "operation kind")
     }
 
     /// Whether it makes the whole site (its directory, service and routes).
@@ -151,21 +151,21 @@ impl Action {
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
-        use Action as A;
-        [
-            A::CreateDirectory,
-            A::EnsureService,
-            A::PutRoutes,
-            A::RestartService,
-            A::RemoveRoutes,
-            A::RemoveService,
-            A::RemoveTerminal,
-            A::RemoveDirectory,
-            A::ForgetSite,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == name)
+    /// Every action.
+    const ALL: [Self; 9] = [
+        Self::CreateDirectory,
+        Self::EnsureService,
+        Self::PutRoutes,
+        Self::RestartService,
+        Self::RemoveRoutes,
+        Self::RemoveService,
+        Self::RemoveTerminal,
+        Self::RemoveDirectory,
+        Self::ForgetSite,
+    ];
+
+    fn parse(name: &str) -> Result<Self> {
+        stored(&Self::ALL, name, Self::as_str, "action")
     }
 }
 
@@ -196,13 +196,9 @@ impl OperationState {
     /// Every state.
     const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Done, Self::Failed];
 
-    /// The state stored as `name`; a name no state has is refused (a database written by
-    /// something else), never taken for another.
+    /// The state stored as `name` (see [`stored`]).
     fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == name)
-            .ok_or_else(|| Error::internal(format!("unknown operation state {name:?}")))
+        stored(&Self::ALL, name, Self::as_str, "operation state")
     }
 }
 
@@ -233,13 +229,19 @@ impl ActionState {
     /// Every state.
     const ALL: [Self; 4] = [Self::Pending, Self::Running, Self::Done, Self::Failed];
 
-    /// The state stored as `name`; unknown names are refused.
+    /// The state stored as `name` (see [`stored`]).
     fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == name)
-            .ok_or_else(|| Error::internal(format!("unknown action state {name:?}")))
+        stored(&Self::ALL, name, Self::as_str, "action state")
     }
+}
+
+/// The value of `all` stored as `name` (`as_str` names them); a name none has is refused (a
+/// database written by something else), never taken for another value.
+fn stored<T: Copy>(all: &[T], name: &str, as_str: fn(T) -> &'static str, what: &str) -> Result<T> {
+    all.iter()
+        .copied()
+        .find(|value| as_str(*value) == name)
+        .ok_or_else(|| Error::internal(format!("unknown {what} {name:?}")))
 }
 
 /// An operation as its progress is shown.
@@ -326,8 +328,7 @@ impl Platform {
             records.push(OperationRecord {
                 id,
                 site_id,
-                kind: OperationKind::parse(&kind)
-                    .ok_or_else(|| Error::internal(format!("unknown operation {kind:?}")))?,
+                kind: OperationKind::parse(&kind)?,
                 state: OperationState::parse(&state)?,
                 created_at,
                 actions: load_actions(&mut conn, id).await?,
@@ -493,8 +494,7 @@ impl Platform {
             .select(operations::kind)
             .first(conn)
             .await?;
-        let kind = OperationKind::parse(&kind)
-            .ok_or_else(|| Error::internal(format!("unknown operation {kind}")))?;
+        let kind = OperationKind::parse(&kind)?;
         let actions = load_actions(conn, id).await?;
         // The last action's end is recorded with the operation's, in one transaction: a worker
         // that stops between the two leaves the action to run again (from the site as it is
@@ -637,8 +637,7 @@ async fn load_actions(conn: &mut AsyncPgConnection, operation_id: i64) -> Result
     rows.into_iter()
         .map(|(action, state, output)| {
             Ok(ActionRecord {
-                action: Action::parse(&action)
-                    .ok_or_else(|| Error::internal(format!("unknown action {action}")))?,
+                action: Action::parse(&action)?,
                 state: ActionState::parse(&state)?,
                 output,
             })
@@ -794,10 +793,10 @@ mod tests {
         let names: std::collections::BTreeSet<_> = K::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), K::ALL.len(), "every kind has a name of its own");
         for kind in K::ALL {
-            assert_eq!(K::parse(kind.as_str()), Some(kind));
+            assert_eq!(K::parse(kind.as_str()).unwrap(), kind);
             for site_kind in [SiteKind::Static, SiteKind::Dynamic] {
                 for action in kind.actions(site_kind) {
-                    assert_eq!(Action::parse(action.as_str()), Some(action), "{action:?}");
+                    assert_eq!(Action::parse(action.as_str()).unwrap(), action);
                 }
             }
         }
