@@ -204,17 +204,15 @@ pub(crate) async fn reset_terminals_of(
             .load(conn)
             .await?
     };
-    for id in ids {
-        let queued: i64 = operations::table
-            .filter(operations::site_id.eq(id))
-            .filter(operations::kind.eq(OperationKind::ResetTerminal.as_str()))
-            .filter(operations::state.eq(OperationState::Queued.as_str()))
-            .count()
-            .get_result(conn)
-            .await?;
-        if queued > 0 {
-            continue;
-        }
+    let queued: std::collections::HashSet<i32> = operations::table
+        .filter(operations::kind.eq(OperationKind::ResetTerminal.as_str()))
+        .filter(operations::state.eq(OperationState::Queued.as_str()))
+        .select(operations::site_id)
+        .load::<i32>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for id in ids.into_iter().filter(|id| !queued.contains(id)) {
         if let Some(site) = load_site(conn, id).await?
             && site.state != SiteState::Deleting
         {
