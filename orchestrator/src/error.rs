@@ -47,6 +47,9 @@ pub enum Error {
     /// The edge router's admin API did not answer as it should (it may be restarting).
     #[error("the edge router's admin API {0}")]
     EdgeAdmin(String),
+    /// A site's disk could not be made, mounted, grown or removed; the message is the tool's.
+    #[error("{0}")]
+    Disk(String),
     /// The engine has no such object (a service, container or image of that name).
     #[error("{0}")]
     NotFound(String),

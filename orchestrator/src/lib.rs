@@ -12,10 +12,12 @@
 //!   its name comes from [`Namespace`]: tests use a random namespace and remove only their own.
 //! - Names and values are validated before they reach the engine.
 
+pub mod disks;
 pub mod edge;
 mod error;
 mod events;
 mod image;
+mod mounts;
 mod names;
 mod service;
 mod spec;
@@ -26,6 +28,7 @@ use bollard::Docker;
 pub use error::{Error, Result};
 pub use events::{SiteEvent, SiteEventKind};
 pub use image::{BuildLine, busybox_context};
+pub use mounts::detach_blocking;
 pub use names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_site_name};
 pub use service::{Ensured, LogLine, LogOptions, LogStream, ServiceStatus};
 pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};

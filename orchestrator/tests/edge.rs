@@ -24,13 +24,15 @@ struct Edge {
     _dir: tempfile::TempDir,
 }
 
-/// Unmounts the sites view when the test ends, however it ends (the container goes with the
-/// test's namespace; the mount is the host's).
+/// Unmounts the sites view and its staging place when the test ends, however it ends (the
+/// container goes with the test's namespace; the mounts are the host's).
 struct Unmount(PathBuf);
 
 impl Drop for Unmount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        for mount in ["sites", "stage"] {
+            orchestrator::detach_blocking(&self.0.join(mount));
+        }
     }
 }
 
@@ -58,7 +60,7 @@ impl Edge {
             image: CADDY_IMAGE.to_owned(),
             acme: None,
         };
-        let view = Unmount(config.dir.join("sites"));
+        let view = Unmount(config.dir.clone());
         let caddy = Caddy::start(&env.orch, config).await.unwrap();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -19,13 +19,21 @@ struct World {
     db: TestDb,
     runtime: Runtime,
     edge: std::net::SocketAddr,
-    view: PathBuf,
+    edge_dir: PathBuf,
+    /// The edge's configuration, to start it again as after a reboot.
+    caddy_config: CaddyConfig,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for World {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.view).status();
+        for mount in [
+            self.edge_dir.join("sites"),
+            self.edge_dir.join("stage"),
+            self.runtime.sites_root.clone(),
+        ] {
+            orchestrator::detach_blocking(&mount);
+        }
         if let Err(err) = self.runtime.orchestrator.remove_namespace_blocking() {
             eprintln!("warning: could not remove the test namespace: {err}");
         }
@@ -77,14 +85,15 @@ async fn world_on(db: TestDb, traefik: bool) -> World {
         image: "director/caddy:2.6".to_owned(),
         acme: None,
     };
-    let view = config.dir.join("sites");
+    let edge_dir = config.dir.clone();
+    let caddy_config = config.clone();
     let caddy = Caddy::start(&orch, config).await.unwrap();
     let static_server = format!("http://{}:8080", caddy.container());
     let mut runtime = Runtime::new(
         db.platform.clone(),
         orch,
         caddy,
-        sites_root,
+        orchestrator::disks::Disks::new(dir.path().join("disks"), sites_root),
         "localhost".to_owned(),
         network.clone(),
         EndpointMode::Dnsrr,
@@ -101,11 +110,13 @@ async fn world_on(db: TestDb, traefik: bool) -> World {
             writer: Default::default(),
         });
     }
+    runtime.mount_disks().await.unwrap();
     World {
         db,
         runtime,
         edge,
-        view,
+        edge_dir,
+        caddy_config,
         _dir: dir,
     }
 }
@@ -930,6 +941,108 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert!(disk.over_since.is_none(), "{disk:?}");
     open().await.unwrap().write("public/tiny.txt", b"x").unwrap();
+}
+
+/// The kernel holds a site's own code to its quota (each site's directory is a file system of
+/// its own, as large as the quota); after a reboot, when every mount is gone, the disks are
+/// mounted again before anything reaches them and the site serves what it had; a deleted
+/// site's disk goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reboot() {
+    let w = world_on(
+        TestDb::with_settings(platform::Settings {
+            site_disk_bytes: 8 << 20,
+            ..platform::Settings::default()
+        })
+        .await,
+        false,
+    )
+    .await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let site = made_site(&w, &alice, "full", "static").await;
+    let other = made_site(&w, &alice, "roomy", "static").await;
+    let dir = w.runtime.directory(&site);
+
+    // Its directory is its own ext4, nosuid and nodev.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} is not a mount", dir.display()));
+    assert!(
+        line.contains(" - ext4 ") && line.contains("nosuid") && line.contains("nodev"),
+        "{line}"
+    );
+
+    // The site's code (its terminal, as the site's uid) writes until the kernel stops it.
+    let said = run_in_terminal(
+        &w,
+        &alice,
+        site.id,
+        "dd if=/dev/zero of=/site/fill bs=1M count=64 2>&1; echo done",
+    )
+    .await;
+    assert!(said.contains("No space left on device"), "{said}");
+    let filled = std::fs::metadata(dir.join("fill")).unwrap().len();
+    assert!(filled < 32 << 20, "wrote {filled} bytes on an 8 MiB quota");
+    // Another site's disk is its own.
+    let said = run_in_terminal(
+        &w,
+        &alice,
+        other.id,
+        "dd if=/dev/zero of=/site/fine bs=1M count=4 2>/dev/null && echo wrote",
+    )
+    .await;
+    assert!(said.contains("wrote"), "{said}");
+    // Measured, the full site is over: Director writes nothing more there, with the reason.
+    w.db.platform.measure_disks(&w.runtime).await.unwrap();
+    let refused =
+        w.db.platform
+            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .await
+            .unwrap()
+            .write("public/more.txt", b"more");
+    assert!(matches!(refused, Err(Error::DiskFull(_))), "{refused:?}");
+
+    // A reboot: every mount is gone, and with them the sites' directories.
+    for mount in [
+        w.edge_dir.join("sites"),
+        w.edge_dir.join("stage"),
+        w.runtime.sites_root.clone(),
+    ] {
+        orchestrator::detach_blocking(&mount);
+    }
+    assert!(!dir.exists());
+    // Director starts: the edge, then the disks, before anything else.
+    Caddy::start(&w.runtime.orchestrator, w.caddy_config.clone())
+        .await
+        .unwrap();
+    w.runtime.mount_disks().await.unwrap();
+    assert_eq!(std::fs::metadata(dir.join("fill")).unwrap().len(), filled);
+    let (status, page) = get(w.edge, "full.localhost").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("starter page of full"), "{page}");
+    assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
+
+    // Deleted, the site's disk goes: no mount, no image.
+    w.db.platform
+        .delete_site(Some(&alice), site.id, "full")
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    assert!(!dir.exists());
+    let images: Vec<_> = std::fs::read_dir(w._dir.path().join("disks"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".ext4"))
+        .collect();
+    assert_eq!(images, vec![format!("{:04}.ext4", other.id)]);
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(dir.to_str().unwrap())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use axum::{
 };
 use orchestrator::{
     EndpointMode, Namespace, Orchestrator,
+    disks::Disks,
     edge::{AcmeConfig, Caddy, CaddyConfig, TraefikConfig, caddy_context},
 };
 use platform::{
@@ -43,6 +44,8 @@ pub struct EdgePlan {
     pub dir: PathBuf,
     /// The directory holding the sites' directories.
     pub sites_root: PathBuf,
+    /// Where the sites' disk images are kept.
+    pub disks: PathBuf,
     /// Where visitors reach the sites (Caddy's published port); None behind Traefik.
     pub listen: Option<SocketAddr>,
     /// Sites are `<name>.<sites domain>`.
@@ -124,7 +127,7 @@ pub async fn supervise(
                     platform.clone(),
                     orch,
                     caddy.clone(),
-                    plan.sites_root.clone(),
+                    Disks::new(plan.disks.clone(), plan.sites_root.clone()),
                     plan.sites_domain.clone(),
                     network.clone(),
                     // Swarm's virtual IPs need IPVS, which not every kernel has; DNS round-robin
@@ -142,6 +145,10 @@ pub async fn supervise(
                         file: plan.dir.join("traefik").join("director.toml"),
                         writer: Default::default(),
                     });
+                }
+                // Before anything reaches a site's directory: after a reboot none is mounted.
+                if let Err(err) = ready.mount_disks().await {
+                    tracing::error!(error = %err, "mounting the sites' disks failed; the reconciler tries again");
                 }
                 runtime.send_replace(Some(ready));
                 loop {

@@ -176,6 +176,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             namespace: config.namespace()?,
             dir: config.data_dir.join("edge"),
             sites_root: config.data_dir.join("sites"),
+            disks: config.data_dir.join("disks"),
             listen: traefik.is_none().then_some(config.edge_listen),
             sites_domain: config.sites_domain.clone(),
             traefik,

@@ -36,8 +36,8 @@ use std::{
 };
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, HostConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
+    MountTmpfsOptions, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use serde_json::json;
 use tokio::{
@@ -53,6 +53,7 @@ use super::{
 use crate::{
     Error, Orchestrator, Result, SiteId,
     error::is_not_found,
+    mounts,
     names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SPEC},
 };
 
@@ -61,6 +62,9 @@ const CADDY_UID: u32 = 65532;
 /// Where things are inside Caddy's container.
 const ROUTES_IN: &str = "/srv/edge";
 const SITES_IN: &str = "/srv/sites";
+/// The tmpfs of the sites view, and of its staging place (their names in the mount table).
+const VIEW_TMPFS: &str = "director-edge-view";
+const STAGE_TMPFS: &str = "director-edge-stage";
 const ADMIN_SOCKET_IN: &str = "/run/caddy/admin.sock";
 /// Director's certificate `ask` socket, inside Caddy's container.
 const ASK_SOCKET_IN: &str = "/run/director/ask.sock";
@@ -131,8 +135,15 @@ impl CaddyConfig {
     fn index(&self) -> PathBuf {
         self.routes().join("sites")
     }
+    /// What Caddy's container sees at `/srv/sites`: a tmpfs holding one read-only,
+    /// nosymfollow bind of each static site's directory (see [`Caddy::show`]).
     fn sites_view(&self) -> PathBuf {
         self.dir.join("sites")
+    }
+    /// Where a site's bind into the view is made read-only and nosymfollow before it is moved
+    /// in: a private mount, since a mount moves only out of one.
+    fn stage(&self) -> PathBuf {
+        self.dir.join("stage")
     }
     fn admin_dir(&self) -> PathBuf {
         self.dir.join("admin")
@@ -197,7 +208,12 @@ impl Caddy {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
                 .map_err(io("opening the edge directory"))?;
         }
-        ensure_nosymfollow_view(&config.sites_root, &config.sites_view()).await?;
+        std::fs::create_dir_all(&config.sites_root).map_err(io("creating the sites root"))?;
+        // The view starts empty and shows each static site's directory once it is put; shared,
+        // so that what is mounted in it later appears in Caddy's container too.
+        let fresh_view =
+            mounts::ensure_tmpfs(&config.sites_view(), VIEW_TMPFS, "0755", "--make-shared").await?;
+        mounts::ensure_tmpfs(&config.stage(), STAGE_TMPFS, "0700", "--make-private").await?;
         let ca_root = config.config_dir().join("ca-root.pem");
         match config.acme.as_ref().and_then(|acme| acme.ca_root.as_ref()) {
             Some(source) => {
@@ -223,6 +239,11 @@ impl Caddy {
             config,
             writes: Arc::default(),
         };
+        if fresh_view {
+            // A container from before (started by the engine at boot) sees the directory the
+            // new view now covers, not the view: it is made again on the view.
+            caddy.orch.remove_container(&caddy.container).await?;
+        }
         caddy.ensure_container().await?;
         Ok(caddy)
     }
@@ -280,10 +301,17 @@ impl Caddy {
             source: Some(source.to_string_lossy().into_owned()),
             target: Some(target.to_owned()),
             typ: Some(MountType::BIND),
-            // The sites view keeps the flags of its host mount (read-only, nosymfollow): asking
-            // Docker for read-only here would remount it and drop nosymfollow.
             read_only: Some(read_only),
             ..Default::default()
+        };
+        // Each site's bind in the view keeps the flags it was made with (read-only,
+        // nosymfollow), and the sites put after Caddy started reach it as they are mounted.
+        let view = Mount {
+            bind_options: Some(MountBindOptions {
+                propagation: Some(MountBindOptionsPropagationEnum::RSLAVE),
+                ..Default::default()
+            }),
+            ..bind(self.config.sites_view(), SITES_IN, false)
         };
         let port = format!("{HTTP_IN}/tcp");
         let tls_port = format!("{HTTPS_IN}/tcp");
@@ -306,7 +334,7 @@ impl Caddy {
         let host = HostConfig {
             mounts: Some(vec![
                 bind(self.config.routes(), ROUTES_IN, true),
-                bind(self.config.sites_view(), SITES_IN, false),
+                view,
                 bind(self.config.config_dir(), "/etc/director", true),
                 bind(self.config.admin_dir(), "/run/caddy", false),
                 bind(self.config.data_dir(), "/data", false),
@@ -408,6 +436,14 @@ impl Caddy {
             Target::Static { public_dir } => Some(self.static_root(public_dir)?),
             Target::Service => None,
         };
+        if let Some(root) = &static_root
+            && let Some(std::path::Component::Normal(directory)) = root
+                .strip_prefix(SITES_IN)
+                .ok()
+                .and_then(|r| r.components().next())
+        {
+            self.show(&directory.to_string_lossy()).await?;
+        }
         let _lock = self.lock_routes().await?;
         for host in &hosts {
             if let Some(owner) = self.owner(host)?
@@ -521,10 +557,80 @@ impl Caddy {
         Ok(sites.into_values().collect())
     }
 
+    /// Makes the site directory `directory` (under the sites root) visible to Caddy, read-only
+    /// and with `nosymfollow` (no link a tenant makes is followed, to another site or to Caddy's
+    /// own files), unless it already is. A bind left from before the directory's disk was
+    /// mounted again (it shows another file system) is replaced.
+    ///
+    /// The bind is made in a private staging mount, its flags set there, and then moved into
+    /// the shared view: a mount propagates with the flags it has when it arrives, and a
+    /// remount's flags never propagate.
+    pub async fn show(&self, directory: &str) -> Result<()> {
+        check_directory(directory)?;
+        let source = self.config.sites_root.join(directory);
+        let shown = self.config.sites_view().join(directory);
+        let device =
+            |path: &Path| std::fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+        let want = device(&source).map_err(io(format!("finding site directory {directory}")))?;
+        if mounts::at(&shown)?.is_some() {
+            if device(&shown).ok() == Some(want) {
+                return Ok(());
+            }
+            mounts::detach(&shown).await?;
+        }
+        let staged = self.config.stage().join(directory);
+        std::fs::create_dir_all(&staged).map_err(io("making a staging mount point"))?;
+        std::fs::create_dir_all(&shown).map_err(io("making a mount point in the sites view"))?;
+        let moved = async {
+            mounts::run(
+                "mount",
+                &["--bind".as_ref(), source.as_os_str(), staged.as_os_str()],
+                "binding a site's directory for Caddy",
+            )
+            .await?;
+            mounts::run(
+                "mount",
+                &[
+                    "-o".as_ref(),
+                    "remount,bind,ro,nosymfollow,nosuid,nodev,noexec".as_ref(),
+                    staged.as_os_str(),
+                ],
+                "making a site's directory read-only for Caddy (needs Linux 5.10+)",
+            )
+            .await?;
+            mounts::run(
+                "mount",
+                &["--move".as_ref(), staged.as_os_str(), shown.as_os_str()],
+                "showing a site's directory to Caddy",
+            )
+            .await
+        }
+        .await;
+        if moved.is_err() {
+            mounts::detach(&staged).await?;
+        }
+        let _ = std::fs::remove_dir(&staged);
+        moved
+    }
+
+    /// Takes the site directory `directory` out of Caddy's view (when the site goes).
+    pub async fn hide(&self, directory: &str) -> Result<()> {
+        check_directory(directory)?;
+        let shown = self.config.sites_view().join(directory);
+        mounts::detach(&shown).await?;
+        match std::fs::remove_dir(&shown) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io("removing a site from the sites view")(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Stops and removes Caddy's container and the sites view (tests and uninstalls).
     pub async fn shutdown(&self) -> Result<()> {
         self.orch.remove_container(&self.container).await?;
-        unmount(&self.config.sites_view()).await
+        mounts::detach(&self.config.sites_view()).await?;
+        mounts::detach(&self.config.stage()).await
     }
 
     fn static_root(&self, public_dir: &Path) -> Result<PathBuf> {
@@ -834,60 +940,19 @@ fn host_of(route: &str) -> String {
         .map_or_else(|| route.to_owned(), |domain| format!("*.{domain}"))
 }
 
-/// Mounts `sites_root` at `view` read-only with `nosymfollow` (unless it already is).
-async fn ensure_nosymfollow_view(sites_root: &Path, view: &Path) -> Result<()> {
-    std::fs::create_dir_all(sites_root).map_err(io("creating the sites root"))?;
-    match mount_options(view)? {
-        Some(options) if options.split(',').any(|o| o == "nosymfollow") => return Ok(()),
-        Some(_) => unmount(view).await?,
-        None => {}
-    }
-    let out = tokio::process::Command::new("mount")
-        .args(["--bind", "-o", "ro,nosymfollow"])
-        .arg(sites_root)
-        .arg(view)
-        .output()
-        .await
-        .map_err(io("running mount"))?;
-    if !out.status.success() {
-        return Err(Error::Engine(format!(
-            "mounting the sites for Caddy (read-only, nosymfollow; needs root and Linux 5.10+) failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+/// A site's directory is one plain name under the sites root.
+fn check_directory(directory: &str) -> Result<()> {
+    if directory.is_empty()
+        || !directory
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid(
+            "site directory",
+            format!("{directory:?} is not a site's directory"),
+        ));
     }
     Ok(())
-}
-
-async fn unmount(view: &Path) -> Result<()> {
-    if mount_options(view)?.is_none() {
-        return Ok(());
-    }
-    let out = tokio::process::Command::new("umount")
-        .arg(view)
-        .output()
-        .await
-        .map_err(io("running umount"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Engine(format!(
-            "unmounting {} failed: {}",
-            view.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// The per-mount options of the mount at exactly `path`, if something is mounted there.
-fn mount_options(path: &Path) -> Result<Option<String>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(io("reading mountinfo"))?;
-    let wanted = path.to_string_lossy().replace(' ', "\\040");
-    Ok(info.lines().rev().find_map(|line| {
-        let mut fields = line.split(' ');
-        let mount_point = fields.nth(4)?;
-        let options = fields.next()?;
-        (mount_point == wanted).then(|| options.to_owned())
-    }))
 }
 
 /// GETs `path` from Caddy's admin API on its Unix socket; returns the status.

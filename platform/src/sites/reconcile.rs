@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use orchestrator::{
     Ensured, SiteId, SiteObjects,
+    disks::DiskChange,
     edge::{SiteRoutes, body_limit_tier},
 };
 
@@ -197,6 +198,25 @@ impl Platform {
         }
         let mut corrections = Vec::new();
         let id = id_of(&site);
+        if site.provisioned {
+            let what = match runtime.ensure_disk(&site).await.map_err(engine)? {
+                DiskChange::Ready => None,
+                DiskChange::Mounted => Some("its disk was not mounted; mounted it"),
+                DiskChange::Grown => Some("its disk was smaller than its quota; grew it"),
+                DiskChange::Made => {
+                    // Its files are gone: it gets its starter files again, as when it was made.
+                    runtime
+                        .run(super::Action::CreateDirectory, &site)
+                        .await
+                        .map_err(Error::internal)?;
+                    Some("its disk was missing; made an empty one with its starter files")
+                }
+            };
+            corrections.extend(what.map(|what| Correction {
+                site: site.id,
+                what: what.to_owned(),
+            }));
+        }
         match site.kind {
             SiteKind::Dynamic => {
                 match runtime.orchestrator.ensure_service(&runtime.spec(&site)).await {

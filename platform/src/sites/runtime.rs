@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use orchestrator::{
     EndpointMode, Limits, Orchestrator, SiteId, SiteSpec,
+    disks::{DiskChange, DiskSpec, Disks},
     edge::{Availability, Caddy, SiteRoutes, Target, TraefikConfig, traefik_file_config, traefik_labels},
 };
 
@@ -27,7 +28,9 @@ pub struct Runtime {
     pub orchestrator: Orchestrator,
     /// The edge router.
     pub edge: Caddy,
-    /// The directory holding every site's directory.
+    /// The sites' disks: each site's directory is its own file system.
+    pub disks: Disks,
+    /// The directory holding every site's directory (where the disks are mounted).
     pub sites_root: PathBuf,
     /// Sites are `<name>.<domain>`.
     pub sites_domain: String,
@@ -63,7 +66,7 @@ impl Runtime {
         platform: crate::Platform,
         orchestrator: Orchestrator,
         edge: Caddy,
-        sites_root: PathBuf,
+        disks: Disks,
         sites_domain: String,
         network: String,
         endpoint_mode: EndpointMode,
@@ -71,7 +74,8 @@ impl Runtime {
         Self {
             orchestrator,
             edge,
-            sites_root,
+            sites_root: disks.sites_root().to_owned(),
+            disks,
             sites_domain,
             network,
             endpoint_mode,
@@ -89,6 +93,52 @@ impl Runtime {
     /// The site's directory on the host: `<sites root>/0042`.
     pub fn directory(&self, site: &Site) -> PathBuf {
         self.sites_root.join(directory_name(site))
+    }
+
+    /// Mounts the sites' root and every made site's disk (copying directories from before
+    /// disks onto disks of their own, and restarting what ran on them): at start, before any
+    /// operation or request reaches a site's directory. A site whose disk does not mount is
+    /// logged and left to the reconciler, which tries again on every pass.
+    pub async fn mount_disks(&self) -> crate::Result<()> {
+        let quota = self.platform.settings().site_disk_bytes;
+        let migrated = self.disks.prepare(quota).await.map_err(crate::Error::internal)?;
+        let mut conn = self.platform.conn().await?;
+        let all = super::load_all_sites(&mut conn).await?;
+        drop(conn);
+        for site in all.iter().filter(|s| s.provisioned) {
+            if let Err(err) = self.ensure_disk(site).await {
+                tracing::error!(site = %site.name, error = %err, "a site's disk did not mount");
+            }
+            if migrated.contains(&directory_name(site)) {
+                let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+                // What ran on the old directory is made again on the disk.
+                let _ = self.orchestrator.remove_terminal(id).await;
+                match self.orchestrator.restart(id).await {
+                    Ok(()) | Err(orchestrator::Error::NotFound(_)) => {}
+                    Err(err) => {
+                        tracing::warn!(site = %site.name, error = %err, "restarting a moved site failed")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure the site's disk is mounted and as large as its quota, and (for a static
+    /// site) that Caddy sees it.
+    pub(crate) async fn ensure_disk(&self, site: &Site) -> orchestrator::Result<DiskChange> {
+        let change = self
+            .disks
+            .ensure(&DiskSpec {
+                directory: directory_name(site),
+                quota: self.platform.settings().site_disk_bytes,
+                uid: Self::uid(site),
+            })
+            .await?;
+        if site.kind == SiteKind::Static {
+            self.edge.show(&directory_name(site)).await?;
+        }
+        Ok(change)
     }
 
     /// The site's address.
@@ -241,7 +291,11 @@ impl Runtime {
                 .map(|()| "terminal removed".to_owned())
                 .map_err(text),
             A::RemoveDirectory => {
-                let (root, name) = (self.sites_root.clone(), directory_name(site));
+                let name = directory_name(site);
+                self.edge.hide(&name).await.map_err(text)?;
+                self.disks.remove(&name).await.map_err(text)?;
+                // A directory from before disks is a plain one: removed file by file.
+                let root = self.sites_root.clone();
                 match tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&root, &name))
                     .await
                 {
@@ -302,6 +356,10 @@ impl Runtime {
     /// [`SiteFiles`](crate::files::SiteFiles), resolved inside the site and never following a
     /// link out of it, each file written whole with its mode and owner before it appears.
     async fn create_directory(&self, site: &Site) -> Result<String, String> {
+        if let Err(err) = self.ensure_disk(site).await {
+            tracing::error!(site = site.id, error = %err, "making or mounting a site's disk failed");
+            return Err("making the site's disk failed".to_owned());
+        }
         // A dynamic site's starter run.sh comes from its image's catalogue entry (None when the
         // entry is gone: then only an existing run.sh will do).
         let run_sh = match site.kind {

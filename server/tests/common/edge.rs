@@ -6,12 +6,20 @@ use server::edge::{EdgePlan, supervise};
 
 struct Cleanup {
     orch: Orchestrator,
+    /// The edge's directory, holding the sites view and its staging mount.
     view: std::path::PathBuf,
+    sites_root: std::path::PathBuf,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.view).status();
+        for mount in [
+            self.view.join("sites"),
+            self.view.join("stage"),
+            self.sites_root.clone(),
+        ] {
+            orchestrator::detach_blocking(&mount);
+        }
         if let Err(err) = self.orch.remove_namespace_blocking() {
             eprintln!("warning: could not remove the test namespace: {err}");
         }
@@ -76,6 +84,7 @@ pub async fn start_edge_with(
         namespace: namespace.clone(),
         dir: dir.path().join("edge"),
         sites_root: dir.path().join("sites"),
+        disks: dir.path().join("disks"),
         listen: Some(listen),
         sites_domain: sites_domain.to_owned(),
         traefik: None,
@@ -83,7 +92,8 @@ pub async fn start_edge_with(
     };
     let cleanup = Cleanup {
         orch: orch.clone(),
-        view: plan.dir.join("sites"),
+        view: plan.dir.clone(),
+        sites_root: plan.sites_root.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let db = platform::testing::TestDb::with_settings(settings).await;
