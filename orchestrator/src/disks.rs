@@ -22,6 +22,9 @@ use crate::{Error, Result, mounts};
 
 /// The tmpfs under which sites' disks are mounted (its name in the mount table).
 const SITES_TMPFS: &str = "director-sites";
+/// mke2fs makes it; nothing needs it (e2fsck makes it again if it must), and the site's
+/// members would find a directory of root's in their files.
+const LOST_FOUND: &str = "lost+found";
 /// The file system's own share of an image: its journal and inode tables take this much more
 /// than the quota, so that the quota is what the site's files can use.
 fn image_size(quota: u64) -> u64 {
@@ -117,11 +120,12 @@ impl Disks {
             let uid = std::os::unix::fs::MetadataExt::uid(&meta);
             let image = self.image(name);
             if !image.exists() {
-                make_image(&image, quota.max(used + used / 8), uid).await?;
+                make_image(&image, image_size(quota.max(used + used / 8)), uid).await?;
             }
             let to = stage.join(name);
             std::fs::create_dir_all(&to).map_err(io("making a staging directory"))?;
             mount_image(&image, &to).await?;
+            let _ = std::fs::remove_dir(to.join(LOST_FOUND));
             // cp -a copies links as links and keeps owners and modes; --one-file-system keeps
             // it on the site's own tree.
             let copied = mounts::run(
@@ -177,8 +181,7 @@ impl Disks {
                 }
                 mount_image(&image, &directory).await?;
                 if change == DiskChange::Made {
-                    // mke2fs makes lost+found; nothing uses it on a disk e2fsck can remake it on.
-                    let _ = std::fs::remove_dir(directory.join("lost+found"));
+                    let _ = std::fs::remove_dir(directory.join(LOST_FOUND));
                 } else {
                     change = DiskChange::Mounted;
                 }
@@ -334,21 +337,43 @@ async fn mount_once(image: &Path, directory: &Path) -> Result<()> {
 }
 
 /// Grows a mounted disk to `size`: the file, then the loop device, then the file system (ext4
-/// grows while mounted).
+/// grows while mounted). If the file system cannot grow (online resizing needs root with
+/// `CAP_SYS_RESOURCE`), the file is put back as it was, so that the next try starts over.
 async fn grow(image: &Path, device: &str, size: u64) -> Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(image)
-        .and_then(|f| f.set_len(size))
-        .map_err(io("growing a site's disk"))?;
+    let set_len = |len: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(image)
+            .and_then(|f| f.set_len(len))
+            .map_err(io("growing a site's disk"))
+    };
+    let before = std::fs::metadata(image)
+        .map_err(io("reading a site's disk"))?
+        .len();
+    set_len(size)?;
     let device = OsStr::new(device);
+    set_capacity(device).await?;
+    let grown = mounts::run(
+        "resize2fs",
+        &[device],
+        "growing a site's file system (online resizing needs root with CAP_SYS_RESOURCE)",
+    )
+    .await;
+    if grown.is_err() {
+        set_len(before)?;
+        set_capacity(device).await?;
+    }
+    grown
+}
+
+/// Makes the loop device `device` as large as its file is now.
+async fn set_capacity(device: &OsStr) -> Result<()> {
     mounts::run(
         "losetup",
         &["--set-capacity".as_ref(), device],
-        "growing a site's loop device",
+        "resizing a site's loop device",
     )
-    .await?;
-    mounts::run("resize2fs", &[device], "growing a site's file system").await
+    .await
 }
 
 #[cfg(test)]

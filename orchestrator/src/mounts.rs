@@ -82,10 +82,9 @@ pub(crate) async fn run(program: &str, args: &[&std::ffi::OsStr], what: &str) ->
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Disk(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = said.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        Err(Error::Disk(format!("{what} failed: {}", said.join("; "))))
     }
 }
 
