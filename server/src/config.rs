@@ -117,7 +117,8 @@ pub struct ServeArgs {
     /// The most sites a member may belong to, unless an admin gives them another quota.
     #[arg(long, env = "DIRECTOR_SITES_PER_USER")]
     pub sites_per_user: Option<i64>,
-    /// The disk a site's files may take, in MiB (the file manager and SFTP write no more).
+    /// The disk a site's files may take, in MiB: the size of its disk (its own code writes no
+    /// more), and what the file manager and SFTP write up to.
     #[arg(long, env = "DIRECTOR_SITE_DISK_MB")]
     pub site_disk_mb: Option<u64>,
     /// The DNS server (`ip:port`) domain verification asks for TXT records (default: the

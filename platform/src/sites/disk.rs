@@ -2,8 +2,8 @@
 //! a link and never opens a file, so nothing a tenant makes can stall or mislead it), recorded
 //! per site, and enforced on what Director itself writes there (the file manager and SFTP
 //! refuse to write past the quota). Crossing the quota is recorded in the audit log and shown
-//! on the site's page. What the site's own code writes is not capped by this: that takes
-//! file-system quotas on the sites' volume.
+//! on the site's page. What the site's own code writes is capped by the kernel: the site's
+//! directory is a disk of its own, as large as the quota (`orchestrator::disks`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -9,10 +9,22 @@ struct Cleanup {
     /// The edge's directory, holding the sites view and its staging mount.
     view: std::path::PathBuf,
     sites_root: std::path::PathBuf,
+    /// The edge's supervisor: stopped before the namespace goes, or it would make Caddy's
+    /// container again (a test's end can look like Caddy failing its health check).
+    supervisor: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.abort();
+            for _ in 0..50 {
+                if supervisor.is_finished() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         for mount in [
             self.view.join("sites"),
             self.view.join("stage"),
@@ -90,15 +102,17 @@ pub async fn start_edge_with(
         traefik: None,
         acme,
     };
-    let cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         orch: orch.clone(),
         view: plan.dir.clone(),
         sites_root: plan.sites_root.clone(),
+        supervisor: None,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let db = platform::testing::TestDb::with_settings(settings).await;
     let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
     let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
+    cleanup.supervisor = Some(supervisor.abort_handle());
     runtime_rx
         .wait_for(Option::is_some)
         .await
