@@ -13,8 +13,9 @@ find "$CARGO_TARGET_DIR"/*/incremental -mindepth 1 -maxdepth 1 -mtime +1 -exec r
 # Every build whose inputs changed links new test executables (tens to hundreds of MB each)
 # beside the old ones, and every checkout at a new path (each CI clone) builds the workspace's
 # libraries under new hashes: neither is used again. Of each name the two newest are kept (two,
-# because crates' test targets share names: platform's and server's `files`). Debian's awk is
-# mawk, which has no `{16}` intervals: its pattern matches any run of hex digits.
+# because crates' test targets share names: platform's and server's `files`), and anything
+# touched in the last hour (another build or test run may be using it right now). Debian's awk
+# is mawk, which has no `{16}` intervals: its pattern matches any run of hex digits.
 deps="$CARGO_TARGET_DIR/debug/deps"
 if [[ -d "$deps" ]]; then
   {
@@ -22,7 +23,7 @@ if [[ -d "$deps" ]]; then
     find "$deps" -maxdepth 1 -type f -regextype posix-extended \
       -regex '.*/lib(server|app|platform|shell|orchestrator|frontend)-[0-9a-f]{16}\.(rlib|rmeta)' -printf '%T@ %f\n'
   } 2>/dev/null | sort -rn |
-    awk '{ name = $2; sub(/-[0-9a-f]+(\.[a-z]+)?$/, "", name); ext = $2; sub(/^[^.]*/, "", ext); if (seen[name ext]++ >= 2) print $2 }' |
+    awk -v recent="$(($(date +%s) - 3600))" '{ name = $2; sub(/-[0-9a-f]+(\.[a-z]+)?$/, "", name); ext = $2; sub(/^[^.]*/, "", ext); if (seen[name ext]++ >= 2 && $1 < recent) print $2 }' |
     while read -r stale; do rm -f "$deps/$stale"; done
 fi
 unset deps

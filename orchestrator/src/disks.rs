@@ -1,21 +1,23 @@
 //! Each site's files on a file system of their own, so that the kernel holds every writer to
 //! the site's disk quota — the site's own code and its terminal as much as Director.
 //!
-//! A site's disk is a sparse ext4 image, `<images>/0042.ext4`, as large as its quota, loop-mounted
-//! `nosuid,nodev` at `<sites root>/0042`. The sites root is itself a small tmpfs mounted when
-//! Director starts: after a reboot no site's directory exists until its disk is mounted again,
-//! so a service the engine restarts first fails to start (its bind has no source) and retries,
-//! rather than running on an empty directory and writing beside its disk. This kernel has no
-//! quota support (`CONFIG_QUOTA`), and a shared btrfs would let a tenant escape its qgroup by
-//! making a subvolume; a file system per site needs neither.
+//! A site's disk is a sparse ext4 image, `<images>/0042.ext4`, sized so that what its files may
+//! take is its quota, loop-mounted `nosuid,nodev` at `<sites root>/0042`. The sites root is
+//! itself a small tmpfs mounted when Director starts: after a reboot no site's directory exists
+//! until its disk is mounted again, so a service the engine restarts first fails to start (its
+//! bind has no source) and retries, rather than running on an empty directory and writing
+//! beside its disk. This kernel has no quota support (`CONFIG_QUOTA`), and a shared btrfs would
+//! let a tenant leave its qgroup by making a subvolume; a file system per site needs neither.
 //!
 //! Architecture invariant: only this module mounts, grows and removes sites' disks, and it
-//! never reads or writes inside one (the platform's descriptor-based primitives do that).
+//! never reads or writes inside one (the platform's descriptor-based primitives do that; a
+//! directory from before disks is copied by `cp -a` only while nothing of its site runs).
 
 use std::{
-    collections::HashSet,
     ffi::OsStr,
     path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
 };
 
 use crate::{Error, Result, mounts};
@@ -25,10 +27,19 @@ const SITES_TMPFS: &str = "director-sites";
 /// mke2fs makes it; nothing needs it (e2fsck makes it again if it must), and the site's
 /// members would find a directory of root's in their files.
 const LOST_FOUND: &str = "lost+found";
-/// The file system's own share of an image: its journal and inode tables take this much more
-/// than the quota, so that the quota is what the site's files can use.
-fn image_size(quota: u64) -> u64 {
-    quota + quota / 16 + (16 << 20)
+/// The longest copying one directory from before disks may take.
+const COPY_FOR: Duration = Duration::from_secs(30 * 60);
+
+/// The size an image is first made at: the quota and room for the file system's own
+/// structures (journal, inode tables), which are then measured and the image cut to fit.
+fn first_size(quota: u64) -> u64 {
+    quota + quota / 8 + (16 << 20)
+}
+
+/// The kernel keeps back a little of an ext4 for delayed allocation (2%, at most 4096
+/// blocks): added, so that the site can write its whole quota.
+fn kept_back(quota: u64) -> u64 {
+    (quota / 50).min(16 << 20) + (1 << 20)
 }
 
 /// What [`Disks::ensure`] did.
@@ -60,12 +71,18 @@ pub struct DiskSpec {
 pub struct Disks {
     images: PathBuf,
     sites_root: PathBuf,
+    /// One change at a time: two makes of one disk would format it twice and mount it twice.
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Disks {
     /// Disks kept in `images`, mounted under `sites_root`.
     pub fn new(images: PathBuf, sites_root: PathBuf) -> Self {
-        Self { images, sites_root }
+        Self {
+            images,
+            sites_root,
+            changes: Arc::default(),
+        }
     }
 
     /// The directory under which sites' disks are mounted.
@@ -77,178 +94,237 @@ impl Disks {
         self.images.join(format!("{directory}.ext4"))
     }
 
-    /// Where a directory from before disks is copied from (a private mount: see [`Self::prepare`]).
-    fn stage(&self) -> PathBuf {
-        self.images.join("stage")
+    /// Where the sites root as it was before disks is seen while its directories are copied
+    /// onto disks (a private bind of it, made before the tmpfs covers it).
+    pub fn old_sites(&self) -> PathBuf {
+        self.images.join("old-sites")
     }
 
-    /// Mounts the sites root's tmpfs unless it is there. Sites' directories from before disks
-    /// existed (plain directories in the sites root) are copied onto disks of `quota` (or of
-    /// what they take, if more) and moved to `<images>/before-disks`; their names are returned,
-    /// so that whatever still runs on the old directories can be restarted.
-    pub async fn prepare(&self, quota: u64) -> Result<Vec<String>> {
-        std::fs::create_dir_all(&self.images).map_err(io("making the disks' directory"))?;
-        std::fs::create_dir_all(&self.sites_root).map_err(io("making the sites root"))?;
-        if mounts::at(&self.sites_root)?.is_some_and(|m| m.fstype == "tmpfs" && m.source == SITES_TMPFS) {
-            return Ok(Vec::new());
+    /// Mounts the sites root's tmpfs unless it is there. If the sites root held sites'
+    /// directories (from before disks), it is first bound privately at [`Self::old_sites`], and
+    /// their names are returned: each is to be moved with [`Self::copy_old`] while nothing of
+    /// its site runs. Until it is, [`Self::ensure`] refuses that site (its files are not lost
+    /// under an empty disk).
+    pub async fn prepare(&self) -> Result<Vec<String>> {
+        for dir in [&self.images, &self.sites_root] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(io("making the disks' directories"))?;
         }
-        let migrated = self.migrate(quota).await?;
-        mounts::ensure_tmpfs(&self.sites_root, SITES_TMPFS, "0755", "--make-private").await?;
-        Ok(migrated)
-    }
-
-    async fn migrate(&self, quota: u64) -> Result<Vec<String>> {
-        let mut old = Vec::new();
-        for entry in std::fs::read_dir(&self.sites_root).map_err(io("reading the sites root"))? {
-            let entry = entry.map_err(io("reading the sites root"))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_directory_name(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                old.push(name);
-            }
-        }
-        if old.is_empty() {
-            return Ok(old);
-        }
-        let stage = self.stage();
-        mounts::ensure_tmpfs(&stage, "director-stage", "0700", "--make-private").await?;
-        let before = self.images.join("before-disks");
-        std::fs::create_dir_all(&before).map_err(io("making before-disks"))?;
-        for name in &old {
-            let from = self.sites_root.join(name);
-            let used = used(&from).await?;
-            let meta = std::fs::symlink_metadata(&from).map_err(io("reading a site's directory"))?;
-            let uid = std::os::unix::fs::MetadataExt::uid(&meta);
-            let image = self.image(name);
-            if !image.exists() {
-                make_image(&image, image_size(quota.max(used + used / 8)), uid).await?;
-            }
-            let to = stage.join(name);
-            std::fs::create_dir_all(&to).map_err(io("making a staging directory"))?;
-            mount_image(&image, &to).await?;
-            let _ = std::fs::remove_dir(to.join(LOST_FOUND));
-            // cp -a copies links as links and keeps owners and modes; --one-file-system keeps
-            // it on the site's own tree.
-            let copied = mounts::run(
-                "cp",
-                &[
-                    "-a".as_ref(),
-                    "--one-file-system".as_ref(),
-                    "--".as_ref(),
-                    from.join(".").as_os_str(),
-                    to.as_os_str(),
-                ],
-                &format!("copying site directory {name} onto its disk"),
+        // The images hold every tenant's files: root's alone.
+        tokio::fs::set_permissions(&self.images, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .await
+            .map_err(io("closing the disks' directory"))?;
+        let old = self.old_sites();
+        if !mounts::is_tmpfs(&mounts::at(&self.sites_root).await?, SITES_TMPFS)
+            && !numbered(&self.sites_root).await?.is_empty()
+            && mounts::at(&old).await?.is_none()
+        {
+            tokio::fs::create_dir_all(&old)
+                .await
+                .map_err(io("making old-sites"))?;
+            let bound = mounts::run(
+                "mount",
+                &["--bind".as_ref(), self.sites_root.as_os_str(), old.as_os_str()],
+                "keeping the sites from before disks in view",
             )
             .await;
-            mounts::detach(&to).await?;
-            let _ = std::fs::remove_dir(&to);
-            copied?;
-            std::fs::rename(&from, before.join(name))
-                .map_err(io("moving a copied site's directory aside"))?;
-            tracing::warn!(site = %name, kept = %before.join(name).display(), "a site's directory was copied onto a disk of its own; the old copy is kept");
+            bound.and(
+                mounts::run(
+                    "mount",
+                    &["--make-private".as_ref(), old.as_os_str()],
+                    "keeping the sites from before disks private",
+                )
+                .await,
+            )?;
         }
-        mounts::detach(&stage).await?;
-        Ok(old)
+        mounts::ensure_tmpfs(&self.sites_root, SITES_TMPFS, "0755", "--make-private").await?;
+        if mounts::at(&old).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let pending = numbered(&old).await?;
+        if pending.is_empty() {
+            mounts::detach(&old).await?;
+            let _ = tokio::fs::remove_dir(&old).await;
+        }
+        Ok(pending)
     }
 
-    /// Makes sure the site's disk exists, is at least as large as its quota, and is mounted at
-    /// its directory. Idempotent: a second call finds it ready.
+    /// Copies the site's directory from before disks onto its disk (made for it, with room for
+    /// what it holds); the caller then removes the old directory and calls [`Self::ensure`].
+    /// Nothing of the site may run meanwhile: `cp` walks the tree by path, as root.
+    pub async fn copy_old(&self, spec: &DiskSpec) -> Result<()> {
+        check_directory(&spec.directory)?;
+        let _one = self.changes.lock().await;
+        let from = self.old_sites().join(&spec.directory);
+        let (bytes, inodes) = (used(&from, "-B1").await?, used(&from, "--inodes").await?);
+        let image = self.image(&spec.directory);
+        // A half-made image from an earlier try is made again.
+        let _ = tokio::fs::remove_file(&image).await;
+        make_image(
+            &image,
+            &ImagePlan {
+                quota: spec.quota.max(bytes + bytes / 8),
+                uid: spec.uid,
+                inodes: Some(inodes + inodes / 2 + 1024),
+            },
+        )
+        .await?;
+        let stage = self.images.join("stage");
+        mounts::ensure_tmpfs(&stage, "director-stage", "0700", "--make-private").await?;
+        let to = stage.join(&spec.directory);
+        tokio::fs::create_dir_all(&to)
+            .await
+            .map_err(io("making a staging directory"))?;
+        let copied = async {
+            mount_image(&image, &to).await?;
+            let _ = tokio::fs::remove_dir(to.join(LOST_FOUND)).await;
+            // -a copies links as links and keeps owners, modes and times; it never opens a
+            // FIFO or a device (it makes them anew).
+            let source = from.join(".");
+            let what = format!("copying site directory {} onto its disk", spec.directory);
+            let args: [&OsStr; 5] = [
+                "-a".as_ref(),
+                "--one-file-system".as_ref(),
+                "--".as_ref(),
+                source.as_os_str(),
+                to.as_os_str(),
+            ];
+            let copy = mounts::run("cp", &args, &what);
+            tokio::time::timeout(COPY_FOR, copy)
+                .await
+                .map_err(|_| Error::Disk("copying the site's directory took too long".to_owned()))?
+        }
+        .await;
+        mounts::detach(&to).await?;
+        let _ = tokio::fs::remove_dir(&to).await;
+        if copied.is_err() {
+            let _ = tokio::fs::remove_file(&image).await;
+        }
+        copied
+    }
+
+    /// After the last directory from before disks has moved: lets go of the old sites root.
+    pub async fn finish_old(&self) -> Result<()> {
+        let old = self.old_sites();
+        if mounts::at(&old).await?.is_some() && numbered(&old).await?.is_empty() {
+            mounts::detach(&old).await?;
+            let _ = tokio::fs::remove_dir(&old).await;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the site's disk exists, holds at least its quota, and is mounted at its
+    /// directory. Idempotent: a second call finds it ready.
     pub async fn ensure(&self, spec: &DiskSpec) -> Result<DiskChange> {
-        if !is_directory_name(&spec.directory) {
-            return Err(Error::invalid(
-                "site directory",
-                "a site's directory is named by digits",
+        check_directory(&spec.directory)?;
+        let _one = self.changes.lock().await;
+        let table = mounts::table().await?;
+        if !mounts::is_tmpfs(&mounts::in_table(&table, &self.sites_root), SITES_TMPFS) {
+            return Err(Error::Disk(
+                "the sites root is not mounted (Director mounts it when it starts)".to_owned(),
+            ));
+        }
+        if mounts::in_table(&table, &self.old_sites()).is_some()
+            && tokio::fs::symlink_metadata(self.old_sites().join(&spec.directory))
+                .await
+                .is_ok()
+        {
+            return Err(Error::Disk(
+                "the site's files from before disks are not on its disk yet".to_owned(),
             ));
         }
         let image = self.image(&spec.directory);
         let directory = self.sites_root.join(&spec.directory);
         let mut change = DiskChange::Ready;
-        if !image.exists() {
-            make_image(&image, image_size(spec.quota), spec.uid).await?;
+        if tokio::fs::symlink_metadata(&image).await.is_err() {
+            make_image(
+                &image,
+                &ImagePlan {
+                    quota: spec.quota,
+                    uid: spec.uid,
+                    inodes: None,
+                },
+            )
+            .await?;
             change = DiskChange::Made;
         }
-        let mounted = match mounts::at(&directory)? {
+        let mounted = match mounts::in_table(&table, &directory) {
             Some(m) if m.fstype == "ext4" => m,
-            other => {
-                if other.is_some() {
-                    mounts::detach(&directory).await?;
-                }
-                match std::fs::create_dir(&directory) {
+            _ => {
+                match tokio::fs::create_dir(&directory).await {
                     Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                         return Err(io("making a site's mount point")(e));
                     }
                     _ => {}
                 }
-                mount_image(&image, &directory).await?;
+                if let Err(err) = mount_image(&image, &directory).await {
+                    // No directory without its disk: nothing may start on, or write to, an
+                    // empty directory in its place.
+                    let _ = tokio::fs::remove_dir(&directory).await;
+                    return Err(err);
+                }
                 if change == DiskChange::Made {
-                    let _ = std::fs::remove_dir(directory.join(LOST_FOUND));
+                    let _ = tokio::fs::remove_dir(directory.join(LOST_FOUND)).await;
                 } else {
                     change = DiskChange::Mounted;
                 }
-                mounts::at(&directory)?
+                mounts::at(&directory)
+                    .await?
                     .ok_or_else(|| Error::Disk("the site's disk did not mount".to_owned()))?
             }
         };
-        let want = image_size(spec.quota);
-        let have = std::fs::metadata(&image)
-            .map_err(io("reading a site's disk"))?
-            .len();
-        if have < want {
-            grow(&image, &mounted.source, want).await?;
+        if capacity(&directory).await? < spec.quota {
+            grow(&image, &mounted.source, spec.quota).await?;
             change = DiskChange::Grown;
         }
         Ok(change)
     }
 
-    /// The directories whose disks are mounted now.
-    pub fn mounted(&self) -> Result<HashSet<String>> {
-        let table = mounts::table()?;
-        let Ok(entries) = std::fs::read_dir(&self.sites_root) else {
-            return Ok(HashSet::new());
-        };
-        Ok(entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| {
-                is_directory_name(name)
-                    && mounts::in_table(&table, &self.sites_root.join(name))
-                        .is_some_and(|m| m.fstype == "ext4")
-            })
-            .collect())
-    }
-
     /// Unmounts the site's disk and removes it with everything on it. Already gone is fine.
     pub async fn remove(&self, directory: &str) -> Result<()> {
-        if !is_directory_name(directory) {
-            return Err(Error::invalid(
-                "site directory",
-                "a site's directory is named by digits",
-            ));
-        }
+        check_directory(directory)?;
+        let _one = self.changes.lock().await;
         let path = self.sites_root.join(directory);
         mounts::detach(&path).await?;
-        match std::fs::remove_dir(&path) {
+        match tokio::fs::remove_dir(&path).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                // A directory from before disks, not emptied: the platform removes those.
-                tracing::debug!(site = %directory, error = %e, "a site's mount point was not empty");
+                return Err(io("removing a site's mount point")(e));
             }
             _ => {}
         }
-        match std::fs::remove_file(self.image(directory)) {
+        match tokio::fs::remove_file(self.image(directory)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing a site's disk")(e)),
             _ => Ok(()),
         }
     }
-
-    /// Detaches every site's disk and the sites root (tests, and uninstalling).
-    pub fn detach_all_blocking(&self) {
-        mounts::detach_blocking(&self.sites_root);
-    }
 }
 
-/// Sites' directories are named by their number, `0042`.
-fn is_directory_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 10 && name.bytes().all(|b| b.is_ascii_digit())
+/// A site's directory is named by its number, `0042`.
+fn check_directory(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 10 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            "site directory",
+            "a site's directory is named by digits",
+        ));
+    }
+    Ok(())
+}
+
+/// The sites' directories (numbered ones) in `dir`.
+async fn numbered(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(io("reading the sites root"))?;
+    while let Some(entry) = entries.next_entry().await.map_err(io("reading the sites root"))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if check_directory(&name).is_ok() && entry.file_type().await.is_ok_and(|t| t.is_dir()) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -258,11 +334,12 @@ fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
-/// What `dir` takes on disk, in bytes (`du`, which never follows a link).
-async fn used(dir: &Path) -> Result<u64> {
+/// What `dir` takes (`-B1`: bytes; `--inodes`: files), by `du`, which never follows a link.
+async fn used(dir: &Path, what: &str) -> Result<u64> {
     let out = tokio::process::Command::new("du")
-        .args(["-s", "-x", "-B1", "--"])
+        .args(["-s", "-x", what, "--"])
         .arg(dir)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(io("running du"))?;
@@ -273,34 +350,95 @@ async fn used(dir: &Path) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// A sparse file of `size` bytes with an empty ext4 file system whose root `uid` owns, made
-/// under a temporary name and renamed into place: a crash never leaves half an image.
-async fn make_image(image: &Path, size: u64, uid: u32) -> Result<()> {
+/// What a new image is made for.
+struct ImagePlan {
+    /// What its files may take.
+    quota: u64,
+    /// The owner of its root directory.
+    uid: u32,
+    /// How many files it must hold at least (mke2fs's own count otherwise).
+    inodes: Option<u64>,
+}
+
+/// A sparse image with an empty ext4 file system whose root `uid` owns, sized so that its
+/// files may take `quota`: made larger, measured (`dumpe2fs`), and cut to fit (`resize2fs`).
+/// Made under a temporary name and renamed into place: a crash never leaves half an image.
+async fn make_image(image: &Path, plan: &ImagePlan) -> Result<()> {
     let temporary = image.with_extension("ext4.new");
-    let file = std::fs::File::create(&temporary).map_err(io("making a site's disk"))?;
-    file.set_len(size).map_err(io("sizing a site's disk"))?;
-    drop(file);
-    let owner = format!("root_owner={uid}:{uid}");
-    // No blocks reserved for root: the whole disk is the site's.
-    let made = mounts::run(
-        "mkfs.ext4",
-        &[
-            "-q".as_ref(),
-            "-F".as_ref(),
-            "-m".as_ref(),
-            "0".as_ref(),
-            "-E".as_ref(),
-            owner.as_ref(),
-            temporary.as_os_str(),
-        ],
-        "making a site's file system",
-    )
-    .await;
-    if let Err(err) = made {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(err);
+    let _ = tokio::fs::remove_file(&temporary).await;
+    let made = async {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .await
+            .map_err(io("making a site's disk"))?;
+        let size = first_size(plan.quota);
+        file.set_len(size).await.map_err(io("sizing a site's disk"))?;
+        drop(file);
+        let owner = format!("root_owner={}:{}", plan.uid, plan.uid);
+        // -m 0: no blocks reserved for root, the whole disk is the site's.
+        let mut args: Vec<&OsStr> = ["-q", "-F", "-m", "0", "-E"].map(OsStr::new).to_vec();
+        args.push(owner.as_ref());
+        let inodes = plan.inodes.map(|n| n.to_string());
+        if let Some(inodes) = &inodes {
+            args.extend([OsStr::new("-N"), OsStr::new(inodes)]);
+        }
+        args.push(temporary.as_os_str());
+        mounts::run("mkfs.ext4", &args, "making a site's file system").await?;
+        let (block, free) = free_blocks(&temporary).await?;
+        let spare = (free * block).saturating_sub(plan.quota + kept_back(plan.quota));
+        if spare >= 1 << 20 {
+            let blocks = format!("{}", (size - spare) / block);
+            mounts::run(
+                "resize2fs",
+                &[temporary.as_os_str(), blocks.as_ref()],
+                "fitting a site's file system to its quota",
+            )
+            .await?;
+        }
+        tokio::fs::rename(&temporary, image)
+            .await
+            .map_err(io("placing a site's disk"))
     }
-    std::fs::rename(&temporary, image).map_err(io("placing a site's disk"))
+    .await;
+    if made.is_err() {
+        let _ = tokio::fs::remove_file(&temporary).await;
+    }
+    made
+}
+
+/// An unmounted file system's block size and free blocks.
+async fn free_blocks(image: &Path) -> Result<(u64, u64)> {
+    let out = tokio::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(image)
+        .output()
+        .await
+        .map_err(io("running dumpe2fs"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (field("Block size:"), field("Free blocks:")) {
+        (Some(block), Some(free)) if block > 0 => Ok((block, free)),
+        _ => Err(Error::Disk("reading a new site disk's size failed".to_owned())),
+    }
+}
+
+/// What the mounted file system at `directory` can hold in all, for its files.
+async fn capacity(directory: &Path) -> Result<u64> {
+    let directory = directory.to_owned();
+    let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&directory))
+        .await
+        .map_err(|e| Error::Disk(e.to_string()))?
+        .map_err(|e| Error::Disk(format!("reading a site's disk: {e}")))?;
+    // What its files take plus what is still free for them.
+    let used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize;
+    Ok(used + stat.f_bavail * stat.f_frsize)
 }
 
 /// Loop-mounts `image` at `directory`. A file system that does not mount (after a crash) is
@@ -312,6 +450,7 @@ async fn mount_image(image: &Path, directory: &Path) -> Result<()> {
     let checked = tokio::process::Command::new("e2fsck")
         .args(["-p"])
         .arg(image)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(io("running e2fsck"))?;
@@ -336,42 +475,31 @@ async fn mount_once(image: &Path, directory: &Path) -> Result<()> {
     .await
 }
 
-/// Grows a mounted disk to `size`: the file, then the loop device, then the file system (ext4
-/// grows while mounted). If the file system cannot grow (online resizing needs root with
-/// `CAP_SYS_RESOURCE`), the file is put back as it was, so that the next try starts over.
-async fn grow(image: &Path, device: &str, size: u64) -> Result<()> {
-    let set_len = |len: u64| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(image)
-            .and_then(|f| f.set_len(len))
-            .map_err(io("growing a site's disk"))
-    };
-    let before = std::fs::metadata(image)
-        .map_err(io("reading a site's disk"))?
-        .len();
-    set_len(size)?;
-    let device = OsStr::new(device);
-    set_capacity(device).await?;
-    let grown = mounts::run(
-        "resize2fs",
-        &[device],
-        "growing a site's file system (online resizing needs root with CAP_SYS_RESOURCE)",
-    )
-    .await;
-    if grown.is_err() {
-        set_len(before)?;
-        set_capacity(device).await?;
+/// Grows a mounted disk so that its files may take `quota`: the file, then the loop device,
+/// then the file system (ext4 grows while mounted; that needs root with `CAP_SYS_RESOURCE`).
+/// The file is never made smaller: a file system partly grown may already use it.
+async fn grow(image: &Path, device: &str, quota: u64) -> Result<()> {
+    let want = first_size(quota);
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(image)
+        .await
+        .map_err(io("growing a site's disk"))?;
+    if file.metadata().await.map_err(io("reading a site's disk"))?.len() < want {
+        file.set_len(want).await.map_err(io("growing a site's disk"))?;
     }
-    grown
-}
-
-/// Makes the loop device `device` as large as its file is now.
-async fn set_capacity(device: &OsStr) -> Result<()> {
+    drop(file);
+    let device = OsStr::new(device);
     mounts::run(
         "losetup",
         &["--set-capacity".as_ref(), device],
         "resizing a site's loop device",
+    )
+    .await?;
+    mounts::run(
+        "resize2fs",
+        &[device],
+        "growing a site's file system (online resizing needs root with CAP_SYS_RESOURCE)",
     )
     .await
 }
@@ -382,15 +510,9 @@ mod tests {
 
     #[test]
     fn only_numbered_directories_are_disks() {
-        assert!(is_directory_name("0042"));
+        assert!(check_directory("0042").is_ok());
         for bad in ["", "../0042", "0042/x", "abc", "00000000001"] {
-            assert!(!is_directory_name(bad), "{bad}");
+            assert!(check_directory(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn an_image_holds_its_quota_and_its_file_systems_own_share() {
-        assert!(image_size(1 << 30) > (1 << 30) + (64 << 20));
-        assert!(image_size(1 << 30) < (1 << 30) + (128 << 20));
     }
 }

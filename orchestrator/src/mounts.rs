@@ -29,42 +29,74 @@ fn escape(path: &Path) -> String {
     out
 }
 
-/// The whole mount table, read once: path (as mountinfo escapes it) to the topmost mount there.
-pub(crate) fn table() -> Result<std::collections::HashMap<String, Mounted>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| Error::Io {
-        context: "reading the mount table".to_owned(),
-        source,
-    })?;
-    let mut mounts = std::collections::HashMap::new();
+/// The mount table: path (as mountinfo escapes it) to the topmost mount there.
+pub(crate) type Table = std::collections::HashMap<String, Mounted>;
+
+/// Parses mountinfo. Where several mounts stack at one path, the topmost is the one no other
+/// at that path is mounted on (the file's order does not say: a mount moved onto a newer one
+/// is listed before it).
+pub(crate) fn parse(info: &str) -> Table {
+    // path -> [(id, parent, mount)]
+    let mut stacks: std::collections::HashMap<String, Vec<(u64, u64, Mounted)>> =
+        std::collections::HashMap::new();
     for line in info.lines() {
         // id parent major:minor root mount-point options [optional fields…] - fstype source super-options
         let (before, after) = line.split_once(" - ").unwrap_or((line, ""));
-        let mut fields = before.split(' ');
-        let (Some(point), Some(options)) = (fields.nth(4), fields.next()) else {
+        let fields: Vec<&str> = before.split(' ').collect();
+        let (Some(id), Some(parent), Some(point), Some(options)) = (
+            fields.first().and_then(|f| f.parse().ok()),
+            fields.get(1).and_then(|f| f.parse().ok()),
+            fields.get(4),
+            fields.get(5),
+        ) else {
             continue;
         };
         let mut rest = after.split(' ');
         let (fstype, source) = (rest.next().unwrap_or_default(), rest.next().unwrap_or_default());
-        // Later lines are mounted over earlier ones at the same path.
-        mounts.insert(
-            point.to_owned(),
+        stacks.entry((*point).to_owned()).or_default().push((
+            id,
+            parent,
             Mounted {
-                options: options.to_owned(),
+                options: (*options).to_owned(),
                 fstype: fstype.to_owned(),
                 source: source.to_owned(),
             },
-        );
+        ));
     }
-    Ok(mounts)
+    stacks
+        .into_iter()
+        .filter_map(|(point, stack)| {
+            let parents: std::collections::HashSet<u64> =
+                stack.iter().map(|(_, parent, _)| *parent).collect();
+            let top = stack
+                .iter()
+                .rev()
+                .find(|(id, _, _)| !parents.contains(id))
+                .or(stack.last())
+                .map(|(_, _, mount)| mount.clone())?;
+            Some((point, top))
+        })
+        .collect()
+}
+
+/// The whole mount table, read off the async workers.
+pub(crate) async fn table() -> Result<Table> {
+    let info = tokio::fs::read_to_string("/proc/self/mountinfo")
+        .await
+        .map_err(|source| Error::Io {
+            context: "reading the mount table".to_owned(),
+            source,
+        })?;
+    Ok(parse(&info))
 }
 
 /// What is mounted at exactly `path`, if anything.
-pub(crate) fn at(path: &Path) -> Result<Option<Mounted>> {
-    Ok(table()?.remove(&escape(path)))
+pub(crate) async fn at(path: &Path) -> Result<Option<Mounted>> {
+    Ok(table().await?.remove(&escape(path)))
 }
 
-/// Whether `table` has a mount at exactly `path`.
-pub(crate) fn in_table(table: &std::collections::HashMap<String, Mounted>, path: &Path) -> Option<Mounted> {
+/// What `table` has mounted at exactly `path`.
+pub(crate) fn in_table(table: &Table, path: &Path) -> Option<Mounted> {
     table.get(&escape(path)).cloned()
 }
 
@@ -91,7 +123,7 @@ pub(crate) async fn run(program: &str, args: &[&std::ffi::OsStr], what: &str) ->
 /// Detaches whatever is mounted at `path` and beneath it, at once even if files there are open
 /// (they keep what they had; the mount goes when the last is closed). Nothing mounted is fine.
 pub(crate) async fn detach(path: &Path) -> Result<()> {
-    if at(path)?.is_none() {
+    if at(path).await?.is_none() {
         return Ok(());
     }
     run(
@@ -111,17 +143,19 @@ pub fn detach_blocking(path: &Path) {
         .status();
 }
 
-/// Mounts a small tmpfs at `path` (made if missing) unless one is there, with `propagation`
-/// (`--make-shared`, `--make-private`) set on it; returns whether it mounted one.
+/// Mounts a small tmpfs named `name` at `path` (made if missing) unless it is there, with
+/// `propagation` (`--make-shared`, `--make-private`) set on it; returns whether it mounted
+/// one. Whatever was mounted there stays, beneath it.
 pub(crate) async fn ensure_tmpfs(path: &Path, name: &str, mode: &str, propagation: &str) -> Result<bool> {
-    std::fs::create_dir_all(path).map_err(|source| Error::Io {
-        context: format!("making {}", path.display()),
-        source,
-    })?;
-    if at(path)?.is_some_and(|m| m.fstype == "tmpfs" && m.source == name) {
+    tokio::fs::create_dir_all(path)
+        .await
+        .map_err(|source| Error::Io {
+            context: format!("making {}", path.display()),
+            source,
+        })?;
+    if is_tmpfs(&at(path).await?, name) {
         return Ok(false);
     }
-    detach(path).await?;
     let options = format!("mode={mode},size=1m,nosuid,nodev,noexec");
     run(
         "mount",
@@ -145,9 +179,30 @@ pub(crate) async fn ensure_tmpfs(path: &Path, name: &str, mode: &str, propagatio
     Ok(true)
 }
 
+/// Whether `mounted` is Director's tmpfs `name`.
+pub(crate) fn is_tmpfs(mounted: &Option<Mounted>, name: &str) -> bool {
+    mounted
+        .as_ref()
+        .is_some_and(|m| m.fstype == "tmpfs" && m.source == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topmost_of_stacked_mounts_is_the_one_nothing_is_mounted_on() {
+        // 90 was moved onto 95 (mountinfo lists it first), and the view bind 97 sits on 61.
+        let info = "61 27 0:50 / /srv/view rw - tmpfs director-edge-view rw\n\
+                    90 95 7:2 / /srv/sites/0042 ro,nosymfollow - ext4 /dev/loop2 rw\n\
+                    95 27 7:1 / /srv/sites/0042 rw - ext4 /dev/loop1 rw\n\
+                    97 61 7:2 / /srv/view/0042 ro - ext4 /dev/loop2 rw\n";
+        let table = parse(info);
+        assert_eq!(table["/srv/sites/0042"].source, "/dev/loop2");
+        assert_eq!(table["/srv/sites/0042"].options, "ro,nosymfollow");
+        assert_eq!(table["/srv/view"].fstype, "tmpfs");
+        assert_eq!(table.len(), 3);
+    }
 
     #[test]
     fn mountinfo_paths_are_escaped_as_the_kernel_escapes_them() {

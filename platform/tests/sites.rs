@@ -27,10 +27,13 @@ struct World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        let disks = self._dir.path().join("disks");
         for mount in [
             self.edge_dir.join("sites"),
             self.edge_dir.join("stage"),
             self.runtime.sites_root.clone(),
+            disks.join("old-sites"),
+            disks.join("stage"),
         ] {
             orchestrator::detach_blocking(&mount);
         }
@@ -163,9 +166,11 @@ fn localhost_rules() -> platform::sites::DomainRules {
     }
 }
 
+/// GETs `host` (`host/path` for a path) from the edge.
 async fn get(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
+    let (host, path) = host.split_once('/').unwrap_or((host, ""));
     let res = reqwest::Client::new()
-        .get(format!("http://{edge}/"))
+        .get(format!("http://{edge}/{path}"))
         .header("host", host)
         .send()
         .await
@@ -943,15 +948,59 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     open().await.unwrap().write("public/tiny.txt", b"x").unwrap();
 }
 
+/// What a reboot does to Director's mounts: every one goes (the terminals holding a disk are
+/// removed first, so that nothing keeps its loop device alive).
+async fn reboot(w: &World, sites: &[&platform::sites::Site]) {
+    for site in sites {
+        w.runtime
+            .orchestrator
+            .remove_terminal(SiteId(site.id as u32))
+            .await
+            .unwrap();
+    }
+    for mount in [
+        w.edge_dir.join("sites"),
+        w.edge_dir.join("stage"),
+        w.runtime.sites_root.clone(),
+    ] {
+        orchestrator::detach_blocking(&mount);
+    }
+    for site in sites {
+        assert!(!w.runtime.directory(site).exists());
+        assert_eq!(loop_devices_of(w, site), "", "nothing holds {}'s disk", site.name);
+    }
+}
+
+/// The loop devices backing the site's disk image (`losetup -j`), empty when none.
+fn loop_devices_of(w: &World, site: &platform::sites::Site) -> String {
+    let image = w._dir.path().join(format!("disks/{:04}.ext4", site.id));
+    let out = std::process::Command::new("losetup")
+        .arg("-j")
+        .arg(&image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The mount table's line for exactly `path`.
+fn mount_line(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == path.to_str())
+        .map(str::to_owned)
+}
+
 /// The kernel holds a site's own code to its quota (each site's directory is a file system of
-/// its own, as large as the quota); after a reboot, when every mount is gone, the disks are
-/// mounted again before anything reaches them and the site serves what it had; a deleted
-/// site's disk goes with it.
+/// its own, its quota large); after a reboot, when every mount is gone, the disks are mounted
+/// again before anything reaches them, the site serves what it had, and Caddy still follows
+/// no link; a deleted site's disk goes with it, loop device and all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reboot() {
+    const QUOTA: u64 = 8 << 20;
     let w = world_on(
         TestDb::with_settings(platform::Settings {
-            site_disk_bytes: 8 << 20,
+            site_disk_bytes: QUOTA,
             ..platform::Settings::default()
         })
         .await,
@@ -964,27 +1013,27 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
     let dir = w.runtime.directory(&site);
 
     // Its directory is its own ext4, nosuid and nodev.
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
-        .unwrap_or_else(|| panic!("{} is not a mount", dir.display()));
+    let line = mount_line(&dir).unwrap_or_else(|| panic!("{} is not a mount", dir.display()));
     assert!(
         line.contains(" - ext4 ") && line.contains("nosuid") && line.contains("nodev"),
         "{line}"
     );
 
-    // The site's code (its terminal, as the site's uid) writes until the kernel stops it.
+    // The site's code (its terminal, as the site's uid) writes its whole quota, and then the
+    // kernel stops it.
     let said = run_in_terminal(
         &w,
         &alice,
         site.id,
-        "dd if=/dev/zero of=/site/fill bs=1M count=64 2>&1; echo done",
+        "dd if=/dev/zero of=/site/fill bs=1M count=64 2>&1; ln -s /etc/passwd /site/public/leak; echo done",
     )
     .await;
     assert!(said.contains("No space left on device"), "{said}");
     let filled = std::fs::metadata(dir.join("fill")).unwrap().len();
-    assert!(filled < 32 << 20, "wrote {filled} bytes on an 8 MiB quota");
+    assert!(
+        (QUOTA - (1 << 20)..=QUOTA + (3 << 20)).contains(&filled),
+        "wrote {filled} bytes on an 8 MiB quota"
+    );
     // Another site's disk is its own.
     let said = run_in_terminal(
         &w,
@@ -1003,17 +1052,10 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
             .unwrap()
             .write("public/more.txt", b"more");
     assert!(matches!(refused, Err(Error::DiskFull(_))), "{refused:?}");
+    assert_eq!(get(w.edge, "full.localhost/leak").await.0, 404);
 
-    // A reboot: every mount is gone, and with them the sites' directories.
-    for mount in [
-        w.edge_dir.join("sites"),
-        w.edge_dir.join("stage"),
-        w.runtime.sites_root.clone(),
-    ] {
-        orchestrator::detach_blocking(&mount);
-    }
-    assert!(!dir.exists());
-    // Director starts: the edge, then the disks, before anything else.
+    // A reboot, then Director starts: the edge, then the disks, before anything else.
+    reboot(&w, &[&site, &other]).await;
     Caddy::start(&w.runtime.orchestrator, w.caddy_config.clone())
         .await
         .unwrap();
@@ -1022,15 +1064,25 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
     let (status, page) = get(w.edge, "full.localhost").await;
     assert_eq!(status, 200);
     assert!(page.contains("starter page of full"), "{page}");
+    assert_eq!(
+        get(w.edge, "full.localhost/leak").await.0,
+        404,
+        "no link is followed"
+    );
+    let shown = w.edge_dir.join("sites").join(format!("{:04}", site.id));
+    let line = mount_line(&shown).unwrap();
+    assert!(line.contains(" ro,") && line.contains("nosymfollow"), "{line}");
     assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
 
-    // Deleted, the site's disk goes: no mount, no image.
+    // Deleted, the site's disk goes: no mount, no view, no loop device, no image.
     w.db.platform
         .delete_site(Some(&alice), site.id, "full")
         .await
         .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
-    assert!(!dir.exists());
+    assert!(!dir.exists() && !shown.exists());
+    assert!(mount_line(&dir).is_none() && mount_line(&shown).is_none());
+    assert_eq!(loop_devices_of(&w, &site), "");
     let images: Vec<_> = std::fs::read_dir(w._dir.path().join("disks"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -1038,11 +1090,61 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
         .filter(|name| name.ends_with(".ext4"))
         .collect();
     assert_eq!(images, vec![format!("{:04}.ext4", other.id)]);
-    assert!(
-        !std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains(dir.to_str().unwrap())
+}
+
+/// A site whose directory is from before disks (a plain directory in the sites root) is moved
+/// onto a disk of its own at start, links as links and FIFOs as FIFOs, owners kept, and
+/// served as before; a directory no site owns is left where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_from_before_disks_move_onto_disks_of_their_own() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let site = made_site(&w, &alice, "older", "static").await;
+    // As Director before disks left it: no mounts, no image, a plain directory.
+    reboot(&w, &[&site]).await;
+    std::fs::remove_file(w._dir.path().join(format!("disks/{:04}.ext4", site.id))).unwrap();
+    let dir = w.runtime.directory(&site);
+    let uid = 100_000 + site.id as u32;
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::write(dir.join("public/index.html"), "from before disks\n").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("public/etc")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for path in [dir.clone(), dir.join("public"), dir.join("public/index.html")] {
+        std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+    }
+    let orphan = w.runtime.sites_root.join("9999");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("keep.txt"), "nobody's\n").unwrap();
+
+    Caddy::start(&w.runtime.orchestrator, w.caddy_config.clone())
+        .await
+        .unwrap();
+    w.runtime.mount_disks().await.unwrap();
+
+    assert!(mount_line(&dir).is_some_and(|l| l.contains(" - ext4 ")));
+    let (status, page) = get(w.edge, "older.localhost").await;
+    assert_eq!((status, page.as_str()), (200, "from before disks\n"));
+    assert_eq!(
+        std::fs::read_link(dir.join("public/etc")).unwrap(),
+        PathBuf::from("/etc")
     );
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &std::fs::symlink_metadata(dir.join("pipe")).unwrap().file_type()
+    ));
+    assert_eq!(owner(&dir.join("public/index.html")).0, uid);
+    assert!(!dir.join("lost+found").exists());
+    // The old copy is gone; the directory no site owns is kept, in view.
+    let old = w._dir.path().join("disks/old-sites");
+    assert!(!old.join(format!("{:04}", site.id)).exists());
+    assert_eq!(
+        std::fs::read_to_string(old.join("9999/keep.txt")).unwrap(),
+        "nobody's\n"
+    );
+    assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,9 +11,9 @@ use std::{net::SocketAddr, os::unix::fs::PermissionsExt as _, path::PathBuf, tim
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse as _, Response},
-    routing::get,
+    routing::{any, get},
 };
 use orchestrator::{
     EndpointMode, Namespace, Orchestrator,
@@ -66,8 +66,54 @@ struct Ask {
 /// `GET /edge/ask?domain=`, asked by the edge before it gets a certificate for a host (Caddy's
 /// on-demand TLS `ask`): yes (200) only for a host Director serves — a site's own name or a
 /// verified domain — so nobody can make the edge ask a CA for names of their choosing.
+///
+/// `/edge/host/…`: the edge sends here a request whose Host is not as sites are routed (upper
+/// case, a trailing dot); it is redirected to the same address with the host as routed, since
+/// host names are case-insensitive and `example.org.` is `example.org`.
 pub fn ask_router(platform: Platform) -> Router {
-    Router::new().route("/edge/ask", get(ask)).with_state(platform)
+    Router::new()
+        .route("/edge/ask", get(ask))
+        .route(HOST_PREFIX, any(normalise_host))
+        .route(&format!("{HOST_PREFIX}/{{*rest}}"), any(normalise_host))
+        .with_state(platform)
+}
+
+/// Where the edge sends requests whose Host it does not route as it is (see `caddy_json`).
+const HOST_PREFIX: &str = "/edge/host";
+
+async fn normalise_host(headers: HeaderMap, uri: Uri) -> Response {
+    let no_site = || (StatusCode::NOT_FOUND, "No site here.\n").into_response();
+    let Some(raw) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return no_site();
+    };
+    // A port is whatever follows the last colon, when it is all digits (no IPv6 literal is a
+    // site's host).
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (raw, None),
+    };
+    let Ok(routed) = orchestrator::edge::validate_host(host, false) else {
+        return no_site();
+    };
+    if routed == host {
+        return no_site();
+    }
+    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let rest = path.strip_prefix(HOST_PREFIX).unwrap_or(path);
+    let rest = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    let location = format!("{scheme}://{routed}{port}{rest}");
+    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
 }
 
 async fn ask(State(platform): State<Platform>, Query(ask): Query<Ask>) -> Response {
@@ -120,9 +166,7 @@ pub async fn supervise(
         match start(&plan).await {
             Ok((orch, caddy, network)) => {
                 tracing::info!(listen = ?plan.listen, https = ?plan.acme.as_ref().map(|a| a.listen), "the edge router is up");
-                if caddy.acme().is_some() {
-                    tokio::spawn(serve_asks(caddy.clone(), platform.clone(), shutdown.clone()));
-                }
+                tokio::spawn(serve_asks(caddy.clone(), platform.clone(), shutdown.clone()));
                 let mut ready = Runtime::new(
                     platform.clone(),
                     orch,

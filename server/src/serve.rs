@@ -172,11 +172,15 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
                 config.traefik_cert_resolver.clone(),
             )
         });
+        // Mounts are found by their paths as the kernel writes them: no link or `..` in them.
+        std::fs::create_dir_all(&config.data_dir).context("making the data directory")?;
+        let data_dir = std::fs::canonicalize(&config.data_dir)
+            .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
         let plan = EdgePlan {
             namespace: config.namespace()?,
-            dir: config.data_dir.join("edge"),
-            sites_root: config.data_dir.join("sites"),
-            disks: config.data_dir.join("disks"),
+            dir: data_dir.join("edge"),
+            sites_root: data_dir.join("sites"),
+            disks: data_dir.join("disks"),
             listen: traefik.is_none().then_some(config.edge_listen),
             sites_domain: config.sites_domain.clone(),
             traefik,

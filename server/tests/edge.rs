@@ -135,3 +135,52 @@ async fn a_service_removed_by_hand_comes_back_within_seconds() {
     assert!(back, "the reconciler recreated the service within 10 s");
     edge.stop.send(true).unwrap();
 }
+
+/// Host names are case-insensitive and `a.example.` is `a.example`: the edge sends such a
+/// request to the same address with the host as sites are routed, whatever the method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_in_capitals_or_with_a_trailing_dot_is_sent_to_the_host_as_routed() {
+    let edge = start_edge().await;
+    let listen = edge.listen;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ask = |host: &'static str, method: reqwest::Method| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .request(method, format!("http://{listen}/some/page?x=1&y=%2F"))
+                .header("host", host)
+                .send()
+                .await
+                .ok()?;
+            let location = res
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            Some((res.status().as_u16(), location))
+        }
+    };
+    let port = listen.port();
+    let capitals: &'static str = format!("Docs.LocalHost:{port}").leak();
+    let mut first = None;
+    for _ in 0..300 {
+        first = ask(capitals, reqwest::Method::GET).await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wanted = format!("http://docs.localhost:{port}/some/page?x=1&y=%2F");
+    assert_eq!(first, Some((308, Some(wanted))));
+    assert_eq!(
+        ask("docs.localhost.", reqwest::Method::POST).await,
+        Some((308, Some("http://docs.localhost/some/page?x=1&y=%2F".to_owned())))
+    );
+    // Nothing else is taken for a host.
+    assert_eq!(
+        ask("Bad_Host.localhost", reqwest::Method::GET).await.map(|a| a.0),
+        Some(404)
+    );
+}

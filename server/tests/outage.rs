@@ -85,14 +85,17 @@ async fn a_killed_database_is_restarted_and_pages_come_back_without_a_director_r
         .unwrap();
     assert!(killed.success());
     let since = std::time::Instant::now();
+    // Pages come back on a new postmaster (a page answered before the old one is gone
+    // proves nothing).
     loop {
         let status = server.page(&client, "/").await.status();
-        if status == StatusCode::OK {
+        let restarted = pg.postmaster_pid().is_some_and(|pid| pid != postmaster);
+        if status == StatusCode::OK && restarted {
             break;
         }
         assert!(
             since.elapsed() < std::time::Duration::from_secs(30),
-            "still {status} 30 s after the kill"
+            "still {status} (restarted: {restarted}) 30 s after the kill"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
@@ -100,6 +103,5 @@ async fn a_killed_database_is_restarted_and_pages_come_back_without_a_director_r
         "pages came back {:.1} s after the kill",
         since.elapsed().as_secs_f64()
     );
-    assert_ne!(pg.postmaster_pid(), Some(postmaster), "a new postmaster");
     pg.stop().await.unwrap();
 }

@@ -66,6 +66,8 @@ const SITES_IN: &str = "/srv/sites";
 const VIEW_TMPFS: &str = "director-edge-view";
 const STAGE_TMPFS: &str = "director-edge-stage";
 const ADMIN_SOCKET_IN: &str = "/run/caddy/admin.sock";
+/// Where Director answers a host to normalise, on its `ask` socket (see `server::edge`).
+const HOST_REDIRECTS: &str = "/edge/host";
 /// Director's certificate `ask` socket, inside Caddy's container.
 const ASK_SOCKET_IN: &str = "/run/director/ask.sock";
 /// Caddy's storage inside its container (`XDG_DATA_HOME/caddy`).
@@ -569,18 +571,31 @@ impl Caddy {
         check_directory(directory)?;
         let source = self.config.sites_root.join(directory);
         let shown = self.config.sites_view().join(directory);
-        let device =
-            |path: &Path| std::fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::dev(&m));
-        let want = device(&source).map_err(io(format!("finding site directory {directory}")))?;
-        if mounts::at(&shown)?.is_some() {
-            if device(&shown).ok() == Some(want) {
+        let device = |path: PathBuf| async move {
+            tokio::fs::symlink_metadata(path)
+                .await
+                .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+        };
+        let want = device(source.clone())
+            .await
+            .map_err(io(format!("finding site directory {directory}")))?;
+        if let Some(mounted) = mounts::at(&shown).await? {
+            if guarded(&mounted) && device(shown.clone()).await.ok() == Some(want) {
                 return Ok(());
             }
             mounts::detach(&shown).await?;
         }
-        let staged = self.config.stage().join(directory);
-        std::fs::create_dir_all(&staged).map_err(io("making a staging mount point"))?;
-        std::fs::create_dir_all(&shown).map_err(io("making a mount point in the sites view"))?;
+        // A staging place of this call's own: another call's bind is never the one moved.
+        let staged = self.config.stage().join(format!(
+            "{directory}.{}",
+            STAGINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        tokio::fs::create_dir_all(&staged)
+            .await
+            .map_err(io("making a staging mount point"))?;
+        tokio::fs::create_dir_all(&shown)
+            .await
+            .map_err(io("making a mount point in the sites view"))?;
         let moved = async {
             mounts::run(
                 "mount",
@@ -598,6 +613,13 @@ impl Caddy {
                 "making a site's directory read-only for Caddy (needs Linux 5.10+)",
             )
             .await?;
+            // An option the tools did not know would have been dropped without a word:
+            // nothing is shown to Caddy without both.
+            if !mounts::at(&staged).await?.is_some_and(|m| guarded(&m)) {
+                return Err(Error::Disk(
+                    "the site's directory could not be made read-only and nosymfollow for Caddy".to_owned(),
+                ));
+            }
             mounts::run(
                 "mount",
                 &["--move".as_ref(), staged.as_os_str(), shown.as_os_str()],
@@ -609,7 +631,7 @@ impl Caddy {
         if moved.is_err() {
             mounts::detach(&staged).await?;
         }
-        let _ = std::fs::remove_dir(&staged);
+        let _ = tokio::fs::remove_dir(&staged).await;
         moved
     }
 
@@ -618,7 +640,7 @@ impl Caddy {
         check_directory(directory)?;
         let shown = self.config.sites_view().join(directory);
         mounts::detach(&shown).await?;
-        match std::fs::remove_dir(&shown) {
+        match tokio::fs::remove_dir(&shown).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(io("removing a site from the sites view")(e))
             }
@@ -940,6 +962,15 @@ fn host_of(route: &str) -> String {
         .map_or_else(|| route.to_owned(), |domain| format!("*.{domain}"))
 }
 
+/// Makes staging places unique within the process.
+static STAGINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether a bind in the sites view has what keeps Caddy to the site's files as they are.
+fn guarded(mounted: &mounts::Mounted) -> bool {
+    let options: Vec<&str> = mounted.options.split(',').collect();
+    options.contains(&"ro") && options.contains(&"nosymfollow")
+}
+
 /// A site's directory is one plain name under the sites root.
 fn check_directory(directory: &str) -> Result<()> {
     if directory.is_empty()
@@ -972,6 +1003,10 @@ async fn admin_get(socket: &Path, path: &str) -> std::io::Result<u16> {
 
 /// A host as Caddy must see it before using it in a path: DNS labels, lower case, no `..`.
 const HOST_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$";
+/// A host as routed once lowercased and without its trailing dot.
+fn normalisable_host() -> String {
+    format!("(?i){}", HOST_PATTERN.replace("+$", "+\\.?$"))
+}
 /// What a dynamic route's marker file must be called to be dialled.
 const UPSTREAM_PATTERN: &str = r"^/[^/]+/((?:[a-z0-9]+_)?site_[0-9]+)$";
 
@@ -998,6 +1033,19 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
         json!({
             "match": [{"path_regexp": {"pattern": r"\x00|[^/]{256,}"}}],
             "handle": [html(400, pages::bad_path())],
+            "terminal": true,
+        }),
+        // A host in capitals or with a trailing dot is the same host as routed: Director
+        // redirects it there (Caddy cannot lowercase). Only what would then be a host at all.
+        json!({
+            "match": [{
+                "vars_regexp": {"{http.request.host}": {"pattern": normalisable_host()}},
+                "not": [{"vars_regexp": {"{http.request.host}": {"pattern": HOST_PATTERN}}}],
+            }],
+            "handle": [
+                {"handler": "rewrite", "uri": format!("{HOST_REDIRECTS}{{http.request.uri}}")},
+                {"handler": "reverse_proxy", "upstreams": [{"dial": format!("unix/{ASK_SOCKET_IN}")}]},
+            ],
             "terminal": true,
         }),
         json!({
@@ -1083,9 +1131,9 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
         port => format!(":{port}"),
     };
     let mut http_routes = routes.clone();
-    // After the refusals of bad paths and unknown hosts.
+    // After the refusals of bad paths, the hosts to normalise, and unknown hosts.
     http_routes.insert(
-        2,
+        3,
         json!({
             "match": [{"file": {
                 "root": format!("{STORAGE_IN}/certificates/{}", acme.issuer_key()),
@@ -1237,9 +1285,9 @@ mod tests {
         assert_eq!(issuer["ca"], crate::edge::LETS_ENCRYPT);
         assert_eq!(issuer["email"], "admin@example.org");
         assert!(issuer.get("trusted_roots_pem_files").is_none());
-        // The refusals of bad paths and unknown hosts stay first; the redirect comes right after
-        // them, on HTTP only.
-        let redirect = &servers["edge"]["routes"][2];
+        // The refusals of bad paths, the hosts to normalise and unknown hosts stay first; the
+        // redirect comes right after them, on HTTP only.
+        let redirect = &servers["edge"]["routes"][3];
         assert_eq!(redirect["handle"][0]["status_code"], 308);
         assert_eq!(
             redirect["handle"][0]["headers"]["Location"][0],
@@ -1254,6 +1302,26 @@ mod tests {
             servers["edge"]["routes"].as_array().unwrap().len(),
             servers["edge_tls"]["routes"].as_array().unwrap().len() + 1
         );
+    }
+
+    #[test]
+    fn only_what_is_a_host_once_lowercased_and_undotted_is_sent_to_be_normalised() {
+        let (normalisable, routed) = (
+            regex_lite::Regex::new(&normalisable_host()).unwrap(),
+            regex_lite::Regex::new(HOST_PATTERN).unwrap(),
+        );
+        for host in ["Docs.LocalHost", "docs.localhost.", "DOCS.EXAMPLE.ORG."] {
+            assert!(normalisable.is_match(host) && !routed.is_match(host), "{host}");
+        }
+        for host in [
+            "..",
+            "docs..localhost",
+            "Bad_Host.localhost",
+            "docs.localhost..",
+            "-a.localhost",
+        ] {
+            assert!(!normalisable.is_match(host), "{host}");
+        }
     }
 
     #[test]

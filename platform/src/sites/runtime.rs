@@ -95,46 +95,61 @@ impl Runtime {
         self.sites_root.join(directory_name(site))
     }
 
-    /// Mounts the sites' root and every made site's disk (copying directories from before
-    /// disks onto disks of their own, and restarting what ran on them): at start, before any
-    /// operation or request reaches a site's directory. A site whose disk does not mount is
-    /// logged and left to the reconciler, which tries again on every pass.
+    /// Mounts the sites' root and every made site's disk: at start, before any operation or
+    /// request reaches a site's directory. A directory from before disks is moved onto a disk
+    /// of its own while nothing of its site runs (its terminal and service are removed first;
+    /// the reconciler makes the service again). A site whose disk does not mount, or whose
+    /// move fails, is logged and keeps its files where they are; the reconciler tries again.
     pub async fn mount_disks(&self) -> crate::Result<()> {
-        let quota = self.platform.settings().site_disk_bytes;
-        let migrated = self.disks.prepare(quota).await.map_err(crate::Error::internal)?;
+        let pending = self.disks.prepare().await.map_err(crate::Error::internal)?;
         let mut conn = self.platform.conn().await?;
         let all = super::load_all_sites(&mut conn).await?;
         drop(conn);
+        for name in &pending {
+            let Some(site) = all.iter().find(|s| directory_name(s) == *name) else {
+                tracing::warn!(directory = %name, "a directory from before disks belongs to no site; left where it is");
+                continue;
+            };
+            if let Err(err) = self.move_onto_disk(site).await {
+                tracing::error!(site = %site.name, error = %err, "moving a site's files onto its disk failed; they stay where they were");
+            }
+        }
+        self.disks.finish_old().await.map_err(crate::Error::internal)?;
         for site in all.iter().filter(|s| s.provisioned) {
             if let Err(err) = self.ensure_disk(site).await {
                 tracing::error!(site = %site.name, error = %err, "a site's disk did not mount");
-            }
-            if migrated.contains(&directory_name(site)) {
-                let id = SiteId(u32::try_from(site.id).unwrap_or(0));
-                // What ran on the old directory is made again on the disk.
-                let _ = self.orchestrator.remove_terminal(id).await;
-                match self.orchestrator.restart(id).await {
-                    Ok(()) | Err(orchestrator::Error::NotFound(_)) => {}
-                    Err(err) => {
-                        tracing::warn!(site = %site.name, error = %err, "restarting a moved site failed")
-                    }
-                }
             }
         }
         Ok(())
     }
 
+    async fn move_onto_disk(&self, site: &Site) -> Result<(), String> {
+        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let text = |e: orchestrator::Error| e.to_string();
+        self.orchestrator.remove_terminal(id).await.map_err(text)?;
+        self.orchestrator.remove_service(id).await.map_err(text)?;
+        self.disks.copy_old(&self.disk_spec(site)).await.map_err(text)?;
+        let (old, name) = (self.disks.old_sites(), directory_name(site));
+        tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &name))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("removing the old copy: {e}"))?;
+        tracing::warn!(site = %site.name, "a site's files were moved onto a disk of its own");
+        Ok(())
+    }
+
+    fn disk_spec(&self, site: &Site) -> DiskSpec {
+        DiskSpec {
+            directory: directory_name(site),
+            quota: self.platform.settings().site_disk_bytes,
+            uid: Self::uid(site),
+        }
+    }
+
     /// Makes sure the site's disk is mounted and as large as its quota, and (for a static
     /// site) that Caddy sees it.
     pub(crate) async fn ensure_disk(&self, site: &Site) -> orchestrator::Result<DiskChange> {
-        let change = self
-            .disks
-            .ensure(&DiskSpec {
-                directory: directory_name(site),
-                quota: self.platform.settings().site_disk_bytes,
-                uid: Self::uid(site),
-            })
-            .await?;
+        let change = self.disks.ensure(&self.disk_spec(site)).await?;
         if site.kind == SiteKind::Static {
             self.edge.show(&directory_name(site)).await?;
         }
