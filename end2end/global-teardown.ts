@@ -45,10 +45,14 @@ export default async function globalTeardown() {
     await new Promise((r) => setTimeout(r, 100));
   }
   removeDockerObjects(namespace);
-  try {
-    execSync(`umount ${path.join(dataDir, 'edge', 'sites')}`, { stdio: 'ignore' });
-  } catch {
-    // Not mounted: the edge never started.
+  // Director's mounts: Caddy's view of the sites and its staging place, the sites' disks under
+  // their tmpfs, and what moving directories onto disks uses.
+  for (const mount of ['edge/sites', 'edge/stage', 'sites', 'disks/old-sites', 'disks/stage']) {
+    try {
+      execSync(`umount --recursive --lazy ${path.join(dataDir, mount)}`, { stdio: 'ignore' });
+    } catch {
+      // Not mounted.
+    }
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
 }

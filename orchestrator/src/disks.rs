@@ -117,7 +117,7 @@ impl Disks {
             .map_err(io("closing the disks' directory"))?;
         let old = self.old_sites();
         if !mounts::is_tmpfs(&mounts::at(&self.sites_root).await?, SITES_TMPFS)
-            && !numbered(&self.sites_root).await?.is_empty()
+            && !old_entries(&self.sites_root).await?.is_empty()
             && mounts::at(&old).await?.is_none()
         {
             tokio::fs::create_dir_all(&old)
@@ -142,31 +142,44 @@ impl Disks {
         if mounts::at(&old).await?.is_none() {
             return Ok(Vec::new());
         }
-        let pending = numbered(&old).await?;
-        if pending.is_empty() {
-            mounts::detach(&old).await?;
-            let _ = tokio::fs::remove_dir(&old).await;
+        numbered(&old).await
+    }
+
+    /// What is left in [`Self::old_sites`] of directories already copied onto their disks
+    /// (`.moved-0042`: renamed so once their copy was whole, and to be removed).
+    pub async fn moved_leftovers(&self) -> Result<Vec<String>> {
+        let old = self.old_sites();
+        if mounts::at(&old).await?.is_none() {
+            return Ok(Vec::new());
         }
-        Ok(pending)
+        Ok(old_entries(&old)
+            .await?
+            .into_iter()
+            .filter(|name| name.starts_with(MOVED))
+            .collect())
     }
 
     /// Copies the site's directory from before disks onto its disk (made for it, with room for
-    /// what it holds); the caller then removes the old directory and calls [`Self::ensure`].
-    /// Nothing of the site may run meanwhile: `cp` walks the tree by path, as root.
-    pub async fn copy_old(&self, spec: &DiskSpec) -> Result<()> {
+    /// what it holds), then renames the old directory to `.moved-0042`, whose name it returns:
+    /// the caller removes it and calls [`Self::ensure`]. Nothing of the site may run meanwhile
+    /// (`cp` walks the tree by path, as root). The copy goes to an image of its own, placed
+    /// only once whole, and the old directory is renamed only then: wherever a crash stops it,
+    /// the next try starts again from a whole old directory, or finds the move done.
+    pub async fn copy_old(&self, spec: &DiskSpec) -> Result<String> {
         check_directory(&spec.directory)?;
         let _one = self.changes.lock().await;
-        let from = self.old_sites().join(&spec.directory);
+        let old = self.old_sites();
+        let from = old.join(&spec.directory);
         let (bytes, inodes) = (used(&from, "-B1").await?, used(&from, "--inodes").await?);
         let image = self.image(&spec.directory);
-        // A half-made image from an earlier try is made again.
-        let _ = tokio::fs::remove_file(&image).await;
+        let copy = image.with_extension("ext4.copy");
+        let _ = tokio::fs::remove_file(&copy).await;
         make_image(
-            &image,
+            &copy,
             &ImagePlan {
                 quota: spec.quota.max(bytes + bytes / 8),
                 uid: spec.uid,
-                inodes: Some(inodes + inodes / 2 + 1024),
+                inodes: Some(inodes + inodes / 2),
             },
         )
         .await?;
@@ -177,7 +190,7 @@ impl Disks {
             .await
             .map_err(io("making a staging directory"))?;
         let copied = async {
-            mount_image(&image, &to).await?;
+            mount_image(&copy, &to).await?;
             let _ = tokio::fs::remove_dir(to.join(LOST_FOUND)).await;
             // -a copies links as links and keeps owners, modes and times; it never opens a
             // FIFO or a device (it makes them anew).
@@ -190,24 +203,32 @@ impl Disks {
                 source.as_os_str(),
                 to.as_os_str(),
             ];
-            let copy = mounts::run("cp", &args, &what);
-            tokio::time::timeout(COPY_FOR, copy)
+            let copying = mounts::run("cp", &args, &what);
+            tokio::time::timeout(COPY_FOR, copying)
                 .await
                 .map_err(|_| Error::Disk("copying the site's directory took too long".to_owned()))?
         }
         .await;
         mounts::detach(&to).await?;
         let _ = tokio::fs::remove_dir(&to).await;
-        if copied.is_err() {
-            let _ = tokio::fs::remove_file(&image).await;
+        if let Err(err) = copied {
+            let _ = tokio::fs::remove_file(&copy).await;
+            return Err(err);
         }
-        copied
+        tokio::fs::rename(&copy, &image)
+            .await
+            .map_err(io("placing a site's disk"))?;
+        let moved = format!("{MOVED}{}", spec.directory);
+        tokio::fs::rename(&from, old.join(&moved))
+            .await
+            .map_err(io("marking a site's old directory as moved"))?;
+        Ok(moved)
     }
 
     /// After the last directory from before disks has moved: lets go of the old sites root.
     pub async fn finish_old(&self) -> Result<()> {
         let old = self.old_sites();
-        if mounts::at(&old).await?.is_some() && numbered(&old).await?.is_empty() {
+        if mounts::at(&old).await?.is_some() && old_entries(&old).await?.is_empty() {
             mounts::detach(&old).await?;
             let _ = tokio::fs::remove_dir(&old).await;
         }
@@ -311,6 +332,28 @@ fn check_directory(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What [`Disks::copy_old`] renames a directory it has copied to, before it is removed.
+const MOVED: &str = ".moved-";
+
+/// The directories in `dir` of sites from before disks: pending (`0042`) or moved
+/// (`.moved-0042`).
+async fn old_entries(dir: &Path) -> Result<Vec<String>> {
+    let mut names = numbered(dir).await?;
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(io("reading the sites root"))?;
+    while let Some(entry) = entries.next_entry().await.map_err(io("reading the sites root"))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name
+            .strip_prefix(MOVED)
+            .is_some_and(|number| check_directory(number).is_ok())
+        {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
 /// The sites' directories (numbered ones) in `dir`.
 async fn numbered(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
@@ -356,7 +399,7 @@ struct ImagePlan {
     quota: u64,
     /// The owner of its root directory.
     uid: u32,
-    /// How many files it must hold at least (mke2fs's own count otherwise).
+    /// How many files it must hold at least (mke2fs gives one per 16 KiB, or more).
     inodes: Option<u64>,
 }
 
@@ -381,7 +424,7 @@ async fn make_image(image: &Path, plan: &ImagePlan) -> Result<()> {
         // -m 0: no blocks reserved for root, the whole disk is the site's.
         let mut args: Vec<&OsStr> = ["-q", "-F", "-m", "0", "-E"].map(OsStr::new).to_vec();
         args.push(owner.as_ref());
-        let inodes = plan.inodes.map(|n| n.to_string());
+        let inodes = plan.inodes.filter(|n| *n > size / 16384).map(|n| n.to_string());
         if let Some(inodes) = &inodes {
             args.extend([OsStr::new("-N"), OsStr::new(inodes)]);
         }

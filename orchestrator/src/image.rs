@@ -115,34 +115,32 @@ impl Orchestrator {
         }
     }
 
-    /// A typed error, before the engine's own, when an image is missing.
+    /// Makes sure `reference` is on the engine before a service or terminal is made from it:
+    /// one of Director's base images is made (waiting for a build already under way); any
+    /// other missing image is a typed error, before the engine's own.
     pub(crate) async fn image_present(&self, reference: &str) -> Result<()> {
         if self.image_exists(reference).await? {
-            Ok(())
-        } else {
-            Err(Error::ImageMissing(reference.to_owned()))
+            return Ok(());
+        }
+        match self.base_images.of(reference) {
+            Some(image) => {
+                let mut log = |line: BuildLine| tracing::info!(image = %reference, line = %line.0, "making a base image");
+                self.base_images.ensure(self, image, &mut log).await.map(|_| ())
+            }
+            None => Err(Error::ImageMissing(reference.to_owned())),
         }
     }
 }
 
-/// The build context of Director's tiny base image: `FROM scratch` with a static busybox, a
-/// `/bin/sh`, and the `run.sh` contract. Written into `dir`, with the busybox binary from
-/// Debian's `busybox-static` (or `busybox` at `BUSYBOX`).
+/// The build context of Director's tiny base image (see [`crate::base_images`]), written into
+/// `dir`.
 pub fn busybox_context(dir: &Path) -> Result<PathBuf> {
-    let io = |context: &str| {
-        let context = context.to_owned();
-        move |source| Error::Io { context, source }
-    };
-    let busybox = std::env::var_os("BUSYBOX").map_or_else(|| PathBuf::from("/bin/busybox"), PathBuf::from);
-    std::fs::create_dir_all(dir).map_err(io("creating the build context"))?;
-    std::fs::copy(&busybox, dir.join("busybox")).map_err(io(
-        "copying busybox (install Debian's busybox-static, or set BUSYBOX)",
-    ))?;
-    std::fs::write(
-        dir.join("Dockerfile"),
-        include_str!("../../images/busybox/Dockerfile"),
-    )
-    .map_err(io("writing the Dockerfile"))?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        context: "creating the build context".to_owned(),
+        source,
+    })?;
+    crate::base_images::BaseImages::new(crate::base_images::REPOSITORY)?
+        .context(crate::base_images::BaseImage::Busybox, dir)?;
     Ok(dir.to_owned())
 }
 

@@ -12,6 +12,7 @@
 //!   its name comes from [`Namespace`]: tests use a random namespace and remove only their own.
 //! - Names and values are validated before they reach the engine.
 
+pub mod base_images;
 pub mod disks;
 pub mod edge;
 mod error;
@@ -41,6 +42,8 @@ pub struct Orchestrator {
     address: String,
     ns: Namespace,
     terminals: terminal::Activity,
+    /// Director's base images: made when a service or terminal needs one the engine lacks.
+    base_images: base_images::BaseImages,
 }
 
 /// Requests that stream (logs, exec) last as long as they need; this bounds only the wait for
@@ -102,7 +105,19 @@ impl Orchestrator {
             address,
             ns,
             terminals: terminal::Activity::default(),
+            base_images: base_images::BaseImages::new(base_images::REPOSITORY)?,
         })
+    }
+
+    /// The same connection, making `base_images` when a service or terminal needs one.
+    pub fn with_base_images(mut self, base_images: base_images::BaseImages) -> Self {
+        self.base_images = base_images;
+        self
+    }
+
+    /// Director's base images on this engine.
+    pub fn base_images(&self) -> &base_images::BaseImages {
+        &self.base_images
     }
 
     /// The namespace this orchestrator works in.
@@ -184,6 +199,48 @@ impl Orchestrator {
             .filter_map(|c| site_of(c.labels.as_ref(), "terminal"))
             .collect();
         Ok(SiteObjects { services, terminals })
+    }
+
+    /// Removes the site's service and terminal and waits until no container of the site is
+    /// left (a task's container is otherwise given seconds to stop, and may ignore SIGTERM):
+    /// once this returns, nothing of the site runs. At most 30 s; then it is an error.
+    pub async fn stop_site(&self, site: SiteId) -> Result<()> {
+        use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+        self.remove_terminal(site).await?;
+        self.remove_service(site).await?;
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{LABEL_NAMESPACE}={}", self.ns.label()),
+                format!("{LABEL_SITE}={}", site.0),
+            ],
+        )]);
+        for _ in 0..60 {
+            let left = self
+                .docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters.clone()),
+                    ..Default::default()
+                }))
+                .await?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            for container in left.iter().filter_map(|c| c.id.as_deref()) {
+                let force = RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                match self.docker.remove_container(container, Some(force)).await {
+                    Ok(()) => {}
+                    Err(e) if error::is_not_found(&e) => {}
+                    Err(e) => tracing::debug!(%site, error = %e, "removing a site's container"),
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Err(Error::Engine(format!("site {site}'s containers did not stop")))
     }
 
     /// Every object of this namespace, as (id, name) pairs.

@@ -948,13 +948,13 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     open().await.unwrap().write("public/tiny.txt", b"x").unwrap();
 }
 
-/// What a reboot does to Director's mounts: every one goes (the terminals holding a disk are
-/// removed first, so that nothing keeps its loop device alive).
+/// What a reboot does: every container and every mount of Director's goes, so that nothing
+/// keeps a disk's loop device alive.
 async fn reboot(w: &World, sites: &[&platform::sites::Site]) {
     for site in sites {
         w.runtime
             .orchestrator
-            .remove_terminal(SiteId(site.id as u32))
+            .stop_site(SiteId(site.id as u32))
             .await
             .unwrap();
     }
@@ -1025,7 +1025,10 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
         &w,
         &alice,
         site.id,
-        "dd if=/dev/zero of=/site/fill bs=1M count=64 2>&1; ln -s /etc/passwd /site/public/leak; echo done",
+        &format!(
+            "ln -s /srv/sites/{:04}/public/index.html /site/public/leak; dd if=/dev/zero of=/site/fill bs=1M count=64 2>&1",
+            other.id
+        ),
     )
     .await;
     assert!(said.contains("No space left on device"), "{said}");
@@ -1052,6 +1055,9 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
             .unwrap()
             .write("public/more.txt", b"more");
     assert!(matches!(refused, Err(Error::DiskFull(_))), "{refused:?}");
+    // A link to another site's page, as Caddy would see it, is never followed.
+    assert!(std::fs::symlink_metadata(dir.join("public/leak")).is_ok());
+    assert_eq!(get(w.edge, "roomy.localhost").await.0, 200);
     assert_eq!(get(w.edge, "full.localhost/leak").await.0, 404);
 
     // A reboot, then Director starts: the edge, then the disks, before anything else.
@@ -1092,30 +1098,59 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
     assert_eq!(images, vec![format!("{:04}.ext4", other.id)]);
 }
 
-/// A site whose directory is from before disks (a plain directory in the sites root) is moved
-/// onto a disk of its own at start, links as links and FIFOs as FIFOs, owners kept, and
-/// served as before; a directory no site owns is left where it was.
+/// A site whose directory is from before disks (a plain directory in the sites root, its
+/// service running on it) is moved onto a disk of its own at start: only once nothing of the
+/// site runs (not even a process that ignores SIGTERM), links as links and FIFOs as FIFOs,
+/// owners kept; its service is made again on the disk and serves what it served. A directory
+/// no site owns is left where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directories_from_before_disks_move_onto_disks_of_their_own() {
     let w = world().await;
     let alice = user(&w.db, "alice", Role::User).await;
-    let site = made_site(&w, &alice, "older", "static").await;
-    // As Director before disks left it: no mounts, no image, a plain directory.
+    let site = made_site(&w, &alice, "older", "dynamic").await;
+    let id = SiteId(site.id as u32);
+    // As Director before disks left it: no mounts, no image, a plain directory, the site's
+    // service running on it.
     reboot(&w, &[&site]).await;
     std::fs::remove_file(w._dir.path().join(format!("disks/{:04}.ext4", site.id))).unwrap();
     let dir = w.runtime.directory(&site);
     let uid = 100_000 + site.id as u32;
     std::fs::create_dir_all(dir.join("public")).unwrap();
     std::fs::write(dir.join("public/index.html"), "from before disks\n").unwrap();
+    std::fs::write(
+        dir.join("run.sh"),
+        "#!/bin/sh\ntrap '' TERM\nhttpd -f -p \"$PORT\" -h /site/public &\nwhile :; do wait; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("/etc", dir.join("public/etc")).unwrap();
     let made = std::process::Command::new("mkfifo")
         .arg(dir.join("pipe"))
         .status()
         .unwrap();
     assert!(made.success());
-    for path in [dir.clone(), dir.join("public"), dir.join("public/index.html")] {
+    for path in [
+        dir.clone(),
+        dir.join("public"),
+        dir.join("public/index.html"),
+        dir.join("run.sh"),
+    ] {
         std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
     }
+    // Restarted, its service is made again, on the plain directory.
+    w.db.platform.restart_site(Some(&alice), site.id).await.unwrap();
+    assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
+    for _ in 0..100 {
+        if w.runtime.orchestrator.status(id).await.unwrap().running == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.runtime.orchestrator.status(id).await.unwrap().running, 1);
     let orphan = w.runtime.sites_root.join("9999");
     std::fs::create_dir_all(&orphan).unwrap();
     std::fs::write(orphan.join("keep.txt"), "nobody's\n").unwrap();
@@ -1125,9 +1160,17 @@ async fn directories_from_before_disks_move_onto_disks_of_their_own() {
         .unwrap();
     w.runtime.mount_disks().await.unwrap();
 
+    // Moved while nothing of it ran: its service is gone until the reconciler makes it again.
+    assert!(
+        !w.runtime
+            .orchestrator
+            .site_objects()
+            .await
+            .unwrap()
+            .services
+            .contains(&id)
+    );
     assert!(mount_line(&dir).is_some_and(|l| l.contains(" - ext4 ")));
-    let (status, page) = get(w.edge, "older.localhost").await;
-    assert_eq!((status, page.as_str()), (200, "from before disks\n"));
     assert_eq!(
         std::fs::read_link(dir.join("public/etc")).unwrap(),
         PathBuf::from("/etc")
@@ -1137,6 +1180,18 @@ async fn directories_from_before_disks_move_onto_disks_of_their_own() {
     ));
     assert_eq!(owner(&dir.join("public/index.html")).0, uid);
     assert!(!dir.join("lost+found").exists());
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(!corrections.is_empty(), "its service made again");
+    let mut answered = None;
+    for _ in 0..100 {
+        let (status, page) = get(w.edge, "older.localhost").await;
+        if status == 200 {
+            answered = Some(page);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(answered.as_deref(), Some("from before disks\n"));
     // The old copy is gone; the directory no site owns is kept, in view.
     let old = w._dir.path().join("disks/old-sites");
     assert!(!old.join(format!("{:04}", site.id)).exists());
@@ -1144,7 +1199,6 @@ async fn directories_from_before_disks_move_onto_disks_of_their_own() {
         std::fs::read_to_string(old.join("9999/keep.txt")).unwrap(),
         "nobody's\n"
     );
-    assert!(w.db.platform.reconcile(&w.runtime).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Make Director's base images (busybox, Debian, Python) on the Docker engine, those it
+    /// lacks, and exit. `serve` makes them too, in the background and when a site needs one.
+    Images,
     /// Manage accounts from the command line.
     #[command(subcommand)]
     User(UserCommand),

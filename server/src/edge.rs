@@ -11,7 +11,7 @@ use std::{net::SocketAddr, os::unix::fs::PermissionsExt as _, path::PathBuf, tim
 use axum::{
     Router,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse as _, Response},
     routing::{any, get},
 };
@@ -67,32 +67,33 @@ struct Ask {
 /// on-demand TLS `ask`): yes (200) only for a host Director serves — a site's own name or a
 /// verified domain — so nobody can make the edge ask a CA for names of their choosing.
 ///
-/// `/edge/host/…`: the edge sends here a request whose Host is not as sites are routed (upper
-/// case, a trailing dot); it is redirected to the same address with the host as routed, since
-/// host names are case-insensitive and `example.org.` is `example.org`.
+/// `/edge/host`: the edge sends here a request whose Host is not as sites are routed (capitals,
+/// a trailing dot), with its URI in `X-Director-Uri`; it is redirected to the same address with
+/// the host as routed, since host names are case-insensitive and `example.org.` is
+/// `example.org`.
 pub fn ask_router(platform: Platform) -> Router {
     Router::new()
         .route("/edge/ask", get(ask))
         .route(HOST_PREFIX, any(normalise_host))
-        .route(&format!("{HOST_PREFIX}/{{*rest}}"), any(normalise_host))
         .with_state(platform)
 }
 
 /// Where the edge sends requests whose Host it does not route as it is (see `caddy_json`).
 const HOST_PREFIX: &str = "/edge/host";
 
-async fn normalise_host(headers: HeaderMap, uri: Uri) -> Response {
+async fn normalise_host(headers: HeaderMap) -> Response {
     let no_site = || (StatusCode::NOT_FOUND, "No site here.\n").into_response();
     let Some(raw) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return no_site();
     };
-    // A port is whatever follows the last colon, when it is all digits (no IPv6 literal is a
-    // site's host).
+    // A port is whatever follows the last colon, when it is one (no IPv6 literal is a site's
+    // host).
     let (host, port) = match raw.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            (host, Some(port))
-        }
-        _ => (raw, None),
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) => (host, Some(port)),
+            Err(_) => return no_site(),
+        },
+        None => (raw, None),
     };
     let Ok(routed) = orchestrator::edge::validate_host(host, false) else {
         return no_site();
@@ -100,20 +101,24 @@ async fn normalise_host(headers: HeaderMap, uri: Uri) -> Response {
     if routed == host {
         return no_site();
     }
-    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let rest = path.strip_prefix(HOST_PREFIX).unwrap_or(path);
-    let rest = if rest.starts_with('/') {
-        rest.to_owned()
-    } else {
-        format!("/{rest}")
-    };
+    // The request's own URI, as the edge received it; anything else is the root.
+    let uri = headers
+        .get("x-director-uri")
+        .and_then(|h| h.to_str().ok())
+        .filter(|uri| uri.starts_with('/') && !uri.starts_with("//"))
+        .unwrap_or("/");
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-    let location = format!("{scheme}://{routed}{port}{rest}");
-    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+    // Scheme-relative: the visitor stays on the scheme they came by, which only their browser
+    // knows for sure (behind Traefik, the edge itself is reached over plain HTTP).
+    let location = format!("//{routed}{port}{uri}");
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 async fn ask(State(platform): State<Platform>, Query(ask): Query<Ask>) -> Response {
@@ -151,6 +156,24 @@ async fn serve_asks(caddy: Caddy, platform: Platform, mut shutdown: watch::Recei
     });
     if let Err(err) = served.await {
         tracing::error!(error = %err, "the certificate ask socket stopped");
+    }
+}
+
+/// Makes Director's base images the engine lacks, in the background at start (a site that
+/// needs one meanwhile waits for it): on a new machine the first Python site then starts in
+/// seconds rather than after its image.
+async fn make_base_images(orch: Orchestrator) {
+    let images = orch.base_images().clone();
+    for image in orchestrator::base_images::BaseImage::ALL {
+        let reference = images.reference(image);
+        let mut log = |line: orchestrator::BuildLine| tracing::info!(image = %reference, line = %line.0, "making a base image");
+        match images.ensure(&orch, image, &mut log).await {
+            Ok(true) => tracing::info!(image = %reference, "base image made"),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(image = %reference, error = %err, "making a base image failed; a site that needs it tries again")
+            }
+        }
     }
 }
 
@@ -194,6 +217,7 @@ pub async fn supervise(
                 if let Err(err) = ready.mount_disks().await {
                     tracing::error!(error = %err, "mounting the sites' disks failed; the reconciler tries again");
                 }
+                tokio::spawn(make_base_images(ready.orchestrator.clone()));
                 runtime.send_replace(Some(ready));
                 loop {
                     tokio::select! {

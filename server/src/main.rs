@@ -19,6 +19,19 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     match cli.command {
         Command::Serve(_) => serve(config).await,
+        Command::Images => {
+            let orch = orchestrator::Orchestrator::connect(config.namespace()?).await?;
+            let images = orch.base_images();
+            for image in orchestrator::base_images::BaseImage::ALL {
+                let reference = images.reference(image);
+                let made = images
+                    .ensure(&orch, image, &mut |line| eprintln!("    {}", line.0))
+                    .await
+                    .with_context(|| format!("making {reference}"))?;
+                println!("{reference}: {}", if made { "made" } else { "already there" });
+            }
+            Ok(())
+        }
         Command::Migrate => {
             let db = Database::open(&config).await?;
             println!("The database is up to date.");

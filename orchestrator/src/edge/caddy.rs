@@ -1005,7 +1005,10 @@ async fn admin_get(socket: &Path, path: &str) -> std::io::Result<u16> {
 const HOST_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$";
 /// A host as routed once lowercased and without its trailing dot.
 fn normalisable_host() -> String {
-    format!("(?i){}", HOST_PATTERN.replace("+$", "+\\.?$"))
+    // Letters spelled out: `(?i)` would match Unicode's long s and Kelvin sign too.
+    HOST_PATTERN
+        .replace("a-z0-9", "A-Za-z0-9")
+        .replace("+$", "+\\.?$")
 }
 /// What a dynamic route's marker file must be called to be dialled.
 const UPSTREAM_PATTERN: &str = r"^/[^/]+/((?:[a-z0-9]+_)?site_[0-9]+)$";
@@ -1042,9 +1045,15 @@ fn caddy_json(acme: Option<&AcmeConfig>) -> serde_json::Value {
                 "vars_regexp": {"{http.request.host}": {"pattern": normalisable_host()}},
                 "not": [{"vars_regexp": {"{http.request.host}": {"pattern": HOST_PATTERN}}}],
             }],
+            // To one fixed path (a rewrite would decode the visitor's path), with the request's
+            // own URI, undecoded, in a header.
             "handle": [
-                {"handler": "rewrite", "uri": format!("{HOST_REDIRECTS}{{http.request.uri}}")},
-                {"handler": "reverse_proxy", "upstreams": [{"dial": format!("unix/{ASK_SOCKET_IN}")}]},
+                {"handler": "rewrite", "uri": HOST_REDIRECTS},
+                {
+                    "handler": "reverse_proxy",
+                    "upstreams": [{"dial": format!("unix/{ASK_SOCKET_IN}")}],
+                    "headers": {"request": {"set": {"X-Director-Uri": ["{http.request.orig_uri}"]}}},
+                },
             ],
             "terminal": true,
         }),

@@ -97,9 +97,11 @@ impl Runtime {
 
     /// Mounts the sites' root and every made site's disk: at start, before any operation or
     /// request reaches a site's directory. A directory from before disks is moved onto a disk
-    /// of its own while nothing of its site runs (its terminal and service are removed first;
-    /// the reconciler makes the service again). A site whose disk does not mount, or whose
-    /// move fails, is logged and keeps its files where they are; the reconciler tries again.
+    /// of its own while nothing of its site runs (its terminal, service and every container
+    /// are gone first; the reconciler makes the service again). A site whose move fails is
+    /// logged and keeps its files where they are (its disk is refused, so the reconciler
+    /// reports it); the move is tried again at the next start. A disk that does not mount is
+    /// tried again by the reconciler.
     pub async fn mount_disks(&self) -> crate::Result<()> {
         let pending = self.disks.prepare().await.map_err(crate::Error::internal)?;
         let mut conn = self.platform.conn().await?;
@@ -114,6 +116,20 @@ impl Runtime {
                 tracing::error!(site = %site.name, error = %err, "moving a site's files onto its disk failed; they stay where they were");
             }
         }
+        // What a move interrupted after its copy was whole left behind.
+        for moved in self
+            .disks
+            .moved_leftovers()
+            .await
+            .map_err(crate::Error::internal)?
+        {
+            let old = self.disks.old_sites();
+            let removed =
+                tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &moved)).await;
+            if !matches!(removed, Ok(Ok(()))) {
+                tracing::warn!(?removed, "removing a moved site's old directory failed");
+            }
+        }
         self.disks.finish_old().await.map_err(crate::Error::internal)?;
         for site in all.iter().filter(|s| s.provisioned) {
             if let Err(err) = self.ensure_disk(site).await {
@@ -126,11 +142,10 @@ impl Runtime {
     async fn move_onto_disk(&self, site: &Site) -> Result<(), String> {
         let id = SiteId(u32::try_from(site.id).unwrap_or(0));
         let text = |e: orchestrator::Error| e.to_string();
-        self.orchestrator.remove_terminal(id).await.map_err(text)?;
-        self.orchestrator.remove_service(id).await.map_err(text)?;
-        self.disks.copy_old(&self.disk_spec(site)).await.map_err(text)?;
-        let (old, name) = (self.disks.old_sites(), directory_name(site));
-        tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &name))
+        self.orchestrator.stop_site(id).await.map_err(text)?;
+        let moved = self.disks.copy_old(&self.disk_spec(site)).await.map_err(text)?;
+        let old = self.disks.old_sites();
+        tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &moved))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("removing the old copy: {e}"))?;
@@ -309,11 +324,18 @@ impl Runtime {
                 let name = directory_name(site);
                 self.edge.hide(&name).await.map_err(text)?;
                 self.disks.remove(&name).await.map_err(text)?;
-                // A directory from before disks is a plain one: removed file by file.
+                // A directory from before disks (its move failed, or never ran) goes too, file by
+                // file, never through a link.
+                let old = self.disks.old_sites();
+                let pending = tokio::fs::symlink_metadata(old.join(&name)).await.is_ok();
                 let root = self.sites_root.clone();
-                match tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&root, &name))
-                    .await
-                {
+                let removed = tokio::task::spawn_blocking(move || {
+                    if pending {
+                        crate::files::remove_site_directory(&old, &name)?;
+                    }
+                    crate::files::remove_site_directory(&root, &name)
+                });
+                match removed.await {
                     Ok(Ok(())) => Ok("files removed".to_owned()),
                     Ok(Err(err)) => Err(format!("removing the site's files: {err}")),
                     Err(err) => Err(format!("removing the site's files: {err}")),

@@ -32,8 +32,14 @@ impl Drop for Cleanup {
         ] {
             orchestrator::detach_blocking(&mount);
         }
-        if let Err(err) = self.orch.remove_namespace_blocking() {
-            eprintln!("warning: could not remove the test namespace: {err}");
+        // Twice: a container the aborted supervisor had asked for may land just after the first.
+        for pass in 0..2 {
+            if pass > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            if let Err(err) = self.orch.remove_namespace_blocking() {
+                eprintln!("warning: could not remove the test namespace: {err}");
+            }
         }
     }
 }
