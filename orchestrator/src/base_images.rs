@@ -57,6 +57,17 @@ impl BaseImage {
     }
 }
 
+/// Where the making of a base image stands, in this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Being made; the latest step or line of output.
+    Making(String),
+    /// Made by this process.
+    Made,
+    /// The last try failed, for this reason (a site that needs it tries again).
+    Failed(String),
+}
+
 /// Director's base images under one repository (`director` in production).
 #[derive(Debug, Clone)]
 pub struct BaseImages {
@@ -64,6 +75,8 @@ pub struct BaseImages {
     /// One build at a time: a site's create waiting for its image and the build at start make
     /// it once.
     building: Arc<tokio::sync::Mutex<()>>,
+    /// What this process has made, is making or failed to make (for admins to see).
+    made: Arc<std::sync::Mutex<std::collections::HashMap<BaseImage, Progress>>>,
 }
 
 impl BaseImages {
@@ -79,6 +92,7 @@ impl BaseImages {
         Ok(Self {
             repository: repository.to_owned(),
             building: Arc::default(),
+            made: Arc::default(),
         })
     }
 
@@ -92,6 +106,17 @@ impl BaseImages {
         BaseImage::ALL
             .into_iter()
             .find(|image| self.reference(*image) == reference)
+    }
+
+    /// Where the making of `image` stands in this process, if it was ever made or tried here.
+    pub fn progress(&self, image: BaseImage) -> Option<Progress> {
+        self.made.lock().ok()?.get(&image).cloned()
+    }
+
+    fn record(&self, image: BaseImage, progress: Progress) {
+        if let Ok(mut all) = self.made.lock() {
+            all.insert(image, progress);
+        }
     }
 
     /// Makes `image` (and what it is made from) unless the engine has it; `on_line` hears each
@@ -110,16 +135,29 @@ impl BaseImages {
             if orch.image_exists(&reference).await? {
                 continue;
             }
-            on_line(BuildLine(format!("making {reference}")));
-            match step {
-                BaseImage::Debian => self.import_debian(orch, &reference, on_line).await?,
-                BaseImage::Busybox | BaseImage::Python => {
-                    let context = tempfile_dir()?;
-                    self.context(step, context.path())?;
-                    orch.build_image(&reference, context.path(), &mut *on_line)
-                        .await?;
-                }
+            let mut heard = |line: BuildLine| {
+                self.record(step, Progress::Making(line.0.clone()));
+                on_line(line);
+            };
+            heard(BuildLine(format!("making {reference}")));
+            let making = match step {
+                BaseImage::Debian => self.import_debian(orch, &reference, &mut heard).await,
+                BaseImage::Busybox | BaseImage::Python => match tempfile_dir() {
+                    Ok(context) => match self.context(step, context.path()) {
+                        Ok(()) => orch
+                            .build_image(&reference, context.path(), &mut heard)
+                            .await
+                            .map(|_| ()),
+                        Err(err) => Err(err),
+                    },
+                    Err(err) => Err(err),
+                },
+            };
+            if let Err(err) = making {
+                self.record(step, Progress::Failed(err.to_string()));
+                return Err(err);
             }
+            self.record(step, Progress::Made);
             made = true;
         }
         Ok(made)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{HTTPD, env, wait_for};
 use orchestrator::{
     SiteSpec,
-    base_images::{BaseImage, BaseImages},
+    base_images::{BaseImage, BaseImages, Progress},
 };
 
 /// A site on `image` whose run.sh answers `hello from <name>` on its port.
@@ -42,6 +42,7 @@ async fn the_base_images_are_made_from_nothing_and_each_runs_a_site() {
             "{lines:?}"
         );
     }
+    assert_eq!(images.progress(BaseImage::Python), Some(Progress::Made));
     // Made once: asked again, nothing is made.
     assert!(
         !images

@@ -11,7 +11,7 @@ use orchestrator::{
 };
 use platform::{
     Actor, Error, Role,
-    sites::{NewSite, Runtime, SiteState, TraefikMode},
+    sites::{EngineImage, NewSite, Runtime, SiteState, TraefikMode},
     testing::TestDb,
 };
 
@@ -178,6 +178,31 @@ async fn get(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// The page `host` serves once it answers 200 (within 20 s), or None.
+async fn served(edge: std::net::SocketAddr, host: &str) -> Option<String> {
+    for _ in 0..100 {
+        let (status, page) = get(edge, host).await;
+        if status == 200 {
+            return Some(page);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// A world whose sites have `bytes` of disk each.
+async fn world_with_quota(bytes: u64) -> World {
+    world_on(
+        TestDb::with_settings(platform::Settings {
+            site_disk_bytes: bytes,
+            ..platform::Settings::default()
+        })
+        .await,
+        false,
+    )
+    .await
+}
+
 async fn sql(db: &TestDb, statement: &str) {
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
     diesel::sql_query(statement).execute(&mut conn).await.unwrap();
@@ -259,17 +284,9 @@ async fn a_dynamic_site_runs_its_images_run_sh_behind_the_edge() {
         w.runtime.directory(&site).join("run.sh").exists(),
         "a starter run.sh from the image"
     );
-    let mut answered = None;
-    for _ in 0..100 {
-        let (status, page) = get(w.edge, "shop.localhost").await;
-        if status == 200 {
-            answered = Some(page);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     assert!(
-        answered
+        served(w.edge, "shop.localhost")
+            .await
             .expect("the site answers within 20 s")
             .contains("starter page of shop")
     );
@@ -868,15 +885,7 @@ async fn fixing_a_site_never_follows_its_tenants_links_out_of_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
-    let w = world_on(
-        TestDb::with_settings(platform::Settings {
-            site_disk_bytes: 1 << 20,
-            ..platform::Settings::default()
-        })
-        .await,
-        false,
-    )
-    .await;
+    let w = world_with_quota(1 << 20).await;
     let alice = user(&w.db, "alice", Role::User).await;
     let site = made_site(&w, &alice, "roomy", "static").await;
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
@@ -998,15 +1007,7 @@ fn mount_line(path: &std::path::Path) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reboot() {
     const QUOTA: u64 = 8 << 20;
-    let w = world_on(
-        TestDb::with_settings(platform::Settings {
-            site_disk_bytes: QUOTA,
-            ..platform::Settings::default()
-        })
-        .await,
-        false,
-    )
-    .await;
+    let w = world_with_quota(QUOTA).await;
     let alice = user(&w.db, "alice", Role::User).await;
     let site = made_site(&w, &alice, "full", "static").await;
     let other = made_site(&w, &alice, "roomy", "static").await;
@@ -1182,16 +1183,10 @@ async fn directories_from_before_disks_move_onto_disks_of_their_own() {
     assert!(!dir.join("lost+found").exists());
     let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
     assert!(!corrections.is_empty(), "its service made again");
-    let mut answered = None;
-    for _ in 0..100 {
-        let (status, page) = get(w.edge, "older.localhost").await;
-        if status == 200 {
-            answered = Some(page);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(answered.as_deref(), Some("from before disks\n"));
+    assert_eq!(
+        served(w.edge, "older.localhost").await.as_deref(),
+        Some("from before disks\n")
+    );
     // The old copy is gone; the directory no site owns is kept, in view.
     let old = w._dir.path().join("disks/old-sites");
     assert!(!old.join(format!("{:04}", site.id)).exists());
@@ -2161,4 +2156,33 @@ async fn losing_access_in_any_way_resets_the_terminals_it_could_reach() {
         w.db.platform.site(Some(&alice), made[1].id).await.unwrap().state,
         SiteState::Running
     );
+}
+
+/// Admins see where each catalogue image stands on the engine; nobody else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_where_each_image_stands_on_the_engine() {
+    let w = world().await;
+    let admin = user(&w.db, "boss", Role::Admin).await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let references = vec![
+        "director/busybox:latest".to_owned(),
+        "example.org/not-here:1".to_owned(),
+    ];
+    let states =
+        w.db.platform
+            .images_on_engine(Some(&admin), Some(&w.runtime), &references)
+            .await
+            .unwrap();
+    assert_eq!(states, vec![EngineImage::Ready, EngineImage::Missing]);
+    let unknown =
+        w.db.platform
+            .images_on_engine(Some(&admin), None, &references)
+            .await
+            .unwrap();
+    assert_eq!(unknown, vec![EngineImage::Unknown, EngineImage::Unknown]);
+    let refused =
+        w.db.platform
+            .images_on_engine(Some(&alice), Some(&w.runtime), &references)
+            .await;
+    assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
 }

@@ -58,6 +58,36 @@ pub struct ImageRow {
     pub enabled: bool,
     /// How many sites use it.
     pub sites: i64,
+    /// Where it stands on the engine.
+    pub on_engine: OnEngine,
+}
+
+/// Where a catalogue image stands on the engine, as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnEngine {
+    /// The engine has it.
+    Ready,
+    /// Director is making it; the latest step.
+    Making(String),
+    /// Making it failed; why.
+    Failed(String),
+    /// Not there yet: made or pulled when a site needs it.
+    Missing,
+    /// Director is not connected to the engine.
+    Unknown,
+}
+
+impl OnEngine {
+    /// The sentence the catalogue shows.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ready => "On the engine.".to_owned(),
+            Self::Making(step) => format!("Being made: {step}"),
+            Self::Failed(why) => format!("Making it failed ({why}); a site that needs it tries again."),
+            Self::Missing => "Not on the engine yet: made or pulled when a site needs it.".to_owned(),
+            Self::Unknown => "Director is not connected to Docker.".to_owned(),
+        }
+    }
 }
 
 /// One line of the audit log.
@@ -155,13 +185,27 @@ pub async fn fix_site(id: i32) -> Result<(), AppError> {
 /// The whole image catalogue, with how many sites use each image.
 #[server(prefix = "/fn", endpoint = "catalogue")]
 pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
-    let platform = platform();
+    use platform::sites::EngineImage;
+    let (platform, runtime) = (platform(), crate::ssr::runtime());
     let actor = actor().await?;
     let images = platform.catalogue(actor.as_ref()).await.map_err(to_app_error)?;
     let usage = platform.image_usage(actor.as_ref()).await.map_err(to_app_error)?;
+    let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+    let states = platform
+        .images_on_engine(actor.as_ref(), runtime.as_ref(), &references)
+        .await
+        .map_err(to_app_error)?;
     Ok(images
         .into_iter()
-        .map(|i| ImageRow {
+        .zip(states)
+        .map(|(i, state)| ImageRow {
+            on_engine: match state {
+                EngineImage::Ready => OnEngine::Ready,
+                EngineImage::Making(step) => OnEngine::Making(step),
+                EngineImage::Failed(why) => OnEngine::Failed(why),
+                EngineImage::Missing => OnEngine::Missing,
+                EngineImage::Unknown => OnEngine::Unknown,
+            },
             sites: usage.iter().find(|(id, _)| *id == i.id).map_or(0, |(_, n)| *n),
             id: i.id,
             name: i.name,

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::{
     AppError,
-    api::{ImageRow, SaveImage, catalogue},
+    api::{ImageRow, OnEngine, SaveImage, catalogue},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
@@ -32,6 +32,7 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
         run_sh: "#!/bin/sh\nexec \n".to_owned(),
         enabled: true,
         sites: 0,
+        on_engine: OnEngine::Missing,
     };
     view! {
         <div class="page-head"><h1>"Images"</h1></div>
@@ -73,6 +74,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         run_sh,
         enabled,
         sites,
+        on_engine,
     } = image;
     let new = id == 0;
     let key = if new { "new".to_owned() } else { id.to_string() };
@@ -86,6 +88,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
     view! {
         <ActionForm action=save attr:class="card form image-form" attr:data-image=marker>
             <h2>{title}</h2>
+            {(!new).then(|| view! { <p class="hint engine-state">{on_engine.describe()}</p> })}
             <input type="hidden" name="id" value=id.to_string()/>
             <label for=field("name")>"Name"</label>
             <input id=field("name") name="name" type="text" required maxlength="32" value=name/>

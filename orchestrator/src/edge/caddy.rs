@@ -65,6 +65,8 @@ const SITES_IN: &str = "/srv/sites";
 /// The tmpfs of the sites view, and of its staging place (their names in the mount table).
 const VIEW_TMPFS: &str = "director-edge-view";
 const STAGE_TMPFS: &str = "director-edge-stage";
+/// The file in the sites view that names it (not a site: sites are numbered).
+const VIEW_ID: &str = ".view";
 const ADMIN_SOCKET_IN: &str = "/run/caddy/admin.sock";
 /// Where Director answers a host to normalise, on its `ask` socket (see `server::edge`).
 const HOST_REDIRECTS: &str = "/edge/host";
@@ -213,8 +215,17 @@ impl Caddy {
         std::fs::create_dir_all(&config.sites_root).map_err(io("creating the sites root"))?;
         // The view starts empty and shows each static site's directory once it is put; shared,
         // so that what is mounted in it later appears in Caddy's container too.
-        let fresh_view =
-            mounts::ensure_tmpfs(&config.sites_view(), VIEW_TMPFS, "0755", "--make-shared").await?;
+        mounts::ensure_tmpfs(&config.sites_view(), VIEW_TMPFS, "0755", "--make-shared").await?;
+        // Each view mounted gets a name of its own (see `view_id`).
+        let id = config.sites_view().join(VIEW_ID);
+        if !id.exists() {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            std::fs::write(&id, format!("{}-{stamp}", std::process::id()))
+                .map_err(io("naming the sites view"))?;
+        }
         mounts::ensure_tmpfs(&config.stage(), STAGE_TMPFS, "0700", "--make-private").await?;
         let ca_root = config.config_dir().join("ca-root.pem");
         match config.acme.as_ref().and_then(|acme| acme.ca_root.as_ref()) {
@@ -241,11 +252,6 @@ impl Caddy {
             config,
             writes: Arc::default(),
         };
-        if fresh_view {
-            // A container from before (started by the engine at boot) sees the directory the
-            // new view now covers, not the view: it is made again on the view.
-            caddy.orch.remove_container(&caddy.container).await?;
-        }
         caddy.ensure_container().await?;
         Ok(caddy)
     }
@@ -296,6 +302,12 @@ impl Caddy {
         docker.start_container(&self.container, None).await?;
         tracing::info!(container = %self.container, listen = ?self.config.listen, "Caddy started");
         Ok(())
+    }
+
+    /// The name the sites view was given when it was mounted (device numbers and mount ids
+    /// come back after a reboot; this does not).
+    fn view_id(&self) -> String {
+        std::fs::read_to_string(self.config.sites_view().join(VIEW_ID)).unwrap_or_default()
     }
 
     fn container_spec(&self) -> ContainerCreateBody {
@@ -390,6 +402,10 @@ impl Caddy {
                     "DIRECTOR_CONFIG={}",
                     crate::spec::digest(&caddy_json(self.config.acme.as_ref()))
                 ),
+                // The view's own mount: a container made before it (started by the engine at
+                // boot, or left by a start that failed midway) sees the directory beneath it,
+                // so a view mounted anew makes the container anew.
+                format!("DIRECTOR_VIEW={}", self.view_id()),
             ]),
             exposed_ports: Some(vec![port, tls_port]),
             host_config: Some(host),

@@ -96,9 +96,57 @@ impl CatalogueImage {
     }
 }
 
+/// Where a catalogue image stands on the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineImage {
+    /// The engine has it.
+    Ready,
+    /// Director is making it (one of its base images); the latest step.
+    Making(String),
+    /// Making it failed (a site that needs it tries again); why.
+    Failed(String),
+    /// Not on the engine yet: made (one of Director's base images) or pulled when a site
+    /// needs it.
+    Missing,
+    /// Director is not connected to the engine.
+    Unknown,
+}
+
 type ImageRow = (i64, String, String, String, bool, bool, String, bool);
 
 impl Platform {
+    /// Where each of `references` stands on the engine (in that order): what the engine has,
+    /// and what Director is making or failed to make. Admins only.
+    pub async fn images_on_engine(
+        &self,
+        actor: Option<&Actor>,
+        runtime: Option<&super::Runtime>,
+        references: &[String],
+    ) -> Result<Vec<EngineImage>> {
+        authorize(actor, Permission::Administer)?;
+        let Some(runtime) = runtime else {
+            return Ok(vec![EngineImage::Unknown; references.len()]);
+        };
+        let base = runtime.orchestrator.base_images();
+        let mut states = Vec::with_capacity(references.len());
+        for reference in references {
+            let progress = base.of(reference).and_then(|image| base.progress(image));
+            let state = match progress {
+                Some(orchestrator::base_images::Progress::Making(step)) => EngineImage::Making(step),
+                progress => match runtime.orchestrator.image_exists(reference).await {
+                    Ok(true) => EngineImage::Ready,
+                    Ok(false) => match progress {
+                        Some(orchestrator::base_images::Progress::Failed(why)) => EngineImage::Failed(why),
+                        _ => EngineImage::Missing,
+                    },
+                    Err(_) => EngineImage::Unknown,
+                },
+            };
+            states.push(state);
+        }
+        Ok(states)
+    }
+
     /// The whole catalogue, enabled or not, by name. Admins only.
     pub async fn catalogue(&self, actor: Option<&Actor>) -> Result<Vec<CatalogueImage>> {
         authorize(actor, Permission::Administer)?;

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
-pub use catalogue::CatalogueImage;
+pub use catalogue::{CatalogueImage, EngineImage};
 pub use certificates::{
     CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
