@@ -50,6 +50,22 @@ test('an admin creates a user', async ({ page }) => {
   await expect(page.locator('tr[data-username="alice"]')).toContainText('Alice Liddell');
 });
 
+test('an admin sees where each image stands on the engine', async ({ page }, testInfo) => {
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'Images' }).click();
+  await expect(page.getByRole('heading', { name: 'Images', exact: true })).toBeVisible();
+  // Director connects to Docker (and makes any base image it lacks) in the background.
+  await expect(async () => {
+    await page.reload();
+    for (const image of ['busybox', 'python']) {
+      await expect(page.locator(`form[data-image="${image}"] .engine-state`)).toHaveText('On the engine.', {
+        timeout: 1000,
+      });
+    }
+  }).toPass({ timeout: 120_000 });
+  await page.screenshot({ path: testInfo.outputPath('images.png'), fullPage: true });
+});
+
 test('a member cannot open admin pages or call admin functions', async ({ page }) => {
   await signIn(page, alice);
   await expect(page.getByRole('heading', { name: 'My sites' })).toBeVisible();
