@@ -178,6 +178,17 @@ async fn get(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// Whether the engine has a service for the site.
+async fn has_service(w: &World, id: SiteId) -> bool {
+    w.runtime
+        .orchestrator
+        .site_objects()
+        .await
+        .unwrap()
+        .services
+        .contains(&id)
+}
+
 /// The page `host` serves once it answers 200 (within 20 s), or None.
 async fn served(edge: std::net::SocketAddr, host: &str) -> Option<String> {
     for _ in 0..100 {
@@ -763,15 +774,7 @@ async fn the_reconciler_leaves_a_site_with_a_failed_operation_to_its_retry() {
     assert_eq!(ops[0].state, platform::sites::OperationState::Failed);
 
     assert_eq!(w.db.platform.reconcile(&w.runtime).await.unwrap(), vec![]);
-    assert!(
-        !w.runtime
-            .orchestrator
-            .site_objects()
-            .await
-            .unwrap()
-            .services
-            .contains(&id)
-    );
+    assert!(!has_service(&w, id).await);
 }
 
 /// Owner and mode of `path`, not following a link there.
@@ -1162,15 +1165,7 @@ async fn directories_from_before_disks_move_onto_disks_of_their_own() {
     w.runtime.mount_disks().await.unwrap();
 
     // Moved while nothing of it ran: its service is gone until the reconciler makes it again.
-    assert!(
-        !w.runtime
-            .orchestrator
-            .site_objects()
-            .await
-            .unwrap()
-            .services
-            .contains(&id)
-    );
+    assert!(!has_service(&w, id).await);
     assert!(mount_line(&dir).is_some_and(|l| l.contains(" - ext4 ")));
     assert_eq!(
         std::fs::read_link(dir.join("public/etc")).unwrap(),
@@ -1214,15 +1209,7 @@ async fn a_restart_makes_a_missing_service_again() {
         "{:?}",
         ops[0].actions
     );
-    assert!(
-        w.runtime
-            .orchestrator
-            .site_objects()
-            .await
-            .unwrap()
-            .services
-            .contains(&id)
-    );
+    assert!(has_service(&w, id).await);
     assert_eq!(
         w.db.platform.site(Some(&bob), site.id).await.unwrap().state,
         SiteState::Running
