@@ -74,7 +74,7 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
     let title = match error {
         AppError::Forbidden => "Not allowed",
         AppError::NotFound => "Not found",
-        AppError::Unavailable => "Temporarily unavailable",
+        AppError::Unavailable | AppError::EngineUnavailable(_) => "Temporarily unavailable",
         _ => "Something went wrong",
     };
     view! {

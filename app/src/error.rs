@@ -52,6 +52,9 @@ pub enum AppError {
     /// The browser could not reach the server.
     #[error("Director could not be reached. Check your connection and try again.")]
     Offline,
+    /// Docker is not connected; the message says what waits for it.
+    #[error("{0}")]
+    EngineUnavailable(String),
     /// The database (or another dependency) is down; try again later.
     #[error("Director is temporarily unavailable. Try again in a moment.")]
     Unavailable,
@@ -77,7 +80,7 @@ impl AppError {
             Self::BadCredentials => 401,
             Self::RateLimited { .. } => 429,
             Self::Offline => 502,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::EngineUnavailable(_) => 503,
             Self::Internal { .. } => 500,
         }
     }

@@ -227,6 +227,7 @@ pub fn to_app_error(err: platform::Error) -> AppError {
         P::RateLimited { retry_after_secs } => AppError::RateLimited {
             minutes: retry_after_secs.div_ceil(60),
         },
+        P::EngineUnavailable(message) => AppError::EngineUnavailable(message),
         P::Unavailable(cause) => {
             tracing::error!(error = %cause, "dependency unavailable");
             AppError::Unavailable

@@ -44,6 +44,10 @@ pub enum Error {
         /// How long until an attempt may succeed again.
         retry_after_secs: u64,
     },
+    /// Docker (the engine sites run on) is not connected; the message says what waits for it.
+    /// The request may succeed later.
+    #[error("{0}")]
+    EngineUnavailable(String),
     /// The database cannot be reached; the request may succeed later.
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),

@@ -139,38 +139,38 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             &[("id", &id), ("confirm", "not-it")],
             [401, 404, 400, 400],
         ),
-        // No runtime here: past the check, the files are unavailable (409).
-        row("list_files", &[("site", &id), ("path", "")], [401, 404, 409, 409]),
-        row("open_file", &[("site", &id), ("path", "x")], [401, 404, 409, 409]),
+        // No runtime here: past the check, the files are unavailable (503: Docker is not connected).
+        row("list_files", &[("site", &id), ("path", "")], [401, 404, 503, 503]),
+        row("open_file", &[("site", &id), ("path", "x")], [401, 404, 503, 503]),
         row(
             "folder_tree",
             &[("site", &id), ("path", "")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         row(
             "save_file",
             &[("site", &id), ("path", "x"), ("text", ""), ("version", "")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         row(
             "make_folder",
             &[("site", &id), ("path", "d")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         row(
             "move_path",
             &[("site", &id), ("from", "a"), ("to", "b")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         row(
             "delete_path",
             &[("site", &id), ("path", "a")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         row(
             "set_mode",
             &[("site", &id), ("path", "a"), ("mode", "644")],
-            [401, 404, 409, 409],
+            [401, 404, 503, 503],
         ),
         // A host that is no host is refused once the check is passed; no domain is there to
         // verify or remove.

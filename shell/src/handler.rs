@@ -465,7 +465,9 @@ impl russh::server::Handler for Connection {
                     .disk_counter(&site, runtime)
                     .await
                     .map(|disk| (site, dir, uid, disk)),
-                None => Err(platform::Error::Conflict("Docker is not connected.".to_owned())),
+                None => Err(platform::Error::EngineUnavailable(
+                    "Docker is not connected.".to_owned(),
+                )),
             },
             Err(err) => Err(err),
         };

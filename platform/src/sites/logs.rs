@@ -39,7 +39,9 @@ impl Platform {
             return Ok(Vec::new());
         }
         let runtime = runtime.ok_or_else(|| {
-            Error::Conflict("Logs cannot be read while Director is not connected to Docker.".to_owned())
+            Error::EngineUnavailable(
+                "Logs cannot be read while Director is not connected to Docker.".to_owned(),
+            )
         })?;
         let options = LogOptions {
             follow: false,

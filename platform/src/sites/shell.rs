@@ -56,7 +56,9 @@ impl Platform {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
         let runtime = runtime.ok_or_else(|| {
-            Error::Conflict("Files are unavailable while Director is not connected to Docker.".to_owned())
+            Error::EngineUnavailable(
+                "Files are unavailable while Director is not connected to Docker.".to_owned(),
+            )
         })?;
         let disk = self.disk_counter(&site, runtime).await?;
         let files = crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))?;
@@ -84,7 +86,9 @@ impl Platform {
             )));
         }
         let runtime = runtime.ok_or_else(|| {
-            Error::Conflict("Terminals are unavailable while Director is not connected to Docker.".to_owned())
+            Error::EngineUnavailable(
+                "Terminals are unavailable while Director is not connected to Docker.".to_owned(),
+            )
         })?;
         Ok((site, runtime))
     }
