@@ -120,12 +120,39 @@ impl BaseImages {
     }
 
     /// Makes `image` (and what it is made from) unless the engine has it; `on_line` hears each
-    /// step and line of output. Returns whether anything was made.
+    /// step and line of output. Returns whether anything was made. The making runs as a task
+    /// of its own: a caller that goes away (a request cancelled, an operation taken over) never
+    /// stops a build midway.
     pub async fn ensure(
         &self,
         orch: &Orchestrator,
         image: BaseImage,
         on_line: &mut (dyn FnMut(BuildLine) + Send),
+    ) -> Result<bool> {
+        let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let (images, orch) = (self.clone(), orch.clone());
+        let mut made = tokio::spawn(async move { images.make(&orch, image, lines).await });
+        loop {
+            tokio::select! {
+                Some(line) = heard.recv() => on_line(line),
+                done = &mut made => {
+                    while let Ok(line) = heard.try_recv() {
+                        on_line(line);
+                    }
+                    return done.map_err(|e| Error::Build {
+                        tag: self.reference(image),
+                        message: format!("the build stopped: {e}"),
+                    })?;
+                }
+            }
+        }
+    }
+
+    async fn make(
+        &self,
+        orch: &Orchestrator,
+        image: BaseImage,
+        lines: tokio::sync::mpsc::UnboundedSender<BuildLine>,
     ) -> Result<bool> {
         let _one = self.building.lock().await;
         let mut made = false;
@@ -137,17 +164,23 @@ impl BaseImages {
             }
             let mut heard = |line: BuildLine| {
                 self.record(step, Progress::Making(line.0.clone()));
-                on_line(line);
+                let _ = lines.send(line);
             };
             heard(BuildLine(format!("making {reference}")));
             let making = match step {
                 BaseImage::Debian => self.import_debian(orch, &reference, &mut heard).await,
-                BaseImage::Busybox | BaseImage::Python => match tempfile_dir() {
+                BaseImage::Busybox | BaseImage::Python => match build_dir() {
                     Ok(context) => match self.context(step, context.path()) {
-                        Ok(()) => orch
-                            .build_image(&reference, context.path(), &mut heard)
-                            .await
-                            .map(|_| ()),
+                        Ok(()) => tokio::time::timeout(
+                            BUILD_FOR,
+                            orch.build_image(&reference, context.path(), &mut heard),
+                        )
+                        .await
+                        .map_err(|_| Error::Build {
+                            tag: reference.clone(),
+                            message: format!("took longer than {} minutes", BUILD_FOR.as_secs() / 60),
+                        })
+                        .and_then(|built| built.map(|_| ())),
                         Err(err) => Err(err),
                     },
                     Err(err) => Err(err),
@@ -188,122 +221,193 @@ impl BaseImages {
         reference: &str,
         on_line: &mut (dyn FnMut(BuildLine) + Send),
     ) -> Result<()> {
-        let root = tempfile_dir()?;
+        let failed = |message: String| Error::Build {
+            tag: reference.to_owned(),
+            message,
+        };
+        let root = build_dir()?;
         let mirror = std::env::var("DIRECTOR_DEBIAN_MIRROR")
             .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
-        on_line(BuildLine(format!("debootstrap bookworm (minbase) from {mirror}")));
-        let out = tokio::process::Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
+        on_line(BuildLine("debootstrap bookworm (minbase)".to_owned()));
+        // The packages' signatures are checked against Debian's keyring: the mirror is plain HTTP.
+        let run = tokio::process::Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--force-check-gpg",
+                "--keyring=/usr/share/keyrings/debian-archive-keyring.gpg",
+                "bookworm",
+            ])
             .arg(root.path())
             .arg(&mirror)
             .kill_on_drop(true)
-            .output()
+            .output();
+        let out = tokio::time::timeout(BUILD_FOR, run)
             .await
+            .map_err(|_| failed("debootstrap took too long".to_owned()))?
             .map_err(|source| Error::Io {
                 context: "running debootstrap (install Debian's debootstrap)".to_owned(),
                 source,
             })?;
         if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stdout);
-            let tail: Vec<&str> = said.lines().rev().take(5).collect();
-            return Err(Error::Build {
-                tag: reference.to_owned(),
-                message: format!(
-                    "debootstrap failed: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("; ")
-                ),
-            });
+            let said = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tail: Vec<&str> = said
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .rev()
+                .take(5)
+                .collect();
+            return Err(failed(format!(
+                "debootstrap failed: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("; ")
+            )));
         }
         on_line(BuildLine(format!("importing {reference}")));
-        // The root goes to the engine as a tar stream, never whole in memory.
-        let mut tar = tokio::process::Command::new("tar")
-            .arg("-C")
-            .arg(root.path())
-            .args(["-c", "."])
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| Error::Io {
-                context: "running tar".to_owned(),
-                source,
-            })?;
-        let stdout = tar.stdout.take().ok_or_else(|| Error::Build {
-            tag: reference.to_owned(),
-            message: "tar gave no output".to_owned(),
-        })?;
-        let body = futures::stream::unfold(stdout, |mut stdout| async move {
-            use tokio::io::AsyncReadExt as _;
-            let mut chunk = vec![0; 1 << 20];
-            match stdout.read(&mut chunk).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Some((Ok(bytes::Bytes::from(chunk)), stdout))
-                }
-                Err(e) => Some((Err(e), stdout)),
-            }
-        });
+        // Imported under a name of its own and named as asked only once whole: an import cut
+        // short is never taken for the image.
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-        let options = bollard::query_parameters::CreateImageOptions {
-            from_src: Some("-".to_owned()),
-            repo: Some(repo.to_owned()),
-            tag: Some(tag.to_owned()),
-            ..Default::default()
-        };
-        let mut stream = orch
-            .docker
-            .create_image(Some(options), Some(bollard::body_try_stream(body)), None);
-        while let Some(item) = stream.next().await {
-            if let Err(err) = item {
-                return Err(Error::Build {
-                    tag: reference.to_owned(),
-                    message: format!("importing the root failed: {err}"),
-                });
-            }
-        }
-        let status = tar.wait().await.map_err(|source| Error::Io {
-            context: "waiting for tar".to_owned(),
-            source,
-        })?;
+        let partial = format!("{repo}:importing");
+        let imported = tokio::time::timeout(BUILD_FOR, import_root(orch, root.path(), repo))
+            .await
+            .map_err(|_| failed("importing the root took too long".to_owned()))
+            .and_then(|imported| imported);
         drop(root);
-        if !status.success() || !orch.image_exists(reference).await? {
-            return Err(Error::Build {
-                tag: reference.to_owned(),
-                message: "importing the root failed".to_owned(),
-            });
+        if let Err(err) = imported {
+            let _ = orch
+                .docker
+                .remove_image(
+                    &partial,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+            return Err(failed(format!("importing the root failed: {err}")));
         }
+        let named = orch
+            .docker
+            .tag_image(
+                &partial,
+                Some(bollard::query_parameters::TagImageOptions {
+                    repo: Some(repo.to_owned()),
+                    tag: Some(tag.to_owned()),
+                }),
+            )
+            .await;
+        let _ = orch
+            .docker
+            .remove_image(
+                &partial,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+        named.map_err(|e| failed(format!("naming the image failed: {e}")))?;
         Ok(())
     }
 }
 
-/// A temporary directory under /var/tmp (a root is too large for a tmpfs /tmp).
-fn tempfile_dir() -> Result<TempDir> {
-    let path = std::path::PathBuf::from("/var/tmp").join(format!(
-        "director-image.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-        context: "making a build directory".to_owned(),
-        source,
-    })?;
-    Ok(TempDir(path))
+/// Streams `root` as a tar to the engine's import, as `<repo>:importing`; an error unless tar
+/// and the engine both finished well.
+async fn import_root(orch: &Orchestrator, root: &Path, repo: &str) -> Result<()> {
+    let io = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Io { context, source }
+    };
+    let mut tar = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io("running tar"))?;
+    let stdout = tar
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Engine("tar gave no output".to_owned()))?;
+    // The root goes to the engine as a stream, never whole in memory.
+    let body = futures::stream::unfold(stdout, |mut stdout| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut chunk = vec![0; 1 << 20];
+        match stdout.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(bytes::Bytes::from(chunk)), stdout))
+            }
+            Err(e) => Some((Err(e), stdout)),
+        }
+    });
+    let options = bollard::query_parameters::CreateImageOptions {
+        from_src: Some("-".to_owned()),
+        repo: Some(repo.to_owned()),
+        tag: Some("importing".to_owned()),
+        ..Default::default()
+    };
+    let mut stream = orch
+        .docker
+        .create_image(Some(options), Some(bollard::body_try_stream(body)), None);
+    while let Some(item) = stream.next().await {
+        let info = item?;
+        if let Some(detail) = info.error_detail {
+            return Err(Error::Engine(detail.message.unwrap_or_default()));
+        }
+    }
+    let status = tar.wait().await.map_err(io("waiting for tar"))?;
+    if !status.success() {
+        return Err(Error::Engine(format!("tar {status}")));
+    }
+    Ok(())
 }
 
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The longest one step of making an image may take.
+const BUILD_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// Removed when dropped.
-struct TempDir(std::path::PathBuf);
+/// A build directory of its own under /var/tmp (a root is too large for a tmpfs /tmp), made
+/// exclusively and 0700 (no local user can have made it first, or look into it).
+fn build_dir() -> Result<BuildDir> {
+    tempfile::Builder::new()
+        .prefix("director-image.")
+        .tempdir_in("/var/tmp")
+        .map(BuildDir)
+        .map_err(|source| Error::Io {
+            context: "making a build directory".to_owned(),
+            source,
+        })
+}
 
-impl TempDir {
+/// Removed when dropped — after anything mounted beneath it (debootstrap mounts `/proc` and
+/// more in its root, and a killed one leaves them) is detached; if that fails it is left, never
+/// removed across a mount.
+struct BuildDir(tempfile::TempDir);
+
+impl BuildDir {
     fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
-impl Drop for TempDir {
+impl Drop for BuildDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let beneath = |table: &crate::mounts::Table| {
+            let prefix = format!("{}/", self.path().to_string_lossy());
+            let mut points: Vec<String> = table.keys().filter(|p| p.starts_with(&prefix)).cloned().collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            points
+        };
+        let read = || std::fs::read_to_string("/proc/self/mountinfo").map(|info| crate::mounts::parse(&info));
+        if let Ok(table) = read() {
+            for point in beneath(&table) {
+                crate::mounts::detach_blocking(Path::new(&point));
+            }
+        }
+        if !read().is_ok_and(|table| beneath(&table).is_empty()) {
+            tracing::error!(dir = %self.path().display(), "a build directory still has mounts beneath it; left in place");
+            self.0.disable_cleanup(true);
+        }
     }
 }
 

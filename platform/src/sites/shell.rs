@@ -107,7 +107,7 @@ impl Platform {
         let refused = |err: orchestrator::Error| {
             tracing::warn!(site = %site.name, error = %err, "opening a shell failed");
             if err.is_retryable() {
-                Error::Conflict("Docker did not answer in time; try again.".to_owned())
+                Error::EngineUnavailable("Docker did not answer in time; try again.".to_owned())
             } else {
                 Error::Conflict("The site's terminal could not be started.".to_owned())
             }
