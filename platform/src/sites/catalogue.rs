@@ -96,6 +96,9 @@ impl CatalogueImage {
     }
 }
 
+/// How long the catalogue waits for the engine to say whether it has an image.
+const ENGINE_ASK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where a catalogue image stands on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineImage {
@@ -128,22 +131,28 @@ impl Platform {
             return Ok(vec![EngineImage::Unknown; references.len()]);
         };
         let base = runtime.orchestrator.base_images();
-        let mut states = Vec::with_capacity(references.len());
-        for reference in references {
-            let progress = base.of(reference).and_then(|image| base.progress(image));
-            let state = match progress {
-                Some(orchestrator::base_images::Progress::Making(step)) => EngineImage::Making(step),
-                progress => match runtime.orchestrator.image_exists(reference).await {
-                    Ok(true) => EngineImage::Ready,
-                    Ok(false) => match progress {
-                        Some(orchestrator::base_images::Progress::Failed(why)) => EngineImage::Failed(why),
-                        _ => EngineImage::Missing,
-                    },
-                    Err(_) => EngineImage::Unknown,
-                },
-            };
-            states.push(state);
-        }
+        // Asked of the engine all at once, each for a few seconds at most: the page waits for
+        // the slowest, never for their sum.
+        let present = futures::future::join_all(references.iter().map(|reference| async move {
+            tokio::time::timeout(ENGINE_ASK, runtime.orchestrator.image_exists(reference)).await
+        }))
+        .await;
+        let states = references
+            .iter()
+            .zip(present)
+            .map(|(reference, present)| {
+                let progress = base.of(reference).and_then(|image| base.progress(image));
+                match (progress, present) {
+                    (Some(orchestrator::base_images::Progress::Making(step)), _) => EngineImage::Making(step),
+                    (_, Ok(Ok(true))) => EngineImage::Ready,
+                    (Some(orchestrator::base_images::Progress::Failed(why)), Ok(Ok(false))) => {
+                        EngineImage::Failed(why)
+                    }
+                    (_, Ok(Ok(false))) => EngineImage::Missing,
+                    (_, _) => EngineImage::Unknown,
+                }
+            })
+            .collect::<Vec<_>>();
         Ok(states)
     }
 

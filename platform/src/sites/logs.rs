@@ -61,7 +61,8 @@ impl Platform {
                     Err(orchestrator::Error::NotFound(_)) => break,
                     Err(err) => {
                         tracing::warn!(site = %site.name, error = %err, "reading a site's logs failed");
-                        return Err(Error::Conflict(
+                        // Docker did not give them: worth trying again, not the request's fault.
+                        return Err(Error::EngineUnavailable(
                             "The site's logs could not be read just now.".to_owned(),
                         ));
                     }
