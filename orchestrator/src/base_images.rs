@@ -275,27 +275,22 @@ impl BaseImages {
             .map_err(|_| failed("importing the root took too long".to_owned()))
             .and_then(|imported| imported);
         drop(root);
-        if let Err(err) = imported {
-            let _ = orch
+        let named = match imported {
+            Err(err) => Err(failed(format!("importing the root failed: {err}"))),
+            Ok(()) => orch
                 .docker
-                .remove_image(
+                .tag_image(
                     &partial,
-                    None::<bollard::query_parameters::RemoveImageOptions>,
-                    None,
+                    Some(bollard::query_parameters::TagImageOptions {
+                        repo: Some(repo.to_owned()),
+                        tag: Some(tag.to_owned()),
+                    }),
                 )
-                .await;
-            return Err(failed(format!("importing the root failed: {err}")));
-        }
-        let named = orch
-            .docker
-            .tag_image(
-                &partial,
-                Some(bollard::query_parameters::TagImageOptions {
-                    repo: Some(repo.to_owned()),
-                    tag: Some(tag.to_owned()),
-                }),
-            )
-            .await;
+                .await
+                .map_err(|e| failed(format!("naming the image failed: {e}"))),
+        };
+        // The partial name goes whatever happened (the image stays under its own name once
+        // named).
         let _ = orch
             .docker
             .remove_image(
@@ -304,8 +299,7 @@ impl BaseImages {
                 None,
             )
             .await;
-        named.map_err(|e| failed(format!("naming the image failed: {e}")))?;
-        Ok(())
+        named
     }
 }
 

@@ -16,6 +16,12 @@ use crate::schema::{images, sites};
 /// The first uid of sites: site N runs as 100000 + N, never as a user of the host.
 const UID_BASE: u32 = 100_000;
 
+/// Removes `name` in `root` with everything in it, never through a link (see
+/// [`crate::files::remove_site_directory`]), off the async workers.
+async fn remove_directory(root: PathBuf, name: String) -> crate::Result<()> {
+    crate::files::blocking(move || crate::files::remove_site_directory(&root, &name)).await?
+}
+
 /// A site's directory's name under the sites root: `0042`.
 fn directory_name(site: &Site) -> String {
     format!("{:04}", site.id)
@@ -123,11 +129,8 @@ impl Runtime {
             .await
             .map_err(crate::Error::internal)?
         {
-            let old = self.disks.old_sites();
-            let removed =
-                tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &moved)).await;
-            if !matches!(removed, Ok(Ok(()))) {
-                tracing::warn!(?removed, "removing a moved site's old directory failed");
+            if let Err(err) = remove_directory(self.disks.old_sites(), moved).await {
+                tracing::warn!(error = %err, "removing a moved site's old directory failed");
             }
         }
         self.disks.finish_old().await.map_err(crate::Error::internal)?;
@@ -144,10 +147,8 @@ impl Runtime {
         let text = |e: orchestrator::Error| e.to_string();
         self.orchestrator.stop_site(id).await.map_err(text)?;
         let moved = self.disks.copy_old(&self.disk_spec(site)).await.map_err(text)?;
-        let old = self.disks.old_sites();
-        tokio::task::spawn_blocking(move || crate::files::remove_site_directory(&old, &moved))
+        remove_directory(self.disks.old_sites(), moved)
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| format!("removing the old copy: {e}"))?;
         tracing::warn!(site = %site.name, "a site's files were moved onto a disk of its own");
         Ok(())
@@ -328,18 +329,16 @@ impl Runtime {
                 // file, never through a link.
                 let old = self.disks.old_sites();
                 let pending = tokio::fs::symlink_metadata(old.join(&name)).await.is_ok();
-                let root = self.sites_root.clone();
-                let removed = tokio::task::spawn_blocking(move || {
+                let removed = async {
                     if pending {
-                        crate::files::remove_site_directory(&old, &name)?;
+                        remove_directory(old, name.clone()).await?;
                     }
-                    crate::files::remove_site_directory(&root, &name)
-                });
-                match removed.await {
-                    Ok(Ok(())) => Ok("files removed".to_owned()),
-                    Ok(Err(err)) => Err(format!("removing the site's files: {err}")),
-                    Err(err) => Err(format!("removing the site's files: {err}")),
-                }
+                    remove_directory(self.sites_root.clone(), name).await
+                };
+                removed
+                    .await
+                    .map(|()| "files removed".to_owned())
+                    .map_err(|err| format!("removing the site's files: {err}"))
             }
             A::ForgetSite => {
                 let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
