@@ -3,9 +3,11 @@
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
 
+use model::{Shown, Tone};
+
 use crate::{
     AppError,
-    api::{CertificateView, EXPIRY_WARNING_DAYS, Logout, Me, current_user},
+    api::{CertificateState, CertificateView, EXPIRY_WARNING_DAYS, Logout, Me, current_user},
 };
 
 /// A counter that goes up every `period` once the page is hydrated (never on the server): what
@@ -155,14 +157,13 @@ fn Nav(me: Me) -> impl IntoView {
 }
 
 /// A state as a coloured badge: good, under way, bad.
-#[component]
-pub fn StateBadge(state: String) -> impl IntoView {
-    let class = match state.as_str() {
-        "running" | "done" => "badge ok",
-        "failing" | "failed" | "disabled" => "badge off",
-        _ => "badge busy",
+pub fn state_badge(state: impl Shown) -> impl IntoView {
+    let class = match state.tone() {
+        Tone::Good => "badge ok",
+        Tone::Bad => "badge off",
+        Tone::Busy => "badge busy",
     };
-    view! { <span class=class>{state}</span> }
+    view! { <span class=class>{state.stored_name()}</span> }
 }
 
 /// A host's certificate: valid until when (and a warning when that is soon), being issued, or
@@ -170,17 +171,17 @@ pub fn StateBadge(state: String) -> impl IntoView {
 #[component]
 pub fn CertificateStatus(certificate: CertificateView) -> impl IntoView {
     let c = certificate;
-    let soon = (c.state == "issued" && c.days_left <= EXPIRY_WARNING_DAYS).then(|| {
+    let soon = (c.state == CertificateState::Issued && c.days_left <= EXPIRY_WARNING_DAYS).then(|| {
         let days = c.days_left;
         view! { <span class="badge off">{format!("expires in {days} day{}", if days == 1 { "" } else { "s" })}</span> }
     });
-    match c.state.as_str() {
-        "issued" => view! {
+    match c.state {
+        CertificateState::Issued => view! {
             <span class="badge ok">"valid"</span>
             " until " {c.expires} " UTC " {soon}
         }
         .into_any(),
-        "failed" => {
+        CertificateState::Failed => {
             let still_valid = (!c.expires.is_empty())
                 .then(|| format!(" The current certificate stays valid until {} UTC.", c.expires));
             view! {
@@ -194,7 +195,7 @@ pub fn CertificateStatus(certificate: CertificateView) -> impl IntoView {
             }
             .into_any()
         }
-        _ => view! { <span class="badge busy">"being issued"</span> }.into_any(),
+        CertificateState::Pending => view! { <span class="badge busy">"being issued"</span> }.into_any(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, header, request::Parts};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
-use platform::{Actor, ClientInfo, Platform, SESSION_COOKIE};
+use platform::{Actor, ClientInfo, Platform};
 
 /// A session: its actor and the token that proved it.
 type Session = Option<(Actor, String)>;
@@ -21,16 +21,10 @@ pub struct AppContext {
     pub platform: Platform,
     /// Whether cookies get the `Secure` attribute (the manager is served over TLS).
     pub secure_cookies: bool,
-    /// The engine and edge, once they are up (None before, and with the edge off).
-    pub runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
     /// The SSH server, when it runs.
     pub ssh: Option<SshInfo>,
     /// What the file manager's uploads may carry.
     pub uploads: crate::api::UploadLimits,
-    /// What domains of members' own must not be.
-    pub domain_rules: platform::sites::DomainRules,
-    /// Where verification looks TXT records up.
-    pub dns: platform::dns::Dns,
 }
 
 /// What users need to know about the SSH server.
@@ -45,6 +39,10 @@ pub struct SshInfo {
 /// The request's session, looked up once per request however many server functions ask.
 #[derive(Clone, Debug, Default)]
 pub struct RequestActor(Arc<OnceCell<Session>>);
+
+/// The session cookie's name over plain HTTP, read by every door (pages, server functions, the
+/// terminal's websocket, file transfers) through [`session_tokens`].
+const SESSION_COOKIE: &str = "director_session";
 
 /// The session cookie's name. Over HTTPS it is `__Host-` prefixed: browsers take such a cookie
 /// only from this very host (Secure, `Path=/`, no `Domain`), so a member's site on a sibling
@@ -119,21 +117,6 @@ fn context() -> AppContext {
 /// reactive context.
 pub fn platform() -> Platform {
     context().platform
-}
-
-/// The engine and edge, if they are up.
-pub fn runtime() -> Option<platform::sites::Runtime> {
-    context().runtime.borrow().clone()
-}
-
-/// What domains of members' own must not be.
-pub fn domain_rules() -> platform::sites::DomainRules {
-    context().domain_rules
-}
-
-/// The resolver domain verification uses.
-pub fn dns() -> platform::dns::Dns {
-    context().dns
 }
 
 /// What the file manager's uploads may carry.

@@ -125,7 +125,7 @@ test('a site is taken off the air, served again and restarted from its page', as
   await page.getByRole('button', { name: 'Serve again' }).click();
   await expect(page.getByRole('button', { name: 'Restart' })).toBeVisible({ timeout: 30_000 });
   await page.getByRole('button', { name: 'Restart' }).click();
-  await expect(page.locator('.operation').first()).toContainText('restart-service', { timeout: 30_000 });
+  await expect(page.locator('.operation').first()).toContainText('Restart its service', { timeout: 30_000 });
   await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
   await expect(async () => {
     const response = await page.goto(siteURL('hello-python'));
@@ -298,7 +298,7 @@ test('files are uploaded (chosen or dropped) and downloaded back identical, a fo
     { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(3 << 20, 1) },
   ]);
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
-  await expect(page.getByText('huge.bin: larger than the 2.0 MiB a file may be. Nothing was sent.')).toBeVisible();
+  await expect(page.getByText('huge.bin: larger than the 2 MiB a file may be. Nothing was sent.')).toBeVisible();
   expect(fs.existsSync(siteFile(id, 'public', 'huge.bin'))).toBe(false);
   await page.screenshot({ path: testInfo.outputPath('files-upload.png'), fullPage: true });
 
@@ -501,7 +501,7 @@ test('an admin sets a memory limit and the service has it', async ({ page }, tes
   await expect(page.getByText('Choose between 32 and 16384 MiB.')).toBeVisible();
   await page.getByLabel('Memory (MiB)').fill('256');
   await page.getByRole('button', { name: 'Save limits' }).click();
-  await expect(page.locator('.operation').first()).toContainText('ensure-service', { timeout: 15_000 });
+  await expect(page.locator('.operation').first()).toContainText('Start its service', { timeout: 15_000 });
   await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
   expect(inspectService(id, '{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}')).toBe(String(256 * 1024 * 1024));
   await expect(page.locator('.facts')).toContainText('256 MiB memory');

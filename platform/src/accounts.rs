@@ -9,37 +9,12 @@ use diesel::{
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use crate::{
-    Action, Error, Platform, Result, authorize, passwords,
+    Error, Permission, Platform, Result, authorize, passwords,
     schema::{login_failures, sessions, setup_tokens, users},
     tokens, validation,
 };
 
-/// What an account may do beyond its own sites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A member: manages the sites they belong to.
-    User,
-    /// A superuser: manages everything.
-    Admin,
-}
-
-impl Role {
-    /// The stored name of the role.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-        }
-    }
-
-    pub(crate) fn parse(stored: &str) -> Self {
-        if stored == "admin" {
-            Self::Admin
-        } else {
-            Self::User
-        }
-    }
-}
+pub use model::account::Role;
 
 /// Who is acting: the signed-in user behind a request, or the local operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +117,7 @@ struct UserRow {
     display_name: String,
     email: String,
     password_hash: String,
-    role: String,
+    role: Role,
     active: bool,
     created_at: DateTime<Utc>,
     site_quota: Option<i32>,
@@ -154,14 +129,14 @@ impl UserRow {
             user_id: self.id,
             username: self.username.clone(),
             display_name: self.display_name.clone(),
-            role: Role::parse(&self.role),
+            role: self.role,
         }
     }
 
     fn summary(self) -> UserSummary {
         UserSummary {
             id: self.id,
-            role: Role::parse(&self.role),
+            role: self.role,
             username: self.username,
             display_name: self.display_name,
             email: self.email,
@@ -353,7 +328,7 @@ impl Platform {
         confirm: &str,
         keep_session: &str,
     ) -> Result<()> {
-        let actor = authorize(actor, Action::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager)?;
         validation::login_password(current)
             .map_err(|_| Error::invalid("current", "Enter your current password."))?;
         validation::new_password("new", new)?;
@@ -398,7 +373,7 @@ impl Platform {
 
     /// Every account, admins first, then by username.
     pub async fn list_users(&self, actor: Option<&Actor>) -> Result<Vec<UserSummary>> {
-        authorize(actor, Action::ManageUsers)?;
+        authorize(actor, Permission::ManageUsers)?;
         let mut conn = self.conn().await?;
         let rows: Vec<UserRow> = users::table
             .select(UserRow::as_select())
@@ -410,7 +385,7 @@ impl Platform {
 
     /// Creates an account.
     pub async fn create_user(&self, actor: Option<&Actor>, new: NewUser) -> Result<UserSummary> {
-        let actor = authorize(actor, Action::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers)?;
         let mut conn = self.conn().await?;
         let user = insert_user(&mut conn, new).await?;
         tracing::info!(by = %actor.username, user = %user.username, role = user.role.as_str(), "user created");
@@ -425,7 +400,7 @@ impl Platform {
         user_id: i64,
         active: bool,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Action::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers)?;
         if !active && actor.user_id == user_id {
             return Err(Error::Conflict(
                 "You cannot deactivate your own account.".to_owned(),
@@ -466,7 +441,7 @@ impl Platform {
         user_id: i64,
         quota: Option<i32>,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Action::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers)?;
         if quota.is_some_and(|q| !(0..=10_000).contains(&q)) {
             return Err(Error::invalid(
                 "quota",
@@ -499,24 +474,24 @@ impl Platform {
         user_id: i64,
         role: Role,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Action::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers)?;
         let mut conn = self.conn().await?;
         let user = conn
             .transaction::<_, Error, _>(async move |conn| {
-                let was: Option<String> = users::table
+                let was: Option<Role> = users::table
                     .find(user_id)
                     .select(users::role)
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                if was.as_deref() == Some(Role::Admin.as_str()) && role != Role::Admin {
+                if was == Some(Role::Admin) && role != Role::Admin {
                     // Read while still an admin: every site's terminal they could open.
                     let why = "an administrator of the site's server was demoted";
                     crate::sites::reset_terminals_of(conn, actor, user_id, why).await?;
                 }
                 let row: UserRow = diesel::update(users::table.find(user_id))
-                    .set((users::role.eq(role.as_str()), users::updated_at.eq(Utc::now())))
+                    .set((users::role.eq(role), users::updated_at.eq(Utc::now())))
                     .returning(UserRow::as_returning())
                     .get_result(conn)
                     .await
@@ -615,7 +590,7 @@ async fn insert_user(conn: &mut diesel_async::AsyncPgConnection, new: NewUser) -
             users::display_name.eq(display_name),
             users::email.eq(email),
             users::password_hash.eq(hash),
-            users::role.eq(new.role.as_str()),
+            users::role.eq(new.role),
         ))
         .returning(UserRow::as_returning())
         .get_result(conn)
@@ -631,7 +606,7 @@ async fn insert_user(conn: &mut diesel_async::AsyncPgConnection, new: NewUser) -
 
 async fn active_admins(conn: &mut diesel_async::AsyncPgConnection) -> Result<i64> {
     Ok(users::table
-        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::role.eq(Role::Admin))
         .filter(users::active.eq(true))
         .count()
         .get_result(conn)

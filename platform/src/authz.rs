@@ -4,7 +4,7 @@ use crate::{Actor, Error, Result, Role};
 
 /// Something an actor may want to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum Permission {
     /// Use the manager at all: see one's dashboard, change one's password.
     UseManager,
     /// See every account and create, deactivate, promote or demote them.
@@ -19,18 +19,18 @@ pub enum Action {
     },
 }
 
-/// Decides whether `actor` (None: anonymous) may do `action`, returning the actor when it may.
-pub fn authorize(actor: Option<&Actor>, action: Action) -> Result<&Actor> {
+/// Decides whether `actor` (None: anonymous) has `permission`, returning the actor when it may.
+pub fn authorize(actor: Option<&Actor>, permission: Permission) -> Result<&Actor> {
     let actor = actor.ok_or(Error::Unauthenticated)?;
-    let allowed = match action {
-        Action::UseManager => true,
-        Action::ManageUsers | Action::Administer => actor.role == Role::Admin,
-        Action::ManageSite { is_member } => is_member || actor.role == Role::Admin,
+    let allowed = match permission {
+        Permission::UseManager => true,
+        Permission::ManageUsers | Permission::Administer => actor.role == Role::Admin,
+        Permission::ManageSite { is_member } => is_member || actor.role == Role::Admin,
     };
     if allowed {
         Ok(actor)
     } else {
-        tracing::info!(user = %actor.username, ?action, "permission denied");
+        tracing::info!(user = %actor.username, ?permission, "permission denied");
         Err(Error::Forbidden)
     }
 }

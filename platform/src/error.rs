@@ -72,6 +72,19 @@ impl Error {
     }
 }
 
+/// The engine or the edge failing: a failure that may pass (Docker or Caddy not answering) is
+/// 503 with what to do; anything else is a fault whose details go to the log.
+impl From<orchestrator::Error> for Error {
+    fn from(err: orchestrator::Error) -> Self {
+        if err.is_retryable() {
+            tracing::warn!(error = %err, "the engine or the edge did not answer");
+            Self::EngineUnavailable("Docker did not answer in time; try again.".to_owned())
+        } else {
+            Self::internal(err)
+        }
+    }
+}
+
 impl From<diesel::result::Error> for Error {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error as D};

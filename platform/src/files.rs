@@ -22,6 +22,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::{Error, Result};
 
+pub use model::human_bytes;
+
 /// File work running at once on blocking threads, across all sites: a member who opens many
 /// slow files waits for room instead of taking every thread the runtime has.
 const MAX_BLOCKING: usize = 32;
@@ -1073,21 +1075,5 @@ fn write_error(err: std::io::Error) -> Error {
             Error::TooLarge("The disk is full; nothing was saved.".to_owned())
         }
         _ => Error::internal(err),
-    }
-}
-
-/// `bytes` for people: `512 KiB`, `20 MiB`, `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 || value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

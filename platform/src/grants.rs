@@ -40,7 +40,7 @@ impl Platform {
     /// words for the person whose session ends).
     pub async fn check_grant(&self, grant: &Grant) -> Result<Actor> {
         let mut conn = self.conn().await?;
-        let user: Option<(String, String, String, bool)> = users::table
+        let user: Option<(String, String, Role, bool)> = users::table
             .find(grant.user_id)
             .select((users::username, users::display_name, users::role, users::active))
             .first(&mut conn)
@@ -51,7 +51,7 @@ impl Platform {
                 user_id: grant.user_id,
                 username,
                 display_name,
-                role: Role::parse(&role),
+                role,
             },
             _ => return Err(Error::Conflict("Your account was deactivated.".to_owned())),
         };
@@ -86,7 +86,7 @@ impl Platform {
                 }
                 Err(other) => return Err(other),
             };
-            if site.availability == "disabled" {
+            if site.availability == crate::sites::Availability::Disabled {
                 return Err(Error::Conflict("An administrator disabled this site.".to_owned()));
             }
             if site.state == SiteState::Deleting {

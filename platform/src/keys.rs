@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use crate::{
-    Action, Actor, Error, Platform, Result, Role, authorize,
+    Actor, Error, Permission, Platform, Result, Role, authorize,
     schema::{ssh_keys, users},
 };
 
@@ -105,7 +105,7 @@ fn key_from_row((id, name, algorithm, fingerprint, created_at, last_used_at): Ke
 impl Platform {
     /// Adds a public key to the actor's own account. `name` defaults to the key's comment.
     pub async fn add_ssh_key(&self, actor: Option<&Actor>, name: &str, public_key: &str) -> Result<SshKey> {
-        let actor = authorize(actor, Action::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager)?;
         if actor.user_id <= 0 {
             return Err(Error::Conflict("The command line has no SSH keys.".to_owned()));
         }
@@ -154,10 +154,10 @@ impl Platform {
 
     /// The keys of `user` (the actor's own when None; another's for admins only), oldest first.
     pub async fn ssh_keys(&self, actor: Option<&Actor>, user: Option<i64>) -> Result<Vec<SshKey>> {
-        let actor = authorize(actor, Action::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager)?;
         let user = match user {
             Some(id) if id != actor.user_id => {
-                authorize(Some(actor), Action::ManageUsers)?;
+                authorize(Some(actor), Permission::ManageUsers)?;
                 id
             }
             _ => actor.user_id,
@@ -181,7 +181,7 @@ impl Platform {
 
     /// Removes a key: the owner's own, or any for an admin. Others learn nothing (not found).
     pub async fn remove_ssh_key(&self, actor: Option<&Actor>, key_id: i64) -> Result<()> {
-        let actor = authorize(actor, Action::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager)?;
         let mut conn = self.conn().await?;
         let owner: Option<(i64, String)> = ssh_keys::table
             .find(key_id)
@@ -212,7 +212,7 @@ impl Platform {
     /// key's use). None for an unknown key or a deactivated account.
     pub async fn actor_for_key(&self, fingerprint: &str) -> Result<Option<Actor>> {
         let mut conn = self.conn().await?;
-        let found: Option<(i64, i64, String, String, String)> = ssh_keys::table
+        let found: Option<(i64, i64, String, String, Role)> = ssh_keys::table
             .inner_join(users::table)
             .filter(ssh_keys::fingerprint.eq(fingerprint))
             .filter(users::active.eq(true))
@@ -237,7 +237,7 @@ impl Platform {
             user_id,
             username,
             display_name,
-            role: Role::parse(&role),
+            role,
         }))
     }
 }

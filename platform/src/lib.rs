@@ -30,13 +30,10 @@ pub mod validation;
 use std::{sync::Arc, time::Duration};
 
 pub use accounts::{Actor, ClientInfo, NewUser, Role, SessionToken, UserSummary};
-pub use authz::{Action, authorize};
+pub use authz::{Permission, authorize};
 pub use error::{Error, Result};
 
 use crate::db::{DbConn, DbPool};
-
-/// The name of the session cookie, shared by every door that reads it.
-pub const SESSION_COOKIE: &str = "director_session";
 
 /// Tunables of the platform, with defaults fit for a real deployment.
 #[derive(Debug, Clone)]
@@ -70,6 +67,8 @@ pub struct Settings {
     /// How long a worker running an operation may stay silent (its heartbeat not renewed)
     /// before another takes the operation over. It renews three times per period.
     pub operation_heartbeat_timeout: Duration,
+    /// The name server domain verification asks (None: the system's resolver).
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -87,6 +86,7 @@ impl Default for Settings {
             sites_per_user: 10,
             site_disk_bytes: 2 << 30,
             operation_heartbeat_timeout: Duration::from_secs(30),
+            dns_server: None,
         }
     }
 }
@@ -106,6 +106,11 @@ struct Inner {
     access: tokio::sync::watch::Sender<u64>,
     /// Each site's disk use and quota, shared by its writers (see `sites::disk`).
     disks: std::sync::Mutex<std::collections::HashMap<i32, Arc<files::Disk>>>,
+    /// The engine and edge, once they are up (None before, while Docker is away, and with the
+    /// edge off).
+    runtime: tokio::sync::watch::Sender<Option<sites::Runtime>>,
+    /// Where domain verification looks TXT records up.
+    dns: dns::Dns,
 }
 
 impl std::fmt::Debug for Platform {
@@ -117,22 +122,55 @@ impl std::fmt::Debug for Platform {
 }
 
 impl Platform {
-    /// A platform on `pool`, whose schema must be migrated already.
-    pub fn new(pool: DbPool, settings: Settings) -> Self {
-        Self {
+    /// A platform on `pool`, whose schema must be migrated already. Fails only when the
+    /// system's DNS resolver cannot be set up.
+    pub fn new(pool: DbPool, settings: Settings) -> Result<Self> {
+        let dns = dns::Dns::new(settings.dns_server)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 settings,
                 queued: tokio::sync::Notify::new(),
                 access: tokio::sync::watch::Sender::new(0),
                 disks: std::sync::Mutex::default(),
+                runtime: tokio::sync::watch::Sender::new(None),
+                dns,
             }),
-        }
+        })
     }
 
     /// The platform's settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Makes `runtime` the one every request and worker uses from now on (None: Docker is
+    /// not connected).
+    pub fn set_runtime(&self, runtime: Option<sites::Runtime>) {
+        self.inner.runtime.send_replace(runtime);
+    }
+
+    /// The runtime as it changes: for the workers that wait for it.
+    pub fn runtime_changes(&self) -> tokio::sync::watch::Receiver<Option<sites::Runtime>> {
+        self.inner.runtime.subscribe()
+    }
+
+    /// The engine and edge, or why `what` cannot be had without them (503).
+    pub(crate) fn runtime(&self, what: &str) -> Result<sites::Runtime> {
+        self.inner.runtime.borrow().clone().ok_or_else(|| {
+            Error::EngineUnavailable(format!(
+                "{what} unavailable while Director is not connected to Docker."
+            ))
+        })
+    }
+
+    /// The engine and edge, if they are up.
+    pub(crate) fn runtime_if_up(&self) -> Option<sites::Runtime> {
+        self.inner.runtime.borrow().clone()
+    }
+
+    pub(crate) fn dns(&self) -> &dns::Dns {
+        &self.inner.dns
     }
 
     /// Waits until an operation is queued by this process, or `timeout` passes (operations

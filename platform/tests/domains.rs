@@ -6,8 +6,7 @@ use std::{net::SocketAddr, process::Child, time::Duration};
 
 use platform::{
     Actor, Error, Role,
-    dns::Dns,
-    sites::{DomainRules, txt_name, txt_value},
+    sites::{txt_name, txt_value},
     testing::TestDb,
 };
 
@@ -26,11 +25,16 @@ async fn site(db: &TestDb, owner: &Actor, name: &str) -> i32 {
         .id
 }
 
-fn rules() -> DomainRules {
-    DomainRules {
+/// A platform whose manager is at director.example.org and sites under sites.example.org, asking
+/// `dns` (None: the system's resolver) to verify domains.
+async fn db_with(dns: Option<SocketAddr>) -> TestDb {
+    TestDb::with_settings(platform::Settings {
         manager_host: "director.example.org".to_owned(),
         sites_domain: "sites.example.org".to_owned(),
-    }
+        dns_server: dns,
+        ..platform::Settings::default()
+    })
+    .await
 }
 
 fn free_port() -> u16 {
@@ -96,7 +100,7 @@ async fn refused(db: &TestDb, actor: &Actor, site: i32, cases: &[(&str, &str)]) 
     for (given, why) in cases {
         let err = db
             .platform
-            .add_domain(Some(actor), site, given, &rules())
+            .add_domain(Some(actor), site, given)
             .await
             .unwrap_err();
         let message = field_message(err);
@@ -116,7 +120,7 @@ fn field_message(err: Error) -> String {
 
 #[tokio::test]
 async fn bad_domains_are_refused_with_the_reason() {
-    let db = TestDb::new().await;
+    let db = db_with(None).await;
     let member = user(&db, "member", Role::User).await;
     let id = site(&db, &member, "shop").await;
     refused(
@@ -148,14 +152,14 @@ async fn bad_domains_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
-    let db = TestDb::new().await;
+    let db = db_with(None).await;
     let member = user(&db, "member", Role::User).await;
     let other = user(&db, "other", Role::User).await;
     let shop = site(&db, &member, "shop").await;
     let blog = site(&db, &other, "blog").await;
     let added = db
         .platform
-        .add_domain(Some(&member), shop, "WWW.Shop.Example.", &rules())
+        .add_domain(Some(&member), shop, "WWW.Shop.Example.")
         .await
         .unwrap();
     assert_eq!(added.host, "www.shop.example");
@@ -165,7 +169,7 @@ async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
     );
     let again = field_message(
         db.platform
-            .add_domain(Some(&member), shop, "www.shop.example", &rules())
+            .add_domain(Some(&member), shop, "www.shop.example")
             .await
             .unwrap_err(),
     );
@@ -173,7 +177,7 @@ async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
     // Unproven, the claim keeps nobody else from claiming the name too.
     let rival = db
         .platform
-        .add_domain(Some(&other), blog, "www.shop.example", &rules())
+        .add_domain(Some(&other), blog, "www.shop.example")
         .await
         .unwrap();
     assert!(rival.verified_at.is_none());
@@ -226,20 +230,19 @@ async fn a_domain_belongs_to_one_site_and_only_its_members_see_it() {
 #[tokio::test]
 async fn a_txt_record_verifies_a_domain_and_routes_it() {
     let dns_server = DnsServer::start().await;
-    let dns = Dns::new(Some(dns_server.dns)).unwrap();
-    let db = TestDb::new().await;
+    let db = db_with(Some(dns_server.dns)).await;
     let member = user(&db, "member", Role::User).await;
     let shop = site(&db, &member, "shop").await;
     let domain = db
         .platform
-        .add_domain(Some(&member), shop, "www.shop.test", &rules())
+        .add_domain(Some(&member), shop, "www.shop.test")
         .await
         .unwrap();
 
     // No record yet: the attempt is recorded with the reason, nothing is routed.
     let checked = db
         .platform
-        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .verify_domain(Some(&member), shop, domain.id)
         .await
         .unwrap();
     assert!(checked.verified_at.is_none());
@@ -255,7 +258,7 @@ async fn a_txt_record_verifies_a_domain_and_routes_it() {
         .await;
     let checked = db
         .platform
-        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .verify_domain(Some(&member), shop, domain.id)
         .await
         .unwrap();
     assert!(checked.verified_at.is_none());
@@ -271,11 +274,11 @@ async fn a_txt_record_verifies_a_domain_and_routes_it() {
         .await;
     let checked = db
         .platform
-        .verify_domain(Some(&member), shop, domain.id, &dns)
+        .verify_domain(Some(&member), shop, domain.id)
         .await
         .unwrap();
     assert!(checked.verified_at.is_some(), "{}", checked.last_check_error);
-    assert_eq!(checked.verified_by, "txt");
+    assert_eq!(checked.verified_by, platform::sites::Proof::Txt);
     assert_eq!(checked.last_check_error, "");
     let site = db.platform.site(Some(&member), shop).await.unwrap();
     assert_eq!(site.domains, ["www.shop.test"]);
@@ -311,16 +314,16 @@ async fn a_txt_record_verifies_a_domain_and_routes_it() {
 
 #[tokio::test]
 async fn an_admins_domain_is_verified_at_once() {
-    let db = TestDb::new().await;
+    let db = db_with(None).await;
     let member = user(&db, "member", Role::User).await;
     let admin = user(&db, "admin", Role::Admin).await;
     let shop = site(&db, &member, "shop").await;
     let domain = db
         .platform
-        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .add_domain(Some(&admin), shop, "shop.example.net")
         .await
         .unwrap();
-    assert_eq!(domain.verified_by, "admin");
+    assert_eq!(domain.verified_by, platform::sites::Proof::Admin);
     assert!(domain.verified_at.is_some());
     assert_eq!(
         db.platform.site(Some(&member), shop).await.unwrap().domains,
@@ -330,7 +333,7 @@ async fn an_admins_domain_is_verified_at_once() {
 
 #[tokio::test]
 async fn an_admin_may_add_a_wildcard_which_serves_the_names_one_level_under_it() {
-    let db = TestDb::new().await;
+    let db = db_with(None).await;
     let member = user(&db, "member", Role::User).await;
     let admin = user(&db, "admin", Role::Admin).await;
     let shop = site(&db, &member, "shop").await;
@@ -348,7 +351,7 @@ async fn an_admin_may_add_a_wildcard_which_serves_the_names_one_level_under_it()
     .await;
     let wildcard = db
         .platform
-        .add_domain(Some(&admin), shop, "*.Shop.Example.net", &rules())
+        .add_domain(Some(&admin), shop, "*.Shop.Example.net")
         .await
         .unwrap();
     assert_eq!(wildcard.host, "*.shop.example.net");
@@ -418,8 +421,7 @@ async fn no_site_may_be_named_after_the_managers_own_host() {
 #[tokio::test]
 async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
     let dns_server = DnsServer::start().await;
-    let dns = Dns::new(Some(dns_server.dns)).unwrap();
-    let db = TestDb::new().await;
+    let db = db_with(Some(dns_server.dns)).await;
     let squatter = user(&db, "squatter", Role::User).await;
     let owner = user(&db, "owner", Role::User).await;
     let admin = user(&db, "admin", Role::Admin).await;
@@ -430,12 +432,12 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
     // The squatter claims the owner's name first; the owner may claim it all the same.
     let squatted = db
         .platform
-        .add_domain(Some(&squatter), squat, "www.owner.test", &rules())
+        .add_domain(Some(&squatter), squat, "www.owner.test")
         .await
         .unwrap();
     let claim = db
         .platform
-        .add_domain(Some(&owner), real, "www.owner.test", &rules())
+        .add_domain(Some(&owner), real, "www.owner.test")
         .await
         .unwrap();
     // The squatter cannot prove it: the record holds the owner's token only.
@@ -444,14 +446,14 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
         .await;
     let failed = db
         .platform
-        .verify_domain(Some(&squatter), squat, squatted.id, &dns)
+        .verify_domain(Some(&squatter), squat, squatted.id)
         .await
         .unwrap();
     assert!(failed.verified_at.is_none());
     // The owner proves it: theirs, and the squatter's claim is gone.
     let proved = db
         .platform
-        .verify_domain(Some(&owner), real, claim.id, &dns)
+        .verify_domain(Some(&owner), real, claim.id)
         .await
         .unwrap();
     assert!(proved.verified_at.is_some(), "{}", proved.last_check_error);
@@ -465,7 +467,7 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
     // Now proven, nobody else can claim it.
     let taken = field_message(
         db.platform
-            .add_domain(Some(&squatter), squat, "www.owner.test", &rules())
+            .add_domain(Some(&squatter), squat, "www.owner.test")
             .await
             .unwrap_err(),
     );
@@ -473,12 +475,12 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
 
     // An admin's domain takes the name from an unproven claim at once.
     db.platform
-        .add_domain(Some(&squatter), squat, "api.owner.test", &rules())
+        .add_domain(Some(&squatter), squat, "api.owner.test")
         .await
         .unwrap();
     let given = db
         .platform
-        .add_domain(Some(&admin), third, "api.owner.test", &rules())
+        .add_domain(Some(&admin), third, "api.owner.test")
         .await
         .unwrap();
     assert!(given.verified_at.is_some());
@@ -494,7 +496,7 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
     // of the squatter's row.
     let stale = db
         .platform
-        .add_domain(Some(&squatter), squat, "shop.owner.test", &rules())
+        .add_domain(Some(&squatter), squat, "shop.owner.test")
         .await
         .unwrap();
     let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
@@ -511,7 +513,7 @@ async fn an_unproven_claim_never_keeps_a_domain_from_its_owner() {
     .await
     .unwrap();
     db.platform
-        .add_domain(Some(&owner), real, "shop.owner.test", &rules())
+        .add_domain(Some(&owner), real, "shop.owner.test")
         .await
         .unwrap();
     assert!(
@@ -534,7 +536,7 @@ async fn sql(db: &TestDb, statement: &str) {
 
 #[tokio::test]
 async fn a_domain_change_is_committed_with_the_operation_that_routes_it_or_not_at_all() {
-    let db = TestDb::new().await;
+    let db = db_with(None).await;
     let member = user(&db, "member", Role::User).await;
     let admin = user(&db, "admin", Role::Admin).await;
     let shop = site(&db, &member, "shop").await;
@@ -551,7 +553,7 @@ async fn a_domain_change_is_committed_with_the_operation_that_routes_it_or_not_a
     sql(&db, refuse).await;
     let added = db
         .platform
-        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .add_domain(Some(&admin), shop, "shop.example.net")
         .await;
     assert!(added.is_err(), "{added:?}");
     assert!(
@@ -566,7 +568,7 @@ async fn a_domain_change_is_committed_with_the_operation_that_routes_it_or_not_a
     sql(&db, "DROP TRIGGER refuse_routing ON operations").await;
     let domain = db
         .platform
-        .add_domain(Some(&admin), shop, "shop.example.net", &rules())
+        .add_domain(Some(&admin), shop, "shop.example.net")
         .await
         .unwrap();
     sql(&db, refuse).await;

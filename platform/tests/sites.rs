@@ -114,6 +114,7 @@ async fn world_on(db: TestDb, traefik: bool) -> World {
         });
     }
     runtime.mount_disks().await.unwrap();
+    db.platform.set_runtime(Some(runtime.clone()));
     World {
         db,
         runtime,
@@ -156,14 +157,6 @@ async fn made_site(w: &World, owner: &Actor, name: &str, kind: &str) -> platform
             .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
     site
-}
-
-/// The domain rules of the test world: sites under `localhost`, no manager host.
-fn localhost_rules() -> platform::sites::DomainRules {
-    platform::sites::DomainRules {
-        manager_host: String::new(),
-        sites_domain: "localhost".to_owned(),
-    }
 }
 
 /// GETs `host` (`host/path` for a path) from the edge.
@@ -893,7 +886,7 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     let site = made_site(&w, &alice, "roomy", "static").await;
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert_eq!((disk.bytes, disk.quota), (None, 1 << 20), "not measured yet");
-    let open = || w.db.platform.site_files(Some(&alice), Some(&w.runtime), site.id);
+    let open = || w.db.platform.site_files(Some(&alice), site.id);
 
     // Opened for writing, a site never measured is measured first (never unbounded); the
     // starter files take a few KiB, and 600 KiB more fit.
@@ -1054,7 +1047,7 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
     w.db.platform.measure_disks(&w.runtime).await.unwrap();
     let refused =
         w.db.platform
-            .site_files(Some(&alice), Some(&w.runtime), site.id)
+            .site_files(Some(&alice), site.id)
             .await
             .unwrap()
             .write("public/more.txt", b"more");
@@ -1324,7 +1317,6 @@ async fn one_sites_failure_never_stops_the_reconcilers_pass() {
 async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_in() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = localhost_rules();
     let mut made = Vec::new();
     for name in ["giver", "taker"] {
         let site = made_site(&w, &admin, name, "static").await;
@@ -1333,7 +1325,7 @@ async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_i
     let (giver, taker) = (&made[0], &made[1]);
     let domain =
         w.db.platform
-            .add_domain(Some(&admin), giver.id, "moving.test", &rules)
+            .add_domain(Some(&admin), giver.id, "moving.test")
             .await
             .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
@@ -1344,7 +1336,7 @@ async fn a_host_moved_between_sites_is_routed_whatever_order_their_changes_run_i
         .await
         .unwrap();
     w.db.platform
-        .add_domain(Some(&admin), taker.id, "moving.test", &rules)
+        .add_domain(Some(&admin), taker.id, "moving.test")
         .await
         .unwrap();
     let mut holder = AsyncPgConnection::establish(&w.db.url).await.unwrap();
@@ -1400,7 +1392,7 @@ async fn a_site_whose_create_failed_stays_unserved_whatever_succeeds_after() {
     // A later operation succeeds (an admin's domain, routed at once): the site is no more made
     // than before, so it stays failing and nothing of it is served, now or by the reconciler.
     w.db.platform
-        .add_domain(Some(&admin), site.id, "half.test", &localhost_rules())
+        .add_domain(Some(&admin), site.id, "half.test")
         .await
         .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
@@ -1581,7 +1573,6 @@ async fn random_change(
     let Some((id, name)) = pick else {
         return Ok(());
     };
-    let rules = localhost_rules();
     let hosts = ["one.soak.test", "two.soak.test", "three.soak.test"];
     match rng.random_range(0..9) {
         8 => platform
@@ -1594,7 +1585,7 @@ async fn random_change(
             .await
             .map(drop),
         2 => platform
-            .add_domain(Some(admin), id, hosts[rng.random_range(0..hosts.len())], &rules)
+            .add_domain(Some(admin), id, hosts[rng.random_range(0..hosts.len())])
             .await
             .map(drop),
         3 => {
@@ -1820,15 +1811,15 @@ async fn assert_sites_agree(w: &World, admin: &Actor) {
             .collect();
         want.sort();
         assert_eq!(hosts, want, "{site:?}");
-        let availability = match site.availability.as_str() {
-            "disabled" => orchestrator::edge::Availability::Disabled,
-            "not-served" => orchestrator::edge::Availability::NotServed,
-            _ => orchestrator::edge::Availability::Served,
+        let availability = match site.availability {
+            platform::sites::Availability::Disabled => orchestrator::edge::Availability::Disabled,
+            platform::sites::Availability::NotServed => orchestrator::edge::Availability::NotServed,
+            platform::sites::Availability::Enabled => orchestrator::edge::Availability::Served,
         };
         assert_eq!(routed.availability, availability, "{site:?} {routed:?}");
         assert_eq!(
             site.state == SiteState::Running,
-            site.availability == "enabled",
+            site.availability == platform::sites::Availability::Enabled,
             "{site:?}"
         );
         let dir = w.runtime.directory(site);
@@ -1854,7 +1845,6 @@ async fn run_in_terminal(w: &World, who: &Actor, site: i32, command: &str) -> St
         w.db.platform
             .open_shell(
                 Some(who),
-                Some(&w.runtime),
                 site,
                 platform::sites::ShellRequest {
                     size: None,
@@ -1954,12 +1944,11 @@ async fn what_a_removed_member_left_running_in_the_terminal_ends_with_their_acce
 async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = localhost_rules();
     let mut made = Vec::new();
     for (name, host) in [("left", "one.swap.test"), ("right", "two.swap.test")] {
         let site = made_site(&w, &admin, name, "static").await;
         w.db.platform
-            .add_domain(Some(&admin), site.id, host, &rules)
+            .add_domain(Some(&admin), site.id, host)
             .await
             .unwrap();
         assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
@@ -2009,11 +1998,10 @@ async fn two_sites_swapping_their_domains_both_end_routed_whatever_the_order() {
 async fn a_site_being_deleted_is_never_served_again_by_a_later_change() {
     let w = world().await;
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let rules = localhost_rules();
     let site = made_site(&w, &admin, "leaving", "static").await;
     let domain =
         w.db.platform
-            .add_domain(Some(&admin), site.id, "leaving.test", &rules)
+            .add_domain(Some(&admin), site.id, "leaving.test")
             .await
             .unwrap();
     assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
@@ -2157,19 +2145,18 @@ async fn admins_see_where_each_image_stands_on_the_engine() {
     ];
     let states =
         w.db.platform
-            .images_on_engine(Some(&admin), Some(&w.runtime), &references)
+            .images_on_engine(Some(&admin), &references)
             .await
             .unwrap();
     assert_eq!(states, vec![EngineImage::Ready, EngineImage::Missing]);
+    w.db.platform.set_runtime(None);
     let unknown =
         w.db.platform
-            .images_on_engine(Some(&admin), None, &references)
+            .images_on_engine(Some(&admin), &references)
             .await
             .unwrap();
     assert_eq!(unknown, vec![EngineImage::Unknown, EngineImage::Unknown]);
-    let refused =
-        w.db.platform
-            .images_on_engine(Some(&alice), Some(&w.runtime), &references)
-            .await;
+    w.db.platform.set_runtime(Some(w.runtime.clone()));
+    let refused = w.db.platform.images_on_engine(Some(&alice), &references).await;
     assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
 }

@@ -21,7 +21,7 @@ use futures::StreamExt as _;
 use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
 use platform::{
     Platform,
-    sites::{CertificateRecord, CertificateState, Runtime, wildcard_over},
+    sites::{CertificateRecord, CertificateState, wildcard_over},
 };
 use tokio::sync::watch;
 
@@ -39,11 +39,8 @@ const LOG_RETRY: Duration = Duration::from_secs(30);
 const REQUESTS_PER_PASS: usize = 10;
 
 /// Runs until `shutdown` turns true, whenever the runtime's edge serves HTTPS.
-pub async fn run(
-    platform: Platform,
-    mut runtime: watch::Receiver<Option<Runtime>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    let mut runtime = platform.runtime_changes();
     loop {
         let edge = runtime
             .borrow_and_update()
@@ -120,16 +117,15 @@ async fn pass(platform: &Platform, edge: &Caddy, full: bool) -> anyhow::Result<(
     // A wildcard's names get their certificates one by one as visitors come: none to ask for.
     for host in served.iter().filter(|h| !h.host.starts_with("*.")) {
         let record = records.get(&host.host);
-        if !full && record.is_some_and(|r| r.state() == CertificateState::Issued) {
+        if !full && record.is_some_and(|r| r.state == CertificateState::Issued) {
             continue;
         }
         match edge.certificate(&host.host) {
             Ok(Some(certificate)) => {
                 let not_after = expiry(certificate);
                 // A failing renewal keeps its failure on show until a new certificate lands.
-                let known = record.is_some_and(|r| {
-                    r.not_after == Some(not_after) && r.state() != CertificateState::Pending
-                });
+                let known = record
+                    .is_some_and(|r| r.not_after == Some(not_after) && r.state != CertificateState::Pending);
                 if !known {
                     platform.certificate_issued(&host.host, not_after).await?;
                 }

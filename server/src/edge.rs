@@ -178,13 +178,8 @@ async fn make_base_images(orch: Orchestrator) {
 }
 
 /// Starts the edge and keeps it up until `shutdown` turns true. Once it is up, the runtime the
-/// workers need (engine, edge, where sites live) is published on `runtime`.
-pub async fn supervise(
-    plan: EdgePlan,
-    platform: Platform,
-    runtime: watch::Sender<Option<Runtime>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// workers need (engine, edge, where sites live) is given to the platform.
+pub async fn supervise(plan: EdgePlan, platform: Platform, mut shutdown: watch::Receiver<bool>) {
     loop {
         match start(&plan).await {
             Ok((orch, caddy, network)) => {
@@ -218,7 +213,7 @@ pub async fn supervise(
                     tracing::error!(error = %err, "mounting the sites' disks failed; the reconciler tries again");
                 }
                 tokio::spawn(make_base_images(ready.orchestrator.clone()));
-                runtime.send_replace(Some(ready));
+                platform.set_runtime(Some(ready.clone()));
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(CHECK_EVERY) => {}
@@ -229,7 +224,7 @@ pub async fn supervise(
                         match caddy.ensure_container().await {
                             // The reconciler starts over with every new runtime: it re-puts
                             // any route that did not survive.
-                            Ok(()) => runtime.send_modify(|_| {}),
+                            Ok(()) => platform.set_runtime(Some(ready.clone())),
                             Err(err) => tracing::error!(error = %err, "restarting the edge router failed"),
                         }
                     }

@@ -161,9 +161,8 @@ async fn site_files(
 ) -> Result<(platform::Actor, Arc<SiteFiles>), Response> {
     let platform = state.platform();
     let actor = signed_in(state, headers).await?;
-    let runtime = state.app.runtime.borrow().clone();
     let files = platform
-        .site_files(Some(&actor), runtime.as_ref(), site_id)
+        .site_files(Some(&actor), site_id)
         .await
         .map_err(refusal)?;
     Ok((actor, files))
@@ -231,61 +230,11 @@ async fn receive(
     headers: &HeaderMap,
     request: Request,
 ) -> Report {
+    let (room, boundary) = match admit(&files, limits, headers).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
     let mut report = Report::default();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared
-        && length > limits.total_bytes + FRAMING
-    {
-        report.refuse(
-            "upload",
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "The upload is {}, more than the {} one upload may carry; nothing was saved.",
-                human_bytes(length),
-                human_bytes(limits.total_bytes)
-            ),
-        );
-        return report;
-    }
-    let room = match files.run(SiteFiles::free_bytes).await {
-        Ok(free) => free.saturating_sub(DISK_RESERVE),
-        Err(err) => {
-            report.refuse_error("upload", err);
-            return report;
-        }
-    };
-    if let Some(length) = declared
-        && length > room + FRAMING
-    {
-        report.refuse(
-            "upload",
-            StatusCode::INSUFFICIENT_STORAGE,
-            format!(
-                "The server's disk has room for {} more, less than this upload's {}; nothing was saved.",
-                human_bytes(room),
-                human_bytes(length)
-            ),
-        );
-        return report;
-    }
-    let boundary = match headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(multer::parse_boundary)
-    {
-        Some(Ok(boundary)) if boundary.len() <= crate::multipart::MAX_BOUNDARY => boundary,
-        _ => {
-            report.refuse(
-                "upload",
-                StatusCode::BAD_REQUEST,
-                "An upload is sent as multipart/form-data.".to_owned(),
-            );
-            return report;
-        }
-    };
     // Every part is bounded: the body by the upload's total, a file by the writer's limits
     // below, any other field (the `replace` flag) to a few bytes, a part's headers by the guard.
     let constraints = multer::Constraints::new().size_limit(
@@ -296,7 +245,7 @@ async fn receive(
     );
     let body = crate::multipart::guard(request.into_body().into_data_stream(), &boundary);
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
-    let mut replace = false;
+    let mut existing = Existing::Refuse;
     // What may still be written: the total limit and the disk's room, shrinking as files land.
     let mut budget = limits.total_bytes.min(room);
     loop {
@@ -312,7 +261,11 @@ async fn receive(
         match field.name() {
             Some("replace") => match field.text().await {
                 Ok(text) => {
-                    replace = text == "1" || text == "on";
+                    existing = if text == "1" || text == "on" {
+                        Existing::Replace
+                    } else {
+                        Existing::Refuse
+                    };
                     continue;
                 }
                 Err(err) => {
@@ -343,62 +296,19 @@ async fn receive(
                 continue;
             }
         };
-        let limit = limits.file_bytes.min(budget);
-        let target = clean(&format!("{folder}/{name}"));
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-        let writer = tokio::task::spawn_blocking({
-            let files = files.clone();
-            let existing = if replace {
-                Existing::Replace
-            } else {
-                Existing::Refuse
-            };
-            move || files.write_from(&target, &mut ChannelReader::new(rx), limit, existing)
-        });
-        // Why the body stopped being readable midway (over its total, cut, broken), if it did.
-        let mut broken = None;
-        let mut feeding = true;
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    // Once the writer has stopped (a limit, a taken name), the rest of this
-                    // file is read and dropped so that the next files still arrive.
-                    if feeding && tx.send(Ok(chunk)).await.is_err() {
-                        feeding = false;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
-                    broken = Some(unreadable(&err, limits));
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        match writer.await {
-            Ok(Ok(size)) => {
+        let part = Part {
+            target: clean(&format!("{folder}/{name}")),
+            limit: limits.file_bytes.min(budget),
+            existing,
+        };
+        let limit = part.limit;
+        let (saved, broken) = save(&files, &mut field, part, limits).await;
+        match saved {
+            Ok(size) => {
                 budget = budget.saturating_sub(size);
                 report.saved.push(Saved { name, size });
             }
-            Ok(Err(platform::Error::TooLarge(_))) if limit < limits.file_bytes => report.refuse(
-                &name,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "This file goes over what is left of the upload's {} (or of the disk's room); nothing of it was saved.",
-                    human_bytes(limits.total_bytes)
-                ),
-            ),
-            Ok(Err(platform::Error::TooLarge(_))) => report.refuse(
-                &name,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "This file is larger than the {} a file may be; nothing of it was saved.",
-                    human_bytes(limits.file_bytes)
-                ),
-            ),
-            Ok(Err(err)) => report.refuse_error(&name, err),
-            Err(join) => report.refuse_error(&name, platform::Error::Internal(Box::new(join))),
+            Err(err) => refuse_file(&mut report, &name, err, limit, limits),
         }
         if let Some((status, message)) = broken {
             report.refuse("upload", status, message);
@@ -406,6 +316,147 @@ async fn receive(
         }
     }
     report
+}
+
+/// Whether an upload may be read at all: its declared length within the upload's limit and the
+/// disk's room, and a multipart boundary. The room and the boundary, or the report refusing it.
+async fn admit(
+    files: &Arc<SiteFiles>,
+    limits: UploadLimits,
+    headers: &HeaderMap,
+) -> Result<(u64, String), Report> {
+    let mut refused = Report::default();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared
+        && length > limits.total_bytes + FRAMING
+    {
+        refused.refuse(
+            "upload",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The upload is {}, more than the {} one upload may carry; nothing was saved.",
+                human_bytes(length),
+                human_bytes(limits.total_bytes)
+            ),
+        );
+        return Err(refused);
+    }
+    let room = match files.run(SiteFiles::free_bytes).await {
+        Ok(free) => free.saturating_sub(DISK_RESERVE),
+        Err(err) => {
+            refused.refuse_error("upload", err);
+            return Err(refused);
+        }
+    };
+    if let Some(length) = declared
+        && length > room + FRAMING
+    {
+        refused.refuse(
+            "upload",
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!(
+                "The server's disk has room for {} more, less than this upload's {}; nothing was saved.",
+                human_bytes(room),
+                human_bytes(length)
+            ),
+        );
+        return Err(refused);
+    }
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(multer::parse_boundary)
+    {
+        Some(Ok(boundary)) if boundary.len() <= crate::multipart::MAX_BOUNDARY => Ok((room, boundary)),
+        _ => {
+            refused.refuse(
+                "upload",
+                StatusCode::BAD_REQUEST,
+                "An upload is sent as multipart/form-data.".to_owned(),
+            );
+            Err(refused)
+        }
+    }
+}
+
+/// Where one uploaded file goes, and how much of it may be written.
+struct Part {
+    target: String,
+    limit: u64,
+    existing: Existing,
+}
+
+/// Writes one file part off the async workers as it arrives: its size once saved (or why not),
+/// and why the body stopped being readable midway (over its total, cut, broken), if it did.
+async fn save(
+    files: &Arc<SiteFiles>,
+    field: &mut multer::Field<'_>,
+    part: Part,
+    limits: UploadLimits,
+) -> (platform::Result<u64>, Option<(StatusCode, String)>) {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let writer = tokio::task::spawn_blocking({
+        let files = files.clone();
+        move || {
+            files.write_from(
+                &part.target,
+                &mut ChannelReader::new(rx),
+                part.limit,
+                part.existing,
+            )
+        }
+    });
+    let mut broken = None;
+    let mut feeding = true;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                // Once the writer has stopped (a limit, a taken name), the rest of this file is
+                // read and dropped so that the next files still arrive.
+                if feeding && tx.send(Ok(chunk)).await.is_err() {
+                    feeding = false;
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+                broken = Some(unreadable(&err, limits));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let saved = writer
+        .await
+        .unwrap_or_else(|join| Err(platform::Error::Internal(Box::new(join))));
+    (saved, broken)
+}
+
+/// Records why a file was not saved; a file too large says which limit it went over: what was
+/// left of the upload's total or of the disk's room (`limit` below a file's own), or a file's.
+fn refuse_file(report: &mut Report, name: &str, err: platform::Error, limit: u64, limits: UploadLimits) {
+    match err {
+        platform::Error::TooLarge(_) if limit < limits.file_bytes => report.refuse(
+            name,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "This file goes over what is left of the upload's {} (or of the disk's room); nothing of it was saved.",
+                human_bytes(limits.total_bytes)
+            ),
+        ),
+        platform::Error::TooLarge(_) => report.refuse(
+            name,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "This file is larger than the {} a file may be; nothing of it was saved.",
+                human_bytes(limits.file_bytes)
+            ),
+        ),
+        err => report.refuse_error(name, err),
+    }
 }
 
 /// What a multipart body that could not be read is answered with.

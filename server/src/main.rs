@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => serve(config).await,
         Command::Images => {
-            let orch = orchestrator::Orchestrator::connect(config.namespace()?).await?;
+            let orch = orchestrator::Orchestrator::connect(config.edge.namespace()?).await?;
             let images = orch.base_images();
             for image in orchestrator::base_images::BaseImage::ALL {
                 let reference = images.reference(image);

@@ -14,11 +14,8 @@ const EVERY: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_millis(500);
 
 /// Reconciles until `shutdown` turns true.
-pub async fn run(
-    platform: Platform,
-    mut runtime: watch::Receiver<Option<Runtime>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    let mut runtime = platform.runtime_changes();
     loop {
         let current = runtime.borrow_and_update().clone();
         let Some(current) = current else {
@@ -27,7 +24,7 @@ pub async fn run(
                 _ = shutdown.changed() => return,
             }
         };
-        let mut removals = Box::pin(current.orchestrator.service_removals());
+        let mut removals = Box::pin(current.service_removals());
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
         loop {
             reconcile(&platform, &current).await;

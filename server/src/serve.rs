@@ -53,21 +53,26 @@ impl Database {
     pub fn platform(&self, config: &Config) -> anyhow::Result<Platform> {
         let pool = platform::db::pool(&self.url, 16)?;
         let settings = Settings {
-            sites_domain: config.sites_domain.clone(),
-            sites_port: config.edge_listen.port(),
+            sites_domain: config.edge.sites_domain.clone(),
+            sites_port: config.edge.listen.port(),
             // Traefik with a certificate resolver serves the sites on its HTTPS entrypoint,
             // taken to be on the standard port.
-            sites_https_port: match (&config.acme, config.edge, &config.traefik_cert_resolver) {
+            sites_https_port: match (
+                &config.acme,
+                config.edge.driver,
+                &config.edge.traefik_cert_resolver,
+            ) {
                 (Some(acme), _, _) => Some(acme.listen.port()),
                 (None, EdgeDriver::Traefik, Some(_)) => Some(443),
                 _ => None,
             },
-            manager_host: config.domain_rules().manager_host,
-            sites_per_user: config.sites_per_user,
-            site_disk_bytes: config.site_disk_bytes,
+            manager_host: config.server.manager_host(),
+            sites_per_user: config.sites.per_user,
+            site_disk_bytes: config.sites.disk_bytes,
+            dns_server: config.sites.dns_server,
             ..Settings::default()
         };
-        Ok(Platform::new(pool, settings))
+        Platform::new(pool, settings).context("setting up the DNS resolver")
     }
 
     /// Stops the embedded cluster, if this process started one.
@@ -120,127 +125,39 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             );
         }
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+        .with_context(|| format!("listening on {}", config.server.listen))?;
     let local = listener.local_addr()?;
-    let public_url = if config.public_url == format!("http://{}", config.listen) {
+    let public_url = if config.server.public_url == format!("http://{}", config.server.listen) {
         format!("http://{local}")
     } else {
-        config.public_url.clone()
+        config.server.public_url.clone()
     };
-    if !config.site_root.join("pkg").is_dir() {
-        tracing::warn!(site_root = %config.site_root.display(), "no built client here: pages will render but not hydrate (run scripts/build)");
+    if !config.server.site_root.join("pkg").is_dir() {
+        tracing::warn!(site_root = %config.server.site_root.display(), "no built client here: pages will render but not hydrate (run scripts/build)");
     }
-    let (runtime, runtime_rx) = tokio::sync::watch::channel(None);
-    let ssh = match config.ssh_listen {
-        Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
-                format!("listening for SSH on {address} (turn it off with --ssh-listen off)")
-            })?;
-            let keys = shell::host_keys(&config.data_dir.join("ssh")).context("the SSH host key")?;
-            Some((listener, keys))
-        }
-        None => None,
-    };
-    let ssh_info = ssh.as_ref().map(|(listener, keys)| app::ssr::SshInfo {
-        port: listener.local_addr().map_or(0, |a| a.port()),
-        fingerprints: keys.fingerprints.clone(),
-    });
+    let ssh = bind_ssh(config).await?;
     let state = AppState {
         leptos: leptos_options(config, local),
         app: AppContext {
             platform: platform.clone(),
-            secure_cookies: config.secure_cookies(),
-            runtime: runtime_rx.clone(),
-            ssh: ssh_info.clone(),
-            uploads: config.uploads,
-            domain_rules: config.domain_rules(),
-            dns: platform::dns::Dns::new(config.dns_server).context("setting up the DNS resolver")?,
+            secure_cookies: config.server.secure_cookies(),
+            ssh: ssh.as_ref().map(|(listener, keys)| app::ssr::SshInfo {
+                port: listener.local_addr().map_or(0, |a| a.port()),
+                fingerprints: keys.fingerprints.clone(),
+            }),
+            uploads: config.sites.uploads,
         },
-        trust_proxy: config.trust_proxy,
-        terminals: crate::terminal::Terminals::new(config.terminal_grace),
+        trust_proxy: config.server.trust_proxy,
+        terminals: crate::terminal::Terminals::new(config.shells.terminal_grace),
     };
-    tokio::spawn(purge_expired_sessions(platform.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut background = Vec::new();
-    let edge = config.edge != EdgeDriver::Off;
-    if edge {
-        let traefik = (config.edge == EdgeDriver::Traefik).then(|| {
-            (
-                config.traefik_entrypoints.clone(),
-                config.traefik_cert_resolver.clone(),
-            )
-        });
-        // Mounts are found by their paths as the kernel writes them: no link or `..` in them.
-        std::fs::create_dir_all(&config.data_dir).context("making the data directory")?;
-        let data_dir = std::fs::canonicalize(&config.data_dir)
-            .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
-        let plan = EdgePlan {
-            namespace: config.namespace()?,
-            dir: data_dir.join("edge"),
-            sites_root: data_dir.join("sites"),
-            disks: data_dir.join("disks"),
-            listen: traefik.is_none().then_some(config.edge_listen),
-            sites_domain: config.sites_domain.clone(),
-            traefik,
-            acme: config.acme.clone(),
-        };
-        background.push(tokio::spawn(edge::supervise(
-            plan,
-            platform.clone(),
-            runtime,
-            stopped.clone(),
-        )));
-    }
-    background.push(tokio::spawn(reconciler::run(
-        platform.clone(),
-        runtime_rx.clone(),
-        stopped.clone(),
-    )));
-    background.push(tokio::spawn(crate::certificates::run(
-        platform.clone(),
-        runtime_rx.clone(),
-        stopped.clone(),
-    )));
-    background.push(tokio::spawn(reap_terminals(
-        runtime_rx.clone(),
-        config.terminal_idle,
-        stopped.clone(),
-    )));
-    if let Some((listener, keys)) = ssh {
-        let port = listener.local_addr()?.port();
-        println!(
-            "SSH and SFTP: ssh -p {port} <site>@<this host> (host key {})",
-            keys.fingerprints.join(", ")
-        );
-        let settings = shell::SshSettings {
-            public_port: port,
-            ..shell::SshSettings::default()
-        };
-        let (platform, runtime, stopped) = (platform.clone(), runtime_rx.clone(), stopped.clone());
-        background.push(tokio::spawn(async move {
-            if let Err(err) = shell::serve(listener, keys, platform, runtime, settings, stopped).await {
-                tracing::error!(error = %err, "the SSH server stopped");
-            }
-        }));
-    }
-    background.push(tokio::spawn(workers::measure_disks(
-        platform.clone(),
-        runtime_rx.clone(),
-        stopped.clone(),
-    )));
-    for _ in 0..workers::WORKERS {
-        background.push(tokio::spawn(workers::work(
-            platform.clone(),
-            runtime_rx.clone(),
-            stopped.clone(),
-        )));
-    }
+    let background = start_background(config, &platform, ssh, &stopped)?;
 
     tracing::info!(url = %public_url, "Director is listening");
     println!("Director is running at {public_url}");
-    if edge {
+    if config.edge.driver != EdgeDriver::Off {
         println!("Sites are served at {}", platform.site_address("<site>"));
     }
     if let Some(token) = platform.issue_setup_token().await? {
@@ -257,8 +174,102 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
     for task in background {
         let _ = task.await;
     }
+    // The runtime refers to the platform that holds it: letting it go ends that cycle.
+    platform.set_runtime(None);
     tracing::info!("Director stopped");
     Ok(())
+}
+
+/// The SSH server's listener and host keys, unless SSH is off.
+async fn bind_ssh(config: &Config) -> anyhow::Result<Option<(tokio::net::TcpListener, shell::HostKeys)>> {
+    let Some(address) = config.shells.ssh_listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening for SSH on {address} (turn it off with --ssh-listen off)"))?;
+    let keys = shell::host_keys(&config.data_dir.join("ssh")).context("the SSH host key")?;
+    Ok(Some((listener, keys)))
+}
+
+/// Starts what runs beside the manager until `stopped` turns true: the edge's supervisor (which
+/// gives the platform its runtime), the reconciler, the certificate worker, the reapers, the
+/// SSH server and the operation workers.
+fn start_background(
+    config: &Config,
+    platform: &Platform,
+    ssh: Option<(tokio::net::TcpListener, shell::HostKeys)>,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    tokio::spawn(purge_expired_sessions(platform.clone()));
+    let mut background = Vec::new();
+    if config.edge.driver != EdgeDriver::Off {
+        let plan = edge_plan(config)?;
+        background.push(tokio::spawn(edge::supervise(
+            plan,
+            platform.clone(),
+            stopped.clone(),
+        )));
+    }
+    background.push(tokio::spawn(reconciler::run(platform.clone(), stopped.clone())));
+    background.push(tokio::spawn(crate::certificates::run(
+        platform.clone(),
+        stopped.clone(),
+    )));
+    background.push(tokio::spawn(reap_terminals(
+        platform.clone(),
+        config.shells.terminal_idle,
+        stopped.clone(),
+    )));
+    if let Some((listener, keys)) = ssh {
+        let port = listener.local_addr()?.port();
+        println!(
+            "SSH and SFTP: ssh -p {port} <site>@<this host> (host key {})",
+            keys.fingerprints.join(", ")
+        );
+        let settings = shell::SshSettings {
+            public_port: port,
+            ..shell::SshSettings::default()
+        };
+        let (platform, stopped) = (platform.clone(), stopped.clone());
+        background.push(tokio::spawn(async move {
+            if let Err(err) = shell::serve(listener, keys, platform, settings, stopped).await {
+                tracing::error!(error = %err, "the SSH server stopped");
+            }
+        }));
+    }
+    background.push(tokio::spawn(workers::measure_disks(
+        platform.clone(),
+        stopped.clone(),
+    )));
+    for _ in 0..workers::WORKERS {
+        background.push(tokio::spawn(workers::work(platform.clone(), stopped.clone())));
+    }
+    Ok(background)
+}
+
+/// Where the edge lives and what it serves, from the configuration.
+fn edge_plan(config: &Config) -> anyhow::Result<EdgePlan> {
+    let traefik = (config.edge.driver == EdgeDriver::Traefik).then(|| {
+        (
+            config.edge.traefik_entrypoints.clone(),
+            config.edge.traefik_cert_resolver.clone(),
+        )
+    });
+    // Mounts are found by their paths as the kernel writes them: no link or `..` in them.
+    std::fs::create_dir_all(&config.data_dir).context("making the data directory")?;
+    let data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
+    Ok(EdgePlan {
+        namespace: config.edge.namespace()?,
+        dir: data_dir.join("edge"),
+        sites_root: data_dir.join("sites"),
+        disks: data_dir.join("disks"),
+        listen: traefik.is_none().then_some(config.edge.listen),
+        sites_domain: config.edge.sites_domain.clone(),
+        traefik,
+        acme: config.acme.clone(),
+    })
 }
 
 /// Leptos' options, set here rather than from `LEPTOS_*` variables so the binary runs the same
@@ -266,7 +277,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
 pub fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("director")
-        .site_root(config.site_root.to_string_lossy().into_owned())
+        .site_root(config.server.site_root.to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .env(leptos::config::Env::PROD)
@@ -275,7 +286,7 @@ pub fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
 
 /// Removes terminal containers nobody has had a shell in for `idle`, checking every minute.
 async fn reap_terminals(
-    runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
+    platform: Platform,
     idle: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -285,10 +296,7 @@ async fn reap_terminals(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let current = runtime.borrow().clone();
-        if let Some(runtime) = current
-            && let Err(err) = runtime.orchestrator.reap_idle_terminals(idle).await
-        {
+        if let Err(err) = platform.reap_idle_terminals(idle).await {
             tracing::warn!(error = %err, "reaping idle terminals failed");
         }
     }

@@ -29,7 +29,7 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
-use orchestrator::ExecControl;
+use platform::sites::ExecControl;
 use platform::{
     grants::Grant,
     sites::{ShellRequest, clamp_size},
@@ -111,7 +111,7 @@ pub const MAX_SHELLS_PER_SITE: usize = 16;
 struct Session {
     user_id: i64,
     site_id: i32,
-    input: tokio::sync::Mutex<orchestrator::ExecInput>,
+    input: tokio::sync::Mutex<platform::sites::ExecInput>,
     control: ExecControl,
     state: Mutex<SessionState>,
     /// Set once the shell has ended (the session's guard stops then).
@@ -224,7 +224,7 @@ pub async fn websocket(
         Ok(upgrade) => upgrade,
         Err(_) => {
             return match platform.site(Some(&actor), site_id).await {
-                Ok(site) if site.availability == "disabled" => (
+                Ok(site) if site.availability == platform::sites::Availability::Disabled => (
                     StatusCode::CONFLICT,
                     "An administrator disabled this site: its terminal is closed.",
                 )
@@ -256,14 +256,12 @@ pub async fn websocket(
         Ok(place) => place,
         Err(refused) => return (StatusCode::TOO_MANY_REQUESTS, refused).into_response(),
     };
-    let runtime = state.app.runtime.borrow().clone();
     let size = clamp_size(query.cols.unwrap_or(80), query.rows.unwrap_or(24));
     // Started on a task of its own: a client that goes away meanwhile cancels this handler,
     // never the start of a shell (which would then run for nobody, for ever).
     let opener = Opener {
         actor,
         token,
-        runtime,
         site_id,
         size,
     };
@@ -280,7 +278,6 @@ pub async fn websocket(
 struct Opener {
     actor: platform::Actor,
     token: String,
-    runtime: Option<platform::sites::Runtime>,
     site_id: i32,
     size: (u16, u16),
 }
@@ -296,7 +293,6 @@ async fn start(
     let Opener {
         actor,
         token,
-        runtime,
         site_id,
         size,
     } = opener;
@@ -305,9 +301,7 @@ async fn start(
         size: Some(size),
         command: None,
     };
-    let (site, exec) = platform
-        .open_shell(Some(&actor), runtime.as_ref(), site_id, request)
-        .await?;
+    let (site, exec) = platform.open_shell(Some(&actor), site_id, request).await?;
     let id = new_session_id();
     let exit = exec.exit();
     let session = Arc::new(Session {
@@ -393,8 +387,8 @@ async fn pump(
     terminals: Terminals,
     id: String,
     session: Arc<Session>,
-    mut output: orchestrator::ExecOutput,
-    exit: orchestrator::ExitCode,
+    mut output: platform::sites::ExecOutput,
+    exit: platform::sites::ExitCode,
 ) {
     while let Some(chunk) = output.next().await {
         let Ok((_, chunk)) = chunk else { break };

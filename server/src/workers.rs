@@ -4,18 +4,15 @@
 
 use std::time::Duration;
 
-use platform::{Platform, sites::Runtime};
+use platform::Platform;
 use tokio::sync::watch;
 
 /// How many operations run at once.
 pub const WORKERS: usize = 2;
 
 /// Runs operations until `shutdown` turns true.
-pub async fn work(
-    platform: Platform,
-    mut runtime: watch::Receiver<Option<Runtime>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn work(platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    let mut runtime = platform.runtime_changes();
     loop {
         let current = runtime.borrow_and_update().clone();
         let Some(current) = current else {
@@ -45,11 +42,8 @@ pub async fn work(
 pub const MEASURE_DISKS_EVERY: Duration = Duration::from_secs(300);
 
 /// Measures every site's disk use now and every [`MEASURE_DISKS_EVERY`], until `shutdown`.
-pub async fn measure_disks(
-    platform: Platform,
-    mut runtime: watch::Receiver<Option<Runtime>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn measure_disks(platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    let mut runtime = platform.runtime_changes();
     loop {
         let current = runtime.borrow_and_update().clone();
         if let Some(current) = current {

@@ -40,7 +40,7 @@ async fn a_domain_is_served_once_routed_asked_for_and_gone_when_removed() {
     let (member, _) = signed_in_user(&platform, "member", Role::User).await;
     let (admin, _) = signed_in_user(&platform, "admin", Role::Admin).await;
     let site = running_site(&platform, &member, "shop").await;
-    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let server = TestServer::start(platform.clone()).await;
     let ask = |domain: &'static str| {
         let url = server.url(&format!("/edge/ask?domain={domain}"));
         async move { reqwest::get(url).await.unwrap().status().as_u16() }
@@ -53,12 +53,8 @@ async fn a_domain_is_served_once_routed_asked_for_and_gone_when_removed() {
     assert_eq!(ask("nobody.localhost").await, 404);
 
     // A member's domain waits for verification: still not served.
-    let rules = platform::sites::DomainRules {
-        manager_host: "127.0.0.1".to_owned(),
-        sites_domain: "localhost".to_owned(),
-    };
     let pending = platform
-        .add_domain(Some(&member), site.id, "www.example.test", &rules)
+        .add_domain(Some(&member), site.id, "www.example.test")
         .await
         .unwrap();
     assert_eq!(ask("www.example.test").await, 404);
@@ -70,7 +66,7 @@ async fn a_domain_is_served_once_routed_asked_for_and_gone_when_removed() {
 
     // An admin's is routed at once: the site's page on the domain.
     let domain = platform
-        .add_domain(Some(&admin), site.id, "Shop.Example.Test", &rules)
+        .add_domain(Some(&admin), site.id, "Shop.Example.Test")
         .await
         .unwrap();
     let body = until_status(edge.listen, "shop.example.test", 200).await;

@@ -68,16 +68,8 @@ async fn a_service_removed_by_hand_comes_back_within_seconds() {
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
     let stopped = edge.stop.subscribe();
-    tokio::spawn(server::workers::work(
-        platform.clone(),
-        edge.runtime.clone(),
-        stopped.clone(),
-    ));
-    tokio::spawn(server::reconciler::run(
-        platform.clone(),
-        edge.runtime.clone(),
-        stopped,
-    ));
+    tokio::spawn(server::workers::work(platform.clone(), stopped.clone()));
+    tokio::spawn(server::reconciler::run(platform.clone(), stopped));
 
     let operator = platform::Actor::operator();
     let (site, _) = platform

@@ -61,7 +61,7 @@ async fn files_go_up_and_come_back_identical_within_their_limits() {
         file_bytes: 1 << 20,
         total_bytes: 3 << 20,
     };
-    let server = TestServer::start_with_limits(platform.clone(), edge.runtime.clone(), limits).await;
+    let server = TestServer::start_with_limits(platform.clone(), limits).await;
     let client = server.signed_in("member", &password("member")).await;
 
     // Two files at once, one of them binary, land owned by the site and byte for byte.
@@ -282,7 +282,7 @@ async fn a_tenants_fifo_never_holds_the_manager() {
         .status()
         .unwrap();
     assert!(made.success());
-    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let server = TestServer::start(platform.clone()).await;
     let client = server.signed_in("fifo", &password("fifo")).await;
     let id = site.id.to_string();
 
@@ -434,8 +434,8 @@ async fn an_upload_with_an_endless_field_or_header_is_refused_and_memory_stays_f
         file_bytes: 1 << 30,
         total_bytes: 2 << 30,
     };
-    let server = TestServer::start_with_limits(platform.clone(), edge.runtime.clone(), limits).await;
-    let cookie = format!("{}={}", platform::SESSION_COOKIE, session.token);
+    let server = TestServer::start_with_limits(platform.clone(), limits).await;
+    let cookie = format!("{}={}", app::ssr::session_cookie_name(false), session.token);
     let before = resident();
 
     // A `replace` field of 256 MiB: it was read whole into memory.

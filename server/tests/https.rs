@@ -15,7 +15,7 @@ use common::{
 };
 use platform::{
     Platform, Role,
-    sites::{CertificateRecord, CertificateState, DomainRules},
+    sites::{CertificateRecord, CertificateState},
 };
 
 /// GET `https://<host>/` through the edge with curl, trusting only `root`: the body, or curl's
@@ -60,7 +60,7 @@ async fn record_when(
 }
 
 fn issued(record: &CertificateRecord) -> bool {
-    record.state() == CertificateState::Issued
+    record.state == CertificateState::Issued
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +110,8 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     );
 
     // A verified domain (an admin's) gets one too.
-    let rules = DomainRules {
-        manager_host: "127.0.0.1".to_owned(),
-        sites_domain: "sites.test".to_owned(),
-    };
     platform
-        .add_domain(Some(&admin), site.id, "www.shop.test", &rules)
+        .add_domain(Some(&admin), site.id, "www.shop.test")
         .await
         .unwrap();
     record_when(&platform, "www.shop.test", 30, issued).await;
@@ -125,7 +121,7 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     // An unverified domain and a host nobody serves get none: the edge asks Director, which
     // says no, and the handshake is refused.
     platform
-        .add_domain(Some(&member), site.id, "pending.shop.test", &rules)
+        .add_domain(Some(&member), site.id, "pending.shop.test")
         .await
         .unwrap();
     for host in ["pending.shop.test", "nobody.sites.test"] {
@@ -162,11 +158,11 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     // The CA goes away: the attempt fails, the reason and the next attempt are on record.
     acme.stop();
     platform
-        .add_domain(Some(&admin), site.id, "later.shop.test", &rules)
+        .add_domain(Some(&admin), site.id, "later.shop.test")
         .await
         .unwrap();
     let failed = record_when(&platform, "later.shop.test", 30, |r| {
-        r.state() == CertificateState::Failed && r.retry_at.is_some()
+        r.state == CertificateState::Failed && r.retry_at.is_some()
     })
     .await;
     println!("with the CA away: {failed:?}");
@@ -190,7 +186,7 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     );
 
     // The manager shows it: on the site's page for its member, among the problems for admins.
-    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let server = TestServer::start(platform.clone()).await;
     let client = server.signed_in("member", &password("member")).await;
     let id = site.id.to_string();
     let page: serde_json::Value = server
@@ -257,11 +253,11 @@ async fn sites_and_verified_domains_get_certificates_that_retry_while_the_ca_is_
     assert!(killed.status.success(), "{killed:?}");
     acme.stop();
     platform
-        .add_domain(Some(&admin), site.id, "again.shop.test", &rules)
+        .add_domain(Some(&admin), site.id, "again.shop.test")
         .await
         .unwrap();
     let failed = record_when(&platform, "again.shop.test", 60, |r| {
-        r.state() == CertificateState::Failed
+        r.state == CertificateState::Failed
     })
     .await;
     assert!(failed.error.contains("connection refused"), "{}", failed.error);

@@ -81,7 +81,6 @@ async fn start_ssh(edge: &common::edge::Edge, keys: &Path, login_grace: Duration
         listener,
         host_keys,
         edge.db.platform.clone(),
-        edge.runtime.clone(),
         shell::SshSettings {
             public_port: port,
             login_grace,

@@ -32,7 +32,7 @@ async fn open(
     if let Some(token) = token {
         headers.insert(
             "cookie",
-            HeaderValue::from_str(&format!("{}={token}", platform::SESSION_COOKIE)).unwrap(),
+            HeaderValue::from_str(&format!("{}={token}", app::ssr::session_cookie_name(false))).unwrap(),
         );
     }
     match tokio_tungstenite::connect_async(request).await {
@@ -91,11 +91,7 @@ async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_sock
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
     let stopped = edge.stop.subscribe();
-    tokio::spawn(server::workers::work(
-        platform.clone(),
-        edge.runtime.clone(),
-        stopped,
-    ));
+    tokio::spawn(server::workers::work(platform.clone(), stopped));
     for (name, role) in [
         ("member", Role::User),
         ("other", Role::User),
@@ -115,7 +111,7 @@ async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_sock
     let (member, member_session) = login("member").await;
     let (_, other_session) = login("other").await;
     let site = running_site(&platform, &member, "shellsite").await;
-    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let server = TestServer::start(platform.clone()).await;
     let origin = server.base.clone();
     let token = member_session.token.clone();
 
@@ -234,7 +230,7 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
         .add_member(Some(&owner), site.id, "helper")
         .await
         .unwrap();
-    let server = TestServer::start_with_runtime(platform.clone(), edge.runtime.clone()).await;
+    let server = TestServer::start(platform.clone()).await;
     let origin = server.base.clone();
 
     // Two terminals: the helper's, and an admin's.
@@ -310,8 +306,7 @@ async fn a_shell_whose_socket_never_attached_is_hung_up_and_shells_are_capped() 
     let (owner, session) = common::signed_in_user(&platform, "capped", Role::User).await;
     let site = running_site(&platform, &owner, "capped").await;
     let terminals = server::terminal::Terminals::new(Duration::from_secs(2));
-    let server =
-        TestServer::start_with_terminals(platform.clone(), edge.runtime.clone(), terminals.clone()).await;
+    let server = TestServer::start_with_terminals(platform.clone(), terminals.clone()).await;
 
     // A client that asks for the upgrade and goes away before reading the 101: the shell was
     // started for nobody. It is hung up after the grace period like a dropped one.
@@ -325,7 +320,7 @@ async fn a_shell_whose_socket_never_attached_is_hung_up_and_shells_are_capped() 
             site.id,
             server.addr,
             server.base,
-            platform::SESSION_COOKIE,
+            app::ssr::session_cookie_name(false),
             session.token
         );
         raw.write_all(request.as_bytes()).await.unwrap();

@@ -9,21 +9,17 @@ use std::{
 };
 
 use futures::StreamExt as _;
-use orchestrator::{ExecControl, ExecInput, LogStream};
 use platform::{
     Actor, Platform,
     grants::Grant,
-    sites::{Runtime, ShellRequest, Site},
+    sites::{ExecControl, ExecInput, LogStream, ShellRequest, Site},
 };
 use russh::{
     Channel, ChannelId,
     keys::HashAlg,
     server::{Auth, ChannelOpenHandle, Handle, Msg, Session, VerifiedPublicKey},
 };
-use tokio::{
-    io::AsyncWriteExt as _,
-    sync::{Mutex, watch},
-};
+use tokio::{io::AsyncWriteExt as _, sync::Mutex};
 
 use crate::{Error, limiter::Limiter};
 
@@ -33,7 +29,6 @@ const MAX_LOGIN: usize = 64;
 /// Makes a [`Connection`] per client.
 pub(crate) struct Server {
     pub(crate) platform: Platform,
-    pub(crate) runtime: watch::Receiver<Option<Runtime>>,
     pub(crate) limiter: Limiter,
     pub(crate) public_port: u16,
 }
@@ -43,7 +38,6 @@ impl Server {
     pub(crate) fn connection(&mut self, peer: SocketAddr, authenticated: Arc<AtomicBool>) -> Connection {
         Connection {
             platform: self.platform.clone(),
-            runtime: self.runtime.clone(),
             limiter: self.limiter.clone(),
             public_port: self.public_port,
             ip: peer.ip(),
@@ -81,7 +75,6 @@ struct ChannelState {
 
 pub(crate) struct Connection {
     platform: Platform,
-    runtime: watch::Receiver<Option<Runtime>>,
     limiter: Limiter,
     public_port: u16,
     ip: IpAddr,
@@ -212,12 +205,7 @@ impl Connection {
             },
             command,
         };
-        let runtime = self.runtime.borrow().clone();
-        match self
-            .platform
-            .open_shell(Some(&actor), runtime.as_ref(), site.id, request)
-            .await
-        {
+        match self.platform.open_shell(Some(&actor), site.id, request).await {
             Ok((_, exec)) => {
                 session.channel_success(channel)?;
                 let exit = exec.exit();
@@ -453,26 +441,9 @@ impl russh::server::Handler for Connection {
         let (Some(stream), "sftp") = (taken, name) else {
             return Ok(session.channel_failure(channel)?);
         };
-        let runtime = self.runtime.borrow().clone();
-        let opened = self
-            .platform
-            .open_files(Some(&actor), runtime.as_ref(), site.id)
-            .await;
-        let opened = match opened {
-            Ok((site, dir, uid)) => match runtime.as_ref() {
-                Some(runtime) => self
-                    .platform
-                    .disk_counter(&site, runtime)
-                    .await
-                    .map(|disk| (site, dir, uid, disk)),
-                None => Err(platform::Error::EngineUnavailable(
-                    "Docker is not connected.".to_owned(),
-                )),
-            },
-            Err(err) => Err(err),
-        };
-        let sftp = opened.and_then(|(site, dir, uid, disk)| {
-            crate::sftp::SftpSession::new(&dir, uid, site.name, disk)
+        let opened = self.platform.open_files(Some(&actor), site.id).await;
+        let sftp = opened.and_then(|opened| {
+            crate::sftp::SftpSession::new(&opened.directory, opened.uid, opened.site.name, opened.disk)
                 .map_err(|e| platform::Error::Conflict(e.to_string()))
         });
         match sftp {

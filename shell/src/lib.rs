@@ -21,7 +21,7 @@ mod sftp;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use hostkeys::{HostKeys, host_keys};
-use platform::{Platform, sites::Runtime};
+use platform::Platform;
 use tokio::sync::watch;
 
 /// Everything that can go wrong while serving an SSH connection.
@@ -30,9 +30,6 @@ pub enum Error {
     /// The platform refused or failed the request.
     #[error(transparent)]
     Platform(#[from] platform::Error),
-    /// The orchestrator failed to reach the terminal container.
-    #[error(transparent)]
-    Orchestrator(#[from] orchestrator::Error),
     /// The SSH protocol failed.
     #[error(transparent)]
     Ssh(#[from] russh::Error),
@@ -86,7 +83,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     keys: HostKeys,
     platform: Platform,
-    runtime: watch::Receiver<Option<Runtime>>,
     settings: SshSettings,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -106,7 +102,6 @@ pub async fn serve(
     let config = Arc::new(config);
     let mut server = handler::Server {
         platform,
-        runtime,
         limiter: limiter::Limiter::new(settings.max_failures, settings.failure_window),
         public_port: settings.public_port,
     };

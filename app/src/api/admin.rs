@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{AppError, api::SiteCard};
+use crate::{
+    AppError,
+    api::{Availability, SiteCard},
+};
 #[cfg(feature = "ssr")]
 use crate::{
     api::card,
@@ -16,8 +19,8 @@ use crate::{
 pub struct AdminSiteRow {
     /// The site.
     pub card: SiteCard,
-    /// `enabled`, `not-served` or `disabled`.
-    pub availability: String,
+    /// Whether it is served, and who decided.
+    pub availability: Availability,
     /// Its members' usernames.
     pub members: Vec<String>,
     /// Why the reconciler could not correct it at its last pass; empty when it could.
@@ -186,13 +189,13 @@ pub async fn fix_site(id: i32) -> Result<(), AppError> {
 #[server(prefix = "/fn", endpoint = "catalogue")]
 pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
     use platform::sites::EngineImage;
-    let (platform, runtime) = (platform(), crate::ssr::runtime());
+    let platform = platform();
     let actor = actor().await?;
     let images = platform.catalogue(actor.as_ref()).await.map_err(to_app_error)?;
     let usage = platform.image_usage(actor.as_ref()).await.map_err(to_app_error)?;
     let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let states = platform
-        .images_on_engine(actor.as_ref(), runtime.as_ref(), &references)
+        .images_on_engine(actor.as_ref(), &references)
         .await
         .map_err(to_app_error)?;
     Ok(images

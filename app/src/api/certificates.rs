@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::CertificateState;
 use crate::AppError;
 #[cfg(feature = "ssr")]
 use crate::ssr::{actor, platform, to_app_error};
@@ -16,8 +17,8 @@ pub const EXPIRY_WARNING_DAYS: i64 = 14;
 pub struct CertificateView {
     /// The host.
     pub host: String,
-    /// `pending`, `issued` or `failed`.
-    pub state: String,
+    /// Where it is.
+    pub state: CertificateState,
     /// When the certificate the edge holds expires (`YYYY-MM-DD HH:MM` UTC); empty if none.
     pub expires: String,
     /// Whole days until then (negative once expired); 0 without a certificate.
@@ -57,15 +58,14 @@ pub(crate) fn certificate_view(
     host: &str,
     record: Option<&platform::sites::CertificateRecord>,
 ) -> CertificateView {
-    use platform::sites::CertificateState;
     let time = |t: Option<chrono::DateTime<chrono::Utc>>, format: &str| {
         t.map(|t| t.format(format).to_string()).unwrap_or_default()
     };
     // A host nobody asked for yet is as good as pending: the worker asks within seconds.
-    let state = record.map_or(CertificateState::Pending, |r| r.state());
+    let state = record.map_or(CertificateState::Pending, |r| r.state);
     CertificateView {
         host: host.to_owned(),
-        state: state.as_str().to_owned(),
+        state,
         expires: time(record.and_then(|r| r.not_after), "%Y-%m-%d %H:%M"),
         days_left: record
             .and_then(|r| r.not_after)
@@ -82,11 +82,10 @@ pub(crate) fn certificate_view(
 #[cfg(feature = "ssr")]
 pub(crate) async fn site_certificates(
     platform: &platform::Platform,
-    runtime: Option<&platform::sites::Runtime>,
     actor: Option<&platform::Actor>,
     site: &platform::sites::Site,
 ) -> Result<Vec<CertificateView>, AppError> {
-    if !tracks_certificates(runtime) {
+    if !platform.tracks_certificates() {
         return Ok(Vec::new());
     }
     let records = platform
@@ -101,25 +100,18 @@ pub(crate) async fn site_certificates(
         .collect())
 }
 
-/// Whether Director's edge gets the certificates (Caddy with ACME), so that there are records
-/// to show. Behind Traefik, Traefik's resolver keeps its certificates to itself.
-#[cfg(feature = "ssr")]
-fn tracks_certificates(runtime: Option<&platform::sites::Runtime>) -> bool {
-    runtime.is_some_and(|r| r.traefik.is_none() && r.edge.acme().is_some())
-}
-
 /// Admin: the certificates that failed or expire within [`EXPIRY_WARNING_DAYS`] days.
 #[server(prefix = "/fn", endpoint = "certificate_problems")]
 pub async fn certificate_problems() -> Result<CertificatesPage, AppError> {
     // Context is read before the first await: it is not there after one.
-    let (platform, runtime) = (platform(), crate::ssr::runtime());
+    let platform = platform();
     let actor = actor().await?;
     let problems = platform
         .certificate_problems(actor.as_ref(), chrono::Duration::days(EXPIRY_WARNING_DAYS))
         .await
         .map_err(to_app_error)?;
     Ok(CertificatesPage {
-        https: tracks_certificates(runtime.as_ref()),
+        https: platform.tracks_certificates(),
         rows: problems
             .into_iter()
             .map(|p| CertificateProblemRow {

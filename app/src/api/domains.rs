@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::Proof;
 use crate::AppError;
 #[cfg(feature = "ssr")]
 use crate::ssr::{actor, platform, to_app_error};
@@ -17,8 +18,8 @@ pub struct DomainRow {
     pub host: String,
     /// Verified (and routed).
     pub verified: bool,
-    /// How: `txt` or `admin`.
-    pub verified_by: String,
+    /// How it was proved, if it was.
+    pub verified_by: Proof,
     /// Where its TXT record goes.
     pub txt_name: String,
     /// What the TXT record must hold.
@@ -53,10 +54,10 @@ pub(crate) fn domain_row(domain: platform::sites::Domain, target: &str) -> Domai
 #[server(prefix = "/fn", endpoint = "add_domain")]
 pub async fn add_domain(site: i32, host: String) -> Result<(), AppError> {
     // Context is read before the first await: it is not there after one.
-    let (platform, rules) = (platform(), crate::ssr::domain_rules());
+    let platform = platform();
     let actor = actor().await?;
     platform
-        .add_domain(actor.as_ref(), site, &host, &rules)
+        .add_domain(actor.as_ref(), site, &host)
         .await
         .map(|_| ())
         .map_err(to_app_error)
@@ -65,10 +66,10 @@ pub async fn add_domain(site: i32, host: String) -> Result<(), AppError> {
 /// Looks for the domain's TXT record now.
 #[server(prefix = "/fn", endpoint = "verify_domain")]
 pub async fn verify_domain(site: i32, domain: i64) -> Result<bool, AppError> {
-    let (platform, dns) = (platform(), crate::ssr::dns());
+    let platform = platform();
     let actor = actor().await?;
     platform
-        .verify_domain(actor.as_ref(), site, domain, &dns)
+        .verify_domain(actor.as_ref(), site, domain)
         .await
         .map(|d| d.verified_at.is_some())
         .map_err(to_app_error)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, platform, runtime, to_app_error};
+use crate::ssr::{actor, platform, to_app_error};
 
 /// The largest file the editor opens; bigger ones are downloaded instead.
 pub const EDITABLE_BYTES: u64 = 1 << 20;
@@ -112,10 +112,10 @@ async fn on_files<T: Send + 'static>(
     site: i32,
     work: impl FnOnce(&platform::files::SiteFiles) -> platform::Result<T> + Send + 'static,
 ) -> Result<T, AppError> {
-    let (platform, runtime) = (platform(), runtime());
+    let platform = platform();
     let actor = actor().await?;
     let files = platform
-        .site_files(actor.as_ref(), runtime.as_ref(), site)
+        .site_files(actor.as_ref(), site)
         .await
         .map_err(to_app_error)?;
     files.run(work).await.map_err(to_app_error)

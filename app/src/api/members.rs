@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, platform, runtime, to_app_error};
+use crate::ssr::{actor, platform, to_app_error};
 
 /// One line of a site's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,9 +43,9 @@ pub async fn remove_member(site: i32, user: i64) -> Result<(), AppError> {
 /// The newest lines of a dynamic site's output, oldest first.
 #[server(prefix = "/fn", endpoint = "site_logs")]
 pub async fn site_logs(id: i32) -> Result<Vec<LogLineView>, AppError> {
-    let (platform, runtime) = (platform(), runtime());
+    let platform = platform();
     let actor = actor().await?;
-    read_logs(&platform, runtime.as_ref(), actor.as_ref(), id).await
+    read_logs(&platform, actor.as_ref(), id).await
 }
 
 /// Reads the lines with what the caller took from the request's context before its first
@@ -53,14 +53,10 @@ pub async fn site_logs(id: i32) -> Result<Vec<LogLineView>, AppError> {
 #[cfg(feature = "ssr")]
 pub(crate) async fn read_logs(
     platform: &platform::Platform,
-    runtime: Option<&platform::sites::Runtime>,
     actor: Option<&platform::Actor>,
     id: i32,
 ) -> Result<Vec<LogLineView>, AppError> {
-    let lines = platform
-        .site_logs(actor, runtime, id, 200)
-        .await
-        .map_err(to_app_error)?;
+    let lines = platform.site_logs(actor, id, 200).await.map_err(to_app_error)?;
     Ok(lines
         .into_iter()
         .map(|l| LogLineView {

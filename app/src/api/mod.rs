@@ -3,6 +3,12 @@
 //! that server and client never disagree about where it lives.
 
 use leptos::prelude::*;
+pub use model::{
+    certificate::CertificateState,
+    domain::Proof,
+    operation::{Action, ActionState, OperationKind, OperationState},
+    site::{Availability, Purpose, SiteKind, SiteState},
+};
 use serde::{Deserialize, Serialize};
 
 mod admin;
@@ -210,7 +216,7 @@ pub async fn set_site_quota(id: i64, quota: String) -> Result<(), AppError> {
 pub async fn default_site_quota() -> Result<i64, AppError> {
     let platform = platform();
     let actor = actor().await?;
-    platform::authorize(actor.as_ref(), platform::Action::ManageUsers).map_err(to_app_error)?;
+    platform::authorize(actor.as_ref(), platform::Permission::ManageUsers).map_err(to_app_error)?;
     Ok(platform.settings().sites_per_user)
 }
 
@@ -313,10 +319,10 @@ pub struct SiteCard {
     pub name: String,
     /// Its description.
     pub description: String,
-    /// `static` or `dynamic`.
-    pub kind: String,
-    /// Its lifecycle state.
-    pub state: String,
+    /// Static or dynamic.
+    pub kind: SiteKind,
+    /// Where it is in its life.
+    pub state: SiteState,
     /// Its address.
     pub url: String,
 }
@@ -325,9 +331,9 @@ pub struct SiteCard {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionView {
     /// What it does.
-    pub action: String,
-    /// `pending`, `running`, `done` or `failed`.
-    pub state: String,
+    pub action: Action,
+    /// Where it is.
+    pub state: ActionState,
     /// What it said.
     pub output: String,
 }
@@ -338,9 +344,9 @@ pub struct OperationView {
     /// Its id.
     pub id: i64,
     /// What it does.
-    pub kind: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub kind: OperationKind,
+    /// Where it is.
+    pub state: OperationState,
     /// When it was queued.
     pub created: String,
     /// Its actions, in order.
@@ -353,11 +359,11 @@ pub struct SitePageData {
     /// The site.
     pub card: SiteCard,
     /// What it is for.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Its image's name.
     pub image: String,
-    /// `enabled`, `not-served` or `disabled`.
-    pub availability: String,
+    /// Whether it is served, and who decided.
+    pub availability: Availability,
     /// CPU limit, thousandths of a core.
     pub cpu_millis: i32,
     /// Memory limit, MiB.
@@ -387,11 +393,8 @@ impl SitePageData {
     /// Whether something is under way: the site is being made or removed, or an operation is
     /// queued or running.
     pub fn busy(&self) -> bool {
-        matches!(self.card.state.as_str(), "provisioning" | "deleting")
-            || self
-                .operations
-                .iter()
-                .any(|op| matches!(op.state.as_str(), "queued" | "running"))
+        matches!(self.card.state, SiteState::Provisioning | SiteState::Deleting)
+            || self.operations.iter().any(|op| op.state.under_way())
     }
 }
 
@@ -415,8 +418,8 @@ pub(crate) fn card(platform: &platform::Platform, site: &platform::sites::Site) 
         url: platform.url_of(site),
         name: site.name.clone(),
         description: site.description.clone(),
-        kind: site.kind.as_str().to_owned(),
-        state: site.state.as_str().to_owned(),
+        kind: site.kind,
+        state: site.state,
     }
 }
 
@@ -488,16 +491,16 @@ pub async fn create_site(
 #[server(prefix = "/fn", endpoint = "site_detail")]
 pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
     // Context is read before the first await: it is not there after one.
-    let (platform, runtime) = (platform(), crate::ssr::runtime());
-    let sites_domain = crate::ssr::domain_rules().sites_domain;
+    let platform = platform();
+    let sites_domain = platform.settings().sites_domain.clone();
     let actor = actor().await?;
     let site = platform.site(actor.as_ref(), id).await.map_err(to_app_error)?;
-    let served = site.availability == "enabled";
+    let served = site.availability == Availability::Enabled;
     let operations = platform
         .site_operations(actor.as_ref(), id)
         .await
         .map_err(to_app_error)?;
-    let certificates = site_certificates(&platform, runtime.as_ref(), actor.as_ref(), &site).await?;
+    let certificates = site_certificates(&platform, actor.as_ref(), &site).await?;
     let disk = platform
         .site_disk(actor.as_ref(), id)
         .await
@@ -506,8 +509,8 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         disk: disk.bytes.map(|used| {
             format!(
                 "{} of {}",
-                platform::files::human_bytes(used),
-                platform::files::human_bytes(disk.quota)
+                model::human_bytes(used),
+                model::human_bytes(disk.quota)
             )
         }),
         disk_full: disk.room() == Some(0),
@@ -537,9 +540,7 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         // The page shows the site without its output rather than not at all; a site taken
         // off the air has no task to read from (its page follows the output once hydrated).
         logs: if served {
-            read_logs(&platform, runtime.as_ref(), actor.as_ref(), id)
-                .await
-                .unwrap_or_default()
+            read_logs(&platform, actor.as_ref(), id).await.unwrap_or_default()
         } else {
             Vec::new()
         },
@@ -547,15 +548,15 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
             .into_iter()
             .map(|op| OperationView {
                 id: op.id,
-                kind: format!("{:?}", op.kind),
-                state: op.state.as_str().to_owned(),
+                kind: op.kind,
+                state: op.state,
                 created: op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 actions: op
                     .actions
                     .into_iter()
                     .map(|a| ActionView {
-                        action: a.action.as_str().to_owned(),
-                        state: a.state.as_str().to_owned(),
+                        action: a.action,
+                        state: a.state,
                         output: a.output,
                     })
                     .collect(),

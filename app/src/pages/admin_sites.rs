@@ -5,7 +5,7 @@ use leptos_router::{hooks::use_query_map, params::ParamsMap};
 use crate::{
     AppError,
     api::{SitesPage, admin_sites},
-    components::{ErrorPage, SignedIn, StateBadge},
+    components::{ErrorPage, SignedIn, state_badge},
 };
 
 /// Admin: every site (or one user's, `?member=`), fifty to a page (`?page=`).
@@ -73,14 +73,14 @@ fn SiteTable(list: SitesPage, member: Option<String>) -> impl IntoView {
                 {list.sites.into_iter().map(|row| view! {
                     <tr data-site=row.card.name.clone()>
                         <td><a href=format!("/sites/{}", row.card.id)>{row.card.name.clone()}</a></td>
-                        <td>{row.card.kind.clone()}</td>
+                        <td>{row.card.kind.as_str()}</td>
                         <td>
-                            <StateBadge state=row.card.state.clone()/>
+                            {state_badge(row.card.state)}
                             {(!row.problem.is_empty()).then(|| view! {
                                 <p class="hint problem">"Could not be corrected: " {row.problem.clone()}</p>
                             })}
                         </td>
-                        <td>{row.availability.clone()}</td>
+                        <td>{row.availability.as_str()}</td>
                         <td>{row.members.iter().map(|m| view! {
                             <a class="member" href=format!("/admin/sites?member={m}")>{m.clone()}</a> " "
                         }).collect_view()}</td>

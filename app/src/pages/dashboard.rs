@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::{
     api::{SiteCard, my_sites},
-    components::{ErrorPage, SignedIn, StateBadge, ticker},
+    components::{ErrorPage, SignedIn, state_badge, ticker},
 };
 
 /// "My sites": the member's sites with their state and address.
@@ -58,11 +58,11 @@ fn SiteList(sites: Vec<SiteCard>) -> impl IntoView {
                     <li class="card site-card" data-site=site.name.clone()>
                         <div>
                             <a class="site-name" href=format!("/sites/{}", site.id)>{site.name.clone()}</a>
-                            " " <span class="hint">{site.kind.clone()}</span>
+                            " " <span class="hint">{site.kind.as_str()}</span>
                             <p class="hint">{site.description.clone()}</p>
                         </div>
                         <div class="site-meta">
-                            <StateBadge state=site.state.clone()/>
+                            {state_badge(site.state)}
                             <a href=site.url.clone() rel="noopener">{site.url.clone()}</a>
                         </div>
                     </li>

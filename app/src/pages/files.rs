@@ -367,7 +367,7 @@ fn Row(id: i32, row: FileRow, here: String, changes: Changes) -> impl IntoView {
     view! {
         <tr data-file=row.path.clone()>
             <td><a href=href>{label}</a>{row.link.then_some(" (link)")}</td>
-            <td>{if row.dir { String::new() } else { size_text(row.size) }}</td>
+            <td>{if row.dir { String::new() } else { model::human_bytes(row.size) }}</td>
             <td class="mode">
                 <details>
                     <summary title="Change the mode"><code>{row.mode.clone()}</code></summary>
@@ -406,21 +406,6 @@ fn Row(id: i32, row: FileRow, here: String, changes: Changes) -> impl IntoView {
     }
 }
 
-/// A size for people (bytes below 1 KiB, then KiB, MiB, GiB).
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[component]
 fn Upload(id: i32, here: Memo<String>, limits: Resource<Result<UploadLimits, AppError>>) -> impl IntoView {
     view! {
@@ -437,7 +422,7 @@ fn Upload(id: i32, here: Memo<String>, limits: Resource<Result<UploadLimits, App
                         <button type="submit" class="secondary">"Upload"</button>
                         <p class="hint">
                             {format!("Or drop files anywhere on this page. Up to {} a file, {} in all.",
-                                size_text(file_bytes), size_text(total_bytes))}
+                                model::human_bytes(file_bytes), model::human_bytes(total_bytes))}
                         </p>
                         <div class="upload-progress" data-upload-progress="" hidden>
                             <progress max="100" value="0"></progress>
@@ -517,9 +502,9 @@ fn Editor(id: i32, file: FileText, save: ServerAction<SaveFile>) -> impl IntoVie
                 None => view! {
                     <p class="hint">
                         {if file.size > crate::api::EDITABLE_BYTES {
-                            format!("This file ({}) is too large to edit here.", size_text(file.size))
+                            format!("This file ({}) is too large to edit here.", model::human_bytes(file.size))
                         } else {
-                            format!("This file ({}) is not text, so it is not opened here (saving it as text would damage it).", size_text(file.size))
+                            format!("This file ({}) is not text, so it is not opened here (saving it as text would damage it).", model::human_bytes(file.size))
                         }}
                         " "
                         <a href=download download="">"Download it"</a>

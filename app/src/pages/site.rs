@@ -1,16 +1,18 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+use model::site::{BODY_LIMIT_MB, CPU_MILLIS, MEMORY_MB};
 
 use crate::{
     AppError,
     api::{
-        AddDomain, AddMember, CertificateView, DeleteSite, DomainRow, FixSite, LogLineView, Me,
-        OperationView, RemoveDomain, RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits,
-        SetServed, SitePageData, VerifyDomain, site_detail, site_logs,
+        AddDomain, AddMember, Availability, CertificateView, DeleteSite, DomainRow, FixSite, LogLineView, Me,
+        OperationState, OperationView, Proof, RemoveDomain, RemoveMember, RestartSite, RetryOperation,
+        SetDisabled, SetLimits, SetServed, SiteKind, SitePageData, SiteState, VerifyDomain, site_detail,
+        site_logs,
     },
     components::{
-        CertificateStatus, ErrorPage, FieldError, FormError, SignedIn, SiteTabs, StateBadge, failure, ticker,
+        CertificateStatus, ErrorPage, FieldError, FormError, SignedIn, SiteTabs, failure, state_badge, ticker,
     },
 };
 
@@ -139,19 +141,19 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
     let delete = ServerAction::<DeleteSite>::new();
     let delete_error = failure(delete.value());
     let control_error = actions.control_error();
-    let on_air = site.availability == "enabled";
-    let dynamic = site.card.kind == "dynamic";
+    let on_air = site.availability == Availability::Enabled;
+    let dynamic = site.card.kind == SiteKind::Dynamic;
     let id = site.card.id;
-    let deleting = site.card.state == "deleting";
+    let deleting = site.card.state == SiteState::Deleting;
     view! {
         <div class="page-head">
             <h1>{site.card.name.clone()}</h1>
-            <StateBadge state=site.card.state.clone()/>
+            {state_badge(site.card.state)}
         </div>
         <SiteTabs id current="overview"/>
         <p><a class="site-url" href=site.card.url.clone() rel="noopener">{site.card.url.clone()}</a></p>
         <FormError error=control_error/>
-        {(!deleting && site.availability != "disabled").then(|| view! {
+        {(!deleting && site.availability != Availability::Disabled).then(|| view! {
             <div class="controls">
                 <ActionForm action=served attr:class="inline">
                     <input type="hidden" name="id" value=id.to_string()/>
@@ -174,10 +176,10 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
             </p>
         })}
         <dl class="facts">
-            <dt>"Type"</dt><dd>{site.card.kind.clone()}</dd>
+            <dt>"Type"</dt><dd>{site.card.kind.as_str()}</dd>
             <dt>"Image"</dt><dd>{site.image.clone()}</dd>
-            <dt>"Purpose"</dt><dd>{site.purpose.clone()}</dd>
-            <dt>"Availability"</dt><dd>{site.availability.clone()}</dd>
+            <dt>"Purpose"</dt><dd>{site.purpose.as_str()}</dd>
+            <dt>"Availability"</dt><dd>{site.availability.as_str()}</dd>
             <dt>"Limits"</dt><dd>{format!("{} CPU, {} MiB memory, {} MiB uploads", f64::from(site.cpu_millis) / 1000.0, site.memory_mb, site.body_limit_mb)}</dd>
             <dt>"Disk"</dt><dd>{site.disk.clone().unwrap_or_else(|| "not measured yet".to_owned())}</dd>
             <dt>"Created"</dt><dd>{site.created.clone()}</dd>
@@ -211,19 +213,19 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
 
 #[component]
 fn Operation(op: OperationView, site: i32, retry: ServerAction<RetryOperation>) -> impl IntoView {
-    let failed = op.state == "failed";
+    let failed = op.state == OperationState::Failed;
     let operation = op.id;
     view! {
-        <li class="card operation" data-state=op.state.clone()>
+        <li class="card operation" data-state=op.state.as_str()>
             <div class="page-head">
-                <strong>{op.kind.clone()}</strong>
+                <strong>{op.kind.label()}</strong>
                 <span class="hint">{op.created.clone()}</span>
-                <StateBadge state=op.state.clone()/>
+                {state_badge(op.state)}
             </div>
             <ol class="actions">
                 {op.actions.into_iter().map(|a| view! {
-                    <li data-state=a.state.clone()>
-                        <span class="action-name">{a.action}</span> " " <StateBadge state=a.state.clone()/>
+                    <li data-state=a.state.as_str()>
+                        <span class="action-name">{a.action.label()}</span> " " {state_badge(a.state)}
                         {(!a.output.is_empty()).then(|| view! { <pre class="output">{a.output}</pre> })}
                     </li>
                 }).collect_view()}
@@ -358,7 +360,7 @@ fn Domains(id: i32, domains: Vec<DomainRow>, actions: Actions, is_admin: bool) -
                             <div class="page-head">
                                 <strong>{d.host.clone()}</strong>
                                 {if d.verified {
-                                    view! { <span class="badge ok">{if d.verified_by == "admin" { "added by an admin" } else { "verified" }}</span> }.into_any()
+                                    view! { <span class="badge ok">{if d.verified_by == Proof::Admin { "added by an admin" } else { "verified" }}</span> }.into_any()
                                 } else {
                                     view! { <span class="badge busy">"waiting for verification"</span> }.into_any()
                                 }}
@@ -438,20 +440,20 @@ fn AdminControls(site: SitePageData, actions: Actions) -> impl IntoView {
     let id = site.card.id;
     let limits = actions.limits;
     let limits_error = failure(limits.value());
-    let disabled = site.availability == "disabled";
+    let disabled = site.availability == Availability::Disabled;
     view! {
         <section class="card" aria-labelledby="admin-title">
             <h2 id="admin-title">"Administration"</h2>
             <ActionForm action=limits attr:class="form limits">
                 <input type="hidden" name="id" value=id.to_string()/>
                 <label for="cpu_millis">"CPU (thousandths of a core)"</label>
-                <input id="cpu_millis" name="cpu_millis" type="number" min="100" max="8000" value=site.cpu_millis.to_string() required/>
+                <input id="cpu_millis" name="cpu_millis" type="number" min=CPU_MILLIS.start().to_string() max=CPU_MILLIS.end().to_string() value=site.cpu_millis.to_string() required/>
                 <FieldError error=limits_error field="cpu_millis"/>
                 <label for="memory_mb">"Memory (MiB)"</label>
-                <input id="memory_mb" name="memory_mb" type="number" min="32" max="16384" value=site.memory_mb.to_string() required/>
+                <input id="memory_mb" name="memory_mb" type="number" min=MEMORY_MB.start().to_string() max=MEMORY_MB.end().to_string() value=site.memory_mb.to_string() required/>
                 <FieldError error=limits_error field="memory_mb"/>
                 <label for="body_limit_mb">"Largest upload (MiB)"</label>
-                <input id="body_limit_mb" name="body_limit_mb" type="number" min="1" max="2048" value=site.body_limit_mb.to_string() required/>
+                <input id="body_limit_mb" name="body_limit_mb" type="number" min=BODY_LIMIT_MB.start().to_string() max=BODY_LIMIT_MB.end().to_string() value=site.body_limit_mb.to_string() required/>
                 <FieldError error=limits_error field="body_limit_mb"/>
                 <FormError error=limits_error/>
                 <button type="submit">"Save limits"</button>

@@ -4,7 +4,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::{
     AppError,
-    api::site_detail,
+    api::{Availability, SiteState, site_detail},
     components::{ErrorPage, SignedIn, SiteTabs},
 };
 
@@ -37,10 +37,10 @@ fn TerminalView(detail: Resource<Result<crate::api::SitePageData, AppError>>) ->
                 match detail.await {
                     Ok(site) => {
                         let id = site.card.id;
-                        let closed = match (site.availability.as_str(), site.card.state.as_str()) {
-                            ("disabled", _) => Some("An administrator disabled this site: its terminal is closed."),
-                            (_, "provisioning") => Some("The site is being created: its terminal opens when that is done."),
-                            (_, "deleting") => Some("The site is being deleted."),
+                        let closed = match (site.availability, site.card.state) {
+                            (Availability::Disabled, _) => Some("An administrator disabled this site: its terminal is closed."),
+                            (_, SiteState::Provisioning) => Some("The site is being created: its terminal opens when that is done."),
+                            (_, SiteState::Deleting) => Some("The site is being deleted."),
                             _ => None,
                         };
                         view! {

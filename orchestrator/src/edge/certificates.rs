@@ -10,19 +10,16 @@
 //! - Caddy's log lines of `tls.obtain` and `tls.renew`: why an attempt failed (the CA's own
 //!   words) and when Caddy tries again;
 //! - a handshake Director starts itself ([`Caddy::request_certificate`]) so that a new host gets
-//!   its certificate before its first visitor, not during their request. The handshake is a
-//!   bare ClientHello naming the host: enough for Caddy to start, and nothing to verify.
+//!   its certificate before its first visitor, not during their request. It is a TLS client's
+//!   handshake naming the host that takes whatever certificate it is shown (it sends nothing
+//!   over the connection, and only asks whether the edge had one to show).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use base64::Engine as _;
 use bollard::{container::LogOutput, query_parameters::LogsOptions};
 use futures::{Stream, StreamExt as _};
 use serde::Deserialize;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 
 use super::{Caddy, validate_host};
 use crate::{Error, Result};
@@ -138,11 +135,9 @@ impl Caddy {
                 });
             }
         };
-        let not_after = first_certificate(&pem)
-            .and_then(|der| not_after(&der))
-            .ok_or_else(|| {
-                Error::invalid("certificate", format!("{} is not a certificate", file.display()))
-            })?;
+        let not_after = not_after(&pem).ok_or_else(|| {
+            Error::invalid("certificate", format!("{} is not a certificate", file.display()))
+        })?;
         Ok(Some(Certificate { not_after }))
     }
 
@@ -161,18 +156,18 @@ impl Caddy {
             context: format!("starting a handshake for {host} at {address}"),
             source,
         };
-        let mut stream = tokio::time::timeout(HANDSHAKE_WAIT, TcpStream::connect(address))
+        let stream = tokio::time::timeout(HANDSHAKE_WAIT, TcpStream::connect(address))
             .await
             .map_err(|_| Error::Transient(format!("the edge's HTTPS port {address} does not answer")))?
             .map_err(io)?;
-        stream.write_all(&client_hello(&host)).await.map_err(io)?;
-        let mut first = [0u8; 1];
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| Error::invalid("host", e.to_string()))?;
+        let connector = tokio_rustls::TlsConnector::from(any_certificate());
         Ok(
-            match tokio::time::timeout(HANDSHAKE_WAIT, stream.read(&mut first)).await {
+            match tokio::time::timeout(HANDSHAKE_WAIT, connector.connect(name, stream)).await {
                 Err(_) => Handshake::Waiting,
-                // 22: a handshake record (the ServerHello).
-                Ok(Ok(1)) if first[0] == 22 => Handshake::Served,
-                Ok(_) => Handshake::Refused,
+                Ok(Ok(_)) => Handshake::Served,
+                Ok(Err(_)) => Handshake::Refused,
             },
         )
     }
@@ -282,135 +277,79 @@ fn parse_event(line: &str) -> Option<CertificateEvent> {
     }
 }
 
-/// The DER of the first certificate in a PEM file (the leaf of a chain).
-fn first_certificate(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
-    let end = start + pem[start..].find("-----END CERTIFICATE-----")?;
-    let body: String = pem[start..end].split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+/// The expiry of the first certificate (the leaf of a chain) in a PEM file, in seconds since
+/// the Unix epoch.
+fn not_after(pem: &str) -> Option<i64> {
+    use x509_cert::der::DecodePem as _;
+    let begin = pem.find("-----BEGIN CERTIFICATE-----")?;
+    let end = begin + pem[begin..].find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
+    let certificate = x509_cert::Certificate::from_pem(&pem[begin..end]).ok()?;
+    let not_after = certificate.tbs_certificate.validity.not_after.to_unix_duration();
+    i64::try_from(not_after.as_secs()).ok()
 }
 
-/// One DER item: (tag, contents, what follows).
-fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let (bytes, after) = rest.split_at_checked(count)?;
-        rest = after;
-        bytes.iter().fold(0usize, |len, b| len << 8 | usize::from(*b))
+/// A TLS client for [`Caddy::request_certificate`]: it verifies nothing, because it trusts
+/// nothing it is shown and sends nothing after the handshake; whether a certificate came is
+/// all it asks.
+fn any_certificate() -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::{
+        DigitallySignedStruct, SignatureScheme,
+        client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        crypto::CryptoProvider,
+        pki_types::{CertificateDer, ServerName, UnixTime},
     };
-    let (contents, rest) = rest.split_at_checked(len)?;
-    Some((tag, contents, rest))
-}
 
-/// A certificate's `notAfter` in seconds since the Unix epoch (RFC 5280 §4.1: the validity
-/// follows the optional version, the serial number, the signature algorithm and the issuer).
-fn not_after(der: &[u8]) -> Option<i64> {
-    let (_, certificate, _) = der_item(der)?;
-    let (_, tbs, _) = der_item(certificate)?;
-    let (tag, _, after_version) = der_item(tbs)?;
-    let mut rest = if tag == 0xa0 { after_version } else { tbs };
-    for _ in 0..3 {
-        rest = der_item(rest)?.2;
-    }
-    let (_, validity, _) = der_item(rest)?;
-    let (_, _, after_not_before) = der_item(validity)?;
-    let (tag, time, _) = der_item(after_not_before)?;
-    let text = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        // UTCTime: two-digit years, 50-99 in the 1900s.
-        0x17 => {
-            let yy: i64 = text.get(..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
+    #[derive(Debug)]
+    struct AnyCertificate(std::sync::Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
         }
-        // GeneralizedTime.
-        0x18 => (text.get(..4)?.parse().ok()?, text.get(4..)?),
-        _ => return None,
-    };
-    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (month, day) = (field(0)?, field(2)?);
-    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
 
-/// A TLS 1.2 ClientHello naming `host` (RFC 5246 §7.4.1.2, server_name of RFC 6066): modern
-/// ECDHE suites and the extensions a Go server needs to pick a certificate.
-fn client_hello(host: &str) -> Vec<u8> {
-    fn u16_be(n: usize) -> [u8; 2] {
-        u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes()
-    }
-    fn extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
-        out.extend(kind.to_be_bytes());
-        out.extend(u16_be(data.len()));
-        out.extend(data);
-    }
-    let name = host.as_bytes();
-    let mut server_name = Vec::with_capacity(name.len() + 5);
-    server_name.extend(u16_be(name.len() + 3));
-    server_name.push(0);
-    server_name.extend(u16_be(name.len()));
-    server_name.extend(name);
-    let mut extensions = Vec::new();
-    extension(&mut extensions, 0x0000, &server_name);
-    // Groups: x25519, secp256r1, secp384r1.
-    extension(&mut extensions, 0x000a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
-    // Point formats: uncompressed.
-    extension(&mut extensions, 0x000b, &[1, 0]);
-    // Signature algorithms: ECDSA, RSA-PSS and RSA PKCS#1 with SHA-256/384/512.
-    extension(
-        &mut extensions,
-        0x000d,
-        &[0, 16, 4, 3, 8, 4, 4, 1, 5, 3, 8, 5, 5, 1, 8, 6, 6, 1],
-    );
-    let suites = [
-        0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc, 0xa9, 0xcc, 0xa8,
-    ];
-    let mut body = vec![3, 3];
-    body.extend(rand_bytes());
-    body.push(0);
-    body.extend(u16_be(suites.len()));
-    body.extend(suites);
-    body.extend([1, 0]);
-    body.extend(u16_be(extensions.len()));
-    body.extend(extensions);
-    let mut handshake = vec![1];
-    handshake.extend(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes()[1..]);
-    handshake.extend(body);
-    let mut record = vec![22, 3, 1];
-    record.extend(u16_be(handshake.len()));
-    record.extend(handshake);
-    record
-}
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
 
-/// The ClientHello's 32 random bytes. Nothing is ever encrypted with this handshake: they need
-/// to differ, not to be secret.
-fn rand_bytes() -> [u8; 32] {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_mut(16).enumerate() {
-        chunk.copy_from_slice(&(seed.rotate_left(u32::try_from(i).unwrap_or(0) * 17)).to_le_bytes());
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
     }
-    out
+
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            std::sync::Arc::new(config)
+        })
+        .clone()
 }
 
 #[cfg(test)]
@@ -423,22 +362,15 @@ mod tests {
 
     #[test]
     fn a_certificate_expiry_is_read_from_its_pem() {
-        let der = first_certificate(PEM).expect("a PEM certificate");
         // 2036-11-23T05:36:58Z
-        assert_eq!(not_after(&der), Some(2_111_031_418));
+        assert_eq!(not_after(PEM), Some(2_111_031_418));
+        let truncated = format!("{}\n-----END CERTIFICATE-----\n", &PEM[..200]);
         assert_eq!(
-            not_after(&der[..40]),
+            not_after(&truncated),
             None,
             "a truncated certificate is no certificate"
         );
-        assert_eq!(first_certificate("nothing here"), None);
-    }
-
-    #[test]
-    fn dates_count_days_from_the_epoch() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2026, 11, 26), 20_783);
+        assert_eq!(not_after("nothing here"), None);
     }
 
     #[test]
@@ -493,18 +425,5 @@ mod tests {
             None
         );
         assert_eq!(parse_event("not json"), None);
-    }
-
-    #[test]
-    fn the_client_hello_is_one_well_formed_record_naming_the_host() {
-        let hello = client_hello("shop.example.org");
-        assert_eq!(hello[0], 22, "a handshake record");
-        let record_len = usize::from(u16::from_be_bytes([hello[3], hello[4]]));
-        assert_eq!(record_len, hello.len() - 5);
-        assert_eq!(hello[5], 1, "a ClientHello");
-        let body_len = usize::from(hello[6]) << 16 | usize::from(hello[7]) << 8 | usize::from(hello[8]);
-        assert_eq!(body_len, hello.len() - 9);
-        let text = String::from_utf8_lossy(&hello);
-        assert!(text.contains("shop.example.org"));
     }
 }

@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::audit;
 use crate::{
-    Action as Permission, Actor, Error, Platform, Result, authorize,
+    Actor, Error, Permission, Platform, Result, authorize,
     schema::{images, sites},
 };
 
@@ -123,18 +123,18 @@ impl Platform {
     pub async fn images_on_engine(
         &self,
         actor: Option<&Actor>,
-        runtime: Option<&super::Runtime>,
         references: &[String],
     ) -> Result<Vec<EngineImage>> {
         authorize(actor, Permission::Administer)?;
-        let Some(runtime) = runtime else {
+        let Some(runtime) = self.runtime_if_up() else {
             return Ok(vec![EngineImage::Unknown; references.len()]);
         };
-        let base = runtime.orchestrator.base_images();
+        let orchestrator = &runtime.orchestrator;
+        let base = orchestrator.base_images();
         // Asked of the engine all at once, each for a few seconds at most: the page waits for
         // the slowest, never for their sum.
         let present = futures::future::join_all(references.iter().map(|reference| async move {
-            tokio::time::timeout(ENGINE_ASK, runtime.orchestrator.image_exists(reference)).await
+            tokio::time::timeout(ENGINE_ASK, orchestrator.image_exists(reference)).await
         }))
         .await;
         let states = references

@@ -15,39 +15,11 @@ use diesel_async::RunQueryDsl;
 
 use super::SiteState;
 use crate::{
-    Action, Actor, Platform, Result, authorize,
+    Actor, Permission, Platform, Result, authorize,
     schema::{certificates, site_domains, sites},
 };
 
-/// A certificate record's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertificateState {
-    /// Asked for; the CA has not answered yet.
-    Pending,
-    /// The edge holds a certificate.
-    Issued,
-    /// The last attempt failed (the edge may still hold an older certificate).
-    Failed,
-}
-
-impl CertificateState {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Issued => "issued",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "issued" => Self::Issued,
-            "failed" => Self::Failed,
-            _ => Self::Pending,
-        }
-    }
-}
+pub use model::certificate::CertificateState;
 
 /// What Director knows of one host's certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -55,7 +27,8 @@ impl CertificateState {
 pub struct CertificateRecord {
     /// The host.
     pub host: String,
-    state: String,
+    /// Its state.
+    pub state: CertificateState,
     /// When the certificate the edge holds expires.
     pub not_after: Option<DateTime<Utc>>,
     /// Why the last attempt failed, in the CA's words; empty once issued.
@@ -78,18 +51,13 @@ const PENDING_PATIENCE: Duration = Duration::minutes(10);
 const RETRY_GRACE: Duration = Duration::seconds(30);
 
 impl CertificateRecord {
-    /// Its state.
-    pub fn state(&self) -> CertificateState {
-        CertificateState::parse(&self.state)
-    }
-
     /// Whether Director should start a handshake for this host now, given that the edge holds
     /// no certificate for it (`record` None: never asked for).
     pub fn due(record: Option<&Self>, now: DateTime<Utc>) -> bool {
         let Some(record) = record else {
             return true;
         };
-        match record.state() {
+        match record.state {
             // It was issued and is gone from the edge's storage: get it again.
             CertificateState::Issued => true,
             CertificateState::Pending => record.requested_at.is_none_or(|at| at + PENDING_PATIENCE <= now),
@@ -133,18 +101,25 @@ pub struct CertificateProblem {
 }
 
 impl Platform {
+    /// Whether Director's edge gets the sites' certificates (Caddy with ACME), so that there
+    /// are records to show. Behind Traefik, Traefik's resolver keeps its certificates to itself.
+    pub fn tracks_certificates(&self) -> bool {
+        self.runtime_if_up()
+            .is_some_and(|r| r.traefik.is_none() && r.edge.acme().is_some())
+    }
+
     /// Every host Director serves: each site's own name and its verified domains.
     pub async fn served_hosts(&self) -> Result<Vec<ServedHost>> {
         let mut conn = self.conn().await?;
         let own: Vec<(i32, String)> = sites::table
-            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .filter(sites::state.ne(SiteState::Deleting))
             .select((sites::id, sites::name))
             .load(&mut conn)
             .await?;
         let domains: Vec<(String, i32, String)> = site_domains::table
             .inner_join(sites::table)
             .filter(site_domains::verified_at.is_not_null())
-            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .filter(sites::state.ne(SiteState::Deleting))
             .select((site_domains::host, sites::id, sites::name))
             .load(&mut conn)
             .await?;
@@ -250,7 +225,7 @@ impl Platform {
     pub async fn certificate_retry(&self, host: &str, at: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
         diesel::update(certificates::table.find(host))
-            .filter(certificates::state.eq(CertificateState::Failed.as_str()))
+            .filter(certificates::state.eq(CertificateState::Failed))
             // A retry time read again from an older failure's report changes nothing.
             .filter(certificates::failed_at.lt(at))
             .set((
@@ -297,7 +272,7 @@ impl Platform {
         actor: Option<&Actor>,
         within: Duration,
     ) -> Result<Vec<CertificateProblem>> {
-        authorize(actor, Action::Administer)?;
+        authorize(actor, Permission::Administer)?;
         let served: HashMap<String, ServedHost> = self
             .served_hosts()
             .await?
@@ -308,7 +283,7 @@ impl Platform {
         let records = certificates::table
             .filter(
                 certificates::state
-                    .eq(CertificateState::Failed.as_str())
+                    .eq(CertificateState::Failed)
                     .or(certificates::not_after.lt(Utc::now() + within)),
             )
             .order((certificates::not_after.asc().nulls_first(), certificates::host))
@@ -345,7 +320,7 @@ mod tests {
     fn record(state: CertificateState) -> CertificateRecord {
         CertificateRecord {
             host: "shop.example.org".to_owned(),
-            state: state.as_str().to_owned(),
+            state,
             not_after: None,
             error: String::new(),
             failed_at: None,

@@ -12,7 +12,8 @@ use diesel::{dsl::IntervalDsl as _, prelude::*};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{Change, OperationKind, SiteState, audit, record_change};
-use crate::{Actor, Error, Platform, Result, Role, dns::Dns, schema::site_domains, tokens};
+use crate::{Actor, Error, Platform, Result, Role, schema::site_domains, tokens};
+pub use model::domain::Proof;
 
 /// The name the TXT record is looked up at: `_director.<host>`.
 pub fn txt_name(host: &str) -> String {
@@ -56,8 +57,8 @@ pub struct Domain {
     pub token: String,
     /// When it was verified (and routed); None while it waits.
     pub verified_at: Option<DateTime<Utc>>,
-    /// `txt` or `admin`; empty while unverified.
-    pub verified_by: String,
+    /// How its claim was proved, if it was.
+    pub verified_by: Proof,
     /// The last verification attempt.
     pub last_check_at: Option<DateTime<Utc>>,
     /// Why the last attempt failed; empty when it did not.
@@ -115,19 +116,21 @@ impl Platform {
             .await?)
     }
 
+    /// What members' domains must not be: the manager's host and the sites' domain, as set.
+    pub fn domain_rules(&self) -> DomainRules {
+        DomainRules {
+            manager_host: self.settings().manager_host.clone(),
+            sites_domain: self.settings().sites_domain.clone(),
+        }
+    }
+
     /// Adds a domain to a site. A member's waits for its TXT record; an admin's is verified at
     /// once and routed.
-    pub async fn add_domain(
-        &self,
-        actor: Option<&Actor>,
-        site_id: i32,
-        raw: &str,
-        rules: &DomainRules,
-    ) -> Result<Domain> {
-        let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above").clone();
+    pub async fn add_domain(&self, actor: Option<&Actor>, site_id: i32, raw: &str) -> Result<Domain> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let actor = actor.clone();
         let by_admin = actor.role == Role::Admin;
-        let host = check_domain(raw, rules, by_admin)?;
+        let host = check_domain(raw, &self.domain_rules(), by_admin)?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
@@ -176,7 +179,7 @@ impl Platform {
                         site_domains::host.eq(&host),
                         site_domains::token.eq(tokens::generate()),
                         site_domains::verified_at.eq(by_admin.then_some(now)),
-                        site_domains::verified_by.eq(if by_admin { "admin" } else { "" }),
+                        site_domains::verified_by.eq(if by_admin { Proof::Admin } else { Proof::Unproved }),
                     ))
                     .returning(Domain::as_select())
                     .get_result(conn)
@@ -204,8 +207,8 @@ impl Platform {
 
     /// Removes a domain from its site, and its routes.
     pub async fn remove_domain(&self, actor: Option<&Actor>, site_id: i32, domain_id: i64) -> Result<()> {
-        let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above").clone();
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let actor = actor.clone();
         let mut conn = self.conn().await?;
         let removed: Option<(String, Option<DateTime<Utc>>)> = conn
             .transaction::<_, Error, _>(async |conn| {
@@ -239,15 +242,9 @@ impl Platform {
 
     /// Looks for the domain's TXT record; when it holds the token, the domain is verified and
     /// routed. Either way the attempt is recorded (a failure with what was found instead).
-    pub async fn verify_domain(
-        &self,
-        actor: Option<&Actor>,
-        site_id: i32,
-        domain_id: i64,
-        dns: &Dns,
-    ) -> Result<Domain> {
-        let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above").clone();
+    pub async fn verify_domain(&self, actor: Option<&Actor>, site_id: i32, domain_id: i64) -> Result<Domain> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let actor = actor.clone();
         let mut conn = self.conn().await?;
         let domain = site_domains::table
             .filter(site_domains::id.eq(domain_id))
@@ -262,7 +259,7 @@ impl Platform {
         }
         let name = txt_name(&domain.host);
         let wanted = txt_value(&domain.token);
-        let outcome = match dns.txt(&name).await {
+        let outcome = match self.dns().txt(&name).await {
             Ok(found) if found.iter().any(|v| v.trim() == wanted) => Ok(()),
             Ok(found) if found.is_empty() => Err(format!("No TXT record was found at {name}.")),
             Ok(found) => Err(format!(
@@ -281,7 +278,11 @@ impl Platform {
                 site_domains::last_check_at.eq(now),
                 site_domains::last_check_error.eq(outcome.as_ref().err().cloned().unwrap_or_default()),
                 site_domains::verified_at.eq(outcome.is_ok().then_some(now)),
-                site_domains::verified_by.eq(if outcome.is_ok() { "txt" } else { "" }),
+                site_domains::verified_by.eq(if outcome.is_ok() {
+                    Proof::Txt
+                } else {
+                    Proof::Unproved
+                }),
             ))
         };
         // Proved: this claim takes the name and the others' unproven claims go, unless another
@@ -358,7 +359,7 @@ impl Platform {
             use crate::schema::sites;
             let found: Option<i32> = sites::table
                 .filter(sites::name.eq(name))
-                .filter(sites::state.ne(SiteState::Deleting.as_str()))
+                .filter(sites::state.ne(SiteState::Deleting))
                 .select(sites::id)
                 .first(&mut conn)
                 .await

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use orchestrator::{LogOptions, LogStream, SiteId};
 
-use super::{Runtime, SiteKind};
+use super::SiteKind;
 use crate::{Actor, Error, Platform, Result};
 
 /// The most lines a page asks for at once.
@@ -27,22 +27,12 @@ pub struct LogEntry {
 impl Platform {
     /// The newest `lines` lines of a site the actor may manage (none for a static site, which
     /// runs no process; none when its service does not exist).
-    pub async fn site_logs(
-        &self,
-        actor: Option<&Actor>,
-        runtime: Option<&Runtime>,
-        site_id: i32,
-        lines: u32,
-    ) -> Result<Vec<LogEntry>> {
+    pub async fn site_logs(&self, actor: Option<&Actor>, site_id: i32, lines: u32) -> Result<Vec<LogEntry>> {
         let site = self.site(actor, site_id).await?;
         if site.kind == SiteKind::Static {
             return Ok(Vec::new());
         }
-        let runtime = runtime.ok_or_else(|| {
-            Error::EngineUnavailable(
-                "Logs cannot be read while Director is not connected to Docker.".to_owned(),
-            )
-        })?;
+        let runtime = self.runtime("Logs are")?;
         let options = LogOptions {
             follow: false,
             since: None,

@@ -6,20 +6,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{
-    Change, Event, OperationKind, Site, SiteState, audit, record_change, site_columns, site_from_row,
-    terminal_reset,
+    Availability, Change, Event, OperationKind, Site, SiteState, audit, record_change, site_columns,
+    site_from_row, terminal_reset,
 };
 use crate::{
-    Action as Permission, Actor, Error, Platform, Result, authorize,
+    Actor, Error, Permission, Platform, Result, authorize,
     schema::{audit_log, images, site_members, site_status, sites, users},
 };
 
-/// Allowed CPU limits, in thousandths of a core.
-pub const CPU_MILLIS: std::ops::RangeInclusive<i32> = 100..=8000;
-/// Allowed memory limits, in MiB.
-pub const MEMORY_MB: std::ops::RangeInclusive<i32> = 32..=16384;
-/// Allowed request body limits, in MiB.
-pub const BODY_LIMIT_MB: std::ops::RangeInclusive<i32> = 1..=2048;
+pub use model::site::{BODY_LIMIT_MB, CPU_MILLIS, MEMORY_MB};
 
 /// A site's resource limits, as an admin sets them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +72,7 @@ impl Platform {
 
     /// Adds the user called `username` to a site's members.
     pub async fn add_member(&self, actor: Option<&Actor>, site_id: i32, username: &str) -> Result<()> {
-        let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above");
+        let (actor, site) = self.managed_site(actor, site_id).await?;
         let username = username.trim().to_ascii_lowercase();
         if username.is_empty() {
             return Err(Error::invalid(
@@ -134,8 +128,7 @@ impl Platform {
     /// Removes a member from a site. A site keeps at least one member: nobody else could
     /// manage it but the admins.
     pub async fn remove_member(&self, actor: Option<&Actor>, site_id: i32, user_id: i64) -> Result<()> {
-        let site = self.site(actor, site_id).await?;
-        let actor = actor.expect("authorised above");
+        let (actor, site) = self.managed_site(actor, site_id).await?;
         let mut conn = self.conn().await?;
         let username = conn
             .transaction::<_, Error, _>(async |conn| {
@@ -286,13 +279,13 @@ impl Platform {
         let mut conn = self.conn().await?;
         let operation = conn
             .transaction::<_, Error, _>(async |conn| {
-                let state: String = sites::table
+                let state: SiteState = sites::table
                     .find(site_id)
                     .select(sites::state)
                     .for_update()
                     .first(conn)
                     .await?;
-                if state == SiteState::Deleting.as_str() {
+                if state == SiteState::Deleting {
                     return Err(Error::Conflict("The site is being deleted.".to_owned()));
                 }
                 diesel::update(sites::table.find(site_id))
@@ -316,7 +309,7 @@ impl Platform {
     pub async fn set_disabled(&self, actor: Option<&Actor>, site_id: i32, disabled: bool) -> Result<i64> {
         let actor = authorize(actor, Permission::Administer)?.clone();
         let site = self.site(Some(&actor), site_id).await?;
-        if disabled == (site.availability == "disabled") {
+        if disabled == (site.availability == Availability::Disabled) {
             return Err(Error::Conflict(if disabled {
                 "The site is disabled already.".to_owned()
             } else {
@@ -333,13 +326,17 @@ impl Platform {
                 .apply(Event::Started)
                 .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
         };
-        let availability = if disabled { "disabled" } else { "enabled" };
+        let availability = if disabled {
+            Availability::Disabled
+        } else {
+            Availability::Enabled
+        };
         let change = Change {
             kind: OperationKind::SetAvailability,
             state: Some(state),
             availability: Some(availability),
             audit_action: "site.availability",
-            details: availability,
+            details: availability.as_str(),
         };
         let operation = if disabled {
             let reset = terminal_reset("an administrator disabled the site");

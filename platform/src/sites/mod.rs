@@ -5,7 +5,6 @@ mod catalogue;
 mod certificates;
 mod disk;
 mod domains;
-mod lifecycle;
 mod lock;
 mod logs;
 mod manage;
@@ -24,49 +23,26 @@ pub use certificates::{
 };
 pub use disk::{DiskUse, measure};
 pub use domains::{
-    Domain, DomainRules, UNVERIFIED_CLAIM_DAYS, check_domain, txt_name, txt_value, wildcard_over,
+    Domain, DomainRules, Proof, UNVERIFIED_CLAIM_DAYS, check_domain, txt_name, txt_value, wildcard_over,
 };
-pub use lifecycle::{Event, IllegalTransition, SiteState};
 pub use logs::{LogEntry, MAX_LOG_LINES};
 pub use manage::{AuditEntry, BODY_LIMIT_MB, CPU_MILLIS, Limits, MEMORY_MB, SITES_PER_PAGE, SiteWithMembers};
+pub use model::site::{Availability, Event, IllegalTransition, Purpose, SiteKind, SiteState};
+/// A shell's streams and controls, as the engine gives them: the doors (the browser's terminal,
+/// SSH) pump them without knowing the engine.
+pub use orchestrator::{ExecControl, ExecInput, ExecOutput, ExecSession, ExitCode, LogStream};
 pub use queue::{
-    Action, ActionRecord, ActionState, ClaimedOperation, OperationKind, OperationRecord, OperationState,
+    Action, ActionRecord, ActionState, Actions, ClaimedOperation, OperationKind, OperationRecord,
+    OperationState,
 };
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
-pub use shell::{MAX_COLS, MAX_ROWS, ShellRequest, clamp_size};
+pub use shell::{MAX_COLS, MAX_ROWS, OpenedFiles, ShellRequest, clamp_size};
 
 use crate::{
-    Action as Permission, Actor, Error, Platform, Result, authorize,
+    Actor, Error, Permission, Platform, Result, authorize,
     schema::{audit_log, images, operations, site_members, sites},
 };
-
-/// Static sites are files served by the edge; dynamic ones run `run.sh` as a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SiteKind {
-    /// Files from `public/`, served by the edge router.
-    Static,
-    /// A Swarm service running the site's `run.sh`.
-    Dynamic,
-}
-
-impl SiteKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Static => "static",
-            Self::Dynamic => "dynamic",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "static" => Some(Self::Static),
-            "dynamic" => Some(Self::Dynamic),
-            _ => None,
-        }
-    }
-}
 
 /// Names no site may take: they would read as the manager's or the mail's.
 const RESERVED: [&str; 14] = [
@@ -141,15 +117,15 @@ pub struct Site {
     /// Its description.
     pub description: String,
     /// Its purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Static or dynamic.
     pub kind: SiteKind,
     /// Its image's catalogue name.
     pub image: String,
     /// Its image's reference.
     pub image_reference: String,
-    /// `enabled`, `not-served` or `disabled`.
-    pub availability: String,
+    /// Whether it is served, and who decided.
+    pub availability: Availability,
     /// Where it is in its life.
     pub state: SiteState,
     /// CPU limit in thousandths of a core.
@@ -172,7 +148,7 @@ pub struct Site {
 struct Change<'a> {
     kind: OperationKind,
     state: Option<SiteState>,
-    availability: Option<&'a str>,
+    availability: Option<Availability>,
     audit_action: &'a str,
     details: &'a str,
 }
@@ -189,13 +165,13 @@ pub(crate) async fn reset_terminals_of(
     why: &str,
 ) -> Result<()> {
     use crate::schema::users;
-    let role: Option<String> = users::table
+    let role: Option<crate::Role> = users::table
         .find(user_id)
         .select(users::role)
         .first(conn)
         .await
         .optional()?;
-    let ids: Vec<i32> = if role.as_deref() == Some(crate::Role::Admin.as_str()) {
+    let ids: Vec<i32> = if role == Some(crate::Role::Admin) {
         sites::table.select(sites::id).load(conn).await?
     } else {
         site_members::table
@@ -205,8 +181,8 @@ pub(crate) async fn reset_terminals_of(
             .await?
     };
     let queued: std::collections::HashSet<i32> = operations::table
-        .filter(operations::kind.eq(OperationKind::ResetTerminal.as_str()))
-        .filter(operations::state.eq(OperationState::Queued.as_str()))
+        .filter(operations::kind.eq(OperationKind::ResetTerminal))
+        .filter(operations::state.eq(OperationState::Queued))
         .select(operations::site_id)
         .load::<i32>(conn)
         .await?
@@ -247,14 +223,10 @@ async fn record_change(
     // site is still in that state (compare-and-set), so a change that happened meanwhile is
     // refused rather than overwritten.
     if let Some(state) = change.state {
-        let written = diesel::update(
-            sites::table
-                .find(site.id)
-                .filter(sites::state.eq(site.state.as_str())),
-        )
-        .set((sites::state.eq(state.as_str()), sites::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await?;
+        let written = diesel::update(sites::table.find(site.id).filter(sites::state.eq(site.state)))
+            .set((sites::state.eq(state), sites::updated_at.eq(Utc::now())))
+            .execute(conn)
+            .await?;
         if written == 0 {
             return Err(Error::Conflict(
                 "The site changed meanwhile: look at it again, then retry.".to_owned(),
@@ -290,10 +262,10 @@ type SiteRow = (
         i32,
         String,
         String,
-        String,
-        String,
-        String,
-        String,
+        Purpose,
+        SiteKind,
+        Availability,
+        SiteState,
         i32,
         i32,
         i32,
@@ -361,11 +333,11 @@ fn site_from_row(row: SiteRow) -> Site {
         name,
         description,
         purpose,
-        kind: SiteKind::parse(&kind).unwrap_or(SiteKind::Static),
+        kind,
         image,
         image_reference,
         availability,
-        state: SiteState::parse(&state).unwrap_or(SiteState::Failing),
+        state,
         cpu_millis,
         memory_mb,
         body_limit_mb,
@@ -461,6 +433,15 @@ impl Platform {
     /// The site `id`, if `actor` may manage it (a member, or an admin). To anyone else it does
     /// not exist: the answer is `NotFound`, never `Forbidden`.
     pub async fn site(&self, actor: Option<&Actor>, id: i32) -> Result<Site> {
+        Ok(self.managed_site(actor, id).await?.1)
+    }
+
+    /// The site `id` and the actor the check proved may manage it (see [`Platform::site`]).
+    pub(crate) async fn managed_site<'a>(
+        &self,
+        actor: Option<&'a Actor>,
+        id: i32,
+    ) -> Result<(&'a Actor, Site)> {
         let actor = authorize(actor, Permission::UseManager)?;
         let mut conn = self.conn().await?;
         let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
@@ -471,8 +452,9 @@ impl Platform {
             .get_result::<i64>(&mut conn)
             .await?
             > 0;
-        authorize(Some(actor), Permission::ManageSite { is_member }).map_err(|_| Error::NotFound("site"))?;
-        Ok(site)
+        let actor = authorize(Some(actor), Permission::ManageSite { is_member })
+            .map_err(|_| Error::NotFound("site"))?;
+        Ok((actor, site))
     }
 
     /// The site called `name`, if `actor` may manage it (as [`Platform::site`]).
@@ -540,12 +522,16 @@ impl Platform {
     pub async fn create_site(&self, actor: Option<&Actor>, new: NewSite) -> Result<(Site, i64)> {
         let actor = authorize(actor, Permission::UseManager)?.clone();
         let name = self.site_name(&new.name)?;
-        let kind =
-            SiteKind::parse(&new.kind).ok_or_else(|| Error::invalid("kind", "Choose static or dynamic."))?;
-        let purpose = new.purpose.trim().to_owned();
-        if !["user", "project", "activity", "other"].contains(&purpose.as_str()) {
-            return Err(Error::invalid("purpose", "Choose what the site is for."));
-        }
+        let kind: SiteKind = new
+            .kind
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("kind", "Choose static or dynamic."))?;
+        let purpose: Purpose = new
+            .purpose
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("purpose", "Choose what the site is for."))?;
         let description = new.description.trim().to_owned();
         if description.chars().count() > 500 || description.chars().any(|c| c.is_control() && c != '\n') {
             return Err(Error::invalid(
@@ -593,8 +579,8 @@ impl Platform {
                     .values((
                         sites::name.eq(&name),
                         sites::description.eq(&description),
-                        sites::purpose.eq(&purpose),
-                        sites::kind.eq(kind.as_str()),
+                        sites::purpose.eq(purpose),
+                        sites::kind.eq(kind),
                         sites::image_id.eq(image_id),
                     ))
                     .returning(sites::id)
@@ -636,20 +622,20 @@ impl Platform {
         user_id: i64,
     ) -> Result<Option<(i64, i64)>> {
         use crate::schema::users;
-        let (role, quota): (String, Option<i32>) = users::table
+        let (role, quota): (crate::Role, Option<i32>) = users::table
             .find(user_id)
             .select((users::role, users::site_quota))
             .for_update()
             .first(conn)
             .await?;
-        if role == crate::Role::Admin.as_str() {
+        if role == crate::Role::Admin {
             return Ok(None);
         }
         let quota = quota.map_or(self.settings().sites_per_user, i64::from);
         let has: i64 = site_members::table
             .inner_join(sites::table)
             .filter(site_members::user_id.eq(user_id))
-            .filter(sites::state.ne(SiteState::Deleting.as_str()))
+            .filter(sites::state.ne(SiteState::Deleting))
             .count()
             .get_result(conn)
             .await?;
@@ -681,8 +667,8 @@ impl Platform {
 
     /// Restarts a dynamic site: its task is replaced (start-first).
     pub async fn restart_site(&self, actor: Option<&Actor>, id: i32) -> Result<i64> {
-        let site = self.site(actor, id).await?;
-        let actor = actor.expect("authorised above").clone();
+        let (actor, site) = self.managed_site(actor, id).await?;
+        let actor = actor.clone();
         if site.kind != SiteKind::Dynamic {
             return Err(Error::Conflict(
                 "A static site has nothing to restart.".to_owned(),
@@ -711,9 +697,9 @@ impl Platform {
     /// Serves a site again or stops serving it (`served`). Members may; a site an admin
     /// disabled stays disabled.
     pub async fn set_served(&self, actor: Option<&Actor>, id: i32, served: bool) -> Result<i64> {
-        let site = self.site(actor, id).await?;
-        let actor = actor.expect("authorised above").clone();
-        if site.availability == "disabled" {
+        let (actor, site) = self.managed_site(actor, id).await?;
+        let actor = actor.clone();
+        if site.availability == Availability::Disabled {
             return Err(Error::Conflict("An administrator disabled this site.".to_owned()));
         }
         if !site.provisioned {
@@ -727,7 +713,11 @@ impl Platform {
             .state
             .apply(event)
             .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?;
-        let availability = if served { "enabled" } else { "not-served" };
+        let availability = if served {
+            Availability::Enabled
+        } else {
+            Availability::NotServed
+        };
         self.queue_change(
             &actor,
             &site,
@@ -736,7 +726,7 @@ impl Platform {
                 state: Some(next),
                 availability: Some(availability),
                 audit_action: "site.availability",
-                details: availability,
+                details: availability.as_str(),
             },
         )
         .await
@@ -745,8 +735,8 @@ impl Platform {
     /// Deletes a site: `confirm` must repeat its name. Its state turns `deleting` and the
     /// operation that removes everything of it is queued; the row goes when that finishes.
     pub async fn delete_site(&self, actor: Option<&Actor>, id: i32, confirm: &str) -> Result<i64> {
-        let site = self.site(actor, id).await?;
-        let actor = actor.expect("authorised above").clone();
+        let (actor, site) = self.managed_site(actor, id).await?;
+        let actor = actor.clone();
         if confirm.trim() != site.name {
             return Err(Error::invalid(
                 "confirm",

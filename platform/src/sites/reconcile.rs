@@ -42,13 +42,12 @@ impl Platform {
         // an orphan.
         // What interrupted route writes left is repaired first, so that the listing below
         // is of whole routes only.
-        let repaired = runtime.edge.repair().await.map_err(engine)?;
-        let objects = runtime.orchestrator.site_objects().await.map_err(engine)?;
+        let repaired = runtime.edge.repair().await?;
+        let objects = runtime.orchestrator.site_objects().await?;
         let routes: BTreeMap<SiteId, _> = runtime
             .edge
             .list()
-            .await
-            .map_err(engine)?
+            .await?
             .into_iter()
             .map(|r| (r.site, r))
             .collect();
@@ -181,25 +180,22 @@ impl Platform {
         let Some(site) = load_site(conn, site_id).await? else {
             return Ok((Vec::new(), false));
         };
-        let latest: Option<String> = operations::table
+        let latest: Option<super::OperationState> = operations::table
             .filter(operations::site_id.eq(site_id))
-            .filter(operations::kind.ne("reset-terminal"))
+            .filter(operations::kind.ne(super::OperationKind::ResetTerminal))
             .order(operations::id.desc())
             .select(operations::state)
             .first(conn)
             .await
             .optional()?;
-        let settled = site.settled()
-            && latest
-                .as_deref()
-                .is_none_or(|state| state == super::OperationState::Done.as_str());
+        let settled = site.settled() && latest.is_none_or(|state| state == super::OperationState::Done);
         if !settled {
             return Ok((Vec::new(), false));
         }
         let mut corrections = Vec::new();
         let id = id_of(&site);
         if site.provisioned {
-            let what = match runtime.ensure_disk(&site).await.map_err(engine)? {
+            let what = match runtime.ensure_disk(&site).await? {
                 DiskChange::Ready => None,
                 DiskChange::Mounted => Some("its disk was not mounted; mounted it"),
                 DiskChange::Grown => Some("its disk was smaller than its quota; grew it"),
@@ -236,7 +232,7 @@ impl Platform {
                 self.follow_service(runtime, &site, conn).await?;
             }
             SiteKind::Static if objects.services.contains(&id) => {
-                runtime.orchestrator.remove_service(id).await.map_err(engine)?;
+                runtime.orchestrator.remove_service(id).await?;
                 corrections.push(Correction {
                     site: site.id,
                     what: "a static site had a service; removed it".to_owned(),
@@ -258,15 +254,14 @@ impl Platform {
             have = runtime
                 .edge
                 .list()
-                .await
-                .map_err(engine)?
+                .await?
                 .iter()
                 .find(|r| r.site == id)
                 .map(sorted);
         }
         let mut routes_changed = false;
         if have.as_ref() != Some(&want) {
-            runtime.put_routes(&site).await.map_err(engine)?;
+            runtime.put_routes(&site).await?;
             routes_changed = true;
             corrections.push(Correction {
                 site: site.id,
@@ -287,7 +282,7 @@ impl Platform {
         site: &Site,
         conn: &mut diesel_async::AsyncPgConnection,
     ) -> Result<()> {
-        if site.availability != "enabled" {
+        if site.availability != super::Availability::Enabled {
             return Ok(());
         }
         let Ok(status) = runtime.orchestrator.status(id_of(site)).await else {
@@ -299,17 +294,10 @@ impl Platform {
             _ => return Ok(()),
         };
         let next = site.state.apply(event).map_err(Error::internal)?;
-        diesel::update(
-            sites::table
-                .find(site.id)
-                .filter(sites::state.eq(site.state.as_str())),
-        )
-        .set((
-            sites::state.eq(next.as_str()),
-            sites::updated_at.eq(chrono::Utc::now()),
-        ))
-        .execute(conn)
-        .await?;
+        diesel::update(sites::table.find(site.id).filter(sites::state.eq(site.state)))
+            .set((sites::state.eq(next), sites::updated_at.eq(chrono::Utc::now())))
+            .execute(conn)
+            .await?;
         tracing::info!(site = %site.name, from = %site.state, to = %next, reason = ?status.last_error, "site state follows its service");
         Ok(())
     }
@@ -360,8 +348,4 @@ fn orphan(id: SiteId, what: &str) -> Correction {
         site: i32::try_from(id.0).unwrap_or(i32::MAX),
         what: format!("no site {id} exists; removed its {what}"),
     }
-}
-
-fn engine(err: orchestrator::Error) -> Error {
-    Error::internal(err)
 }

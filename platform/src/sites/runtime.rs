@@ -11,7 +11,7 @@ use orchestrator::{
 };
 
 use super::{Site, SiteKind};
-use crate::schema::{images, sites};
+use crate::schema::images;
 
 /// The first uid of sites: site N runs as 100000 + N, never as a user of the host.
 const UID_BASE: u32 = 100_000;
@@ -94,6 +94,13 @@ impl Runtime {
     pub fn with_traefik(mut self, mode: TraefikMode) -> Self {
         self.traefik = Some(mode);
         self
+    }
+
+    /// The sites whose service Docker removed, as they go: the reconciler corrects them soon.
+    pub fn service_removals(
+        &self,
+    ) -> impl futures::Stream<Item = orchestrator::Result<SiteId>> + Send + use<> {
+        self.orchestrator.service_removals()
     }
 
     /// The site's directory on the host: `<sites root>/0042`.
@@ -198,7 +205,7 @@ impl Runtime {
                 memory_bytes: u64::try_from(site.memory_mb).unwrap_or(512) << 20,
                 ..Limits::default()
             },
-            served: site.availability == "enabled",
+            served: site.availability == super::Availability::Enabled,
             network: self.network.clone(),
             endpoint_mode: self.endpoint_mode,
             health_check: None,
@@ -223,10 +230,10 @@ impl Runtime {
                 SiteKind::Dynamic => Target::Service,
             },
             body_limit: u64::try_from(site.body_limit_mb).unwrap_or(8) << 20,
-            availability: match site.availability.as_str() {
-                "disabled" => Availability::Disabled,
-                "not-served" => Availability::NotServed,
-                _ => Availability::Served,
+            availability: match site.availability {
+                super::Availability::Disabled => Availability::Disabled,
+                super::Availability::NotServed => Availability::NotServed,
+                super::Availability::Enabled => Availability::Served,
             },
         }
     }
@@ -340,14 +347,8 @@ impl Runtime {
                     .map(|()| "files removed".to_owned())
                     .map_err(|err| format!("removing the site's files: {err}"))
             }
-            A::ForgetSite => {
-                let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
-                diesel::delete(sites::table.find(site.id))
-                    .execute(&mut conn)
-                    .await
-                    .map(|_| "record deleted".to_owned())
-                    .map_err(|e| e.to_string())
-            }
+            // The queue forgets the site itself, in the database, within the operation.
+            A::ForgetSite => Ok(String::new()),
         }
     }
 

@@ -17,6 +17,19 @@ pub fn clamp_size(cols: u16, rows: u16) -> (u16, u16) {
     (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS))
 }
 
+/// A site's files as SFTP works on them.
+#[derive(Debug)]
+pub struct OpenedFiles {
+    /// The site.
+    pub site: Site,
+    /// Its directory on this host.
+    pub directory: std::path::PathBuf,
+    /// The uid its files belong to.
+    pub uid: u32,
+    /// Its disk's use and quota, shared with its other writers.
+    pub disk: std::sync::Arc<crate::files::Disk>,
+}
+
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct ShellRequest {
@@ -28,19 +41,30 @@ pub struct ShellRequest {
 }
 
 impl Platform {
-    /// The site's directory and uid, for a member or an admin of a site that is not disabled
-    /// (SFTP works on the files directly, with the same checks as a shell).
-    pub async fn open_files(
-        &self,
-        actor: Option<&Actor>,
-        runtime: Option<&Runtime>,
-        site_id: i32,
-    ) -> Result<(Site, std::path::PathBuf, u32)> {
-        let (site, runtime) = self.shell_checks(actor, runtime, site_id).await?;
-        let directory = runtime.directory(&site);
-        let uid = Runtime::uid(&site);
-        tracing::info!(user = %actor.map(|a| a.username.as_str()).unwrap_or_default(), site = %site.name, "files opened");
-        Ok((site, directory, uid))
+    /// Removes terminal containers nobody has had a shell in for `idle` (none while Docker
+    /// is not connected).
+    pub async fn reap_idle_terminals(&self, idle: std::time::Duration) -> Result<()> {
+        if let Some(runtime) = self.runtime_if_up() {
+            let reaped = runtime.orchestrator.reap_idle_terminals(idle).await?;
+            if !reaped.is_empty() {
+                tracing::info!(count = reaped.len(), "idle terminals removed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The site's directory, uid and disk, for a member or an admin of a site that is not
+    /// disabled (SFTP works on the files directly, with the same checks as a shell).
+    pub async fn open_files(&self, actor: Option<&Actor>, site_id: i32) -> Result<OpenedFiles> {
+        let (actor, site, runtime) = self.shell_checks(actor, site_id, "Files are").await?;
+        let disk = self.disk_counter(&site, &runtime).await?;
+        tracing::info!(user = %actor.username, site = %site.name, "files opened");
+        Ok(OpenedFiles {
+            directory: runtime.directory(&site),
+            uid: Runtime::uid(&site),
+            disk,
+            site,
+        })
     }
 
     /// The site's files, for a member or an admin (the file manager; a disabled site's members
@@ -48,33 +72,28 @@ impl Platform {
     pub async fn site_files(
         &self,
         actor: Option<&Actor>,
-        runtime: Option<&Runtime>,
         site_id: i32,
     ) -> Result<std::sync::Arc<crate::files::SiteFiles>> {
         let site = self.site(actor, site_id).await?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
-        let runtime = runtime.ok_or_else(|| {
-            Error::EngineUnavailable(
-                "Files are unavailable while Director is not connected to Docker.".to_owned(),
-            )
-        })?;
-        let disk = self.disk_counter(&site, runtime).await?;
+        let runtime = self.runtime("Files are")?;
+        let disk = self.disk_counter(&site, &runtime).await?;
         let files = crate::files::SiteFiles::open(&runtime.directory(&site), Runtime::uid(&site))?;
         Ok(std::sync::Arc::new(files.with_disk(disk)))
     }
 
     /// Who may have a shell in a site: its members and admins, when it is not disabled nor
-    /// being made or deleted, with Docker connected.
-    async fn shell_checks<'r>(
+    /// being made or deleted, with Docker connected (else `what` is unavailable).
+    async fn shell_checks<'a>(
         &self,
-        actor: Option<&Actor>,
-        runtime: Option<&'r Runtime>,
+        actor: Option<&'a Actor>,
         site_id: i32,
-    ) -> Result<(Site, &'r Runtime)> {
-        let site = self.site(actor, site_id).await?;
-        if site.availability == "disabled" {
+        what: &str,
+    ) -> Result<(&'a Actor, Site, Runtime)> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        if site.availability == crate::sites::Availability::Disabled {
             return Err(Error::Conflict(
                 "An administrator disabled this site: its terminal is closed.".to_owned(),
             ));
@@ -85,12 +104,8 @@ impl Platform {
                 site.state
             )));
         }
-        let runtime = runtime.ok_or_else(|| {
-            Error::EngineUnavailable(
-                "Terminals are unavailable while Director is not connected to Docker.".to_owned(),
-            )
-        })?;
-        Ok((site, runtime))
+        let runtime = self.runtime(what)?;
+        Ok((actor, site, runtime))
     }
 
     /// Opens a shell (or runs a command) in the site's terminal container, for a member or an
@@ -98,12 +113,10 @@ impl Platform {
     pub async fn open_shell(
         &self,
         actor: Option<&Actor>,
-        runtime: Option<&Runtime>,
         site_id: i32,
         request: ShellRequest,
     ) -> Result<(Site, ExecSession)> {
-        let (site, runtime) = self.shell_checks(actor, runtime, site_id).await?;
-        let actor = actor.expect("authorised above");
+        let (actor, site, runtime) = self.shell_checks(actor, site_id, "Terminals are").await?;
         let refused = |err: orchestrator::Error| {
             tracing::warn!(site = %site.name, error = %err, "opening a shell failed");
             if err.is_retryable() {

@@ -60,7 +60,6 @@ impl Edge {
     pub fn start_workers(&self) {
         tokio::spawn(server::workers::work(
             self.db.platform.clone(),
-            self.runtime.clone(),
             self.stop.subscribe(),
         ));
     }
@@ -69,7 +68,6 @@ impl Edge {
     pub fn start_certificates(&self) {
         tokio::spawn(server::certificates::run(
             self.db.platform.clone(),
-            self.runtime.clone(),
             self.stop.subscribe(),
         ));
     }
@@ -116,8 +114,8 @@ pub async fn start_edge_with(
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let db = platform::testing::TestDb::with_settings(settings).await;
-    let (runtime, mut runtime_rx) = tokio::sync::watch::channel(None);
-    let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), runtime, stopped));
+    let mut runtime_rx = db.platform.runtime_changes();
+    let supervisor = tokio::spawn(supervise(plan, db.platform.clone(), stopped));
     cleanup.supervisor = Some(supervisor.abort_handle());
     runtime_rx
         .wait_for(Option::is_some)

@@ -28,48 +28,24 @@ impl TestServer {
         Self::start_with(platform, false).await
     }
 
-    /// With the engine and edge the workers use (terminals and logs need them).
-    pub async fn start_with_runtime(
-        platform: Platform,
-        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
-    ) -> Self {
-        Self::start_full(platform, false, runtime, None, None).await
-    }
-
-    /// With the engine and edge, and these terminals (to watch their shells).
-    pub async fn start_with_terminals(
-        platform: Platform,
-        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
-        terminals: server::terminal::Terminals,
-    ) -> Self {
-        Self::start_full(platform, false, runtime, None, Some(terminals)).await
+    /// With these terminals (to watch their shells).
+    pub async fn start_with_terminals(platform: Platform, terminals: server::terminal::Terminals) -> Self {
+        Self::start_full(platform, false, None, Some(terminals)).await
     }
 
     /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
     pub async fn start_with(platform: Platform, secure_cookies: bool) -> Self {
-        Self::start_full(
-            platform,
-            secure_cookies,
-            tokio::sync::watch::channel(None).1,
-            None,
-            None,
-        )
-        .await
+        Self::start_full(platform, secure_cookies, None, None).await
     }
 
-    /// With a running engine and the given upload limits.
-    pub async fn start_with_limits(
-        platform: Platform,
-        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
-        limits: app::api::UploadLimits,
-    ) -> Self {
-        Self::start_full(platform, false, runtime, Some(limits), None).await
+    /// With the given upload limits.
+    pub async fn start_with_limits(platform: Platform, limits: app::api::UploadLimits) -> Self {
+        Self::start_full(platform, false, Some(limits), None).await
     }
 
     async fn start_full(
         platform: Platform,
         secure_cookies: bool,
-        runtime: tokio::sync::watch::Receiver<Option<platform::sites::Runtime>>,
         limits: Option<app::api::UploadLimits>,
         terminals: Option<server::terminal::Terminals>,
     ) -> Self {
@@ -83,11 +59,8 @@ impl TestServer {
             app: AppContext {
                 platform,
                 secure_cookies,
-                runtime,
                 ssh: None,
-                uploads: limits.unwrap_or(config.uploads),
-                domain_rules: config.domain_rules(),
-                dns: platform::dns::Dns::new(None).unwrap(),
+                uploads: limits.unwrap_or(config.sites.uploads),
             },
             trust_proxy: false,
             terminals: terminals

@@ -1,4 +1,5 @@
-//! A site's lifecycle: the states it can be in and the only transitions allowed between them.
+//! Sites: what they are, where they are in their life, whether they are served, and the
+//! limits an admin may give them.
 //!
 //! ```text
 //! provisioning ──provisioned──▶ running ◀──recovered── failing
@@ -8,21 +9,58 @@
 //! any but deleting ──deletion requested──▶ deleting ──(operation done)──▶ gone (row deleted)
 //! ```
 
-use std::fmt;
+use std::ops::RangeInclusive;
 
-/// Where a site is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SiteState {
-    /// Being created: its create operation has not finished.
-    Provisioning,
-    /// Created and, for a served site, up.
-    Running,
-    /// Its last operation failed, or its service keeps failing.
-    Failing,
-    /// Not served (by its owners or an admin).
-    Stopped,
-    /// Being deleted.
-    Deleting,
+stored_enum! {
+    /// Static sites are files served by the edge; dynamic ones run `run.sh` as a service.
+    pub enum SiteKind ("site kind") {
+        /// Files from `public/`, served by the edge router.
+        Static = "static",
+        /// A Swarm service running the site's `run.sh`.
+        Dynamic = "dynamic",
+    }
+}
+
+stored_enum! {
+    /// Where a site is in its life.
+    pub enum SiteState ("site state") {
+        /// Being created: its create operation has not finished.
+        Provisioning = "provisioning",
+        /// Created and, for a served site, up.
+        Running = "running",
+        /// Its last operation failed, or its service keeps failing.
+        Failing = "failing",
+        /// Not served (by its owners or an admin).
+        Stopped = "stopped",
+        /// Being deleted.
+        Deleting = "deleting",
+    }
+}
+
+stored_enum! {
+    /// Whether a site is on the air, and who decided.
+    pub enum Availability ("availability") {
+        /// Served.
+        Enabled = "enabled",
+        /// Taken off the air by its members.
+        NotServed = "not-served",
+        /// Taken off the air by an admin: its members cannot put it back.
+        Disabled = "disabled",
+    }
+}
+
+stored_enum! {
+    /// What a site is for.
+    pub enum Purpose ("site purpose") {
+        /// One person's own site.
+        User = "user",
+        /// A project's.
+        Project = "project",
+        /// A club's or activity's.
+        Activity = "activity",
+        /// Anything else.
+        Other = "other",
+    }
 }
 
 /// What happens to a site.
@@ -70,37 +108,14 @@ impl SiteState {
         };
         Ok(next)
     }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Provisioning => "provisioning",
-            Self::Running => "running",
-            Self::Failing => "failing",
-            Self::Stopped => "stopped",
-            Self::Deleting => "deleting",
-        }
-    }
-
-    /// The state stored as `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        [
-            Self::Provisioning,
-            Self::Running,
-            Self::Failing,
-            Self::Stopped,
-            Self::Deleting,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
-    }
 }
 
-impl fmt::Display for SiteState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Allowed CPU limits, in thousandths of a core.
+pub const CPU_MILLIS: RangeInclusive<i32> = 100..=8000;
+/// Allowed memory limits, in MiB.
+pub const MEMORY_MB: RangeInclusive<i32> = 32..=16384;
+/// Allowed request body limits, in MiB.
+pub const BODY_LIMIT_MB: RangeInclusive<i32> = 1..=2048;
 
 #[cfg(test)]
 mod tests {
@@ -137,13 +152,5 @@ mod tests {
             let err = from.apply(event).unwrap_err();
             assert_eq!((err.from, err.event), (from, event));
         }
-    }
-
-    #[test]
-    fn states_round_trip_through_their_names() {
-        for state in [S::Provisioning, S::Running, S::Failing, S::Stopped, S::Deleting] {
-            assert_eq!(S::parse(state.as_str()), Some(state));
-        }
-        assert_eq!(S::parse("gone"), None);
     }
 }

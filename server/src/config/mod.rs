@@ -1,0 +1,306 @@
+//! Configuration: command-line flags, `DIRECTOR_*` environment variables and an optional TOML
+//! file, in that order of precedence, over embedded defaults.
+//!
+//! Each section (its flags, its table in the file, what it resolves to and how) is a module of
+//! its own; this one only gathers them. A new section is a new module and a field in each of
+//! `ServeArgs`, `FileConfig` and `Config`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+mod acme;
+mod edge;
+mod server;
+mod shells;
+mod sites;
+
+pub use edge::{DEFAULT_EDGE_LISTEN, Edge, EdgeDriver};
+pub use server::{DEFAULT_LISTEN, Server};
+pub use shells::{DEFAULT_SSH_LISTEN, Shells};
+pub use sites::{DEFAULT_SITE_DISK_MB, DEFAULT_SITES_PER_USER, Sites};
+
+/// Director: self-hosted websites for an organisation's members.
+#[derive(Debug, Parser)]
+#[command(name = "director", version, about, long_about = None)]
+pub struct Cli {
+    /// A TOML configuration file (keys as in the README's Configuration table).
+    #[arg(long, global = true, env = "DIRECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where Director keeps its state (the embedded database among it).
+    /// Default: /var/lib/director as root, else $XDG_DATA_HOME/director.
+    #[arg(long, global = true, env = "DIRECTOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL to use instead of the embedded cluster.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "DIRECTOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the manager (web UI, API) until interrupted.
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Make Director's base images (busybox, Debian, Python) on the Docker engine, those it
+    /// lacks, and exit. `serve` makes them too, in the background and when a site needs one.
+    Images,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Flags of `director serve`, section by section.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: server::ServerFlags,
+    #[command(flatten)]
+    pub edge: edge::EdgeFlags,
+    #[command(flatten)]
+    pub acme: acme::AcmeFlags,
+    #[command(flatten)]
+    pub shells: shells::ShellFlags,
+    #[command(flatten)]
+    pub sites: sites::SiteFlags,
+}
+
+/// `director user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input (one line).
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Shown name (default: the username).
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// E-mail address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// The TOML file: top-level keys, then a table per section; every key is optional, and a key
+/// the file should not have is refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    server: server::File,
+    #[serde(default)]
+    edge: edge::File,
+    #[serde(default)]
+    acme: acme::File,
+    #[serde(default)]
+    ssh: shells::SshFile,
+    #[serde(default)]
+    terminal: shells::TerminalFile,
+    #[serde(default)]
+    sites: sites::SitesFile,
+    #[serde(default)]
+    files: sites::FilesFile,
+    #[serde(default)]
+    domains: sites::DomainsFile,
+}
+
+/// The resolved configuration, section by section.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub server: Server,
+    pub edge: Edge,
+    /// HTTPS for the sites (Caddy's on-demand ACME); None: plain HTTP.
+    pub acme: Option<orchestrator::edge::AcmeConfig>,
+    pub shells: Shells,
+    pub sites: Sites,
+}
+
+impl Config {
+    /// Merges flags and environment (already in `cli`), the file, and the defaults; each
+    /// section resolves its own keys.
+    pub fn resolve(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the configuration file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("in the configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let default_serve = ServeArgs::default();
+        let flags = serve.unwrap_or(&default_serve);
+        let https_listen = file.edge.https_listen;
+        let edge = Edge::resolve(&flags.edge, file.edge)?;
+        Ok(Self {
+            data_dir: cli
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
+            database_url: cli
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .filter(|u| !u.is_empty()),
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            server: Server::resolve(&flags.server, file.server)?,
+            acme: acme::resolve(&flags.acme, file.acme, https_listen, &edge)?,
+            edge,
+            shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
+            sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains),
+        })
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if crate::embedded_pg::is_root() {
+        return PathBuf::from("/var/lib/director");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("director")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("director").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/director\"\n[server]\nlisten = \"0.0.0.0:9000\"\npublic_url = \"https://director.example.org/\"\n",
+        )
+        .unwrap();
+        let config_arg = file.to_str().unwrap();
+        let parsed = cli(&["--config", config_arg, "serve", "--listen", "127.0.0.1:7000"]);
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        let config = Config::resolve(&parsed, Some(serve)).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/director"));
+        assert_eq!(config.server.public_url, "https://director.example.org");
+        assert!(config.server.secure_cookies());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(&file, "[server]\nlisen = \"0.0.0.0:9000\"\n").unwrap();
+        let parsed = cli(&["--config", file.to_str().unwrap(), "migrate"]);
+        let err = Config::resolve(&parsed, None).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+
+        let parsed = cli(&["serve", "--public-url", "director.example.org"]);
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        assert!(Config::resolve(&parsed, Some(serve)).is_err());
+    }
+
+    fn serve(args: &[&str]) -> anyhow::Result<Config> {
+        let parsed = cli(&[&["serve"], args].concat());
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        Config::resolve(&parsed, Some(serve))
+    }
+
+    #[test]
+    fn https_takes_a_real_domain_and_defaults_to_lets_encrypt() {
+        assert!(serve(&[]).unwrap().acme.is_none(), "plain HTTP by default");
+        let config = serve(&[
+            "--sites-domain",
+            "sites.example.org",
+            "--https-listen",
+            "0.0.0.0:443",
+            "--acme-email",
+            "admin@example.org",
+        ])
+        .unwrap();
+        let acme = config.acme.unwrap();
+        assert_eq!(acme.ca, orchestrator::edge::LETS_ENCRYPT);
+        assert_eq!(acme.listen.port(), 443);
+        assert_eq!(acme.email.as_deref(), Some("admin@example.org"));
+
+        for (args, why) in [
+            (vec!["--https-listen", "0.0.0.0:443"], "real sites domain"),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--acme-ca",
+                    "http://ca.test/dir",
+                ],
+                "https:// URL",
+            ),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--acme-email",
+                    "nobody",
+                ],
+                "not an email address",
+            ),
+            (
+                vec![
+                    "--sites-domain",
+                    "s.example.org",
+                    "--https-listen",
+                    "0.0.0.0:443",
+                    "--edge",
+                    "traefik",
+                ],
+                "Traefik",
+            ),
+        ] {
+            let err = serve(&args).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{args:?}: {err:#}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `[sites]`, `[files]` and `[domains]`: what members get — sites, disk, uploads — and where
+//! their domains are verified.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Sites a member may belong to unless an admin gives them another quota.
+pub const DEFAULT_SITES_PER_USER: i64 = 10;
+/// MiB a site's files may take.
+pub const DEFAULT_SITE_DISK_MB: u64 = 2048;
+
+/// Flags of these sections.
+#[derive(Debug, Args, Default)]
+pub struct SiteFlags {
+    /// The largest file an upload in the file manager may carry, in MiB.
+    #[arg(long, env = "DIRECTOR_UPLOAD_FILE_MB")]
+    pub upload_file_mb: Option<u64>,
+    /// The most one upload (all its files together) may carry, in MiB.
+    #[arg(long, env = "DIRECTOR_UPLOAD_TOTAL_MB")]
+    pub upload_total_mb: Option<u64>,
+    /// The most sites a member may belong to, unless an admin gives them another quota.
+    #[arg(long, env = "DIRECTOR_SITES_PER_USER")]
+    pub sites_per_user: Option<i64>,
+    /// The disk a site's files may take, in MiB: the size of its disk (its own code writes no
+    /// more), and what the file manager and SFTP write up to.
+    #[arg(long, env = "DIRECTOR_SITE_DISK_MB")]
+    pub site_disk_mb: Option<u64>,
+    /// The DNS server (`ip:port`) domain verification asks for TXT records (default: the
+    /// system's resolver).
+    #[arg(long, env = "DIRECTOR_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
+}
+
+/// `[sites]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SitesFile {
+    per_user: Option<i64>,
+    disk_mb: Option<u64>,
+}
+
+/// `[files]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FilesFile {
+    upload_file_mb: Option<u64>,
+    upload_total_mb: Option<u64>,
+}
+
+/// `[domains]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DomainsFile {
+    dns_server: Option<SocketAddr>,
+}
+
+/// What members get.
+#[derive(Debug, Clone)]
+pub struct Sites {
+    /// The most sites a member may belong to, unless an admin set theirs.
+    pub per_user: i64,
+    /// The disk a site's files may take, in bytes.
+    pub disk_bytes: u64,
+    /// What the file manager's uploads may carry.
+    pub uploads: app::api::UploadLimits,
+    /// Where domain verification looks TXT records up; None: the system's resolver.
+    pub dns_server: Option<SocketAddr>,
+}
+
+impl Sites {
+    pub(super) fn resolve(
+        flags: &SiteFlags,
+        sites: SitesFile,
+        files: FilesFile,
+        domains: DomainsFile,
+    ) -> Self {
+        let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
+        let file_bytes = mib(flags.upload_file_mb.or(files.upload_file_mb).unwrap_or(256));
+        let total_bytes = mib(flags.upload_total_mb.or(files.upload_total_mb).unwrap_or(1024));
+        Self {
+            per_user: flags
+                .sites_per_user
+                .or(sites.per_user)
+                .unwrap_or(DEFAULT_SITES_PER_USER)
+                .max(0),
+            disk_bytes: flags
+                .site_disk_mb
+                .or(sites.disk_mb)
+                .unwrap_or(DEFAULT_SITE_DISK_MB)
+                .saturating_mul(1 << 20),
+            uploads: app::api::UploadLimits {
+                file_bytes: file_bytes.min(total_bytes),
+                total_bytes,
+            },
+            dns_server: flags.dns_server.or(domains.dns_server),
+        }
+    }
+}
