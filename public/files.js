@@ -4,12 +4,13 @@
 (() => {
   'use strict';
 
-  // As the server writes sizes (model::human_bytes): binary units, one decimal, none when it is 0.
+  // As the server writes sizes (model::human_bytes): binary units, one decimal unless the
+  // size is a whole number of them.
   const human = (n) => {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-    return `${i === 0 ? n : Number(n.toFixed(1))} ${units[i]}`;
+    return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
   };
   const uploadForm = () => document.querySelector('form[data-upload]');
 

@@ -501,7 +501,7 @@ test('an admin sets a memory limit and the service has it', async ({ page }, tes
   await expect(page.getByText('Choose between 32 and 16384 MiB.')).toBeVisible();
   await page.getByLabel('Memory (MiB)').fill('256');
   await page.getByRole('button', { name: 'Save limits' }).click();
-  await expect(page.locator('.operation').first()).toContainText('Start its service', { timeout: 15_000 });
+  await expect(page.locator('.operation').first()).toContainText('Apply settings', { timeout: 15_000 });
   await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
   expect(inspectService(id, '{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}')).toBe(String(256 * 1024 * 1024));
   await expect(page.locator('.facts')).toContainText('256 MiB memory');

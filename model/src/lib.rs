@@ -105,5 +105,7 @@ mod tests {
         assert_eq!(super::human_bytes(512), "512 B");
         assert_eq!(super::human_bytes(8 << 20), "8 MiB");
         assert_eq!(super::human_bytes(3 << 29), "1.5 GiB");
+        // As the file manager's script writes them too (public/files.js).
+        assert_eq!(super::human_bytes((1 << 20) + 1), "1.0 MiB");
     }
 }

@@ -78,7 +78,7 @@ impl From<orchestrator::Error> for Error {
     fn from(err: orchestrator::Error) -> Self {
         if err.is_retryable() {
             tracing::warn!(error = %err, "the engine or the edge did not answer");
-            Self::EngineUnavailable("Docker did not answer in time; try again.".to_owned())
+            Self::EngineUnavailable("Docker or the edge router did not answer in time; try again.".to_owned())
         } else {
             Self::internal(err)
         }

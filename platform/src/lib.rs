@@ -109,8 +109,9 @@ struct Inner {
     /// The engine and edge, once they are up (None before, while Docker is away, and with the
     /// edge off).
     runtime: tokio::sync::watch::Sender<Option<sites::Runtime>>,
-    /// Where domain verification looks TXT records up.
-    dns: dns::Dns,
+    /// Where domain verification looks TXT records up: made at its first use, so that nothing
+    /// else (a `director user create`) needs a working resolver.
+    dns: std::sync::OnceLock<dns::Dns>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -122,11 +123,9 @@ impl std::fmt::Debug for Platform {
 }
 
 impl Platform {
-    /// A platform on `pool`, whose schema must be migrated already. Fails only when the
-    /// system's DNS resolver cannot be set up.
-    pub fn new(pool: DbPool, settings: Settings) -> Result<Self> {
-        let dns = dns::Dns::new(settings.dns_server)?;
-        Ok(Self {
+    /// A platform on `pool`, whose schema must be migrated already.
+    pub fn new(pool: DbPool, settings: Settings) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 pool,
                 settings,
@@ -134,9 +133,9 @@ impl Platform {
                 access: tokio::sync::watch::Sender::new(0),
                 disks: std::sync::Mutex::default(),
                 runtime: tokio::sync::watch::Sender::new(None),
-                dns,
+                dns: std::sync::OnceLock::new(),
             }),
-        })
+        }
     }
 
     /// The platform's settings.
@@ -169,8 +168,13 @@ impl Platform {
         self.inner.runtime.borrow().clone()
     }
 
-    pub(crate) fn dns(&self) -> &dns::Dns {
-        &self.inner.dns
+    /// The resolver domain verification asks, made now if it was not yet.
+    pub(crate) fn dns(&self) -> Result<&dns::Dns> {
+        if let Some(dns) = self.inner.dns.get() {
+            return Ok(dns);
+        }
+        let made = dns::Dns::new(self.inner.settings.dns_server)?;
+        Ok(self.inner.dns.get_or_init(|| made))
     }
 
     /// Waits until an operation is queued by this process, or `timeout` passes (operations

@@ -45,7 +45,7 @@ impl TestDb {
         db::run_migrations(&url).await.expect("migrating the test schema");
         let pool = db::pool(&url, 4).expect("building the pool");
         Self {
-            platform: Platform::new(pool, settings).expect("setting up the platform"),
+            platform: Platform::new(pool, settings),
             url,
             base_url,
             schema,

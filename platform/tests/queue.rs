@@ -157,3 +157,38 @@ async fn a_deletion_removes_everything_then_forgets_the_site() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn without_docker_shells_and_files_are_unavailable_for_now_not_refused() {
+    let db = TestDb::new().await;
+    let member = member(&db).await;
+    let (site, _) = db
+        .platform
+        .create_site(Some(&member), static_site("shop"))
+        .await
+        .unwrap();
+    assert!(
+        db.platform
+            .run_next_operation(&Recorder::default())
+            .await
+            .unwrap()
+    );
+    // No runtime was ever given to this platform: Docker is not connected.
+    let shell = db
+        .platform
+        .open_shell(Some(&member), site.id, platform::sites::ShellRequest::default())
+        .await;
+    assert!(
+        matches!(&shell, Err(Error::EngineUnavailable(why)) if why.starts_with("Terminals are unavailable"))
+    );
+    let sftp = db.platform.open_files(Some(&member), site.id).await;
+    assert!(matches!(&sftp, Err(Error::EngineUnavailable(why)) if why.starts_with("Files are unavailable")));
+    let files = db.platform.site_files(Some(&member), site.id).await;
+    assert!(matches!(&files, Err(Error::EngineUnavailable(_))));
+    // Someone who may not see the site learns nothing more than before.
+    let other = signed_in_user(&db.platform, "other", Role::User).await.0;
+    assert!(matches!(
+        db.platform.open_files(Some(&other), site.id).await,
+        Err(Error::NotFound(_))
+    ));
+}

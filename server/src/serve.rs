@@ -72,7 +72,7 @@ impl Database {
             dns_server: config.sites.dns_server,
             ..Settings::default()
         };
-        Platform::new(pool, settings).context("setting up the DNS resolver")
+        Ok(Platform::new(pool, settings))
     }
 
     /// Stops the embedded cluster, if this process started one.

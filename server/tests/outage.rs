@@ -9,7 +9,7 @@ use server::embedded_pg::{EmbeddedPostgres, PgError};
 
 async fn platform_on(pg: &EmbeddedPostgres) -> Platform {
     platform::db::run_migrations(pg.url()).await.unwrap();
-    Platform::new(platform::db::pool(pg.url(), 4).unwrap(), Settings::default()).unwrap()
+    Platform::new(platform::db::pool(pg.url(), 4).unwrap(), Settings::default())
 }
 
 /// A server on a new embedded cluster, and an admin signed in who sees their dashboard.

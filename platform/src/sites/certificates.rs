@@ -1,10 +1,11 @@
 //! Certificates of the hosts Director serves over HTTPS, as the edge reports them: pending,
 //! issued (until when), or failed (the CA's reason, when the next attempt starts). The
-//! certificate worker (in the `director` binary) writes these rows from what Caddy stores and
-//! logs; the manager reads them. The edge itself never waits on them: it asks
-//! [`Platform::serves_host`] and gets its certificates on demand.
+//! certificate worker's policy is here ([`Platform::check_certificates`]: which hosts, when to
+//! ask, what a wildcard covers; [`Platform::record_certificate_event`]: what Caddy's log says);
+//! the `director` binary only schedules it. The manager reads the rows. The edge itself never
+//! waits on them: it asks [`Platform::serves_host`] and gets its certificates on demand.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::{
@@ -13,7 +14,9 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
-use super::SiteState;
+use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
+
+use super::{SiteState, wildcard_over};
 use crate::{
     Actor, Permission, Platform, Result, authorize,
     schema::{certificates, site_domains, sites},
@@ -100,7 +103,117 @@ pub struct CertificateProblem {
     pub site_name: String,
 }
 
+/// Handshakes started per pass at most: the CA's rate limits are the edge's to respect, and a
+/// thousand new hosts at once would only queue there.
+const REQUESTS_PER_PASS: usize = 10;
+
+/// Which hosts a pass of [`Platform::check_certificates`] reads from the edge's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificatePass {
+    /// Those without an issued certificate (new, pending, failing): every few seconds.
+    NotIssued,
+    /// Every served host, the issued ones too (a renewal shows as a new expiry): now and then.
+    All,
+}
+
 impl Platform {
+    /// Compares served hosts' records with the certificates the edge holds, records what it
+    /// finds, starts a handshake for hosts that have none and are due
+    /// ([`CertificateRecord::due`], at most a few per pass), and forgets the records of hosts
+    /// no longer served (keeping the names under a served wildcard).
+    pub async fn check_certificates(&self, edge: &Caddy, pass: CertificatePass) -> Result<()> {
+        let served = self.served_hosts().await?;
+        let records: HashMap<String, CertificateRecord> = self
+            .certificate_records()
+            .await?
+            .into_iter()
+            .map(|r| (r.host.clone(), r))
+            .collect();
+        let now = Utc::now();
+        let mut requests = 0;
+        // A wildcard's names get their certificates one by one as visitors come: none to ask for.
+        for host in served.iter().filter(|h| !h.host.starts_with("*.")) {
+            let record = records.get(&host.host);
+            if pass == CertificatePass::NotIssued
+                && record.is_some_and(|r| r.state == CertificateState::Issued)
+            {
+                continue;
+            }
+            match edge.certificate(&host.host) {
+                Ok(Some(certificate)) => {
+                    let not_after = expiry(certificate);
+                    // A failing renewal keeps its failure on show until a new certificate lands.
+                    let known = record.is_some_and(|r| {
+                        r.not_after == Some(not_after) && r.state != CertificateState::Pending
+                    });
+                    if !known {
+                        self.certificate_issued(&host.host, not_after).await?;
+                    }
+                }
+                Ok(None) if requests < REQUESTS_PER_PASS && CertificateRecord::due(record, now) => {
+                    requests += 1;
+                    self.certificate_requested(&host.host).await?;
+                    let (edge, platform, name) = (edge.clone(), self.clone(), host.host.clone());
+                    tokio::spawn(async move {
+                        match edge.request_certificate(&name).await {
+                            Ok(outcome) => tracing::debug!(host = %name, ?outcome, "certificate requested"),
+                            Err(err) => {
+                                tracing::warn!(host = %name, error = %err, "requesting a certificate failed");
+                                if let Err(err) = platform.certificate_request_lost(&name).await {
+                                    tracing::warn!(host = %name, error = %err, "recording a lost request failed");
+                                }
+                            }
+                        }
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(host = %host.host, error = %err, "reading a certificate failed"),
+            }
+        }
+        // Kept: served hosts, and the names under served wildcards that have records.
+        let wildcards: HashSet<&str> = served
+            .iter()
+            .map(|h| h.host.as_str())
+            .filter(|h| h.starts_with("*."))
+            .collect();
+        let covered = records
+            .keys()
+            .filter(|host| wildcard_over(host).is_some_and(|w| wildcards.contains(w.as_str())));
+        let keep: Vec<String> = served
+            .iter()
+            .map(|h| h.host.clone())
+            .chain(covered.cloned())
+            .collect();
+        self.forget_certificates_except(&keep).await?;
+        Ok(())
+    }
+
+    /// Records what the edge's log reported. A CA that no longer knows the stored ACME account
+    /// (`accountDoesNotExist`) gets a new one at the next attempt: Caddy would otherwise fail
+    /// with the old one for ever.
+    pub async fn record_certificate_event(&self, edge: &Caddy, event: CertificateEvent) -> Result<()> {
+        match event {
+            CertificateEvent::Obtained { host } => {
+                if let Some(certificate) = edge.certificate(&host)? {
+                    self.certificate_issued(&host, expiry(certificate)).await?;
+                }
+            }
+            CertificateEvent::Failed { host, reason, at } => {
+                self.certificate_failed(&host, &reason, timestamp(at)).await?;
+                if reason.contains("accountDoesNotExist") {
+                    tracing::warn!(
+                        "the CA does not know the edge's ACME account; a new one is registered at the next attempt"
+                    );
+                    edge.forget_acme_account()?;
+                }
+            }
+            CertificateEvent::WillRetry { host, at, .. } => {
+                self.certificate_retry(&host, timestamp(at)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether Director's edge gets the sites' certificates (Caddy with ACME), so that there
     /// are records to show. Behind Traefik, Traefik's resolver keeps its certificates to itself.
     pub fn tracks_certificates(&self) -> bool {
@@ -153,11 +266,13 @@ impl Platform {
     pub async fn certificate_requested(&self, host: &str) -> Result<()> {
         let mut conn = self.conn().await?;
         diesel::sql_query(
-            "INSERT INTO certificates (host, state, requested_at) VALUES ($1, 'pending', now()) \
+            "INSERT INTO certificates (host, state, requested_at) VALUES ($1, $2, now()) \
              ON CONFLICT (host) DO UPDATE SET requested_at = now(), updated_at = now(), \
-             state = CASE WHEN certificates.state = 'failed' THEN 'failed' ELSE 'pending' END",
+             state = CASE WHEN certificates.state = $3 THEN $3 ELSE $2 END",
         )
         .bind::<Text, _>(host)
+        .bind::<Text, _>(CertificateState::Pending)
+        .bind::<Text, _>(CertificateState::Failed)
         .execute(&mut conn)
         .await?;
         Ok(())
@@ -178,12 +293,13 @@ impl Platform {
     pub async fn certificate_issued(&self, host: &str, not_after: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
         diesel::sql_query(
-            "INSERT INTO certificates (host, state, not_after) VALUES ($1, 'issued', $2) \
-             ON CONFLICT (host) DO UPDATE SET state = 'issued', not_after = $2, error = '', \
+            "INSERT INTO certificates (host, state, not_after) VALUES ($1, $3, $2) \
+             ON CONFLICT (host) DO UPDATE SET state = $3, not_after = $2, error = '', \
              failed_at = NULL, retry_at = NULL, attempts = 0, updated_at = now()",
         )
         .bind::<Text, _>(host)
         .bind::<Timestamptz, _>(not_after)
+        .bind::<Text, _>(CertificateState::Issued)
         .execute(&mut conn)
         .await?;
         tracing::info!(host, %not_after, "certificate issued");
@@ -197,8 +313,8 @@ impl Platform {
         let mut conn = self.conn().await?;
         let attempts: Vec<AttemptsRow> = diesel::sql_query(
             "INSERT INTO certificates (host, state, error, failed_at, attempts) \
-             VALUES ($1, 'failed', $2, $3, 1) \
-             ON CONFLICT (host) DO UPDATE SET state = 'failed', error = $2, failed_at = $3, \
+             VALUES ($1, $4, $2, $3, 1) \
+             ON CONFLICT (host) DO UPDATE SET state = $4, error = $2, failed_at = $3, \
              attempts = certificates.attempts + 1, updated_at = now() \
              WHERE certificates.failed_at IS NULL OR certificates.failed_at < $3 \
              RETURNING attempts",
@@ -206,6 +322,7 @@ impl Platform {
         .bind::<Text, _>(host)
         .bind::<Text, _>(reason)
         .bind::<Timestamptz, _>(at)
+        .bind::<Text, _>(CertificateState::Failed)
         .load(&mut conn)
         .await?;
         // No row: this failure (or a later one) is on record already — the edge's log is read
@@ -296,7 +413,7 @@ impl Platform {
                 // The host itself, or the wildcard it is a name of.
                 let host = served
                     .get(&record.host)
-                    .or_else(|| served.get(&super::wildcard_over(&record.host)?))?;
+                    .or_else(|| served.get(&wildcard_over(&record.host)?))?;
                 Some(CertificateProblem {
                     site_id: host.site_id,
                     site_name: host.site_name.clone(),
@@ -311,6 +428,16 @@ impl Platform {
 struct AttemptsRow {
     #[diesel(sql_type = Int4)]
     attempts: i32,
+}
+
+fn expiry(certificate: Certificate) -> DateTime<Utc> {
+    DateTime::from_timestamp(certificate.not_after, 0).unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch as a time (Caddy's log times are fractional).
+#[allow(clippy::cast_possible_truncation)]
+fn timestamp(seconds: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis((seconds * 1000.0) as i64).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ impl Platform {
         }
         let name = txt_name(&domain.host);
         let wanted = txt_value(&domain.token);
-        let outcome = match self.dns().txt(&name).await {
+        let outcome = match self.dns()?.txt(&name).await {
             Ok(found) if found.iter().any(|v| v.trim() == wanted) => Ok(()),
             Ok(found) if found.is_empty() => Err(format!("No TXT record was found at {name}.")),
             Ok(found) => Err(format!(

@@ -19,7 +19,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 pub use catalogue::{CatalogueImage, EngineImage};
 pub use certificates::{
-    CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
+    CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
 pub use disk::{DiskUse, measure};
 pub use domains::{

@@ -204,15 +204,17 @@ impl Platform {
         // Heartbeats are the database's clock alone (`now()`), here and wherever they are
         // renewed: managers whose clocks differ never take each other's live work.
         let claimed = diesel::sql_query(
-            "UPDATE operations SET state = 'running', heartbeat = now(), \
+            "UPDATE operations SET state = $2, heartbeat = now(), \
                claim = nextval('operation_claims') WHERE id = (\
                SELECT id FROM operations \
-               WHERE state = 'queued' \
-                  OR (state = 'running' AND heartbeat < now() - make_interval(secs => $1)) \
+               WHERE state = $3 \
+                  OR (state = $2 AND heartbeat < now() - make_interval(secs => $1)) \
                ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
              RETURNING id, claim",
         )
         .bind::<diesel::sql_types::Double, _>(timeout)
+        .bind::<diesel::sql_types::Text, _>(OperationState::Running)
+        .bind::<diesel::sql_types::Text, _>(OperationState::Queued)
         .get_result::<ClaimedOperation>(&mut conn)
         .await
         .optional()?;

@@ -42,12 +42,13 @@ impl Platform {
         // an orphan.
         // What interrupted route writes left is repaired first, so that the listing below
         // is of whole routes only.
-        let repaired = runtime.edge.repair().await?;
-        let objects = runtime.orchestrator.site_objects().await?;
+        let repaired = runtime.edge.repair().await.map_err(engine)?;
+        let objects = runtime.orchestrator.site_objects().await.map_err(engine)?;
         let routes: BTreeMap<SiteId, _> = runtime
             .edge
             .list()
-            .await?
+            .await
+            .map_err(engine)?
             .into_iter()
             .map(|r| (r.site, r))
             .collect();
@@ -60,8 +61,10 @@ impl Platform {
         // site being corrected.)
         let busy: BTreeSet<i32> = diesel::sql_query(
             "SELECT site_id FROM (SELECT DISTINCT ON (site_id) site_id, state FROM operations \
-             WHERE kind <> 'reset-terminal' ORDER BY site_id, id DESC) latest WHERE state <> 'done'",
+             WHERE kind <> $1 ORDER BY site_id, id DESC) latest WHERE state <> $2",
         )
+        .bind::<diesel::sql_types::Text, _>(super::OperationKind::ResetTerminal)
+        .bind::<diesel::sql_types::Text, _>(super::OperationState::Done)
         .load::<LatestOperation>(&mut conn)
         .await?
         .into_iter()
@@ -195,7 +198,7 @@ impl Platform {
         let mut corrections = Vec::new();
         let id = id_of(&site);
         if site.provisioned {
-            let what = match runtime.ensure_disk(&site).await? {
+            let what = match runtime.ensure_disk(&site).await.map_err(engine)? {
                 DiskChange::Ready => None,
                 DiskChange::Mounted => Some("its disk was not mounted; mounted it"),
                 DiskChange::Grown => Some("its disk was smaller than its quota; grew it"),
@@ -232,7 +235,7 @@ impl Platform {
                 self.follow_service(runtime, &site, conn).await?;
             }
             SiteKind::Static if objects.services.contains(&id) => {
-                runtime.orchestrator.remove_service(id).await?;
+                runtime.orchestrator.remove_service(id).await.map_err(engine)?;
                 corrections.push(Correction {
                     site: site.id,
                     what: "a static site had a service; removed it".to_owned(),
@@ -254,14 +257,15 @@ impl Platform {
             have = runtime
                 .edge
                 .list()
-                .await?
+                .await
+                .map_err(engine)?
                 .iter()
                 .find(|r| r.site == id)
                 .map(sorted);
         }
         let mut routes_changed = false;
         if have.as_ref() != Some(&want) {
-            runtime.put_routes(&site).await?;
+            runtime.put_routes(&site).await.map_err(engine)?;
             routes_changed = true;
             corrections.push(Correction {
                 site: site.id,
@@ -348,4 +352,10 @@ fn orphan(id: SiteId, what: &str) -> Correction {
         site: i32::try_from(id.0).unwrap_or(i32::MAX),
         what: format!("no site {id} exists; removed its {what}"),
     }
+}
+
+/// The engine's or the edge's failure, in its own words: what the reconciler records as a
+/// site's problem for admins (never shown to members).
+fn engine(err: orchestrator::Error) -> Error {
+    Error::internal(err)
 }

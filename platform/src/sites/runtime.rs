@@ -44,7 +44,8 @@ pub struct Runtime {
     pub network: String,
     /// VIP or DNS round-robin for services.
     pub endpoint_mode: EndpointMode,
-    /// The database, for the one action that deletes a record.
+    /// The platform it serves (its database and settings). The platform holds this runtime
+    /// too: `Platform::set_runtime(None)` at shutdown lets both go.
     pub(crate) platform: crate::Platform,
     /// With Traefik as the operator's edge router: how to label services and where to write the
     /// file-provider configuration for static sites (Caddy then serves only those, unpublished).
@@ -347,8 +348,9 @@ impl Runtime {
                     .map(|()| "files removed".to_owned())
                     .map_err(|err| format!("removing the site's files: {err}"))
             }
-            // The queue forgets the site itself, in the database, within the operation.
-            A::ForgetSite => Ok(String::new()),
+            // The queue forgets the site itself, in the database, within the operation: the
+            // engine is never asked to.
+            A::ForgetSite => Err("forgetting a site is the queue's, not the engine's".to_owned()),
         }
     }
 

@@ -1,0 +1,4 @@
+ALTER TABLE certificates DROP CONSTRAINT certificates_state_check;
+ALTER TABLE operations DROP CONSTRAINT operations_kind_check;
+ALTER TABLE operation_actions DROP CONSTRAINT operation_actions_action_check;
+ALTER TABLE site_domains DROP CONSTRAINT site_domains_verified_by_check;
