@@ -46,20 +46,22 @@ impl Actions for Recorder {
     }
 }
 
-async fn member(db: &TestDb) -> Actor {
-    signed_in_user(&db.platform, "member", Role::User).await.0
+/// A member and their new static site `shop`, its create queued (and the operation's id).
+async fn queued_shop(db: &TestDb) -> (Actor, Site, i64) {
+    let member = signed_in_user(&db.platform, "member", Role::User).await.0;
+    let (site, operation) = db
+        .platform
+        .create_site(Some(&member), static_site("shop"))
+        .await
+        .unwrap();
+    (member, site, operation)
 }
 
 #[tokio::test]
 async fn a_create_runs_its_actions_in_order_and_makes_the_site() {
     let db = TestDb::new().await;
-    let member = member(&db).await;
+    let (member, site, _) = queued_shop(&db).await;
     let engine = Recorder::default();
-    let (site, _) = db
-        .platform
-        .create_site(Some(&member), static_site("shop"))
-        .await
-        .unwrap();
     assert_eq!(site.state, SiteState::Provisioning);
 
     assert!(db.platform.run_next_operation(&engine).await.unwrap());
@@ -80,14 +82,9 @@ async fn a_create_runs_its_actions_in_order_and_makes_the_site() {
 #[tokio::test]
 async fn a_failed_action_stops_its_operation_and_a_retry_resumes_where_it_failed() {
     let db = TestDb::new().await;
-    let member = member(&db).await;
+    let (member, site, operation) = queued_shop(&db).await;
     let engine = Recorder::default();
     engine.refuse(Some(Action::PutRoutes));
-    let (site, operation) = db
-        .platform
-        .create_site(Some(&member), static_site("shop"))
-        .await
-        .unwrap();
 
     assert!(db.platform.run_next_operation(&engine).await.unwrap());
     let site = db.platform.site(Some(&member), site.id).await.unwrap();
@@ -123,13 +120,8 @@ async fn a_failed_action_stops_its_operation_and_a_retry_resumes_where_it_failed
 #[tokio::test]
 async fn a_deletion_removes_everything_then_forgets_the_site() {
     let db = TestDb::new().await;
-    let member = member(&db).await;
+    let (member, site, _) = queued_shop(&db).await;
     let engine = Recorder::default();
-    let (site, _) = db
-        .platform
-        .create_site(Some(&member), static_site("shop"))
-        .await
-        .unwrap();
     assert!(db.platform.run_next_operation(&engine).await.unwrap());
     // A change queued before the deletion gets nothing back for a site being deleted.
     db.platform
@@ -161,12 +153,7 @@ async fn a_deletion_removes_everything_then_forgets_the_site() {
 #[tokio::test]
 async fn without_docker_shells_and_files_are_unavailable_for_now_not_refused() {
     let db = TestDb::new().await;
-    let member = member(&db).await;
-    let (site, _) = db
-        .platform
-        .create_site(Some(&member), static_site("shop"))
-        .await
-        .unwrap();
+    let (member, site, _) = queued_shop(&db).await;
     assert!(
         db.platform
             .run_next_operation(&Recorder::default())
