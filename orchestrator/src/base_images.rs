@@ -22,13 +22,30 @@ pub enum BaseImage {
     Busybox,
     /// Debian bookworm, minbase.
     Debian,
-    /// Debian with Python 3.
+    /// Debian with Python 3 (and the drivers of the sites' databases).
     Python,
+    /// Debian's PostgreSQL server, for the sites' databases.
+    Postgres,
+    /// Debian's MariaDB server (MySQL-compatible), for the sites' databases.
+    Mariadb,
+    /// `psql` and the `mariadb` client, for database shells.
+    DbClient,
 }
 
 impl BaseImage {
-    /// Every base image, each after the one it is made from.
-    pub const ALL: [Self; 3] = [Self::Busybox, Self::Debian, Self::Python];
+    /// Every base image, each after the one it is made from (what `director images` makes).
+    pub const ALL: [Self; 6] = [
+        Self::Busybox,
+        Self::Debian,
+        Self::Python,
+        Self::Postgres,
+        Self::Mariadb,
+        Self::DbClient,
+    ];
+
+    /// The images of the site catalogue, which `serve` makes at start; the others are made on
+    /// their first use.
+    pub const SITES: [Self; 3] = [Self::Busybox, Self::Debian, Self::Python];
 
     /// Its name and tag under a repository (`python:3`).
     pub fn name(self) -> &'static str {
@@ -36,13 +53,16 @@ impl BaseImage {
             Self::Busybox => "busybox:latest",
             Self::Debian => "debian:bookworm",
             Self::Python => "python:3",
+            Self::Postgres => "postgres:15",
+            Self::Mariadb => "mariadb:10.11",
+            Self::DbClient => "dbclient:latest",
         }
     }
 
     /// The base image it is made from.
     fn from(self) -> Option<Self> {
         match self {
-            Self::Python => Some(Self::Debian),
+            Self::Python | Self::Postgres | Self::Mariadb | Self::DbClient => Some(Self::Debian),
             Self::Busybox | Self::Debian => None,
         }
     }
@@ -52,6 +72,9 @@ impl BaseImage {
         match self {
             Self::Busybox => Some(include_str!("../../images/busybox/Dockerfile")),
             Self::Python => Some(include_str!("../../images/python/Dockerfile")),
+            Self::Postgres => Some(include_str!("../../images/postgres/Dockerfile")),
+            Self::Mariadb => Some(include_str!("../../images/mariadb/Dockerfile")),
+            Self::DbClient => Some(include_str!("../../images/dbclient/Dockerfile")),
             Self::Debian => None,
         }
     }
@@ -169,7 +192,11 @@ impl BaseImages {
             heard(BuildLine(format!("making {reference}")));
             let making = match step {
                 BaseImage::Debian => self.import_debian(orch, &reference, &mut heard).await,
-                BaseImage::Busybox | BaseImage::Python => match build_dir() {
+                BaseImage::Busybox
+                | BaseImage::Python
+                | BaseImage::Postgres
+                | BaseImage::Mariadb
+                | BaseImage::DbClient => match build_dir() {
                     Ok(context) => match self.context(step, context.path()) {
                         Ok(()) => tokio::time::timeout(
                             BUILD_FOR,

@@ -105,6 +105,34 @@ async fn the_base_images_are_made_from_nothing_and_each_runs_a_site() {
         .await;
         assert_eq!(body, format!("hello from {}\n", site.name));
     }
+
+    // A Python site has its database's drivers without building anything.
+    let (out, code) = env
+        .run(
+            &sites[2],
+            "python3 -c 'import psycopg2, pymysql; print(\"drivers\")'",
+        )
+        .await;
+    assert_eq!((out.as_str(), code), ("drivers\n", 0));
+    // The database servers and the database shell's clients, made on first need.
+    for (id, image, command, says) in [
+        (15, BaseImage::Postgres, "postgres --version", "(PostgreSQL) 15."),
+        (16, BaseImage::Mariadb, "mariadbd --version", "MariaDB"),
+        (
+            17,
+            BaseImage::DbClient,
+            "psql --version && mariadb --version",
+            "MariaDB",
+        ),
+    ] {
+        assert!(
+            images.ensure(&env.orch, image, &mut |_| {}).await.unwrap(),
+            "{image:?}"
+        );
+        let probe = site_on(&env, id, &format!("cold-db{id}"), images.reference(image), HTTPD);
+        let (out, code) = env.run(&probe, command).await;
+        assert!(code == 0 && out.contains(says), "{image:?}: {code} {out}");
+    }
 }
 
 /// Removes the throw-away images when the test ends, however it ends.

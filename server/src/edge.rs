@@ -164,7 +164,7 @@ async fn serve_asks(caddy: Caddy, platform: Platform, mut shutdown: watch::Recei
 /// seconds rather than after its image.
 async fn make_base_images(orch: Orchestrator) {
     let images = orch.base_images().clone();
-    for image in orchestrator::base_images::BaseImage::ALL {
+    for image in orchestrator::base_images::BaseImage::SITES {
         let reference = images.reference(image);
         let mut log = |line: orchestrator::BuildLine| tracing::info!(image = %reference, line = %line.0, "making a base image");
         match images.ensure(&orch, image, &mut log).await {
