@@ -67,6 +67,27 @@ impl BaseImage {
         }
     }
 
+    /// What it is made of: its Dockerfile with what it is made from, as a digest. An image on
+    /// the engine labelled with another (an older Director's) is made again. Debian's root,
+    /// imported, carries no label: it is only made when missing.
+    pub fn recipe(self) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(
+            self.dockerfile()
+                .unwrap_or("debootstrap --variant=minbase bookworm"),
+        );
+        if let Some(from) = self.from() {
+            hasher.update(from.recipe());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Its Dockerfile (none for Debian: its root is imported).
     fn dockerfile(self) -> Option<&'static str> {
         match self {
@@ -79,6 +100,9 @@ impl BaseImage {
         }
     }
 }
+
+/// The label that carries a base image's recipe ([`BaseImage::recipe`]).
+pub const RECIPE_LABEL: &str = "director.recipe";
 
 /// Where the making of a base image stands, in this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +166,8 @@ impl BaseImages {
         }
     }
 
-    /// Makes `image` (and what it is made from) unless the engine has it; `on_line` hears each
+    /// Makes `image` (and what it is made from) unless the engine has it as this Director makes
+    /// it (its recipe label; Debian's root only when missing); `on_line` hears each
     /// step and line of output. Returns whether anything was made. The making runs as a task
     /// of its own: a caller that goes away (a request cancelled, an operation taken over) never
     /// stops a build midway.
@@ -182,7 +207,11 @@ impl BaseImages {
         let chain: Vec<BaseImage> = std::iter::successors(Some(image), |i| i.from()).collect();
         for step in chain.into_iter().rev() {
             let reference = self.reference(step);
-            if orch.image_exists(&reference).await? {
+            let current = match step {
+                BaseImage::Debian => orch.image_exists(&reference).await?,
+                _ => orch.image_label(&reference, RECIPE_LABEL).await? == Some(step.recipe()),
+            };
+            if current {
                 continue;
             }
             let mut heard = |line: BuildLine| {
@@ -228,7 +257,11 @@ impl BaseImages {
     pub(crate) fn context(&self, image: BaseImage, dir: &Path) -> Result<()> {
         let dockerfile = image.dockerfile().unwrap_or_default();
         // The Dockerfiles name `director/…`; here they are made from this repository's images.
-        let dockerfile = dockerfile.replace("FROM director/", &format!("FROM {}/", self.repository));
+        let dockerfile = format!(
+            "{}\nLABEL {RECIPE_LABEL}=\"{}\"\n",
+            dockerfile.replace("FROM director/", &format!("FROM {}/", self.repository)),
+            image.recipe()
+        );
         let busybox =
             std::env::var_os("BUSYBOX").map_or_else(|| "/bin/busybox".into(), std::path::PathBuf::from);
         std::fs::copy(&busybox, dir.join("busybox")).map_err(|source| Error::Io {

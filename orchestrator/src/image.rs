@@ -115,6 +115,18 @@ impl Orchestrator {
         }
     }
 
+    /// The value of the image's label `key`; None when the image or the label is not there.
+    pub async fn image_label(&self, reference: &str, key: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|mut l| l.remove(key))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Makes sure `reference` is on the engine before a service or terminal is made from it:
     /// one of Director's base images is made (waiting for a build already under way); any
     /// other missing image is a typed error, before the engine's own.

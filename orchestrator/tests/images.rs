@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{HTTPD, env, wait_for};
 use orchestrator::{
     SiteSpec,
-    base_images::{BaseImage, BaseImages, Progress},
+    base_images::{BaseImage, BaseImages, Progress, RECIPE_LABEL},
 };
 
 /// A site on `image` whose run.sh answers `hello from <name>` on its port.
@@ -133,6 +133,32 @@ async fn the_base_images_are_made_from_nothing_and_each_runs_a_site() {
         let (out, code) = env.run(&probe, command).await;
         assert!(code == 0 && out.contains(says), "{image:?}: {code} {out}");
     }
+
+    // An image an older Director made (another recipe, or none: Debian's root tagged in its
+    // place) is made again; one made by this recipe is left alone.
+    let client = images.reference(BaseImage::DbClient);
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", &images.reference(BaseImage::Debian), &client])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    assert_eq!(env.orch.image_label(&client, RECIPE_LABEL).await.unwrap(), None);
+    assert!(
+        images
+            .ensure(&env.orch, BaseImage::DbClient, &mut |_| {})
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        env.orch.image_label(&client, RECIPE_LABEL).await.unwrap(),
+        Some(BaseImage::DbClient.recipe())
+    );
+    assert!(
+        !images
+            .ensure(&env.orch, BaseImage::DbClient, &mut |_| {})
+            .await
+            .unwrap()
+    );
 }
 
 /// Removes the throw-away images when the test ends, however it ends.
