@@ -17,10 +17,21 @@ use orchestrator::edge::AcmeConfig;
 
 /// A free port on loopback.
 pub fn free_address() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    // A port is free once its listener is dropped, so the kernel may give it again to the next
+    // ask: the ports handed out in this process are remembered and never handed out twice
+    // (pebble's, its DNS server's and the edge's once came out the same).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        if !given.contains(&address.port()) {
+            given.push(address.port());
+            return address;
+        }
+    }
 }
 
 /// pebble and its DNS server; both stopped when dropped.
