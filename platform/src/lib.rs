@@ -156,7 +156,7 @@ impl Platform {
 
     /// The engine and edge, or why `what` cannot be had without them (503).
     pub(crate) fn runtime(&self, what: &str) -> Result<sites::Runtime> {
-        self.inner.runtime.borrow().clone().ok_or_else(|| {
+        self.runtime_if_up().ok_or_else(|| {
             Error::EngineUnavailable(format!(
                 "{what} unavailable while Director is not connected to Docker."
             ))
