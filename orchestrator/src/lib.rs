@@ -13,6 +13,7 @@
 //! - Names and values are validated before they reach the engine.
 
 pub mod base_images;
+pub mod databases;
 pub mod disks;
 pub mod edge;
 mod error;
@@ -156,11 +157,16 @@ impl Orchestrator {
     /// The names of every service, container and network this namespace holds.
     pub async fn leftovers(&self) -> Result<Vec<String>> {
         let objects = self.namespace_objects().await?;
-        Ok([objects.services, objects.containers, objects.networks]
-            .into_iter()
-            .flatten()
-            .map(|(_, name)| name)
-            .collect())
+        Ok([
+            objects.services,
+            objects.containers,
+            objects.networks,
+            objects.secrets,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(_, name)| name)
+        .collect())
     }
 
     /// The sites that have a service, and those that have a terminal container, in this
@@ -245,7 +251,9 @@ impl Orchestrator {
 
     /// Every object of this namespace, as (id, name) pairs.
     async fn namespace_objects(&self) -> Result<NamespaceObjects> {
-        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListServicesOptions};
+        use bollard::query_parameters::{
+            ListContainersOptions, ListNetworksOptions, ListSecretsOptions, ListServicesOptions,
+        };
         let filters = std::collections::HashMap::from([(
             "label".to_owned(),
             vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
@@ -271,6 +279,15 @@ impl Orchestrator {
             .into_iter()
             .filter_map(|c| Some((c.id?, c.names?.into_iter().next()?)))
             .collect();
+        let secrets = self
+            .docker
+            .list_secrets(Some(ListSecretsOptions {
+                filters: Some(filters.clone()),
+            }))
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.id?, s.spec?.name?)))
+            .collect();
         let networks = self
             .docker
             .list_networks(Some(ListNetworksOptions {
@@ -284,10 +301,12 @@ impl Orchestrator {
             services,
             containers,
             networks,
+            secrets,
         })
     }
 
-    /// Removes everything this orchestrator's namespace made: services, containers, networks.
+    /// Removes everything this orchestrator's namespace made: services, containers, networks,
+    /// secrets.
     /// For tests and uninstalls; a production namespace is never removed wholesale by Director.
     pub async fn remove_namespace(&self) -> Result<()> {
         let objects = self.namespace_objects().await?;
@@ -299,6 +318,16 @@ impl Orchestrator {
         }
         for (id, _) in objects.networks {
             self.remove_network(&id).await?;
+        }
+        // Secrets go once the services that used them have.
+        for (id, _) in objects.secrets {
+            for attempt in 0..20 {
+                match ignore_missing(self.docker.delete_secret(&id).await) {
+                    Ok(()) => break,
+                    Err(_) if attempt < 19 => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                    Err(err) => return Err(err),
+                }
+            }
         }
         Ok(())
     }
@@ -384,6 +413,7 @@ struct NamespaceObjects {
     services: Vec<(String, String)>,
     containers: Vec<(String, String)>,
     networks: Vec<(String, String)>,
+    secrets: Vec<(String, String)>,
 }
 
 /// Treats "no such object" as done: removing what is already gone succeeds.

@@ -75,7 +75,12 @@ impl Namespace {
         format!("{}site_{site}_terminal", self.0)
     }
 
-    /// A network's name in this namespace.
+    /// The service of one of Director's database servers: `director_postgres`.
+    pub fn database_server(&self, engine: &str) -> String {
+        format!("{}director_{engine}", self.0)
+    }
+
+    /// A network's (or secret's) name in this namespace.
     pub fn network(&self, name: &str) -> String {
         format!("{}{name}", self.0)
     }

@@ -151,10 +151,14 @@ impl Orchestrator {
     /// own during rolling updates, so an update made from a stale version ("update out of
     /// sequence") is re-read and retried.
     async fn modify(&self, site: SiteId, change: impl Fn(&mut ServiceSpec)) -> Result<()> {
-        let name = self.ns.service(site);
+        self.modify_service(&self.ns.service(site), change).await
+    }
+
+    /// [`Orchestrator::modify`] on the service called `name`.
+    pub(crate) async fn modify_service(&self, name: &str, change: impl Fn(&mut ServiceSpec)) -> Result<()> {
         let mut attempt = 0;
         loop {
-            let current = self.docker.inspect_service(&name, None).await?;
+            let current = self.docker.inspect_service(name, None).await?;
             let mut spec = current
                 .spec
                 .ok_or_else(|| Error::Engine(format!("service {name} has no spec")))?;
@@ -165,7 +169,7 @@ impl Orchestrator {
                     .map_err(|_| Error::Engine(format!("service version {version} out of range")))?,
                 ..Default::default()
             };
-            match self.docker.update_service(&name, spec, options, None).await {
+            match self.docker.update_service(name, spec, options, None).await {
                 Ok(_) => return Ok(()),
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                     if message.contains("out of sequence") && attempt < 10 =>
@@ -180,8 +184,12 @@ impl Orchestrator {
 
     /// Desired and running tasks, and why the latest task that stopped did so.
     pub async fn status(&self, site: SiteId) -> Result<ServiceStatus> {
-        let name = self.ns.service(site);
-        let service = self.docker.inspect_service(&name, None).await?;
+        self.service_status(&self.ns.service(site)).await
+    }
+
+    /// [`Orchestrator::status`] of the service called `name`.
+    pub(crate) async fn service_status(&self, name: &str) -> Result<ServiceStatus> {
+        let service = self.docker.inspect_service(name, None).await?;
         let update = service.update_status.map(|u| {
             let state = u.state.map(|s| s.to_string()).unwrap_or_default();
             match u.message {
@@ -195,7 +203,7 @@ impl Orchestrator {
             .and_then(|m| m.replicated)
             .and_then(|r| r.replicas)
             .unwrap_or(0);
-        let filters = HashMap::from([("service".to_owned(), vec![name.clone()])]);
+        let filters = HashMap::from([("service".to_owned(), vec![name.to_owned()])]);
         let mut tasks = self
             .docker
             .list_tasks(Some(ListTasksOptions {
