@@ -16,6 +16,7 @@ mod stored;
 
 pub mod account;
 pub mod certificate;
+pub mod database;
 pub mod domain;
 pub mod operation;
 pub mod site;
@@ -23,6 +24,7 @@ pub mod site;
 pub use stored::{Stored, UnknownName};
 
 use certificate::CertificateState;
+use database::DatabaseState;
 use operation::{ActionState, OperationState};
 use site::{Availability, SiteState};
 
@@ -49,6 +51,15 @@ impl Shown for SiteState {
             Self::Running => Tone::Good,
             Self::Failing => Tone::Bad,
             Self::Provisioning | Self::Deleting | Self::Stopped => Tone::Busy,
+        }
+    }
+}
+
+impl Shown for DatabaseState {
+    fn tone(self) -> Tone {
+        match self {
+            Self::Ready => Tone::Good,
+            Self::Creating | Self::Deleting => Tone::Busy,
         }
     }
 }

@@ -24,6 +24,12 @@ stored_enum! {
         /// access to the site: nothing they started there may outlive it). The next terminal
         /// opened makes a new one.
         ResetTerminal = "reset-terminal",
+        /// Make a database (and its role) for the site and give the site its variables.
+        AddDatabase = "add-database",
+        /// Give a database's role a new password, and the site the new variables.
+        RotateDatabasePassword = "rotate-database-password",
+        /// Take a database's variables from the site, then drop the database and its role.
+        DeleteDatabase = "delete-database",
     }
 }
 
@@ -46,6 +52,10 @@ stored_enum! {
         RemoveTerminal = "remove-terminal",
         /// Remove its directory.
         RemoveDirectory = "remove-directory",
+        /// Make its databases and roles, each with its password, as its records say.
+        EnsureDatabases = "ensure-databases",
+        /// Drop the databases (and roles) being deleted: all of them when the site is.
+        DropDatabases = "drop-databases",
         /// Delete its record.
         ForgetSite = "forget-site",
     }
@@ -91,6 +101,9 @@ impl OperationKind {
             Self::FixSite => "Fix site",
             Self::UpdateDomains => "Update domains",
             Self::ResetTerminal => "Reset terminal",
+            Self::AddDatabase => "Add database",
+            Self::RotateDatabasePassword => "Rotate database password",
+            Self::DeleteDatabase => "Delete database",
         }
     }
 
@@ -100,10 +113,13 @@ impl OperationKind {
     }
 
     /// Whether it moves the site through its lifecycle when it fails or succeeds. Ending the
-    /// terminal container says nothing about the site's health: its failure is shown on the
-    /// operation (to be retried) and leaves the site where it was.
+    /// terminal container, or a change to a database, says nothing about the site's health:
+    /// its failure is shown on the operation (to be retried) and leaves the site where it was.
     pub fn moves_state(self) -> bool {
-        self != Self::ResetTerminal
+        !matches!(
+            self,
+            Self::ResetTerminal | Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase
+        )
     }
 
     /// Its actions, in order, for a site of `kind`.
@@ -124,10 +140,20 @@ impl OperationKind {
             (Self::SetAvailability | Self::ApplySettings, SiteKind::Dynamic) => {
                 vec![A::EnsureService, A::PutRoutes]
             }
+            // Its service gets the new variables (start-first) after the database is made and
+            // before one is dropped; its terminal gets them when it is next opened (a terminal
+            // container whose settings changed is made again).
+            (Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase, SiteKind::Static) => {
+                vec![A::EnsureDatabases, A::DropDatabases]
+            }
+            (Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase, SiteKind::Dynamic) => {
+                vec![A::EnsureDatabases, A::EnsureService, A::DropDatabases]
+            }
             (Self::DeleteSite, _) => vec![
                 A::RemoveRoutes,
                 A::RemoveService,
                 A::RemoveTerminal,
+                A::DropDatabases,
                 A::RemoveDirectory,
                 A::ForgetSite,
             ],
@@ -154,6 +180,8 @@ impl Action {
             Self::RemoveService => "Remove its service",
             Self::RemoveTerminal => "End its terminal",
             Self::RemoveDirectory => "Remove its files",
+            Self::EnsureDatabases => "Make its databases",
+            Self::DropDatabases => "Drop deleted databases",
             Self::ForgetSite => "Forget the site",
         }
     }

@@ -69,6 +69,8 @@ pub struct Settings {
     pub operation_heartbeat_timeout: Duration,
     /// The name server domain verification asks (None: the system's resolver).
     pub dns_server: Option<std::net::SocketAddr>,
+    /// The most connections a site's database role may hold at once.
+    pub database_connections: u32,
 }
 
 impl Default for Settings {
@@ -87,6 +89,7 @@ impl Default for Settings {
             site_disk_bytes: 2 << 30,
             operation_heartbeat_timeout: Duration::from_secs(30),
             dns_server: None,
+            database_connections: 20,
         }
     }
 }

@@ -179,7 +179,29 @@ diesel::joinable!(ssh_keys -> users (user_id));
 diesel::joinable!(sites -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
 diesel::joinable!(site_members -> users (user_id));
+diesel::table! {
+    site_databases (site_id, kind) {
+        site_id -> Int4,
+        kind -> Text,
+        state -> Text,
+        password -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sql_history (id) {
+        id -> Int8,
+        site_id -> Int4,
+        user_id -> Int8,
+        kind -> Text,
+        statement -> Text,
+        at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(operation_actions -> operations (operation_id));
+diesel::joinable!(site_databases -> sites (site_id));
 diesel::allow_tables_to_appear_in_same_query!(
     images,
     sites,
@@ -190,5 +212,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     ssh_keys,
     site_domains,
-    certificates
+    certificates,
+    site_databases,
+    sql_history
 );

@@ -122,3 +122,20 @@ pub fn static_site(name: &str) -> crate::sites::NewSite {
         image: "busybox".to_owned(),
     }
 }
+
+/// Every failed operation's kind with the output of its failed action: what a test shows when
+/// it expected every operation to succeed.
+pub async fn failed_operations(platform: &Platform) -> Vec<(String, String)> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+
+    use crate::schema::{operation_actions, operations};
+    let mut conn = platform.conn().await.expect("a connection");
+    operations::table
+        .inner_join(operation_actions::table)
+        .filter(operations::state.eq("failed"))
+        .filter(operation_actions::state.eq("failed"))
+        .select((operations::kind, operation_actions::output))
+        .load(&mut conn)
+        .await
+        .expect("reading the operations")
+}

@@ -7,6 +7,7 @@ use model::{
     Stored,
     account::Role,
     certificate::CertificateState,
+    database::{DatabaseKind, DatabaseState},
     domain::Proof,
     operation::{Action, ActionState, OperationKind, OperationState},
     site::{Availability, Purpose, SiteKind, SiteState},
@@ -70,6 +71,8 @@ async fn every_stored_enum_is_exactly_what_its_column_allows() {
         ("operation_actions_state_check", names(ActionState::ALL)),
         ("certificates_state_check", names(CertificateState::ALL)),
         ("site_domains_verified_by_check", names(Proof::ALL)),
+        ("site_databases_kind_check", names(DatabaseKind::ALL)),
+        ("site_databases_state_check", names(DatabaseState::ALL)),
     ] {
         assert_eq!(allowed(&mut conn, constraint).await, expected, "{constraint}");
     }

@@ -54,6 +54,8 @@ pub struct EdgePlan {
     pub traefik: Option<(Vec<String>, Option<String>)>,
     /// HTTPS through ACME (Caddy only).
     pub acme: Option<AcmeConfig>,
+    /// The sites' database servers.
+    pub databases: platform::sites::DatabaseServers,
 }
 
 /// `?domain=` of a certificate ask.
@@ -195,7 +197,8 @@ pub async fn supervise(plan: EdgePlan, platform: Platform, mut shutdown: watch::
                     // Swarm's virtual IPs need IPVS, which not every kernel has; DNS round-robin
                     // works everywhere.
                     EndpointMode::Dnsrr,
-                );
+                )
+                .with_databases(plan.databases.clone());
                 if let Some((entrypoints, cert_resolver)) = &plan.traefik {
                     ready = ready.with_traefik(TraefikMode {
                         config: TraefikConfig {

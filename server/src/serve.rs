@@ -269,6 +269,10 @@ fn edge_plan(config: &Config) -> anyhow::Result<EdgePlan> {
         sites_domain: config.edge.sites_domain.clone(),
         traefik,
         acme: config.acme.clone(),
+        databases: platform::sites::DatabaseServers {
+            dir: data_dir.join("databases"),
+            memory_bytes: 512 << 20,
+        },
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod certificates;
+mod databases;
 mod disk;
 mod domains;
 mod lock;
@@ -20,6 +21,9 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 pub use catalogue::{CatalogueImage, EngineImage};
 pub use certificates::{
     CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
+};
+pub use databases::{
+    Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, SiteDatabase, database_name,
 };
 pub use disk::{DiskUse, measure};
 pub use domains::{
@@ -141,6 +145,8 @@ pub struct Site {
     pub provisioned: bool,
     /// Its verified domains of its own, besides `<name>.<sites domain>`.
     pub domains: Vec<String>,
+    /// Its databases, by kind.
+    pub databases: Vec<SiteDatabase>,
 }
 
 /// One change to a site: the operation that carries it out, the state and availability it
@@ -274,6 +280,7 @@ type SiteRow = (
     ),
     (String, String),
     Vec<String>,
+    Vec<String>,
 );
 
 /// The columns a [`Site`] is read from, sites joined with their image.
@@ -294,6 +301,7 @@ type SiteColumns = (
     ),
     (images::name, images::reference),
     diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
+    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
 );
 
 fn site_columns() -> SiteColumns {
@@ -306,6 +314,7 @@ fn site_columns() -> SiteColumns {
             "array(SELECT d.host FROM site_domains d \
              WHERE d.site_id = sites.id AND d.verified_at IS NOT NULL ORDER BY d.host)",
         ),
+        diesel::dsl::sql(databases::SITE_DATABASES_COLUMN),
     )
 }
 
@@ -327,6 +336,7 @@ fn site_from_row(row: SiteRow) -> Site {
         ),
         (image, image_reference),
         domains,
+        databases,
     ) = row;
     Site {
         id,
@@ -344,6 +354,7 @@ fn site_from_row(row: SiteRow) -> Site {
         created_at,
         provisioned: provisioned_at.is_some(),
         domains,
+        databases: databases::parse_column(&databases),
     }
 }
 

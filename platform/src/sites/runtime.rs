@@ -1,6 +1,6 @@
 //! What the actions do, through the orchestrator and the edge.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::path::PathBuf;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -50,6 +50,8 @@ pub struct Runtime {
     /// With Traefik as the operator's edge router: how to label services and where to write the
     /// file-provider configuration for static sites (Caddy then serves only those, unpublished).
     pub traefik: Option<TraefikMode>,
+    /// The database servers sites' databases are on (None: this Director runs none).
+    pub databases: Option<super::DatabaseServers>,
 }
 
 /// Director behind the operator's Traefik.
@@ -88,7 +90,14 @@ impl Runtime {
             endpoint_mode,
             platform,
             traefik: None,
+            databases: None,
         }
+    }
+
+    /// The same runtime with database servers for the sites.
+    pub fn with_databases(mut self, servers: super::DatabaseServers) -> Self {
+        self.databases = Some(servers);
+        self
     }
 
     /// The same runtime behind Traefik.
@@ -200,7 +209,7 @@ impl Runtime {
             gid: Self::uid(site),
             port: orchestrator::edge::SITE_PORT,
             url: self.url(site),
-            env: BTreeMap::new(),
+            env: super::databases::environment(site),
             limits: Limits {
                 cpu_millis: u32::try_from(site.cpu_millis).unwrap_or(1000),
                 memory_bytes: u64::try_from(site.memory_mb).unwrap_or(512) << 20,
@@ -348,6 +357,8 @@ impl Runtime {
                     .map(|()| "files removed".to_owned())
                     .map_err(|err| format!("removing the site's files: {err}"))
             }
+            A::EnsureDatabases => self.ensure_databases(site).await,
+            A::DropDatabases => self.drop_databases(site).await,
             // The queue forgets the site itself, in the database, within the operation: the
             // engine is never asked to.
             A::ForgetSite => Err("forgetting a site is the queue's, not the engine's".to_owned()),

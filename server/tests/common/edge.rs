@@ -105,6 +105,10 @@ pub async fn start_edge_with(
         sites_domain: sites_domain.to_owned(),
         traefik: None,
         acme,
+        databases: platform::sites::DatabaseServers {
+            dir: dir.path().join("databases"),
+            memory_bytes: 512 << 20,
+        },
     };
     let mut cleanup = Cleanup {
         orch: orch.clone(),

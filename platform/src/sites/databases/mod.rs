@@ -1,0 +1,497 @@
+//! Sites' databases: at most one PostgreSQL and one MySQL (MariaDB) database per site, on the
+//! servers Director runs, each with a role of its own whose variables the site's service and
+//! terminal get.
+//!
+//! A site's `site_databases` rows say what should be: a database being made (`creating`), made
+//! (`ready`, its variables in the site's environment) or being dropped (`deleting`). The
+//! operations' actions make the servers so, idempotently: `ensure-databases` makes every
+//! database not being dropped, with the password its row holds (so a new password is a row
+//! changed, then the action run); `drop-databases` drops the ones being dropped (all of them
+//! when the site is being deleted) and then forgets their rows.
+
+mod mysql;
+mod postgres;
+mod servers;
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+pub use model::database::{DatabaseKind, DatabaseState};
+pub use servers::DatabaseServers;
+use servers::{Admin, engine, new_password};
+
+use super::{Change, OperationKind, Runtime, Site, SiteState, record_change};
+use crate::{Actor, Error, Platform, Result, schema::site_databases};
+
+/// The subquery that reads a site's databases with it: `kind:state:password` each.
+pub(super) const SITE_DATABASES_COLUMN: &str = "array(SELECT b.kind || ':' || b.state || ':' || b.password \
+     FROM site_databases b WHERE b.site_id = sites.id ORDER BY b.kind)";
+
+/// One of a site's databases, as its record has it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SiteDatabase {
+    /// Which server it is on.
+    pub kind: DatabaseKind,
+    /// Where it is in its life.
+    pub state: DatabaseState,
+    /// Its role's password.
+    password: String,
+}
+
+impl std::fmt::Debug for SiteDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteDatabase")
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The databases in a row of [`SITE_DATABASES_COLUMN`].
+pub(super) fn parse_column(values: &[String]) -> Vec<SiteDatabase> {
+    values
+        .iter()
+        .filter_map(|value| {
+            let mut parts = value.splitn(3, ':');
+            let kind = parts.next()?.parse().ok()?;
+            let state = parts.next()?.parse().ok()?;
+            let password = parts.next()?.to_owned();
+            Some(SiteDatabase {
+                kind,
+                state,
+                password,
+            })
+        })
+        .collect()
+}
+
+/// The name of a site's database and of its role: `site_<name>`. The site's name is a DNS
+/// label (letters, digits, inner hyphens): never a name the servers hold for themselves
+/// (`postgres`, `root`, `mysql`), at most 37 characters, and quoted wherever it is used.
+pub fn database_name(site: &Site) -> String {
+    format!("site_{}", site.name)
+}
+
+/// Connection details of one database, as its site's service sees them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Which server.
+    pub kind: DatabaseKind,
+    /// The host on the sites' network.
+    pub host: &'static str,
+    /// Its port.
+    pub port: u16,
+    /// The database's and its role's name.
+    pub name: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    fn of(site: &Site, database: &SiteDatabase) -> Self {
+        let engine = engine(database.kind);
+        Self {
+            kind: database.kind,
+            host: engine.alias(),
+            port: engine.port(),
+            name: database_name(site),
+            password: database.password.clone(),
+        }
+    }
+
+    /// Its URL, the password percent-encoded (`None`: left out, for showing).
+    pub fn url(&self, with_password: bool) -> String {
+        let mut url = url::Url::parse(&format!("{}://{}:{}/", self.kind.scheme(), self.host, self.port))
+            .expect("a scheme, an alias and a port make a URL");
+        let _ = url.set_username(&self.name);
+        if with_password {
+            let _ = url.set_password(Some(&self.password));
+        }
+        url.set_path(&self.name);
+        url.to_string()
+    }
+
+    /// The role's password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// Its variables: `POSTGRES_URL` and `PG*`, or `MYSQL_URL` and `MYSQL_*`.
+    fn variables(&self) -> Vec<(String, String)> {
+        let url = self.url(true);
+        let (prefix, names) = match self.kind {
+            DatabaseKind::Postgresql => (
+                "POSTGRES_URL",
+                ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"],
+            ),
+            DatabaseKind::Mysql => (
+                "MYSQL_URL",
+                [
+                    "MYSQL_HOST",
+                    "MYSQL_PORT",
+                    "MYSQL_USER",
+                    "MYSQL_PASSWORD",
+                    "MYSQL_DATABASE",
+                ],
+            ),
+        };
+        let values = [
+            self.host.to_owned(),
+            self.port.to_string(),
+            self.name.clone(),
+            self.password.clone(),
+            self.name.clone(),
+        ];
+        std::iter::once((prefix.to_owned(), url))
+            .chain(names.iter().map(|n| (*n).to_owned()).zip(values))
+            .collect()
+    }
+}
+
+/// The variables a site's service and terminal get from its made databases. `DATABASE_URL`
+/// is its PostgreSQL database's URL, or its MySQL one's when it has no PostgreSQL database.
+pub(crate) fn environment(site: &Site) -> BTreeMap<String, String> {
+    let ready: Vec<Connection> = site
+        .databases
+        .iter()
+        .filter(|d| d.state == DatabaseState::Ready)
+        .map(|d| Connection::of(site, d))
+        .collect();
+    let mut env: BTreeMap<String, String> = ready.iter().flat_map(Connection::variables).collect();
+    let primary = ready
+        .iter()
+        .find(|c| c.kind == DatabaseKind::Postgresql)
+        .or_else(|| ready.as_slice().first());
+    if let Some(primary) = primary {
+        env.insert("DATABASE_URL".to_owned(), primary.url(true));
+    }
+    env
+}
+
+/// One of a site's databases as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    /// Which server.
+    pub kind: DatabaseKind,
+    /// Where it is in its life.
+    pub state: DatabaseState,
+    /// The database's (and its role's) name.
+    pub name: String,
+    /// Its URL without the password.
+    pub url: String,
+    /// Its size on disk in bytes (None: the server did not answer).
+    pub size_bytes: Option<u64>,
+    /// Its connections now (None: the server did not answer).
+    pub connections: Option<u32>,
+}
+
+impl Runtime {
+    /// `ensure-databases`: makes every database of the site not being dropped, with its
+    /// password; a new one is then `ready`.
+    pub(crate) async fn ensure_databases(&self, site: &Site) -> Result<String, String> {
+        let wanted: Vec<&SiteDatabase> = site
+            .databases
+            .iter()
+            .filter(|d| d.state != DatabaseState::Deleting)
+            .collect();
+        if wanted.is_empty() {
+            return Ok("no database to make".to_owned());
+        }
+        let name = database_name(site);
+        let limit = self.platform.settings().database_connections;
+        let mut done = Vec::new();
+        for database in wanted {
+            match self.database_admin(database.kind).await? {
+                Admin::Postgres(admin) => admin.ensure(&name, &database.password, limit).await,
+                Admin::Mysql(mut admin) => admin.ensure(&name, &database.password, limit).await,
+            }
+            .map_err(|e| format!("making the {} database failed: {e}", database.kind.label()))?;
+            let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+            diesel::update(
+                site_databases::table
+                    .find((site.id, database.kind))
+                    .filter(site_databases::state.eq(DatabaseState::Creating)),
+            )
+            .set(site_databases::state.eq(DatabaseState::Ready))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+            done.push(format!("{} database {name} ready", database.kind.label()));
+        }
+        Ok(done.join("; "))
+    }
+
+    /// `drop-databases`: drops the site's databases being dropped (every one when the site is
+    /// being deleted) with their roles, then forgets them.
+    pub(crate) async fn drop_databases(&self, site: &Site) -> Result<String, String> {
+        let deleting_site = site.state == SiteState::Deleting;
+        let going: Vec<&SiteDatabase> = site
+            .databases
+            .iter()
+            .filter(|d| deleting_site || d.state == DatabaseState::Deleting)
+            .collect();
+        if going.is_empty() {
+            return Ok("no database to drop".to_owned());
+        }
+        let name = database_name(site);
+        let mut done = Vec::new();
+        for database in going {
+            match self.database_admin(database.kind).await? {
+                Admin::Postgres(admin) => admin.drop(&name).await,
+                Admin::Mysql(mut admin) => admin.drop(&name).await,
+            }
+            .map_err(|e| format!("dropping the {} database failed: {e}", database.kind.label()))?;
+            let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+            diesel::delete(site_databases::table.find((site.id, database.kind)))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            done.push(format!("{} database {name} dropped", database.kind.label()));
+        }
+        Ok(done.join("; "))
+    }
+
+    /// The database's size and connections, when its server answers.
+    async fn database_usage(&self, site: &Site, kind: DatabaseKind) -> Option<(u64, u32)> {
+        let spec = self.database_server(kind).await.ok()?;
+        if !self.orchestrator.database_socket_ready(&spec).await {
+            return None;
+        }
+        let name = database_name(site);
+        let usage = match kind {
+            DatabaseKind::Postgresql => match postgres::Admin::connect(&spec).await {
+                Ok(admin) => admin.usage(&name).await,
+                Err(err) => Err(err),
+            },
+            DatabaseKind::Mysql => match mysql::Admin::connect(&spec).await {
+                Ok(mut admin) => admin.usage(&name).await,
+                Err(err) => Err(err),
+            },
+        };
+        usage
+            .inspect_err(
+                |err| tracing::warn!(site = site.id, %kind, error = %err, "reading a database's size"),
+            )
+            .ok()
+    }
+}
+
+impl Platform {
+    /// The site's databases, with their size and connections when their server answers.
+    pub async fn databases(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<DatabaseInfo>> {
+        let (_, site) = self.managed_site(actor, site_id).await?;
+        let runtime = self.runtime_if_up();
+        let mut infos = Vec::new();
+        for database in &site.databases {
+            let connection = Connection::of(&site, database);
+            let usage = match (&runtime, database.state) {
+                (Some(runtime), DatabaseState::Ready) => runtime.database_usage(&site, database.kind).await,
+                _ => None,
+            };
+            infos.push(DatabaseInfo {
+                kind: database.kind,
+                state: database.state,
+                name: connection.name.clone(),
+                url: connection.url(false),
+                size_bytes: usage.map(|u| u.0),
+                connections: usage.map(|u| u.1),
+            });
+        }
+        Ok(infos)
+    }
+
+    /// Adds a database of `kind` to the site: its record, then the operation that makes it and
+    /// gives the site its variables. A site has at most one of each kind.
+    pub async fn add_database(&self, actor: Option<&Actor>, site_id: i32, kind: DatabaseKind) -> Result<i64> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        if site.state == SiteState::Deleting {
+            return Err(Error::Conflict("The site is being deleted.".to_owned()));
+        }
+        if let Some(existing) = site.databases.iter().find(|d| d.kind == kind) {
+            return Err(Error::Conflict(match existing.state {
+                DatabaseState::Deleting => format!(
+                    "The site's {} database is still being deleted: add it again once it is gone.",
+                    kind.label()
+                ),
+                _ => format!(
+                    "The site has a {} database already (one of each kind per site).",
+                    kind.label()
+                ),
+            }));
+        }
+        self.runtime("Databases")?
+            .databases
+            .as_ref()
+            .ok_or_else(|| Error::EngineUnavailable("This Director runs no database servers.".to_owned()))?;
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let inserted = diesel::insert_into(site_databases::table)
+                    .values((
+                        site_databases::site_id.eq(site.id),
+                        site_databases::kind.eq(kind),
+                        site_databases::password.eq(new_password()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                if inserted == 0 {
+                    return Err(Error::Conflict(format!(
+                        "The site has a {} database already (one of each kind per site).",
+                        kind.label()
+                    )));
+                }
+                record_change(
+                    conn,
+                    actor,
+                    &site,
+                    &database_change(OperationKind::AddDatabase, kind),
+                )
+                .await
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
+    }
+
+    /// Gives the database's role a new password: the old one stops working, and the site's
+    /// service is updated (start-first) with the new one.
+    pub async fn rotate_database_password(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        kind: DatabaseKind,
+    ) -> Result<i64> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        self.change_database(actor, &site, kind, OperationKind::RotateDatabasePassword)
+            .await
+    }
+
+    /// Deletes the database: its variables are taken from the site, then it is dropped with its
+    /// role. `confirm` must be the database's name.
+    pub async fn delete_database(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        kind: DatabaseKind,
+        confirm: &str,
+    ) -> Result<i64> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let name = database_name(&site);
+        if confirm.trim() != name {
+            return Err(Error::invalid(
+                "confirm",
+                format!("Type the database's name, {name}, to delete it."),
+            ));
+        }
+        self.change_database(actor, &site, kind, OperationKind::DeleteDatabase)
+            .await
+    }
+
+    async fn change_database(
+        &self,
+        actor: &Actor,
+        site: &Site,
+        kind: DatabaseKind,
+        change: OperationKind,
+    ) -> Result<i64> {
+        let Some(database) = site.databases.iter().find(|d| d.kind == kind) else {
+            return Err(Error::NotFound("database"));
+        };
+        if database.state == DatabaseState::Deleting || site.state == SiteState::Deleting {
+            return Err(Error::Conflict(format!(
+                "The site's {} database is being deleted.",
+                kind.label()
+            )));
+        }
+        let mut conn = self.conn().await?;
+        let operation = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let row = site_databases::table
+                    .find((site.id, kind))
+                    .filter(site_databases::state.ne(DatabaseState::Deleting));
+                let written = if change == OperationKind::DeleteDatabase {
+                    diesel::update(row)
+                        .set(site_databases::state.eq(DatabaseState::Deleting))
+                        .execute(conn)
+                        .await?
+                } else {
+                    diesel::update(row)
+                        .set(site_databases::password.eq(new_password()))
+                        .execute(conn)
+                        .await?
+                };
+                if written == 0 {
+                    return Err(Error::Conflict(
+                        "The database changed meanwhile: look at it again, then retry.".to_owned(),
+                    ));
+                }
+                record_change(conn, actor, site, &database_change(change, kind)).await
+            })
+            .await?;
+        self.wake_workers();
+        Ok(operation)
+    }
+
+    /// The database's connection details with its password, for a member who asked to see
+    /// them: each time is an audit line.
+    pub async fn reveal_database(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        kind: DatabaseKind,
+    ) -> Result<Connection> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let database = site
+            .databases
+            .iter()
+            .find(|d| d.kind == kind && d.state != DatabaseState::Deleting)
+            .ok_or(Error::NotFound("database"))?;
+        let mut conn = self.conn().await?;
+        super::audit(&mut conn, actor, "database.reveal", &site.name, kind.as_str()).await?;
+        Ok(Connection::of(&site, database))
+    }
+}
+
+fn database_change(kind: OperationKind, database: DatabaseKind) -> Change<'static> {
+    Change {
+        kind,
+        state: None,
+        availability: None,
+        audit_action: match kind {
+            OperationKind::AddDatabase => "database.add",
+            OperationKind::RotateDatabasePassword => "database.rotate",
+            _ => "database.delete",
+        },
+        details: database.as_str(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_debug_output_and_urls_encode_them() {
+        let database = SiteDatabase {
+            kind: DatabaseKind::Postgresql,
+            state: DatabaseState::Ready,
+            password: "Secret123".to_owned(),
+        };
+        assert!(!format!("{database:?}").contains("Secret123"));
+        let parsed = parse_column(&[
+            "postgresql:ready:Secret123".to_owned(),
+            "bogus:ready:x".to_owned(),
+        ]);
+        assert_eq!(parsed, vec![database]);
+    }
+}

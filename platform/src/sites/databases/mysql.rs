@@ -1,0 +1,139 @@
+//! A site's MySQL (MariaDB) database, made and dropped as the superuser.
+//!
+//! MySQL takes no identifier as a bound parameter: identifiers come only from the site's
+//! validated name and are quoted as MySQL quotes them. In `GRANT … ON db.*`, `_` and `%` are
+//! wildcards: there they are escaped too, or `site_a` would match `siteXa`.
+
+use mysql_async::{Conn, OptsBuilder, prelude::Queryable as _};
+use orchestrator::databases::ServerSpec;
+
+/// A superuser's connection.
+pub(crate) struct Admin {
+    conn: Conn,
+}
+
+/// `name` quoted as a MySQL identifier.
+pub(crate) fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `name` as a string literal.
+fn literal(name: &str) -> String {
+    format!("'{}'", name.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A connection to `spec`'s server on its socket as `user`.
+pub(crate) async fn connect(
+    spec: &ServerSpec,
+    user: &str,
+    password: &str,
+    database: Option<&str>,
+) -> Result<Conn, String> {
+    let opts = OptsBuilder::default()
+        .socket(Some(spec.socket().to_string_lossy().into_owned()))
+        .prefer_socket(true)
+        .user(Some(user))
+        .pass(Some(password))
+        .db_name(database)
+        .wait_timeout(Some(600));
+    tokio::time::timeout(std::time::Duration::from_secs(5), Conn::new(opts))
+        .await
+        .map_err(|_| "the server did not answer within 5 s".to_owned())?
+        .map_err(text)
+}
+
+pub(crate) fn text(err: mysql_async::Error) -> String {
+    match err {
+        mysql_async::Error::Server(server) => server.message,
+        other => other.to_string(),
+    }
+}
+
+impl Admin {
+    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
+        let conn = connect(spec, "root", &spec.superuser_password, None).await?;
+        Ok(Self { conn })
+    }
+
+    /// Makes (or brings back to what it should be) the user `name`@`%` with `password` and at
+    /// most `connections` connections, and the database `name` it alone has rights on.
+    pub(crate) async fn ensure(
+        &mut self,
+        name: &str,
+        password: &str,
+        connections: u32,
+    ) -> Result<(), String> {
+        let (database, user) = (quote(name), format!("{}@'%'", literal(name)));
+        let grant_target = quote(&name.replace('_', "\\_").replace('%', "\\%"));
+        // The password is letters and digits (checked where it is made and by the table).
+        let statements = [
+            format!(
+                "CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ),
+            format!(
+                "CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {}",
+                literal(password)
+            ),
+            format!(
+                "ALTER USER {user} IDENTIFIED BY {} WITH MAX_USER_CONNECTIONS {connections}",
+                literal(password)
+            ),
+            format!("GRANT ALL PRIVILEGES ON {grant_target}.* TO {user}"),
+        ];
+        for statement in statements {
+            self.conn.query_drop(statement).await.map_err(text)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the user's connections, then drops its database and the user; what is gone already
+    /// is fine.
+    pub(crate) async fn drop(&mut self, name: &str) -> Result<(), String> {
+        let user = format!("{}@'%'", literal(name));
+        self.conn
+            .query_drop(format!("DROP USER IF EXISTS {user}"))
+            .await
+            .map_err(text)?;
+        let connections: Vec<u64> = self
+            .conn
+            .exec(
+                "SELECT id FROM information_schema.processlist WHERE user = ?",
+                (name,),
+            )
+            .await
+            .map_err(text)?;
+        for id in connections {
+            // One that ended meanwhile is fine.
+            let _ = self.conn.query_drop(format!("KILL CONNECTION {id}")).await;
+        }
+        self.conn
+            .query_drop(format!("DROP DATABASE IF EXISTS {}", quote(name)))
+            .await
+            .map_err(text)
+    }
+
+    /// The database's size in bytes (its tables' data and indexes), and its connections now.
+    pub(crate) async fn usage(&mut self, name: &str) -> Result<(u64, u32), String> {
+        let size: Option<u64> = self
+            .conn
+            .exec_first(
+                "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED) \
+                 FROM information_schema.tables WHERE table_schema = ?",
+                (name,),
+            )
+            .await
+            .map_err(text)?;
+        let connections: Option<u64> = self
+            .conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE user = ?",
+                (name,),
+            )
+            .await
+            .map_err(text)?;
+        Ok((
+            size.unwrap_or(0),
+            u32::try_from(connections.unwrap_or(0)).unwrap_or(u32::MAX),
+        ))
+    }
+}

@@ -1,0 +1,161 @@
+//! A site's PostgreSQL database, made and dropped as the superuser.
+//!
+//! Identifiers are quoted as PostgreSQL quotes them and come only from the site's validated
+//! name; values are bound parameters wherever PostgreSQL takes them. A role's password reaches
+//! the server as its SCRAM verifier, never in the clear.
+
+use orchestrator::databases::ServerSpec;
+use tokio_postgres::{Client, NoTls};
+
+/// A superuser's connection.
+pub(crate) struct Admin {
+    client: Client,
+}
+
+/// `name` quoted as a PostgreSQL identifier.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A connection to `spec`'s server on its socket as `user`.
+pub(crate) async fn connect(
+    spec: &ServerSpec,
+    user: &str,
+    password: &str,
+    dbname: &str,
+) -> Result<Client, String> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host_path(spec.socket_dir())
+        .port(spec.engine.port())
+        .user(user)
+        .password(password)
+        .dbname(dbname)
+        .application_name("director")
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect(NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "a PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn text(err: tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => err.to_string(),
+    }
+}
+
+impl Admin {
+    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
+        let client = connect(spec, "postgres", &spec.superuser_password, "postgres").await?;
+        Ok(Self { client })
+    }
+
+    /// Makes (or brings back to what it should be) the role `name` with `password` and at most
+    /// `connections` connections, and the database `name` it alone owns and may connect to.
+    pub(crate) async fn ensure(&self, name: &str, password: &str, connections: u32) -> Result<(), String> {
+        let role = quote(name);
+        // INHERIT: the owner of a database gets its `public` schema through the implicit
+        // pg_database_owner role, which a NOINHERIT role would not use.
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        // The verifier is base64 and `$:=` signs: it cannot close the literal.
+        let attributes = format!(
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS \
+             CONNECTION LIMIT {connections} PASSWORD '{verifier}'"
+        );
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .map_err(text)?
+            .is_some();
+        let statement = if exists {
+            format!("ALTER ROLE {role} WITH {attributes}")
+        } else {
+            format!("CREATE ROLE {role} WITH {attributes}")
+        };
+        self.client.batch_execute(&statement).await.map_err(text)?;
+        let database = self
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(text)?
+            .is_some();
+        if !database {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE DATABASE {role} OWNER {role} ENCODING 'UTF8' TEMPLATE template0"
+                ))
+                .await
+                .map_err(text)?;
+        }
+        // A new database lets PUBLIC (every role) connect and make temporary tables: only its
+        // owner may.
+        self.client
+            .batch_execute(&format!(
+                "REVOKE ALL ON DATABASE {role} FROM PUBLIC; ALTER DATABASE {role} OWNER TO {role}"
+            ))
+            .await
+            .map_err(text)
+    }
+
+    /// Ends the role's connections, then drops its database and the role; what is gone already
+    /// is fine.
+    pub(crate) async fn drop(&self, name: &str) -> Result<(), String> {
+        let role = quote(name);
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .map_err(text)?
+            .is_some();
+        if exists {
+            // Logging in again is refused before the connections are ended.
+            self.client
+                .batch_execute(&format!("ALTER ROLE {role} NOLOGIN"))
+                .await
+                .map_err(text)?;
+        }
+        self.client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 OR usename = $1",
+                &[&name],
+            )
+            .await
+            .map_err(text)?;
+        // One statement each: several in one query run as one transaction, which DROP DATABASE
+        // refuses.
+        self.client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {role} WITH (FORCE)"))
+            .await
+            .map_err(text)?;
+        self.client
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .await
+            .map_err(text)
+    }
+
+    /// The database's size on disk in bytes, and its connections now.
+    pub(crate) async fn usage(&self, name: &str) -> Result<(u64, u32), String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT COALESCE((SELECT pg_database_size(datname) FROM pg_database WHERE datname = $1), 0), \
+                 (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)",
+                &[&name],
+            )
+            .await
+            .map_err(text)?;
+        let size: i64 = row.get(0);
+        let connections: i64 = row.get(1);
+        Ok((
+            u64::try_from(size).unwrap_or(0),
+            u32::try_from(connections).unwrap_or(0),
+        ))
+    }
+}

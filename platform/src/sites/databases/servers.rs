@@ -1,0 +1,140 @@
+//! The database servers as the platform uses them: started on first use, their superuser's
+//! password kept in Director's data directory, reached on their socket.
+
+use std::{path::PathBuf, time::Duration};
+
+use model::database::DatabaseKind;
+use orchestrator::databases::{Engine, ServerSpec};
+
+use super::{mysql, postgres};
+use crate::sites::Runtime;
+
+/// Where the servers keep their data, and what they may use.
+#[derive(Debug, Clone)]
+pub struct DatabaseServers {
+    /// `<data dir>/databases`: each server's directory (data, socket, superuser password) is
+    /// beneath it.
+    pub dir: PathBuf,
+    /// Each server's memory limit, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// How long a server that was just started (or restarted) is given to answer on its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The engine that serves databases of `kind`.
+pub(crate) fn engine(kind: DatabaseKind) -> Engine {
+    match kind {
+        DatabaseKind::Postgresql => Engine::Postgres,
+        DatabaseKind::Mysql => Engine::Mariadb,
+    }
+}
+
+/// A new random password of 48 letters and digits (285 bits).
+pub(crate) fn new_password() -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
+}
+
+/// A superuser's connection to one server.
+pub(crate) enum Admin {
+    Postgres(postgres::Admin),
+    Mysql(mysql::Admin),
+}
+
+impl DatabaseServers {
+    /// The file holding the superuser's password of `engine`: made (0600, root's) with a new
+    /// password when missing.
+    async fn superuser_password(&self, engine: Engine) -> Result<String, String> {
+        let dir = self.dir.join(engine.name());
+        crate::files::blocking(move || -> Result<String, String> {
+            use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+            let fail = |e: std::io::Error| {
+                tracing::error!(dir = %dir.display(), error = %e, "the database superuser's password file");
+                format!(
+                    "the database server's password file cannot be read or made ({})",
+                    e.kind()
+                )
+            };
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(&dir)
+                .map_err(fail)?;
+            let file = dir.join("superuser");
+            match std::fs::read_to_string(&file) {
+                Ok(password) if !password.trim().is_empty() => return Ok(password.trim().to_owned()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(e)),
+            }
+            // Written whole under a temporary name, then renamed: never a half-written password.
+            let password = new_password();
+            let temporary = dir.join("superuser.new");
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&temporary)
+                .map_err(fail)?;
+            out.write_all(password.as_bytes()).map_err(fail)?;
+            out.sync_all().map_err(fail)?;
+            std::fs::rename(&temporary, &file).map_err(fail)?;
+            Ok(password)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+impl Runtime {
+    /// The spec of the server for `kind`, or why there is none.
+    pub(crate) async fn database_server(&self, kind: DatabaseKind) -> Result<ServerSpec, String> {
+        let servers = self
+            .databases
+            .as_ref()
+            .ok_or_else(|| "this Director has no database servers configured".to_owned())?;
+        let engine = engine(kind);
+        Ok(ServerSpec {
+            engine,
+            directory: servers.dir.join(engine.name()),
+            superuser_password: servers.superuser_password(engine).await?,
+            network: self.network.clone(),
+            endpoint_mode: self.endpoint_mode,
+            memory_bytes: servers.memory_bytes,
+        })
+    }
+
+    /// Makes sure the server for `kind` runs, and returns a superuser's connection to it: the
+    /// server is started (its image made first on a new machine) and waited for.
+    pub(crate) async fn database_admin(&self, kind: DatabaseKind) -> Result<Admin, String> {
+        let spec = self.database_server(kind).await?;
+        self.orchestrator
+            .ensure_database_server(&spec)
+            .await
+            .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let attempt = match kind {
+                DatabaseKind::Postgresql => postgres::Admin::connect(&spec).await.map(Admin::Postgres),
+                DatabaseKind::Mysql => mysql::Admin::connect(&spec).await.map(Admin::Mysql),
+            };
+            match attempt {
+                Ok(admin) => return Ok(admin),
+                Err(err) if started.elapsed() > START_TIMEOUT => {
+                    tracing::warn!(server = %spec.engine, error = %err, "a database server does not answer");
+                    return Err(format!(
+                        "the {} server does not answer (retry in a moment): {err}",
+                        kind.label()
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+}

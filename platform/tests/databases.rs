@@ -1,0 +1,369 @@
+//! Sites' databases end to end: made on Director's real PostgreSQL and MariaDB servers (Swarm
+//! services of the test's own namespace), reached by the site over its network with the
+//! variables it is given, walled off from every other site, rotated, deleted, and dropped with
+//! their site.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mysql_async::prelude::Queryable as _;
+use platform::{
+    Actor, Error, Role,
+    sites::{Connection, DatabaseKind, DatabaseState, Site},
+};
+
+/// Runs the queued operations to their end; each must succeed.
+async fn run_operations(w: &World) {
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
+    let failed = platform::testing::failed_operations(&w.db.platform).await;
+    assert!(failed.is_empty(), "failed operations: {failed:#?}");
+}
+
+/// The site's database of `kind`, made: its operation run.
+async fn add(w: &World, who: &Actor, site: &Site, kind: DatabaseKind) -> Connection {
+    w.db.platform
+        .add_database(Some(who), site.id, kind)
+        .await
+        .unwrap();
+    run_operations(w).await;
+    let databases = w.db.platform.databases(Some(who), site.id).await.unwrap();
+    let made = databases.iter().find(|d| d.kind == kind).unwrap();
+    assert_eq!(made.state, DatabaseState::Ready, "{made:?}");
+    w.db.platform
+        .reveal_database(Some(who), site.id, kind)
+        .await
+        .unwrap()
+}
+
+fn socket_dir(w: &World, kind: DatabaseKind) -> std::path::PathBuf {
+    let engine = match kind {
+        DatabaseKind::Postgresql => "postgres",
+        DatabaseKind::Mysql => "mariadb",
+    };
+    w._dir.path().join("databases").join(engine).join("socket")
+}
+
+/// Connects on the server's socket as `user` to `database`, as the SQL console does.
+async fn postgres(
+    w: &World,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host_path(socket_dir(w, DatabaseKind::Postgresql))
+        .port(5432)
+        .user(user)
+        .password(password)
+        .dbname(database)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+        })?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn mysql(
+    w: &World,
+    user: &str,
+    password: &str,
+    database: Option<&str>,
+) -> Result<mysql_async::Conn, String> {
+    let socket = socket_dir(w, DatabaseKind::Mysql).join("mysqld.sock");
+    let opts = mysql_async::OptsBuilder::default()
+        .socket(Some(socket.to_string_lossy().into_owned()))
+        .prefer_socket(true)
+        .user(Some(user))
+        .pass(Some(password))
+        .db_name(database);
+    mysql_async::Conn::new(opts).await.map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_is_its_sites_alone_rotated_deleted_and_dropped_with_its_site() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let blog = made_site(&w, &alice, "my-blog", "dynamic").await;
+    let shop = made_site(&w, &bob, "shop", "dynamic").await;
+    let mine = add(&w, &alice, &blog, DatabaseKind::Postgresql).await;
+    let theirs = add(&w, &bob, &shop, DatabaseKind::Postgresql).await;
+    assert_eq!(mine.name, "site_my-blog");
+    assert!(
+        mine.url(false)
+            .starts_with("postgresql://site_my-blog@postgres.director:5432/site_my-blog")
+    );
+
+    // The site's role owns its database: it makes a table and a row there.
+    let client = postgres(&w, &mine.name, mine.password(), &mine.name)
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('hello')")
+        .await
+        .unwrap();
+    // It may not make roles or databases, nor become the superuser, nor read the server's files.
+    for refused in [
+        "CREATE ROLE intruder",
+        "CREATE DATABASE other",
+        "SET ROLE postgres",
+        "SELECT pg_read_file('/etc/passwd')",
+        "COPY notes TO PROGRAM 'id'",
+    ] {
+        assert!(
+            client.batch_execute(refused).await.is_err(),
+            "{refused} was allowed"
+        );
+    }
+    // Another site's role cannot connect to it, and this one cannot connect to the other's.
+    let error = postgres(&w, &theirs.name, theirs.password(), &mine.name)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error.contains("no pg_hba.conf entry") || error.contains("permission denied"),
+        "{error}"
+    );
+    assert!(
+        postgres(&w, &mine.name, mine.password(), &theirs.name)
+            .await
+            .is_err()
+    );
+    assert!(
+        postgres(&w, &mine.name, mine.password(), "postgres")
+            .await
+            .is_err()
+    );
+
+    // The site's terminal has the variables, and reaches the server over the sites' network.
+    let env = run_in_terminal(
+        &w,
+        &alice,
+        blog.id,
+        "echo \"$DATABASE_URL|$PGHOST|$PGUSER|$PGDATABASE\"",
+    )
+    .await;
+    assert_eq!(
+        env.trim(),
+        format!("{}|postgres.director|site_my-blog|site_my-blog", mine.url(true))
+    );
+
+    // A new password: the old one stops working; the site gets the new one.
+    w.db.platform
+        .rotate_database_password(Some(&alice), blog.id, DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    let rotated =
+        w.db.platform
+            .reveal_database(Some(&alice), blog.id, DatabaseKind::Postgresql)
+            .await
+            .unwrap();
+    assert_ne!(rotated.password(), mine.password());
+    assert!(
+        postgres(&w, &mine.name, mine.password(), &mine.name)
+            .await
+            .is_err()
+    );
+    let client = postgres(&w, &rotated.name, rotated.password(), &rotated.name)
+        .await
+        .unwrap();
+    let rows = client.query("SELECT body FROM notes", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "hello", "rotating keeps the data");
+    let env = run_in_terminal(&w, &alice, blog.id, "echo \"$PGPASSWORD\"").await;
+    assert_eq!(env.trim(), rotated.password());
+    drop(client);
+
+    // Another member may not see it (a site they do not manage is not found), nor add one.
+    assert!(matches!(
+        w.db.platform.databases(Some(&bob), blog.id).await,
+        Err(Error::NotFound("site"))
+    ));
+    assert!(matches!(
+        w.db.platform
+            .reveal_database(Some(&bob), blog.id, DatabaseKind::Postgresql)
+            .await,
+        Err(Error::NotFound("site"))
+    ));
+    // A second PostgreSQL database for the site is refused with the reason.
+    let again =
+        w.db.platform
+            .add_database(Some(&alice), blog.id, DatabaseKind::Postgresql)
+            .await;
+    assert!(
+        matches!(again, Err(Error::Conflict(ref m)) if m.contains("already")),
+        "{again:?}"
+    );
+
+    // Deleting needs its name typed; then the database and the role are gone.
+    let wrong =
+        w.db.platform
+            .delete_database(Some(&alice), blog.id, DatabaseKind::Postgresql, "blog")
+            .await;
+    assert!(matches!(wrong, Err(Error::Invalid { .. })), "{wrong:?}");
+    w.db.platform
+        .delete_database(Some(&alice), blog.id, DatabaseKind::Postgresql, "site_my-blog")
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    assert!(
+        w.db.platform
+            .databases(Some(&alice), blog.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        postgres(&w, &rotated.name, rotated.password(), &rotated.name)
+            .await
+            .is_err()
+    );
+    let env = run_in_terminal(&w, &alice, blog.id, "echo \"[$DATABASE_URL]\"").await;
+    assert_eq!(env.trim(), "[]", "the variables went with it");
+
+    // Deleting a site drops its database and role.
+    w.db.platform
+        .delete_site(Some(&bob), shop.id, "shop")
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    let error = postgres(&w, &theirs.name, theirs.password(), &theirs.name)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error.contains("password authentication failed") || error.contains("does not exist"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_database_is_its_sites_alone_and_a_lookalike_name_gets_nothing() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    // `_` is a wildcard in MySQL's grants: site_a-b must not get rights on another site whose
+    // name differs only where the grant's `_` is.
+    let first = made_site(&w, &alice, "a-b", "static").await;
+    let second = made_site(&w, &bob, "a-c", "static").await;
+    let mine = add(&w, &alice, &first, DatabaseKind::Mysql).await;
+    let theirs = add(&w, &bob, &second, DatabaseKind::Mysql).await;
+    assert!(
+        mine.url(false)
+            .starts_with("mysql://site_a-b@mysql.director:3306/site_a-b")
+    );
+
+    let mut conn = mysql(&w, &mine.name, mine.password(), Some(&mine.name))
+        .await
+        .unwrap();
+    conn.query_drop("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hello')")
+        .await
+        .unwrap();
+    for refused in [
+        "CREATE USER intruder",
+        "CREATE DATABASE other",
+        "SELECT * FROM mysql.user",
+        "LOAD DATA INFILE '/etc/passwd' INTO TABLE notes",
+        "GRANT ALL ON *.* TO CURRENT_USER",
+    ] {
+        let result: Result<Vec<mysql_async::Row>, _> = conn.query(refused).await;
+        assert!(result.is_err(), "{refused} was allowed");
+    }
+    let file: Vec<Option<String>> = conn.query("SELECT LOAD_FILE('/etc/passwd')").await.unwrap();
+    assert_eq!(file, [None], "read a file of the server's");
+    let other: Result<Vec<String>, _> = conn
+        .query(format!("SELECT body FROM `{}`.notes", theirs.name))
+        .await;
+    assert!(other.is_err(), "read another site's database");
+    drop(conn);
+    assert!(
+        mysql(&w, &theirs.name, theirs.password(), Some(&mine.name))
+            .await
+            .is_err()
+    );
+    assert!(mysql(&w, "root", mine.password(), None).await.is_err());
+
+    // The static site's terminal has the MySQL variables, DATABASE_URL among them.
+    let env = run_in_terminal(
+        &w,
+        &alice,
+        first.id,
+        "echo \"$DATABASE_URL|$MYSQL_HOST|$MYSQL_DATABASE\"",
+    )
+    .await;
+    assert_eq!(env.trim(), format!("{}|mysql.director|site_a-b", mine.url(true)));
+
+    w.db.platform
+        .rotate_database_password(Some(&alice), first.id, DatabaseKind::Mysql)
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    assert!(
+        mysql(&w, &mine.name, mine.password(), Some(&mine.name))
+            .await
+            .is_err()
+    );
+    let rotated =
+        w.db.platform
+            .reveal_database(Some(&alice), first.id, DatabaseKind::Mysql)
+            .await
+            .unwrap();
+    let mut conn = mysql(&w, &rotated.name, rotated.password(), Some(&rotated.name))
+        .await
+        .unwrap();
+    let rows: Vec<String> = conn.query("SELECT body FROM notes").await.unwrap();
+    assert_eq!(rows, ["hello"]);
+    drop(conn);
+
+    w.db.platform
+        .delete_database(Some(&alice), first.id, DatabaseKind::Mysql, "site_a-b")
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    assert!(mysql(&w, &rotated.name, rotated.password(), None).await.is_err());
+    // The other site's database is untouched.
+    let mut conn = mysql(&w, &theirs.name, theirs.password(), Some(&theirs.name))
+        .await
+        .unwrap();
+    conn.query_drop("SELECT 1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_server_whose_task_dies_comes_back_with_its_data() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let site = made_site(&w, &alice, "keeper", "static").await;
+    let db = add(&w, &alice, &site, DatabaseKind::Postgresql).await;
+    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (n int); INSERT INTO t VALUES (42)")
+        .await
+        .unwrap();
+    drop(client);
+    // The server's service is removed (as by an operator's mistake); the next operation that
+    // needs it starts it again, on the same data.
+    w.runtime
+        .orchestrator
+        .remove_database_server(orchestrator::databases::Engine::Postgres)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.db.platform
+        .rotate_database_password(Some(&alice), site.id, DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    let db =
+        w.db.platform
+            .reveal_database(Some(&alice), site.id, DatabaseKind::Postgresql)
+            .await
+            .unwrap();
+    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
+    let n: i32 = client.query_one("SELECT n FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+}
