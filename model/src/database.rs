@@ -39,3 +39,89 @@ impl DatabaseKind {
         }
     }
 }
+
+/// The most rows of one statement's result the SQL console shows; the rest are counted.
+pub const CONSOLE_ROWS: usize = 1000;
+/// The most characters of one value the SQL console sends; a longer one is cut there.
+pub const CONSOLE_VALUE_CHARS: usize = 4096;
+/// How long one run of the SQL console may take, in seconds.
+pub const CONSOLE_TIMEOUT_SECS: u64 = 10;
+/// The statements a member's SQL console history keeps per site.
+pub const CONSOLE_HISTORY: usize = 50;
+
+/// One value of a result, as the SQL console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Value {
+    /// SQL's NULL.
+    Null,
+    /// Text (binary values as `\x…` hex), cut at [`CONSOLE_VALUE_CHARS`] characters.
+    Text {
+        /// The value, or its beginning.
+        text: String,
+        /// Its whole length in characters, when it was cut.
+        cut_from: Option<usize>,
+    },
+}
+
+impl Value {
+    /// `text`, cut at [`CONSOLE_VALUE_CHARS`] characters.
+    pub fn text(text: &str) -> Self {
+        let length = text.chars().count();
+        if length <= CONSOLE_VALUE_CHARS {
+            return Self::Text {
+                text: text.to_owned(),
+                cut_from: None,
+            };
+        }
+        Self::Text {
+            text: text.chars().take(CONSOLE_VALUE_CHARS).collect(),
+            cut_from: Some(length),
+        }
+    }
+
+    /// Bytes as `\x` and their hex digits.
+    pub fn binary(bytes: &[u8]) -> Self {
+        let mut hex = String::with_capacity(2 + 2 * bytes.len().min(CONSOLE_VALUE_CHARS));
+        hex.push_str("\\x");
+        for byte in bytes {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        Self::text(&hex)
+    }
+}
+
+/// What one statement of a run gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatementResult {
+    /// Its columns' names (empty for a statement that returns no rows).
+    pub columns: Vec<String>,
+    /// Its first [`CONSOLE_ROWS`] rows.
+    pub rows: Vec<Vec<Value>>,
+    /// How many rows more it returned.
+    pub more_rows: u64,
+    /// Rows it changed or returned, as the server counts them.
+    pub affected: u64,
+}
+
+/// The server's refusal of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SqlError {
+    /// The server's own message.
+    pub message: String,
+    /// Where in the text it points, in characters from 1, when it says.
+    pub position: Option<u32>,
+    /// Its SQLSTATE (or MySQL's error code), when it has one.
+    pub code: String,
+}
+
+/// A run of the SQL console: each statement's result in order, then the error that stopped
+/// it, if one did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsoleRun {
+    /// What the statements gave, in order.
+    pub results: Vec<StatementResult>,
+    /// Why the run stopped early.
+    pub error: Option<SqlError>,
+    /// How long it took, in milliseconds.
+    pub millis: u64,
+}

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use model::database::Value;
 use mysql_async::prelude::Queryable as _;
 use platform::{
     Actor, Error, Role,
@@ -366,4 +367,142 @@ async fn a_database_server_whose_task_dies_comes_back_with_its_data() {
     let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
     let n: i32 = client.query_one("SELECT n FROM t", &[]).await.unwrap().get(0);
     assert_eq!(n, 42);
+}
+
+fn text(value: &Value) -> &str {
+    match value {
+        Value::Text { text, .. } => text,
+        Value::Null => "NULL",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_console_runs_as_the_sites_role_with_a_timeout_a_row_cap_and_the_servers_errors() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let site = made_site(&w, &alice, "console", "static").await;
+    add(&w, &alice, &site, DatabaseKind::Postgresql).await;
+    add(&w, &alice, &site, DatabaseKind::Mysql).await;
+    let run = |kind, sql: &'static str| {
+        let platform = w.db.platform.clone();
+        let alice = alice.clone();
+        async move { platform.run_sql(Some(&alice), site.id, kind, sql).await.unwrap() }
+    };
+
+    // PostgreSQL: several statements, one result each; NULL and binary as such.
+    let out = run(
+        DatabaseKind::Postgresql,
+        "CREATE TABLE t (n int, b bytea, s text); INSERT INTO t VALUES (1, '\\x00ff', NULL), (2, NULL, 'two'); SELECT * FROM t ORDER BY n; SELECT current_user",
+    )
+    .await;
+    assert!(out.error.is_none(), "{out:?}");
+    assert_eq!(out.results.len(), 4);
+    assert_eq!(out.results[1].affected, 2);
+    let rows = &out.results[2].rows;
+    assert_eq!(out.results[2].columns, ["n", "b", "s"]);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [["1", "\\x00ff", "NULL"], ["2", "NULL", "two"]]
+    );
+    assert_eq!(text(&out.results[3].rows[0][0]), "site_console");
+    // A million rows: the first thousand, and how many more.
+    let out = run(
+        DatabaseKind::Postgresql,
+        "SELECT g FROM generate_series(1, 1000000) g",
+    )
+    .await;
+    assert_eq!(out.results[0].rows.len(), model::database::CONSOLE_ROWS);
+    assert_eq!(out.results[0].more_rows, 1_000_000 - 1000);
+    // A syntax error: the server's message and where it points.
+    let out = run(DatabaseKind::Postgresql, "SELECT 1;\nSELEC 2").await;
+    let error = out.error.unwrap();
+    assert!(error.message.contains("syntax error"), "{error:?}");
+    assert_eq!(error.position, Some(11));
+    // What would escalate is refused by the server, and shown as it said it.
+    for escalation in [
+        "SET ROLE postgres",
+        "SELECT pg_read_file('/etc/passwd')",
+        "COPY t TO PROGRAM 'id'",
+        "CREATE ROLE x SUPERUSER",
+        "ALTER ROLE site_console SUPERUSER",
+    ] {
+        let out = run(DatabaseKind::Postgresql, escalation).await;
+        let error = out.error.unwrap_or_else(|| panic!("{escalation} was allowed"));
+        assert!(
+            error.message.contains("permission denied") || error.message.contains("must be"),
+            "{escalation}: {error:?}"
+        );
+    }
+    // A statement that loops is stopped at the limit, also when it lifts the limit itself.
+    let started = std::time::Instant::now();
+    let out = run(
+        DatabaseKind::Postgresql,
+        "SET statement_timeout = 0; SELECT pg_sleep(60)",
+    )
+    .await;
+    assert!(out.error.unwrap().message.contains("canceled"));
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // MySQL: the same, in its words.
+    let out = run(
+        DatabaseKind::Mysql,
+        "CREATE TABLE t (n INT, b VARBINARY(4), s TEXT); INSERT INTO t VALUES (1, 0x00ff, NULL), (2, NULL, 'two'); SELECT * FROM t ORDER BY n",
+    )
+    .await;
+    assert!(out.error.is_none(), "{out:?}");
+    assert_eq!(out.results.len(), 3);
+    assert_eq!(out.results[1].affected, 2);
+    assert_eq!(
+        out.results[2]
+            .rows
+            .iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [["1", "\\x00ff", "NULL"], ["2", "NULL", "two"]]
+    );
+    let out = run(
+        DatabaseKind::Mysql,
+        "SELECT * FROM information_schema.columns a, information_schema.columns b LIMIT 5000",
+    )
+    .await;
+    assert_eq!(out.results[0].rows.len(), 1000);
+    assert_eq!(out.results[0].more_rows, 4000);
+    for escalation in [
+        "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t",
+        "SELECT * FROM mysql.user",
+        "SET PASSWORD FOR root@localhost = PASSWORD('x')",
+    ] {
+        let out = run(DatabaseKind::Mysql, escalation).await;
+        assert!(out.error.is_some(), "{escalation} was allowed");
+    }
+    let started = std::time::Instant::now();
+    let out = run(
+        DatabaseKind::Mysql,
+        "SET SESSION max_statement_time = 0; SELECT SLEEP(60)",
+    )
+    .await;
+    assert!(out.error.is_some_and(|e| e.message.contains("canceled")));
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // Each member's history is theirs, newest first; another member cannot run anything.
+    let history = w.db.platform.sql_history(Some(&alice), site.id).await.unwrap();
+    assert_eq!(
+        history[0].1,
+        "SET SESSION max_statement_time = 0; SELECT SLEEP(60)"
+    );
+    assert!(matches!(
+        w.db.platform
+            .run_sql(Some(&bob), site.id, DatabaseKind::Postgresql, "SELECT 1")
+            .await,
+        Err(Error::NotFound("site"))
+    ));
+    assert!(matches!(
+        w.db.platform
+            .run_sql(Some(&alice), site.id, DatabaseKind::Postgresql, "  ")
+            .await,
+        Err(Error::Invalid { .. })
+    ));
 }

@@ -9,6 +9,7 @@
 //! changed, then the action run); `drop-databases` drops the ones being dropped (all of them
 //! when the site is being deleted) and then forgets their rows.
 
+mod console;
 mod mysql;
 mod postgres;
 mod servers;
@@ -22,7 +23,13 @@ pub use servers::DatabaseServers;
 use servers::{Admin, engine, new_password};
 
 use super::{Change, OperationKind, Runtime, Site, SiteState, record_change};
-use crate::{Actor, Error, Platform, Result, schema::site_databases};
+use crate::{
+    Actor, Error, Platform, Result,
+    schema::{site_databases, sql_history},
+};
+
+/// The longest text the SQL console takes at once, in bytes.
+pub const MAX_CONSOLE_SQL: usize = 100 * 1024;
 
 /// The subquery that reads a site's databases with it: `kind:state:password` each.
 pub(super) const SITE_DATABASES_COLUMN: &str = "array(SELECT b.kind || ':' || b.state || ':' || b.password \
@@ -459,6 +466,103 @@ impl Platform {
         let mut conn = self.conn().await?;
         super::audit(&mut conn, actor, "database.reveal", &site.name, kind.as_str()).await?;
         Ok(Connection::of(&site, database))
+    }
+}
+
+impl Platform {
+    /// Runs `sql` in the site's database of `kind` as the site's own role, and keeps it in the
+    /// member's history. What the server refuses is in the run's error, as it said it.
+    pub async fn run_sql(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        kind: DatabaseKind,
+        sql: &str,
+    ) -> Result<model::database::ConsoleRun> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        if sql.trim().is_empty() {
+            return Err(Error::invalid("sql", "Type a statement to run."));
+        }
+        if sql.len() > MAX_CONSOLE_SQL {
+            return Err(Error::invalid(
+                "sql",
+                format!("The console runs at most {} KiB at once.", MAX_CONSOLE_SQL / 1024),
+            ));
+        }
+        let database = site
+            .databases
+            .iter()
+            .find(|d| d.kind == kind)
+            .ok_or(Error::NotFound("database"))?;
+        if database.state != DatabaseState::Ready {
+            return Err(Error::Conflict(format!(
+                "The site's {} database is {}: it takes statements once it is ready.",
+                kind.label(),
+                database.state
+            )));
+        }
+        let runtime = self.runtime("The SQL console is")?;
+        let spec = runtime
+            .database_server(kind)
+            .await
+            .map_err(|e| Error::EngineUnavailable(format!("The database server is unavailable: {e}")))?;
+        let name = database_name(&site);
+        {
+            let mut conn = self.conn().await?;
+            let user = actor.user_id;
+            conn.transaction::<_, Error, _>(async |conn| {
+                diesel::insert_into(sql_history::table)
+                    .values((
+                        sql_history::site_id.eq(site.id),
+                        sql_history::user_id.eq(user),
+                        sql_history::kind.eq(kind),
+                        sql_history::statement.eq(sql),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let keep: Vec<i64> = sql_history::table
+                    .filter(sql_history::site_id.eq(site.id))
+                    .filter(sql_history::user_id.eq(user))
+                    .order(sql_history::id.desc())
+                    .limit(model::database::CONSOLE_HISTORY as i64)
+                    .select(sql_history::id)
+                    .load(conn)
+                    .await?;
+                diesel::delete(
+                    sql_history::table
+                        .filter(sql_history::site_id.eq(site.id))
+                        .filter(sql_history::user_id.eq(user))
+                        .filter(sql_history::id.ne_all(keep)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+            .await?;
+        }
+        tracing::info!(user = %actor.username, site = %site.name, %kind, bytes = sql.len(), "SQL console run");
+        Ok(match kind {
+            DatabaseKind::Postgresql => console::postgres(&spec, &name, &database.password, sql).await,
+            DatabaseKind::Mysql => console::mysql(&spec, &name, &database.password, sql).await,
+        })
+    }
+
+    /// The member's last statements in the site's console, newest first.
+    pub async fn sql_history(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+    ) -> Result<Vec<(DatabaseKind, String)>> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        Ok(sql_history::table
+            .filter(sql_history::site_id.eq(site.id))
+            .filter(sql_history::user_id.eq(actor.user_id))
+            .order(sql_history::id.desc())
+            .limit(model::database::CONSOLE_HISTORY as i64)
+            .select((sql_history::kind, sql_history::statement))
+            .load(&mut conn)
+            .await?)
     }
 }
 
