@@ -1,7 +1,9 @@
 // The file editor: the page's form works with its plain text box; this replaces the box with
 // CodeMirror (syntax highlighting, search, brackets, undo) once the bundle has loaded, keeping
 // the text box as the form's field. Every change is copied into it and announced with an
-// `input` event, which the page uses for its "Unsaved changes" marker; Ctrl/Cmd-S saves.
+// `input` event, which the page uses for its "Unsaved changes" marker; Ctrl/Cmd-S saves. A form
+// with `data-run-key` (the SQL console) is sent with Ctrl/Cmd-Enter instead; `data-field` names
+// its text box when that is not `text`.
 (() => {
   'use strict';
   let bundle = null;
@@ -10,7 +12,8 @@
   function enhance(form) {
     if (form.dataset.codeEditor) return;
     form.dataset.codeEditor = 'loading';
-    const textarea = form.querySelector('textarea[name="text"]');
+    const textarea = form.querySelector(`textarea[name="${form.dataset.field || 'text'}"]`);
+    const runs = 'runKey' in form.dataset;
     const host = form.querySelector('[data-code-editor]');
     if (!textarea || !host) return;
     load().then(({ mount }) => {
@@ -22,7 +25,8 @@
           textarea.value = text;
           textarea.dispatchEvent(new Event('input', { bubbles: true }));
         },
-        onSave: () => form.requestSubmit(),
+        onSave: runs ? null : () => form.requestSubmit(),
+        onRun: runs ? () => form.requestSubmit() : null,
       });
       textarea.hidden = true;
       form.dataset.codeEditor = 'ready';
@@ -46,11 +50,13 @@
   document.addEventListener('DOMContentLoaded', scan);
   scan();
 
-  // Ctrl/Cmd-S in the plain text box (CodeMirror has its own).
+  // Ctrl/Cmd-S (Ctrl/Cmd-Enter in the console) in the plain text box (CodeMirror has its own).
   document.addEventListener('keydown', (event) => {
-    if (event.defaultPrevented || !(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== 's') return;
+    if (event.defaultPrevented || !(event.ctrlKey || event.metaKey)) return;
     const form = event.target instanceof HTMLTextAreaElement && event.target.closest('form[data-editor]');
     if (!form) return;
+    const key = 'runKey' in form.dataset ? 'enter' : 's';
+    if (event.key.toLowerCase() !== key) return;
     event.preventDefault();
     form.requestSubmit();
   });

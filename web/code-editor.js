@@ -58,8 +58,11 @@ const dark = window.matchMedia('(prefers-color-scheme: dark)');
 const theme = () => (dark.matches ? oneDark : []);
 
 /// Builds an editor in `host` with `doc`; `onChange(text)` after every change, `onSave()` on
-/// Ctrl/Cmd-S. Returns the view.
-export function mount(host, { doc, path, onChange, onSave }) {
+/// Ctrl/Cmd-S and `onRun()` on Ctrl/Cmd-Enter (each when given). Returns the view.
+export function mount(host, { doc, path, onChange, onSave, onRun }) {
+  const keys = [];
+  if (onSave) keys.push({ key: 'Mod-s', preventDefault: true, run: () => { onSave(); return true; } });
+  if (onRun) keys.push({ key: 'Mod-Enter', preventDefault: true, run: () => { onRun(); return true; } });
   const colours = new Compartment();
   const view = new EditorView({
     parent: host,
@@ -69,7 +72,7 @@ export function mount(host, { doc, path, onChange, onSave }) {
         basicSetup,
         // Tab indents (Escape, then Tab, leaves the editor, as CodeMirror documents).
         keymap.of([indentWithTab]),
-        Prec.highest(keymap.of([{ key: 'Mod-s', preventDefault: true, run: () => { onSave(); return true; } }])),
+        Prec.highest(keymap.of(keys)),
         languageFor(path),
         colours.of(theme()),
         EditorView.contentAttributes.of({ 'aria-label': `Contents of ${path}` }),

@@ -7,7 +7,10 @@ use model::{Shown, Tone};
 
 use crate::{
     AppError,
-    api::{CertificateState, CertificateView, EXPIRY_WARNING_DAYS, Logout, Me, current_user},
+    api::{
+        CertificateState, CertificateView, EXPIRY_WARNING_DAYS, Logout, Me, OperationState, OperationView,
+        RetryOperation, current_user,
+    },
 };
 
 /// A counter that goes up every `period` once the page is hydrated (never on the server): what
@@ -211,6 +214,38 @@ pub fn SiteTabs(id: i32, current: &'static str) -> impl IntoView {
             {tab("overview", "Overview", format!("/sites/{id}"))}
             {tab("files", "Files", format!("/sites/{id}/files"))}
             {tab("terminal", "Terminal", format!("/sites/{id}/terminal"))}
+            {tab("database", "Database", format!("/sites/{id}/database"))}
         </nav>
+    }
+}
+
+/// An operation with its actions' progress, and Retry when it failed.
+#[component]
+pub fn Operation(op: OperationView, site: i32, retry: ServerAction<RetryOperation>) -> impl IntoView {
+    let failed = op.state == OperationState::Failed;
+    let operation = op.id;
+    view! {
+        <li class="card operation" data-state=op.state.as_str()>
+            <div class="page-head">
+                <strong>{op.kind.label()}</strong>
+                <span class="hint">{op.created.clone()}</span>
+                {state_badge(op.state)}
+            </div>
+            <ol class="actions">
+                {op.actions.into_iter().map(|a| view! {
+                    <li data-state=a.state.as_str()>
+                        <span class="action-name">{a.action.label()}</span> " " {state_badge(a.state)}
+                        {(!a.output.is_empty()).then(|| view! { <pre class="output">{a.output}</pre> })}
+                    </li>
+                }).collect_view()}
+            </ol>
+            {failed.then(|| view! {
+                <ActionForm action=retry attr:class="inline">
+                    <input type="hidden" name="site" value=site.to_string()/>
+                    <input type="hidden" name="operation" value=operation.to_string()/>
+                    <button type="submit" class="secondary">"Retry"</button>
+                </ActionForm>
+            })}
+        </li>
     }
 }

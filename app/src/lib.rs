@@ -71,6 +71,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("sites"), ParamSegment("id")) view=pages::SitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("files")) view=pages::FilesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("terminal")) view=pages::TerminalPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("database")) view=pages::DatabasePage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -112,6 +112,24 @@ pub struct SqlError {
     pub position: Option<u32>,
     /// Its SQLSTATE (or MySQL's error code), when it has one.
     pub code: String,
+    /// The line and column (from 1) `position` is at.
+    pub at: Option<(u32, u32)>,
+}
+
+impl SqlError {
+    /// The error, placed in `sql` when its position says where.
+    pub fn placed(mut self, sql: &str) -> Self {
+        self.at = self.position.and_then(|position| {
+            let before: String = sql
+                .chars()
+                .take(usize::try_from(position).ok()?.checked_sub(1)?)
+                .collect();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            Some((u32::try_from(line).ok()?, u32::try_from(column).ok()?))
+        });
+        self
+    }
 }
 
 /// A run of the SQL console: each statement's result in order, then the error that stopped

@@ -107,6 +107,14 @@ impl OperationKind {
         }
     }
 
+    /// Whether it changes one of the site's databases.
+    pub fn is_database(self) -> bool {
+        matches!(
+            self,
+            Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase
+        )
+    }
+
     /// Whether it makes the whole site (its directory, service and routes).
     pub fn makes_site(self) -> bool {
         matches!(self, Self::CreateSite | Self::FixSite)
@@ -116,10 +124,7 @@ impl OperationKind {
     /// terminal container, or a change to a database, says nothing about the site's health:
     /// its failure is shown on the operation (to be retried) and leaves the site where it was.
     pub fn moves_state(self) -> bool {
-        !matches!(
-            self,
-            Self::ResetTerminal | Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase
-        )
+        self != Self::ResetTerminal && !self.is_database()
     }
 
     /// Its actions, in order, for a site of `kind`.

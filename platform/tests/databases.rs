@@ -420,7 +420,7 @@ async fn the_sql_console_runs_as_the_sites_role_with_a_timeout_a_row_cap_and_the
     let out = run(DatabaseKind::Postgresql, "SELECT 1;\nSELEC 2").await;
     let error = out.error.unwrap();
     assert!(error.message.contains("syntax error"), "{error:?}");
-    assert_eq!(error.position, Some(11));
+    assert_eq!((error.position, error.at), (Some(11), Some((2, 1))));
     // What would escalate is refused by the server, and shown as it said it.
     for escalation in [
         "SET ROLE postgres",

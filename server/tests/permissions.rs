@@ -189,6 +189,33 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             &[("site", &id), ("domain", "999999")],
             [401, 404, 404, 404],
         ),
+        // Databases: the site has none, and no runtime runs here (adding one is unavailable).
+        row("site_databases", &[("site", &id)], [401, 404, 200, 200]),
+        row(
+            "add_database",
+            &[("site", &id), ("kind", "postgresql")],
+            [401, 404, 503, 503],
+        ),
+        row(
+            "reveal_database",
+            &[("site", &id), ("kind", "postgresql")],
+            [401, 404, 404, 404],
+        ),
+        row(
+            "rotate_database_password",
+            &[("site", &id), ("kind", "mysql")],
+            [401, 404, 404, 404],
+        ),
+        row(
+            "delete_database",
+            &[("site", &id), ("kind", "postgresql"), ("confirm", "not-it")],
+            [401, 404, 400, 400],
+        ),
+        row(
+            "run_sql",
+            &[("site", &id), ("kind", "postgresql"), ("sql", "SELECT 1")],
+            [401, 404, 404, 404],
+        ),
     ];
     // Admin functions: 403 for every signed-in non-admin.
     let admin_rows = [

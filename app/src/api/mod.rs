@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod certificates;
+mod databases;
 mod domains;
 mod files;
 mod keys;
@@ -20,6 +21,7 @@ mod members;
 
 pub use admin::*;
 pub use certificates::*;
+pub use databases::*;
 pub use domains::*;
 pub use files::*;
 pub use keys::*;
@@ -544,25 +546,28 @@ pub async fn site_detail(id: i32) -> Result<SitePageData, AppError> {
         } else {
             Vec::new()
         },
-        operations: operations
+        operations: operations.into_iter().map(operation_view).collect(),
+    })
+}
+
+/// An operation as its progress shows.
+#[cfg(feature = "ssr")]
+pub(crate) fn operation_view(op: platform::sites::OperationRecord) -> OperationView {
+    OperationView {
+        id: op.id,
+        kind: op.kind,
+        state: op.state,
+        created: op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        actions: op
+            .actions
             .into_iter()
-            .map(|op| OperationView {
-                id: op.id,
-                kind: op.kind,
-                state: op.state,
-                created: op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                actions: op
-                    .actions
-                    .into_iter()
-                    .map(|a| ActionView {
-                        action: a.action,
-                        state: a.state,
-                        output: a.output,
-                    })
-                    .collect(),
+            .map(|a| ActionView {
+                action: a.action,
+                state: a.state,
+                output: a.output,
             })
             .collect(),
-    })
+    }
 }
 
 /// Deletes a site (`confirm` repeats its name) and goes back to the dashboard.

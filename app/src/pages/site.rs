@@ -7,12 +7,12 @@ use crate::{
     AppError,
     api::{
         AddDomain, AddMember, Availability, CertificateView, DeleteSite, DomainRow, FixSite, LogLineView, Me,
-        OperationState, OperationView, Proof, RemoveDomain, RemoveMember, RestartSite, RetryOperation,
-        SetDisabled, SetLimits, SetServed, SiteKind, SitePageData, SiteState, VerifyDomain, site_detail,
-        site_logs,
+        Proof, RemoveDomain, RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits, SetServed,
+        SiteKind, SitePageData, SiteState, VerifyDomain, site_detail, site_logs,
     },
     components::{
-        CertificateStatus, ErrorPage, FieldError, FormError, SignedIn, SiteTabs, failure, state_badge, ticker,
+        CertificateStatus, ErrorPage, FieldError, FormError, Operation, SignedIn, SiteTabs, failure,
+        state_badge, ticker,
     },
 };
 
@@ -208,36 +208,6 @@ fn SiteBody(site: SitePageData, actions: Actions, is_admin: bool) -> impl IntoVi
                 <button type="submit" class="danger">"Delete site"</button>
             </ActionForm>
         })}
-    }
-}
-
-#[component]
-fn Operation(op: OperationView, site: i32, retry: ServerAction<RetryOperation>) -> impl IntoView {
-    let failed = op.state == OperationState::Failed;
-    let operation = op.id;
-    view! {
-        <li class="card operation" data-state=op.state.as_str()>
-            <div class="page-head">
-                <strong>{op.kind.label()}</strong>
-                <span class="hint">{op.created.clone()}</span>
-                {state_badge(op.state)}
-            </div>
-            <ol class="actions">
-                {op.actions.into_iter().map(|a| view! {
-                    <li data-state=a.state.as_str()>
-                        <span class="action-name">{a.action.label()}</span> " " {state_badge(a.state)}
-                        {(!a.output.is_empty()).then(|| view! { <pre class="output">{a.output}</pre> })}
-                    </li>
-                }).collect_view()}
-            </ol>
-            {failed.then(|| view! {
-                <ActionForm action=retry attr:class="inline">
-                    <input type="hidden" name="site" value=site.to_string()/>
-                    <input type="hidden" name="operation" value=operation.to_string()/>
-                    <button type="submit" class="secondary">"Retry"</button>
-                </ActionForm>
-            })}
-        </li>
     }
 }
 

@@ -19,6 +19,7 @@ fn timed_out() -> SqlError {
         message: format!("canceled: the statements ran longer than {CONSOLE_TIMEOUT_SECS} s"),
         position: None,
         code: String::new(),
+        at: None,
     }
 }
 
@@ -109,11 +110,13 @@ fn postgres_error(err: &tokio_postgres::Error) -> SqlError {
                 _ => None,
             },
             code: db.code().code().to_owned(),
+            at: None,
         },
         None => SqlError {
             message: err.to_string(),
             position: None,
             code: String::new(),
+            at: None,
         },
     }
 }
@@ -130,6 +133,7 @@ pub(crate) async fn mysql(spec: &ServerSpec, name: &str, password: &str, sql: &s
                     message,
                     position: None,
                     code: String::new(),
+                    at: None,
                 },
             );
         }
@@ -226,11 +230,13 @@ fn mysql_error(err: mysql_async::Error) -> SqlError {
             position: None,
             message: server.message,
             code: server.code.to_string(),
+            at: None,
         },
         other => SqlError {
             message: other.to_string(),
             position: None,
             code: String::new(),
+            at: None,
         },
     }
 }

@@ -541,10 +541,12 @@ impl Platform {
             .await?;
         }
         tracing::info!(user = %actor.username, site = %site.name, %kind, bytes = sql.len(), "SQL console run");
-        Ok(match kind {
+        let mut run = match kind {
             DatabaseKind::Postgresql => console::postgres(&spec, &name, &database.password, sql).await,
             DatabaseKind::Mysql => console::mysql(&spec, &name, &database.password, sql).await,
-        })
+        };
+        run.error = run.error.map(|e| e.placed(sql));
+        Ok(run)
     }
 
     /// The member's last statements in the site's console, newest first.
