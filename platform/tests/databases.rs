@@ -346,14 +346,44 @@ async fn a_database_server_whose_task_dies_comes_back_with_its_data() {
         .await
         .unwrap();
     drop(client);
-    // The server's service is removed (as by an operator's mistake); the next operation that
-    // needs it starts it again, on the same data.
+    // The server's service is removed (as by an operator's mistake): the reconciler starts it
+    // again, on the same data.
+    let engine = orchestrator::databases::Engine::Postgres;
     w.runtime
         .orchestrator
-        .remove_database_server(orchestrator::databases::Engine::Postgres)
+        .remove_database_server(engine)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(
+        corrections
+            .iter()
+            .any(|c| c.what.contains("PostgreSQL server was missing")),
+        "{corrections:?}"
+    );
+    let mut back = None;
+    for _ in 0..240 {
+        if let Ok(client) = postgres(&w, &db.name, db.password(), &db.name).await {
+            back = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let n: i32 = back
+        .expect("the server came back")
+        .query_one("SELECT n FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 42);
+    // Its task killed: Swarm starts another; an operation that needs it waits for it.
+    let status = w
+        .runtime
+        .orchestrator
+        .database_server_status(engine)
+        .await
+        .unwrap();
+    assert!(status.exists);
     w.db.platform
         .rotate_database_password(Some(&alice), site.id, DatabaseKind::Postgresql)
         .await

@@ -153,6 +153,45 @@ impl Platform {
                 }
             }
         }
+        // The database servers sites have databases on are brought back when removed (Swarm
+        // itself restarts a task that dies).
+        let in_use = super::DatabaseKind::ALL.iter().copied().filter(|kind| {
+            all.iter()
+                .any(|site| site.databases.iter().any(|d| d.kind == *kind))
+        });
+        for kind in in_use {
+            let ensured = match runtime.database_server(kind).await {
+                Ok(spec) => runtime
+                    .orchestrator
+                    .ensure_database_server(&spec)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(err),
+            };
+            match ensured {
+                Ok(Ensured::Unchanged) => {}
+                Ok(done) => corrections.push(Correction {
+                    site: 0,
+                    what: format!(
+                        "the {} server was {}; {} it",
+                        kind.label(),
+                        if done == Ensured::Created {
+                            "missing"
+                        } else {
+                            "not as it should be"
+                        },
+                        if done == Ensured::Created {
+                            "started"
+                        } else {
+                            "updated"
+                        }
+                    ),
+                }),
+                Err(err) => {
+                    tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server")
+                }
+            }
+        }
         // Traefik's file is compared on every pass too (a write lost to a crash, or made by
         // hand): written again when it differs from the routes in place.
         let rewritten = runtime.write_traefik_file().await.map_err(Error::internal)?;

@@ -1,0 +1,146 @@
+// Sites' databases in Chromium: a member adds a PostgreSQL database to a Python site whose
+// run.sh reads DATABASE_URL, makes a table and a row in the SQL console, and the site shows the
+// row; the password is shown only when asked for; another user gets 404; MySQL the same way,
+// shorter.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect, test, Page } from '@playwright/test';
+import { signedIn } from '../helpers';
+import { server, siteURL } from '../server';
+
+test.describe.configure({ mode: 'serial' });
+
+const owner = { username: 'dbowner', password: 'dbowner password 1' };
+const other = { username: 'dboutsider', password: 'dboutsider password 1' };
+const admin = { username: 'admin', password: 'admin password 123' };
+
+let siteId = 0;
+
+/** The site's app: a count and the last row of `notes`, read with DATABASE_URL. */
+const APP = `import http.server, os
+import psycopg2
+
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
+                cur.execute("SELECT count(*), coalesce(max(body), '') FROM notes")
+                count, last = cur.fetchone()
+            body = f"notes: {count}; last: {last}"
+        except Exception as error:
+            body = f"no notes yet: {type(error).__name__}"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Page).serve_forever()
+`;
+
+/** Writes a file into the site's directory as the site's own user owns its files. */
+function writeSiteFile(id: number, name: string, text: string, mode: number) {
+  const file = path.join(server().dataDir, 'sites', String(id).padStart(4, '0'), name);
+  fs.writeFileSync(file, text, { mode });
+  fs.chownSync(file, 100_000 + id, 100_000 + id);
+}
+
+async function openDatabaseTab(page: Page) {
+  await page.goto(`${server().baseURL}/sites/${siteId}/database`);
+  await expect(page.getByRole('heading', { name: 'dbsite' })).toBeVisible();
+}
+
+/** Types `sql` into the console's editor and runs it with Ctrl-Enter. */
+async function runSql(page: Page, sql: string) {
+  const editor = page.locator('section.console .cm-content');
+  await editor.click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(sql);
+  await page.keyboard.press('Control+Enter');
+}
+
+test('users for the database tests', async ({ page }) => {
+  await signedIn(page, admin);
+  for (const who of [owner, other]) {
+    await page.goto(`${server().baseURL}/admin/users`);
+    await page.getByLabel('Username').fill(who.username);
+    await page.getByLabel('Initial password').fill(who.password);
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await expect(page.getByRole('status')).toHaveText(`Created ${who.username}.`);
+  }
+});
+
+test('a PostgreSQL database added to a Python site is used by it and by the SQL console', async ({ page }, testInfo) => {
+  // A new machine makes the Python and PostgreSQL images first.
+  test.setTimeout(600_000);
+  await signedIn(page, owner);
+  await page.getByRole('link', { name: 'New site' }).click();
+  await page.getByLabel('Name').fill('dbsite');
+  await page.getByLabel(/Dynamic/).check();
+  await page.getByLabel('Image').selectOption('python');
+  await page.getByLabel('Description').fill('a site with a database');
+  await page.getByRole('button', { name: 'Create site' }).click();
+  await expect(page.getByRole('heading', { name: 'dbsite' })).toBeVisible();
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 120_000 });
+  siteId = Number(new URL(page.url()).pathname.split('/').pop());
+  writeSiteFile(siteId, 'app.py', APP, 0o644);
+  writeSiteFile(siteId, 'run.sh', '#!/bin/sh\nexec python3 /site/app.py\n', 0o755);
+
+  await page.getByRole('navigation', { name: 'Site' }).getByRole('link', { name: 'Database' }).click();
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  const started = Date.now();
+  await page.getByRole('button', { name: 'Add a PostgreSQL database' }).click();
+  const card = page.locator('section.database[data-kind="postgresql"]');
+  await expect(card.locator('.badge')).toHaveText('ready', { timeout: 120_000 });
+  testInfo.annotations.push({ type: 'database ready after', description: `${Date.now() - started} ms` });
+  // The URL is shown without its password until asked for.
+  await expect(card.locator('.database-url')).toHaveText('postgresql://site_dbsite@postgres.director:5432/site_dbsite');
+  await card.getByRole('button', { name: 'Show the password' }).click();
+  await expect(card.locator('.database-url')).toHaveText(/^postgresql:\/\/site_dbsite:[A-Za-z0-9]{48}@postgres\.director:5432\/site_dbsite$/);
+
+  // The site runs its new run.sh with DATABASE_URL: no table yet.
+  const visitor = await page.context().newPage();
+  await expect(async () => {
+    await visitor.goto(siteURL('dbsite'));
+    await expect(visitor.locator('body')).toContainText('no notes yet', { timeout: 1_000 });
+  }).toPass({ timeout: 60_000 });
+
+  await runSql(page, "CREATE TABLE notes (body text);\nINSERT INTO notes VALUES ('written in the console');\nSELECT * FROM notes");
+  const output = page.locator('.console-output');
+  await expect(output.locator('table.result td')).toHaveText('written in the console');
+  await page.screenshot({ path: testInfo.outputPath('database-page.png'), fullPage: true });
+  // An error shows the server's words and where it points.
+  await runSql(page, 'SELECT 1;\nSELEC 2');
+  await expect(output.getByRole('alert')).toContainText('syntax error');
+  await expect(output.getByRole('alert')).toContainText('line 2, column 1');
+
+  await expect(async () => {
+    await visitor.goto(siteURL('dbsite'));
+    await expect(visitor.locator('body')).toHaveText('notes: 1; last: written in the console', { timeout: 1_000 });
+  }).toPass({ timeout: 30_000 });
+  await visitor.close();
+});
+
+test('another user gets 404 for the database page', async ({ page }) => {
+  await signedIn(page, other);
+  const response = await page.goto(`${server().baseURL}/sites/${siteId}/database`);
+  expect(response?.status()).toBe(404);
+});
+
+test('a MySQL database is added beside it and answers in the console', async ({ page }, testInfo) => {
+  test.setTimeout(600_000);
+  await signedIn(page, owner);
+  await openDatabaseTab(page);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await page.getByRole('button', { name: 'Add a MySQL (MariaDB) database' }).click();
+  const card = page.locator('section.database[data-kind="mysql"]');
+  await expect(card.locator('.badge')).toHaveText('ready', { timeout: 120_000 });
+  await page.locator('section.console select[name="kind"]').selectOption('mysql');
+  await runSql(page, 'SELECT 1 + 1 AS two, NULL AS nothing');
+  const output = page.locator('.console-output');
+  await expect(output.locator('table.result th')).toHaveText(['two', 'nothing']);
+  await expect(output.locator('table.result td')).toHaveText(['2', 'NULL']);
+  await page.screenshot({ path: testInfo.outputPath('database-mysql.png'), fullPage: true });
+});
