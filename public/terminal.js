@@ -30,6 +30,8 @@
     if (panel.dataset.terminalStarted) return;
     panel.dataset.terminalStarted = 'yes';
     const site = panel.dataset.terminalSite;
+    // A database shell (psql, mariadb) rather than the site's own shell.
+    const shell = panel.dataset.terminalShell || '';
     // The panel arrives empty from the server (hydration never sees what is built here).
     panel.innerHTML = `
       <div class="terminal-bar">
@@ -86,6 +88,7 @@
       const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
       const params = new URLSearchParams({ cols: String(term.cols), rows: String(term.rows) });
       if (session) params.set('session', session);
+      if (shell) params.set('shell', shell);
       setState(attempt === 0 ? 'connecting' : 'reconnecting');
       const ws = new WebSocket(`${scheme}://${location.host}/sites/${site}/terminal/ws?${params}`);
       ws.binaryType = 'arraybuffer';
@@ -129,7 +132,7 @@
         if (closedForGood) return;
         if (!opened && attempt === 0) {
           // Refused before the upgrade (not a member, disabled site…): ask the page why.
-          fetch(`/sites/${site}/terminal/ws`)
+          fetch(`/sites/${site}/terminal/ws${shell ? `?shell=${encodeURIComponent(shell)}` : ''}`)
             .then((r) => r.text())
             .then((reason) => setState('closed', reason || `refused (${event.code})`))
             .catch(() => setState('closed', 'refused'));

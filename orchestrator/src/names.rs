@@ -80,6 +80,11 @@ impl Namespace {
         format!("{}director_{engine}", self.0)
     }
 
+    /// The database shell container of a site: `site_0042_dbshell`.
+    pub fn database_shell(&self, site: SiteId) -> String {
+        format!("{}site_{site}_dbshell", self.0)
+    }
+
     /// A network's (or secret's) name in this namespace.
     pub fn network(&self, name: &str) -> String {
         format!("{}{name}", self.0)

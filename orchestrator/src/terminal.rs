@@ -227,8 +227,25 @@ impl Orchestrator {
     /// Creates the site's terminal container, or reuses it; one made from another spec (a new
     /// image, new limits) is replaced. Returns its name.
     pub async fn ensure_terminal(&self, spec: &SiteSpec) -> Result<String> {
+        self.ensure_terminal_named(self.ns.terminal(spec.id), spec).await
+    }
+
+    /// The site's database shell container: its terminal's twin from Director's database
+    /// client image (`psql`, `mariadb`), whatever the site's own image has; made, reused and
+    /// reaped as its terminal is. Returns its name.
+    pub async fn ensure_database_shell(&self, spec: &SiteSpec) -> Result<String> {
+        let client = SiteSpec {
+            image: self
+                .base_images
+                .reference(crate::base_images::BaseImage::DbClient),
+            ..spec.clone()
+        };
+        self.ensure_terminal_named(self.ns.database_shell(spec.id), &client)
+            .await
+    }
+
+    async fn ensure_terminal_named(&self, name: String, spec: &SiteSpec) -> Result<String> {
         spec.validate()?;
-        let name = self.ns.terminal(spec.id);
         let lock = self.terminals.ensure_lock(&name);
         let _one_at_a_time = lock.lock().await;
         let body = spec.terminal(&self.ns);
@@ -269,16 +286,18 @@ impl Orchestrator {
         Ok(name)
     }
 
-    /// Removes the site's terminal container; removing one that is gone succeeds.
+    /// Removes the site's terminal container and its database shell; removing one that is
+    /// gone succeeds.
     pub async fn remove_terminal(&self, site: crate::SiteId) -> Result<()> {
-        let name = self.ns.terminal(site);
-        // Under the same lock as `ensure_terminal`: a terminal opened while the container is
-        // being removed waits for the removal, then makes a new one (rather than finding one
-        // that cannot start).
-        let lock = self.terminals.ensure_lock(&name);
-        let _one_at_a_time = lock.lock().await;
-        self.remove_container(&name).await?;
-        self.terminals.forget(&name);
+        for name in [self.ns.terminal(site), self.ns.database_shell(site)] {
+            // Under the same lock as `ensure_terminal`: a terminal opened while the container
+            // is being removed waits for the removal, then makes a new one (rather than finding
+            // one that cannot start).
+            let lock = self.terminals.ensure_lock(&name);
+            let _one_at_a_time = lock.lock().await;
+            self.remove_container(&name).await?;
+            self.terminals.forget(&name);
+        }
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use model::database::Value;
 use mysql_async::prelude::Queryable as _;
 use platform::{
     Actor, Error, Role,
-    sites::{Connection, DatabaseKind, DatabaseState, Site},
+    sites::{Connection, DatabaseKind, DatabaseState, ShellRequest, Site},
 };
 
 /// Runs the queued operations to their end; each must succeed.
@@ -36,6 +36,24 @@ async fn add(w: &World, who: &Actor, site: &Site, kind: DatabaseKind) -> Connect
         .reveal_database(Some(who), site.id, kind)
         .await
         .unwrap()
+}
+
+/// Runs `input` through the site's database shell (no terminal: the client reads it as a
+/// script); returns what it wrote.
+async fn database_shell(w: &World, who: &Actor, site: i32, kind: DatabaseKind, input: &str) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let request = ShellRequest {
+        database: Some(kind),
+        ..ShellRequest::default()
+    };
+    let (_, mut session) = w.db.platform.open_shell(Some(who), site, request).await.unwrap();
+    session.input.write_all(input.as_bytes()).await.unwrap();
+    session.input.shutdown().await.unwrap();
+    let mut said = Vec::new();
+    while let Some(bytes) = futures_next(&mut session).await {
+        said.extend(bytes);
+    }
+    String::from_utf8_lossy(&said).into_owned()
 }
 
 fn socket_dir(w: &World, kind: DatabaseKind) -> std::path::PathBuf {
@@ -141,7 +159,19 @@ async fn a_postgres_database_is_its_sites_alone_rotated_deleted_and_dropped_with
             .is_err()
     );
 
-    // The site's terminal has the variables, and reaches the server over the sites' network.
+    // The database shell: psql in Director's client image, connected over the sites' network
+    // as the site's role.
+    let said = database_shell(
+        &w,
+        &alice,
+        blog.id,
+        DatabaseKind::Postgresql,
+        "SELECT current_user, count(*) FROM notes;\n",
+    )
+    .await;
+    assert!(said.contains("site_my-blog |     1"), "{said}");
+
+    // The site's terminal has the variables.
     let env = run_in_terminal(
         &w,
         &alice,
@@ -288,6 +318,26 @@ async fn a_mysql_database_is_its_sites_alone_and_a_lookalike_name_gets_nothing()
             .is_err()
     );
     assert!(mysql(&w, "root", mine.password(), None).await.is_err());
+
+    let said = database_shell(
+        &w,
+        &alice,
+        first.id,
+        DatabaseKind::Mysql,
+        "SELECT CURRENT_USER(), COUNT(*) FROM notes;\n",
+    )
+    .await;
+    assert!(said.contains("site_a-b@%\t1"), "{said}");
+    // No shell on a database the site does not have.
+    let none = w.db.platform.open_shell(
+        Some(&alice),
+        first.id,
+        ShellRequest {
+            database: Some(DatabaseKind::Postgresql),
+            ..ShellRequest::default()
+        },
+    );
+    assert!(matches!(none.await, Err(Error::NotFound("database"))));
 
     // The static site's terminal has the MySQL variables, DATABASE_URL among them.
     let env = run_in_terminal(

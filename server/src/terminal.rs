@@ -192,6 +192,8 @@ pub struct WsQuery {
     session: Option<String>,
     cols: Option<u16>,
     rows: Option<u16>,
+    /// A database shell (`postgresql`, `mysql`) instead of the site's own shell.
+    shell: Option<platform::sites::DatabaseKind>,
 }
 
 /// A message from the browser.
@@ -264,6 +266,7 @@ pub async fn websocket(
         token,
         site_id,
         size,
+        database: query.shell,
     };
     let started = tokio::spawn(start(platform, place, opener)).await;
     let (id, session) = match started {
@@ -280,6 +283,7 @@ struct Opener {
     token: String,
     site_id: i32,
     size: (u16, u16),
+    database: Option<platform::sites::DatabaseKind>,
 }
 
 /// Starts a shell in the site for `actor`: its session, the pump of its output, the guard of
@@ -295,11 +299,13 @@ async fn start(
         token,
         site_id,
         size,
+        database,
     } = opener;
     let terminals = place.terminals.clone();
     let request = ShellRequest {
         size: Some(size),
         command: None,
+        database,
     };
     let (site, exec) = platform.open_shell(Some(&actor), site_id, request).await?;
     let id = new_session_id();

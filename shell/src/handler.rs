@@ -204,6 +204,7 @@ impl Connection {
                 None
             },
             command,
+            database: None,
         };
         match self.platform.open_shell(Some(&actor), site.id, request).await {
             Ok((_, exec)) => {

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     AppError,
@@ -20,6 +20,14 @@ use crate::{
 pub fn DatabasePage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|id| id.parse::<i32>().ok());
+    // `?shell=postgresql` opens that database's shell on the page.
+    let query = use_query_map();
+    let shell = move || {
+        query
+            .read()
+            .get("shell")
+            .and_then(|kind| kind.parse::<DatabaseKind>().ok())
+    };
     let actions = Actions::new();
     // While something is under way the page refreshes itself every second (once hydrated).
     let busy = StoredValue::new(false);
@@ -43,7 +51,7 @@ pub fn DatabasePage() -> impl IntoView {
                     match page.await {
                         Ok(data) => {
                             busy.try_set_value(data.busy());
-                            view! { <DatabaseView data actions/> }.into_any()
+                            view! { <DatabaseView data actions shell=shell()/> }.into_any()
                         }
                         Err(error) => view! { <ErrorPage error/> }.into_any(),
                     }
@@ -84,7 +92,7 @@ impl Actions {
 }
 
 #[component]
-fn DatabaseView(data: DatabasePageData, actions: Actions) -> impl IntoView {
+fn DatabaseView(data: DatabasePageData, actions: Actions, shell: Option<DatabaseKind>) -> impl IntoView {
     let id = data.card.id;
     let deleting = data.card.state == SiteState::Deleting;
     let add_error = failure(actions.add.value());
@@ -105,6 +113,19 @@ fn DatabaseView(data: DatabasePageData, actions: Actions) -> impl IntoView {
             {state_badge(data.card.state)}
         </div>
         <SiteTabs id current="database"/>
+        {shell.filter(|kind| ready.iter().any(|(k, _)| k == kind)).map(|kind| view! {
+            <section class="card" aria-labelledby="shell-title">
+                <div class="page-head">
+                    <h2 id="shell-title">{format!("{} shell", kind.label())}</h2>
+                    <a href=format!("/sites/{id}/database")>"Close"</a>
+                </div>
+                <section class="terminal" data-terminal-site=id.to_string() data-terminal-shell=kind.as_str() aria-label="Database shell"></section>
+                <p class="hint">{match kind {
+                    DatabaseKind::Postgresql => "psql, connected as the site's role. \\dt lists the tables, \\q ends it.",
+                    DatabaseKind::Mysql => "The mariadb client, connected as the site's user. SHOW TABLES; lists the tables, exit ends it.",
+                }}</p>
+            </section>
+        }.into_any())}
         {data.databases.is_empty().then(|| view! {
             <p class="intro">
                 "Give the site a database of its own: Director makes it on its own server, with a role and a password for this site alone, and the site gets "
@@ -185,6 +206,7 @@ fn DatabaseCard(id: i32, row: DatabaseRow, actions: Actions) -> impl IntoView {
             </dl>
             {ready.then(|| view! {
                 <div class="controls">
+                    <a class="button secondary" href=format!("/sites/{id}/database?shell={}", kind.as_str())>"Database shell"</a>
                     <ActionForm action=actions.rotate attr:class="inline">
                         <input type="hidden" name="site" value=id.to_string()/>
                         <input type="hidden" name="kind" value=kind.as_str()/>

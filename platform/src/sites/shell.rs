@@ -38,6 +38,9 @@ pub struct ShellRequest {
     /// A command for `sh -c` instead of an interactive shell; run without a TTY, so its
     /// standard error stays apart.
     pub command: Option<String>,
+    /// The site's database to open a client on (`psql`, `mariadb`) as the site's role, in the
+    /// site's database shell container, instead of a shell in its terminal.
+    pub database: Option<super::DatabaseKind>,
 }
 
 impl Platform {
@@ -125,11 +128,21 @@ impl Platform {
                 Error::Conflict("The site's terminal could not be started.".to_owned())
             }
         };
-        let container = runtime
-            .orchestrator
-            .ensure_terminal(&runtime.spec(&site))
-            .await
-            .map_err(refused)?;
+        if let Some(kind) = request.database {
+            let ready = site
+                .databases
+                .iter()
+                .any(|d| d.kind == kind && d.state == super::DatabaseState::Ready);
+            if !ready {
+                return Err(Error::NotFound("database"));
+            }
+        }
+        let spec = runtime.spec(&site);
+        let container = match request.database {
+            Some(_) => runtime.orchestrator.ensure_database_shell(&spec).await,
+            None => runtime.orchestrator.ensure_terminal(&spec).await,
+        }
+        .map_err(refused)?;
         let env = vec![
             "TERM=xterm-256color".to_owned(),
             "HOME=/site".to_owned(),
@@ -138,14 +151,30 @@ impl Platform {
             // Expanded by the shell at each prompt (POSIX sh, busybox ash and dash alike).
             format!("PS1={}:$PWD$ ", site.name),
         ];
-        let exec = match &request.command {
-            Some(command) => ExecRequest {
+        // The clients read the site's variables: psql its PG*, mariadb its options (the
+        // password from MYSQL_PWD, never on a command line).
+        let client = request.database.map(|kind| match kind {
+            super::DatabaseKind::Postgresql => "exec psql".to_owned(),
+            super::DatabaseKind::Mysql => {
+                "MYSQL_PWD=\"$MYSQL_PASSWORD\" exec mariadb --host=\"$MYSQL_HOST\" \
+                 --port=\"$MYSQL_PORT\" --user=\"$MYSQL_USER\" \"$MYSQL_DATABASE\""
+                    .to_owned()
+            }
+        });
+        let exec = match (client, &request.command) {
+            (Some(client), _) => ExecRequest {
+                cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), client],
+                tty: request.size.is_some(),
+                env,
+                size: request.size.map(|(c, r)| clamp_size(c, r)),
+            },
+            (None, Some(command)) => ExecRequest {
                 cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), command.clone()],
                 tty: false,
                 env,
                 size: None,
             },
-            None => ExecRequest {
+            (None, None) => ExecRequest {
                 // Interactive, not a login shell: a login shell's /etc/profile would reset PS1.
                 cmd: vec!["/bin/sh".to_owned(), "-i".to_owned()],
                 tty: true,

@@ -236,6 +236,7 @@ pub async fn run_in_terminal(w: &World, who: &Actor, site: i32, command: &str) -
                 platform::sites::ShellRequest {
                     size: None,
                     command: Some(command.to_owned()),
+                    database: None,
                 },
             )
             .await
