@@ -48,6 +48,7 @@ stop_director() {
   /usr/bin/docker ps -aq $label | xargs -r /usr/bin/docker rm -f >/dev/null
   sleep 2
   /usr/bin/docker network ls -q $label | xargs -r /usr/bin/docker network rm >/dev/null || true
+  /usr/bin/docker secret ls -q $label | xargs -r /usr/bin/docker secret rm >/dev/null || true
   umount "$data/edge/sites" 2>/dev/null || true
   rm -rf "$data"
 }

@@ -44,6 +44,12 @@ impl DatabaseKind {
 pub const CONSOLE_ROWS: usize = 1000;
 /// The most characters of one value the SQL console sends; a longer one is cut there.
 pub const CONSOLE_VALUE_CHARS: usize = 4096;
+/// The most bytes of values one run of the SQL console keeps; past it, rows are only counted.
+pub const CONSOLE_BYTES: usize = 8 << 20;
+/// The most columns of a result the SQL console keeps.
+pub const CONSOLE_COLUMNS: usize = 200;
+/// The most statements' results one run of the SQL console keeps; past it, the run is stopped.
+pub const CONSOLE_RESULTS: usize = 100;
 /// How long one run of the SQL console may take, in seconds.
 pub const CONSOLE_TIMEOUT_SECS: u64 = 10;
 /// The statements a member's SQL console history keeps per site.
@@ -58,35 +64,47 @@ pub enum Value {
     Text {
         /// The value, or its beginning.
         text: String,
-        /// Its whole length in characters, when it was cut.
+        /// Its whole size in bytes, when it was cut.
         cut_from: Option<usize>,
     },
 }
 
 impl Value {
-    /// `text`, cut at [`CONSOLE_VALUE_CHARS`] characters.
+    /// `text`, cut at [`CONSOLE_VALUE_CHARS`] characters. Only that beginning is looked at,
+    /// however long the text (a value may be a gigabyte).
     pub fn text(text: &str) -> Self {
-        let length = text.chars().count();
-        if length <= CONSOLE_VALUE_CHARS {
-            return Self::Text {
+        match text.char_indices().nth(CONSOLE_VALUE_CHARS) {
+            None => Self::Text {
                 text: text.to_owned(),
                 cut_from: None,
-            };
-        }
-        Self::Text {
-            text: text.chars().take(CONSOLE_VALUE_CHARS).collect(),
-            cut_from: Some(length),
+            },
+            Some((end, _)) => Self::Text {
+                text: text[..end].to_owned(),
+                cut_from: Some(text.len()),
+            },
         }
     }
 
-    /// Bytes as `\x` and their hex digits.
+    /// The bytes it holds.
+    pub fn size(&self) -> usize {
+        match self {
+            Self::Null => 0,
+            Self::Text { text, .. } => text.len(),
+        }
+    }
+
+    /// Bytes as `\x` and their hex digits (only as many as are shown).
     pub fn binary(bytes: &[u8]) -> Self {
-        let mut hex = String::with_capacity(2 + 2 * bytes.len().min(CONSOLE_VALUE_CHARS));
+        let shown = &bytes[..bytes.len().min(CONSOLE_VALUE_CHARS / 2)];
+        let mut hex = String::with_capacity(2 + 2 * shown.len());
         hex.push_str("\\x");
-        for byte in bytes {
+        for byte in shown {
             hex.push_str(&format!("{byte:02x}"));
         }
-        Self::text(&hex)
+        Self::Text {
+            text: hex,
+            cut_from: (shown.len() < bytes.len()).then_some(2 + 2 * bytes.len()),
+        }
     }
 }
 
@@ -140,6 +158,9 @@ pub struct ConsoleRun {
     pub results: Vec<StatementResult>,
     /// Why the run stopped early.
     pub error: Option<SqlError>,
+    /// Whether some rows or columns were left out to keep the run within the console's budget
+    /// (they are counted in `more_rows`).
+    pub truncated: bool,
     /// How long it took, in milliseconds.
     pub millis: u64,
 }

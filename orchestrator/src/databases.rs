@@ -107,8 +107,9 @@ impl Engine {
     fn start_script(self) -> String {
         match self {
             // `pg_hba.conf` is written at every start, so that the rule stays Director's: the
-            // superuser on the socket only; over the network a role only into the database of
-            // its own name. SIGINT (set as the stop signal) is PostgreSQL's fast shutdown.
+            // superuser on the socket only (over the network it is refused first, or `sameuser`
+            // would let it into the database called `postgres`); over the network a role only
+            // into the database of its own name. SIGINT (set as the stop signal) is PostgreSQL's fast shutdown.
             Self::Postgres => format!(
                 r#"set -eu
 umask 077
@@ -116,7 +117,7 @@ export PGDATA={DATA_MOUNT}/data
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb --username=postgres --auth=scram-sha-256 --pwfile=/run/secrets/{SECRET_FILE} --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
-printf '%s\n' 'local all postgres scram-sha-256' 'local sameuser all scram-sha-256' 'host sameuser all all scram-sha-256' > "$PGDATA/pg_hba.conf"
+printf '%s\n' 'local all postgres scram-sha-256' 'local sameuser all scram-sha-256' 'host all postgres all reject' 'host sameuser all all scram-sha-256' > "$PGDATA/pg_hba.conf"
 pw=$(cat /run/secrets/{SECRET_FILE})
 printf "ALTER ROLE postgres PASSWORD '%s';\n" "$pw" | postgres --single -D "$PGDATA" -c log_min_messages=fatal -c log_min_error_statement=panic postgres >/dev/null 2>&1
 unset pw

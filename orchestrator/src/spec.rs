@@ -70,7 +70,7 @@ pub enum EndpointMode {
 }
 
 /// Everything the orchestrator needs to run one site.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SiteSpec {
     /// The site's id (its service is `site_NNNN`).
     pub id: SiteId,
@@ -106,6 +106,23 @@ pub struct SiteSpec {
     pub health_check: Option<std::time::Duration>,
     /// Extra labels on the service, for an edge router that reads them (Traefik).
     pub labels: BTreeMap<String, String>,
+}
+
+/// Its variables' values may be secrets (a database's password): only their names are shown.
+impl std::fmt::Debug for SiteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteSpec")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("directory", &self.directory)
+            .field("uid", &self.uid)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .field("served", &self.served)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SiteSpec {

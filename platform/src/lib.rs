@@ -94,6 +94,9 @@ impl Default for Settings {
     }
 }
 
+/// Runs of the SQL console that may be under way at once, across every member and site.
+const CONSOLE_RUNS: usize = 4;
+
 /// A handle on the platform; cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Platform {
@@ -115,6 +118,8 @@ struct Inner {
     /// Where domain verification looks TXT records up: made at its first use, so that nothing
     /// else (a `director user create`) needs a working resolver.
     dns: std::sync::OnceLock<dns::Dns>,
+    /// Runs of the SQL console under way at once: each may hold a result's worth of memory.
+    console_runs: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Platform {
@@ -137,6 +142,7 @@ impl Platform {
                 disks: std::sync::Mutex::default(),
                 runtime: tokio::sync::watch::Sender::new(None),
                 dns: std::sync::OnceLock::new(),
+                console_runs: tokio::sync::Semaphore::new(CONSOLE_RUNS),
             }),
         }
     }
@@ -178,6 +184,17 @@ impl Platform {
         }
         let made = dns::Dns::new(self.inner.settings.dns_server)?;
         Ok(self.inner.dns.get_or_init(|| made))
+    }
+
+    /// A turn to run the SQL console, waiting for one at most as long as a run may take.
+    pub(crate) async fn console_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        let wait = Duration::from_secs(model::database::CONSOLE_TIMEOUT_SECS + 5);
+        match tokio::time::timeout(wait, self.inner.console_runs.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::EngineUnavailable(
+                "The SQL console is busy with other runs: try again in a moment.".to_owned(),
+            )),
+        }
     }
 
     /// Waits until an operation is queued by this process, or `timeout` passes (operations

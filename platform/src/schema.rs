@@ -185,6 +185,7 @@ diesel::table! {
         kind -> Text,
         state -> Text,
         password -> Text,
+        pending_password -> Nullable<Text>,
         created_at -> Timestamptz,
     }
 }

@@ -56,6 +56,21 @@ async fn database_shell(w: &World, who: &Actor, site: i32, kind: DatabaseKind, i
     String::from_utf8_lossy(&said).into_owned()
 }
 
+/// Runs `script` with `sh -c` in the container `container`; returns what it wrote.
+async fn exec(w: &World, container: &str, script: &str) -> String {
+    let request = orchestrator::ExecRequest {
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        tty: false,
+        ..orchestrator::ExecRequest::default()
+    };
+    let mut session = w.runtime.orchestrator.exec(container, request).await.unwrap();
+    let mut said = Vec::new();
+    while let Some(bytes) = futures_next(&mut session).await {
+        said.extend(bytes);
+    }
+    String::from_utf8_lossy(&said).into_owned()
+}
+
 fn socket_dir(w: &World, kind: DatabaseKind) -> std::path::PathBuf {
     let engine = match kind {
         DatabaseKind::Postgresql => "postgres",
@@ -170,6 +185,23 @@ async fn a_postgres_database_is_its_sites_alone_rotated_deleted_and_dropped_with
     )
     .await;
     assert!(said.contains("site_my-blog |     1"), "{said}");
+    // Over that network the superuser is refused, even with its password.
+    let superuser = std::fs::read_to_string(w._dir.path().join("databases/postgres/superuser")).unwrap();
+    let container = w
+        .runtime
+        .orchestrator
+        .namespace()
+        .database_shell(orchestrator::SiteId(blog.id as u32));
+    let said = exec(
+        &w,
+        &container,
+        &format!(
+            "PGPASSWORD={} psql -h postgres.director -U postgres -d postgres -c 'SELECT 1' 2>&1",
+            superuser.trim()
+        ),
+    )
+    .await;
+    assert!(said.contains("rejects connection"), "{said}");
 
     // The site's terminal has the variables.
     let env = run_in_terminal(
@@ -585,4 +617,139 @@ async fn the_sql_console_runs_as_the_sites_role_with_a_timeout_a_row_cap_and_the
             .await,
         Err(Error::Invalid { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_keeps_within_its_budget_and_ends_what_it_cannot_stop() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let site = made_site(&w, &alice, "budget", "static").await;
+    add(&w, &alice, &site, DatabaseKind::Postgresql).await;
+    let run = |sql: String| {
+        let platform = w.db.platform.clone();
+        let alice = alice.clone();
+        async move {
+            platform
+                .run_sql(Some(&alice), site.id, DatabaseKind::Postgresql, &sql)
+                .await
+                .unwrap()
+        }
+    };
+    // 5,000 rows of three values of 5,000 characters: each cut at 4,096, and the run kept
+    // within 8 MiB (fewer than the 1,000 rows a statement may show).
+    let out = run(
+        "SELECT repeat('x', 5000), repeat('y', 5000), repeat('z', 5000) FROM generate_series(1, 5000)"
+            .to_owned(),
+    )
+    .await;
+    let kept = out.results[0].rows.len();
+    assert!(
+        out.truncated && kept < 1000 && kept as u64 + out.results[0].more_rows == 5000,
+        "{kept}"
+    );
+    assert!(serde_json::to_vec(&out).unwrap().len() < 9 << 20);
+    // 300 columns: the first 200.
+    let columns: Vec<String> = (1..=300).map(|i| format!("{i} AS c{i}")).collect();
+    let out = run(format!("SELECT {}", columns.join(", "))).await;
+    assert_eq!(
+        (out.results[0].columns.len(), out.results[0].rows[0].len()),
+        (200, 200)
+    );
+    assert!(out.truncated);
+    // 150 statements: 100 results, then the run is stopped.
+    let out = run("SELECT 1;".repeat(150)).await;
+    assert_eq!(out.results.len(), 100);
+    assert!(out.error.unwrap().message.contains("at most 100"));
+
+    // What the cancel cannot stop is ended: a COPY the console does not speak, and a loop that
+    // traps the cancel after lifting the limit.
+    let started = std::time::Instant::now();
+    let out = run("COPY (SELECT generate_series(1, 1000000000)) TO STDOUT".to_owned()).await;
+    assert!(out.error.unwrap().message.contains("COPY"));
+    let out = run(
+        "SET statement_timeout = 0; DO $$BEGIN LOOP BEGIN PERFORM pg_sleep(0.1); \
+         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$"
+            .to_owned(),
+    )
+    .await;
+    assert!(out.error.unwrap().message.contains("canceled"));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let left = run(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'director console' \
+         AND pid <> pg_backend_pid()"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(text(&left.results[0].rows[0][0]), "0", "sessions left running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_site_keeps_a_hold_on_another_sites_role() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let mallory = user(&w.db, "mallory", Role::User).await;
+    let target = made_site(&w, &alice, "target", "static").await;
+    let theirs = made_site(&w, &mallory, "theirs", "static").await;
+    let a = add(&w, &alice, &target, DatabaseKind::Postgresql).await;
+    let b = add(&w, &mallory, &theirs, DatabaseKind::Postgresql).await;
+    // A role cannot grant itself to another site's role (PostgreSQL 15 allowed that to a
+    // role's own session before its later releases: the server refuses it here).
+    w.db.platform
+        .add_member(Some(&alice), target.id, "mallory")
+        .await
+        .unwrap();
+    let grant = "GRANT \"site_target\" TO \"site_theirs\"";
+    let out =
+        w.db.platform
+            .run_sql(Some(&mallory), target.id, DatabaseKind::Postgresql, grant)
+            .await
+            .unwrap();
+    assert!(
+        out.error.is_some_and(|e| e.code == "42501"),
+        "the grant was allowed"
+    );
+    // A membership made anyway (by hand, as the superuser) is revoked by the reconciler's next
+    // pass, and by a rotation: her role cannot become the target's.
+    let superuser = std::fs::read_to_string(w._dir.path().join("databases/postgres/superuser")).unwrap();
+    let admin = postgres(&w, "postgres", superuser.trim(), "postgres")
+        .await
+        .unwrap();
+    admin.batch_execute(grant).await.unwrap();
+    let corrections = w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert!(
+        corrections
+            .iter()
+            .any(|c| c.what.contains("revoked 1 membership")),
+        "{corrections:?}"
+    );
+    let mine = postgres(&w, &b.name, b.password(), &b.name).await.unwrap();
+    assert!(mine.batch_execute("SET ROLE \"site_target\"").await.is_err());
+    admin.batch_execute(grant).await.unwrap();
+    w.db.platform
+        .rotate_database_password(Some(&alice), target.id, DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    // Until the rotation has run, the old password is the one shown, and it works.
+    let shown =
+        w.db.platform
+            .reveal_database(Some(&alice), target.id, DatabaseKind::Postgresql)
+            .await
+            .unwrap();
+    assert_eq!(shown.password(), a.password());
+    assert!(postgres(&w, &a.name, a.password(), &a.name).await.is_ok());
+    run_operations(&w).await;
+    let mine = postgres(&w, &b.name, b.password(), &b.name).await.unwrap();
+    assert!(mine.batch_execute("SET ROLE \"site_target\"").await.is_err());
+    // Her site grants the target's role something of its own, and its database to connect to:
+    // that does not keep the target's database, nor the site, from being deleted.
+    mine.batch_execute("CREATE TABLE bait (n int); GRANT SELECT ON bait TO \"site_target\"; GRANT CONNECT ON DATABASE \"site_theirs\" TO \"site_target\"")
+        .await
+        .unwrap();
+    // Her grant does not keep the target's database, nor the site, from being deleted.
+    w.db.platform
+        .delete_site(Some(&alice), target.id, "target")
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    assert!(postgres(&w, &a.name, a.password(), &a.name).await.is_err());
 }

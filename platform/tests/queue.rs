@@ -140,6 +140,7 @@ async fn a_deletion_removes_everything_then_forgets_the_site() {
             Action::RemoveRoutes,
             Action::RemoveService,
             Action::RemoveTerminal,
+            Action::DropDatabases,
             Action::RemoveDirectory
         ],
         "taking it off the air ran nothing, and forgetting the site is the database's"

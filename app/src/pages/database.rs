@@ -303,6 +303,9 @@ fn RunOutput(out: ConsoleRun) -> impl IntoView {
                     {(!e.code.is_empty()).then(|| view! { <span class="hint">{format!(" [{}]", e.code)}</span> })}
                 </div>
             })}
+            {out.truncated.then(|| view! {
+                <p class="hint">"Some rows or columns were left out: the console shows at most 8 MiB and 200 columns per run."</p>
+            })}
             <p class="hint">{format!("{} ms", out.millis)}</p>
         </div>
     }
@@ -345,7 +348,8 @@ fn Cell(value: Value) -> impl IntoView {
         Value::Null => view! { <span class="null">"NULL"</span> }.into_any(),
         Value::Text { text, cut_from } if text.chars().count() > SHOWN || cut_from.is_some() => {
             let short: String = text.chars().take(SHOWN).collect();
-            let note = cut_from.map(|n| format!(" (the first 4,096 of {n} characters)"));
+            let note =
+                cut_from.map(|n| format!(" (its beginning: it is {} long)", model::human_bytes(n as u64)));
             view! {
                 <details class="wide">
                     <summary>{short}"…"</summary>

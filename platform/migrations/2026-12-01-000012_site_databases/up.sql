@@ -1,11 +1,13 @@
 -- A site's databases: at most one of each kind. The password is the role's, kept so that the
--- site's service and terminal can be given it (and the database made again with it).
+-- site's service and terminal can be given it (and the database made again with it); a new
+-- password waits in pending_password until its operation has given it to the role.
 CREATE TABLE site_databases (
     site_id INT4 NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
     kind TEXT NOT NULL CONSTRAINT site_databases_kind_check CHECK (kind IN ('postgresql', 'mysql')),
     state TEXT NOT NULL DEFAULT 'creating'
         CONSTRAINT site_databases_state_check CHECK (state IN ('creating', 'ready', 'deleting')),
     password TEXT NOT NULL CHECK (password ~ '^[A-Za-z0-9]{32,}$'),
+    pending_password TEXT CHECK (pending_password ~ '^[A-Za-z0-9]{32,}$'),
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (site_id, kind)
 );

@@ -192,6 +192,22 @@ impl Platform {
                 }
             }
         }
+        if all.iter().any(|site| {
+            site.databases
+                .iter()
+                .any(|d| d.kind == super::DatabaseKind::Postgresql)
+        }) {
+            match runtime.sweep_database_roles().await {
+                Ok(0) => {}
+                Ok(revoked) => corrections.push(Correction {
+                    site: 0,
+                    what: format!("revoked {revoked} membership(s) between sites' database roles"),
+                }),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the reconciler could not check the sites' database roles")
+                }
+            }
+        }
         // Traefik's file is compared on every pass too (a write lost to a crash, or made by
         // hand): written again when it differs from the routes in place.
         let rewritten = runtime.write_traefik_file().await.map_err(Error::internal)?;

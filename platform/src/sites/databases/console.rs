@@ -1,42 +1,88 @@
 //! The SQL console: a member's statements, run as the site's own role (never a superuser) on a
 //! connection of their own, for at most [`CONSOLE_TIMEOUT_SECS`]; the first [`CONSOLE_ROWS`]
-//! rows of each statement are kept and the rest counted, as they stream in.
+//! rows of each statement are kept and the rest counted, as they stream in, within a budget
+//! of bytes, columns and results for the whole run.
+//!
+//! A run that ends any other way than the server's own answer — the console's wait is over, or
+//! the stream broke off (a `COPY`, which the console does not speak) — has its session ended by
+//! the superuser: a member may have lifted the server's limit, or trapped the cancel in a
+//! procedure, and nothing of the run may go on for nobody.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use model::database::{CONSOLE_ROWS, CONSOLE_TIMEOUT_SECS, ConsoleRun, SqlError, StatementResult, Value};
+use model::database::{
+    CONSOLE_BYTES, CONSOLE_COLUMNS, CONSOLE_RESULTS, CONSOLE_ROWS, CONSOLE_TIMEOUT_SECS, ConsoleRun,
+    SqlError, StatementResult, Value,
+};
 use mysql_async::prelude::Queryable as _;
 use orchestrator::databases::ServerSpec;
 
-/// The limit the server holds a run to; the console's own wait is a little longer, and then
-/// it cancels the run itself (a member may have lifted the server's limit).
+/// The limit the server holds a run to; the console's own wait is a little longer.
 const TIMEOUT: Duration = Duration::from_secs(CONSOLE_TIMEOUT_SECS);
 const GRACE: Duration = Duration::from_secs(2);
 
 fn timed_out() -> SqlError {
+    message(format!(
+        "canceled: the statements ran longer than {CONSOLE_TIMEOUT_SECS} s"
+    ))
+}
+
+fn message(message: String) -> SqlError {
     SqlError {
-        message: format!("canceled: the statements ran longer than {CONSOLE_TIMEOUT_SECS} s"),
+        message,
         position: None,
         code: String::new(),
         at: None,
     }
 }
 
-/// Keeps a statement's first rows and counts the others.
+/// What a run keeps: each statement's first rows, within the run's budget; the rest counted.
 #[derive(Default)]
 struct Collect {
-    result: StatementResult,
+    run: ConsoleRun,
+    current: StatementResult,
+    bytes: usize,
 }
 
 impl Collect {
-    fn row(&mut self, values: impl FnOnce() -> Vec<Value>) {
-        if self.result.rows.len() < CONSOLE_ROWS {
-            self.result.rows.push(values());
-        } else {
-            self.result.more_rows += 1;
+    fn columns(&mut self, names: impl Iterator<Item = String>) {
+        let names: Vec<String> = names.collect();
+        if names.len() > CONSOLE_COLUMNS {
+            self.run.truncated = true;
         }
+        self.current.columns = names.into_iter().take(CONSOLE_COLUMNS).collect();
     }
+
+    /// Keeps a row (its first [`CONSOLE_COLUMNS`] values) while the statement has fewer than
+    /// [`CONSOLE_ROWS`] and the run is within [`CONSOLE_BYTES`]; counts it otherwise.
+    fn row(&mut self, values: impl FnOnce() -> Vec<Value>) {
+        if self.current.rows.len() >= CONSOLE_ROWS || self.bytes >= CONSOLE_BYTES {
+            self.current.more_rows += 1;
+            self.run.truncated |= self.bytes >= CONSOLE_BYTES;
+            return;
+        }
+        let row: Vec<Value> = values().into_iter().take(CONSOLE_COLUMNS).collect();
+        self.bytes += row.iter().map(Value::size).sum::<usize>() + 8 * row.len();
+        self.current.rows.push(row);
+    }
+
+    /// Ends the statement; false once the run has as many results as it may keep.
+    fn done(&mut self, affected: Option<u64>) -> bool {
+        let mut result = std::mem::take(&mut self.current);
+        result.affected = affected.unwrap_or(result.rows.len() as u64 + result.more_rows);
+        self.run.results.push(result);
+        self.run.results.len() < CONSOLE_RESULTS
+    }
+}
+
+/// How a run's work ended.
+enum Ended {
+    /// The server answered every statement (or refused one, as it said).
+    Answered(Option<SqlError>),
+    /// The run stopped early (the budget of results, a message the console does not speak):
+    /// its session is ended.
+    Broken(SqlError),
 }
 
 /// Runs `sql` on PostgreSQL as the role `name` in its database.
@@ -49,56 +95,93 @@ pub(crate) async fn postgres(spec: &ServerSpec, name: &str, password: &str, sql:
         .password(password)
         .dbname(name)
         .application_name("director console")
-        .options(format!("-c statement_timeout={}s", CONSOLE_TIMEOUT_SECS))
+        .options(format!("-c statement_timeout={CONSOLE_TIMEOUT_SECS}s"))
         .connect_timeout(Duration::from_secs(5))
         .connect(tokio_postgres::NoTls)
         .await;
-    let client = match connected {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            client
-        }
+    let (client, connection) = match connected {
+        Ok((client, connection)) => (client, tokio::spawn(connection)),
         Err(err) => return failed(started, postgres_error(&err)),
     };
-    let mut run = ConsoleRun::default();
+    let pid: Option<i32> = match client.query_one("SELECT pg_backend_pid()", &[]).await {
+        Ok(row) => row.try_get(0).ok(),
+        Err(err) => return failed(started, postgres_error(&err)),
+    };
+    let mut collect = Collect::default();
     let work = async {
         let stream = match client.simple_query_raw(sql).await {
             Ok(stream) => stream,
-            Err(err) => return Some(postgres_error(&err)),
+            Err(err) => return answered_or_broken(&err),
         };
         futures::pin_mut!(stream);
-        let mut current = Collect::default();
         while let Some(message) = stream.next().await {
             match message {
                 Ok(tokio_postgres::SimpleQueryMessage::RowDescription(columns)) => {
-                    current.result.columns = columns.iter().map(|c| c.name().to_owned()).collect();
+                    collect.columns(columns.iter().map(|c| c.name().to_owned()));
                 }
-                Ok(tokio_postgres::SimpleQueryMessage::Row(row)) => current.row(|| {
-                    (0..row.len())
+                Ok(tokio_postgres::SimpleQueryMessage::Row(row)) => collect.row(|| {
+                    (0..row.len().min(CONSOLE_COLUMNS))
                         .map(|i| row.get(i).map_or(Value::Null, Value::text))
                         .collect()
                 }),
                 Ok(tokio_postgres::SimpleQueryMessage::CommandComplete(count)) => {
-                    let mut done = std::mem::take(&mut current).result;
-                    done.affected = count;
-                    run.results.push(done);
+                    if !collect.done(Some(count)) {
+                        return Ended::Broken(message_more_results());
+                    }
                 }
                 Ok(_) => {}
-                Err(err) => return Some(postgres_error(&err)),
+                Err(err) => return answered_or_broken(&err),
             }
         }
-        None
+        Ended::Answered(None)
     };
-    let error = match tokio::time::timeout(TIMEOUT + GRACE, work).await {
-        Ok(error) => error,
+    let ended = match tokio::time::timeout(TIMEOUT + GRACE, work).await {
+        Ok(Ended::Answered(error)) => error.map(|e| if e.code == "57014" { timed_out() } else { e }),
+        Ok(Ended::Broken(error)) => {
+            end_postgres_session(spec, pid).await;
+            Some(error)
+        }
         Err(_) => {
-            let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+            end_postgres_session(spec, pid).await;
             Some(timed_out())
         }
     };
-    run.error = error.map(|e| if e.code == "57014" { timed_out() } else { e });
+    drop(client);
+    connection.abort();
+    let mut run = collect.run;
+    run.error = ended;
     run.millis = elapsed(started);
     run
+}
+
+fn message_more_results() -> SqlError {
+    message(format!(
+        "stopped: the console shows at most {CONSOLE_RESULTS} results per run"
+    ))
+}
+
+/// A server's refusal is its answer; anything else (the connection broke, a `COPY` the console
+/// does not speak) leaves the session in a state nobody should find it in.
+fn answered_or_broken(err: &tokio_postgres::Error) -> Ended {
+    match err.as_db_error() {
+        Some(_) => Ended::Answered(Some(postgres_error(err))),
+        None => Ended::Broken(message(format!(
+            "the console does not run this (COPY to or from the client is not supported): {err}"
+        ))),
+    }
+}
+
+/// Ends the session `pid` as the superuser: a FATAL no procedure can trap.
+async fn end_postgres_session(spec: &ServerSpec, pid: Option<i32>) {
+    let Some(pid) = pid else { return };
+    match super::postgres::connect(spec, "postgres", &spec.superuser_password, "postgres").await {
+        Ok(admin) => {
+            if let Err(err) = admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await {
+                tracing::warn!(pid, error = %err, "ending a console session failed");
+            }
+        }
+        Err(err) => tracing::warn!(pid, error = %err, "ending a console session failed"),
+    }
 }
 
 fn postgres_error(err: &tokio_postgres::Error) -> SqlError {
@@ -112,12 +195,7 @@ fn postgres_error(err: &tokio_postgres::Error) -> SqlError {
             code: db.code().code().to_owned(),
             at: None,
         },
-        None => SqlError {
-            message: err.to_string(),
-            position: None,
-            code: String::new(),
-            at: None,
-        },
+        None => message(err.to_string()),
     }
 }
 
@@ -126,68 +204,71 @@ pub(crate) async fn mysql(spec: &ServerSpec, name: &str, password: &str, sql: &s
     let started = Instant::now();
     let mut conn = match super::mysql::connect(spec, name, password, Some(name)).await {
         Ok(conn) => conn,
-        Err(message) => {
-            return failed(
-                started,
-                SqlError {
-                    message,
-                    position: None,
-                    code: String::new(),
-                    at: None,
-                },
-            );
-        }
+        Err(text) => return failed(started, message(text)),
     };
     let limit = format!("SET SESSION max_statement_time = {CONSOLE_TIMEOUT_SECS}");
     if let Err(err) = conn.query_drop(limit).await {
         return failed(started, mysql_error(err));
     }
     let id = conn.id();
-    let mut run = ConsoleRun::default();
+    let mut collect = Collect::default();
     let work = async {
         let mut result = match conn.query_iter(sql).await {
             Ok(result) => result,
-            Err(err) => return Some(mysql_error(err)),
+            Err(err) => return mysql_ended(err),
         };
         loop {
             let columns = result.columns().unwrap_or_default();
-            let mut current = Collect::default();
-            current.result.columns = columns.iter().map(|c| c.name_str().into_owned()).collect();
-            current.result.affected = result.affected_rows();
+            collect.columns(columns.iter().map(|c| c.name_str().into_owned()));
+            let affected = columns.is_empty().then(|| result.affected_rows());
             loop {
                 match result.next().await {
-                    Ok(Some(row)) => current.row(|| mysql_values(&columns, row)),
+                    Ok(Some(row)) => collect.row(|| mysql_values(&columns, row)),
                     Ok(None) => break,
                     Err(err) => {
-                        run.results.push(current.result);
-                        return Some(mysql_error(err));
+                        collect.done(affected);
+                        return mysql_ended(err);
                     }
                 }
             }
-            if !current.result.columns.is_empty() {
-                current.result.affected = current.result.rows.len() as u64 + current.result.more_rows;
-            }
-            run.results.push(current.result);
+            let room = collect.done(affected);
             if result.is_empty() {
-                return None;
+                return Ended::Answered(None);
+            }
+            if !room {
+                return Ended::Broken(message_more_results());
             }
         }
     };
-    let error = match tokio::time::timeout(TIMEOUT + GRACE, work).await {
-        Ok(error) => error,
+    let ended = match tokio::time::timeout(TIMEOUT + GRACE, work).await {
+        // ER_STATEMENT_TIMEOUT
+        Ok(Ended::Answered(error)) => error.map(|e| if e.code == "1969" { timed_out() } else { e }),
+        Ok(Ended::Broken(error)) => {
+            end_mysql_session(spec, id).await;
+            Some(error)
+        }
         Err(_) => {
-            // The run's connection is busy: the query is ended from a connection of the
-            // site's own, which may end its own queries.
-            if let Ok(mut other) = super::mysql::connect(spec, name, password, Some(name)).await {
-                let _ = other.query_drop(format!("KILL QUERY {id}")).await;
-            }
+            end_mysql_session(spec, id).await;
             Some(timed_out())
         }
     };
-    // ER_STATEMENT_TIMEOUT
-    run.error = error.map(|e| if e.code == "1969" { timed_out() } else { e });
+    let mut run = collect.run;
+    run.error = ended;
     run.millis = elapsed(started);
     run
+}
+
+/// Ends the connection `id` as the superuser (who has a connection kept for it when the
+/// site's user holds all of its own).
+async fn end_mysql_session(spec: &ServerSpec, id: u32) {
+    match super::mysql::connect(spec, "root", &spec.superuser_password, None).await {
+        Ok(mut admin) => {
+            if let Err(err) = admin.query_drop(format!("KILL CONNECTION {id}")).await {
+                tracing::warn!(id, error = %super::mysql::text(err), "ending a console session failed");
+            }
+        }
+        Err(err) => tracing::warn!(id, error = %err, "ending a console session failed"),
+    }
 }
 
 /// A row's values: text as it is, binary strings (and anything that is not UTF-8) in hex.
@@ -197,6 +278,7 @@ fn mysql_values(columns: &[mysql_async::Column], row: mysql_async::Row) -> Vec<V
     values
         .into_iter()
         .zip(columns)
+        .take(CONSOLE_COLUMNS)
         .map(|(value, column)| match value {
             mysql_async::Value::NULL => Value::Null,
             mysql_async::Value::Bytes(bytes) => {
@@ -223,29 +305,32 @@ fn mysql_values(columns: &[mysql_async::Column], row: mysql_async::Row) -> Vec<V
         .collect()
 }
 
+/// The server's refusal is its answer; anything else leaves the session to be ended.
+fn mysql_ended(err: mysql_async::Error) -> Ended {
+    match err {
+        server @ mysql_async::Error::Server(_) => Ended::Answered(Some(mysql_error(server))),
+        other => Ended::Broken(mysql_error(other)),
+    }
+}
+
 fn mysql_error(err: mysql_async::Error) -> SqlError {
     match err {
         mysql_async::Error::Server(server) => SqlError {
+            message: server.message,
             // MariaDB says where a syntax error is as "near '…' at line N", never as an offset.
             position: None,
-            message: server.message,
             code: server.code.to_string(),
             at: None,
         },
-        other => SqlError {
-            message: other.to_string(),
-            position: None,
-            code: String::new(),
-            at: None,
-        },
+        other => message(other.to_string()),
     }
 }
 
 fn failed(started: Instant, error: SqlError) -> ConsoleRun {
     ConsoleRun {
-        results: Vec::new(),
         error: Some(error),
         millis: elapsed(started),
+        ..ConsoleRun::default()
     }
 }
 

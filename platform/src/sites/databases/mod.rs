@@ -31,9 +31,9 @@ use crate::{
 /// The longest text the SQL console takes at once, in bytes.
 pub const MAX_CONSOLE_SQL: usize = 100 * 1024;
 
-/// The subquery that reads a site's databases with it: `kind:state:password` each.
-pub(super) const SITE_DATABASES_COLUMN: &str = "array(SELECT b.kind || ':' || b.state || ':' || b.password \
-     FROM site_databases b WHERE b.site_id = sites.id ORDER BY b.kind)";
+/// The subquery that reads a site's databases with it: `kind:state:password:pending` each.
+pub(super) const SITE_DATABASES_COLUMN: &str = "array(SELECT b.kind || ':' || b.state || ':' || b.password || ':' \
+     || coalesce(b.pending_password, '') FROM site_databases b WHERE b.site_id = sites.id ORDER BY b.kind)";
 
 /// One of a site's databases, as its record has it.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct SiteDatabase {
     pub state: DatabaseState,
     /// Its role's password.
     password: String,
+    /// A new password its role is to get (a rotation under way).
+    pending: Option<String>,
 }
 
 impl std::fmt::Debug for SiteDatabase {
@@ -60,14 +62,16 @@ pub(super) fn parse_column(values: &[String]) -> Vec<SiteDatabase> {
     values
         .iter()
         .filter_map(|value| {
-            let mut parts = value.splitn(3, ':');
+            let mut parts = value.splitn(4, ':');
             let kind = parts.next()?.parse().ok()?;
             let state = parts.next()?.parse().ok()?;
             let password = parts.next()?.to_owned();
+            let pending = parts.next().filter(|p| !p.is_empty()).map(ToOwned::to_owned);
             Some(SiteDatabase {
                 kind,
                 state,
                 password,
+                pending,
             })
         })
         .collect()
@@ -217,18 +221,28 @@ impl Runtime {
         let limit = self.platform.settings().database_connections;
         let mut done = Vec::new();
         for database in wanted {
+            // A rotation's new password is given to the role first; only then is it the one
+            // the site gets (and shown, and used by the console).
+            let password = database.pending.as_ref().unwrap_or(&database.password);
             match self.database_admin(database.kind).await? {
-                Admin::Postgres(admin) => admin.ensure(&name, &database.password, limit).await,
-                Admin::Mysql(mut admin) => admin.ensure(&name, &database.password, limit).await,
+                Admin::Postgres(admin) => admin.ensure(&name, password, limit).await,
+                Admin::Mysql(mut admin) => admin.ensure(&name, password, limit).await,
             }
             .map_err(|e| format!("making the {} database failed: {e}", database.kind.label()))?;
             let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+            // Only the pending password this action gave: one set by a later rotation waits
+            // for that rotation's own action.
+            let row = site_databases::table
+                .find((site.id, database.kind))
+                .filter(site_databases::state.ne(DatabaseState::Deleting));
             diesel::update(
-                site_databases::table
-                    .find((site.id, database.kind))
-                    .filter(site_databases::state.eq(DatabaseState::Creating)),
+                row.filter(site_databases::pending_password.is_not_distinct_from(&database.pending)),
             )
-            .set(site_databases::state.eq(DatabaseState::Ready))
+            .set((
+                site_databases::state.eq(DatabaseState::Ready),
+                site_databases::password.eq(password),
+                site_databases::pending_password.eq(None::<String>),
+            ))
             .execute(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
@@ -253,7 +267,10 @@ impl Runtime {
         let mut done = Vec::new();
         for database in going {
             match self.database_admin(database.kind).await? {
-                Admin::Postgres(admin) => admin.drop(&name).await,
+                Admin::Postgres(admin) => {
+                    let spec = self.database_server(database.kind).await?;
+                    admin.drop(&spec, &name).await
+                }
                 Admin::Mysql(mut admin) => admin.drop(&name).await,
             }
             .map_err(|e| format!("dropping the {} database failed: {e}", database.kind.label()))?;
@@ -265,6 +282,19 @@ impl Runtime {
             done.push(format!("{} database {name} dropped", database.kind.label()));
         }
         Ok(done.join("; "))
+    }
+
+    /// Revokes every membership between sites' PostgreSQL roles (see `postgres::Admin`), when
+    /// the server answers now; returns how many there were.
+    pub(crate) async fn sweep_database_roles(&self) -> Result<usize, String> {
+        let spec = self.database_server(DatabaseKind::Postgresql).await?;
+        if !self.orchestrator.database_socket_ready(&spec).await {
+            return Ok(0);
+        }
+        postgres::Admin::connect(&spec)
+            .await?
+            .revoke_site_memberships()
+            .await
     }
 
     /// The database's size and connections, when its server answers.
@@ -433,7 +463,7 @@ impl Platform {
                         .await?
                 } else {
                     diesel::update(row)
-                        .set(site_databases::password.eq(new_password()))
+                        .set(site_databases::pending_password.eq(Some(new_password())))
                         .execute(conn)
                         .await?
                 };
@@ -540,6 +570,7 @@ impl Platform {
             })
             .await?;
         }
+        let _turn = self.console_turn().await?;
         tracing::info!(user = %actor.username, site = %site.name, %kind, bytes = sql.len(), "SQL console run");
         let mut run = match kind {
             DatabaseKind::Postgresql => console::postgres(&spec, &name, &database.password, sql).await,
@@ -587,17 +618,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_never_show_in_debug_output_and_urls_encode_them() {
+    fn passwords_never_show_in_debug_output_and_a_pending_one_is_read_apart() {
         let database = SiteDatabase {
             kind: DatabaseKind::Postgresql,
             state: DatabaseState::Ready,
             password: "Secret123".to_owned(),
+            pending: None,
         };
         assert!(!format!("{database:?}").contains("Secret123"));
         let parsed = parse_column(&[
-            "postgresql:ready:Secret123".to_owned(),
-            "bogus:ready:x".to_owned(),
+            "postgresql:ready:Secret123:".to_owned(),
+            "bogus:ready:x:".to_owned(),
         ]);
         assert_eq!(parsed, vec![database]);
+        let rotating = parse_column(&["mysql:ready:Secret123:New456".to_owned()]);
+        assert_eq!(
+            (rotating[0].password.as_str(), rotating[0].pending.as_deref()),
+            ("Secret123", Some("New456"))
+        );
+        let url = Connection {
+            kind: DatabaseKind::Mysql,
+            host: "mysql.director",
+            port: 3306,
+            name: "site_a-b".to_owned(),
+            password: "Secret123".to_owned(),
+        };
+        assert_eq!(url.url(false), "mysql://site_a-b@mysql.director:3306/site_a-b");
+        assert!(!format!("{url:?}").contains("Secret123"));
     }
 }

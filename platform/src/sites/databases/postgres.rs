@@ -80,6 +80,7 @@ impl Admin {
             format!("CREATE ROLE {role} WITH {attributes}")
         };
         self.client.batch_execute(&statement).await.map_err(text)?;
+        self.cut_loose(name).await?;
         let database = self
             .client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -104,9 +105,68 @@ impl Admin {
             .map_err(text)
     }
 
+    /// Takes from the role what it may have been given or given itself: PostgreSQL 15 lets a
+    /// role grant itself to another (`GRANT site_a TO site_b`), which would let that other
+    /// site take it over later (`SET ROLE site_a; ALTER ROLE site_a PASSWORD …`); every
+    /// membership in or of it is revoked. Its own settings are reset, and what only a superuser
+    /// may set is set: temporary files are limited to 1 GiB (the servers' disk is everyone's).
+    async fn cut_loose(&self, name: &str) -> Result<(), String> {
+        let role = quote(name);
+        let memberships = self
+            .client
+            .query(
+                "SELECT r.rolname, m.rolname FROM pg_auth_members a \
+                 JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
+                 WHERE r.rolname = $1 OR m.rolname = $1",
+                &[&name],
+            )
+            .await
+            .map_err(text)?;
+        for membership in memberships {
+            let (granted, member): (String, String) = (membership.get(0), membership.get(1));
+            self.client
+                .batch_execute(&format!("REVOKE {} FROM {}", quote(&granted), quote(&member)))
+                .await
+                .map_err(text)?;
+        }
+        self.client
+            .batch_execute(&format!("ALTER ROLE {role} RESET ALL"))
+            .await
+            .map_err(text)?;
+        self.client
+            .batch_execute(&format!("ALTER ROLE {role} SET temp_file_limit = '1GB'"))
+            .await
+            .map_err(text)
+    }
+
+    /// Revokes every membership between sites' roles (`site_…`): what a pass of the
+    /// reconciler does, so that one granted meanwhile does not outlive it. Returns how many.
+    pub(crate) async fn revoke_site_memberships(&self) -> Result<usize, String> {
+        let memberships = self
+            .client
+            .query(
+                "SELECT r.rolname, m.rolname FROM pg_auth_members a \
+                 JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
+                 WHERE r.rolname LIKE 'site\\_%' OR m.rolname LIKE 'site\\_%'",
+                &[],
+            )
+            .await
+            .map_err(text)?;
+        for membership in &memberships {
+            let (granted, member): (String, String) = (membership.get(0), membership.get(1));
+            self.client
+                .batch_execute(&format!("REVOKE {} FROM {}", quote(&granted), quote(&member)))
+                .await
+                .map_err(text)?;
+        }
+        Ok(memberships.len())
+    }
+
     /// Ends the role's connections, then drops its database and the role; what is gone already
-    /// is fine.
-    pub(crate) async fn drop(&self, name: &str) -> Result<(), String> {
+    /// is fine. What other sites granted it in their databases is revoked there first (a role
+    /// with privileges cannot be dropped: another site could otherwise keep this one's deletion
+    /// failing for ever).
+    pub(crate) async fn drop(&self, spec: &ServerSpec, name: &str) -> Result<(), String> {
         let role = quote(name);
         let exists = self
             .client
@@ -128,12 +188,40 @@ impl Admin {
             )
             .await
             .map_err(text)?;
+        let elsewhere: Vec<String> = self
+            .client
+            .query(
+                "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid \
+                 WHERE s.refclassid = 'pg_authid'::regclass \
+                 AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.datname <> $1",
+                &[&name],
+            )
+            .await
+            .map_err(text)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for database in elsewhere {
+            let there = connect(spec, "postgres", &spec.superuser_password, &database).await?;
+            there
+                .batch_execute(&format!("DROP OWNED BY {role}"))
+                .await
+                .map_err(text)?;
+        }
         // One statement each: several in one query run as one transaction, which DROP DATABASE
         // refuses.
         self.client
             .batch_execute(&format!("DROP DATABASE IF EXISTS {role} WITH (FORCE)"))
             .await
             .map_err(text)?;
+        if exists {
+            // Privileges on shared objects (another site's database) are revoked from any
+            // database; this one is the superuser's own.
+            self.client
+                .batch_execute(&format!("DROP OWNED BY {role}"))
+                .await
+                .map_err(text)?;
+        }
         self.client
             .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
             .await

@@ -71,20 +71,31 @@ impl DatabaseServers {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(fail(e)),
             }
-            // Written whole under a temporary name, then renamed: never a half-written password.
+            // Written whole under a name of its own, then linked into place, which fails when the
+            // file exists: of two processes (or tasks) making it at once, one wins and both use
+            // its password — never a half-written one, never two.
             let password = new_password();
-            let temporary = dir.join("superuser.new");
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(&temporary)
-                .map_err(fail)?;
-            out.write_all(password.as_bytes()).map_err(fail)?;
-            out.sync_all().map_err(fail)?;
-            std::fs::rename(&temporary, &file).map_err(fail)?;
+            let temporary = dir.join(format!("superuser.{}.{}", std::process::id(), new_password()));
+            let written = (|| {
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&temporary)?;
+                out.write_all(password.as_bytes())?;
+                out.sync_all()?;
+                std::fs::hard_link(&temporary, &file)
+            })();
+            let _ = std::fs::remove_file(&temporary);
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return std::fs::read_to_string(&file)
+                        .map(|p| p.trim().to_owned())
+                        .map_err(fail);
+                }
+                Err(e) => return Err(fail(e)),
+            }
             Ok(password)
         })
         .await
