@@ -123,6 +123,20 @@ test('a PostgreSQL database added to a Python site is used by it and by the SQL 
   await visitor.close();
 });
 
+test('the database shell runs psql as the site\'s role', async ({ page }, testInfo) => {
+  await signedIn(page, owner);
+  await openDatabaseTab(page);
+  await page.locator('section.database[data-kind="postgresql"]').getByRole('link', { name: 'Database shell' }).click();
+  const panel = page.locator('section.terminal');
+  await expect(panel).toHaveAttribute('data-terminal-state', 'connected', { timeout: 60_000 });
+  const screen = (): Promise<string> => panel.evaluate((el: any) => el.terminalText());
+  await expect.poll(screen, { timeout: 30_000 }).toContain('site_dbsite=>');
+  await page.locator('.xterm').click();
+  await page.keyboard.type('\\dt\n');
+  await expect.poll(screen, { timeout: 15_000 }).toMatch(/public \| notes \| table \| site_dbsite/);
+  await page.screenshot({ path: testInfo.outputPath('database-shell.png'), fullPage: true });
+});
+
 test('another user gets 404 for the database page', async ({ page }) => {
   await signedIn(page, other);
   const response = await page.goto(`${server().baseURL}/sites/${siteId}/database`);

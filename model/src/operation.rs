@@ -186,7 +186,7 @@ impl Action {
             Self::RemoveTerminal => "End its terminal",
             Self::RemoveDirectory => "Remove its files",
             Self::EnsureDatabases => "Make its databases",
-            Self::DropDatabases => "Drop deleted databases",
+            Self::DropDatabases => "Drop databases being deleted",
             Self::ForgetSite => "Forget the site",
         }
     }
