@@ -293,7 +293,7 @@ impl Runtime {
         }
         postgres::Admin::connect(&spec)
             .await?
-            .revoke_site_memberships()
+            .revoke_memberships(None)
             .await
     }
 

@@ -43,6 +43,8 @@ pub(crate) async fn connect(
     Ok(client)
 }
 
+const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
+
 fn text(err: tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => db.message().to_owned(),
@@ -54,6 +56,21 @@ impl Admin {
     pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
         let client = connect(spec, "postgres", &spec.superuser_password, "postgres").await?;
         Ok(Self { client })
+    }
+
+    /// Runs `statements` (one transaction when there are several).
+    async fn run(&self, statements: &str) -> Result<(), String> {
+        self.client.batch_execute(statements).await.map_err(text)
+    }
+
+    /// Whether `query`, with `name` as its one parameter, returns a row.
+    async fn found(&self, query: &str, name: &str) -> Result<bool, String> {
+        Ok(self
+            .client
+            .query_opt(query, &[&name])
+            .await
+            .map_err(text)?
+            .is_some())
     }
 
     /// Makes (or brings back to what it should be) the role `name` with `password` and at most
@@ -68,96 +85,57 @@ impl Admin {
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS \
              CONNECTION LIMIT {connections} PASSWORD '{verifier}'"
         );
-        let exists = self
-            .client
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-            .await
-            .map_err(text)?
-            .is_some();
-        let statement = if exists {
-            format!("ALTER ROLE {role} WITH {attributes}")
+        let verb = if self.found(ROLE_EXISTS, name).await? {
+            "ALTER"
         } else {
-            format!("CREATE ROLE {role} WITH {attributes}")
+            "CREATE"
         };
-        self.client.batch_execute(&statement).await.map_err(text)?;
-        self.cut_loose(name).await?;
-        let database = self
-            .client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(text)?
-            .is_some();
-        if !database {
-            self.client
-                .batch_execute(&format!(
-                    "CREATE DATABASE {role} OWNER {role} ENCODING 'UTF8' TEMPLATE template0"
-                ))
-                .await
-                .map_err(text)?;
+        self.run(&format!("{verb} ROLE {role} WITH {attributes}")).await?;
+        // Take from the role what it may have been given: every membership in or of it is
+        // revoked (PostgreSQL before 16 let a role's own session grant it to another, whose
+        // site could then take it over). Its own settings are reset, and what only a superuser
+        // may set is set: temporary files are limited to 1 GiB (the servers' disk is
+        // everyone's).
+        self.revoke_memberships(Some(name)).await?;
+        self.run(&format!("ALTER ROLE {role} RESET ALL")).await?;
+        self.run(&format!("ALTER ROLE {role} SET temp_file_limit = '1GB'"))
+            .await?;
+        if !self
+            .found("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            .await?
+        {
+            self.run(&format!(
+                "CREATE DATABASE {role} OWNER {role} ENCODING 'UTF8' TEMPLATE template0"
+            ))
+            .await?;
         }
         // A new database lets PUBLIC (every role) connect and make temporary tables: only its
         // owner may.
-        self.client
-            .batch_execute(&format!(
-                "REVOKE ALL ON DATABASE {role} FROM PUBLIC; ALTER DATABASE {role} OWNER TO {role}"
-            ))
-            .await
-            .map_err(text)
+        self.run(&format!(
+            "REVOKE ALL ON DATABASE {role} FROM PUBLIC; ALTER DATABASE {role} OWNER TO {role}"
+        ))
+        .await
     }
 
-    /// Takes from the role what it may have been given or given itself: PostgreSQL 15 lets a
-    /// role grant itself to another (`GRANT site_a TO site_b`), which would let that other
-    /// site take it over later (`SET ROLE site_a; ALTER ROLE site_a PASSWORD …`); every
-    /// membership in or of it is revoked. Its own settings are reset, and what only a superuser
-    /// may set is set: temporary files are limited to 1 GiB (the servers' disk is everyone's).
-    async fn cut_loose(&self, name: &str) -> Result<(), String> {
-        let role = quote(name);
+    /// Revokes the memberships in or of the role `only`, or (None) every membership between
+    /// sites' roles (`site_…`): what a pass of the reconciler does, so that none granted
+    /// meanwhile outlives it. Returns how many there were.
+    pub(crate) async fn revoke_memberships(&self, only: Option<&str>) -> Result<usize, String> {
+        let pattern = only.map_or_else(|| "site\\_%".to_owned(), |name| name.replace('_', "\\_"));
         let memberships = self
             .client
             .query(
                 "SELECT r.rolname, m.rolname FROM pg_auth_members a \
                  JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
-                 WHERE r.rolname = $1 OR m.rolname = $1",
-                &[&name],
-            )
-            .await
-            .map_err(text)?;
-        for membership in memberships {
-            let (granted, member): (String, String) = (membership.get(0), membership.get(1));
-            self.client
-                .batch_execute(&format!("REVOKE {} FROM {}", quote(&granted), quote(&member)))
-                .await
-                .map_err(text)?;
-        }
-        self.client
-            .batch_execute(&format!("ALTER ROLE {role} RESET ALL"))
-            .await
-            .map_err(text)?;
-        self.client
-            .batch_execute(&format!("ALTER ROLE {role} SET temp_file_limit = '1GB'"))
-            .await
-            .map_err(text)
-    }
-
-    /// Revokes every membership between sites' roles (`site_…`): what a pass of the
-    /// reconciler does, so that one granted meanwhile does not outlive it. Returns how many.
-    pub(crate) async fn revoke_site_memberships(&self) -> Result<usize, String> {
-        let memberships = self
-            .client
-            .query(
-                "SELECT r.rolname, m.rolname FROM pg_auth_members a \
-                 JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
-                 WHERE r.rolname LIKE 'site\\_%' OR m.rolname LIKE 'site\\_%'",
-                &[],
+                 WHERE r.rolname LIKE $1 OR m.rolname LIKE $1",
+                &[&pattern],
             )
             .await
             .map_err(text)?;
         for membership in &memberships {
             let (granted, member): (String, String) = (membership.get(0), membership.get(1));
-            self.client
-                .batch_execute(&format!("REVOKE {} FROM {}", quote(&granted), quote(&member)))
-                .await
-                .map_err(text)?;
+            self.run(&format!("REVOKE {} FROM {}", quote(&granted), quote(&member)))
+                .await?;
         }
         Ok(memberships.len())
     }
@@ -168,18 +146,10 @@ impl Admin {
     /// failing for ever).
     pub(crate) async fn drop(&self, spec: &ServerSpec, name: &str) -> Result<(), String> {
         let role = quote(name);
-        let exists = self
-            .client
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-            .await
-            .map_err(text)?
-            .is_some();
+        let exists = self.found(ROLE_EXISTS, name).await?;
         if exists {
             // Logging in again is refused before the connections are ended.
-            self.client
-                .batch_execute(&format!("ALTER ROLE {role} NOLOGIN"))
-                .await
-                .map_err(text)?;
+            self.run(&format!("ALTER ROLE {role} NOLOGIN")).await?;
         }
         self.client
             .execute(
@@ -210,22 +180,14 @@ impl Admin {
         }
         // One statement each: several in one query run as one transaction, which DROP DATABASE
         // refuses.
-        self.client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {role} WITH (FORCE)"))
-            .await
-            .map_err(text)?;
+        self.run(&format!("DROP DATABASE IF EXISTS {role} WITH (FORCE)"))
+            .await?;
         if exists {
             // Privileges on shared objects (another site's database) are revoked from any
             // database; this one is the superuser's own.
-            self.client
-                .batch_execute(&format!("DROP OWNED BY {role}"))
-                .await
-                .map_err(text)?;
+            self.run(&format!("DROP OWNED BY {role}")).await?;
         }
-        self.client
-            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-            .await
-            .map_err(text)
+        self.run(&format!("DROP ROLE IF EXISTS {role}")).await
     }
 
     /// The database's size on disk in bytes, and its connections now.
