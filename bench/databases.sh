@@ -35,8 +35,9 @@ http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Page).serve_forev
 
 ids=()
 for i in $(seq 10); do
-  out=$(fn_call create_site "name=db$i&kind=dynamic&image=python&purpose=project&description=")
-  id=$(grep -o '"id":[0-9]*' <<<"$out" | head -1 | cut -d: -f2)
+  # The server function answers the new site's id.
+  id=$(fn_call create_site "name=db$i&kind=dynamic&image=python&purpose=project&description=")
+  [[ $id =~ ^[0-9]+$ ]] || { echo "creating db$i: $id" >&2; exit 1; }
   ids+=("$id")
 done
 # Every site serves its starter page, then runs the app (a restart picks up the new run.sh).

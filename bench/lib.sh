@@ -49,7 +49,9 @@ stop_director() {
   sleep 2
   /usr/bin/docker network ls -q $label | xargs -r /usr/bin/docker network rm >/dev/null || true
   /usr/bin/docker secret ls -q $label | xargs -r /usr/bin/docker secret rm >/dev/null || true
-  umount "$data/edge/sites" 2>/dev/null || true
+  # Everything mounted beneath the data directory (the edge's views, the sites' disks), deepest
+  # first.
+  findmnt -rno TARGET | grep "^$data/" | sort -r | xargs -r umount -l 2>/dev/null || true
   rm -rf "$data"
 }
 

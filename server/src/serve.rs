@@ -70,6 +70,7 @@ impl Database {
             sites_per_user: config.sites.per_user,
             site_disk_bytes: config.sites.disk_bytes,
             dns_server: config.sites.dns_server,
+            database_connections: config.sites.database_connections,
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))
@@ -271,7 +272,7 @@ fn edge_plan(config: &Config) -> anyhow::Result<EdgePlan> {
         acme: config.acme.clone(),
         databases: platform::sites::DatabaseServers {
             dir: data_dir.join("databases"),
-            memory_bytes: 512 << 20,
+            memory_bytes: config.sites.database_server_memory_bytes,
         },
     })
 }

@@ -128,6 +128,8 @@ struct FileConfig {
     files: sites::FilesFile,
     #[serde(default)]
     domains: sites::DomainsFile,
+    #[serde(default)]
+    databases: sites::DatabasesFile,
 }
 
 /// The resolved configuration, section by section.
@@ -177,7 +179,7 @@ impl Config {
             acme: acme::resolve(&flags.acme, file.acme, https_listen, &edge)?,
             edge,
             shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
-            sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains),
+            sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases),
         })
     }
 }
@@ -220,6 +222,45 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/srv/director"));
         assert_eq!(config.server.public_url, "https://director.example.org");
         assert!(config.server.secure_cookies());
+    }
+
+    #[test]
+    fn database_limits_come_from_flags_or_the_file_within_what_the_servers_take() {
+        let defaults = serve(&[]).unwrap().sites;
+        assert_eq!(
+            (
+                defaults.database_connections,
+                defaults.database_server_memory_bytes
+            ),
+            (20, 512 << 20)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(
+            &file,
+            "[databases]\nconnections = 5000\nserver_memory_mb = 1024\n",
+        )
+        .unwrap();
+        let parsed = cli(&[
+            "--config",
+            file.to_str().unwrap(),
+            "serve",
+            "--database-server-memory-mb",
+            "64",
+        ]);
+        let Command::Serve(serve) = &parsed.command else {
+            unreachable!()
+        };
+        let sites = Config::resolve(&parsed, Some(serve)).unwrap().sites;
+        assert_eq!(
+            sites.database_connections, 400,
+            "never more than the servers keep for sites"
+        );
+        assert_eq!(
+            sites.database_server_memory_bytes,
+            128 << 20,
+            "the flag, raised to the least a server needs"
+        );
     }
 
     #[test]

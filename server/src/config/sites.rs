@@ -31,6 +31,20 @@ pub struct SiteFlags {
     /// system's resolver).
     #[arg(long, env = "DIRECTOR_DNS_SERVER")]
     pub dns_server: Option<SocketAddr>,
+    /// The most connections a site's database role may hold at once (1-400).
+    #[arg(long, env = "DIRECTOR_DATABASE_CONNECTIONS")]
+    pub database_connections: Option<u32>,
+    /// The memory each database server (PostgreSQL, MariaDB) may use, in MiB (at least 128).
+    #[arg(long, env = "DIRECTOR_DATABASE_SERVER_MEMORY_MB")]
+    pub database_server_memory_mb: Option<u64>,
+}
+
+/// `[databases]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DatabasesFile {
+    connections: Option<u32>,
+    server_memory_mb: Option<u64>,
 }
 
 /// `[sites]` in the file.
@@ -67,6 +81,10 @@ pub struct Sites {
     pub uploads: app::api::UploadLimits,
     /// Where domain verification looks TXT records up; None: the system's resolver.
     pub dns_server: Option<SocketAddr>,
+    /// The most connections a site's database role may hold.
+    pub database_connections: u32,
+    /// Each database server's memory, in bytes.
+    pub database_server_memory_bytes: u64,
 }
 
 impl Sites {
@@ -75,6 +93,7 @@ impl Sites {
         sites: SitesFile,
         files: FilesFile,
         domains: DomainsFile,
+        databases: DatabasesFile,
     ) -> Self {
         let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
         let file_bytes = mib(flags.upload_file_mb.or(files.upload_file_mb).unwrap_or(256));
@@ -95,6 +114,18 @@ impl Sites {
                 total_bytes,
             },
             dns_server: flags.dns_server.or(domains.dns_server),
+            // The servers take 500 connections: a role never gets them all.
+            database_connections: flags
+                .database_connections
+                .or(databases.connections)
+                .unwrap_or(20)
+                .clamp(1, 400),
+            database_server_memory_bytes: flags
+                .database_server_memory_mb
+                .or(databases.server_memory_mb)
+                .unwrap_or(512)
+                .max(128)
+                .saturating_mul(1 << 20),
         }
     }
 }
