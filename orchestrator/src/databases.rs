@@ -15,10 +15,10 @@
 use std::path::{Path, PathBuf};
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig,
-    SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets, TaskSpecResources, TaskSpecRestartPolicy,
+    Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig, SecretSpec, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigOrderEnum,
+    TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecPrivileges,
+    TaskSpecContainerSpecSecrets, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
 };
 use sha2::{Digest as _, Sha256};
@@ -305,13 +305,7 @@ impl ServerSpec {
                 order: Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST),
                 ..Default::default()
             }),
-            endpoint_spec: Some(EndpointSpec {
-                mode: Some(match self.endpoint_mode {
-                    EndpointMode::Vip => EndpointSpecModeEnum::VIP,
-                    EndpointMode::Dnsrr => EndpointSpecModeEnum::DNSRR,
-                }),
-                ports: None,
-            }),
+            endpoint_spec: Some(self.endpoint_mode.spec()),
             ..Default::default()
         };
         labels.insert(LABEL_SPEC.to_owned(), digest(&spec));

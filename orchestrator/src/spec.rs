@@ -69,6 +69,19 @@ pub enum EndpointMode {
     Dnsrr,
 }
 
+impl EndpointMode {
+    /// A service's endpoint in this mode, publishing nothing.
+    pub(crate) fn spec(self) -> EndpointSpec {
+        EndpointSpec {
+            mode: Some(match self {
+                Self::Vip => EndpointSpecModeEnum::VIP,
+                Self::Dnsrr => EndpointSpecModeEnum::DNSRR,
+            }),
+            ports: None,
+        }
+    }
+}
+
 /// Everything the orchestrator needs to run one site.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SiteSpec {
@@ -314,13 +327,7 @@ impl SiteSpec {
                 failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
                 ..Default::default()
             }),
-            endpoint_spec: Some(EndpointSpec {
-                mode: Some(match self.endpoint_mode {
-                    EndpointMode::Vip => EndpointSpecModeEnum::VIP,
-                    EndpointMode::Dnsrr => EndpointSpecModeEnum::DNSRR,
-                }),
-                ports: None,
-            }),
+            endpoint_spec: Some(self.endpoint_mode.spec()),
             ..Default::default()
         };
         labels.insert(LABEL_SPEC.to_owned(), digest(&spec));
