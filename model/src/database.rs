@@ -31,6 +31,29 @@ impl DatabaseKind {
         }
     }
 
+    /// The variables a site gets from a database of this kind, besides `DATABASE_URL`: its
+    /// URL, then its host, port, user, password and database.
+    pub fn variables(self) -> [&'static str; 6] {
+        match self {
+            Self::Postgresql => [
+                "POSTGRES_URL",
+                "PGHOST",
+                "PGPORT",
+                "PGUSER",
+                "PGPASSWORD",
+                "PGDATABASE",
+            ],
+            Self::Mysql => [
+                "MYSQL_URL",
+                "MYSQL_HOST",
+                "MYSQL_PORT",
+                "MYSQL_USER",
+                "MYSQL_PASSWORD",
+                "MYSQL_DATABASE",
+            ],
+        }
+    }
+
     /// The scheme of its URLs.
     pub fn scheme(self) -> &'static str {
         match self {

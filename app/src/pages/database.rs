@@ -197,10 +197,7 @@ fn DatabaseCard(id: i32, row: DatabaseRow, actions: Actions) -> impl IntoView {
                     <FormError error=reveal_error/>
                 </dd>
                 <dt>"In the site"</dt>
-                <dd><code>"DATABASE_URL"</code>", "{match kind {
-                    DatabaseKind::Postgresql => "POSTGRES_URL, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE",
-                    DatabaseKind::Mysql => "MYSQL_URL, MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD, MYSQL_DATABASE",
-                }}</dd>
+                <dd><code>"DATABASE_URL"</code>", "{kind.variables().join(", ")}</dd>
                 <dt>"Size"</dt><dd>{row.size.clone().unwrap_or_else(|| "—".to_owned())}</dd>
                 <dt>"Connections"</dt><dd>{row.connections.map_or_else(|| "—".to_owned(), |n| n.to_string())}</dd>
             </dl>

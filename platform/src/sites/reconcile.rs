@@ -154,57 +154,45 @@ impl Platform {
             }
         }
         // The database servers sites have databases on are brought back when removed (Swarm
-        // itself restarts a task that dies).
+        // itself restarts a task that dies), and no membership between sites' PostgreSQL roles
+        // outlives a pass.
         let in_use = super::DatabaseKind::ALL.iter().copied().filter(|kind| {
             all.iter()
                 .any(|site| site.databases.iter().any(|d| d.kind == *kind))
         });
         for kind in in_use {
-            let ensured = match runtime.database_server(kind).await {
-                Ok(spec) => runtime
-                    .orchestrator
-                    .ensure_database_server(&spec)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(err) => Err(err),
-            };
-            match ensured {
-                Ok(Ensured::Unchanged) => {}
-                Ok(done) => corrections.push(Correction {
-                    site: 0,
-                    what: format!(
-                        "the {} server was {}; {} it",
-                        kind.label(),
-                        if done == Ensured::Created {
-                            "missing"
-                        } else {
-                            "not as it should be"
-                        },
-                        if done == Ensured::Created {
-                            "started"
-                        } else {
-                            "updated"
-                        }
-                    ),
-                }),
+            let spec = match runtime.database_server(kind).await {
+                Ok(spec) => spec,
                 Err(err) => {
-                    tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server")
+                    tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server");
+                    continue;
                 }
-            }
-        }
-        if all.iter().any(|site| {
-            site.databases
-                .iter()
-                .any(|d| d.kind == super::DatabaseKind::Postgresql)
-        }) {
-            match runtime.sweep_database_roles().await {
-                Ok(0) => {}
-                Ok(revoked) => corrections.push(Correction {
-                    site: 0,
-                    what: format!("revoked {revoked} membership(s) between sites' database roles"),
-                }),
+            };
+            let found = match runtime.orchestrator.ensure_database_server(&spec).await {
+                Ok(Ensured::Unchanged) => None,
+                Ok(Ensured::Created) => Some("was missing; started it"),
+                Ok(Ensured::Updated) => Some("was not as it should be; updated it"),
                 Err(err) => {
-                    tracing::warn!(error = %err, "the reconciler could not check the sites' database roles")
+                    tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server");
+                    None
+                }
+            };
+            if let Some(found) = found {
+                corrections.push(Correction {
+                    site: 0,
+                    what: format!("the {} server {found}", kind.label()),
+                });
+            }
+            if kind == super::DatabaseKind::Postgresql {
+                match runtime.sweep_database_roles(&spec).await {
+                    Ok(0) => {}
+                    Ok(revoked) => corrections.push(Correction {
+                        site: 0,
+                        what: format!("revoked {revoked} membership(s) between sites' database roles"),
+                    }),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the reconciler could not check the sites' database roles")
+                    }
                 }
             }
         }

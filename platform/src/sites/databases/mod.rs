@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 pub use model::database::{DatabaseKind, DatabaseState};
+use orchestrator::databases::ServerSpec;
 pub use servers::DatabaseServers;
 use servers::{Admin, engine, new_password};
 
@@ -138,32 +139,19 @@ impl Connection {
 
     /// Its variables: `POSTGRES_URL` and `PG*`, or `MYSQL_URL` and `MYSQL_*`.
     fn variables(&self) -> Vec<(String, String)> {
-        let url = self.url(true);
-        let (prefix, names) = match self.kind {
-            DatabaseKind::Postgresql => (
-                "POSTGRES_URL",
-                ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"],
-            ),
-            DatabaseKind::Mysql => (
-                "MYSQL_URL",
-                [
-                    "MYSQL_HOST",
-                    "MYSQL_PORT",
-                    "MYSQL_USER",
-                    "MYSQL_PASSWORD",
-                    "MYSQL_DATABASE",
-                ],
-            ),
-        };
         let values = [
+            self.url(true),
             self.host.to_owned(),
             self.port.to_string(),
             self.name.clone(),
             self.password.clone(),
             self.name.clone(),
         ];
-        std::iter::once((prefix.to_owned(), url))
-            .chain(names.iter().map(|n| (*n).to_owned()).zip(values))
+        self.kind
+            .variables()
+            .iter()
+            .map(|name| (*name).to_owned())
+            .zip(values)
             .collect()
     }
 }
@@ -224,11 +212,11 @@ impl Runtime {
             // A rotation's new password is given to the role first; only then is it the one
             // the site gets (and shown, and used by the console).
             let password = database.pending.as_ref().unwrap_or(&database.password);
-            match self.database_admin(database.kind).await? {
-                Admin::Postgres(admin) => admin.ensure(&name, password, limit).await,
-                Admin::Mysql(mut admin) => admin.ensure(&name, password, limit).await,
-            }
-            .map_err(|e| format!("making the {} database failed: {e}", database.kind.label()))?;
+            self.database_admin(database.kind)
+                .await?
+                .ensure(&name, password, limit)
+                .await
+                .map_err(|e| format!("making the {} database failed: {e}", database.kind.label()))?;
             let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
             // Only the pending password this action gave: one set by a later rotation waits
             // for that rotation's own action.
@@ -266,14 +254,11 @@ impl Runtime {
         let name = database_name(site);
         let mut done = Vec::new();
         for database in going {
-            match self.database_admin(database.kind).await? {
-                Admin::Postgres(admin) => {
-                    let spec = self.database_server(database.kind).await?;
-                    admin.drop(&spec, &name).await
-                }
-                Admin::Mysql(mut admin) => admin.drop(&name).await,
-            }
-            .map_err(|e| format!("dropping the {} database failed: {e}", database.kind.label()))?;
+            self.database_admin(database.kind)
+                .await?
+                .remove(&name)
+                .await
+                .map_err(|e| format!("dropping the {} database failed: {e}", database.kind.label()))?;
             let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
             diesel::delete(site_databases::table.find((site.id, database.kind)))
                 .execute(&mut conn)
@@ -285,13 +270,12 @@ impl Runtime {
     }
 
     /// Revokes every membership between sites' PostgreSQL roles (see `postgres::Admin`), when
-    /// the server answers now; returns how many there were.
-    pub(crate) async fn sweep_database_roles(&self) -> Result<usize, String> {
-        let spec = self.database_server(DatabaseKind::Postgresql).await?;
-        if !self.orchestrator.database_socket_ready(&spec).await {
+    /// `spec`'s server answers now; returns how many there were.
+    pub(crate) async fn sweep_database_roles(&self, spec: &ServerSpec) -> Result<usize, String> {
+        if !self.orchestrator.database_socket_ready(spec).await {
             return Ok(0);
         }
-        postgres::Admin::connect(&spec)
+        postgres::Admin::connect(spec)
             .await?
             .revoke_memberships(None)
             .await
@@ -303,16 +287,9 @@ impl Runtime {
         if !self.orchestrator.database_socket_ready(&spec).await {
             return None;
         }
-        let name = database_name(site);
-        let usage = match kind {
-            DatabaseKind::Postgresql => match postgres::Admin::connect(&spec).await {
-                Ok(admin) => admin.usage(&name).await,
-                Err(err) => Err(err),
-            },
-            DatabaseKind::Mysql => match mysql::Admin::connect(&spec).await {
-                Ok(mut admin) => admin.usage(&name).await,
-                Err(err) => Err(err),
-            },
+        let usage = match Admin::connect(&spec).await {
+            Ok(mut admin) => admin.usage(&database_name(site)).await,
+            Err(err) => Err(err),
         };
         usage
             .inspect_err(

@@ -88,7 +88,7 @@ impl Admin {
 
     /// Ends the user's connections, then drops its database and the user; what is gone already
     /// is fine.
-    pub(crate) async fn drop(&mut self, name: &str) -> Result<(), String> {
+    pub(crate) async fn remove(&mut self, name: &str) -> Result<(), String> {
         let user = format!("{}@'%'", literal(name));
         self.conn
             .query_drop(format!("DROP USER IF EXISTS {user}"))

@@ -7,9 +7,10 @@
 use orchestrator::databases::ServerSpec;
 use tokio_postgres::{Client, NoTls};
 
-/// A superuser's connection.
+/// A superuser's connection, with the server's spec (to reach its other databases).
 pub(crate) struct Admin {
     client: Client,
+    spec: ServerSpec,
 }
 
 /// `name` quoted as a PostgreSQL identifier.
@@ -55,7 +56,10 @@ fn text(err: tokio_postgres::Error) -> String {
 impl Admin {
     pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
         let client = connect(spec, "postgres", &spec.superuser_password, "postgres").await?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            spec: spec.clone(),
+        })
     }
 
     /// Runs `statements` (one transaction when there are several).
@@ -144,7 +148,7 @@ impl Admin {
     /// is fine. What other sites granted it in their databases is revoked there first (a role
     /// with privileges cannot be dropped: another site could otherwise keep this one's deletion
     /// failing for ever).
-    pub(crate) async fn drop(&self, spec: &ServerSpec, name: &str) -> Result<(), String> {
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), String> {
         let role = quote(name);
         let exists = self.found(ROLE_EXISTS, name).await?;
         if exists {
@@ -172,7 +176,7 @@ impl Admin {
             .map(|row| row.get(0))
             .collect();
         for database in elsewhere {
-            let there = connect(spec, "postgres", &spec.superuser_password, &database).await?;
+            let there = connect(&self.spec, "postgres", &self.spec.superuser_password, &database).await?;
             there
                 .batch_execute(&format!("DROP OWNED BY {role}"))
                 .await

@@ -42,8 +42,49 @@ pub(crate) fn new_password() -> String {
 
 /// A superuser's connection to one server.
 pub(crate) enum Admin {
-    Postgres(postgres::Admin),
+    Postgres(Box<postgres::Admin>),
     Mysql(mysql::Admin),
+}
+
+impl Admin {
+    /// A superuser's connection to `spec`'s server, if it answers now.
+    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
+        match spec.engine {
+            Engine::Postgres => postgres::Admin::connect(spec)
+                .await
+                .map(|admin| Self::Postgres(Box::new(admin))),
+            Engine::Mariadb => mysql::Admin::connect(spec).await.map(Self::Mysql),
+        }
+    }
+
+    /// Makes (or brings back to what it should be) the database and role `name`.
+    pub(crate) async fn ensure(
+        &mut self,
+        name: &str,
+        password: &str,
+        connections: u32,
+    ) -> Result<(), String> {
+        match self {
+            Self::Postgres(admin) => admin.ensure(name, password, connections).await,
+            Self::Mysql(admin) => admin.ensure(name, password, connections).await,
+        }
+    }
+
+    /// Drops the database and role `name`.
+    pub(crate) async fn remove(&mut self, name: &str) -> Result<(), String> {
+        match self {
+            Self::Postgres(admin) => admin.remove(name).await,
+            Self::Mysql(admin) => admin.remove(name).await,
+        }
+    }
+
+    /// The database's size in bytes and its connections now.
+    pub(crate) async fn usage(&mut self, name: &str) -> Result<(u64, u32), String> {
+        match self {
+            Self::Postgres(admin) => admin.usage(name).await,
+            Self::Mysql(admin) => admin.usage(name).await,
+        }
+    }
 }
 
 impl DatabaseServers {
@@ -131,11 +172,7 @@ impl Runtime {
             .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?;
         let started = tokio::time::Instant::now();
         loop {
-            let attempt = match kind {
-                DatabaseKind::Postgresql => postgres::Admin::connect(&spec).await.map(Admin::Postgres),
-                DatabaseKind::Mysql => mysql::Admin::connect(&spec).await.map(Admin::Mysql),
-            };
-            match attempt {
+            match Admin::connect(&spec).await {
                 Ok(admin) => return Ok(admin),
                 Err(err) if started.elapsed() > START_TIMEOUT => {
                     tracing::warn!(server = %spec.engine, error = %err, "a database server does not answer");
