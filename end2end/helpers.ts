@@ -1,5 +1,5 @@
 // Steps shared by the specs.
-import { expect, Page } from '@playwright/test';
+import { expect, Locator, Page } from '@playwright/test';
 import { server } from './server';
 
 export interface Who {
@@ -19,4 +19,25 @@ export async function signIn(page: Page, who: Who) {
 export async function signedIn(page: Page, who: Who) {
   await signIn(page, who);
   await expect(page.getByRole('heading', { name: 'My sites' })).toBeVisible();
+}
+
+/** Signs in as `admin` and makes each of `users` on the users page. */
+export async function createUsers(page: Page, admin: Who, users: Who[]) {
+  await signedIn(page, admin);
+  for (const who of users) {
+    await page.goto(`${server().baseURL}/admin/users`);
+    await page.getByLabel('Username').fill(who.username);
+    await page.getByLabel('Initial password').fill(who.password);
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await expect(page.getByRole('status')).toHaveText(`Created ${who.username}.`);
+  }
+}
+
+/** Replaces a code editor's whole text (CodeMirror's content element), as a person typing it. */
+export async function retype(editor: Locator, text: string) {
+  const keyboard = editor.page().keyboard;
+  await editor.click();
+  await keyboard.press('Control+a');
+  await keyboard.press('Delete');
+  await keyboard.insertText(text);
 }

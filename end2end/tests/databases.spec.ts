@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test, Page } from '@playwright/test';
-import { signedIn } from '../helpers';
+import { createUsers, retype, signedIn } from '../helpers';
 import { server, siteURL } from '../server';
 
 test.describe.configure({ mode: 'serial' });
@@ -53,23 +53,12 @@ async function openDatabaseTab(page: Page) {
 
 /** Types `sql` into the console's editor and runs it with Ctrl-Enter. */
 async function runSql(page: Page, sql: string) {
-  const editor = page.locator('section.console .cm-content');
-  await editor.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Delete');
-  await page.keyboard.insertText(sql);
+  await retype(page.locator('section.console .cm-content'), sql);
   await page.keyboard.press('Control+Enter');
 }
 
 test('users for the database tests', async ({ page }) => {
-  await signedIn(page, admin);
-  for (const who of [owner, other]) {
-    await page.goto(`${server().baseURL}/admin/users`);
-    await page.getByLabel('Username').fill(who.username);
-    await page.getByLabel('Initial password').fill(who.password);
-    await page.getByRole('button', { name: 'Create user' }).click();
-    await expect(page.getByRole('status')).toHaveText(`Created ${who.username}.`);
-  }
+  await createUsers(page, admin, [owner, other]);
 });
 
 test('a PostgreSQL database added to a Python site is used by it and by the SQL console', async ({ page }, testInfo) => {

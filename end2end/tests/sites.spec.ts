@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect, test, Page } from '@playwright/test';
-import { signedIn } from '../helpers';
+import { createUsers, retype, signedIn } from '../helpers';
 import { server, siteURL } from '../server';
 
 test.describe.configure({ mode: 'serial' });
@@ -40,14 +40,7 @@ async function createSite(page: Page, name: string, kind: 'static' | 'dynamic', 
 
 test('users for the sites tests', async ({ page }) => {
   // The admin was made by the accounts tests' setup link.
-  await signedIn(page, admin);
-  for (const who of [owner, other]) {
-    await page.goto(`${server().baseURL}/admin/users`);
-    await page.getByLabel('Username').fill(who.username);
-    await page.getByLabel('Initial password').fill(who.password);
-    await page.getByRole('button', { name: 'Create user' }).click();
-    await expect(page.getByRole('status')).toHaveText(`Created ${who.username}.`);
-  }
+  await createUsers(page, admin, [owner, other]);
 });
 
 test('a static site is live at its address', async ({ page }, testInfo) => {
@@ -188,14 +181,6 @@ function siteFile(id: number, ...parts: string[]): string {
 /** The code editor's text area (CodeMirror's content element). */
 const code = (page: Page) => page.locator('.cm-content');
 
-/** Replaces the code editor's whole text, as a person typing it. */
-async function retype(page: Page, text: string) {
-  await code(page).click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Delete');
-  await page.keyboard.insertText(text);
-}
-
 test('the code editor edits a page that is served at once, with highlighting and an unsaved marker', async ({ page }, testInfo) => {
   await signedIn(page, owner);
   await openFiles(page, 'hello-python');
@@ -204,7 +189,7 @@ test('the code editor edits a page that is served at once, with highlighting and
   await expect(code(page)).toContainText('starter page of hello-python');
   // HTML is highlighted: tags get their own token classes.
   await expect(page.locator('.cm-line span').first()).toBeVisible();
-  await retype(page, '<h1>Edited in the browser</h1>\n');
+  await retype(code(page), '<h1>Edited in the browser</h1>\n');
   await expect(page.getByText('Unsaved changes')).toBeVisible();
   await page.keyboard.press('Control+s');
   await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
@@ -228,7 +213,7 @@ test('the code editor edits a page that is served at once, with highlighting and
   await page.getByLabel('New file').fill('public/new.html');
   await page.getByRole('button', { name: 'Create' }).click();
   await expect(page.getByRole('heading', { name: 'public/new.html' })).toBeVisible();
-  await retype(page, '<p>brand new</p>\n');
+  await retype(code(page), '<p>brand new</p>\n');
   await page.keyboard.press('Control+s');
   await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
   await expect(page.locator('tr[data-file="public/new.html"]')).toBeVisible();
@@ -253,7 +238,7 @@ test('a save refuses to overwrite a change made in the terminal or on disk since
   await expect.poll(screen).toMatch(/\nwritten/);
   await terminal.close();
 
-  await retype(page, '<h1>Mine</h1>\n');
+  await retype(code(page), '<h1>Mine</h1>\n');
   await page.keyboard.press('Control+s');
   await expect(page.getByText('The file changed since you opened it')).toBeVisible();
   expect(fs.readFileSync(siteFile(id, 'public', 'index.html'), 'utf8')).toBe('<h1>From the terminal</h1>\n');
@@ -263,7 +248,7 @@ test('a save refuses to overwrite a change made in the terminal or on disk since
   await page.goto(editorURL);
   await expect(code(page)).toContainText('From the terminal');
   fs.writeFileSync(siteFile(id, 'public', 'index.html'), '<h1>Changed elsewhere</h1>\n');
-  await retype(page, '<h1>Mine again</h1>\n');
+  await retype(code(page), '<h1>Mine again</h1>\n');
   await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByText('The file changed since you opened it')).toBeVisible();
   expect(fs.readFileSync(siteFile(id, 'public', 'index.html'), 'utf8')).toBe('<h1>Changed elsewhere</h1>\n');

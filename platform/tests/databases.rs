@@ -49,11 +49,7 @@ async fn database_shell(w: &World, who: &Actor, site: i32, kind: DatabaseKind, i
     let (_, mut session) = w.db.platform.open_shell(Some(who), site, request).await.unwrap();
     session.input.write_all(input.as_bytes()).await.unwrap();
     session.input.shutdown().await.unwrap();
-    let mut said = Vec::new();
-    while let Some(bytes) = futures_next(&mut session).await {
-        said.extend(bytes);
-    }
-    String::from_utf8_lossy(&said).into_owned()
+    said(&mut session).await
 }
 
 /// Runs `script` with `sh -c` in the container `container`; returns what it wrote.
@@ -64,11 +60,7 @@ async fn exec(w: &World, container: &str, script: &str) -> String {
         ..orchestrator::ExecRequest::default()
     };
     let mut session = w.runtime.orchestrator.exec(container, request).await.unwrap();
-    let mut said = Vec::new();
-    while let Some(bytes) = futures_next(&mut session).await {
-        said.extend(bytes);
-    }
-    String::from_utf8_lossy(&said).into_owned()
+    said(&mut session).await
 }
 
 fn socket_dir(w: &World, kind: DatabaseKind) -> std::path::PathBuf {

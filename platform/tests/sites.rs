@@ -361,15 +361,8 @@ async fn behind_traefik_services_are_labelled_and_static_sites_are_in_its_file()
         )
         .await
         .unwrap();
-    let mut out = Vec::new();
-    while let Some(chunk) = futures_next(&mut session).await {
-        out.extend_from_slice(&chunk);
-    }
-    assert!(
-        String::from_utf8_lossy(&out).contains("starter page of docs"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    let out = said(&mut session).await;
+    assert!(out.contains("starter page of docs"), "{out}");
     assert!(
         reqwest::get(format!("http://{}/", w.edge)).await.is_err(),
         "Caddy publishes nothing behind Traefik"
@@ -586,13 +579,7 @@ async fn fixing_a_site_never_follows_its_tenants_links_out_of_it() {
         (&mallory, "snare", "static"),
         (&victim_user, "other", "static"),
     ] {
-        let (site, _) =
-            w.db.platform
-                .create_site(Some(owner), new_site(name, kind, "busybox"))
-                .await
-                .unwrap();
-        assert!(w.db.platform.run_next_operation(&w.runtime).await.unwrap());
-        sites.push(site);
+        sites.push(made_site(&w, owner, name, kind).await);
     }
     let [trap, snare, other] = [&sites[0], &sites[1], &sites[2]].map(|s| w.runtime.directory(s));
 

@@ -241,8 +241,13 @@ pub async fn run_in_terminal(w: &World, who: &Actor, site: i32, command: &str) -
             )
             .await
             .unwrap();
+    said(&mut session).await
+}
+
+/// Everything a session writes, until it ends.
+pub async fn said(session: &mut orchestrator::ExecSession) -> String {
     let mut said = Vec::new();
-    while let Some(bytes) = futures_next(&mut session).await {
+    while let Some(bytes) = futures_next(session).await {
         said.extend(bytes);
     }
     String::from_utf8_lossy(&said).into_owned()
