@@ -145,6 +145,7 @@ fn Nav(me: Me) -> impl IntoView {
                     <a href="/admin/users">"Users"</a>
                     <a href="/admin/images">"Images"</a>
                     <a href="/admin/certificates">"Certificates"</a>
+                    <a href="/admin/databases">"Databases"</a>
                     <a href="/admin/audit">"Audit"</a>
                 })}
                 <a href="/account">"Account"</a>

@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("images")) view=pages::AdminImagesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=pages::AdminAuditPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("certificates")) view=pages::AdminCertificatesPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("databases")) view=pages::AdminDatabasesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), StaticSegment("new")) view=pages::NewSitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id")) view=pages::SitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("files")) view=pages::FilesPage ssr=SsrMode::Async/>

@@ -1,7 +1,7 @@
 // Sites' databases in Chromium: a member adds a PostgreSQL database to a Python site whose
 // run.sh reads DATABASE_URL, makes a table and a row in the SQL console, and the site shows the
-// row; the password is shown only when asked for; another user gets 404; MySQL the same way,
-// shorter.
+// row; the password is shown only when asked for; a dump downloads; the console works without
+// JavaScript; another user gets 404; MySQL the same way, shorter.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test, Page } from '@playwright/test';
@@ -126,6 +126,42 @@ test('the database shell runs psql as the site\'s role', async ({ page }, testIn
   await page.screenshot({ path: testInfo.outputPath('database-shell.png'), fullPage: true });
 });
 
+test('a dump of the database downloads as SQL named after the site', async ({ page }) => {
+  await signedIn(page, owner);
+  await openDatabaseTab(page);
+  const card = page.locator('section.database[data-kind="postgresql"]');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    card.getByRole('link', { name: 'Download a dump' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toMatch(/^dbsite-postgresql-\d{8}-\d{6}\.sql$/);
+  const dump = fs.readFileSync(await download.path(), 'utf8');
+  expect(dump).toContain('CREATE TABLE public.notes');
+  expect(dump).toContain('written in the console');
+});
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('the SQL console is a plain form that shows its run', async ({ page }) => {
+    await signedIn(page, owner);
+    await openDatabaseTab(page);
+    await page.getByLabel('SQL statements').fill('SELECT count(*) AS n, NULL AS nothing FROM notes');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await expect(page).toHaveURL(new RegExp(`/sites/${siteId}/database\\??$`));
+    const output = page.locator('.console-output');
+    await expect(output.locator('table.result td')).toHaveText(['1', 'NULL']);
+    await page.getByLabel('SQL statements').fill('SELECT 1;\nSELEC');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await expect(output.getByRole('alert')).toContainText('syntax error');
+    await expect(output.getByRole('alert')).toContainText('line 2, column 1');
+    // Shown once: the page loaded again is the console without a run.
+    await page.reload();
+    await expect(page.locator('.console-output')).toHaveCount(0);
+    await expect(page.getByLabel('SQL statements')).toHaveValue(/SELEC$/);
+  });
+});
+
 test('another user gets 404 for the database page', async ({ page }) => {
   await signedIn(page, other);
   const response = await page.goto(`${server().baseURL}/sites/${siteId}/database`);
@@ -146,4 +182,23 @@ test('a MySQL database is added beside it and answers in the console', async ({ 
   await expect(output.locator('table.result th')).toHaveText(['two', 'nothing']);
   await expect(output.locator('table.result td')).toHaveText(['2', 'NULL']);
   await page.screenshot({ path: testInfo.outputPath('database-mysql.png'), fullPage: true });
+});
+
+test('an admin sees both servers with the sites\' databases on them', async ({ page }, testInfo) => {
+  await signedIn(page, admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Databases' }).click();
+  await expect(page.getByRole('heading', { name: 'Database servers' })).toBeVisible();
+  for (const kind of ['postgresql', 'mysql']) {
+    const server = page.locator(`section.database-server[data-kind="${kind}"]`);
+    await expect(server.locator('.badge').first()).toHaveText('up');
+    await expect(server.locator('tr[data-site="dbsite"]')).toContainText('ready');
+  }
+  await expect(page.locator('section.database-server[data-kind="postgresql"] dd').first()).toHaveText(/^15\./);
+  await page.screenshot({ path: testInfo.outputPath('admin-databases.png'), fullPage: true });
+});
+
+test('a member is refused the servers\' page', async ({ page }) => {
+  await signedIn(page, owner);
+  const response = await page.goto(`${server().baseURL}/admin/databases`);
+  expect(response?.status()).toBe(403);
 });

@@ -22,6 +22,34 @@ stored_enum! {
     }
 }
 
+/// How a database server is, as its administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ServerState {
+    /// Not started yet: no site has had a database on it.
+    NotStarted,
+    /// Its task runs, and it answers.
+    Up,
+    /// Its task is starting (or restarting), or runs without answering yet.
+    Starting,
+    /// No task of it runs; the engine's last word on why, when it said one.
+    Down(Option<String>),
+    /// Director is not connected to Docker: nothing can be said of it.
+    Unknown,
+}
+
+impl ServerState {
+    /// Its word for people.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotStarted => "not started",
+            Self::Up => "up",
+            Self::Starting => "starting",
+            Self::Down(_) => "down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 impl DatabaseKind {
     /// Its name for people.
     pub fn label(self) -> &'static str {

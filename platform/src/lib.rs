@@ -71,6 +71,8 @@ pub struct Settings {
     pub dns_server: Option<std::net::SocketAddr>,
     /// The most connections a site's database role may hold at once.
     pub database_connections: u32,
+    /// A site's database past this size, in bytes, is marked on the administrators' page.
+    pub database_size_warning_bytes: u64,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             operation_heartbeat_timeout: Duration::from_secs(30),
             dns_server: None,
             database_connections: 20,
+            database_size_warning_bytes: 1 << 30,
         }
     }
 }
@@ -120,6 +123,8 @@ struct Inner {
     dns: std::sync::OnceLock<dns::Dns>,
     /// Runs of the SQL console under way at once: each may hold a result's worth of memory.
     console_runs: tokio::sync::Semaphore,
+    /// Each member's last run of the console, until a page shows it.
+    last_runs: sites::databases::LastRuns,
 }
 
 impl std::fmt::Debug for Platform {
@@ -143,6 +148,7 @@ impl Platform {
                 runtime: tokio::sync::watch::Sender::new(None),
                 dns: std::sync::OnceLock::new(),
                 console_runs: tokio::sync::Semaphore::new(CONSOLE_RUNS),
+                last_runs: sites::databases::LastRuns::default(),
             }),
         }
     }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use model::database::Value;
+use model::database::{ServerState, Value};
 use mysql_async::prelude::Queryable as _;
 use platform::{
     Actor, Error, Role,
@@ -744,4 +744,129 @@ async fn no_site_keeps_a_hold_on_another_sites_role() {
         .unwrap();
     run_operations(&w).await;
     assert!(postgres(&w, &a.name, a.password(), &a.name).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_each_server_and_its_sites_and_gives_the_superuser_a_new_password() {
+    let w = world().await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let admin = user(&w.db, "root-ish", Role::Admin).await;
+    let site = made_site(&w, &alice, "sizable", "static").await;
+    let db = add(&w, &alice, &site, DatabaseKind::Postgresql).await;
+    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t AS SELECT repeat('x', 1000) AS filler FROM generate_series(1, 2000)")
+        .await
+        .unwrap();
+    drop(client);
+
+    // Only administrators see the servers or act on them.
+    for refused in [
+        w.db.platform.database_servers(Some(&alice)).await.map(|_| ()),
+        w.db.platform
+            .restart_database_server(Some(&alice), DatabaseKind::Postgresql)
+            .await,
+        w.db.platform
+            .rotate_database_superuser(Some(&alice), DatabaseKind::Postgresql)
+            .await,
+    ] {
+        assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+    }
+
+    let servers = w.db.platform.database_servers(Some(&admin)).await.unwrap();
+    let [postgres_server, mariadb] = servers.as_slice() else {
+        panic!("{servers:?}")
+    };
+    assert_eq!(postgres_server.kind, DatabaseKind::Postgresql);
+    assert_eq!(postgres_server.state, ServerState::Up);
+    let facts = postgres_server.facts.as_ref().unwrap();
+    assert!(facts.version.starts_with("15."), "{facts:?}");
+    assert!(facts.data_bytes > 2_000_000, "{facts:?}");
+    let [sizable] = postgres_server.databases.as_slice() else {
+        panic!("{postgres_server:?}")
+    };
+    assert_eq!(
+        (sizable.site.as_str(), sizable.state),
+        ("sizable", DatabaseState::Ready)
+    );
+    assert!(sizable.size_bytes.unwrap() > 2_000_000, "{sizable:?}");
+    // No site has a MariaDB database here: its server was never started, and cannot be
+    // restarted.
+    assert_eq!(
+        (mariadb.state.clone(), mariadb.databases.len()),
+        (ServerState::NotStarted, 0)
+    );
+    let never =
+        w.db.platform
+            .restart_database_server(Some(&admin), DatabaseKind::Mysql)
+            .await;
+    assert!(matches!(never, Err(Error::Conflict(_))), "{never:?}");
+
+    // A new superuser password: the old one stops working, the site's role keeps its own,
+    // and Director's own work on the server goes on with the new one.
+    let file = w
+        .runtime
+        .databases
+        .as_ref()
+        .unwrap()
+        .dir
+        .join("postgres/superuser");
+    let old = std::fs::read_to_string(&file).unwrap();
+    w.db.platform
+        .rotate_database_superuser(Some(&admin), DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions()) & 0o777,
+        0o600
+    );
+    let mut answered = None;
+    for _ in 0..240 {
+        if let Ok(client) = postgres(&w, "postgres", &new, "postgres").await {
+            answered = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    answered.expect("the server takes the new password");
+    let refused = postgres(&w, "postgres", &old, "postgres").await;
+    assert!(refused.is_err(), "the old superuser password still works");
+    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2000);
+    w.db.platform
+        .rotate_database_password(Some(&alice), site.id, DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    run_operations(&w).await;
+
+    // A restart: the server comes back up with its data.
+    w.db.platform
+        .restart_database_server(Some(&admin), DatabaseKind::Postgresql)
+        .await
+        .unwrap();
+    let mut state = ServerState::Unknown;
+    for _ in 0..240 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        state = w.db.platform.database_servers(Some(&admin)).await.unwrap()[0]
+            .state
+            .clone();
+        if state == ServerState::Up {
+            break;
+        }
+    }
+    assert_eq!(state, ServerState::Up);
+    let audit = w.db.platform.audit_entries(Some(&admin), 50).await.unwrap();
+    for action in ["database-server.rotate", "database-server.restart"] {
+        assert!(
+            audit.iter().any(|e| e.action == action && e.actor == "root-ish"),
+            "{action}: {audit:?}"
+        );
+    }
 }

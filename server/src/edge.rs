@@ -60,7 +60,7 @@ pub struct EdgePlan {
 
 /// `?domain=` of a certificate ask.
 #[derive(Debug, serde::Deserialize)]
-struct Ask {
+pub struct Ask {
     #[serde(default)]
     domain: String,
 }
@@ -123,7 +123,8 @@ async fn normalise_host(headers: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn ask(State(platform): State<Platform>, Query(ask): Query<Ask>) -> Response {
+/// Caddy's question before it asks for a certificate: is `domain` a host Director serves?
+pub async fn ask(State(platform): State<Platform>, Query(ask): Query<Ask>) -> Response {
     let sites_domain = &platform.settings().sites_domain;
     match platform.serves_host(&ask.domain, sites_domain).await {
         Ok(true) => "yes".into_response(),

@@ -55,7 +55,7 @@ static TRANSFERS_BY_USER: std::sync::LazyLock<std::sync::Mutex<std::collections:
     std::sync::LazyLock::new(Default::default);
 
 /// A transfer's place among [`MAX_TRANSFERS`] and its user's, held until it ends.
-struct TransferPlace {
+pub(crate) struct TransferPlace {
     _place: tokio::sync::SemaphorePermit<'static>,
     user: i64,
 }
@@ -75,7 +75,7 @@ impl Drop for TransferPlace {
 }
 
 /// A place for one more transfer of `user`, if there is one.
-fn transfer_place(user: i64) -> Option<TransferPlace> {
+pub(crate) fn transfer_place(user: i64) -> Option<TransferPlace> {
     let mut users = TRANSFERS_BY_USER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -88,7 +88,7 @@ fn transfer_place(user: i64) -> Option<TransferPlace> {
 }
 
 /// The answer when [`transfer_place`] has none.
-fn too_many_transfers() -> Response {
+pub(crate) fn too_many_transfers() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "5")],
@@ -564,7 +564,7 @@ pub async fn download(
 }
 
 /// `attachment` with the name twice: plain ASCII for old clients, UTF-8 (RFC 6266) for the rest.
-fn disposition(name: &str) -> String {
+pub(crate) fn disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

@@ -14,7 +14,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{MethodRouter, get, post},
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{LeptosRoutes as _, generate_route_list};
@@ -33,6 +33,13 @@ pub struct AppState {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos.clone()
+    }
+}
+
+/// For the handlers that need no more than the platform (the edge's certificate asks).
+impl FromRef<AppState> for Platform {
+    fn from_ref(state: &AppState) -> Self {
+        state.app.platform.clone()
     }
 }
 
@@ -64,18 +71,12 @@ pub fn router(state: AppState) -> Router {
                 tower_http::services::ServeDir::new(site_root.join(dir)).precompressed_gzip(),
             )
         });
+    let doors = doors()
+        .into_iter()
+        .fold(Router::new(), |router, (path, door)| router.route(path, door));
     Router::new()
         .merge(assets)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route_service("/edge/ask", crate::edge::ask_router(state.platform().clone()))
-        .route("/sites/{id}/terminal/ws", get(crate::terminal::websocket))
-        // The upload enforces its own limits while it streams (see files.rs).
-        .route(
-            "/sites/{id}/files/upload",
-            post(crate::files::upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/sites/{id}/files/download", get(crate::files::download))
+        .merge(doors)
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || shell(options.clone())
@@ -93,6 +94,25 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// The manager's doors beside its pages, server functions and static files, by path. The
+/// permission matrix (tests/permissions.rs) has a row for each, read from here: a door added
+/// without one fails it.
+pub fn doors() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/healthz", get(healthz)),
+        ("/readyz", get(readyz)),
+        ("/edge/ask", get(crate::edge::ask)),
+        ("/sites/{id}/terminal/ws", get(crate::terminal::websocket)),
+        // The upload enforces its own limits while it streams (see files.rs).
+        (
+            "/sites/{id}/files/upload",
+            post(crate::files::upload).layer(DefaultBodyLimit::disable()),
+        ),
+        ("/sites/{id}/files/download", get(crate::files::download)),
+        ("/sites/{id}/databases/{kind}/dump", get(crate::databases::dump)),
+    ]
 }
 
 /// The process is up.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod certificates;
 pub mod config;
+pub mod databases;
 pub mod edge;
 pub mod embedded_pg;
 pub mod files;

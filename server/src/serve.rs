@@ -71,6 +71,7 @@ impl Database {
             site_disk_bytes: config.sites.disk_bytes,
             dns_server: config.sites.dns_server,
             database_connections: config.sites.database_connections,
+            database_size_warning_bytes: config.sites.database_size_warning_bytes,
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))

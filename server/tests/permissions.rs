@@ -3,12 +3,14 @@
 //! 401 for the anonymous, 404 for a site someone may not know of, 403 for admin functions, and
 //! for those allowed, the function's own answer (its success, or a conflict or a refused field
 //! that proves the check was passed). No call here changes anything the next one depends on.
-//! The functions are those server_fn registered, so none can be left out.
+//! The functions are those server_fn registered and the other doors those the router is built
+//! from, so none can be left out.
 
 mod common;
 
 use common::{TestServer, create_user, password};
 use platform::{Actor, Role, sites::NewSite, testing::TestDb};
+use reqwest::Method;
 
 /// Who calls.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +34,24 @@ fn row(name: &'static str, form: &[(&'static str, &str)], expect: [u16; 4]) -> R
     Row {
         name,
         form: form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        expect,
+    }
+}
+
+/// One of the router's doors beside the server functions (`{id}` is the site's), with the
+/// statuses expected from [anonymous, other, member, admin].
+struct Door {
+    method: Method,
+    path: &'static str,
+    query: &'static str,
+    expect: [u16; 4],
+}
+
+fn door(method: Method, path: &'static str, query: &'static str, expect: [u16; 4]) -> Door {
+    Door {
+        method,
+        path,
+        query,
         expect,
     }
 }
@@ -279,6 +299,18 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 403, 403, 404],
         ),
         row("default_site_quota", &[], [401, 403, 403, 200]),
+        // No runtime here: the servers' state is unknown, and acting on them unavailable.
+        row("database_servers", &[], [401, 403, 403, 200]),
+        row(
+            "restart_database_server",
+            &[("kind", "postgresql")],
+            [401, 403, 403, 503],
+        ),
+        row(
+            "rotate_database_superuser",
+            &[("kind", "mysql")],
+            [401, 403, 403, 503],
+        ),
     ];
     // Everyone signed in.
     let user_rows = [
@@ -305,6 +337,72 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 400, 400, 400],
         ),
     ];
+
+    // The doors beside the server functions, asked as plainly as a browser would: the
+    // terminal's without a websocket upgrade (a page asking why its socket was refused), the
+    // upload with nothing in it. The probes and the edge's question are open to anyone. Past
+    // the check: no runtime for files (503), a site still being made for a dump (409).
+    let door_rows = [
+        door(Method::GET, "/healthz", "", [200, 200, 200, 200]),
+        door(Method::GET, "/readyz", "", [200, 200, 200, 200]),
+        door(
+            Method::GET,
+            "/edge/ask",
+            "domain=nowhere.invalid",
+            [404, 404, 404, 404],
+        ),
+        door(Method::GET, "/sites/{id}/terminal/ws", "", [401, 404, 400, 400]),
+        door(
+            Method::POST,
+            "/sites/{id}/files/upload",
+            "path=",
+            [401, 404, 503, 503],
+        ),
+        door(
+            Method::GET,
+            "/sites/{id}/files/download",
+            "path=x",
+            [401, 404, 503, 503],
+        ),
+        door(
+            Method::GET,
+            "/sites/{id}/databases/{kind}/dump",
+            "",
+            [401, 404, 409, 409],
+        ),
+    ];
+    let mut wrong_doors = Vec::new();
+    for door in &door_rows {
+        let path = door.path.replace("{id}", &id).replace("{kind}", "postgresql");
+        for (who, (client, expected)) in WHO.iter().zip(clients.iter().zip(door.expect)) {
+            let got = client
+                .request(door.method.clone(), server.url(&format!("{path}?{}", door.query)))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            if got != expected {
+                wrong_doors.push(format!(
+                    "{} {} as {who:?}: {got}, expected {expected}",
+                    door.method, door.path
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong_doors.is_empty(),
+        "wrong answers:\n{}",
+        wrong_doors.join("\n")
+    );
+    let mut doors: Vec<&str> = server::http::doors().into_iter().map(|(path, _)| path).collect();
+    let mut rows: Vec<&str> = door_rows.iter().map(|d| d.path).collect();
+    doors.sort_unstable();
+    rows.sort_unstable();
+    assert_eq!(
+        rows, doors,
+        "every door the router has, and only those, has a row"
+    );
 
     let mut covered: Vec<&str> = NOT_IN_MATRIX.to_vec();
     let mut wrong = Vec::new();

@@ -3,8 +3,8 @@
 
 use leptos::prelude::*;
 pub use model::database::{
-    CONSOLE_ROWS, CONSOLE_TIMEOUT_SECS, ConsoleRun, DatabaseKind, DatabaseState, SqlError, StatementResult,
-    Value,
+    CONSOLE_ROWS, CONSOLE_TIMEOUT_SECS, ConsoleRun, DatabaseKind, DatabaseState, ServerState, SqlError,
+    StatementResult, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,8 @@ pub struct DatabasePageData {
     pub operations: Vec<OperationView>,
     /// The member's last statements in the console, newest first.
     pub history: Vec<(DatabaseKind, String)>,
+    /// The member's last run, not yet shown (a form sent without JavaScript came back).
+    pub last_run: Option<ConsoleRun>,
 }
 
 impl DatabasePageData {
@@ -85,11 +87,16 @@ pub async fn site_databases(site: i32) -> Result<DatabasePageData, AppError> {
         .sql_history(actor.as_ref(), site)
         .await
         .map_err(to_app_error)?;
+    let last_run = platform
+        .last_console_run(actor.as_ref(), site)
+        .await
+        .map_err(to_app_error)?;
     Ok(DatabasePageData {
         card: super::card(&platform, &detail),
         databases,
         operations,
         history,
+        last_run,
     })
 }
 
@@ -148,6 +155,105 @@ pub async fn run_sql(site: i32, kind: DatabaseKind, sql: String) -> Result<Conso
     let actor = actor().await?;
     platform
         .run_sql(actor.as_ref(), site, kind, &sql)
+        .await
+        .map_err(to_app_error)
+}
+
+/// A database server, as the administrators' page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRow {
+    /// Which server.
+    pub kind: DatabaseKind,
+    /// How it is.
+    pub state: ServerState,
+    /// Its version, when it answers.
+    pub version: Option<String>,
+    /// The size of all its data, in words, when it answers.
+    pub data_size: Option<String>,
+    /// Its clients' connections now, when it answers.
+    pub connections: Option<u32>,
+    /// The sites' databases on it, by site name.
+    pub databases: Vec<ServerDatabaseRow>,
+}
+
+/// A site's database on a server, as the administrators' page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerDatabaseRow {
+    /// The site.
+    pub site_id: i32,
+    /// Its name.
+    pub site: String,
+    /// Where the database is in its life.
+    pub state: DatabaseState,
+    /// Its size in words, when the server answers.
+    pub size: Option<String>,
+    /// Whether it is past the warning threshold.
+    pub over: bool,
+}
+
+/// The administrators' page of database servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseServersPage {
+    /// Each server.
+    pub servers: Vec<ServerRow>,
+    /// The size past which a site's database is marked, in words.
+    pub warning: String,
+}
+
+/// Every database server and the sites' databases on it (admins).
+#[server(prefix = "/fn", endpoint = "database_servers")]
+pub async fn database_servers() -> Result<DatabaseServersPage, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let warning_bytes = platform.settings().database_size_warning_bytes;
+    let servers = platform
+        .database_servers(actor.as_ref())
+        .await
+        .map_err(to_app_error)?
+        .into_iter()
+        .map(|server| ServerRow {
+            kind: server.kind,
+            state: server.state,
+            version: server.facts.as_ref().map(|f| f.version.clone()),
+            data_size: server.facts.as_ref().map(|f| model::human_bytes(f.data_bytes)),
+            connections: server.facts.as_ref().map(|f| f.connections),
+            databases: server
+                .databases
+                .into_iter()
+                .map(|d| ServerDatabaseRow {
+                    site_id: d.site_id,
+                    site: d.site,
+                    state: d.state,
+                    size: d.size_bytes.map(model::human_bytes),
+                    over: d.size_bytes.is_some_and(|size| size > warning_bytes),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(DatabaseServersPage {
+        servers,
+        warning: model::human_bytes(warning_bytes),
+    })
+}
+
+/// Restarts a database server (admins).
+#[server(prefix = "/fn", endpoint = "restart_database_server")]
+pub async fn restart_database_server(kind: DatabaseKind) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .restart_database_server(actor.as_ref(), kind)
+        .await
+        .map_err(to_app_error)
+}
+
+/// Gives a database server's superuser a new password (admins).
+#[server(prefix = "/fn", endpoint = "rotate_database_superuser")]
+pub async fn rotate_database_superuser(kind: DatabaseKind) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .rotate_database_superuser(actor.as_ref(), kind)
         .await
         .map_err(to_app_error)
 }

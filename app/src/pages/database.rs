@@ -149,7 +149,7 @@ fn DatabaseView(data: DatabasePageData, actions: Actions, shell: Option<Database
                 </div>
             </section>
         }.into_any())}
-        {(!ready.is_empty()).then(|| view! { <Console id ready history=data.history.clone() run=actions.run/> }.into_any())}
+        {(!ready.is_empty()).then(|| view! { <Console id ready history=data.history.clone() last_run=data.last_run.clone() run=actions.run/> }.into_any())}
         {(!data.operations.is_empty()).then(|| view! {
             <section aria-labelledby="db-ops-title">
                 <h2 id="db-ops-title">"Database operations"</h2>
@@ -162,7 +162,7 @@ fn DatabaseView(data: DatabasePageData, actions: Actions, shell: Option<Database
 }
 
 /// One database: how to connect (the password only when asked for), its size and
-/// connections, rotating its password, deleting it.
+/// connections, its shell, a dump of it, rotating its password, deleting it.
 #[component]
 fn DatabaseCard(id: i32, row: DatabaseRow, actions: Actions) -> impl IntoView {
     let reveal = ServerAction::<RevealDatabase>::new();
@@ -204,6 +204,7 @@ fn DatabaseCard(id: i32, row: DatabaseRow, actions: Actions) -> impl IntoView {
             {ready.then(|| view! {
                 <div class="controls">
                     <a class="button secondary" href=format!("/sites/{id}/database?shell={}", kind.as_str())>"Database shell"</a>
+                    <a class="button secondary" href=format!("/sites/{id}/databases/{}/dump", kind.as_str()) download="">"Download a dump"</a>
                     <ActionForm action=actions.rotate attr:class="inline">
                         <input type="hidden" name="site" value=id.to_string()/>
                         <input type="hidden" name="kind" value=kind.as_str()/>
@@ -233,6 +234,7 @@ fn Console(
     id: i32,
     ready: Vec<(DatabaseKind, String)>,
     history: Vec<(DatabaseKind, String)>,
+    last_run: Option<ConsoleRun>,
     run: ServerAction<RunSql>,
 ) -> impl IntoView {
     let error = failure(run.value());
@@ -272,7 +274,9 @@ fn Console(
                 <FormError error/>
                 <FieldError error field="sql"/>
             </ActionForm>
-            {move || run.value().get().and_then(Result::ok).map(|out| view! { <RunOutput out/> })}
+            // The run just made here, or (a form sent without JavaScript, back on its page) the
+            // one the server kept for it.
+            {move || run.value().get().and_then(Result::ok).or_else(|| last_run.clone()).map(|out| view! { <RunOutput out/> })}
             {(!history.is_empty()).then(|| view! {
                 <details class="history">
                     <summary>{format!("Your last {} statements", history.len())}</summary>

@@ -3,6 +3,7 @@
 mod account;
 mod admin_audit;
 mod admin_certificates;
+mod admin_databases;
 mod admin_images;
 mod admin_sites;
 mod admin_users;
@@ -20,6 +21,7 @@ mod terminal;
 pub use account::AccountPage;
 pub use admin_audit::AdminAuditPage;
 pub use admin_certificates::AdminCertificatesPage;
+pub use admin_databases::AdminDatabasesPage;
 pub use admin_images::AdminImagesPage;
 pub use admin_sites::AdminSitesPage;
 pub use admin_users::AdminUsersPage;

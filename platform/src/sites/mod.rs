@@ -3,7 +3,7 @@
 
 mod catalogue;
 mod certificates;
-mod databases;
+pub(crate) mod databases;
 mod disk;
 mod domains;
 mod lock;
@@ -23,7 +23,8 @@ pub use certificates::{
     CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
 pub use databases::{
-    Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, SiteDatabase, database_name,
+    Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, ServerFacts, ServerOverview,
+    SiteDatabase, SiteDatabaseSize, database_name,
 };
 pub use disk::{DiskUse, measure};
 pub use domains::{
@@ -41,7 +42,7 @@ pub use queue::{
 };
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
-pub use shell::{MAX_COLS, MAX_ROWS, OpenedFiles, ShellRequest, clamp_size};
+pub use shell::{DatabaseDump, MAX_COLS, MAX_ROWS, OpenedFiles, ShellRequest, clamp_size};
 
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,

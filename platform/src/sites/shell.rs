@@ -128,21 +128,14 @@ impl Platform {
                 Error::Conflict("The site's terminal could not be started.".to_owned())
             }
         };
-        if let Some(kind) = request.database {
-            let ready = site
-                .databases
-                .iter()
-                .any(|d| d.kind == kind && d.state == super::DatabaseState::Ready);
-            if !ready {
-                return Err(Error::NotFound("database"));
-            }
-        }
-        let spec = runtime.spec(&site);
         let container = match request.database {
-            Some(_) => runtime.orchestrator.ensure_database_shell(&spec).await,
-            None => runtime.orchestrator.ensure_terminal(&spec).await,
-        }
-        .map_err(refused)?;
+            Some(kind) => database_shell(&site, &runtime, kind).await?,
+            None => runtime
+                .orchestrator
+                .ensure_terminal(&runtime.spec(&site))
+                .await
+                .map_err(refused)?,
+        };
         let env = vec![
             "TERM=xterm-256color".to_owned(),
             "HOME=/site".to_owned(),
@@ -151,16 +144,9 @@ impl Platform {
             // Expanded by the shell at each prompt (POSIX sh, busybox ash and dash alike).
             format!("PS1={}:$PWD$ ", site.name),
         ];
-        // The clients read the site's variables: psql its PG*, mariadb its options (the
-        // password from MYSQL_PWD, never on a command line).
-        let client = request.database.map(|kind| match kind {
-            super::DatabaseKind::Postgresql => "exec psql".to_owned(),
-            super::DatabaseKind::Mysql => {
-                "MYSQL_PWD=\"$MYSQL_PASSWORD\" exec mariadb --host=\"$MYSQL_HOST\" \
-                 --port=\"$MYSQL_PORT\" --user=\"$MYSQL_USER\" \"$MYSQL_DATABASE\""
-                    .to_owned()
-            }
-        });
+        let client = request
+            .database
+            .map(|kind| database_client(kind, "psql", "mariadb"));
         let exec = match (client, &request.command) {
             (Some(client), _) => ExecRequest {
                 cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), client],
@@ -189,5 +175,104 @@ impl Platform {
             .map_err(refused)?;
         tracing::info!(user = %actor.username, site = %site.name, command = request.command.is_some(), "shell opened");
         Ok((site, session))
+    }
+}
+
+/// A dump of one of a site's databases being written: the name to save it as and the client
+/// writing it (its standard output is the dump, its standard error the client's complaints).
+#[derive(Debug)]
+pub struct DatabaseDump {
+    /// `<site>-<kind>-<UTC date and time>.sql`.
+    pub file_name: String,
+    /// `pg_dump` or `mariadb-dump`, running.
+    pub session: ExecSession,
+}
+
+impl Platform {
+    /// Starts a dump of the site's database of `kind` as plain SQL, made by the site's own
+    /// role in its database shell container (so nothing of another site's is within its
+    /// reach), for a member or an admin; each one is an audit line.
+    pub async fn dump_database(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        kind: super::DatabaseKind,
+    ) -> Result<DatabaseDump> {
+        let (actor, site, runtime) = self.shell_checks(actor, site_id, "Dumps are").await?;
+        let container = database_shell(&site, &runtime, kind).await?;
+        // Objects as they are, without the role's name or grants (the dump is for loading
+        // anywhere); MariaDB's in one consistent snapshot, without the tablespaces a site's
+        // user may not read.
+        let command = database_client(
+            kind,
+            "pg_dump --no-owner --no-privileges",
+            "mariadb-dump --single-transaction --no-tablespaces --triggers",
+        );
+        let session = runtime
+            .orchestrator
+            .exec(
+                &container,
+                ExecRequest {
+                    cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), command],
+                    tty: false,
+                    env: vec!["LANG=C.UTF-8".to_owned()],
+                    size: None,
+                },
+            )
+            .await
+            .map_err(|err| {
+                tracing::warn!(site = %site.name, error = %err, "starting a dump failed");
+                Error::EngineUnavailable("The dump could not be started; try again.".to_owned())
+            })?;
+        let mut conn = self.conn().await?;
+        super::audit(&mut conn, actor, "database.dump", &site.name, kind.as_str()).await?;
+        tracing::info!(user = %actor.username, site = %site.name, %kind, "database dump started");
+        Ok(DatabaseDump {
+            file_name: format!(
+                "{}-{}-{}.sql",
+                site.name,
+                kind.as_str(),
+                chrono::Utc::now().format("%Y%m%d-%H%M%S")
+            ),
+            session,
+        })
+    }
+}
+
+/// The site's database shell container, made if it is not there, once its database of `kind`
+/// is ready.
+async fn database_shell(site: &Site, runtime: &Runtime, kind: super::DatabaseKind) -> Result<String> {
+    let ready = site
+        .databases
+        .iter()
+        .any(|d| d.kind == kind && d.state == super::DatabaseState::Ready);
+    if !ready {
+        return Err(Error::NotFound("database"));
+    }
+    runtime
+        .orchestrator
+        .ensure_database_shell(&runtime.spec(site))
+        .await
+        .map_err(|err| {
+            tracing::warn!(site = %site.name, error = %err, "starting the database shell container failed");
+            if err.is_retryable() {
+                Error::EngineUnavailable("Docker did not answer in time; try again.".to_owned())
+            } else {
+                Error::Conflict("The site's database shell could not be started.".to_owned())
+            }
+        })
+}
+
+/// The `sh -c` line running a client of the site's database of `kind` as its role: `postgres`
+/// for PostgreSQL (which reads the site's `PG*` variables), `mysql` for MySQL, given the
+/// connection from the site's `MYSQL_*` variables and the password in `MYSQL_PWD` (never on a
+/// command line, where `ps` would show it).
+fn database_client(kind: super::DatabaseKind, postgres: &str, mysql: &str) -> String {
+    match kind {
+        super::DatabaseKind::Postgresql => format!("exec {postgres}"),
+        super::DatabaseKind::Mysql => format!(
+            "MYSQL_PWD=\"$MYSQL_PASSWORD\" exec {mysql} --host=\"$MYSQL_HOST\" --port=\"$MYSQL_PORT\" \
+             --user=\"$MYSQL_USER\" \"$MYSQL_DATABASE\""
+        ),
     }
 }

@@ -238,7 +238,7 @@ mod tests {
         let file = dir.path().join("director.toml");
         std::fs::write(
             &file,
-            "[databases]\nconnections = 5000\nserver_memory_mb = 1024\n",
+            "[databases]\nconnections = 5000\nserver_memory_mb = 1024\nsize_warning_mb = 300\n",
         )
         .unwrap();
         let parsed = cli(&[
@@ -261,6 +261,8 @@ mod tests {
             128 << 20,
             "the flag, raised to the least a server needs"
         );
+        assert_eq!(sites.database_size_warning_bytes, 300 << 20, "from the file");
+        assert_eq!(defaults.database_size_warning_bytes, 1 << 30);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct SiteFlags {
     /// The memory each database server (PostgreSQL, MariaDB) may use, in MiB (at least 128).
     #[arg(long, env = "DIRECTOR_DATABASE_SERVER_MEMORY_MB")]
     pub database_server_memory_mb: Option<u64>,
+    /// A site's database past this size, in MiB, is marked on the administrators' page.
+    #[arg(long, env = "DIRECTOR_DATABASE_SIZE_WARNING_MB")]
+    pub database_size_warning_mb: Option<u64>,
 }
 
 /// `[databases]` in the file.
@@ -45,6 +48,7 @@ pub struct SiteFlags {
 pub(super) struct DatabasesFile {
     connections: Option<u32>,
     server_memory_mb: Option<u64>,
+    size_warning_mb: Option<u64>,
 }
 
 /// `[sites]` in the file.
@@ -85,6 +89,8 @@ pub struct Sites {
     pub database_connections: u32,
     /// Each database server's memory, in bytes.
     pub database_server_memory_bytes: u64,
+    /// A site's database past this size, in bytes, is marked for the administrators.
+    pub database_size_warning_bytes: u64,
 }
 
 impl Sites {
@@ -126,6 +132,10 @@ impl Sites {
                 .unwrap_or(512)
                 .max(128)
                 .saturating_mul(1 << 20),
+            database_size_warning_bytes: mib(flags
+                .database_size_warning_mb
+                .or(databases.size_warning_mb)
+                .unwrap_or(1024)),
         }
     }
 }

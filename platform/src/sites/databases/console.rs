@@ -337,3 +337,69 @@ fn failed(started: Instant, error: SqlError) -> ConsoleRun {
 fn elapsed(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+/// The last run of each member's console on each site, kept until the page shows it: a page
+/// without JavaScript posts its form, is sent back to itself, and shows the run from here.
+/// Kept briefly and for few at once, since a run may hold megabytes: a page shows it within a
+/// moment, or never.
+#[derive(Debug, Default)]
+pub(crate) struct LastRuns(std::sync::Mutex<std::collections::HashMap<(i64, i32), (Instant, ConsoleRun)>>);
+
+/// How long a run waits for its page.
+const LAST_RUN_KEPT: Duration = Duration::from_secs(60);
+/// How many runs wait at once; past it, the oldest goes.
+const LAST_RUNS: usize = 16;
+
+impl LastRuns {
+    fn runs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(i64, i32), (Instant, ConsoleRun)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn put(&self, user: i64, site: i32, run: ConsoleRun) {
+        let mut runs = self.runs();
+        runs.retain(|_, (at, _)| at.elapsed() < LAST_RUN_KEPT);
+        runs.insert((user, site), (Instant::now(), run));
+        while runs.len() > LAST_RUNS {
+            let oldest = runs.iter().min_by_key(|(_, (at, _))| *at).map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                runs.remove(&oldest);
+            }
+        }
+    }
+
+    pub(crate) fn take(&self, user: i64, site: i32) -> Option<ConsoleRun> {
+        self.runs()
+            .remove(&(user, site))
+            .filter(|(at, _)| at.elapsed() < LAST_RUN_KEPT)
+            .map(|(_, run)| run)
+    }
+}
+
+#[cfg(test)]
+mod last_runs {
+    use super::*;
+
+    fn run(millis: u64) -> ConsoleRun {
+        ConsoleRun {
+            millis,
+            ..ConsoleRun::default()
+        }
+    }
+
+    #[test]
+    fn a_run_is_shown_once_to_its_member_on_its_site_and_the_oldest_make_room() {
+        let runs = LastRuns::default();
+        runs.put(1, 10, run(1));
+        assert_eq!(runs.take(2, 10), None, "another member");
+        assert_eq!(runs.take(1, 11), None, "another site");
+        assert_eq!(runs.take(1, 10), Some(run(1)));
+        assert_eq!(runs.take(1, 10), None, "shown once");
+        for user in 0..=LAST_RUNS as i64 {
+            runs.put(user, 10, run(user as u64));
+        }
+        assert_eq!(runs.take(0, 10), None, "the oldest made room");
+        assert_eq!(runs.take(LAST_RUNS as i64, 10), Some(run(LAST_RUNS as u64)));
+    }
+}

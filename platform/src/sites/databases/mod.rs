@@ -11,17 +11,20 @@
 
 mod console;
 mod mysql;
+mod overview;
 mod postgres;
 mod servers;
 
 use std::collections::BTreeMap;
 
+pub(crate) use console::LastRuns;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 pub use model::database::{DatabaseKind, DatabaseState};
 use orchestrator::databases::ServerSpec;
-pub use servers::DatabaseServers;
+pub use overview::{ServerOverview, SiteDatabaseSize};
 use servers::{Admin, engine, new_password};
+pub use servers::{DatabaseServers, ServerFacts};
 
 use super::{Change, OperationKind, Runtime, Site, SiteState, record_change};
 use crate::{
@@ -554,7 +557,19 @@ impl Platform {
             DatabaseKind::Mysql => console::mysql(&spec, &name, &database.password, sql).await,
         };
         run.error = run.error.map(|e| e.placed(sql));
+        self.inner.last_runs.put(actor.user_id, site.id, run.clone());
         Ok(run)
+    }
+
+    /// The member's last run of the site's console, the first time it is asked for within a
+    /// minute of the run (for the page a form without JavaScript comes back to).
+    pub async fn last_console_run(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+    ) -> Result<Option<model::database::ConsoleRun>> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        Ok(self.inner.last_runs.take(actor.user_id, site.id))
     }
 
     /// The member's last statements in the site's console, newest first.

@@ -136,4 +136,39 @@ impl Admin {
             u32::try_from(connections.unwrap_or(0)).unwrap_or(u32::MAX),
         ))
     }
+
+    /// The server's version, the size of all its schemas in bytes, and its clients'
+    /// connections now.
+    pub(crate) async fn facts(&mut self) -> Result<super::ServerFacts, String> {
+        let version: Option<String> = self.conn.query_first("SELECT VERSION()").await.map_err(text)?;
+        let size: Option<u64> = self
+            .conn
+            .query_first(
+                "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED) \
+                 FROM information_schema.tables",
+            )
+            .await
+            .map_err(text)?;
+        let connections: Option<u64> = self
+            .conn
+            .query_first("SELECT COUNT(*) FROM information_schema.processlist")
+            .await
+            .map_err(text)?;
+        Ok(super::ServerFacts {
+            version: version.unwrap_or_default(),
+            data_bytes: size.unwrap_or(0),
+            connections: u32::try_from(connections.unwrap_or(0)).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Every site database's size in bytes, by name (one without tables is not listed).
+    pub(crate) async fn sizes(&mut self) -> Result<Vec<(String, u64)>, String> {
+        self.conn
+            .query(
+                "SELECT table_schema, CAST(SUM(data_length + index_length) AS UNSIGNED) \
+                 FROM information_schema.tables WHERE table_schema LIKE 'site\\_%' GROUP BY table_schema",
+            )
+            .await
+            .map_err(text)
+    }
 }

@@ -212,4 +212,46 @@ impl Admin {
             u32::try_from(connections).unwrap_or(0),
         ))
     }
+
+    /// The server's version, the size of all its databases in bytes, and its clients'
+    /// connections now.
+    pub(crate) async fn facts(&self) -> Result<super::ServerFacts, String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                 (SELECT COALESCE(sum(pg_database_size(datname)), 0)::bigint FROM pg_database), \
+                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+                &[],
+            )
+            .await
+            .map_err(text)?;
+        let size: i64 = row.get(1);
+        let connections: i64 = row.get(2);
+        Ok(super::ServerFacts {
+            version: row.get(0),
+            data_bytes: u64::try_from(size).unwrap_or(0),
+            connections: u32::try_from(connections).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Every site database's size in bytes, by name.
+    pub(crate) async fn sizes(&self) -> Result<Vec<(String, u64)>, String> {
+        let rows = self
+            .client
+            .query(
+                "SELECT datname::text, pg_database_size(datname) FROM pg_database \
+                 WHERE datname LIKE 'site\\_%'",
+                &[],
+            )
+            .await
+            .map_err(text)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let size: i64 = row.get(1);
+                (row.get(0), u64::try_from(size).unwrap_or(0))
+            })
+            .collect())
+    }
 }

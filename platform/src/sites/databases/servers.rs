@@ -46,6 +46,17 @@ pub(crate) enum Admin {
     Mysql(mysql::Admin),
 }
 
+/// What a server says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    /// Its version, as it gives it.
+    pub version: String,
+    /// The size of all its databases, in bytes.
+    pub data_bytes: u64,
+    /// Its clients' connections now.
+    pub connections: u32,
+}
+
 impl Admin {
     /// A superuser's connection to `spec`'s server, if it answers now.
     pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
@@ -85,6 +96,22 @@ impl Admin {
             Self::Mysql(admin) => admin.usage(name).await,
         }
     }
+
+    /// What the server says of itself.
+    pub(crate) async fn facts(&mut self) -> Result<ServerFacts, String> {
+        match self {
+            Self::Postgres(admin) => admin.facts().await,
+            Self::Mysql(admin) => admin.facts().await,
+        }
+    }
+
+    /// Every site database's size in bytes, by name.
+    pub(crate) async fn sizes(&mut self) -> Result<Vec<(String, u64)>, String> {
+        match self {
+            Self::Postgres(admin) => admin.sizes().await,
+            Self::Mysql(admin) => admin.sizes().await,
+        }
+    }
 }
 
 impl DatabaseServers {
@@ -93,7 +120,6 @@ impl DatabaseServers {
     async fn superuser_password(&self, engine: Engine) -> Result<String, String> {
         let dir = self.dir.join(engine.name());
         crate::files::blocking(move || -> Result<String, String> {
-            use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
             let fail = |e: std::io::Error| {
                 tracing::error!(dir = %dir.display(), error = %e, "the database superuser's password file");
                 format!(
@@ -116,19 +142,7 @@ impl DatabaseServers {
             // file exists: of two processes (or tasks) making it at once, one wins and both use
             // its password — never a half-written one, never two.
             let password = new_password();
-            let temporary = dir.join(format!("superuser.{}.{}", std::process::id(), new_password()));
-            let written = (|| {
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&temporary)?;
-                out.write_all(password.as_bytes())?;
-                out.sync_all()?;
-                std::fs::hard_link(&temporary, &file)
-            })();
-            let _ = std::fs::remove_file(&temporary);
-            match written {
+            match write_password(&dir, &password, |written| std::fs::hard_link(written, &file)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return std::fs::read_to_string(&file)
@@ -142,6 +156,47 @@ impl DatabaseServers {
         .await
         .map_err(|e| e.to_string())?
     }
+
+    /// Gives the superuser of `engine` a new password in its file (the server takes it at its
+    /// next start: see `orchestrator::databases`).
+    pub(crate) async fn replace_superuser_password(&self, engine: Engine) -> Result<(), String> {
+        let dir = self.dir.join(engine.name());
+        crate::files::blocking(move || {
+            // Renamed over the old one: a reader finds the old password or the new, whole.
+            write_password(&dir, &new_password(), |written| {
+                std::fs::rename(written, dir.join("superuser"))
+            })
+            .map_err(|e| {
+                tracing::error!(dir = %dir.display(), error = %e, "replacing the database superuser's password");
+                format!("the database server's password file cannot be written ({})", e.kind())
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// Writes `password` whole (0600) to a new file of its own in `dir`, then gives it to `place`
+/// (which links or renames it into place); the new file is gone after.
+fn write_password(
+    dir: &std::path::Path,
+    password: &str,
+    place: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let temporary = dir.join(format!("superuser.{}.{}", std::process::id(), new_password()));
+    let written = (|| {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        out.write_all(password.as_bytes())?;
+        out.sync_all()?;
+        place(&temporary)
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written
 }
 
 impl Runtime {

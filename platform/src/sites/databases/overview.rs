@@ -1,0 +1,184 @@
+//! What an administrator sees of the database servers and does to them: each server's state,
+//! version, data size and connections; every site's database on it with its size, those past
+//! the warning threshold marked; restarting a server; giving its superuser a new password.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use model::database::ServerState;
+
+use super::{DatabaseKind, DatabaseState, servers::ServerFacts};
+use crate::{
+    Actor, Error, Platform, Result,
+    authz::{Permission, authorize},
+    schema::{site_databases, sites},
+    sites::{Runtime, audit},
+};
+
+/// One server as the administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOverview {
+    /// Which server.
+    pub kind: DatabaseKind,
+    /// How it is.
+    pub state: ServerState,
+    /// What it says of itself, when it answers.
+    pub facts: Option<ServerFacts>,
+    /// The sites' databases on it.
+    pub databases: Vec<SiteDatabaseSize>,
+}
+
+/// One site's database on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteDatabaseSize {
+    /// The site.
+    pub site_id: i32,
+    /// Its name.
+    pub site: String,
+    /// Where the database is in its life.
+    pub state: DatabaseState,
+    /// Its size in bytes, when the server answers.
+    pub size_bytes: Option<u64>,
+}
+
+impl Platform {
+    /// Every database server with its sites' databases, for an administrator.
+    pub async fn database_servers(&self, actor: Option<&Actor>) -> Result<Vec<ServerOverview>> {
+        authorize(actor, Permission::Administer)?;
+        let rows: Vec<(i32, String, DatabaseKind, DatabaseState)> = {
+            let mut conn = self.conn().await?;
+            site_databases::table
+                .inner_join(sites::table)
+                .order((site_databases::kind, sites::name))
+                .select((
+                    sites::id,
+                    sites::name,
+                    site_databases::kind,
+                    site_databases::state,
+                ))
+                .load(&mut conn)
+                .await?
+        };
+        let runtime = self.runtime_if_up();
+        let mut servers = Vec::new();
+        for kind in DatabaseKind::ALL {
+            let (state, facts, sizes) = match &runtime {
+                Some(runtime) => runtime.server_overview(*kind).await,
+                None => (ServerState::Unknown, None, None),
+            };
+            let databases = rows
+                .iter()
+                .filter(|(_, _, k, _)| k == kind)
+                .map(|(site_id, site, _, state)| SiteDatabaseSize {
+                    site_id: *site_id,
+                    site: site.clone(),
+                    state: *state,
+                    size_bytes: sizes.as_ref().map(|sizes: &Vec<(String, u64)>| {
+                        let name = format!("site_{site}");
+                        sizes
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map_or(0, |(_, size)| *size)
+                    }),
+                })
+                .collect();
+            servers.push(ServerOverview {
+                kind: *kind,
+                state,
+                facts,
+                databases,
+            });
+        }
+        Ok(servers)
+    }
+
+    /// Replaces the server's task, for an administrator: its clients reconnect.
+    pub async fn restart_database_server(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
+        let actor = authorize(actor, Permission::Administer)?;
+        let runtime = self.runtime("Database servers are")?;
+        let engine = super::engine(kind);
+        let status = runtime.orchestrator.database_server_status(engine).await?;
+        if !status.exists {
+            return Err(Error::Conflict(format!(
+                "The {} server has not been started: it starts with the first database on it.",
+                kind.label()
+            )));
+        }
+        runtime.orchestrator.restart_database_server(engine).await?;
+        let mut conn = self.conn().await?;
+        audit(&mut conn, actor, "database-server.restart", kind.as_str(), "").await?;
+        tracing::info!(user = %actor.username, server = %kind, "database server restarted");
+        Ok(())
+    }
+
+    /// Gives the server's superuser a new password, for an administrator: written to its file,
+    /// then the server restarted with it (a server not started yet takes it when it starts).
+    /// Sites' roles keep theirs.
+    pub async fn rotate_database_superuser(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
+        let actor = authorize(actor, Permission::Administer)?;
+        let runtime = self.runtime("Database servers are")?;
+        let servers = runtime
+            .databases
+            .as_ref()
+            .ok_or_else(|| Error::Conflict("This Director has no database servers of its own.".to_owned()))?;
+        let engine = super::engine(kind);
+        servers
+            .replace_superuser_password(engine)
+            .await
+            .map_err(|e| Error::EngineUnavailable(format!("The password cannot be replaced: {e}")))?;
+        let mut conn = self.conn().await?;
+        audit(&mut conn, actor, "database-server.rotate", kind.as_str(), "").await?;
+        drop(conn);
+        // Should this fail, the reconciler's next pass brings the server to the new password.
+        if runtime.orchestrator.database_server_status(engine).await?.exists {
+            let spec = runtime
+                .database_server(kind)
+                .await
+                .map_err(Error::EngineUnavailable)?;
+            runtime.orchestrator.ensure_database_server(&spec).await?;
+        }
+        tracing::info!(user = %actor.username, server = %kind, "database superuser password replaced");
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// The server's state, what it says of itself and its site databases' sizes (those it
+    /// could tell).
+    async fn server_overview(
+        &self,
+        kind: DatabaseKind,
+    ) -> (ServerState, Option<ServerFacts>, Option<Vec<(String, u64)>>) {
+        let status = match self
+            .orchestrator
+            .database_server_status(super::engine(kind))
+            .await
+        {
+            Ok(status) => status,
+            Err(err) => {
+                tracing::warn!(server = %kind, error = %err, "reading a database server's state");
+                return (ServerState::Unknown, None, None);
+            }
+        };
+        if !status.exists {
+            return (ServerState::NotStarted, None, None);
+        }
+        if !status.running {
+            return (ServerState::Down(status.last_error), None, None);
+        }
+        let answered = async {
+            let spec = self.database_server(kind).await?;
+            if !self.orchestrator.database_socket_ready(&spec).await {
+                return Err("not answering on its socket".to_owned());
+            }
+            let mut admin = super::Admin::connect(&spec).await?;
+            Ok::<_, String>((admin.facts().await?, admin.sizes().await?))
+        };
+        match answered.await {
+            Ok((facts, sizes)) => (ServerState::Up, Some(facts), Some(sizes)),
+            Err(err) => {
+                tracing::info!(server = %kind, error = %err, "a database server does not answer yet");
+                (ServerState::Starting, None, None)
+            }
+        }
+    }
+}

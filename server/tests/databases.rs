@@ -1,0 +1,124 @@
+//! A site database's dump, downloaded over HTTP from the real router, made by the real
+//! clients from the real servers: PostgreSQL's and MariaDB's hold what the site's role wrote,
+//! as a file named after the site; another user learns nothing; with the server gone, the
+//! answer is a clear 503 rather than an empty file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, edge::start_edge, password, running_site, signed_in_user};
+use platform::{
+    Actor, Role,
+    sites::{DatabaseKind, DatabaseState},
+};
+
+/// Adds the site's database of `kind` and waits (at most 3 minutes: the first use starts the
+/// server) until it is ready.
+async fn add(platform: &platform::Platform, who: &Actor, site: i32, kind: DatabaseKind) {
+    platform.add_database(Some(who), site, kind).await.unwrap();
+    for _ in 0..1800 {
+        let databases = platform.databases(Some(who), site).await.unwrap();
+        if databases
+            .iter()
+            .any(|d| d.kind == kind && d.state == DatabaseState::Ready)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the {kind} database was not made: {:?}",
+        platform::testing::failed_operations(platform).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
+    let edge = start_edge().await;
+    edge.start_workers();
+    let platform = &edge.db.platform;
+    let (member, _) = signed_in_user(platform, "member", Role::User).await;
+    signed_in_user(platform, "other", Role::User).await;
+    let site = running_site(platform, &member, "ledger").await;
+    let server = TestServer::start(platform.clone()).await;
+    let as_member = server.signed_in("member", &password("member")).await;
+    let as_other = server.signed_in("other", &password("other")).await;
+
+    for (kind, create) in [
+        (
+            DatabaseKind::Postgresql,
+            "CREATE TABLE entries (id serial PRIMARY KEY, note text); \
+             INSERT INTO entries (note) VALUES ('it''s in the dump');",
+        ),
+        (
+            DatabaseKind::Mysql,
+            "CREATE TABLE entries (id int AUTO_INCREMENT PRIMARY KEY, note text); \
+             INSERT INTO entries (note) VALUES ('it''s in the dump');",
+        ),
+    ] {
+        add(platform, &member, site.id, kind).await;
+        let run = platform
+            .run_sql(Some(&member), site.id, kind, create)
+            .await
+            .unwrap();
+        assert!(run.error.is_none(), "{kind}: {:?}", run.error);
+
+        let url = server.url(&format!("/sites/{}/databases/{kind}/dump", site.id));
+        let response = as_member.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{kind}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "application/sql; charset=utf-8");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(
+            disposition.starts_with(&format!("attachment; filename=\"ledger-{kind}-")),
+            "{disposition}"
+        );
+        let dump = response.text().await.unwrap();
+        assert!(dump.contains("CREATE TABLE"), "{kind}: {dump}");
+        assert!(dump.contains("entries"), "{kind}: {dump}");
+        // PostgreSQL's rows as COPY data, MariaDB's as INSERTs with its own quoting.
+        assert!(dump.contains("s in the dump"), "{kind}: {dump}");
+        // Loadable anywhere: neither the site's role nor its grants are in it.
+        if kind == DatabaseKind::Postgresql {
+            assert!(!dump.contains("OWNER TO"), "{dump}");
+            assert!(!dump.contains("GRANT "), "{dump}");
+        }
+
+        let other = as_other.get(&url).send().await.unwrap();
+        assert_eq!(other.status(), 404, "{kind}: another user learns nothing");
+        let anonymous = server.client().get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{kind}");
+    }
+
+    // Each download is an audit line.
+    let audit = platform
+        .audit_entries(Some(&Actor::operator()), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().filter(|e| e.action == "database.dump").count(),
+        2,
+        "{audit:?}"
+    );
+
+    // With PostgreSQL's server gone (and no reconciler to bring it back), the answer says so
+    // instead of giving an empty file.
+    let runtime = edge.runtime.borrow().clone().unwrap();
+    runtime
+        .orchestrator
+        .remove_database_server(orchestrator::databases::Engine::Postgres)
+        .await
+        .unwrap();
+    let url = server.url(&format!("/sites/{}/databases/postgresql/dump", site.id));
+    let mut status = 0;
+    for _ in 0..30 {
+        status = as_member.get(&url).send().await.unwrap().status().as_u16();
+        if status == 503 {
+            break;
+        }
+        // The server's task may take a moment to stop.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(status, 503);
+}
