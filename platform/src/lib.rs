@@ -73,6 +73,20 @@ pub struct Settings {
     pub database_connections: u32,
     /// A site's database past this size, in bytes, is marked on the administrators' page.
     pub database_size_warning_bytes: u64,
+    /// The operator's PostgreSQL server for sites' databases, instead of Director's own.
+    pub site_postgres: Option<sites::ExternalServer>,
+    /// The operator's MySQL (MariaDB) server for sites' databases, instead of Director's own.
+    pub site_mysql: Option<sites::ExternalServer>,
+}
+
+impl Settings {
+    /// The operator's server for databases of `kind`, if one was given.
+    pub fn external_database(&self, kind: sites::DatabaseKind) -> Option<&sites::ExternalServer> {
+        match kind {
+            sites::DatabaseKind::Postgresql => self.site_postgres.as_ref(),
+            sites::DatabaseKind::Mysql => self.site_mysql.as_ref(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -93,6 +107,8 @@ impl Default for Settings {
             dns_server: None,
             database_connections: 20,
             database_size_warning_bytes: 1 << 30,
+            site_postgres: None,
+            site_mysql: None,
         }
     }
 }

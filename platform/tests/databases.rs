@@ -870,3 +870,292 @@ async fn an_admin_sees_each_server_and_its_sites_and_gives_the_superuser_a_new_p
         );
     }
 }
+
+/// A database server of the operator's own, not Director's: a container on the host's network
+/// listening on the sites' gateway address (which this machine and the sites' containers both
+/// reach), with an administrator `admin` of its own. Removed when dropped.
+struct OperatorsServer {
+    kind: DatabaseKind,
+    container: String,
+    host: String,
+    port: u16,
+}
+
+const OPERATORS_PASSWORD: &str = "operator password";
+
+impl OperatorsServer {
+    async fn start(kind: DatabaseKind) -> Self {
+        use orchestrator::base_images::BaseImage;
+        // The server's image is Director's own (Debian's server): made here when missing.
+        let orch = orchestrator::Orchestrator::connect(
+            orchestrator::Namespace::prefixed(&format!("x{:08x}", rand_u32())).unwrap(),
+        )
+        .await
+        .unwrap();
+        let (image, uid) = match kind {
+            DatabaseKind::Postgresql => (BaseImage::Postgres, "60432"),
+            DatabaseKind::Mysql => (BaseImage::Mariadb, "60433"),
+        };
+        orch.base_images()
+            .ensure(&orch, image, &mut |_| {})
+            .await
+            .unwrap();
+        let docker = |args: &[&str]| {
+            let out = std::process::Command::new("docker").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let host = docker(&[
+            "network",
+            "inspect",
+            "docker_gwbridge",
+            "--format",
+            "{{(index .IPAM.Config 0).Gateway}}",
+        ]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = match kind {
+            DatabaseKind::Postgresql => format!(
+                "set -e; export PGDATA=/tmp/data; echo '{OPERATORS_PASSWORD}' > /tmp/pw; \
+                 initdb --username=admin --auth=scram-sha-256 --pwfile=/tmp/pw >/dev/null; \
+                 printf 'local all all scram-sha-256\nhost all all all scram-sha-256\n' > $PGDATA/pg_hba.conf; \
+                 exec postgres -c listen_addresses={host} -p {port} -c unix_socket_directories=/tmp"
+            ),
+            DatabaseKind::Mysql => format!(
+                "set -e; mariadb-install-db --no-defaults --datadir=/tmp/data --skip-test-db \
+                 --auth-root-authentication-method=normal --skip-name-resolve >/dev/null; \
+                 printf '%s\\n' \"CREATE USER 'admin'@'%' IDENTIFIED BY '{OPERATORS_PASSWORD}';\" \
+                 \"GRANT ALL ON *.* TO 'admin'@'%' WITH GRANT OPTION;\" > /tmp/init.sql; \
+                 exec mariadbd --no-defaults --datadir=/tmp/data --socket=/tmp/m.sock --bind-address={host} \
+                 --port={port} --skip-name-resolve --init-file=/tmp/init.sql --pid-file=/tmp/m.pid"
+            ),
+        };
+        let container = format!("director-test-operators-{kind}-{:08x}", rand_u32());
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--network",
+            "host",
+            "--user",
+            uid,
+            "--entrypoint",
+            "sh",
+            &orch.base_images().reference(image),
+            "-c",
+            &script,
+        ]);
+        let server = Self {
+            kind,
+            container,
+            host,
+            port,
+        };
+        for _ in 0..240 {
+            if server.connect("admin", OPERATORS_PASSWORD, None).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the operator's {kind} server did not start");
+    }
+
+    fn url(&self) -> String {
+        let scheme = match self.kind {
+            DatabaseKind::Postgresql => "postgresql",
+            DatabaseKind::Mysql => "mysql",
+        };
+        format!("{scheme}://admin:operator%20password@{}:{}", self.host, self.port)
+    }
+
+    /// Connects over TCP as `user` (to `database`, or the server's own) and runs `query`, which
+    /// gives one number.
+    async fn ask(
+        &self,
+        user: &str,
+        password: &str,
+        database: Option<&str>,
+        query: &str,
+    ) -> Result<i64, String> {
+        match self.kind {
+            DatabaseKind::Postgresql => {
+                let (client, connection) = tokio_postgres::Config::new()
+                    .host(&self.host)
+                    .port(self.port)
+                    .user(user)
+                    .password(password)
+                    .dbname(database.unwrap_or("postgres"))
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(connection);
+                let row = client.query_one(query, &[]).await.map_err(|e| e.to_string())?;
+                Ok(row.get(0))
+            }
+            DatabaseKind::Mysql => {
+                let opts = mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(self.host.clone())
+                    .tcp_port(self.port)
+                    .prefer_socket(false)
+                    .user(Some(user))
+                    .pass(Some(password))
+                    .db_name(database);
+                let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| e.to_string())?;
+                let number: Option<i64> = conn.query_first(query).await.map_err(|e| e.to_string())?;
+                Ok(number.unwrap_or_default())
+            }
+        }
+    }
+
+    /// Connects over TCP as `user` to `database` (or the server's own).
+    async fn connect(&self, user: &str, password: &str, database: Option<&str>) -> Result<(), String> {
+        let one = match self.kind {
+            DatabaseKind::Postgresql => "SELECT 1::bigint",
+            DatabaseKind::Mysql => "SELECT 1",
+        };
+        self.ask(user, password, database, one).await.map(|_| ())
+    }
+
+    /// How many databases and roles named `site_…` the server holds.
+    async fn leftovers(&self) -> i64 {
+        let query = match self.kind {
+            DatabaseKind::Postgresql => {
+                "SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE 'site\\_%') \
+                 + (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'site\\_%')"
+            }
+            DatabaseKind::Mysql => {
+                "SELECT CAST((SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'site\\_%') \
+                 + (SELECT count(*) FROM mysql.user WHERE user LIKE 'site\\_%') AS SIGNED)"
+            }
+        };
+        self.ask("admin", OPERATORS_PASSWORD, None, query).await.unwrap()
+    }
+}
+
+impl Drop for OperatorsServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.container])
+            .output();
+    }
+}
+
+/// The operator's server of `kind` takes the sites' databases instead of Director's own.
+async fn operators_server_takes_the_sites_databases(kind: DatabaseKind) {
+    let operators = OperatorsServer::start(kind).await;
+    let external = Some(platform::sites::ExternalServer::parse(kind, &operators.url()).unwrap());
+    let settings = match kind {
+        DatabaseKind::Postgresql => platform::Settings {
+            site_postgres: external,
+            ..platform::Settings::default()
+        },
+        DatabaseKind::Mysql => platform::Settings {
+            site_mysql: external,
+            ..platform::Settings::default()
+        },
+    };
+    let w = world_on(platform::testing::TestDb::with_settings(settings).await, false).await;
+    let alice = user(&w.db, "alice", Role::User).await;
+    let bob = user(&w.db, "bob", Role::User).await;
+    let admin = user(&w.db, "chief", Role::Admin).await;
+    let shop = made_site(&w, &alice, "shop", "static").await;
+    let other = made_site(&w, &bob, "other", "static").await;
+    let db = add(&w, &alice, &shop, kind).await;
+    let theirs = add(&w, &bob, &other, kind).await;
+    assert_eq!(operators.leftovers().await, 4);
+
+    // The sites are given the operator's server, and each role gets into its own database
+    // alone.
+    assert_eq!(
+        (db.host.as_str(), db.port),
+        (operators.host.as_str(), operators.port)
+    );
+    operators
+        .connect(&db.name, db.password(), Some(&db.name))
+        .await
+        .unwrap();
+    let refused = operators
+        .connect(&theirs.name, theirs.password(), Some(&db.name))
+        .await;
+    assert!(refused.is_err(), "another site's role got into the database");
+    let made =
+        w.db.platform
+            .run_sql(
+                Some(&alice),
+                shop.id,
+                kind,
+                "CREATE TABLE orders (n int); INSERT INTO orders VALUES (7)",
+            )
+            .await
+            .unwrap();
+    assert!(made.error.is_none(), "{:?}", made.error);
+    // From the site's own containers too: its database shell reaches it with its variables.
+    let said = database_shell(&w, &alice, shop.id, kind, "SELECT n * 6 AS answer FROM orders;\n").await;
+    assert!(said.contains("42"), "{said}");
+
+    // Director runs no server of its own for it, even after a reconciler pass; the admin page
+    // says whose it is, and Director neither restarts it nor changes its password.
+    w.db.platform.reconcile(&w.runtime).await.unwrap();
+    let engine = match kind {
+        DatabaseKind::Postgresql => orchestrator::databases::Engine::Postgres,
+        DatabaseKind::Mysql => orchestrator::databases::Engine::Mariadb,
+    };
+    let status = w
+        .runtime
+        .orchestrator
+        .database_server_status(engine)
+        .await
+        .unwrap();
+    assert!(!status.exists, "Director started a {kind} server of its own");
+    let servers = w.db.platform.database_servers(Some(&admin)).await.unwrap();
+    let server = servers.iter().find(|s| s.kind == kind).unwrap();
+    assert_eq!(server.state, ServerState::Up);
+    assert_eq!(
+        server.external,
+        Some(format!("{}:{}", operators.host, operators.port))
+    );
+    assert_eq!(server.databases.len(), 2);
+    for refused in [
+        w.db.platform.restart_database_server(Some(&admin), kind).await,
+        w.db.platform.rotate_database_superuser(Some(&admin), kind).await,
+    ] {
+        assert!(
+            matches!(refused, Err(Error::Conflict(ref m)) if m.contains("operator's own")),
+            "{refused:?}"
+        );
+    }
+
+    // Deleted with their sites: the databases and roles are gone from the operator's server.
+    w.db.platform
+        .delete_site(Some(&alice), shop.id, "shop")
+        .await
+        .unwrap();
+    w.db.platform
+        .delete_site(Some(&bob), other.id, "other")
+        .await
+        .unwrap();
+    run_operations(&w).await;
+    assert_eq!(
+        operators.leftovers().await,
+        0,
+        "databases or roles of deleted sites are left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_own_postgres_server_takes_the_sites_databases_instead_of_directors() {
+    operators_server_takes_the_sites_databases(DatabaseKind::Postgresql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_own_mysql_server_takes_the_sites_databases_instead_of_directors() {
+    operators_server_takes_the_sites_databases(DatabaseKind::Mysql).await;
+}

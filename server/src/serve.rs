@@ -72,6 +72,8 @@ impl Database {
             dns_server: config.sites.dns_server,
             database_connections: config.sites.database_connections,
             database_size_warning_bytes: config.sites.database_size_warning_bytes,
+            site_postgres: config.sites.site_postgres.clone(),
+            site_mysql: config.sites.site_mysql.clone(),
             ..Settings::default()
         };
         Ok(Platform::new(pool, settings))

@@ -166,6 +166,8 @@ pub struct ServerRow {
     pub kind: DatabaseKind,
     /// How it is.
     pub state: ServerState,
+    /// The operator's server's host and port, when it is not Director's own.
+    pub external: Option<String>,
     /// Its version, when it answers.
     pub version: Option<String>,
     /// The size of all its data, in words, when it answers.
@@ -214,6 +216,7 @@ pub async fn database_servers() -> Result<DatabaseServersPage, AppError> {
         .map(|server| ServerRow {
             kind: server.kind,
             state: server.state,
+            external: server.external,
             version: server.facts.as_ref().map(|f| f.version.clone()),
             data_size: server.facts.as_ref().map(|f| model::human_bytes(f.data_bytes)),
             connections: server.facts.as_ref().map(|f| f.connections),

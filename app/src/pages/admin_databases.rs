@@ -46,7 +46,7 @@ fn Servers(
     let warning = page.warning;
     view! {
         <p class="hint">{format!(
-            "Director runs one server of each kind for every site's database, on the sites' network only. A site's database past {warning} is marked."
+            "One server of each kind holds every site's database of that kind. A site's database past {warning} is marked."
         )}</p>
         <FormError error=failure(restart.value())/>
         <FormError error=failure(rotate.value())/>
@@ -76,7 +76,15 @@ fn Server(
         ServerState::Down(_) => "badge off",
         _ => "badge busy",
     };
-    let started = !matches!(server.state, ServerState::NotStarted | ServerState::Unknown);
+    // Director restarts and changes the password only of a server of its own.
+    let started =
+        server.external.is_none() && !matches!(server.state, ServerState::NotStarted | ServerState::Unknown);
+    let whose = match &server.external {
+        Some(address) => format!(
+            "The operator's own server at {address}: Director makes the sites' databases and roles on it."
+        ),
+        None => "Director's own server, on the sites' network only.".to_owned(),
+    };
     view! {
         <section class="card database-server" aria-labelledby=labelled_by data-kind=kind.as_str()>
             <div class="page-head">
@@ -84,6 +92,7 @@ fn Server(
                 <span class=badge>{server.state.label()}</span>
             </div>
             {reason.map(|reason| view! { <p class="alert error" role="alert">{reason}</p> })}
+            <p class="hint">{whose}</p>
             <dl class="facts">
                 <dt>"Version"</dt><dd>{server.version.unwrap_or_else(dash)}</dd>
                 <dt>"Data"</dt><dd>{server.data_size.unwrap_or_else(dash)}</dd>

@@ -23,8 +23,8 @@ pub use certificates::{
     CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
 pub use databases::{
-    Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, ServerFacts, ServerOverview,
-    SiteDatabase, SiteDatabaseSize, database_name,
+    Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, ExternalServer, ServerFacts,
+    ServerOverview, SiteDatabase, SiteDatabaseSize, database_name,
 };
 pub use disk::{DiskUse, measure};
 pub use domains::{

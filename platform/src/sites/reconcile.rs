@@ -161,14 +161,19 @@ impl Platform {
                 .any(|site| site.databases.iter().any(|d| d.kind == *kind))
         });
         for kind in in_use {
-            let spec = match runtime.database_server(kind).await {
-                Ok(spec) => spec,
+            let server = match runtime.database_server(kind).await {
+                Ok(server) => server,
                 Err(err) => {
                     tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server");
                     continue;
                 }
             };
-            let found = match runtime.orchestrator.ensure_database_server(&spec).await {
+            // An operator's own server is theirs to keep running.
+            let ensured = match server.own() {
+                Some(spec) => runtime.orchestrator.ensure_database_server(spec).await,
+                None => Ok(Ensured::Unchanged),
+            };
+            let found = match ensured {
                 Ok(Ensured::Unchanged) => None,
                 Ok(Ensured::Created) => Some("was missing; started it"),
                 Ok(Ensured::Updated) => Some("was not as it should be; updated it"),
@@ -184,7 +189,7 @@ impl Platform {
                 });
             }
             if kind == super::DatabaseKind::Postgresql {
-                match runtime.sweep_database_roles(&spec).await {
+                match runtime.sweep_database_roles(&server).await {
                     Ok(0) => {}
                     Ok(revoked) => corrections.push(Correction {
                         site: 0,

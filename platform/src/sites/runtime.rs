@@ -209,7 +209,7 @@ impl Runtime {
             gid: Self::uid(site),
             port: orchestrator::edge::SITE_PORT,
             url: self.url(site),
-            env: super::databases::environment(site),
+            env: super::databases::environment(self.platform.settings(), site),
             limits: Limits {
                 cpu_millis: u32::try_from(site.cpu_millis).unwrap_or(1000),
                 memory_bytes: u64::try_from(site.memory_mb).unwrap_or(512) << 20,

@@ -179,7 +179,7 @@ impl Config {
             acme: acme::resolve(&flags.acme, file.acme, https_listen, &edge)?,
             edge,
             shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
-            sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases),
+            sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases)?,
         })
     }
 }
@@ -263,6 +263,38 @@ mod tests {
         );
         assert_eq!(sites.database_size_warning_bytes, 300 << 20, "from the file");
         assert_eq!(defaults.database_size_warning_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn an_operators_database_servers_come_from_the_file_or_flags_and_a_bad_url_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(
+            &file,
+            "[databases]\npostgres_url = \"postgresql://admin:pw@db.example.org/\"\n",
+        )
+        .unwrap();
+        let parsed = cli(&[
+            "--config",
+            file.to_str().unwrap(),
+            "serve",
+            "--site-mysql-url",
+            "mysql://root:pw@10.0.0.5",
+        ]);
+        let Command::Serve(flags) = &parsed.command else {
+            unreachable!()
+        };
+        let sites = Config::resolve(&parsed, Some(flags)).unwrap().sites;
+        let postgres = sites.site_postgres.unwrap();
+        assert_eq!((postgres.host.as_str(), postgres.port), ("db.example.org", 5432));
+        let mysql = sites.site_mysql.unwrap();
+        assert_eq!((mysql.host.as_str(), mysql.port), ("10.0.0.5", 3306));
+        let err = serve(&["--site-postgres-url", "mysql://root:pw@host"]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("starts with postgresql://"),
+            "{err:#}"
+        );
+        assert!(serve(&[]).unwrap().sites.site_postgres.is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
+use platform::sites::{DatabaseKind, ExternalServer};
 use serde::Deserialize;
 
 /// Sites a member may belong to unless an admin gives them another quota.
@@ -40,6 +41,15 @@ pub struct SiteFlags {
     /// A site's database past this size, in MiB, is marked on the administrators' page.
     #[arg(long, env = "DIRECTOR_DATABASE_SIZE_WARNING_MB")]
     pub database_size_warning_mb: Option<u64>,
+    /// An existing PostgreSQL server for sites' databases, instead of Director's own:
+    /// `postgresql://admin:password@host:5432/postgres`, reachable from this machine and the
+    /// sites' containers (prefer the variable or the file: a flag shows in `ps`).
+    #[arg(long, env = "DIRECTOR_SITE_POSTGRES_URL", hide_env_values = true)]
+    pub site_postgres_url: Option<String>,
+    /// An existing MySQL or MariaDB server for sites' databases, instead of Director's own:
+    /// `mysql://admin:password@host:3306`.
+    #[arg(long, env = "DIRECTOR_SITE_MYSQL_URL", hide_env_values = true)]
+    pub site_mysql_url: Option<String>,
 }
 
 /// `[databases]` in the file.
@@ -49,6 +59,8 @@ pub(super) struct DatabasesFile {
     connections: Option<u32>,
     server_memory_mb: Option<u64>,
     size_warning_mb: Option<u64>,
+    postgres_url: Option<String>,
+    mysql_url: Option<String>,
 }
 
 /// `[sites]` in the file.
@@ -91,6 +103,10 @@ pub struct Sites {
     pub database_server_memory_bytes: u64,
     /// A site's database past this size, in bytes, is marked for the administrators.
     pub database_size_warning_bytes: u64,
+    /// The operator's PostgreSQL server for sites' databases, if given.
+    pub site_postgres: Option<ExternalServer>,
+    /// The operator's MySQL server for sites' databases, if given.
+    pub site_mysql: Option<ExternalServer>,
 }
 
 impl Sites {
@@ -100,11 +116,31 @@ impl Sites {
         files: FilesFile,
         domains: DomainsFile,
         databases: DatabasesFile,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
         let file_bytes = mib(flags.upload_file_mb.or(files.upload_file_mb).unwrap_or(256));
         let total_bytes = mib(flags.upload_total_mb.or(files.upload_total_mb).unwrap_or(1024));
-        Self {
+        let external = |kind: DatabaseKind, url: Option<&String>, name: &str| {
+            url.map(|url| {
+                ExternalServer::parse(kind, url)
+                    .map_err(|why| anyhow::anyhow!("{name} is not a {} server's URL: {why}", kind.label()))
+            })
+            .transpose()
+        };
+        Ok(Self {
+            site_postgres: external(
+                DatabaseKind::Postgresql,
+                flags
+                    .site_postgres_url
+                    .as_ref()
+                    .or(databases.postgres_url.as_ref()),
+                "the site PostgreSQL URL",
+            )?,
+            site_mysql: external(
+                DatabaseKind::Mysql,
+                flags.site_mysql_url.as_ref().or(databases.mysql_url.as_ref()),
+                "the site MySQL URL",
+            )?,
             per_user: flags
                 .sites_per_user
                 .or(sites.per_user)
@@ -136,6 +172,6 @@ impl Sites {
                 .database_size_warning_mb
                 .or(databases.size_warning_mb)
                 .unwrap_or(1024)),
-        }
+        })
     }
 }

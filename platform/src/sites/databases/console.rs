@@ -16,7 +16,8 @@ use model::database::{
     SqlError, StatementResult, Value,
 };
 use mysql_async::prelude::Queryable as _;
-use orchestrator::databases::ServerSpec;
+
+use super::servers::Server;
 
 /// The limit the server holds a run to; the console's own wait is a little longer.
 const TIMEOUT: Duration = Duration::from_secs(CONSOLE_TIMEOUT_SECS);
@@ -86,17 +87,12 @@ enum Ended {
 }
 
 /// Runs `sql` on PostgreSQL as the role `name` in its database.
-pub(crate) async fn postgres(spec: &ServerSpec, name: &str, password: &str, sql: &str) -> ConsoleRun {
+pub(crate) async fn postgres(server: &Server, name: &str, password: &str, sql: &str) -> ConsoleRun {
     let started = Instant::now();
-    let connected = tokio_postgres::Config::new()
-        .host_path(spec.socket_dir())
-        .port(spec.engine.port())
-        .user(name)
-        .password(password)
-        .dbname(name)
+    let connected = server
+        .postgres(Some((name, password)), Some(name))
         .application_name("director console")
         .options(format!("-c statement_timeout={CONSOLE_TIMEOUT_SECS}s"))
-        .connect_timeout(Duration::from_secs(5))
         .connect(tokio_postgres::NoTls)
         .await;
     let (client, connection) = match connected {
@@ -138,11 +134,11 @@ pub(crate) async fn postgres(spec: &ServerSpec, name: &str, password: &str, sql:
     let ended = match tokio::time::timeout(TIMEOUT + GRACE, work).await {
         Ok(Ended::Answered(error)) => error.map(|e| if e.code == "57014" { timed_out() } else { e }),
         Ok(Ended::Broken(error)) => {
-            end_postgres_session(spec, pid).await;
+            end_postgres_session(server, pid).await;
             Some(error)
         }
         Err(_) => {
-            end_postgres_session(spec, pid).await;
+            end_postgres_session(server, pid).await;
             Some(timed_out())
         }
     };
@@ -172,9 +168,9 @@ fn answered_or_broken(err: &tokio_postgres::Error) -> Ended {
 }
 
 /// Ends the session `pid` as the superuser: a FATAL no procedure can trap.
-async fn end_postgres_session(spec: &ServerSpec, pid: Option<i32>) {
+async fn end_postgres_session(server: &Server, pid: Option<i32>) {
     let Some(pid) = pid else { return };
-    match super::postgres::connect(spec, "postgres", &spec.superuser_password, "postgres").await {
+    match super::postgres::connect(server.postgres(None, None)).await {
         Ok(admin) => {
             if let Err(err) = admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await {
                 tracing::warn!(pid, error = %err, "ending a console session failed");
@@ -200,9 +196,9 @@ fn postgres_error(err: &tokio_postgres::Error) -> SqlError {
 }
 
 /// Runs `sql` on MariaDB as the user `name` in its database.
-pub(crate) async fn mysql(spec: &ServerSpec, name: &str, password: &str, sql: &str) -> ConsoleRun {
+pub(crate) async fn mysql(server: &Server, name: &str, password: &str, sql: &str) -> ConsoleRun {
     let started = Instant::now();
-    let mut conn = match super::mysql::connect(spec, name, password, Some(name)).await {
+    let mut conn = match super::mysql::connect(server.mysql(Some((name, password)), Some(name))).await {
         Ok(conn) => conn,
         Err(text) => return failed(started, message(text)),
     };
@@ -244,11 +240,11 @@ pub(crate) async fn mysql(spec: &ServerSpec, name: &str, password: &str, sql: &s
         // ER_STATEMENT_TIMEOUT
         Ok(Ended::Answered(error)) => error.map(|e| if e.code == "1969" { timed_out() } else { e }),
         Ok(Ended::Broken(error)) => {
-            end_mysql_session(spec, id).await;
+            end_mysql_session(server, id).await;
             Some(error)
         }
         Err(_) => {
-            end_mysql_session(spec, id).await;
+            end_mysql_session(server, id).await;
             Some(timed_out())
         }
     };
@@ -260,8 +256,8 @@ pub(crate) async fn mysql(spec: &ServerSpec, name: &str, password: &str, sql: &s
 
 /// Ends the connection `id` as the superuser (who has a connection kept for it when the
 /// site's user holds all of its own).
-async fn end_mysql_session(spec: &ServerSpec, id: u32) {
-    match super::mysql::connect(spec, "root", &spec.superuser_password, None).await {
+async fn end_mysql_session(server: &Server, id: u32) {
+    match super::mysql::connect(server.mysql(None, None)).await {
         Ok(mut admin) => {
             if let Err(err) = admin.query_drop(format!("KILL CONNECTION {id}")).await {
                 tracing::warn!(id, error = %super::mysql::text(err), "ending a console session failed");

@@ -21,10 +21,9 @@ pub(crate) use console::LastRuns;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 pub use model::database::{DatabaseKind, DatabaseState};
-use orchestrator::databases::ServerSpec;
 pub use overview::{ServerOverview, SiteDatabaseSize};
-use servers::{Admin, engine, new_password};
-pub use servers::{DatabaseServers, ServerFacts};
+use servers::{Admin, Server, engine, new_password};
+pub use servers::{DatabaseServers, ExternalServer, ServerFacts};
 
 use super::{Change, OperationKind, Runtime, Site, SiteState, record_change};
 use crate::{
@@ -93,8 +92,8 @@ pub fn database_name(site: &Site) -> String {
 pub struct Connection {
     /// Which server.
     pub kind: DatabaseKind,
-    /// The host on the sites' network.
-    pub host: &'static str,
+    /// The host sites reach it at.
+    pub host: String,
     /// Its port.
     pub port: u16,
     /// The database's and its role's name.
@@ -112,12 +111,12 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    fn of(site: &Site, database: &SiteDatabase) -> Self {
-        let engine = engine(database.kind);
+    fn of(settings: &crate::Settings, site: &Site, database: &SiteDatabase) -> Self {
+        let (host, port) = Server::site_address(settings, database.kind);
         Self {
             kind: database.kind,
-            host: engine.alias(),
-            port: engine.port(),
+            host,
+            port,
             name: database_name(site),
             password: database.password.clone(),
         }
@@ -125,8 +124,12 @@ impl Connection {
 
     /// Its URL, the password percent-encoded (`None`: left out, for showing).
     pub fn url(&self, with_password: bool) -> String {
-        let mut url = url::Url::parse(&format!("{}://{}:{}/", self.kind.scheme(), self.host, self.port))
-            .expect("a scheme, an alias and a port make a URL");
+        let host = match self.host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]", self.host),
+            Err(_) => self.host.clone(),
+        };
+        let mut url = url::Url::parse(&format!("{}://{host}:{}/", self.kind.scheme(), self.port))
+            .expect("a scheme, a host and a port make a URL");
         let _ = url.set_username(&self.name);
         if with_password {
             let _ = url.set_password(Some(&self.password));
@@ -144,7 +147,7 @@ impl Connection {
     fn variables(&self) -> Vec<(String, String)> {
         let values = [
             self.url(true),
-            self.host.to_owned(),
+            self.host.clone(),
             self.port.to_string(),
             self.name.clone(),
             self.password.clone(),
@@ -161,12 +164,12 @@ impl Connection {
 
 /// The variables a site's service and terminal get from its made databases. `DATABASE_URL`
 /// is its PostgreSQL database's URL, or its MySQL one's when it has no PostgreSQL database.
-pub(crate) fn environment(site: &Site) -> BTreeMap<String, String> {
+pub(crate) fn environment(settings: &crate::Settings, site: &Site) -> BTreeMap<String, String> {
     let ready: Vec<Connection> = site
         .databases
         .iter()
         .filter(|d| d.state == DatabaseState::Ready)
-        .map(|d| Connection::of(site, d))
+        .map(|d| Connection::of(settings, site, d))
         .collect();
     let mut env: BTreeMap<String, String> = ready.iter().flat_map(Connection::variables).collect();
     let primary = ready
@@ -273,12 +276,12 @@ impl Runtime {
     }
 
     /// Revokes every membership between sites' PostgreSQL roles (see `postgres::Admin`), when
-    /// `spec`'s server answers now; returns how many there were.
-    pub(crate) async fn sweep_database_roles(&self, spec: &ServerSpec) -> Result<usize, String> {
-        if !self.orchestrator.database_socket_ready(spec).await {
+    /// the server answers now; returns how many there were.
+    pub(crate) async fn sweep_database_roles(&self, server: &Server) -> Result<usize, String> {
+        if !server.may_answer(&self.orchestrator).await {
             return Ok(0);
         }
-        postgres::Admin::connect(spec)
+        postgres::Admin::connect(server)
             .await?
             .revoke_memberships(None)
             .await
@@ -286,11 +289,11 @@ impl Runtime {
 
     /// The database's size and connections, when its server answers.
     async fn database_usage(&self, site: &Site, kind: DatabaseKind) -> Option<(u64, u32)> {
-        let spec = self.database_server(kind).await.ok()?;
-        if !self.orchestrator.database_socket_ready(&spec).await {
+        let server = self.database_server(kind).await.ok()?;
+        if !server.may_answer(&self.orchestrator).await {
             return None;
         }
-        let usage = match Admin::connect(&spec).await {
+        let usage = match Admin::connect(&server).await {
             Ok(mut admin) => admin.usage(&database_name(site)).await,
             Err(err) => Err(err),
         };
@@ -309,7 +312,7 @@ impl Platform {
         let runtime = self.runtime_if_up();
         let mut infos = Vec::new();
         for database in &site.databases {
-            let connection = Connection::of(&site, database);
+            let connection = Connection::of(self.settings(), &site, database);
             let usage = match (&runtime, database.state) {
                 (Some(runtime), DatabaseState::Ready) => runtime.database_usage(&site, database.kind).await,
                 _ => None,
@@ -475,7 +478,7 @@ impl Platform {
             .ok_or(Error::NotFound("database"))?;
         let mut conn = self.conn().await?;
         super::audit(&mut conn, actor, "database.reveal", &site.name, kind.as_str()).await?;
-        Ok(Connection::of(&site, database))
+        Ok(Connection::of(self.settings(), &site, database))
     }
 }
 
@@ -512,7 +515,7 @@ impl Platform {
             )));
         }
         let runtime = self.runtime("The SQL console is")?;
-        let spec = runtime
+        let server = runtime
             .database_server(kind)
             .await
             .map_err(|e| Error::EngineUnavailable(format!("The database server is unavailable: {e}")))?;
@@ -553,8 +556,8 @@ impl Platform {
         let _turn = self.console_turn().await?;
         tracing::info!(user = %actor.username, site = %site.name, %kind, bytes = sql.len(), "SQL console run");
         let mut run = match kind {
-            DatabaseKind::Postgresql => console::postgres(&spec, &name, &database.password, sql).await,
-            DatabaseKind::Mysql => console::mysql(&spec, &name, &database.password, sql).await,
+            DatabaseKind::Postgresql => console::postgres(&server, &name, &database.password, sql).await,
+            DatabaseKind::Mysql => console::mysql(&server, &name, &database.password, sql).await,
         };
         run.error = run.error.map(|e| e.placed(sql));
         self.inner.last_runs.put(actor.user_id, site.id, run.clone());
@@ -630,12 +633,63 @@ mod tests {
         );
         let url = Connection {
             kind: DatabaseKind::Mysql,
-            host: "mysql.director",
+            host: "mysql.director".to_owned(),
             port: 3306,
             name: "site_a-b".to_owned(),
             password: "Secret123".to_owned(),
         };
         assert_eq!(url.url(false), "mysql://site_a-b@mysql.director:3306/site_a-b");
         assert!(!format!("{url:?}").contains("Secret123"));
+    }
+
+    #[test]
+    fn an_operators_server_is_read_from_its_url_and_named_in_sites_urls_as_given() {
+        let postgres = ExternalServer::parse(
+            DatabaseKind::Postgresql,
+            "postgresql://admin:p%40ss%2Fword@db.example.org/",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                postgres.host.as_str(),
+                postgres.port,
+                postgres.user.as_str(),
+                postgres.database.as_str()
+            ),
+            ("db.example.org", 5432, "admin", "postgres")
+        );
+        assert!(!format!("{postgres:?}").contains("p@ss"), "{postgres:?}");
+        let mysql = ExternalServer::parse(DatabaseKind::Mysql, "mariadb://root:pw@[fd00::1]:3307").unwrap();
+        assert_eq!((mysql.host.as_str(), mysql.port), ("fd00::1", 3307));
+        for (kind, url, why) in [
+            (
+                DatabaseKind::Postgresql,
+                "mysql://a:b@host",
+                "starts with postgresql://",
+            ),
+            (
+                DatabaseKind::Mysql,
+                "mysql://root@host",
+                "no admin role and password",
+            ),
+            (
+                DatabaseKind::Mysql,
+                "mysql://:pw@host",
+                "no admin role and password",
+            ),
+            (DatabaseKind::Postgresql, "postgresql://a:b@/db", "host"),
+            (DatabaseKind::Postgresql, "db.example.org", "not a URL"),
+        ] {
+            let refused = ExternalServer::parse(kind, url).unwrap_err();
+            assert!(refused.contains(why), "{url}: {refused}");
+        }
+        let url = Connection {
+            kind: DatabaseKind::Postgresql,
+            host: "fd00::1".to_owned(),
+            port: 5432,
+            name: "site_a".to_owned(),
+            password: "Secret123".to_owned(),
+        };
+        assert_eq!(url.url(false), "postgresql://site_a@[fd00::1]:5432/site_a");
     }
 }

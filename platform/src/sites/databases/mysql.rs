@@ -4,8 +4,8 @@
 //! validated name and are quoted as MySQL quotes them. In `GRANT … ON db.*`, `_` and `%` are
 //! wildcards: there they are escaped too, or `site_a` would match `siteXa`.
 
-use mysql_async::{Conn, OptsBuilder, prelude::Queryable as _};
-use orchestrator::databases::ServerSpec;
+use super::servers::Server;
+use mysql_async::{Conn, prelude::Queryable as _};
 
 /// A superuser's connection.
 pub(crate) struct Admin {
@@ -22,24 +22,15 @@ fn literal(name: &str) -> String {
     format!("'{}'", name.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// A connection to `spec`'s server on its socket as `user`.
-pub(crate) async fn connect(
-    spec: &ServerSpec,
-    user: &str,
-    password: &str,
-    database: Option<&str>,
-) -> Result<Conn, String> {
-    let opts = OptsBuilder::default()
-        .socket(Some(spec.socket().to_string_lossy().into_owned()))
-        .prefer_socket(true)
-        .user(Some(user))
-        .pass(Some(password))
-        .db_name(database)
-        .wait_timeout(Some(600));
-    tokio::time::timeout(std::time::Duration::from_secs(5), Conn::new(opts))
-        .await
-        .map_err(|_| "the server did not answer within 5 s".to_owned())?
-        .map_err(text)
+/// A connection as `opts` say.
+pub(crate) async fn connect(opts: mysql_async::OptsBuilder) -> Result<Conn, String> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Conn::new(opts.wait_timeout(Some(600))),
+    )
+    .await
+    .map_err(|_| "the server did not answer within 5 s".to_owned())?
+    .map_err(text)
 }
 
 pub(crate) fn text(err: mysql_async::Error) -> String {
@@ -50,8 +41,8 @@ pub(crate) fn text(err: mysql_async::Error) -> String {
 }
 
 impl Admin {
-    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
-        let conn = connect(spec, "root", &spec.superuser_password, None).await?;
+    pub(crate) async fn connect(server: &Server) -> Result<Self, String> {
+        let conn = connect(server.mysql(None, None)).await?;
         Ok(Self { conn })
     }
 

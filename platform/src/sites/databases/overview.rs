@@ -21,6 +21,8 @@ pub struct ServerOverview {
     pub kind: DatabaseKind,
     /// How it is.
     pub state: ServerState,
+    /// The operator's server's host and port, when it is not Director's own.
+    pub external: Option<String>,
     /// What it says of itself, when it answers.
     pub facts: Option<ServerFacts>,
     /// The sites' databases on it.
@@ -84,6 +86,10 @@ impl Platform {
             servers.push(ServerOverview {
                 kind: *kind,
                 state,
+                external: self
+                    .settings()
+                    .external_database(*kind)
+                    .map(|server| format!("{}:{}", server.host, server.port)),
                 facts,
                 databases,
             });
@@ -94,6 +100,7 @@ impl Platform {
     /// Replaces the server's task, for an administrator: its clients reconnect.
     pub async fn restart_database_server(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
         let actor = authorize(actor, Permission::Administer)?;
+        self.own_server(kind, "restarts")?;
         let runtime = self.runtime("Database servers are")?;
         let engine = super::engine(kind);
         let status = runtime.orchestrator.database_server_status(engine).await?;
@@ -115,6 +122,7 @@ impl Platform {
     /// Sites' roles keep theirs.
     pub async fn rotate_database_superuser(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
         let actor = authorize(actor, Permission::Administer)?;
+        self.own_server(kind, "gives a new password to")?;
         let runtime = self.runtime("Database servers are")?;
         let servers = runtime
             .databases
@@ -130,14 +138,32 @@ impl Platform {
         drop(conn);
         // Should this fail, the reconciler's next pass brings the server to the new password.
         if runtime.orchestrator.database_server_status(engine).await?.exists {
-            let spec = runtime
+            let server = runtime
                 .database_server(kind)
                 .await
                 .map_err(Error::EngineUnavailable)?;
-            runtime.orchestrator.ensure_database_server(&spec).await?;
+            if let Some(spec) = server.own() {
+                runtime.orchestrator.ensure_database_server(spec).await?;
+            }
         }
         tracing::info!(user = %actor.username, server = %kind, "database superuser password replaced");
         Ok(())
+    }
+}
+
+impl Platform {
+    /// Refuses what Director does only to a server of its own (`what`, as in "Director
+    /// restarts…") when the operator gave one of theirs.
+    fn own_server(&self, kind: DatabaseKind, what: &str) -> Result<()> {
+        match self.settings().external_database(kind) {
+            Some(server) => Err(Error::Conflict(format!(
+                "The {} server at {}:{} is the operator's own: Director only {what} a server it runs.",
+                kind.label(),
+                server.host,
+                server.port
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -148,6 +174,12 @@ impl Runtime {
         &self,
         kind: DatabaseKind,
     ) -> (ServerState, Option<ServerFacts>, Option<Vec<(String, u64)>>) {
+        if self.platform.settings().external_database(kind).is_some() {
+            return match self.server_answers(kind).await {
+                Ok((facts, sizes)) => (ServerState::Up, Some(facts), Some(sizes)),
+                Err(err) => (ServerState::Down(Some(err)), None, None),
+            };
+        }
         let status = match self
             .orchestrator
             .database_server_status(super::engine(kind))
@@ -165,20 +197,25 @@ impl Runtime {
         if !status.running {
             return (ServerState::Down(status.last_error), None, None);
         }
-        let answered = async {
-            let spec = self.database_server(kind).await?;
-            if !self.orchestrator.database_socket_ready(&spec).await {
-                return Err("not answering on its socket".to_owned());
-            }
-            let mut admin = super::Admin::connect(&spec).await?;
-            Ok::<_, String>((admin.facts().await?, admin.sizes().await?))
-        };
-        match answered.await {
+        match self.server_answers(kind).await {
             Ok((facts, sizes)) => (ServerState::Up, Some(facts), Some(sizes)),
             Err(err) => {
                 tracing::info!(server = %kind, error = %err, "a database server does not answer yet");
                 (ServerState::Starting, None, None)
             }
         }
+    }
+
+    /// What the server says of itself and of its site databases' sizes, or why it does not.
+    async fn server_answers(
+        &self,
+        kind: DatabaseKind,
+    ) -> std::result::Result<(ServerFacts, Vec<(String, u64)>), String> {
+        let server = self.database_server(kind).await?;
+        if !server.may_answer(&self.orchestrator).await {
+            return Err("not answering on its socket".to_owned());
+        }
+        let mut admin = super::Admin::connect(&server).await?;
+        Ok((admin.facts().await?, admin.sizes().await?))
     }
 }

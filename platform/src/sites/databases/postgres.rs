@@ -4,13 +4,14 @@
 //! name; values are bound parameters wherever PostgreSQL takes them. A role's password reaches
 //! the server as its SCRAM verifier, never in the clear.
 
-use orchestrator::databases::ServerSpec;
 use tokio_postgres::{Client, NoTls};
 
-/// A superuser's connection, with the server's spec (to reach its other databases).
+use super::servers::Server;
+
+/// An admin's connection, with its server (to reach its other databases).
 pub(crate) struct Admin {
     client: Client,
-    spec: ServerSpec,
+    server: Server,
 }
 
 /// `name` quoted as a PostgreSQL identifier.
@@ -18,21 +19,10 @@ pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A connection to `spec`'s server on its socket as `user`.
-pub(crate) async fn connect(
-    spec: &ServerSpec,
-    user: &str,
-    password: &str,
-    dbname: &str,
-) -> Result<Client, String> {
-    let (client, connection) = tokio_postgres::Config::new()
-        .host_path(spec.socket_dir())
-        .port(spec.engine.port())
-        .user(user)
-        .password(password)
-        .dbname(dbname)
+/// A connection as `config` says.
+pub(crate) async fn connect(mut config: tokio_postgres::Config) -> Result<Client, String> {
+    let (client, connection) = config
         .application_name("director")
-        .connect_timeout(std::time::Duration::from_secs(5))
         .connect(NoTls)
         .await
         .map_err(|e| e.to_string())?;
@@ -54,11 +44,11 @@ fn text(err: tokio_postgres::Error) -> String {
 }
 
 impl Admin {
-    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
-        let client = connect(spec, "postgres", &spec.superuser_password, "postgres").await?;
+    pub(crate) async fn connect(server: &Server) -> Result<Self, String> {
+        let client = connect(server.postgres(None, None)).await?;
         Ok(Self {
             client,
-            spec: spec.clone(),
+            server: server.clone(),
         })
     }
 
@@ -176,7 +166,7 @@ impl Admin {
             .map(|row| row.get(0))
             .collect();
         for database in elsewhere {
-            let there = connect(&self.spec, "postgres", &self.spec.superuser_password, &database).await?;
+            let there = connect(self.server.postgres(None, Some(&database))).await?;
             there
                 .batch_execute(&format!("DROP OWNED BY {role}"))
                 .await

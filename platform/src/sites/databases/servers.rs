@@ -1,5 +1,6 @@
-//! The database servers as the platform uses them: started on first use, their superuser's
-//! password kept in Director's data directory, reached on their socket.
+//! The database servers as the platform uses them: Director's own, started on first use,
+//! their superuser's password kept in Director's data directory, reached on their socket; or an
+//! operator's, given by URL, reached over TCP as the admin role the URL names.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -58,13 +59,13 @@ pub struct ServerFacts {
 }
 
 impl Admin {
-    /// A superuser's connection to `spec`'s server, if it answers now.
-    pub(crate) async fn connect(spec: &ServerSpec) -> Result<Self, String> {
-        match spec.engine {
-            Engine::Postgres => postgres::Admin::connect(spec)
+    /// An admin's connection to the server, if it answers now.
+    pub(crate) async fn connect(server: &Server) -> Result<Self, String> {
+        match server.kind() {
+            DatabaseKind::Postgresql => postgres::Admin::connect(server)
                 .await
                 .map(|admin| Self::Postgres(Box::new(admin))),
-            Engine::Mariadb => mysql::Admin::connect(spec).await.map(Self::Mysql),
+            DatabaseKind::Mysql => mysql::Admin::connect(server).await.map(Self::Mysql),
         }
     }
 
@@ -199,38 +200,231 @@ fn write_password(
     written
 }
 
+/// A database server of the operator's that Director is given by URL instead of running one
+/// (`--site-postgres-url`, `--site-mysql-url`): Director makes the sites' databases and roles
+/// on it as the admin role the URL names, and the sites reach it at the URL's host and port
+/// (which the sites' containers must reach too).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExternalServer {
+    /// Its host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The admin role: it makes roles and databases (PostgreSQL: a superuser, since the sites'
+    /// roles get settings only a superuser may give; MySQL: one with every privilege and GRANT
+    /// OPTION).
+    pub user: String,
+    password: String,
+    /// The database the admin connects to (PostgreSQL's `postgres` unless the URL names one).
+    pub database: String,
+}
+
+impl std::fmt::Debug for ExternalServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalServer")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExternalServer {
+    /// The server `url` names for databases of `kind`: `postgresql://admin:password@host:5432/postgres`
+    /// or `mysql://admin:password@host:3306`. The reason when it is not one.
+    pub fn parse(kind: DatabaseKind, url: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+        let (schemes, port): (&[&str], u16) = match kind {
+            DatabaseKind::Postgresql => (&["postgresql", "postgres"], 5432),
+            DatabaseKind::Mysql => (&["mysql", "mariadb"], 3306),
+        };
+        if !schemes.contains(&parsed.scheme()) {
+            return Err(format!(
+                "a {} server's URL starts with {}://",
+                kind.label(),
+                schemes[0]
+            ));
+        }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL names no host")?;
+        let decode = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .map(|t| t.into_owned())
+                .map_err(|_| "the URL's user or password is not UTF-8".to_owned())
+        };
+        let user = decode(parsed.username())?;
+        let password = decode(parsed.password().unwrap_or_default())?;
+        if user.is_empty() || password.is_empty() {
+            return Err("the URL names no admin role and password (admin:password@host)".to_owned());
+        }
+        let database = decode(parsed.path().trim_start_matches('/'))?;
+        Ok(Self {
+            // An IPv6 address is written in brackets in a URL, and without them in a host name.
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port: parsed.port().unwrap_or(port),
+            user,
+            password,
+            database: match (kind, database.is_empty()) {
+                (DatabaseKind::Postgresql, true) => "postgres".to_owned(),
+                _ => database,
+            },
+        })
+    }
+}
+
+/// A server as Director reaches it: its own, on its socket as the superuser; or an
+/// operator's, over TCP as the admin role of its URL.
+#[derive(Clone)]
+pub(crate) enum Server {
+    Own(ServerSpec),
+    External(DatabaseKind, ExternalServer),
+}
+
+impl Server {
+    /// The admin's name and password.
+    fn admin(&self) -> (&str, &str) {
+        match self {
+            Self::Own(spec) => (
+                match spec.engine {
+                    Engine::Postgres => "postgres",
+                    Engine::Mariadb => "root",
+                },
+                &spec.superuser_password,
+            ),
+            Self::External(_, server) => (&server.user, &server.password),
+        }
+    }
+
+    /// Where sites reach it: host and port.
+    pub(crate) fn site_address(settings: &crate::Settings, kind: DatabaseKind) -> (String, u16) {
+        match settings.external_database(kind) {
+            Some(server) => (server.host.clone(), server.port),
+            None => (engine(kind).alias().to_owned(), engine(kind).port()),
+        }
+    }
+
+    /// Which kind of databases it holds.
+    fn kind(&self) -> DatabaseKind {
+        match self {
+            Self::Own(spec) => match spec.engine {
+                Engine::Postgres => DatabaseKind::Postgresql,
+                Engine::Mariadb => DatabaseKind::Mysql,
+            },
+            Self::External(kind, _) => *kind,
+        }
+    }
+
+    /// Director's own server's spec (None: the operator's).
+    pub(crate) fn own(&self) -> Option<&ServerSpec> {
+        match self {
+            Self::Own(spec) => Some(spec),
+            Self::External(..) => None,
+        }
+    }
+
+    /// How to connect to its PostgreSQL as `user` to `database` (`None`: as the admin, to the
+    /// admin's database).
+    pub(crate) fn postgres(
+        &self,
+        login: Option<(&str, &str)>,
+        database: Option<&str>,
+    ) -> tokio_postgres::Config {
+        let (user, password) = login.unwrap_or_else(|| self.admin());
+        let mut config = tokio_postgres::Config::new();
+        match self {
+            Self::Own(spec) => config.host_path(spec.socket_dir()).port(spec.engine.port()),
+            Self::External(_, server) => config.host(&server.host).port(server.port),
+        };
+        let admin_database = match self {
+            Self::Own(_) => "postgres",
+            Self::External(_, server) => &server.database,
+        };
+        config
+            .user(user)
+            .password(password)
+            .dbname(database.unwrap_or(admin_database))
+            .connect_timeout(Duration::from_secs(5));
+        config
+    }
+
+    /// How to connect to its MySQL as `user` (`None`: as the admin), in `database`.
+    pub(crate) fn mysql(
+        &self,
+        login: Option<(&str, &str)>,
+        database: Option<&str>,
+    ) -> mysql_async::OptsBuilder {
+        let (user, password) = login.unwrap_or_else(|| self.admin());
+        let opts = match self {
+            Self::Own(spec) => mysql_async::OptsBuilder::default()
+                .socket(Some(spec.socket().to_string_lossy().into_owned()))
+                .prefer_socket(true),
+            Self::External(_, server) => mysql_async::OptsBuilder::default()
+                .ip_or_hostname(server.host.clone())
+                .tcp_port(server.port)
+                .prefer_socket(false),
+        };
+        opts.user(Some(user)).pass(Some(password)).db_name(database)
+    }
+
+    /// Whether it may answer now: Director's own when its socket takes connections; the
+    /// operator's is asked (a connection that fails says why).
+    pub(crate) async fn may_answer(&self, orchestrator: &orchestrator::Orchestrator) -> bool {
+        match self {
+            Self::Own(spec) => orchestrator.database_socket_ready(spec).await,
+            Self::External(..) => true,
+        }
+    }
+}
+
+/// How long an operator's server is given to answer before an operation needing it fails (and
+/// is retried).
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl Runtime {
-    /// The spec of the server for `kind`, or why there is none.
-    pub(crate) async fn database_server(&self, kind: DatabaseKind) -> Result<ServerSpec, String> {
+    /// The server for `kind` as Director reaches it, or why there is none.
+    pub(crate) async fn database_server(&self, kind: DatabaseKind) -> Result<Server, String> {
+        if let Some(server) = self.platform.settings().external_database(kind) {
+            return Ok(Server::External(kind, server.clone()));
+        }
         let servers = self
             .databases
             .as_ref()
             .ok_or_else(|| "this Director has no database servers configured".to_owned())?;
         let engine = engine(kind);
-        Ok(ServerSpec {
+        Ok(Server::Own(ServerSpec {
             engine,
             directory: servers.dir.join(engine.name()),
             superuser_password: servers.superuser_password(engine).await?,
             network: self.network.clone(),
             endpoint_mode: self.endpoint_mode,
             memory_bytes: servers.memory_bytes,
-        })
+        }))
     }
 
-    /// Makes sure the server for `kind` runs, and returns a superuser's connection to it: the
-    /// server is started (its image made first on a new machine) and waited for.
+    /// Makes sure the server for `kind` runs (Director's own: started, its image made first on
+    /// a new machine), and returns an admin's connection to it once it answers.
     pub(crate) async fn database_admin(&self, kind: DatabaseKind) -> Result<Admin, String> {
-        let spec = self.database_server(kind).await?;
-        self.orchestrator
-            .ensure_database_server(&spec)
-            .await
-            .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?;
+        let server = self.database_server(kind).await?;
+        let timeout = match server.own() {
+            Some(spec) => {
+                self.orchestrator
+                    .ensure_database_server(spec)
+                    .await
+                    .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?;
+                START_TIMEOUT
+            }
+            None => EXTERNAL_TIMEOUT,
+        };
         let started = tokio::time::Instant::now();
         loop {
-            match Admin::connect(&spec).await {
+            match Admin::connect(&server).await {
                 Ok(admin) => return Ok(admin),
-                Err(err) if started.elapsed() > START_TIMEOUT => {
-                    tracing::warn!(server = %spec.engine, error = %err, "a database server does not answer");
+                Err(err) if started.elapsed() > timeout => {
+                    tracing::warn!(server = %kind, error = %err, "a database server does not answer");
                     return Err(format!(
                         "the {} server does not answer (retry in a moment): {err}",
                         kind.label()
