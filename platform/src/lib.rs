@@ -141,6 +141,11 @@ struct Inner {
     console_runs: tokio::sync::Semaphore,
     /// Each member's last run of the console, until a page shows it.
     last_runs: sites::databases::LastRuns,
+    /// Held while a database server's password is read and the server brought to it, one per
+    /// kind: a new password is never undone by someone who read the old one.
+    database_server_locks: [tokio::sync::Mutex<()>; 2],
+    /// This installation's id (see migration 000013), read once.
+    installation: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -165,6 +170,8 @@ impl Platform {
                 dns: std::sync::OnceLock::new(),
                 console_runs: tokio::sync::Semaphore::new(CONSOLE_RUNS),
                 last_runs: sites::databases::LastRuns::default(),
+                database_server_locks: Default::default(),
+                installation: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -206,6 +213,33 @@ impl Platform {
         }
         let made = dns::Dns::new(self.inner.settings.dns_server)?;
         Ok(self.inner.dns.get_or_init(|| made))
+    }
+
+    /// This installation's id: what it makes on an operator's database server is marked with it.
+    pub(crate) async fn installation_id(&self) -> Result<&str> {
+        self.inner
+            .installation
+            .get_or_try_init(|| async {
+                use diesel::QueryDsl as _;
+                use diesel_async::RunQueryDsl as _;
+                let mut conn = self.conn().await?;
+                Ok::<_, Error>(
+                    schema::installation::table
+                        .select(schema::installation::id)
+                        .first::<String>(&mut conn)
+                        .await?,
+                )
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// The lock over the database server of `kind` (see `Inner::database_server_locks`).
+    pub(crate) fn database_server_lock(&self, kind: sites::DatabaseKind) -> &tokio::sync::Mutex<()> {
+        &self.inner.database_server_locks[match kind {
+            sites::DatabaseKind::Postgresql => 0,
+            sites::DatabaseKind::Mysql => 1,
+        }]
     }
 
     /// A turn to run the SQL console, waiting for one at most as long as a run may take.

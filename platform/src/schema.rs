@@ -180,6 +180,13 @@ diesel::joinable!(sites -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
 diesel::joinable!(site_members -> users (user_id));
 diesel::table! {
+    installation (only_row) {
+        only_row -> Bool,
+        id -> Text,
+    }
+}
+
+diesel::table! {
     site_databases (site_id, kind) {
         site_id -> Int4,
         kind -> Text,

@@ -38,6 +38,19 @@ async fn add(w: &World, who: &Actor, site: &Site, kind: DatabaseKind) -> Connect
         .unwrap()
 }
 
+/// A static site of `who`'s with a PostgreSQL database in which its role ran `sql`.
+async fn site_with_postgres(w: &World, who: &Actor, name: &str, sql: &str) -> (Site, Connection) {
+    let site = made_site(w, who, name, "static").await;
+    let db = add(w, who, &site, DatabaseKind::Postgresql).await;
+    postgres(w, &db.name, db.password(), &db.name)
+        .await
+        .unwrap()
+        .batch_execute(sql)
+        .await
+        .unwrap();
+    (site, db)
+}
+
 /// Runs `input` through the site's database shell (no terminal: the client reads it as a
 /// script); returns what it wrote.
 async fn database_shell(w: &World, who: &Actor, site: i32, kind: DatabaseKind, input: &str) -> String {
@@ -412,14 +425,13 @@ async fn a_mysql_database_is_its_sites_alone_and_a_lookalike_name_gets_nothing()
 async fn a_database_server_whose_task_dies_comes_back_with_its_data() {
     let w = world().await;
     let alice = user(&w.db, "alice", Role::User).await;
-    let site = made_site(&w, &alice, "keeper", "static").await;
-    let db = add(&w, &alice, &site, DatabaseKind::Postgresql).await;
-    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
-    client
-        .batch_execute("CREATE TABLE t (n int); INSERT INTO t VALUES (42)")
-        .await
-        .unwrap();
-    drop(client);
+    let (site, db) = site_with_postgres(
+        &w,
+        &alice,
+        "keeper",
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (42)",
+    )
+    .await;
     // The server's service is removed (as by an operator's mistake): the reconciler starts it
     // again, on the same data.
     let engine = orchestrator::databases::Engine::Postgres;
@@ -751,14 +763,13 @@ async fn an_admin_sees_each_server_and_its_sites_and_gives_the_superuser_a_new_p
     let w = world().await;
     let alice = user(&w.db, "alice", Role::User).await;
     let admin = user(&w.db, "root-ish", Role::Admin).await;
-    let site = made_site(&w, &alice, "sizable", "static").await;
-    let db = add(&w, &alice, &site, DatabaseKind::Postgresql).await;
-    let client = postgres(&w, &db.name, db.password(), &db.name).await.unwrap();
-    client
-        .batch_execute("CREATE TABLE t AS SELECT repeat('x', 1000) AS filler FROM generate_series(1, 2000)")
-        .await
-        .unwrap();
-    drop(client);
+    let (site, db) = site_with_postgres(
+        &w,
+        &alice,
+        "sizable",
+        "CREATE TABLE t AS SELECT repeat('x', 1000) AS filler FROM generate_series(1, 2000)",
+    )
+    .await;
 
     // Only administrators see the servers or act on them.
     for refused in [
@@ -1015,6 +1026,39 @@ impl OperatorsServer {
         }
     }
 
+    /// Runs each of `statements` as the server's administrator.
+    async fn run_as_admin(&self, statements: &[&str]) {
+        match self.kind {
+            DatabaseKind::Postgresql => {
+                let (client, connection) = tokio_postgres::Config::new()
+                    .host(&self.host)
+                    .port(self.port)
+                    .user("admin")
+                    .password(OPERATORS_PASSWORD)
+                    .dbname("postgres")
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                for statement in statements {
+                    client.batch_execute(statement).await.unwrap();
+                }
+            }
+            DatabaseKind::Mysql => {
+                let opts = mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(self.host.clone())
+                    .tcp_port(self.port)
+                    .prefer_socket(false)
+                    .user(Some("admin"))
+                    .pass(Some(OPERATORS_PASSWORD));
+                let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+                for statement in statements {
+                    conn.query_drop(*statement).await.unwrap();
+                }
+            }
+        }
+    }
+
     /// Connects over TCP as `user` to `database` (or the server's own).
     async fn connect(&self, user: &str, password: &str, database: Option<&str>) -> Result<(), String> {
         let one = match self.kind {
@@ -1072,6 +1116,30 @@ async fn operators_server_takes_the_sites_databases(kind: DatabaseKind) {
     let theirs = add(&w, &bob, &other, kind).await;
     assert_eq!(operators.leftovers().await, 4);
 
+    // What someone else made on the server under a site's database name is neither taken over
+    // nor dropped: adding the database fails with the reason, and deleting the site leaves it.
+    let foreign: &[&str] = match kind {
+        DatabaseKind::Postgresql => &[
+            "CREATE ROLE site_taken LOGIN PASSWORD 'theirs'",
+            "CREATE DATABASE site_taken OWNER site_taken",
+        ],
+        DatabaseKind::Mysql => &["CREATE DATABASE site_taken"],
+    };
+    operators.run_as_admin(foreign).await;
+    let taken = made_site(&w, &bob, "taken", "static").await;
+    w.db.platform
+        .add_database(Some(&bob), taken.id, kind)
+        .await
+        .unwrap();
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
+    let failed = platform::testing::failed_operations(&w.db.platform).await;
+    assert!(
+        failed.iter().any(|(_, why)| why.contains("did not make")),
+        "{failed:?}"
+    );
+    let foreign_count = i64::try_from(foreign.len()).unwrap();
+    assert_eq!(operators.leftovers().await, 4 + foreign_count);
+
     // The sites are given the operator's server, and each role gets into its own database
     // alone.
     assert_eq!(
@@ -1122,7 +1190,14 @@ async fn operators_server_takes_the_sites_databases(kind: DatabaseKind) {
         server.external,
         Some(format!("{}:{}", operators.host, operators.port))
     );
-    assert_eq!(server.databases.len(), 2);
+    // Both sites' databases, and the one that could not be made.
+    assert_eq!(server.databases.len(), 3);
+    // A new PostgreSQL server lets every role into `postgres` and `template1`: the page says so.
+    let open: &[&str] = match kind {
+        DatabaseKind::Postgresql => &["postgres", "template1"],
+        DatabaseKind::Mysql => &[],
+    };
+    assert_eq!(server.facts.as_ref().unwrap().open_databases, open);
     for refused in [
         w.db.platform.restart_database_server(Some(&admin), kind).await,
         w.db.platform.rotate_database_superuser(Some(&admin), kind).await,
@@ -1142,11 +1217,15 @@ async fn operators_server_takes_the_sites_databases(kind: DatabaseKind) {
         .delete_site(Some(&bob), other.id, "other")
         .await
         .unwrap();
-    run_operations(&w).await;
+    w.db.platform
+        .delete_site(Some(&bob), taken.id, "taken")
+        .await
+        .unwrap();
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
     assert_eq!(
         operators.leftovers().await,
-        0,
-        "databases or roles of deleted sites are left"
+        foreign_count,
+        "databases or roles of deleted sites are left, or someone else's were dropped"
     );
 }
 

@@ -4,8 +4,8 @@
 //! the database's size. The same checks as the server functions: a session (401), membership
 //! (404).
 //!
-//! A client that cannot connect writes nothing: its failure is the answer's status (503). One
-//! that fails later (the server restarted mid-dump) ends the transfer unfinished, so the
+//! A client that cannot connect writes nothing: its failure is the answer's status (503), as is
+//! one that writes nothing for a minute (it waits for a lock the site holds). One that fails later (the server restarted mid-dump) ends the transfer unfinished, so the
 //! browser marks the download failed rather than keeping half a dump as if it were whole.
 
 use std::io;
@@ -29,6 +29,8 @@ use crate::{
 
 /// What of a failing client's standard error is kept for the log.
 const COMPLAINTS: usize = 4096;
+/// How long a dump may take to write its first bytes.
+const FIRST_BYTES: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn dump(
     State(state): State<AppState>,
@@ -60,12 +62,17 @@ pub async fn dump(
         kind,
         _place: place,
     };
-    // The first bytes, or the client's end: the status says whether a dump follows.
-    let first = match dump.next_chunk().await {
-        Ok(Some(first)) => first,
-        Ok(None) => return dump_failed(),
-        Err(err) => {
+    // The first bytes, or the client's end: the status says whether a dump follows. A client
+    // that says nothing for a minute (waiting for a lock the site's own code holds) is ended.
+    let first = match tokio::time::timeout(FIRST_BYTES, dump.next_chunk()).await {
+        Ok(Ok(Some(first))) => first,
+        Ok(Ok(None)) => return dump_failed(),
+        Ok(Err(err)) => {
             dump.log_failure(&err);
+            return dump_failed();
+        }
+        Err(_) => {
+            dump.log_failure(&io::Error::other("no byte of the dump within a minute"));
             return dump_failed();
         }
     };
@@ -98,7 +105,7 @@ fn dump_failed() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "10")],
-        "The dump failed: the database server did not answer. Try again in a moment.",
+        "The dump could not be made: the database server did not answer, or refused it. Try again in a moment; if it keeps failing, an administrator finds the reason in Director's log.",
     )
         .into_response()
 }

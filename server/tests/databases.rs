@@ -1,7 +1,7 @@
 //! A site database's dump, downloaded over HTTP from the real router, made by the real
 //! clients from the real servers: PostgreSQL's and MariaDB's hold what the site's role wrote,
-//! as a file named after the site; another user learns nothing; with the server gone, the
-//! answer is a clear 503 rather than an empty file.
+//! as a file named after the site; another user learns nothing; a download abandoned while its
+//! dump waits for a lock ends the dump; with the server gone, the answer is a clear 503 rather than an empty file.
 
 mod common;
 
@@ -45,6 +45,15 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
     let as_member = server.signed_in("member", &password("member")).await;
     let as_other = server.signed_in("other", &password("other")).await;
 
+    // The site's files are the tenant's: an option file there does not reshape the dump (nor
+    // load anything into the client).
+    let directory = edge.runtime.borrow().clone().unwrap().directory(&site);
+    std::fs::write(
+        directory.join(".my.cnf"),
+        "[mysqldump]\nskip-comments\n[client]\nuser=nobody\n",
+    )
+    .unwrap();
+
     for (kind, create) in [
         (
             DatabaseKind::Postgresql,
@@ -77,6 +86,14 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
         let dump = response.text().await.unwrap();
         assert!(dump.contains("CREATE TABLE"), "{kind}: {dump}");
         assert!(dump.contains("entries"), "{kind}: {dump}");
+        let header = match kind {
+            DatabaseKind::Postgresql => "-- PostgreSQL database dump",
+            DatabaseKind::Mysql => "-- MariaDB dump",
+        };
+        assert!(
+            dump.starts_with(header) || dump.contains(&format!("\n{header}")),
+            "{kind}: {dump}"
+        );
         // PostgreSQL's rows as COPY data, MariaDB's as INSERTs with its own quoting.
         assert!(dump.contains("s in the dump"), "{kind}: {dump}");
         // Loadable anywhere: neither the site's role nor its grants are in it.
@@ -102,6 +119,45 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
         "{audit:?}"
     );
 
+    // A download abandoned before its first byte (the browser gave up while pg_dump waits for
+    // a lock the site's own code holds) ends its dump: none is left waiting for nobody.
+    let locker = tokio::spawn({
+        let (platform, member) = (platform.clone(), member.clone());
+        async move {
+            platform
+                .run_sql(
+                    Some(&member),
+                    site.id,
+                    DatabaseKind::Postgresql,
+                    "BEGIN; LOCK TABLE entries IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT",
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let url = server.url(&format!("/sites/{}/databases/postgresql/dump", site.id));
+    let abandoned = tokio::spawn(as_member.get(&url).timeout(Duration::from_secs(3)).send());
+    let shell = edge
+        .namespace
+        .database_shell(orchestrator::SiteId(u32::try_from(site.id).unwrap()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(dumps_running(&shell) > 0, "the dump waits for the lock");
+    assert!(
+        abandoned.await.unwrap().is_err(),
+        "the dump answered despite the lock"
+    );
+    let mut running = 1;
+    for _ in 0..20 {
+        running = dumps_running(&shell);
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 0, "an abandoned dump still waits, for nobody");
+    assert!(!locker.is_finished(), "the lock was held all along");
+    locker.await.unwrap().unwrap();
+
     // With PostgreSQL's server gone (and no reconciler to bring it back), the answer says so
     // instead of giving an empty file.
     let runtime = edge.runtime.borrow().clone().unwrap();
@@ -121,4 +177,16 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert_eq!(status, 503);
+}
+
+/// How many `pg_dump` processes run in the container `name`.
+fn dumps_running(name: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args(["top", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.contains("/pg_dump "))
+        .count()
 }

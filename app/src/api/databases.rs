@@ -174,6 +174,8 @@ pub struct ServerRow {
     pub data_size: Option<String>,
     /// Its clients' connections now, when it answers.
     pub connections: Option<u32>,
+    /// Databases besides the sites' that every site's role may connect to.
+    pub open_databases: Vec<String>,
     /// The sites' databases on it, by site name.
     pub databases: Vec<ServerDatabaseRow>,
 }
@@ -220,6 +222,11 @@ pub async fn database_servers() -> Result<DatabaseServersPage, AppError> {
             version: server.facts.as_ref().map(|f| f.version.clone()),
             data_size: server.facts.as_ref().map(|f| model::human_bytes(f.data_bytes)),
             connections: server.facts.as_ref().map(|f| f.connections),
+            open_databases: server
+                .facts
+                .as_ref()
+                .map(|f| f.open_databases.clone())
+                .unwrap_or_default(),
             databases: server
                 .databases
                 .into_iter()

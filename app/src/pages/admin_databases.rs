@@ -93,6 +93,12 @@ fn Server(
             </div>
             {reason.map(|reason| view! { <p class="alert error" role="alert">{reason}</p> })}
             <p class="hint">{whose}</p>
+            {(!server.open_databases.is_empty()).then(|| view! {
+                <p class="alert error" role="alert">{format!(
+                    "Every site's role may connect to {} on this server (PUBLIC has CONNECT on them): run REVOKE CONNECT ON DATABASE … FROM PUBLIC for each, or let only a role into its own database in its pg_hba.conf (host sameuser all all scram-sha-256).",
+                    server.open_databases.join(", ")
+                )}</p>
+            })}
             <dl class="facts">
                 <dt>"Version"</dt><dd>{server.version.unwrap_or_else(dash)}</dd>
                 <dt>"Data"</dt><dd>{server.data_size.unwrap_or_else(dash)}</dd>

@@ -161,26 +161,18 @@ impl Platform {
                 .any(|site| site.databases.iter().any(|d| d.kind == *kind))
         });
         for kind in in_use {
-            let server = match runtime.database_server(kind).await {
-                Ok(server) => server,
+            // An operator's own server is theirs to keep running.
+            let (server, ensured) = match runtime.ensure_database_server(kind).await {
+                Ok(ensured) => ensured,
                 Err(err) => {
                     tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server");
                     continue;
                 }
             };
-            // An operator's own server is theirs to keep running.
-            let ensured = match server.own() {
-                Some(spec) => runtime.orchestrator.ensure_database_server(spec).await,
-                None => Ok(Ensured::Unchanged),
-            };
             let found = match ensured {
-                Ok(Ensured::Unchanged) => None,
-                Ok(Ensured::Created) => Some("was missing; started it"),
-                Ok(Ensured::Updated) => Some("was not as it should be; updated it"),
-                Err(err) => {
-                    tracing::warn!(server = %kind, error = %err, "the reconciler could not ensure a database server");
-                    None
-                }
+                Ensured::Unchanged => None,
+                Ensured::Created => Some("was missing; started it"),
+                Ensured::Updated => Some("was not as it should be; updated it"),
             };
             if let Some(found) = found {
                 corrections.push(Correction {

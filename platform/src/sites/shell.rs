@@ -200,13 +200,27 @@ impl Platform {
     ) -> Result<DatabaseDump> {
         let (actor, site, runtime) = self.shell_checks(actor, site_id, "Dumps are").await?;
         let container = database_shell(&site, &runtime, kind).await?;
+        // Written before the dump starts: none runs unrecorded.
+        {
+            let mut conn = self.conn().await?;
+            super::audit(&mut conn, actor, "database.dump", &site.name, kind.as_str()).await?;
+        }
         // Objects as they are, without the role's name or grants (the dump is for loading
-        // anywhere); MariaDB's in one consistent snapshot, without the tablespaces a site's
-        // user may not read.
-        let command = database_client(
-            kind,
-            "pg_dump --no-owner --no-privileges",
-            "mariadb-dump --single-transaction --no-tablespaces --triggers",
+        // anywhere); MariaDB's in one consistent snapshot with its routines, events and
+        // triggers, without the tablespaces a site's user may not read. PostgreSQL waits at
+        // most 30 s for a lock the site's own code holds.
+        //
+        // The site's files are the tenant's: the clients must read none of them (a `.my.cnf`
+        // could load a library into the client or reshape the dump, a `.pgpass` or service file
+        // redirect it). MariaDB's reads no option file at all, and both run outside the site's
+        // directory with a home that does not exist.
+        let command = format!(
+            "cd / && {}",
+            database_client(
+                kind,
+                "pg_dump --no-owner --no-privileges --lock-wait-timeout=30s",
+                "mariadb-dump --no-defaults --single-transaction --no-tablespaces --routines --events --triggers",
+            )
         );
         let session = runtime
             .orchestrator
@@ -215,7 +229,15 @@ impl Platform {
                 ExecRequest {
                     cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), command],
                     tty: false,
-                    env: vec!["LANG=C.UTF-8".to_owned()],
+                    env: [
+                        "LANG=C.UTF-8",
+                        "HOME=/nonexistent",
+                        "PGPASSFILE=/dev/null",
+                        "PGSERVICEFILE=/dev/null",
+                        "PGSYSCONFDIR=/nonexistent",
+                    ]
+                    .map(ToOwned::to_owned)
+                    .to_vec(),
                     size: None,
                 },
             )
@@ -224,8 +246,6 @@ impl Platform {
                 tracing::warn!(site = %site.name, error = %err, "starting a dump failed");
                 Error::EngineUnavailable("The dump could not be started; try again.".to_owned())
             })?;
-        let mut conn = self.conn().await?;
-        super::audit(&mut conn, actor, "database.dump", &site.name, kind.as_str()).await?;
         tracing::info!(user = %actor.username, site = %site.name, %kind, "database dump started");
         Ok(DatabaseDump {
             file_name: format!(

@@ -295,6 +295,8 @@ mod tests {
             "{err:#}"
         );
         assert!(serve(&[]).unwrap().sites.site_postgres.is_none());
+        // The password is in no printed configuration.
+        assert!(!format!("{parsed:?}").contains("pw@"), "{parsed:?}");
     }
 
     #[test]

@@ -45,11 +45,30 @@ pub struct SiteFlags {
     /// `postgresql://admin:password@host:5432/postgres`, reachable from this machine and the
     /// sites' containers (prefer the variable or the file: a flag shows in `ps`).
     #[arg(long, env = "DIRECTOR_SITE_POSTGRES_URL", hide_env_values = true)]
-    pub site_postgres_url: Option<String>,
+    pub site_postgres_url: Option<SecretUrl>,
     /// An existing MySQL or MariaDB server for sites' databases, instead of Director's own:
     /// `mysql://admin:password@host:3306`.
     #[arg(long, env = "DIRECTOR_SITE_MYSQL_URL", hide_env_values = true)]
-    pub site_mysql_url: Option<String>,
+    pub site_mysql_url: Option<SecretUrl>,
+}
+
+/// A URL with a password in it, which `Debug` (the configuration printed, a panic) never shows.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretUrl(…)")
+    }
 }
 
 /// `[databases]` in the file.
@@ -59,8 +78,8 @@ pub(super) struct DatabasesFile {
     connections: Option<u32>,
     server_memory_mb: Option<u64>,
     size_warning_mb: Option<u64>,
-    postgres_url: Option<String>,
-    mysql_url: Option<String>,
+    postgres_url: Option<SecretUrl>,
+    mysql_url: Option<SecretUrl>,
 }
 
 /// `[sites]` in the file.
@@ -120,9 +139,9 @@ impl Sites {
         let mib = |n: u64| n.max(1).saturating_mul(1 << 20);
         let file_bytes = mib(flags.upload_file_mb.or(files.upload_file_mb).unwrap_or(256));
         let total_bytes = mib(flags.upload_total_mb.or(files.upload_total_mb).unwrap_or(1024));
-        let external = |kind: DatabaseKind, url: Option<&String>, name: &str| {
+        let external = |kind: DatabaseKind, url: Option<&SecretUrl>, name: &str| {
             url.map(|url| {
-                ExternalServer::parse(kind, url)
+                ExternalServer::parse(kind, &url.0)
                     .map_err(|why| anyhow::anyhow!("{name} is not a {} server's URL: {why}", kind.label()))
             })
             .transpose()

@@ -679,6 +679,12 @@ mod tests {
             ),
             (DatabaseKind::Postgresql, "postgresql://a:b@/db", "host"),
             (DatabaseKind::Postgresql, "db.example.org", "not a URL"),
+            (
+                DatabaseKind::Postgresql,
+                "postgresql://a:b@h/db?sslmode=require",
+                "options",
+            ),
+            (DatabaseKind::Mysql, "mysql://a:b@h#x", "options"),
         ] {
             let refused = ExternalServer::parse(kind, url).unwrap_err();
             assert!(refused.contains(why), "{url}: {refused}");

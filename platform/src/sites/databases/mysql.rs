@@ -7,9 +7,11 @@
 use super::servers::Server;
 use mysql_async::{Conn, prelude::Queryable as _};
 
-/// A superuser's connection.
+/// A superuser's connection, with the mark of what this installation makes on an operator's
+/// server (see `Server::mark`).
 pub(crate) struct Admin {
     conn: Conn,
+    mark: Option<String>,
 }
 
 /// `name` quoted as a MySQL identifier.
@@ -43,7 +45,10 @@ pub(crate) fn text(err: mysql_async::Error) -> String {
 impl Admin {
     pub(crate) async fn connect(server: &Server) -> Result<Self, String> {
         let conn = connect(server.mysql(None, None)).await?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            mark: server.mark().map(ToOwned::to_owned),
+        })
     }
 
     /// Makes (or brings back to what it should be) the user `name`@`%` with `password` and at
@@ -54,12 +59,23 @@ impl Admin {
         password: &str,
         connections: u32,
     ) -> Result<(), String> {
+        if self.foreign(name).await? {
+            return Err(format!(
+                "the server has a database or user named {name} that this Director did not make: it is \
+                 left alone (remove it from the server, or give the site another name)"
+            ));
+        }
         let (database, user) = (quote(name), format!("{}@'%'", literal(name)));
         let grant_target = quote(&name.replace('_', "\\_").replace('%', "\\%"));
+        // On an operator's server the database is marked as it is made, before its user.
+        let comment = self
+            .mark
+            .as_deref()
+            .map_or_else(String::new, |mark| format!(" COMMENT {}", literal(mark)));
         // The password is letters and digits (checked where it is made and by the table).
         let statements = [
             format!(
-                "CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                "CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci{comment}"
             ),
             format!(
                 "CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {}",
@@ -77,9 +93,39 @@ impl Admin {
         Ok(())
     }
 
+    /// On an operator's server, whether `name` is someone else's: a database of that name
+    /// without this installation's mark, or a user without its database (Director makes the
+    /// database first and drops it last). Never on Director's own server.
+    async fn foreign(&mut self, name: &str) -> Result<bool, String> {
+        let Some(mark) = self.mark.clone() else {
+            return Ok(false);
+        };
+        let comment: Option<Option<String>> = self
+            .conn
+            .exec_first(
+                "SELECT schema_comment FROM information_schema.schemata WHERE schema_name = ?",
+                (name,),
+            )
+            .await
+            .map_err(text)?;
+        if let Some(comment) = comment {
+            return Ok(comment.as_deref() != Some(mark.as_str()));
+        }
+        let user: Option<u8> = self
+            .conn
+            .exec_first("SELECT 1 FROM mysql.user WHERE user = ? AND host = '%'", (name,))
+            .await
+            .map_err(text)?;
+        Ok(user.is_some())
+    }
+
     /// Ends the user's connections, then drops its database and the user; what is gone already
     /// is fine.
     pub(crate) async fn remove(&mut self, name: &str) -> Result<(), String> {
+        if self.foreign(name).await? {
+            tracing::warn!(name, "not dropping what this Director did not make");
+            return Ok(());
+        }
         let user = format!("{}@'%'", literal(name));
         self.conn
             .query_drop(format!("DROP USER IF EXISTS {user}"))
@@ -149,6 +195,8 @@ impl Admin {
             version: version.unwrap_or_default(),
             data_bytes: size.unwrap_or(0),
             connections: u32::try_from(connections.unwrap_or(0)).unwrap_or(u32::MAX),
+            // A MySQL user has no rights on a schema it was not granted.
+            open_databases: Vec::new(),
         })
     }
 

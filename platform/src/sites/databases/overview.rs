@@ -129,14 +129,18 @@ impl Platform {
             .as_ref()
             .ok_or_else(|| Error::Conflict("This Director has no database servers of its own.".to_owned()))?;
         let engine = super::engine(kind);
+        {
+            let mut conn = self.conn().await?;
+            audit(&mut conn, actor, "database-server.rotate", kind.as_str(), "").await?;
+        }
+        // Under the kind's lock, from the new password to the server updated with it: nothing
+        // that read the old one puts it back meanwhile. Should the update fail, the reconciler's
+        // next pass brings the server to the new password.
+        let _one_at_a_time = self.database_server_lock(kind).lock().await;
         servers
             .replace_superuser_password(engine)
             .await
             .map_err(|e| Error::EngineUnavailable(format!("The password cannot be replaced: {e}")))?;
-        let mut conn = self.conn().await?;
-        audit(&mut conn, actor, "database-server.rotate", kind.as_str(), "").await?;
-        drop(conn);
-        // Should this fail, the reconciler's next pass brings the server to the new password.
         if runtime.orchestrator.database_server_status(engine).await?.exists {
             let server = runtime
                 .database_server(kind)

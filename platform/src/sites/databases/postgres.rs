@@ -52,6 +52,39 @@ impl Admin {
         })
     }
 
+    /// On an operator's server, what of `name` this Director did not make: a role, or a
+    /// database, without its mark (a database owned by a marked role is its own, marked or not
+    /// yet). None on Director's own server, where every `site_…` is its own.
+    async fn foreign(&self, name: &str) -> Result<Option<&'static str>, String> {
+        let Some(mark) = self.server.mark() else {
+            return Ok(None);
+        };
+        let row = self
+            .client
+            .query_opt(
+                "SELECT 'role' FROM pg_roles WHERE rolname = $1 \
+                 AND shobj_description(oid, 'pg_authid') IS DISTINCT FROM $2 \
+                 UNION ALL SELECT 'database' FROM pg_database d WHERE datname = $1 \
+                 AND shobj_description(d.oid, 'pg_database') IS DISTINCT FROM $2 \
+                 AND shobj_description(d.datdba, 'pg_authid') IS DISTINCT FROM $2 LIMIT 1",
+                &[&name, &mark],
+            )
+            .await
+            .map_err(text)?;
+        Ok(row.map(|row| match row.get::<_, &str>(0) {
+            "role" => "role",
+            _ => "database",
+        }))
+    }
+
+    /// `; COMMENT ON <what> <name> IS '<mark>'` on an operator's server; nothing on Director's
+    /// own.
+    fn comment(&self, what: &str, name: &str) -> String {
+        self.server.mark().map_or_else(String::new, |mark| {
+            format!("; COMMENT ON {what} {name} IS '{}'", mark.replace('\'', "''"))
+        })
+    }
+
     /// Runs `statements` (one transaction when there are several).
     async fn run(&self, statements: &str) -> Result<(), String> {
         self.client.batch_execute(statements).await.map_err(text)
@@ -71,6 +104,12 @@ impl Admin {
     /// `connections` connections, and the database `name` it alone owns and may connect to.
     pub(crate) async fn ensure(&self, name: &str, password: &str, connections: u32) -> Result<(), String> {
         let role = quote(name);
+        if let Some(what) = self.foreign(name).await? {
+            return Err(format!(
+                "the server has a {what} named {name} that this Director did not make: it is left alone \
+                 (remove it from the server, or give the site another name)"
+            ));
+        }
         // INHERIT: the owner of a database gets its `public` schema through the implicit
         // pg_database_owner role, which a NOINHERIT role would not use.
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
@@ -84,7 +123,13 @@ impl Admin {
         } else {
             "CREATE"
         };
-        self.run(&format!("{verb} ROLE {role} WITH {attributes}")).await?;
+        // Marked in the same transaction: on an operator's server, a role of this name without
+        // the mark is someone else's.
+        self.run(&format!(
+            "{verb} ROLE {role} WITH {attributes}{}",
+            self.comment("ROLE", &role)
+        ))
+        .await?;
         // Take from the role what it may have been given: every membership in or of it is
         // revoked (PostgreSQL before 16 let a role's own session grant it to another, whose
         // site could then take it over). Its own settings are reset, and what only a superuser
@@ -103,6 +148,12 @@ impl Admin {
             ))
             .await?;
         }
+        // (CREATE DATABASE takes no transaction: until it is marked, a database owned by a
+        // marked role counts as marked.)
+        let mark_database = self.comment("DATABASE", &role);
+        if !mark_database.is_empty() {
+            self.run(mark_database.trim_start_matches("; ")).await?;
+        }
         // A new database lets PUBLIC (every role) connect and make temporary tables: only its
         // owner may.
         self.run(&format!(
@@ -116,13 +167,18 @@ impl Admin {
     /// meanwhile outlives it. Returns how many there were.
     pub(crate) async fn revoke_memberships(&self, only: Option<&str>) -> Result<usize, String> {
         let pattern = only.map_or_else(|| "site\\_%".to_owned(), |name| name.replace('_', "\\_"));
+        // On an operator's server, only the roles this Director made are its own to sweep.
+        let ours = "($2::text IS NULL OR shobj_description(oid, 'pg_authid') = $2)";
         let memberships = self
             .client
             .query(
-                "SELECT r.rolname, m.rolname FROM pg_auth_members a \
-                 JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
-                 WHERE r.rolname LIKE $1 OR m.rolname LIKE $1",
-                &[&pattern],
+                &format!(
+                    "SELECT r.rolname, m.rolname FROM pg_auth_members a \
+                     JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
+                     WHERE (r.rolname LIKE $1 AND r.oid IN (SELECT oid FROM pg_roles WHERE {ours})) \
+                     OR (m.rolname LIKE $1 AND m.oid IN (SELECT oid FROM pg_roles WHERE {ours}))"
+                ),
+                &[&pattern, &self.server.mark()],
             )
             .await
             .map_err(text)?;
@@ -140,6 +196,10 @@ impl Admin {
     /// failing for ever).
     pub(crate) async fn remove(&self, name: &str) -> Result<(), String> {
         let role = quote(name);
+        if let Some(what) = self.foreign(name).await? {
+            tracing::warn!(name, what, "not dropping what this Director did not make");
+            return Ok(());
+        }
         let exists = self.found(ROLE_EXISTS, name).await?;
         if exists {
             // Logging in again is refused before the connections are ended.
@@ -218,10 +278,28 @@ impl Admin {
             .map_err(text)?;
         let size: i64 = row.get(1);
         let connections: i64 = row.get(2);
+        // On Director's own server its pg_hba.conf lets a role into its own database alone.
+        let open_databases = match self.server.mark() {
+            Some(_) => self
+                .client
+                .query(
+                    "SELECT datname::text FROM pg_database WHERE datallowconn \
+                     AND datname NOT LIKE 'site\\_%' AND has_database_privilege('public', datname, 'CONNECT') \
+                     ORDER BY datname",
+                    &[],
+                )
+                .await
+                .map_err(text)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(super::ServerFacts {
             version: row.get(0),
             data_bytes: u64::try_from(size).unwrap_or(0),
             connections: u32::try_from(connections).unwrap_or(u32::MAX),
+            open_databases,
         })
     }
 

@@ -5,7 +5,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use model::database::DatabaseKind;
-use orchestrator::databases::{Engine, ServerSpec};
+use orchestrator::{
+    Ensured,
+    databases::{Engine, ServerSpec},
+};
 
 use super::{mysql, postgres};
 use crate::sites::Runtime;
@@ -56,6 +59,9 @@ pub struct ServerFacts {
     pub data_bytes: u64,
     /// Its clients' connections now.
     pub connections: u32,
+    /// On an operator's PostgreSQL server, the databases besides the sites' that every role may
+    /// connect to (PUBLIC has CONNECT on them): each site's role could log into them.
+    pub open_databases: Vec<String>,
 }
 
 impl Admin {
@@ -246,6 +252,15 @@ impl ExternalServer {
                 schemes[0]
             ));
         }
+        // Options such as `?sslmode=require` would be promises Director does not keep: its
+        // connections are plain TCP.
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(
+                "the URL has options (after ? or #), which Director does not take: its connections \
+                 to the server are unencrypted, for a server on a private network"
+                    .to_owned(),
+            );
+        }
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
@@ -277,11 +292,12 @@ impl ExternalServer {
 }
 
 /// A server as Director reaches it: its own, on its socket as the superuser; or an
-/// operator's, over TCP as the admin role of its URL.
+/// operator's, over TCP as the admin role of its URL, with the mark (`director:<installation
+/// id>`) of what this installation makes there.
 #[derive(Clone)]
 pub(crate) enum Server {
     Own(ServerSpec),
-    External(DatabaseKind, ExternalServer),
+    External(DatabaseKind, ExternalServer, String),
 }
 
 impl Server {
@@ -295,7 +311,7 @@ impl Server {
                 },
                 &spec.superuser_password,
             ),
-            Self::External(_, server) => (&server.user, &server.password),
+            Self::External(_, server, _) => (&server.user, &server.password),
         }
     }
 
@@ -314,7 +330,16 @@ impl Server {
                 Engine::Postgres => DatabaseKind::Postgresql,
                 Engine::Mariadb => DatabaseKind::Mysql,
             },
-            Self::External(kind, _) => *kind,
+            Self::External(kind, ..) => *kind,
+        }
+    }
+
+    /// The mark of what this installation makes on an operator's server (None: on Director's
+    /// own, where everything is its own).
+    pub(crate) fn mark(&self) -> Option<&str> {
+        match self {
+            Self::Own(_) => None,
+            Self::External(.., mark) => Some(mark),
         }
     }
 
@@ -337,11 +362,11 @@ impl Server {
         let mut config = tokio_postgres::Config::new();
         match self {
             Self::Own(spec) => config.host_path(spec.socket_dir()).port(spec.engine.port()),
-            Self::External(_, server) => config.host(&server.host).port(server.port),
+            Self::External(_, server, _) => config.host(&server.host).port(server.port),
         };
         let admin_database = match self {
             Self::Own(_) => "postgres",
-            Self::External(_, server) => &server.database,
+            Self::External(_, server, _) => &server.database,
         };
         config
             .user(user)
@@ -362,7 +387,7 @@ impl Server {
             Self::Own(spec) => mysql_async::OptsBuilder::default()
                 .socket(Some(spec.socket().to_string_lossy().into_owned()))
                 .prefer_socket(true),
-            Self::External(_, server) => mysql_async::OptsBuilder::default()
+            Self::External(_, server, _) => mysql_async::OptsBuilder::default()
                 .ip_or_hostname(server.host.clone())
                 .tcp_port(server.port)
                 .prefer_socket(false),
@@ -388,7 +413,12 @@ impl Runtime {
     /// The server for `kind` as Director reaches it, or why there is none.
     pub(crate) async fn database_server(&self, kind: DatabaseKind) -> Result<Server, String> {
         if let Some(server) = self.platform.settings().external_database(kind) {
-            return Ok(Server::External(kind, server.clone()));
+            let installation = self.platform.installation_id().await.map_err(|e| e.to_string())?;
+            return Ok(Server::External(
+                kind,
+                server.clone(),
+                format!("director:{installation}"),
+            ));
         }
         let servers = self
             .databases
@@ -405,18 +435,32 @@ impl Runtime {
         }))
     }
 
-    /// Makes sure the server for `kind` runs (Director's own: started, its image made first on
-    /// a new machine), and returns an admin's connection to it once it answers.
-    pub(crate) async fn database_admin(&self, kind: DatabaseKind) -> Result<Admin, String> {
+    /// The server for `kind`, Director's own brought to its spec (started, its image made
+    /// first on a new machine; an operator's is left as it is). Read and ensured under the
+    /// kind's lock (see `rotate_database_superuser`).
+    pub(crate) async fn ensure_database_server(
+        &self,
+        kind: DatabaseKind,
+    ) -> Result<(Server, Ensured), String> {
+        let _one_at_a_time = self.platform.database_server_lock(kind).lock().await;
         let server = self.database_server(kind).await?;
+        let ensured = match server.own() {
+            Some(spec) => self
+                .orchestrator
+                .ensure_database_server(spec)
+                .await
+                .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?,
+            None => Ensured::Unchanged,
+        };
+        Ok((server, ensured))
+    }
+
+    /// Makes sure the server for `kind` runs, and returns an admin's connection to it once it
+    /// answers.
+    pub(crate) async fn database_admin(&self, kind: DatabaseKind) -> Result<Admin, String> {
+        let (server, _) = self.ensure_database_server(kind).await?;
         let timeout = match server.own() {
-            Some(spec) => {
-                self.orchestrator
-                    .ensure_database_server(spec)
-                    .await
-                    .map_err(|e| format!("starting the {} server failed: {e}", kind.label()))?;
-                START_TIMEOUT
-            }
+            Some(_) => START_TIMEOUT,
             None => EXTERNAL_TIMEOUT,
         };
         let started = tokio::time::Instant::now();
