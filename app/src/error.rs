@@ -55,6 +55,9 @@ pub enum AppError {
     /// Docker is not connected; the message says what waits for it.
     #[error("{0}")]
     EngineUnavailable(String),
+    /// A sign-in through an identity provider was refused; the message says why.
+    #[error("{0}")]
+    SignInRefused(String),
     /// The database (or another dependency) is down; try again later.
     #[error("Director is temporarily unavailable. Try again in a moment.")]
     Unavailable,
@@ -71,7 +74,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Unauthenticated => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::SignInRefused(_) => 403,
             Self::NotFound => 404,
             Self::Invalid { .. } | Self::BadRequest => 400,
             Self::Conflict(_) => 409,

@@ -174,20 +174,22 @@ pub fn client_info() -> ClientInfo {
 
 /// Sets the session cookie on the response; an empty token with `max_age` 0 clears it.
 pub fn set_session_cookie(token: &str, max_age_secs: i64) {
-    let secure = context().secure_cookies;
-    let cookie = cookie::Cookie::build((session_cookie_name(secure), token.to_owned()))
+    let cookie = session_cookie(context().secure_cookies, token, max_age_secs);
+    if let (Some(options), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(&cookie)) {
+        options.append_header(header::SET_COOKIE, value);
+    }
+}
+
+/// The `Set-Cookie` value of a session cookie (for doors outside Leptos, too).
+pub fn session_cookie(secure: bool, token: &str, max_age_secs: i64) -> String {
+    cookie::Cookie::build((session_cookie_name(secure), token.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(cookie::SameSite::Lax)
         .secure(secure)
         .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build();
-    if let (Some(options), Ok(value)) = (
-        use_context::<ResponseOptions>(),
-        HeaderValue::from_str(&cookie.to_string()),
-    ) {
-        options.append_header(header::SET_COOKIE, value);
-    }
+        .build()
+        .to_string()
 }
 
 /// Maps a platform error to what the user sees, logging what they must not see, and sets the
@@ -210,7 +212,11 @@ pub fn to_app_error(err: platform::Error) -> AppError {
         P::RateLimited { retry_after_secs } => AppError::RateLimited {
             minutes: retry_after_secs.div_ceil(60),
         },
-        P::EngineUnavailable(message) => AppError::EngineUnavailable(message),
+        // An identity provider that does not answer is a dependency unavailable, as Docker is.
+        P::EngineUnavailable(message) | P::ProviderUnavailable(message) => {
+            AppError::EngineUnavailable(message)
+        }
+        P::SignInRefused(message) => AppError::SignInRefused(message),
         P::Unavailable(cause) => {
             tracing::error!(error = %cause, "dependency unavailable");
             AppError::Unavailable

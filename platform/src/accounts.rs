@@ -240,7 +240,7 @@ impl Platform {
         Ok((user.actor(), session))
     }
 
-    async fn new_session(
+    pub(crate) async fn new_session(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         user_id: i64,

@@ -48,6 +48,13 @@ pub enum Error {
     /// The request may succeed later.
     #[error("{0}")]
     EngineUnavailable(String),
+    /// A sign-in through an identity provider was refused (a forged or used `state`, a token
+    /// that fails its checks, a person without an account); the message says why.
+    #[error("{0}")]
+    SignInRefused(String),
+    /// An identity provider did not answer; the request may succeed later.
+    #[error("{0}")]
+    ProviderUnavailable(String),
     /// The database cannot be reached; the request may succeed later.
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),

@@ -19,6 +19,7 @@ mod error;
 pub mod files;
 pub mod grants;
 pub mod keys;
+pub mod oidc;
 mod passwords;
 pub mod schema;
 pub mod sites;
@@ -77,6 +78,8 @@ pub struct Settings {
     pub site_postgres: Option<sites::ExternalServer>,
     /// The operator's MySQL (MariaDB) server for sites' databases, instead of Director's own.
     pub site_mysql: Option<sites::ExternalServer>,
+    /// The identity providers people may sign in with.
+    pub oidc: Vec<oidc::OidcProvider>,
 }
 
 impl Settings {
@@ -109,6 +112,7 @@ impl Default for Settings {
             database_size_warning_bytes: 1 << 30,
             site_postgres: None,
             site_mysql: None,
+            oidc: Vec::new(),
         }
     }
 }

@@ -180,6 +180,28 @@ diesel::joinable!(sites -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
 diesel::joinable!(site_members -> users (user_id));
 diesel::table! {
+    user_identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    oidc_logins (state_hash) {
+        state_hash -> Bytea,
+        provider -> Text,
+        nonce -> Text,
+        verifier -> Text,
+        next -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(user_identities -> users (user_id));
+
+diesel::table! {
     installation (only_row) {
         only_row -> Bool,
         id -> Text,
@@ -222,5 +244,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     site_domains,
     certificates,
     site_databases,
-    sql_history
+    sql_history,
+    user_identities,
+    oidc_logins
 );

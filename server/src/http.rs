@@ -28,6 +28,8 @@ pub struct AppState {
     pub trust_proxy: bool,
     /// The browser terminals' shells.
     pub terminals: crate::terminal::Terminals,
+    /// The manager's public URL (identity providers send people back to it).
+    pub public_url: String,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -112,6 +114,8 @@ pub fn doors() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/sites/{id}/files/download", get(crate::files::download)),
         ("/sites/{id}/databases/{kind}/dump", get(crate::databases::dump)),
+        ("/auth/oidc/{provider}/start", get(crate::oidc::start)),
+        ("/auth/oidc/{provider}/callback", get(crate::oidc::callback)),
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod embedded_pg;
 pub mod files;
 pub mod http;
 pub mod multipart;
+pub mod oidc;
 pub mod reconciler;
 pub mod serve;
 pub mod terminal;

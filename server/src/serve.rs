@@ -72,6 +72,7 @@ impl Database {
             dns_server: config.sites.dns_server,
             database_connections: config.sites.database_connections,
             database_size_warning_bytes: config.sites.database_size_warning_bytes,
+            oidc: config.oidc.clone(),
             site_postgres: config.sites.site_postgres.clone(),
             site_mysql: config.sites.site_mysql.clone(),
             ..Settings::default()
@@ -155,6 +156,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         },
         trust_proxy: config.server.trust_proxy,
         terminals: crate::terminal::Terminals::new(config.shells.terminal_grace),
+        public_url: public_url.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = start_background(config, &platform, ssh, &stopped)?;

@@ -58,8 +58,9 @@ fn door(method: Method, path: &'static str, query: &'static str, expect: [u16; 4
 
 /// Functions that do not act on anyone's behalf: signing in and out, the first-run setup,
 /// asking who one is, changing one's own password (tested in http.rs and accounts).
-const NOT_IN_MATRIX: [&str; 6] = [
+const NOT_IN_MATRIX: [&str; 7] = [
     "login",
+    "sign_in_providers",
     "logout",
     "setup_link_valid",
     "complete_setup",
@@ -370,10 +371,27 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             "",
             [401, 404, 409, 409],
         ),
+        // Sign-in with a provider is for anyone; this server has none configured.
+        door(
+            Method::GET,
+            "/auth/oidc/{provider}/start",
+            "",
+            [404, 404, 404, 404],
+        ),
+        door(
+            Method::GET,
+            "/auth/oidc/{provider}/callback",
+            "state=x&code=y",
+            [404, 404, 404, 404],
+        ),
     ];
     let mut wrong_doors = Vec::new();
     for door in &door_rows {
-        let path = door.path.replace("{id}", &id).replace("{kind}", "postgresql");
+        let path = door
+            .path
+            .replace("{id}", &id)
+            .replace("{kind}", "postgresql")
+            .replace("{provider}", "none");
         for (who, (client, expected)) in WHO.iter().zip(clients.iter().zip(door.expect)) {
             let got = client
                 .request(door.method.clone(), server.url(&format!("{path}?{}", door.query)))

@@ -69,7 +69,7 @@ pub struct UserRow {
 /// stays on this site; what is returned is the parsed path, query and fragment, serialized
 /// (so nothing in it can break a header).
 #[cfg(feature = "ssr")]
-fn safe_next(next: Option<String>) -> String {
+pub fn safe_next(next: Option<String>) -> String {
     const HERE: &str = "http://director.invalid/";
     let base = url::Url::parse(HERE).expect("a valid base");
     let parsed = next
@@ -82,6 +82,29 @@ fn safe_next(next: Option<String>) -> String {
         Some(path) if !path.starts_with("//") => path,
         _ => "/".to_owned(),
     }
+}
+
+/// An identity provider people may sign in with, as the sign-in page offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInProvider {
+    /// Its id in the sign-in URL.
+    pub id: String,
+    /// "Sign in with <name>".
+    pub name: String,
+}
+
+/// The identity providers the sign-in page offers.
+#[server(prefix = "/fn", endpoint = "sign_in_providers")]
+pub async fn sign_in_providers() -> Result<Vec<SignInProvider>, AppError> {
+    Ok(platform()
+        .settings()
+        .oidc
+        .iter()
+        .map(|p| SignInProvider {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect())
 }
 
 /// The signed-in user, or None.

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::Login,
+    api::{Login, sign_in_providers},
     components::{FieldError, FormError, failure},
 };
 
@@ -13,6 +13,9 @@ use crate::{
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
+    // A sign-in through a provider that failed comes back here with the reason.
+    let failed = move || query.read().get("failed");
+    let providers = Resource::new(|| (), |()| sign_in_providers());
     let login = ServerAction::<Login>::new();
     let error = failure(login.value());
     let reveal = RwSignal::new(false);
@@ -53,6 +56,33 @@ pub fn LoginPage() -> impl IntoView {
                 <input type="hidden" name="next" value=next/>
                 <button type="submit" class="primary">"Sign in"</button>
             </ActionForm>
+            {move || failed().map(|reason| view! { <p class="alert error card" role="alert">{reason}</p> })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let providers = providers.await.unwrap_or_default();
+                    (!providers.is_empty()).then(|| view! {
+                        <nav class="card providers" aria-label="Other ways to sign in">
+                            {providers.into_iter().map(|p| {
+                                let query = url_query(&next());
+                                view! {
+                                    <a class="button secondary" href=format!("/auth/oidc/{}/start{query}", p.id)>
+                                        {format!("Sign in with {}", p.name)}
+                                    </a>
+                                }
+                            }).collect_view()}
+                        </nav>
+                    })
+                })}
+            </Suspense>
         </main>
+    }
+}
+
+/// `?next=<path>` for a provider's sign-in link, or nothing.
+fn url_query(next: &str) -> String {
+    if next.is_empty() {
+        String::new()
+    } else {
+        format!("?next={}", crate::api::url_encode(next))
     }
 }

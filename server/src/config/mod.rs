@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 mod acme;
 mod edge;
+mod oidc;
 mod server;
 mod shells;
 mod sites;
@@ -82,6 +83,8 @@ pub struct ServeArgs {
     pub shells: shells::ShellFlags,
     #[command(flatten)]
     pub sites: sites::SiteFlags,
+    #[command(flatten)]
+    pub oidc: oidc::OidcFlags,
 }
 
 /// `director user …`
@@ -130,6 +133,8 @@ struct FileConfig {
     domains: sites::DomainsFile,
     #[serde(default)]
     databases: sites::DatabasesFile,
+    #[serde(default)]
+    oidc: Vec<oidc::OidcFile>,
 }
 
 /// The resolved configuration, section by section.
@@ -144,6 +149,8 @@ pub struct Config {
     pub acme: Option<orchestrator::edge::AcmeConfig>,
     pub shells: Shells,
     pub sites: Sites,
+    /// The identity providers people may sign in with.
+    pub oidc: Vec<platform::oidc::OidcProvider>,
 }
 
 impl Config {
@@ -180,6 +187,7 @@ impl Config {
             edge,
             shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
             sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases)?,
+            oidc: oidc::resolve(&flags.oidc, file.oidc)?,
         })
     }
 }

@@ -1,0 +1,60 @@
+// A real OpenID Connect provider for the tests (npm oidc-provider): discovery, signing keys, the
+// authorization code flow with PKCE, its own login page (any password; the login is the
+// person's `sub`), RP-initiated logout. Its clients and people come from a JSON file, read again
+// at each lookup so that a test may add people while it runs:
+//
+//   { "clients": [{ "client_id", "client_secret", "redirect_uris": [...] }],
+//     "accounts": { "<sub>": { "preferred_username", "name", "email", "groups": [...] } } }
+//
+// Usage: node end2end/oidc-provider.mjs <port> <file>. Prints "ready <issuer>" once it listens.
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { Provider } from 'oidc-provider';
+
+const port = Number(process.argv[2]);
+const file = process.argv[3];
+const read = () => JSON.parse(readFileSync(file, 'utf8'));
+const issuer = `http://127.0.0.1:${port}`;
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const key = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients: read().clients.map((client) => ({
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    ...client,
+  })),
+  pkce: { required: () => true },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'preferred_username'],
+    groups: ['groups'],
+  },
+  // The claims of the scopes asked for go into the ID token itself.
+  conformIdTokenClaims: false,
+  features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+  cookies: { keys: ['director test provider cookie key'] },
+  jwks: { keys: [key] },
+  ttl: { Session: 3600, Interaction: 600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
+  // No consent page: a person who signed in grants what the client asks.
+  async loadExistingGrant(ctx) {
+    const id = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (id) return ctx.oidc.provider.Grant.find(id);
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid email profile groups');
+    await grant.save();
+    return grant;
+  },
+  async findAccount(ctx, sub) {
+    const account = read().accounts[sub];
+    if (!account) return undefined;
+    return { accountId: sub, async claims() { return { sub, email_verified: true, ...account }; } };
+  },
+});
+
+const handle = provider.callback();
+createServer(handle).listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));

@@ -1,0 +1,500 @@
+//! Sign-in with the organisation's identity providers (OpenID Connect): the authorization code
+//! flow with PKCE, `state` and `nonce`, the provider found by discovery from its issuer URL,
+//! the ID token's signature, issuer, audience, expiry and nonce checked (crate `openidconnect`).
+//!
+//! What a sign-in needs between the redirect and the callback is kept in PostgreSQL
+//! (`oidc_logins`, the `state` only as a digest), so the callback may land on any manager
+//! process, and each is taken by one callback only. An account is linked to a provider's person
+//! by (issuer, subject) alone; a new person gets an account of their own (unless the provider
+//! does not let people register), never one that merely shares an email address.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use openidconnect::{
+    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse as _,
+    core::{
+        CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
+        CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+        CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    },
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ClientInfo, Error, Platform, Result, Role, SessionToken,
+    accounts::Actor,
+    schema::{oidc_logins, user_identities, users},
+    tokens,
+};
+
+/// How long a sign-in may take at the provider (its login page, a second factor).
+const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// The clock difference allowed between this machine and the provider.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+
+/// One identity provider, as the operator configured it.
+#[derive(Clone)]
+pub struct OidcProvider {
+    /// Its id in Director's URLs (`/auth/oidc/<id>/…`): letters, digits, `-`.
+    pub id: String,
+    /// Its name on the sign-in page: "Sign in with <name>".
+    pub name: String,
+    /// Its issuer URL, from which its endpoints and keys are discovered.
+    pub issuer: String,
+    /// Director's client id there.
+    pub client_id: String,
+    /// Director's client secret there.
+    pub client_secret: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// Whether a person the provider vouches for, without an account yet, gets one.
+    pub registration: Registration,
+    /// The claim listing the person's groups.
+    pub role_claim: String,
+    /// Groups whose members are Director's admins; re-applied at each sign-in when not empty.
+    pub admin_groups: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether people new to Director get an account on their first sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// They do.
+    Open,
+    /// They are told to ask an admin.
+    Closed,
+}
+
+/// The claims Director reads besides the standard ones: the person's groups.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GroupClaims {
+    #[serde(default, flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AdditionalClaims for GroupClaims {}
+
+impl GroupClaims {
+    /// The strings of claim `name` (a list of strings, or one string).
+    fn strings(&self, name: &str) -> Vec<String> {
+        match self.other.get(name) {
+            Some(serde_json::Value::Array(values)) => values
+                .iter()
+                .filter_map(|v| v.as_str().map(ToOwned::to_owned))
+                .collect(),
+            Some(serde_json::Value::String(value)) => vec![value.clone()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+type TokenResponse = openidconnect::StandardTokenResponse<
+    openidconnect::IdTokenFields<
+        GroupClaims,
+        openidconnect::EmptyExtraTokenFields,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+type OidcClient = openidconnect::Client<
+    GroupClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<CoreErrorResponseType>,
+    TokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The person a provider vouched for, as its ID token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The person's id there, for ever.
+    pub subject: String,
+    /// The username they would like.
+    pub preferred_username: Option<String>,
+    /// Their name.
+    pub name: Option<String>,
+    /// Their email address.
+    pub email: Option<String>,
+    /// Their groups (the provider's role claim).
+    pub groups: Vec<String>,
+}
+
+/// The HTTP client for providers: no redirects followed (a provider's answer is taken as it
+/// is, never fetched from somewhere else it points to).
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(Error::internal)
+}
+
+fn unavailable(provider: &OidcProvider, err: impl std::fmt::Display) -> Error {
+    tracing::warn!(provider = %provider.id, error = %err, "identity provider unavailable");
+    Error::ProviderUnavailable(format!(
+        "{} did not answer. Try again in a moment.",
+        provider.name
+    ))
+}
+
+fn refused(provider: &OidcProvider, why: &str, err: impl std::fmt::Display) -> Error {
+    tracing::warn!(provider = %provider.id, error = %err, why, "sign-in refused");
+    Error::SignInRefused(format!("Signing in with {} failed: {why}.", provider.name))
+}
+
+/// The provider's client, from its discovery document.
+async fn client(provider: &OidcProvider, redirect: &str, http: &reqwest::Client) -> Result<OidcClient> {
+    let issuer = IssuerUrl::new(provider.issuer.clone()).map_err(Error::internal)?;
+    let metadata = CoreProviderMetadata::discover_async(issuer, http)
+        .await
+        .map_err(|e| unavailable(provider, e))?;
+    Ok(OidcClient::from_provider_metadata(
+        metadata,
+        ClientId::new(provider.client_id.clone()),
+        Some(ClientSecret::new(provider.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.to_owned()).map_err(Error::internal)?))
+}
+
+impl Platform {
+    /// The configured provider `id`.
+    pub fn oidc_provider(&self, id: &str) -> Result<&OidcProvider> {
+        self.settings()
+            .oidc
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or(Error::NotFound("identity provider"))
+    }
+
+    /// Starts a sign-in with provider `id`: where to send the browser. `redirect` is this
+    /// manager's callback URL for it; `next` the page to land on after.
+    pub async fn oidc_begin(&self, id: &str, redirect: &str, next: &str) -> Result<String> {
+        let provider = self.oidc_provider(id)?;
+        let http = http_client()?;
+        let client = client(provider, redirect, &http).await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in &provider.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let mut conn = self.conn().await?;
+        diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.lt(Utc::now())))
+            .execute(&mut conn)
+            .await?;
+        diesel::insert_into(oidc_logins::table)
+            .values((
+                oidc_logins::state_hash.eq(tokens::digest(state.secret())),
+                oidc_logins::provider.eq(&provider.id),
+                oidc_logins::nonce.eq(nonce.secret()),
+                oidc_logins::verifier.eq(verifier.secret()),
+                oidc_logins::next.eq(next),
+                oidc_logins::expires_at.eq(Utc::now() + LOGIN_TTL),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(url.to_string())
+    }
+
+    /// Ends a sign-in with provider `id` at its callback: the `state` must be one this
+    /// Director gave (once, within ten minutes), the code is exchanged with the PKCE verifier,
+    /// and the ID token checked. Returns the session and the page to land on.
+    pub async fn oidc_finish(
+        &self,
+        id: &str,
+        redirect: &str,
+        state: &str,
+        code: &str,
+        client_info: &ClientInfo,
+    ) -> Result<(Actor, SessionToken, String)> {
+        let provider = self.oidc_provider(id)?;
+        let login: Option<(String, String, String, String, DateTime<Utc>)> = {
+            let mut conn = self.conn().await?;
+            diesel::delete(oidc_logins::table.find(tokens::digest(state)))
+                .returning((
+                    oidc_logins::provider,
+                    oidc_logins::nonce,
+                    oidc_logins::verifier,
+                    oidc_logins::next,
+                    oidc_logins::expires_at,
+                ))
+                .get_result(&mut conn)
+                .await
+                .optional()?
+        };
+        let Some((login_provider, nonce, verifier, next, expires_at)) = login else {
+            return Err(refused(
+                provider,
+                "this sign-in is not one Director started, or it was used already",
+                "unknown state",
+            ));
+        };
+        if login_provider != provider.id || expires_at < Utc::now() {
+            return Err(refused(
+                provider,
+                "this sign-in took too long or came back to the wrong place; start again",
+                "expired or crossed state",
+            ));
+        }
+        let http = http_client()?;
+        let client = client(provider, redirect, &http).await?;
+        let token: TokenResponse = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| refused(provider, "the provider has no token endpoint", e))?
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+            .request_async(&http)
+            .await
+            .map_err(|e| match e {
+                openidconnect::RequestTokenError::Request(e) => unavailable(provider, e),
+                other => refused(provider, "the provider did not accept the sign-in", other),
+            })?;
+        let id_token = token
+            .id_token()
+            .ok_or_else(|| refused(provider, "the provider sent no ID token", "no id_token"))?;
+        // The provider's clock may run up to a minute ahead of this one.
+        let verifier = client.id_token_verifier().set_time_fn(|| Utc::now() - CLOCK_SKEW);
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(nonce))
+            .map_err(|e| refused(provider, "its ID token did not pass the checks", e))?;
+        let identity = Identity {
+            issuer: claims.issuer().as_str().to_owned(),
+            subject: claims.subject().as_str().to_owned(),
+            preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+            email: claims.email().map(|e| e.as_str().to_owned()),
+            groups: claims.additional_claims().strings(&provider.role_claim),
+        };
+        let (actor, session) = self.sign_in_as(provider, &identity, client_info).await?;
+        Ok((actor, session, next))
+    }
+
+    /// Signs in the person `identity` names: their linked account, or (registration open) a new
+    /// one; their role re-applied from their groups when the provider maps groups to roles.
+    pub async fn sign_in_as(
+        &self,
+        provider: &OidcProvider,
+        identity: &Identity,
+        client_info: &ClientInfo,
+    ) -> Result<(Actor, SessionToken)> {
+        let role = (!provider.admin_groups.is_empty()).then(|| {
+            if identity.groups.iter().any(|g| provider.admin_groups.contains(g)) {
+                Role::Admin
+            } else {
+                Role::User
+            }
+        });
+        let linked: Option<i64> = {
+            let mut conn = self.conn().await?;
+            user_identities::table
+                .filter(user_identities::issuer.eq(&identity.issuer))
+                .filter(user_identities::subject.eq(&identity.subject))
+                .select(user_identities::user_id)
+                .first(&mut conn)
+                .await
+                .optional()?
+        };
+        let user_id = match linked {
+            Some(user_id) => user_id,
+            None if provider.registration == Registration::Closed => {
+                tracing::info!(provider = %provider.id, subject = %identity.subject, "sign-in of a person without an account");
+                return Err(Error::SignInRefused(format!(
+                    "{} knows you, but you have no account on this Director yet: ask an administrator for one.",
+                    provider.name
+                )));
+            }
+            None => {
+                self.register(provider, identity, role.unwrap_or(Role::User))
+                    .await?
+            }
+        };
+        let mut conn = self.conn().await?;
+        if let Some(role) = role {
+            diesel::update(users::table.find(user_id))
+                .set((users::role.eq(role), users::updated_at.eq(diesel::dsl::now)))
+                .execute(&mut conn)
+                .await?;
+        }
+        let (username, active): (String, bool) = users::table
+            .find(user_id)
+            .select((users::username, users::active))
+            .first(&mut conn)
+            .await?;
+        if !active {
+            return Err(Error::SignInRefused(
+                "Your account is deactivated: ask an administrator.".to_owned(),
+            ));
+        }
+        let session = self.new_session(&mut conn, user_id, client_info).await?;
+        let actor = self
+            .session_actor(&session.token)
+            .await?
+            .ok_or_else(|| Error::internal("a session just made is not there"))?;
+        tracing::info!(user = %username, provider = %provider.id, ip = %client_info.ip, "signed in with an identity provider");
+        Ok((actor, session))
+    }
+
+    /// Makes an account for `identity`, linked to it: its username from the one they would
+    /// like (made valid, then unique), a password nobody knows.
+    async fn register(&self, provider: &OidcProvider, identity: &Identity, role: Role) -> Result<i64> {
+        let wanted = identity
+            .preferred_username
+            .as_deref()
+            .or(identity.email.as_deref().and_then(|e| e.split('@').next()))
+            .unwrap_or("user");
+        let base = username_from(wanted);
+        // Nobody knows it: the account signs in through its provider (an admin's setup link
+        // may give it a password later).
+        let password_hash = crate::passwords::hash(tokens::generate()).await?;
+        let display_name = identity
+            .name
+            .clone()
+            .unwrap_or_else(|| base.clone())
+            .chars()
+            .take(100)
+            .collect::<String>();
+        let email = identity
+            .email
+            .clone()
+            .filter(|e| e.len() <= 254 && e.contains('@'))
+            .unwrap_or_default();
+        let mut conn = self.conn().await?;
+        let user_id = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let taken: Vec<String> = users::table
+                    .filter(users::username.like(format!("{}%", base.replace('_', "\\_"))))
+                    .select(users::username)
+                    .load(conn)
+                    .await?;
+                let username = unique(&base, &taken);
+                let user_id: i64 = diesel::insert_into(users::table)
+                    .values((
+                        users::username.eq(&username),
+                        users::display_name.eq(&display_name),
+                        users::email.eq(&email),
+                        users::password_hash.eq(&password_hash),
+                        users::role.eq(role),
+                    ))
+                    .returning(users::id)
+                    .get_result(conn)
+                    .await?;
+                diesel::insert_into(user_identities::table)
+                    .values((
+                        user_identities::issuer.eq(&identity.issuer),
+                        user_identities::subject.eq(&identity.subject),
+                        user_identities::user_id.eq(user_id),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let actor = Actor {
+                    user_id,
+                    username: username.clone(),
+                    display_name: display_name.clone(),
+                    role,
+                };
+                crate::sites::audit(conn, &actor, "user.register", &username, &provider.id).await?;
+                Ok(user_id)
+            })
+            .await?;
+        tracing::info!(provider = %provider.id, user_id, "account made at first sign-in");
+        Ok(user_id)
+    }
+}
+
+/// A valid username from what a provider says the person would like: lower case, letters,
+/// digits, `.`, `_`, `-`, starting with a letter, at most 28 characters (room for a suffix).
+pub fn username_from(wanted: &str) -> String {
+    let cleaned: String = wanted
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches(|c: char| !c.is_ascii_lowercase());
+    let name: String = trimmed.chars().take(28).collect();
+    let name = name.trim_end_matches(['-', '.', '_']).to_owned();
+    if name.is_empty() { "user".to_owned() } else { name }
+}
+
+/// `base`, or `base2`, `base3`… whichever `taken` does not hold.
+fn unique(base: &str, taken: &[String]) -> String {
+    if !taken.iter().any(|t| t == base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{base}{n}"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("an unbounded range has a free name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wanted_username_is_made_valid_and_unique() {
+        assert_eq!(username_from("Alice.Liddell"), "alice.liddell");
+        assert_eq!(username_from("  42 Émile Zola!"), "mile-zola");
+        assert_eq!(username_from("_x_"), "x");
+        assert_eq!(username_from("日本"), "user");
+        assert_eq!(username_from(&"a".repeat(60)).len(), 28);
+        for name in ["Alice.Liddell", "42 Émile Zola!", "日本", "a-b-"] {
+            assert!(
+                crate::validation::username(&username_from(name)).is_ok(),
+                "{name}"
+            );
+        }
+        let taken = ["alice".to_owned(), "alice2".to_owned()];
+        assert_eq!(unique("alice", &taken), "alice3");
+        assert_eq!(unique("bob", &taken), "bob");
+    }
+
+    #[test]
+    fn groups_are_read_from_a_list_or_a_string() {
+        let claims: GroupClaims =
+            serde_json::from_str(r#"{"groups": ["staff", 3, "admins"], "role": "approver"}"#).unwrap();
+        assert_eq!(claims.strings("groups"), ["staff", "admins"]);
+        assert_eq!(claims.strings("role"), ["approver"]);
+        assert!(claims.strings("missing").is_empty());
+    }
+}

@@ -1,0 +1,135 @@
+//! `[[oidc]]`: the identity providers people may sign in with (any number in the file; one by
+//! flags or environment variables, with the id `sso`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use platform::oidc::{OidcProvider, Registration};
+use serde::Deserialize;
+
+/// Whether people new to Director get an account at their first sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationFlag {
+    /// They do.
+    #[default]
+    Open,
+    /// They are told to ask an admin.
+    Closed,
+}
+
+/// Flags of one provider.
+#[derive(Debug, Args, Default)]
+pub struct OidcFlags {
+    /// An identity provider's issuer URL (OpenID Connect discovery is read from it).
+    #[arg(long, env = "DIRECTOR_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Director's client id at the provider.
+    #[arg(long, env = "DIRECTOR_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding Director's client secret at the provider.
+    #[arg(long, env = "DIRECTOR_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The provider's name on the sign-in page ("Sign in with <name>").
+    #[arg(long, env = "DIRECTOR_OIDC_NAME")]
+    pub oidc_name: Option<String>,
+    /// Scopes asked for besides `openid`, separated by commas (default: email,profile).
+    #[arg(long, env = "DIRECTOR_OIDC_SCOPES", value_delimiter = ',')]
+    pub oidc_scopes: Option<Vec<String>>,
+    /// Whether people without an account get one at their first sign-in.
+    #[arg(long, env = "DIRECTOR_OIDC_REGISTRATION")]
+    pub oidc_registration: Option<RegistrationFlag>,
+    /// The claim listing a person's groups (default: groups).
+    #[arg(long, env = "DIRECTOR_OIDC_ROLE_CLAIM")]
+    pub oidc_role_claim: Option<String>,
+    /// Groups whose members are Director's admins, separated by commas; re-applied at each
+    /// sign-in (empty: roles are set by hand).
+    #[arg(long, env = "DIRECTOR_OIDC_ADMIN_GROUPS", value_delimiter = ',')]
+    pub oidc_admin_groups: Option<Vec<String>>,
+}
+
+/// One `[[oidc]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OidcFile {
+    id: String,
+    name: Option<String>,
+    issuer: String,
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    scopes: Option<Vec<String>>,
+    registration: Option<RegistrationFlag>,
+    role_claim: Option<String>,
+    #[serde(default)]
+    admin_groups: Vec<String>,
+}
+
+/// The providers: the file's, then the flags' one (id `sso`).
+pub(super) fn resolve(flags: &OidcFlags, file: Vec<OidcFile>) -> anyhow::Result<Vec<OidcProvider>> {
+    let mut tables = file;
+    if let Some(issuer) = &flags.oidc_issuer {
+        tables.push(OidcFile {
+            id: "sso".to_owned(),
+            name: flags.oidc_name.clone(),
+            issuer: issuer.clone(),
+            client_id: flags
+                .oidc_client_id
+                .clone()
+                .context("--oidc-issuer needs --oidc-client-id")?,
+            client_secret_file: flags.oidc_client_secret_file.clone(),
+            scopes: flags.oidc_scopes.clone(),
+            registration: flags.oidc_registration,
+            role_claim: flags.oidc_role_claim.clone(),
+            admin_groups: flags.oidc_admin_groups.clone().unwrap_or_default(),
+        });
+    }
+    let mut providers: Vec<OidcProvider> = Vec::new();
+    for table in tables {
+        let id = table.id;
+        if id.is_empty()
+            || id.len() > 32
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            bail!("an identity provider's id is 1 to 32 lower-case letters, digits and '-': {id:?}");
+        }
+        if providers.iter().any(|p| p.id == id) {
+            bail!("two identity providers have the id {id:?}");
+        }
+        let issuer = url::Url::parse(&table.issuer)
+            .with_context(|| format!("identity provider {id}: the issuer is not a URL"))?;
+        if !matches!(issuer.scheme(), "https" | "http") {
+            bail!("identity provider {id}: the issuer is an https:// URL");
+        }
+        let Some(secret_file) = table.client_secret_file else {
+            bail!("identity provider {id}: its client secret is read from a file (client_secret_file)");
+        };
+        let client_secret = std::fs::read_to_string(&secret_file)
+            .with_context(|| format!("identity provider {id}: reading {}", secret_file.display()))?
+            .trim()
+            .to_owned();
+        if client_secret.is_empty() {
+            bail!("identity provider {id}: {} is empty", secret_file.display());
+        }
+        providers.push(OidcProvider {
+            name: table.name.unwrap_or_else(|| id.clone()),
+            id,
+            // Kept as written: discovery compares the issuer exactly.
+            issuer: table.issuer,
+            client_id: table.client_id,
+            client_secret,
+            scopes: table
+                .scopes
+                .unwrap_or_else(|| vec!["email".to_owned(), "profile".to_owned()]),
+            registration: match table.registration.unwrap_or_default() {
+                RegistrationFlag::Open => Registration::Open,
+                RegistrationFlag::Closed => Registration::Closed,
+            },
+            role_claim: table.role_claim.unwrap_or_else(|| "groups".to_owned()),
+            admin_groups: table.admin_groups,
+        });
+    }
+    Ok(providers)
+}

@@ -1,0 +1,276 @@
+//! Sign-in through a real OpenID Connect provider (npm `oidc-provider`, started here): its own
+//! login page filled in as a browser would, the code exchanged with PKCE, the ID token checked;
+//! a first sign-in makes an account (a username made unique, the admin role from the groups),
+//! a later one finds it again; a replayed or forged callback, a person a closed provider does
+//! not register, and a provider that is down each end on the sign-in page with the reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, create_user};
+use platform::{
+    Role,
+    oidc::{OidcProvider, Registration},
+    testing::TestDb,
+};
+
+/// The provider, on its own port, with the clients and people of its file; both go with it.
+struct Provider {
+    _process: tokio::process::Child,
+    _file: tempfile::NamedTempFile,
+}
+
+impl Provider {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Starts it on `port` for a client whose callbacks are under `director`.
+    async fn start(port: u16, director: &str) -> Self {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let config = serde_json::json!({
+            "clients": [{
+                "client_id": "director",
+                "client_secret": "director secret",
+                "redirect_uris": [format!("{director}/auth/oidc/test/callback")],
+            }],
+            "accounts": {
+                "alice-sub": {"preferred_username": "Alice", "name": "Alice Liddell", "email": "alice@example.org", "groups": ["staff", "director-admins"]},
+                "bob-sub": {"preferred_username": "alice", "name": "Another Alice", "email": "bob@example.org", "groups": ["staff"]},
+            },
+        });
+        std::fs::write(file.path(), config.to_string()).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc-provider.mjs");
+        let mut child = tokio::process::Command::new("node")
+            .args([script, &port.to_string(), file.path().to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs the test provider");
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+        )
+        .await
+        .expect("the provider starts within 30 s")
+        .unwrap();
+        assert!(line.starts_with("ready"), "the provider said: {line}");
+        Self {
+            _process: child,
+            _file: file,
+        }
+    }
+
+    fn settings(issuer: &str, registration: Registration) -> OidcProvider {
+        OidcProvider {
+            id: "test".to_owned(),
+            name: "Test SSO".to_owned(),
+            issuer: issuer.to_owned(),
+            client_id: "director".to_owned(),
+            client_secret: "director secret".to_owned(),
+            scopes: vec!["email".to_owned(), "profile".to_owned(), "groups".to_owned()],
+            registration,
+            role_claim: "groups".to_owned(),
+            admin_groups: vec!["director-admins".to_owned()],
+        }
+    }
+}
+
+/// Where a sign-in ended: Director's answer to the provider's callback (a redirect), and the
+/// callback's URL (to replay it).
+struct SignedIn {
+    location: String,
+    callback: String,
+}
+
+/// Signs `login` in at the provider as a browser would, from Director's start door to its
+/// callback, with `director`'s cookies.
+async fn sign_in(server: &TestServer, director: &reqwest::Client, login: &str) -> SignedIn {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = director
+        .get(server.url("/auth/oidc/test/start?next=/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303, "{:?}", start.text().await);
+    let mut next = location(&start);
+    let mut logged_in = false;
+    for _ in 0..10 {
+        if next.starts_with(&server.base) {
+            let response = director.get(&next).send().await.unwrap();
+            return SignedIn {
+                location: location(&response),
+                callback: next,
+            };
+        }
+        let response = browser.get(&next).send().await.unwrap();
+        if response.status().is_redirection() {
+            next = absolute(&next, &location(&response));
+            continue;
+        }
+        assert!(!logged_in, "the provider asked twice");
+        // Its login page: any password, the login is the person's subject.
+        let page = response.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a login form");
+        let posted = browser
+            .post(absolute(&next, action))
+            .form(&[("prompt", "login"), ("login", login), ("password", "anything")])
+            .send()
+            .await
+            .unwrap();
+        assert!(posted.status().is_redirection(), "{}", posted.status());
+        next = absolute(&next, &location(&posted));
+        logged_in = true;
+    }
+    panic!("the sign-in did not come back to Director");
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn absolute(base: &str, reference: &str) -> String {
+    url::Url::parse(base)
+        .unwrap()
+        .join(reference)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_are_refused() {
+    let port = Provider::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let db = TestDb::with_settings(platform::Settings {
+        oidc: vec![Provider::settings(&issuer, Registration::Open)],
+        ..platform::Settings::default()
+    })
+    .await;
+    // A local account already has the name Alice would like: hers is made unique.
+    create_user(&db.platform, "alice", Role::User).await;
+    let server = TestServer::start(db.platform.clone()).await;
+    let provider = Provider::start(port, &server.base).await;
+
+    // A first sign-in makes her account, an admin by her groups, and lands on `next`.
+    let alice = server.client();
+    let done = sign_in(&server, &alice, "alice-sub").await;
+    assert_eq!(done.location, "/account");
+    let me = server.call(&alice, "current_user", &[]).await;
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["username"], "alice2", "{me}");
+    assert_eq!(me["display_name"], "Alice Liddell");
+    assert_eq!(me["is_admin"], true);
+
+    // The same callback again (a replayed code and state) is refused, and nobody is signed in.
+    let replayed = server.client();
+    let again = replayed.get(&done.callback).send().await.unwrap();
+    let refused = location(&again);
+    assert!(refused.starts_with("/login?failed="), "{refused}");
+    let message = url::form_urlencoded::parse(refused.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "failed")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(message.contains("Test SSO"), "{message}");
+    assert!(
+        message.contains("not one Director started, or it was used already"),
+        "{message}"
+    );
+    let anonymous: serde_json::Value = server
+        .call(&replayed, "current_user", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(anonymous.is_null(), "{anonymous}");
+
+    // A forged state is refused the same way.
+    let forged = replayed
+        .get(server.url("/auth/oidc/test/callback?state=forged&code=whatever"))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&forged).starts_with("/login?failed="));
+
+    // The provider's refusal (the person cancelled) is shown in its words.
+    let cancelled = replayed
+        .get(server.url(
+            "/auth/oidc/test/callback?error=access_denied&error_description=End-User+aborted+interaction",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&cancelled).contains("aborted"),
+        "{}",
+        location(&cancelled)
+    );
+
+    // A later sign-in finds the same account; another person who would like the same name
+    // gets a third, and is no admin.
+    let done = sign_in(&server, &server.client(), "alice-sub").await;
+    assert_eq!(done.location, "/account");
+    let bob = server.client();
+    sign_in(&server, &bob, "bob-sub").await;
+    let me: serde_json::Value = server.call(&bob, "current_user", &[]).await.json().await.unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["is_admin"].as_bool()),
+        (Some("alice3"), Some(false)),
+        "{me}"
+    );
+
+    // With the provider down, starting a sign-in says so on the sign-in page.
+    drop(provider);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let down = server
+        .client()
+        .get(server.url("/auth/oidc/test/start"))
+        .send()
+        .await
+        .unwrap();
+    let down = location(&down);
+    assert!(
+        down.contains("did+not+answer") || down.contains("did%20not%20answer"),
+        "{down}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
+    let port = Provider::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let db = TestDb::with_settings(platform::Settings {
+        oidc: vec![Provider::settings(&issuer, Registration::Closed)],
+        ..platform::Settings::default()
+    })
+    .await;
+    let server = TestServer::start(db.platform.clone()).await;
+    let _provider = Provider::start(port, &server.base).await;
+    let done = sign_in(&server, &server.client(), "alice-sub").await;
+    assert!(done.location.starts_with("/login?failed="), "{}", done.location);
+    assert!(done.location.contains("administrator"), "{}", done.location);
+    assert!(
+        db.platform
+            .list_users(Some(&platform::Actor::operator()))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nobody was registered"
+    );
+}
