@@ -31,8 +31,23 @@ export default async function globalSetup() {
   const dns = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${dnsManagement}`,
     '-http01', '', '-https01', '', '-tlsalpn01', ''], { stdio: 'ignore', detached: true });
   dns.unref();
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
-    '--dns-server', `127.0.0.1:${dnsPort}`], {
+  // An identity provider of the run's own (npm oidc-provider), whose client is this director.
+  const [listenPort, oidcPort] = [await freePort(), await freePort()];
+  const oidcAccounts = path.join(dataDir, 'oidc-provider.json');
+  fs.writeFileSync(oidcAccounts, JSON.stringify({
+    clients: [{ client_id: 'director', client_secret: 'director secret', redirect_uris: [`http://127.0.0.1:${listenPort}/auth/oidc/sso/callback`] }],
+    accounts: {
+      'carol-sub': { preferred_username: 'carol', name: 'Carol Client', email: 'carol@example.org', groups: ['staff'] },
+    },
+  }));
+  const oidcSecret = path.join(dataDir, 'oidc-secret');
+  fs.writeFileSync(oidcSecret, 'director secret');
+  const oidc = spawn('node', [path.join(__dirname, 'oidc-provider.mjs'), String(oidcPort), oidcAccounts], { stdio: 'ignore', detached: true });
+  oidc.unref();
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
+    '--dns-server', `127.0.0.1:${dnsPort}`,
+    '--oidc-issuer', `http://127.0.0.1:${oidcPort}`, '--oidc-client-id', 'director', '--oidc-client-secret-file', oidcSecret,
+    '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
@@ -54,6 +69,7 @@ export default async function globalSetup() {
         resolve({
           pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace,
           dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
+          oidcPid: oidc.pid!, oidcAccounts,
         });
       }
     });

@@ -29,11 +29,13 @@ function removeDockerObjects(namespace: string) {
 }
 
 export default async function globalTeardown() {
-  const { pid, dataDir, namespace, dnsPid } = server();
-  try {
-    process.kill(dnsPid, 'SIGTERM');
-  } catch {
-    // Gone already.
+  const { pid, dataDir, namespace, dnsPid, oidcPid } = server();
+  for (const helper of [dnsPid, oidcPid]) {
+    try {
+      process.kill(helper, 'SIGTERM');
+    } catch {
+      // Gone already.
+    }
   }
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {

@@ -15,6 +15,9 @@ export interface ServerState {
   /** The test DNS server (pebble-challtestsrv): its pid and management API. */
   dnsPid: number;
   dnsManagement: string;
+  /** The test identity provider (end2end/oidc-provider.mjs): its pid and its people's file. */
+  oidcPid: number;
+  oidcAccounts: string;
 }
 
 /** A site's address on the edge this run started. */

@@ -216,7 +216,7 @@ pub fn to_app_error(err: platform::Error) -> AppError {
         P::EngineUnavailable(message) | P::ProviderUnavailable(message) => {
             AppError::EngineUnavailable(message)
         }
-        P::SignInRefused(message) => AppError::SignInRefused(message),
+        P::SignInRefused(why) => AppError::SignInRefused(why.message().to_owned()),
         P::Unavailable(cause) => {
             tracing::error!(error = %cause, "dependency unavailable");
             AppError::Unavailable

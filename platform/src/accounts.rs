@@ -475,6 +475,14 @@ impl Platform {
         role: Role,
     ) -> Result<UserSummary> {
         let actor = authorize(actor, Permission::ManageUsers)?;
+        let user = self.change_role(actor, user_id, role).await?;
+        tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
+        Ok(user)
+    }
+
+    /// Gives `user_id` the role `role` for `by`: a demoted admin's terminals are reset, and an
+    /// admin always remains (Conflict otherwise, nothing changed).
+    pub(crate) async fn change_role(&self, by: &Actor, user_id: i64, role: Role) -> Result<UserSummary> {
         let mut conn = self.conn().await?;
         let user = conn
             .transaction::<_, Error, _>(async move |conn| {
@@ -488,7 +496,7 @@ impl Platform {
                 if was == Some(Role::Admin) && role != Role::Admin {
                     // Read while still an admin: every site's terminal they could open.
                     let why = "an administrator of the site's server was demoted";
-                    crate::sites::reset_terminals_of(conn, actor, user_id, why).await?;
+                    crate::sites::reset_terminals_of(conn, by, user_id, why).await?;
                 }
                 let row: UserRow = diesel::update(users::table.find(user_id))
                     .set((users::role.eq(role), users::updated_at.eq(Utc::now())))
@@ -498,10 +506,12 @@ impl Platform {
                     .optional()?
                     .ok_or(Error::NotFound("user"))?;
                 ensure_an_admin_remains(conn).await?;
+                if was != Some(role) {
+                    crate::sites::audit(conn, by, "user.role", &row.username, role.as_str()).await?;
+                }
                 Ok(row.summary())
             })
             .await?;
-        tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
         self.wake_workers();
         self.access_changed();
         Ok(user)

@@ -49,9 +49,9 @@ pub enum Error {
     #[error("{0}")]
     EngineUnavailable(String),
     /// A sign-in through an identity provider was refused (a forged or used `state`, a token
-    /// that fails its checks, a person without an account); the message says why.
-    #[error("{0}")]
-    SignInRefused(String),
+    /// that fails its checks, a person without an account): why.
+    #[error("{}", .0.message())]
+    SignInRefused(model::account::SignInRefusal),
     /// An identity provider did not answer; the request may succeed later.
     #[error("{0}")]
     ProviderUnavailable(String),

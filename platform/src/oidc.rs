@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use model::account::SignInRefusal;
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -32,6 +33,9 @@ use crate::{
 
 /// How long a sign-in may take at the provider (its login page, a second factor).
 const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// The longest issuer or subject kept (OpenID Connect says a subject has at most 255 ASCII
+/// characters).
+const MAX_ID: usize = 255;
 /// The clock difference allowed between this machine and the provider.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -87,15 +91,17 @@ pub struct GroupClaims {
 impl AdditionalClaims for GroupClaims {}
 
 impl GroupClaims {
-    /// The strings of claim `name` (a list of strings, or one string).
-    fn strings(&self, name: &str) -> Vec<String> {
-        match self.other.get(name) {
-            Some(serde_json::Value::Array(values)) => values
-                .iter()
-                .filter_map(|v| v.as_str().map(ToOwned::to_owned))
-                .collect(),
-            Some(serde_json::Value::String(value)) => vec![value.clone()],
-            _ => Vec::new(),
+    /// The strings of claim `name` (a list of strings, or one string); None without it.
+    fn strings(&self, name: &str) -> Option<Vec<String>> {
+        match self.other.get(name)? {
+            serde_json::Value::Array(values) => Some(
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(ToOwned::to_owned))
+                    .collect(),
+            ),
+            serde_json::Value::String(value) => Some(vec![value.clone()]),
+            _ => None,
         }
     }
 }
@@ -131,6 +137,32 @@ type OidcClient = openidconnect::Client<
     EndpointMaybeSet,
 >;
 
+/// A sign-in under way, as `oidc_logins` keeps it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = oidc_logins)]
+struct Login {
+    provider: String,
+    nonce: String,
+    verifier: String,
+    next: String,
+    expires_at: DateTime<Utc>,
+    browser_hash: Vec<u8>,
+}
+
+/// What a provider's callback brought back, with this manager's callback URL and the
+/// browser's secret (its cookie; None when it sent none).
+#[derive(Debug, Clone, Copy)]
+pub struct Callback<'a> {
+    /// This manager's callback URL for the provider.
+    pub redirect: &'a str,
+    /// The `state` it carries.
+    pub state: &'a str,
+    /// The code it carries.
+    pub code: &'a str,
+    /// The secret the browser kept since the start.
+    pub browser: Option<&'a str>,
+}
+
 /// The person a provider vouched for, as its ID token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -144,8 +176,8 @@ pub struct Identity {
     pub name: Option<String>,
     /// Their email address.
     pub email: Option<String>,
-    /// Their groups (the provider's role claim).
-    pub groups: Vec<String>,
+    /// Their groups (the provider's role claim), when the token has that claim.
+    pub groups: Option<Vec<String>>,
 }
 
 /// The HTTP client for providers: no redirects followed (a provider's answer is taken as it
@@ -166,9 +198,9 @@ fn unavailable(provider: &OidcProvider, err: impl std::fmt::Display) -> Error {
     ))
 }
 
-fn refused(provider: &OidcProvider, why: &str, err: impl std::fmt::Display) -> Error {
-    tracing::warn!(provider = %provider.id, error = %err, why, "sign-in refused");
-    Error::SignInRefused(format!("Signing in with {} failed: {why}.", provider.name))
+fn refused(provider: &OidcProvider, why: SignInRefusal, err: impl std::fmt::Display) -> Error {
+    tracing::warn!(provider = %provider.id, error = %err, why = why.as_str(), "sign-in refused");
+    Error::SignInRefused(why)
 }
 
 /// The provider's client, from its discovery document.
@@ -196,8 +228,9 @@ impl Platform {
     }
 
     /// Starts a sign-in with provider `id`: where to send the browser. `redirect` is this
-    /// manager's callback URL for it; `next` the page to land on after.
-    pub async fn oidc_begin(&self, id: &str, redirect: &str, next: &str) -> Result<String> {
+    /// manager's callback URL for it; `next` the page to land on after; `browser` a secret the
+    /// browser keeps (a cookie) and must show again at the callback.
+    pub async fn oidc_begin(&self, id: &str, redirect: &str, next: &str, browser: &str) -> Result<String> {
         let provider = self.oidc_provider(id)?;
         let http = http_client()?;
         let client = client(provider, redirect, &http).await?;
@@ -222,6 +255,7 @@ impl Platform {
                 oidc_logins::nonce.eq(nonce.secret()),
                 oidc_logins::verifier.eq(verifier.secret()),
                 oidc_logins::next.eq(next),
+                oidc_logins::browser_hash.eq(tokens::digest(browser)),
                 oidc_logins::expires_at.eq(Utc::now() + LOGIN_TTL),
             ))
             .execute(&mut conn)
@@ -230,65 +264,79 @@ impl Platform {
     }
 
     /// Ends a sign-in with provider `id` at its callback: the `state` must be one this
-    /// Director gave (once, within ten minutes), the code is exchanged with the PKCE verifier,
-    /// and the ID token checked. Returns the session and the page to land on.
+    /// Director gave (once, within ten minutes) to this `browser`, the code is exchanged with
+    /// the PKCE verifier, and the ID token checked. Returns the session and the page to land on.
     pub async fn oidc_finish(
         &self,
         id: &str,
-        redirect: &str,
-        state: &str,
-        code: &str,
+        callback: Callback<'_>,
         client_info: &ClientInfo,
     ) -> Result<(Actor, SessionToken, String)> {
+        let Callback {
+            redirect,
+            state,
+            code,
+            browser,
+        } = callback;
         let provider = self.oidc_provider(id)?;
-        let login: Option<(String, String, String, String, DateTime<Utc>)> = {
+        let login: Option<Login> = {
             let mut conn = self.conn().await?;
             diesel::delete(oidc_logins::table.find(tokens::digest(state)))
-                .returning((
-                    oidc_logins::provider,
-                    oidc_logins::nonce,
-                    oidc_logins::verifier,
-                    oidc_logins::next,
-                    oidc_logins::expires_at,
-                ))
+                .returning(Login::as_returning())
                 .get_result(&mut conn)
                 .await
                 .optional()?
         };
-        let Some((login_provider, nonce, verifier, next, expires_at)) = login else {
-            return Err(refused(
-                provider,
-                "this sign-in is not one Director started, or it was used already",
-                "unknown state",
-            ));
+        let Some(Login {
+            provider: login_provider,
+            nonce,
+            verifier,
+            next,
+            expires_at,
+            browser_hash,
+        }) = login
+        else {
+            return Err(refused(provider, SignInRefusal::Unknown, "unknown state"));
         };
-        if login_provider != provider.id || expires_at < Utc::now() {
+        if login_provider != provider.id {
             return Err(refused(
                 provider,
-                "this sign-in took too long or came back to the wrong place; start again",
-                "expired or crossed state",
+                SignInRefusal::Unknown,
+                "another provider's state",
+            ));
+        }
+        if expires_at < Utc::now() {
+            return Err(refused(provider, SignInRefusal::Expired, "expired state"));
+        }
+        // The browser that started the sign-in must be the one finishing it: otherwise anyone
+        // could have someone else's browser finish a sign-in of theirs (login CSRF).
+        if browser.map(tokens::digest).as_deref() != Some(browser_hash.as_slice()) {
+            return Err(refused(
+                provider,
+                SignInRefusal::OtherBrowser,
+                "another browser's state",
             ));
         }
         let http = http_client()?;
         let client = client(provider, redirect, &http).await?;
         let token: TokenResponse = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|e| refused(provider, "the provider has no token endpoint", e))?
+            .map_err(|e| refused(provider, SignInRefusal::NotAccepted, e))?
             .set_pkce_verifier(PkceCodeVerifier::new(verifier))
             .request_async(&http)
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::Request(e) => unavailable(provider, e),
-                other => refused(provider, "the provider did not accept the sign-in", other),
+                other => refused(provider, SignInRefusal::NotAccepted, other),
             })?;
         let id_token = token
             .id_token()
-            .ok_or_else(|| refused(provider, "the provider sent no ID token", "no id_token"))?;
+            .ok_or_else(|| refused(provider, SignInRefusal::BadToken, "no id_token"))?;
         // The provider's clock may run up to a minute ahead of this one.
         let verifier = client.id_token_verifier().set_time_fn(|| Utc::now() - CLOCK_SKEW);
         let claims = id_token
             .claims(&verifier, &Nonce::new(nonce))
-            .map_err(|e| refused(provider, "its ID token did not pass the checks", e))?;
+            .map_err(|e| refused(provider, SignInRefusal::BadToken, e))?;
         let identity = Identity {
             issuer: claims.issuer().as_str().to_owned(),
             subject: claims.subject().as_str().to_owned(),
@@ -305,38 +353,37 @@ impl Platform {
     }
 
     /// Signs in the person `identity` names: their linked account, or (registration open) a new
-    /// one; their role re-applied from their groups when the provider maps groups to roles.
+    /// one. When the provider maps groups to roles and said the person's groups, their role is
+    /// applied again (never leaving Director without an admin).
     pub async fn sign_in_as(
         &self,
         provider: &OidcProvider,
         identity: &Identity,
         client_info: &ClientInfo,
     ) -> Result<(Actor, SessionToken)> {
-        let role = (!provider.admin_groups.is_empty()).then(|| {
-            if identity.groups.iter().any(|g| provider.admin_groups.contains(g)) {
+        if identity.issuer.len() > MAX_ID || identity.subject.len() > MAX_ID {
+            return Err(refused(
+                provider,
+                SignInRefusal::BadToken,
+                "issuer or subject over 255 bytes",
+            ));
+        }
+        // A provider that did not say the groups (a claim it gives only elsewhere) changes no
+        // one's role: never a demotion for want of a claim.
+        let role = match (&identity.groups, provider.admin_groups.is_empty()) {
+            (Some(groups), false) => Some(if groups.iter().any(|g| provider.admin_groups.contains(g)) {
                 Role::Admin
             } else {
                 Role::User
-            }
-        });
-        let linked: Option<i64> = {
-            let mut conn = self.conn().await?;
-            user_identities::table
-                .filter(user_identities::issuer.eq(&identity.issuer))
-                .filter(user_identities::subject.eq(&identity.subject))
-                .select(user_identities::user_id)
-                .first(&mut conn)
-                .await
-                .optional()?
+            }),
+            _ => None,
         };
+        let linked = self.linked_user(identity).await?;
         let user_id = match linked {
             Some(user_id) => user_id,
             None if provider.registration == Registration::Closed => {
-                tracing::info!(provider = %provider.id, subject = %identity.subject, "sign-in of a person without an account");
-                return Err(Error::SignInRefused(format!(
-                    "{} knows you, but you have no account on this Director yet: ask an administrator for one.",
-                    provider.name
-                )));
+                tracing::info!(provider = %provider.id, subject = ?identity.subject, "sign-in of a person without an account");
+                return Err(Error::SignInRefused(SignInRefusal::NoAccount));
             }
             None => {
                 self.register(provider, identity, role.unwrap_or(Role::User))
@@ -344,33 +391,51 @@ impl Platform {
             }
         };
         let mut conn = self.conn().await?;
-        if let Some(role) = role {
-            diesel::update(users::table.find(user_id))
-                .set((users::role.eq(role), users::updated_at.eq(diesel::dsl::now)))
-                .execute(&mut conn)
-                .await?;
-        }
-        let (username, active): (String, bool) = users::table
+        let (username, display_name, was, active): (String, String, Role, bool) = users::table
             .find(user_id)
-            .select((users::username, users::active))
+            .select((users::username, users::display_name, users::role, users::active))
             .first(&mut conn)
             .await?;
         if !active {
-            return Err(Error::SignInRefused(
-                "Your account is deactivated: ask an administrator.".to_owned(),
-            ));
+            return Err(Error::SignInRefused(SignInRefusal::Deactivated));
+        }
+        let mut actor = Actor {
+            user_id,
+            username,
+            display_name,
+            role: was,
+        };
+        if let Some(role) = role.filter(|role| *role != was) {
+            // The provider decides: the change is the person's own sign-in's, in the audit log.
+            match self.change_role(&actor.clone(), user_id, role).await {
+                Ok(_) => actor.role = role,
+                Err(Error::Conflict(why)) => {
+                    tracing::warn!(user = %actor.username, provider = %provider.id, %why, "the provider's groups would leave no admin; the role is kept");
+                }
+                Err(err) => return Err(err),
+            }
         }
         let session = self.new_session(&mut conn, user_id, client_info).await?;
-        let actor = self
-            .session_actor(&session.token)
-            .await?
-            .ok_or_else(|| Error::internal("a session just made is not there"))?;
-        tracing::info!(user = %username, provider = %provider.id, ip = %client_info.ip, "signed in with an identity provider");
+        tracing::info!(user = %actor.username, provider = %provider.id, ip = %client_info.ip, "signed in with an identity provider");
         Ok((actor, session))
     }
 
+    /// The account linked to `identity`, if one is.
+    async fn linked_user(&self, identity: &Identity) -> Result<Option<i64>> {
+        let mut conn = self.conn().await?;
+        Ok(user_identities::table
+            .filter(user_identities::issuer.eq(&identity.issuer))
+            .filter(user_identities::subject.eq(&identity.subject))
+            .select(user_identities::user_id)
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
     /// Makes an account for `identity`, linked to it: its username from the one they would
-    /// like (made valid, then unique), a password nobody knows.
+    /// like (made valid, then unique), its name and email when they are valid ones, a password
+    /// nobody knows. Two first sign-ins at once (two tabs, two people wanting one name) take
+    /// turns: the second finds the first's link, or picks the next free name.
     async fn register(&self, provider: &OidcProvider, identity: &Identity, role: Role) -> Result<i64> {
         let wanted = identity
             .preferred_username
@@ -383,19 +448,31 @@ impl Platform {
         let password_hash = crate::passwords::hash(tokens::generate()).await?;
         let display_name = identity
             .name
-            .clone()
-            .unwrap_or_else(|| base.clone())
-            .chars()
-            .take(100)
-            .collect::<String>();
+            .as_deref()
+            .map(|name| name.chars().filter(|c| !c.is_control()).collect::<String>())
+            .and_then(|name| crate::validation::display_name(&name, &base).ok())
+            .unwrap_or_else(|| base.clone());
         let email = identity
             .email
-            .clone()
-            .filter(|e| e.len() <= 254 && e.contains('@'))
+            .as_deref()
+            .and_then(|e| crate::validation::email(e).ok())
             .unwrap_or_default();
         let mut conn = self.conn().await?;
         let user_id = conn
             .transaction::<_, Error, _>(async |conn| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('director.register'))")
+                    .execute(conn)
+                    .await?;
+                let linked: Option<i64> = user_identities::table
+                    .filter(user_identities::issuer.eq(&identity.issuer))
+                    .filter(user_identities::subject.eq(&identity.subject))
+                    .select(user_identities::user_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some(user_id) = linked {
+                    return Ok(user_id);
+                }
                 let taken: Vec<String> = users::table
                     .filter(users::username.like(format!("{}%", base.replace('_', "\\_"))))
                     .select(users::username)
@@ -493,8 +570,8 @@ mod tests {
     fn groups_are_read_from_a_list_or_a_string() {
         let claims: GroupClaims =
             serde_json::from_str(r#"{"groups": ["staff", 3, "admins"], "role": "approver"}"#).unwrap();
-        assert_eq!(claims.strings("groups"), ["staff", "admins"]);
-        assert_eq!(claims.strings("role"), ["approver"]);
-        assert!(claims.strings("missing").is_empty());
+        assert_eq!(claims.strings("groups").unwrap(), ["staff", "admins"]);
+        assert_eq!(claims.strings("role").unwrap(), ["approver"]);
+        assert_eq!(claims.strings("missing"), None);
     }
 }

@@ -191,6 +191,7 @@ diesel::table! {
 diesel::table! {
     oidc_logins (state_hash) {
         state_hash -> Bytea,
+        browser_hash -> Bytea,
         provider -> Text,
         nonce -> Text,
         verifier -> Text,

@@ -1,21 +1,28 @@
 //! Sign-in through the organisation's identity providers, the two doors of the authorization
 //! code flow (the protocol and the accounts are `platform::oidc`'s):
 //!
-//! - `GET /auth/oidc/{provider}/start?next=<path>` sends the browser to the provider;
+//! - `GET /auth/oidc/{provider}/start?next=<path>` gives the browser a secret of its own (a
+//!   short-lived cookie) and sends it to the provider;
 //! - `GET /auth/oidc/{provider}/callback?state=…&code=…` is where the provider sends it back:
-//!   the session cookie is set and the browser goes to `next`.
+//!   only the browser holding the secret may finish the sign-in (else anyone could have
+//!   someone else's browser signed in as them), then the session cookie is set and the browser
+//!   goes to `next`.
 //!
-//! Whatever goes wrong is shown on the sign-in page in the manager's words (a provider that is
-//! down, a sign-in refused and why), with the details in the log: never a bare error.
+//! What goes wrong is shown on the sign-in page, named by a fixed code (`?failed=<code>`: the
+//! page says the words, never text from the address), with the details in the log.
 
 use axum::{
     extract::{Path, Query, State},
-    http::{HeaderValue, header},
+    http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse as _, Redirect, Response},
 };
+use model::account::SignInRefusal;
 use serde::Deserialize;
 
 use crate::http::AppState;
+
+/// How long the browser's secret lives: the provider's sign-in must be done within it.
+const BROWSER_SECRET_SECS: i64 = 600;
 
 #[derive(Debug, Deserialize)]
 pub struct Start {
@@ -27,7 +34,6 @@ pub struct Callback {
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// This manager's callback for provider `id`.
@@ -38,17 +44,59 @@ fn redirect_uri(state: &AppState, id: &str) -> String {
     )
 }
 
-/// Back to the sign-in page, which shows `message`.
-fn to_login(message: &str) -> Response {
+/// The cookie holding the browser's secret: `__Host-` over HTTPS, like the session's.
+fn secret_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-director_oidc"
+    } else {
+        "director_oidc"
+    }
+}
+
+fn secret_cookie(secure: bool, value: &str, max_age_secs: i64) -> Option<HeaderValue> {
+    let cookie = cookie::Cookie::build((secret_cookie_name(secure), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        // Sent on the provider's redirect back (a top-level navigation), not on other sites'
+        // requests.
+        .same_site(cookie::SameSite::Lax)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// The browser's secret from its cookies, if it sent one.
+fn browser_secret(headers: &HeaderMap, secure: bool) -> Option<String> {
+    let name = secret_cookie_name(secure);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value().to_owned())
+}
+
+/// Back to the sign-in page, which says why in its own words.
+fn to_login(provider: &str, why: SignInRefusal) -> Response {
     let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("failed", message)
+        .append_pair("failed", why.as_str())
+        .append_pair("provider", provider)
         .finish();
     Redirect::to(&format!("/login?{query}")).into_response()
 }
 
-/// The message of a refusal, in the manager's words.
-fn said(err: platform::Error) -> String {
-    app::ssr::to_app_error(err).to_string()
+/// The refusal a platform error is, for the sign-in page.
+fn refusal_of(err: &platform::Error) -> SignInRefusal {
+    match err {
+        platform::Error::SignInRefused(why) => *why,
+        platform::Error::ProviderUnavailable(_) | platform::Error::Unavailable(_) => {
+            SignInRefusal::Unavailable
+        }
+        _ => SignInRefusal::NotAccepted,
+    }
 }
 
 pub async fn start(
@@ -57,14 +105,30 @@ pub async fn start(
     Query(start): Query<Start>,
 ) -> Response {
     let next = app::api::safe_next(start.next);
+    let secret = {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
     match state
         .platform()
-        .oidc_begin(&id, &redirect_uri(&state, &id), &next)
+        .oidc_begin(&id, &redirect_uri(&state, &id), &next, &secret)
         .await
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => {
+            let mut response = Redirect::to(&url).into_response();
+            if let Some(cookie) = secret_cookie(state.app.secure_cookies, &secret, BROWSER_SECRET_SECS) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
         Err(platform::Error::NotFound(what)) => crate::access::refusal(platform::Error::NotFound(what)),
-        Err(err) => to_login(&said(err)),
+        Err(err) => {
+            tracing::warn!(provider = %id, error = %err, "starting a sign-in failed");
+            to_login(&id, refusal_of(&err))
+        }
     }
 }
 
@@ -72,42 +136,56 @@ pub async fn callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(back): Query<Callback>,
+    headers: HeaderMap,
     client: Option<axum::Extension<platform::ClientInfo>>,
 ) -> Response {
     let platform = state.platform();
-    let provider = match platform.oidc_provider(&id) {
-        Ok(provider) => provider.name.clone(),
-        Err(err) => return crate::access::refusal(err),
-    };
-    if let Some(error) = back.error {
-        // The person cancelled, or the provider refused them.
-        tracing::info!(provider = %id, %error, description = ?back.error_description, "the provider sent an error back");
-        let why = back.error_description.unwrap_or(error);
-        let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
-        return to_login(&format!("{provider} did not sign you in: {why}"));
+    if let Err(err) = platform.oidc_provider(&id) {
+        return crate::access::refusal(err);
     }
-    let (Some(oidc_state), Some(code)) = (back.state, back.code) else {
-        return to_login(&format!(
-            "{provider} sent you back without a sign-in. Start again."
-        ));
+    let secure = state.app.secure_cookies;
+    let browser = browser_secret(&headers, secure);
+    let finished = match (back.error, back.state, back.code) {
+        (Some(error), _, _) => {
+            // The person cancelled, or the provider refused them.
+            tracing::info!(provider = %id, error = ?error, "the provider sent an error back");
+            Err(SignInRefusal::Cancelled)
+        }
+        (None, Some(oidc_state), Some(code)) => {
+            let callback = platform::oidc::Callback {
+                redirect: &redirect_uri(&state, &id),
+                state: &oidc_state,
+                code: &code,
+                browser: browser.as_deref(),
+            };
+            let client = client.map(|c| c.0).unwrap_or_default();
+            platform
+                .oidc_finish(&id, callback, &client)
+                .await
+                .map_err(|err| refusal_of(&err))
+        }
+        _ => Err(SignInRefusal::Unknown),
     };
-    let client = client.map(|c| c.0).unwrap_or_default();
-    match platform
-        .oidc_finish(&id, &redirect_uri(&state, &id), &oidc_state, &code, &client)
-        .await
-    {
+    let mut response = match finished {
         Ok((_, session, next)) => {
             let cookie = app::ssr::session_cookie(
-                state.app.secure_cookies,
+                secure,
                 &session.token,
                 platform.settings().session_ttl.as_secs() as i64,
             );
             let mut response = Redirect::to(&next).into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
+                response.headers_mut().append(header::SET_COOKIE, value);
             }
             response
         }
-        Err(err) => to_login(&said(err)),
+        Err(why) => to_login(&id, why),
+    };
+    // The secret is spent either way.
+    if browser.is_some()
+        && let Some(cleared) = secret_cookie(secure, "", 0)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cleared);
     }
+    response
 }

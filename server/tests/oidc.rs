@@ -1,8 +1,9 @@
 //! Sign-in through a real OpenID Connect provider (npm `oidc-provider`, started here): its own
 //! login page filled in as a browser would, the code exchanged with PKCE, the ID token checked;
 //! a first sign-in makes an account (a username made unique, the admin role from the groups),
-//! a later one finds it again; a replayed or forged callback, a person a closed provider does
-//! not register, and a provider that is down each end on the sign-in page with the reason.
+//! a later one finds it again; the last admin is never demoted by their groups; a replayed or
+//! forged callback, one finished in another browser (login CSRF), a person a closed provider
+//! does not register, and a provider that is down each end on the sign-in page with the reason.
 
 mod common;
 
@@ -18,7 +19,7 @@ use platform::{
 /// The provider, on its own port, with the clients and people of its file; both go with it.
 struct Provider {
     _process: tokio::process::Child,
-    _file: tempfile::NamedTempFile,
+    file: tempfile::NamedTempFile,
 }
 
 impl Provider {
@@ -33,18 +34,7 @@ impl Provider {
     /// Starts it on `port` for a client whose callbacks are under `director`.
     async fn start(port: u16, director: &str) -> Self {
         let file = tempfile::NamedTempFile::new().unwrap();
-        let config = serde_json::json!({
-            "clients": [{
-                "client_id": "director",
-                "client_secret": "director secret",
-                "redirect_uris": [format!("{director}/auth/oidc/test/callback")],
-            }],
-            "accounts": {
-                "alice-sub": {"preferred_username": "Alice", "name": "Alice Liddell", "email": "alice@example.org", "groups": ["staff", "director-admins"]},
-                "bob-sub": {"preferred_username": "alice", "name": "Another Alice", "email": "bob@example.org", "groups": ["staff"]},
-            },
-        });
-        std::fs::write(file.path(), config.to_string()).unwrap();
+        std::fs::write(file.path(), people(director, &["staff", "director-admins"])).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc-provider.mjs");
         let mut child = tokio::process::Command::new("node")
             .args([script, &port.to_string(), file.path().to_str().unwrap()])
@@ -65,7 +55,7 @@ impl Provider {
         assert!(line.starts_with("ready"), "the provider said: {line}");
         Self {
             _process: child,
-            _file: file,
+            file,
         }
     }
 
@@ -84,6 +74,32 @@ impl Provider {
     }
 }
 
+/// The provider's file: its client (Director at `director`), and its people, Alice in
+/// `alice_groups`.
+fn people(director: &str, alice_groups: &[&str]) -> String {
+    serde_json::json!({
+        "clients": [{
+            "client_id": "director",
+            "client_secret": "director secret",
+            "redirect_uris": [format!("{director}/auth/oidc/test/callback")],
+        }],
+        "accounts": {
+            "alice-sub": {"preferred_username": "Alice", "name": "Alice Liddell", "email": "alice@example.org", "groups": alice_groups},
+            "bob-sub": {"preferred_username": "alice", "name": "Another Alice", "email": "bob@example.org", "groups": ["staff"]},
+        },
+    })
+    .to_string()
+}
+
+/// The refusal's name a redirect to the sign-in page carries.
+fn failed(location: &str) -> String {
+    assert!(location.starts_with("/login?"), "{location}");
+    url::form_urlencoded::parse(location.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "failed")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no refusal in {location}"))
+}
+
 /// Where a sign-in ended: Director's answer to the provider's callback (a redirect), and the
 /// callback's URL (to replay it).
 struct SignedIn {
@@ -94,6 +110,16 @@ struct SignedIn {
 /// Signs `login` in at the provider as a browser would, from Director's start door to its
 /// callback, with `director`'s cookies.
 async fn sign_in(server: &TestServer, director: &reqwest::Client, login: &str) -> SignedIn {
+    sign_in_finished_by(server, director, director, login).await
+}
+
+/// The same, the callback reached by `finisher` (another browser, when it is not `director`).
+async fn sign_in_finished_by(
+    server: &TestServer,
+    director: &reqwest::Client,
+    finisher: &reqwest::Client,
+    login: &str,
+) -> SignedIn {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -109,7 +135,7 @@ async fn sign_in(server: &TestServer, director: &reqwest::Client, login: &str) -
     let mut logged_in = false;
     for _ in 0..10 {
         if next.starts_with(&server.base) {
-            let response = director.get(&next).send().await.unwrap();
+            let response = finisher.get(&next).send().await.unwrap();
             return SignedIn {
                 location: location(&response),
                 callback: next,
@@ -180,18 +206,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
     // The same callback again (a replayed code and state) is refused, and nobody is signed in.
     let replayed = server.client();
     let again = replayed.get(&done.callback).send().await.unwrap();
-    let refused = location(&again);
-    assert!(refused.starts_with("/login?failed="), "{refused}");
-    let message = url::form_urlencoded::parse(refused.split_once('?').unwrap().1.as_bytes())
-        .find(|(k, _)| k == "failed")
-        .unwrap()
-        .1
-        .into_owned();
-    assert!(message.contains("Test SSO"), "{message}");
-    assert!(
-        message.contains("not one Director started, or it was used already"),
-        "{message}"
-    );
+    assert_eq!(failed(&location(&again)), "unknown");
     let anonymous: serde_json::Value = server
         .call(&replayed, "current_user", &[])
         .await
@@ -206,7 +221,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
         .send()
         .await
         .unwrap();
-    assert!(location(&forged).starts_with("/login?failed="));
+    assert_eq!(failed(&location(&forged)), "unknown");
 
     // The provider's refusal (the person cancelled) is shown in its words.
     let cancelled = replayed
@@ -216,11 +231,20 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
         .send()
         .await
         .unwrap();
-    assert!(
-        location(&cancelled).contains("aborted"),
-        "{}",
-        location(&cancelled)
-    );
+    assert_eq!(failed(&location(&cancelled)), "cancelled");
+
+    // A sign-in started in one browser and finished in another (someone sending their own
+    // callback to a victim: login CSRF) signs nobody in.
+    let victim = server.client();
+    let crossed = sign_in_finished_by(&server, &server.client(), &victim, "bob-sub").await;
+    assert_eq!(failed(&crossed.location), "other-browser");
+    let nobody: serde_json::Value = server
+        .call(&victim, "current_user", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(nobody.is_null(), "{nobody}");
 
     // A later sign-in finds the same account; another person who would like the same name
     // gets a third, and is no admin.
@@ -235,6 +259,19 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
         "{me}"
     );
 
+    // Out of the admins' group, Alice would be demoted at her next sign-in; as the only admin
+    // she stays one (Director is never left without an admin).
+    std::fs::write(provider.file.path(), people(&server.base, &["staff"])).unwrap();
+    let alice = server.client();
+    sign_in(&server, &alice, "alice-sub").await;
+    let me: serde_json::Value = server
+        .call(&alice, "current_user", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["is_admin"], true, "{me}");
+
     // With the provider down, starting a sign-in says so on the sign-in page.
     drop(provider);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -244,11 +281,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
         .send()
         .await
         .unwrap();
-    let down = location(&down);
-    assert!(
-        down.contains("did+not+answer") || down.contains("did%20not%20answer"),
-        "{down}"
-    );
+    assert_eq!(failed(&location(&down)), "unavailable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,8 +296,7 @@ async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
     let server = TestServer::start(db.platform.clone()).await;
     let _provider = Provider::start(port, &server.base).await;
     let done = sign_in(&server, &server.client(), "alice-sub").await;
-    assert!(done.location.starts_with("/login?failed="), "{}", done.location);
-    assert!(done.location.contains("administrator"), "{}", done.location);
+    assert_eq!(failed(&done.location), "no-account");
     assert!(
         db.platform
             .list_users(Some(&platform::Actor::operator()))

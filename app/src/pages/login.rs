@@ -13,8 +13,16 @@ use crate::{
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
-    // A sign-in through a provider that failed comes back here with the reason.
-    let failed = move || query.read().get("failed");
+    // A sign-in through a provider that failed comes back here with the reason's name (the
+    // words are this page's own).
+    let failed = move || {
+        let query = query.read();
+        let why = query
+            .get("failed")?
+            .parse::<model::account::SignInRefusal>()
+            .ok()?;
+        Some((query.get("provider").unwrap_or_default(), why))
+    };
     let providers = Resource::new(|| (), |()| sign_in_providers());
     let login = ServerAction::<Login>::new();
     let error = failure(login.value());
@@ -56,11 +64,21 @@ pub fn LoginPage() -> impl IntoView {
                 <input type="hidden" name="next" value=next/>
                 <button type="submit" class="primary">"Sign in"</button>
             </ActionForm>
-            {move || failed().map(|reason| view! { <p class="alert error card" role="alert">{reason}</p> })}
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let providers = providers.await.unwrap_or_default();
-                    (!providers.is_empty()).then(|| view! {
+                    let failure = failed().map(|(id, why)| {
+                        let name = providers
+                            .iter()
+                            .find(|p| p.id == id)
+                            .map_or_else(|| "the identity provider".to_owned(), |p| p.name.clone());
+                        view! {
+                            <p class="alert error card" role="alert">
+                                {format!("Signing in with {name} failed: {}", why.message())}
+                            </p>
+                        }
+                    });
+                    let offered = (!providers.is_empty()).then(|| view! {
                         <nav class="card providers" aria-label="Other ways to sign in">
                             {providers.into_iter().map(|p| {
                                 let query = url_query(&next());
@@ -71,7 +89,8 @@ pub fn LoginPage() -> impl IntoView {
                                 }
                             }).collect_view()}
                         </nav>
-                    })
+                    });
+                    view! { {failure} {offered} }
                 })}
             </Suspense>
         </main>

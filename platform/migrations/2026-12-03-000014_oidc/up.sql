@@ -12,10 +12,12 @@ CREATE TABLE user_identities (
 CREATE INDEX user_identities_user_id ON user_identities (user_id);
 
 -- A sign-in under way, between the redirect to the provider and its callback: kept here so
--- that the callback may land on any manager process. Only a SHA-256 of the `state` is stored;
--- a row is taken (deleted) by the one callback that uses it.
+-- that the callback may land on any manager process. Only SHA-256 digests of the `state` and of
+-- the secret the starting browser keeps in a cookie are stored; a row is taken (deleted) by the
+-- one callback that uses it, which must come from that browser.
 CREATE TABLE oidc_logins (
-    state_hash BYTEA       PRIMARY KEY,
+    state_hash   BYTEA       PRIMARY KEY,
+    browser_hash BYTEA       NOT NULL,
     provider   TEXT        NOT NULL,
     nonce      TEXT        NOT NULL,
     verifier   TEXT        NOT NULL,

@@ -100,8 +100,16 @@ pub(super) fn resolve(flags: &OidcFlags, file: Vec<OidcFile>) -> anyhow::Result<
         }
         let issuer = url::Url::parse(&table.issuer)
             .with_context(|| format!("identity provider {id}: the issuer is not a URL"))?;
-        if !matches!(issuer.scheme(), "https" | "http") {
-            bail!("identity provider {id}: the issuer is an https:// URL");
+        // Over plain HTTP anyone on the way could serve keys of their own and sign in as
+        // anyone: only a provider on this very machine may be reached so.
+        let loopback = match issuer.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            bail!("identity provider {id}: the issuer is an https:// URL (http:// only on this machine)");
         }
         let Some(secret_file) = table.client_secret_file else {
             bail!("identity provider {id}: its client secret is read from a file (client_secret_file)");
