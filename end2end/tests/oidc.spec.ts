@@ -18,10 +18,11 @@ test('a person signs in through the provider and gets an account of their own', 
   await expect(page.locator('main')).toContainText('carol');
 });
 
-test('a sign-in the provider refused comes back with the reason', async ({ page }) => {
+test('a sign-in the provider refused comes back with the reason', async ({ page }, testInfo) => {
   await page.goto(`${server().baseURL}/auth/oidc/sso/callback?error=access_denied&error_description=End-User+aborted+interaction`);
   await expect(page).toHaveURL(/\/login\?failed=/);
   await expect(page.getByRole('alert')).toHaveText('Signing in with Test SSO failed: it was cancelled, or the provider refused it.');
+  await page.screenshot({ path: testInfo.outputPath('login-refused.png') });
   // A forged callback too; no text of the address's own is ever shown; the password form is
   // still there.
   await page.goto(`${server().baseURL}/auth/oidc/sso/callback?state=forged&code=x`);

@@ -83,7 +83,8 @@ pub fn LoginPage() -> impl IntoView {
                             {providers.into_iter().map(|p| {
                                 let query = url_query(&next());
                                 view! {
-                                    <a class="button secondary" href=format!("/auth/oidc/{}/start{query}", p.id)>
+                                    // A door of the server's, not a page: the browser goes there itself.
+                                    <a class="button secondary" rel="external" href=format!("/auth/oidc/{}/start{query}", p.id)>
                                         {format!("Sign in with {}", p.name)}
                                     </a>
                                 }
