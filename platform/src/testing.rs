@@ -139,3 +139,11 @@ pub async fn failed_operations(platform: &Platform) -> Vec<(String, String)> {
         .await
         .expect("reading the operations")
 }
+
+/// A port free on 127.0.0.1 now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}

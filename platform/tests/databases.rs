@@ -927,11 +927,7 @@ impl OperatorsServer {
             "--format",
             "{{(index .IPAM.Config 0).Gateway}}",
         ]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = platform::testing::free_port();
         let script = match kind {
             DatabaseKind::Postgresql => format!(
                 "set -e; export PGDATA=/tmp/data; echo '{OPERATORS_PASSWORD}' > /tmp/pw; \

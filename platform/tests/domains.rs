@@ -7,7 +7,7 @@ use std::{net::SocketAddr, process::Child, time::Duration};
 use platform::{
     Actor, Error, Role,
     sites::{txt_name, txt_value},
-    testing::TestDb,
+    testing::{TestDb, free_port},
 };
 
 async fn user(db: &TestDb, name: &str, role: Role) -> Actor {
@@ -35,14 +35,6 @@ async fn db_with(dns: Option<SocketAddr>) -> TestDb {
         ..platform::Settings::default()
     })
     .await
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// pebble-challtestsrv answering DNS on a port of its own; stopped when dropped.

@@ -23,14 +23,6 @@ struct Provider {
 }
 
 impl Provider {
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     /// Starts it on `port` for a client whose callbacks are under `director`.
     async fn start(port: u16, director: &str) -> Self {
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -181,7 +173,7 @@ fn absolute(base: &str, reference: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_are_refused() {
-    let port = Provider::free_port();
+    let port = platform::testing::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Open)],
@@ -286,7 +278,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
-    let port = Provider::free_port();
+    let port = platform::testing::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Closed)],
