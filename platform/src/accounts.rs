@@ -161,6 +161,12 @@ impl Platform {
         password: &str,
         client: &ClientInfo,
     ) -> Result<(Actor, SessionToken)> {
+        if self.settings().local_login == crate::oidc::LocalLogin::Off {
+            return Err(Error::Conflict(
+                "Signing in with a password is turned off here: sign in with your organisation's account."
+                    .to_owned(),
+            ));
+        }
         let username = validation::login_username(username)?;
         validation::login_password(password)?;
         let settings = self.settings();

@@ -80,6 +80,8 @@ pub struct Settings {
     pub site_mysql: Option<sites::ExternalServer>,
     /// The identity providers people may sign in with.
     pub oidc: Vec<oidc::OidcProvider>,
+    /// Whether people may sign in with Director's own passwords.
+    pub local_login: oidc::LocalLogin,
 }
 
 impl Settings {
@@ -113,6 +115,7 @@ impl Default for Settings {
             site_postgres: None,
             site_mysql: None,
             oidc: Vec::new(),
+            local_login: oidc::LocalLogin::On,
         }
     }
 }

@@ -72,6 +72,17 @@ impl std::fmt::Debug for OidcProvider {
     }
 }
 
+/// Whether people may sign in with Director's own passwords: an organisation that signs everyone
+/// in through its provider turns them off (the first-run setup link and `director user create`
+/// still let an admin in, for recovery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalLogin {
+    /// The password form is offered.
+    On,
+    /// Only the identity providers are.
+    Off,
+}
+
 /// Whether people new to Director get an account on their first sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {

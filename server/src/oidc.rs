@@ -23,6 +23,9 @@ use crate::http::AppState;
 
 /// How long the browser's secret lives: the provider's sign-in must be done within it.
 const BROWSER_SECRET_SECS: i64 = 600;
+/// The longest a door waits for the provider (each request has its own 10 s limit; a start
+/// makes one, a callback three).
+const PROVIDER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct Start {
@@ -112,11 +115,19 @@ pub async fn start(
         rand::rng().fill_bytes(&mut bytes);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     };
-    match state
-        .platform()
-        .oidc_begin(&id, &redirect_uri(&state, &id), &next, &secret)
-        .await
-    {
+    let begun = tokio::time::timeout(
+        PROVIDER_WAIT,
+        state
+            .platform()
+            .oidc_begin(&id, &redirect_uri(&state, &id), &next, &secret),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(platform::Error::ProviderUnavailable(
+            "no answer in time".to_owned(),
+        ))
+    });
+    match begun {
         Ok(url) => {
             let mut response = Redirect::to(&url).into_response();
             if let Some(cookie) = secret_cookie(state.app.secure_cookies, &secret, BROWSER_SECRET_SECS) {
@@ -159,10 +170,13 @@ pub async fn callback(
                 browser: browser.as_deref(),
             };
             let client = client.map(|c| c.0).unwrap_or_default();
-            platform
-                .oidc_finish(&id, callback, &client)
-                .await
-                .map_err(|err| refusal_of(&err))
+            match tokio::time::timeout(PROVIDER_WAIT, platform.oidc_finish(&id, callback, &client)).await {
+                Ok(finished) => finished.map_err(|err| refusal_of(&err)),
+                Err(_) => {
+                    tracing::warn!(provider = %id, "the provider did not answer in time");
+                    Err(SignInRefusal::Unavailable)
+                }
+            }
         }
         _ => Err(SignInRefusal::Unknown),
     };

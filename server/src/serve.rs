@@ -73,6 +73,7 @@ impl Database {
             database_connections: config.sites.database_connections,
             database_size_warning_bytes: config.sites.database_size_warning_bytes,
             oidc: config.oidc.clone(),
+            local_login: config.local_login,
             site_postgres: config.sites.site_postgres.clone(),
             site_mysql: config.sites.site_mysql.clone(),
             ..Settings::default()

@@ -298,3 +298,32 @@ async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
         "nobody was registered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_passwords_off_the_sign_in_page_offers_the_provider_alone() {
+    let db = TestDb::with_settings(platform::Settings {
+        oidc: vec![Provider::settings("http://127.0.0.1:9", Registration::Open)],
+        local_login: platform::oidc::LocalLogin::Off,
+        ..platform::Settings::default()
+    })
+    .await;
+    create_user(&db.platform, "local", Role::Admin).await;
+    let server = TestServer::start(db.platform.clone()).await;
+    let client = server.client();
+    let page = server.page(&client, "/login").await.text().await.unwrap();
+    assert!(page.contains("Sign in with Test SSO"), "{page}");
+    assert!(
+        !page.contains("name=\"password\""),
+        "the password form is offered: {page}"
+    );
+    // A password sign-in sent anyway is refused with the reason.
+    let refused = server
+        .call(
+            &client,
+            "login",
+            &[("username", "local"), ("password", &common::password("local"))],
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert!(refused.text().await.unwrap().contains("turned off"));
+}

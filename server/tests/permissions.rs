@@ -60,7 +60,7 @@ fn door(method: Method, path: &'static str, query: &'static str, expect: [u16; 4
 /// asking who one is, changing one's own password (tested in http.rs and accounts).
 const NOT_IN_MATRIX: [&str; 7] = [
     "login",
-    "sign_in_providers",
+    "sign_in_options",
     "logout",
     "setup_link_valid",
     "complete_setup",

@@ -93,18 +93,31 @@ pub struct SignInProvider {
     pub name: String,
 }
 
-/// The identity providers the sign-in page offers.
-#[server(prefix = "/fn", endpoint = "sign_in_providers")]
-pub async fn sign_in_providers() -> Result<Vec<SignInProvider>, AppError> {
-    Ok(platform()
-        .settings()
-        .oidc
-        .iter()
-        .map(|p| SignInProvider {
-            id: p.id.clone(),
-            name: p.name.clone(),
-        })
-        .collect())
+/// How people may sign in here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInChoices {
+    /// The identity providers offered.
+    pub providers: Vec<SignInProvider>,
+    /// Whether the password form is.
+    pub passwords: bool,
+}
+
+/// How the sign-in page offers to sign in.
+#[server(prefix = "/fn", endpoint = "sign_in_options")]
+pub async fn sign_in_options() -> Result<SignInChoices, AppError> {
+    let platform = platform();
+    let settings = platform.settings();
+    Ok(SignInChoices {
+        providers: settings
+            .oidc
+            .iter()
+            .map(|p| SignInProvider {
+                id: p.id.clone(),
+                name: p.name.clone(),
+            })
+            .collect(),
+        passwords: settings.local_login == platform::oidc::LocalLogin::On,
+    })
 }
 
 /// The signed-in user, or None.

@@ -3,12 +3,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::{Login, sign_in_providers},
+    api::{Login, SignInChoices, sign_in_options},
     components::{FieldError, FormError, failure},
 };
 
-/// The sign-in form. Works as a plain form post; once hydrated it also offers to show the
-/// password as typed.
+/// The sign-in page: the password form (unless an admin turned passwords off) and a button for
+/// each identity provider. The form works as a plain form post; once hydrated it also offers to
+/// show the password as typed.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
@@ -23,50 +24,17 @@ pub fn LoginPage() -> impl IntoView {
             .ok()?;
         Some((query.get("provider").unwrap_or_default(), why))
     };
-    let providers = Resource::new(|| (), |()| sign_in_providers());
-    let login = ServerAction::<Login>::new();
-    let error = failure(login.value());
-    let reveal = RwSignal::new(false);
-    // The show/hide button needs the client: it appears once the page has hydrated.
-    let hydrated = RwSignal::new(false);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| hydrated.set(true));
+    let options = Resource::new(|| (), |()| sign_in_options());
     view! {
         <Title text="Sign in"/>
         <main id="main" class="auth">
             <h1 class="brand-big">"Director"</h1>
-            <ActionForm action=login attr:class="card form" attr:aria-labelledby="signin-title">
-                <h2 id="signin-title">"Sign in"</h2>
-                <FormError error/>
-                <label for="username">"Username"</label>
-                <input id="username" name="username" type="text" autocomplete="username" required maxlength="128" autofocus/>
-                <FieldError error field="username"/>
-                <label for="password">"Password"</label>
-                <div class="with-button">
-                    <input
-                        id="password"
-                        name="password"
-                        type=move || if reveal.get() { "text" } else { "password" }
-                        autocomplete="current-password"
-                        required
-                    />
-                    <button
-                        type="button"
-                        class="secondary"
-                        hidden=move || !hydrated.get()
-                        aria-pressed=move || reveal.get().to_string()
-                        on:click=move |_| reveal.update(|r| *r = !*r)
-                    >
-                        {move || if reveal.get() { "Hide" } else { "Show" }}
-                    </button>
-                </div>
-                <FieldError error field="password"/>
-                <input type="hidden" name="next" value=next/>
-                <button type="submit" class="primary">"Sign in"</button>
-            </ActionForm>
-            <Suspense fallback=|| ()>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    let providers = providers.await.unwrap_or_default();
+                    let SignInChoices { providers, passwords } = options.await.unwrap_or(SignInChoices {
+                        providers: Vec::new(),
+                        passwords: true,
+                    });
                     let failure = failed().map(|(id, why)| {
                         let name = providers
                             .iter()
@@ -79,7 +47,7 @@ pub fn LoginPage() -> impl IntoView {
                         }
                     });
                     let offered = (!providers.is_empty()).then(|| view! {
-                        <nav class="card providers" aria-label="Other ways to sign in">
+                        <nav class="card providers" aria-label="Ways to sign in">
                             {providers.into_iter().map(|p| {
                                 let query = url_query(&next());
                                 view! {
@@ -91,10 +59,57 @@ pub fn LoginPage() -> impl IntoView {
                             }).collect_view()}
                         </nav>
                     });
-                    view! { {failure} {offered} }
+                    view! {
+                        {failure}
+                        {passwords.then(|| view! { <PasswordForm next=next()/> })}
+                        {offered}
+                    }
                 })}
             </Suspense>
         </main>
+    }
+}
+
+/// Director's own username and password.
+#[component]
+fn PasswordForm(next: String) -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let error = failure(login.value());
+    let reveal = RwSignal::new(false);
+    // The show/hide button needs the client: it appears once the page has hydrated.
+    let hydrated = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| hydrated.set(true));
+    view! {
+        <ActionForm action=login attr:class="card form" attr:aria-labelledby="signin-title">
+            <h2 id="signin-title">"Sign in"</h2>
+            <FormError error/>
+            <label for="username">"Username"</label>
+            <input id="username" name="username" type="text" autocomplete="username" required maxlength="128" autofocus/>
+            <FieldError error field="username"/>
+            <label for="password">"Password"</label>
+            <div class="with-button">
+                <input
+                    id="password"
+                    name="password"
+                    type=move || if reveal.get() { "text" } else { "password" }
+                    autocomplete="current-password"
+                    required
+                />
+                <button
+                    type="button"
+                    class="secondary"
+                    hidden=move || !hydrated.get()
+                    aria-pressed=move || reveal.get().to_string()
+                    on:click=move |_| reveal.update(|r| *r = !*r)
+                >
+                    {move || if reveal.get() { "Hide" } else { "Show" }}
+                </button>
+            </div>
+            <FieldError error field="password"/>
+            <input type="hidden" name="next" value=next/>
+            <button type="submit" class="primary">"Sign in"</button>
+        </ActionForm>
     }
 }
 

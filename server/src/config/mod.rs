@@ -135,6 +135,7 @@ struct FileConfig {
     databases: sites::DatabasesFile,
     #[serde(default)]
     oidc: Vec<oidc::OidcFile>,
+    local_login: Option<oidc::LocalLoginFlag>,
 }
 
 /// The resolved configuration, section by section.
@@ -151,6 +152,8 @@ pub struct Config {
     pub sites: Sites,
     /// The identity providers people may sign in with.
     pub oidc: Vec<platform::oidc::OidcProvider>,
+    /// Whether people may sign in with Director's own passwords.
+    pub local_login: platform::oidc::LocalLogin,
 }
 
 impl Config {
@@ -170,6 +173,7 @@ impl Config {
         let flags = serve.unwrap_or(&default_serve);
         let https_listen = file.edge.https_listen;
         let edge = Edge::resolve(&flags.edge, file.edge)?;
+        let providers = oidc::resolve(&flags.oidc, file.oidc)?;
         Ok(Self {
             data_dir: cli
                 .data_dir
@@ -187,7 +191,8 @@ impl Config {
             edge,
             shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
             sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases)?,
-            oidc: oidc::resolve(&flags.oidc, file.oidc)?,
+            local_login: oidc::local_login(&flags.oidc, file.local_login, &providers)?,
+            oidc: providers,
         })
     }
 }
@@ -303,6 +308,12 @@ mod tests {
             "{err:#}"
         );
         assert!(serve(&[]).unwrap().sites.site_postgres.is_none());
+        // Passwords off with no provider would leave nobody a way in.
+        let err = serve(&["--local-login", "off"]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("needs an identity provider"),
+            "{err:#}"
+        );
         // The password is in no printed configuration.
         assert!(!format!("{parsed:?}").contains("pw@"), "{parsed:?}");
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use platform::oidc::{OidcProvider, Registration};
+use platform::oidc::{LocalLogin, OidcProvider, Registration};
 use serde::Deserialize;
 
 /// Whether people new to Director get an account at their first sign-in.
@@ -19,9 +19,23 @@ pub enum RegistrationFlag {
     Closed,
 }
 
-/// Flags of one provider.
+/// Whether people may sign in with Director's own passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalLoginFlag {
+    /// The password form is offered.
+    On,
+    /// Only the identity providers are.
+    Off,
+}
+
+/// Flags of one provider, and of passwords.
 #[derive(Debug, Args, Default)]
 pub struct OidcFlags {
+    /// Whether people may sign in with Director's own passwords (off: only through the
+    /// identity providers; the setup link and `director user create` still let an admin in).
+    #[arg(long, env = "DIRECTOR_LOCAL_LOGIN")]
+    pub local_login: Option<LocalLoginFlag>,
     /// An identity provider's issuer URL (OpenID Connect discovery is read from it).
     #[arg(long, env = "DIRECTOR_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
@@ -63,6 +77,21 @@ pub(super) struct OidcFile {
     role_claim: Option<String>,
     #[serde(default)]
     admin_groups: Vec<String>,
+}
+
+/// Whether passwords are on: off only with a provider to sign in with instead.
+pub(super) fn local_login(
+    flags: &OidcFlags,
+    file: Option<LocalLoginFlag>,
+    providers: &[OidcProvider],
+) -> anyhow::Result<LocalLogin> {
+    match flags.local_login.or(file).unwrap_or(LocalLoginFlag::On) {
+        LocalLoginFlag::On => Ok(LocalLogin::On),
+        LocalLoginFlag::Off if providers.is_empty() => {
+            bail!("--local-login off needs an identity provider to sign in with (--oidc-issuer or [[oidc]])")
+        }
+        LocalLoginFlag::Off => Ok(LocalLogin::Off),
+    }
 }
 
 /// The providers: the file's, then the flags' one (id `sso`).
