@@ -62,21 +62,22 @@ const MAX_SESSION_COOKIES: usize = 4;
 /// name (one planted for a parent domain by a site, one of ours): none is taken blindly, each
 /// is tried by [`session_of`].
 pub fn session_tokens(headers: &http::HeaderMap, secure: bool) -> Vec<String> {
-    let name = session_cookie_name(secure);
+    cookie_values(headers, session_cookie_name(secure))
+        // One more than are tried: more than that many is itself a sign of planting.
+        .take(MAX_SESSION_COOKIES + 1)
+        .collect()
+}
+
+/// The values of the cookies called `name` that the request carries, in order.
+pub fn cookie_values<'a>(headers: &'a http::HeaderMap, name: &'a str) -> impl Iterator<Item = String> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| {
-            cookie::Cookie::split_parse(v)
-                .filter_map(Result::ok)
-                .filter(|c| c.name() == name)
-                .map(|c| c.value().to_owned())
-                .collect::<Vec<_>>()
-        })
-        // One more than are tried: more than that many is itself a sign of planting.
-        .take(MAX_SESSION_COOKIES + 1)
-        .collect()
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(move |c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 /// The session among `tokens`: its actor and the token. Of several cookies, the live ones are
@@ -182,7 +183,14 @@ pub fn set_session_cookie(token: &str, max_age_secs: i64) {
 
 /// The `Set-Cookie` value of a session cookie (for doors outside Leptos, too).
 pub fn session_cookie(secure: bool, token: &str, max_age_secs: i64) -> String {
-    cookie::Cookie::build((session_cookie_name(secure), token.to_owned()))
+    manager_cookie(session_cookie_name(secure), secure, token, max_age_secs)
+}
+
+/// The `Set-Cookie` value of one of the manager's own cookies: the whole site's (`Path=/`),
+/// out of scripts' reach, sent on top-level navigations from other sites but not on their
+/// requests (`SameSite=Lax`), HTTPS-only over HTTPS.
+pub fn manager_cookie(name: &str, secure: bool, value: &str, max_age_secs: i64) -> String {
+    cookie::Cookie::build((name.to_owned(), value.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(cookie::SameSite::Lax)

@@ -153,6 +153,8 @@ struct Inner {
     database_server_locks: [tokio::sync::Mutex<()>; 2],
     /// This installation's id (see migration 000013), read once.
     installation: tokio::sync::OnceCell<String>,
+    /// The HTTP client for identity providers, made at its first use (see `oidc`).
+    oidc_http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -179,6 +181,7 @@ impl Platform {
                 last_runs: sites::databases::LastRuns::default(),
                 database_server_locks: Default::default(),
                 installation: tokio::sync::OnceCell::new(),
+                oidc_http: std::sync::OnceLock::new(),
             }),
         }
     }

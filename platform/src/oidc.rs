@@ -191,16 +191,6 @@ pub struct Identity {
     pub groups: Option<Vec<String>>,
 }
 
-/// The HTTP client for providers: no redirects followed (a provider's answer is taken as it
-/// is, never fetched from somewhere else it points to).
-fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(Error::internal)
-}
-
 fn unavailable(provider: &OidcProvider, err: impl std::fmt::Display) -> Error {
     tracing::warn!(provider = %provider.id, error = %err, "identity provider unavailable");
     Error::ProviderUnavailable(format!(
@@ -229,6 +219,20 @@ async fn client(provider: &OidcProvider, redirect: &str, http: &reqwest::Client)
 }
 
 impl Platform {
+    /// The HTTP client for providers, made at its first use: no redirects followed (a
+    /// provider's answer is taken as it is, never fetched from somewhere else it points to).
+    fn oidc_http(&self) -> Result<&reqwest::Client> {
+        if let Some(http) = self.inner.oidc_http.get() {
+            return Ok(http);
+        }
+        let made = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(self.inner.oidc_http.get_or_init(|| made))
+    }
+
     /// The configured provider `id`.
     pub fn oidc_provider(&self, id: &str) -> Result<&OidcProvider> {
         self.settings()
@@ -238,13 +242,13 @@ impl Platform {
             .ok_or(Error::NotFound("identity provider"))
     }
 
-    /// Starts a sign-in with provider `id`: where to send the browser. `redirect` is this
-    /// manager's callback URL for it; `next` the page to land on after; `browser` a secret the
-    /// browser keeps (a cookie) and must show again at the callback.
-    pub async fn oidc_begin(&self, id: &str, redirect: &str, next: &str, browser: &str) -> Result<String> {
+    /// Starts a sign-in with provider `id`: where to send the browser, and a secret it is to
+    /// keep (a cookie) and show again at the callback. `redirect` is this manager's callback
+    /// URL for the provider; `next` the page to land on after.
+    pub async fn oidc_begin(&self, id: &str, redirect: &str, next: &str) -> Result<(String, String)> {
         let provider = self.oidc_provider(id)?;
-        let http = http_client()?;
-        let client = client(provider, redirect, &http).await?;
+        let http = self.oidc_http()?;
+        let client = client(provider, redirect, http).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -255,6 +259,7 @@ impl Platform {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let browser = tokens::generate();
         let mut conn = self.conn().await?;
         diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.lt(Utc::now())))
             .execute(&mut conn)
@@ -266,12 +271,12 @@ impl Platform {
                 oidc_logins::nonce.eq(nonce.secret()),
                 oidc_logins::verifier.eq(verifier.secret()),
                 oidc_logins::next.eq(next),
-                oidc_logins::browser_hash.eq(tokens::digest(browser)),
+                oidc_logins::browser_hash.eq(tokens::digest(&browser)),
                 oidc_logins::expires_at.eq(Utc::now() + LOGIN_TTL),
             ))
             .execute(&mut conn)
             .await?;
-        Ok(url.to_string())
+        Ok((url.to_string(), browser))
     }
 
     /// Ends a sign-in with provider `id` at its callback: the `state` must be one this
@@ -328,13 +333,13 @@ impl Platform {
                 "another browser's state",
             ));
         }
-        let http = http_client()?;
-        let client = client(provider, redirect, &http).await?;
+        let http = self.oidc_http()?;
+        let client = client(provider, redirect, http).await?;
         let token: TokenResponse = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| refused(provider, SignInRefusal::NotAccepted, e))?
             .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-            .request_async(&http)
+            .request_async(http)
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::Request(e) => unavailable(provider, e),
@@ -389,7 +394,7 @@ impl Platform {
             }),
             _ => None,
         };
-        let linked = self.linked_user(identity).await?;
+        let linked = linked_user(&mut *self.conn().await?, identity).await?;
         let user_id = match linked {
             Some(user_id) => user_id,
             None if provider.registration == Registration::Closed => {
@@ -431,18 +436,6 @@ impl Platform {
         Ok((actor, session))
     }
 
-    /// The account linked to `identity`, if one is.
-    async fn linked_user(&self, identity: &Identity) -> Result<Option<i64>> {
-        let mut conn = self.conn().await?;
-        Ok(user_identities::table
-            .filter(user_identities::issuer.eq(&identity.issuer))
-            .filter(user_identities::subject.eq(&identity.subject))
-            .select(user_identities::user_id)
-            .first(&mut conn)
-            .await
-            .optional()?)
-    }
-
     /// Makes an account for `identity`, linked to it: its username from the one they would
     /// like (made valid, then unique), its name and email when they are valid ones, a password
     /// nobody knows. Two first sign-ins at once (two tabs, two people wanting one name) take
@@ -474,14 +467,7 @@ impl Platform {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('director.register'))")
                     .execute(conn)
                     .await?;
-                let linked: Option<i64> = user_identities::table
-                    .filter(user_identities::issuer.eq(&identity.issuer))
-                    .filter(user_identities::subject.eq(&identity.subject))
-                    .select(user_identities::user_id)
-                    .first(conn)
-                    .await
-                    .optional()?;
-                if let Some(user_id) = linked {
+                if let Some(user_id) = linked_user(conn, identity).await? {
                     return Ok(user_id);
                 }
                 let taken: Vec<String> = users::table
@@ -522,6 +508,17 @@ impl Platform {
         tracing::info!(provider = %provider.id, user_id, "account made at first sign-in");
         Ok(user_id)
     }
+}
+
+/// The account linked to `identity`, if one is.
+async fn linked_user(conn: &mut diesel_async::AsyncPgConnection, identity: &Identity) -> Result<Option<i64>> {
+    Ok(user_identities::table
+        .filter(user_identities::issuer.eq(&identity.issuer))
+        .filter(user_identities::subject.eq(&identity.subject))
+        .select(user_identities::user_id)
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// A valid username from what a provider says the person would like: lower case, letters,

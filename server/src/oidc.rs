@@ -56,30 +56,21 @@ fn secret_cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// The cookie holding the browser's secret (`SameSite=Lax`: sent on the provider's redirect
+/// back, a top-level navigation).
 fn secret_cookie(secure: bool, value: &str, max_age_secs: i64) -> Option<HeaderValue> {
-    let cookie = cookie::Cookie::build((secret_cookie_name(secure), value.to_owned()))
-        .path("/")
-        .http_only(true)
-        // Sent on the provider's redirect back (a top-level navigation), not on other sites'
-        // requests.
-        .same_site(cookie::SameSite::Lax)
-        .secure(secure)
-        .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).ok()
+    HeaderValue::from_str(&app::ssr::manager_cookie(
+        secret_cookie_name(secure),
+        secure,
+        value,
+        max_age_secs,
+    ))
+    .ok()
 }
 
 /// The browser's secret from its cookies, if it sent one.
 fn browser_secret(headers: &HeaderMap, secure: bool) -> Option<String> {
-    let name = secret_cookie_name(secure);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == name)
-        .map(|cookie| cookie.value().to_owned())
+    app::ssr::cookie_values(headers, secret_cookie_name(secure)).next()
 }
 
 /// Back to the sign-in page, which says why in its own words.
@@ -108,18 +99,11 @@ pub async fn start(
     Query(start): Query<Start>,
 ) -> Response {
     let next = app::api::safe_next(start.next);
-    let secret = {
-        use base64::Engine as _;
-        use rand::RngCore as _;
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
     let begun = tokio::time::timeout(
         PROVIDER_WAIT,
         state
             .platform()
-            .oidc_begin(&id, &redirect_uri(&state, &id), &next, &secret),
+            .oidc_begin(&id, &redirect_uri(&state, &id), &next),
     )
     .await
     .unwrap_or_else(|_| {
@@ -128,7 +112,7 @@ pub async fn start(
         ))
     });
     match begun {
-        Ok(url) => {
+        Ok((url, secret)) => {
             let mut response = Redirect::to(&url).into_response();
             if let Some(cookie) = secret_cookie(state.app.secure_cookies, &secret, BROWSER_SECRET_SECS) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
