@@ -47,7 +47,8 @@ export default async function globalSetup() {
   const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
     '--dns-server', `127.0.0.1:${dnsPort}`,
     '--oidc-issuer', `http://127.0.0.1:${oidcPort}`, '--oidc-client-id', 'director', '--oidc-client-secret-file', oidcSecret,
-    '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins'], {
+    '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins',
+    '--oidc-approver-groups', 'staff'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },

@@ -6,16 +6,23 @@
 //   { "clients": [{ "client_id", "client_secret", "redirect_uris": [...] }],
 //     "accounts": { "<sub>": { "preferred_username", "name", "email", "groups": [...] } } }
 //
-// Usage: node end2end/oidc-provider.mjs <port> <file>. Prints "ready <issuer>" once it listens.
+// Usage: node end2end/oidc-provider.mjs <port> <file> [--claims-in-userinfo] [--tls <cert> <key>].
+// With --claims-in-userinfo the ID token says only who the person is (`sub`), and the rest
+// comes from the userinfo endpoint, as many providers do; with --tls it serves HTTPS with that
+// certificate. Prints "ready <issuer>" once it listens.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { Provider } from 'oidc-provider';
 
 const port = Number(process.argv[2]);
 const file = process.argv[3];
+const options = process.argv.slice(4);
+const claimsInUserinfo = options.includes('--claims-in-userinfo');
+const tls = options.includes('--tls') ? options.slice(options.indexOf('--tls') + 1, options.indexOf('--tls') + 3) : null;
 const read = () => JSON.parse(readFileSync(file, 'utf8'));
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const key = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
@@ -34,8 +41,8 @@ const provider = new Provider(issuer, {
     profile: ['name', 'preferred_username'],
     groups: ['groups'],
   },
-  // The claims of the scopes asked for go into the ID token itself.
-  conformIdTokenClaims: false,
+  // By default the claims of the scopes asked for go into the ID token itself.
+  conformIdTokenClaims: claimsInUserinfo,
   features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
   cookies: { keys: ['director test provider cookie key'] },
   jwks: { keys: [key] },
@@ -57,4 +64,7 @@ const provider = new Provider(issuer, {
 });
 
 const handle = provider.callback();
-createServer(handle).listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));
+const server = tls
+  ? createTlsServer({ cert: readFileSync(tls[0]), key: readFileSync(tls[1]) }, handle)
+  : createServer(handle);
+server.listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));

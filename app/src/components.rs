@@ -140,6 +140,12 @@ fn Nav(me: Me) -> impl IntoView {
             <a class="brand" href="/">"Director"</a>
             <nav aria-label="Main">
                 <a href="/">"My sites"</a>
+                {(me.site_creation == model::request::SiteCreation::Request).then(|| view! {
+                    <a href="/requests">"My requests"</a>
+                })}
+                {matches!(me.role, model::account::Role::Approver | model::account::Role::Admin).then(|| view! {
+                    <a href="/requests/review">"Requests to review"</a>
+                })}
                 {me.is_admin.then(|| view! {
                     <a href="/admin/sites">"All sites"</a>
                     <a href="/admin/users">"Users"</a>

@@ -69,6 +69,10 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("certificates")) view=pages::AdminCertificatesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("databases")) view=pages::AdminDatabasesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), StaticSegment("new")) view=pages::NewSitePage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("requests") view=pages::MyRequestsPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("requests"), StaticSegment("new")) view=pages::RequestSitePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("requests"), StaticSegment("review")) view=pages::ReviewRequestsPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::RequestPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id")) view=pages::SitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("files")) view=pages::FilesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("terminal")) view=pages::TerminalPage ssr=SsrMode::Async/>

@@ -81,12 +81,12 @@ test('a member cannot open admin pages or call admin functions', async ({ page }
   expect(list.status()).toBe(403);
   const create = await page.request.post(`${server().baseURL}/fn/create_user`, {
     headers,
-    form: { username: 'mallory', display_name: '', email: '', password: 'mallory password', admin: 'on' },
+    form: { username: 'mallory', display_name: '', email: '', password: 'mallory password', role: 'admin' },
   });
   expect(create.status()).toBe(403);
-  const promote = await page.request.post(`${server().baseURL}/fn/set_user_admin`, {
+  const promote = await page.request.post(`${server().baseURL}/fn/set_user_role`, {
     headers,
-    form: { id: '2', admin: 'true' },
+    form: { id: '2', role: 'admin' },
   });
   expect(promote.status()).toBe(403);
 });

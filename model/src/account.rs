@@ -5,8 +5,21 @@ stored_enum! {
     pub enum Role ("role") {
         /// A member: manages the sites they belong to.
         User = "user",
+        /// A member who also reviews other members' requests for sites; no other admin right.
+        Approver = "approver",
         /// A superuser: manages everything.
         Admin = "admin",
+    }
+}
+
+impl Role {
+    /// Its name in the manager's pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::User => "Member",
+            Self::Approver => "Approver",
+            Self::Admin => "Admin",
+        }
     }
 }
 
@@ -31,6 +44,10 @@ stored_enum! {
         NoAccount = "no-account",
         /// The account is deactivated.
         Deactivated = "deactivated",
+        /// An account has the person's email address: it is not theirs until linked.
+        AccountExists = "account-exists",
+        /// The person is linked to another account already (when linking).
+        LinkedElsewhere = "linked-elsewhere",
         /// The provider did not answer.
         Unavailable = "unavailable",
     }
@@ -48,6 +65,10 @@ impl SignInRefusal {
             Self::BadToken => "the provider's answer did not pass Director's checks.",
             Self::NoAccount => "you have no account on this Director yet. Ask an administrator for one.",
             Self::Deactivated => "your account is deactivated. Ask an administrator.",
+            Self::AccountExists => {
+                "an account with your email address exists already. Sign in to it and link the provider from your account page, or ask an administrator to link them."
+            }
+            Self::LinkedElsewhere => "that person at the provider is linked to another account already.",
             Self::Unavailable => "the provider did not answer. Try again in a moment.",
         }
     }

@@ -19,6 +19,7 @@ pub mod certificate;
 pub mod database;
 pub mod domain;
 pub mod operation;
+pub mod request;
 pub mod site;
 
 pub use stored::{Stored, UnknownName};
@@ -43,6 +44,16 @@ pub enum Tone {
 pub trait Shown: Stored {
     /// How it reads at a glance.
     fn tone(self) -> Tone;
+}
+
+impl Shown for request::RequestState {
+    fn tone(self) -> Tone {
+        match self {
+            Self::Submitted | Self::Approved => Tone::Busy,
+            Self::Created => Tone::Good,
+            Self::Denied | Self::Withdrawn => Tone::Bad,
+        }
+    }
 }
 
 impl Shown for SiteState {

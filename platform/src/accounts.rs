@@ -241,7 +241,7 @@ impl Platform {
         diesel::delete(login_failures::table.filter(login_failures::username.eq(&username)))
             .execute(&mut conn)
             .await?;
-        let session = self.new_session(&mut conn, user.id, client).await?;
+        let session = self.new_session(&mut conn, user.id, client, None).await?;
         tracing::info!(user = %user.username, ip = %client.ip, "signed in");
         Ok((user.actor(), session))
     }
@@ -251,6 +251,7 @@ impl Platform {
         conn: &mut diesel_async::AsyncPgConnection,
         user_id: i64,
         client: &ClientInfo,
+        provider: Option<&str>,
     ) -> Result<SessionToken> {
         let token = tokens::generate();
         let expires_at = Utc::now() + duration(self.settings().session_ttl);
@@ -262,6 +263,7 @@ impl Platform {
                 sessions::expires_at.eq(expires_at),
                 sessions::ip.eq(&client.ip),
                 sessions::user_agent.eq(user_agent),
+                sessions::provider.eq(provider),
             ))
             .execute(conn)
             .await?;
@@ -301,14 +303,18 @@ impl Platform {
         Ok(Some(user.actor()))
     }
 
-    /// Ends the session behind `token`; ending one that does not exist is not an error.
-    pub async fn logout(&self, token: &str) -> Result<()> {
+    /// Ends the session behind `token` (ending one that does not exist is not an error), and
+    /// names the identity provider whose sign-in made it, if one did.
+    pub async fn logout(&self, token: &str) -> Result<Option<String>> {
         let mut conn = self.conn().await?;
-        diesel::delete(sessions::table.filter(sessions::token_hash.eq(tokens::digest(token))))
-            .execute(&mut conn)
-            .await?;
+        let provider: Option<Option<String>> =
+            diesel::delete(sessions::table.filter(sessions::token_hash.eq(tokens::digest(token))))
+                .returning(sessions::provider)
+                .get_result(&mut conn)
+                .await
+                .optional()?;
         self.access_changed();
-        Ok(())
+        Ok(provider.flatten())
     }
 
     /// Whether the session behind `token` is live (without sliding its expiry: a terminal
@@ -355,7 +361,11 @@ impl Platform {
         let user_id = actor.user_id;
         conn.transaction::<_, Error, _>(async move |conn| {
             diesel::update(users::table.find(user_id))
-                .set((users::password_hash.eq(hash), users::updated_at.eq(Utc::now())))
+                .set((
+                    users::password_hash.eq(hash),
+                    users::password_set.eq(true),
+                    users::updated_at.eq(Utc::now()),
+                ))
                 .execute(conn)
                 .await?;
             diesel::delete(
@@ -580,7 +590,7 @@ impl Platform {
                 Ok(user)
             })
             .await?;
-        let session = self.new_session(&mut conn, user.id, client).await?;
+        let session = self.new_session(&mut conn, user.id, client, None).await?;
         tracing::info!(user = %user.username, "first admin created through the setup link");
         Ok((
             Actor {
@@ -630,6 +640,12 @@ async fn active_admins(conn: &mut diesel_async::AsyncPgConnection) -> Result<i64
 }
 
 async fn ensure_an_admin_remains(conn: &mut diesel_async::AsyncPgConnection) -> Result<()> {
+    // Changes that may take away an admin take turns from here to their commit: two admins
+    // demoted at the same moment (two sign-ins whose groups changed) would otherwise each
+    // count the other and both go.
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('director.admins'))")
+        .execute(conn)
+        .await?;
     if active_admins(conn).await? == 0 {
         return Err(Error::Conflict(
             "Director needs at least one active admin; promote someone else first.".to_owned(),

@@ -12,6 +12,8 @@ pub enum Permission {
     /// Run the platform: every site, resource limits, disabling, fixing, the image catalogue,
     /// the audit log.
     Administer,
+    /// Review members' requests for sites: approvers and admins.
+    ReviewRequests,
     /// Manage one site: see it, change it, delete it. Members may; admins may manage any.
     ManageSite {
         /// Whether the actor is one of the site's members.
@@ -25,6 +27,7 @@ pub fn authorize(actor: Option<&Actor>, permission: Permission) -> Result<&Actor
     let allowed = match permission {
         Permission::UseManager => true,
         Permission::ManageUsers | Permission::Administer => actor.role == Role::Admin,
+        Permission::ReviewRequests => matches!(actor.role, Role::Approver | Role::Admin),
         Permission::ManageSite { is_member } => is_member || actor.role == Role::Admin,
     };
     if allowed {

@@ -21,6 +21,7 @@ pub mod grants;
 pub mod keys;
 pub mod oidc;
 mod passwords;
+pub mod requests;
 pub mod schema;
 pub mod sites;
 #[cfg(feature = "test-support")]
@@ -153,8 +154,8 @@ struct Inner {
     database_server_locks: [tokio::sync::Mutex<()>; 2],
     /// This installation's id (see migration 000013), read once.
     installation: tokio::sync::OnceCell<String>,
-    /// The HTTP client for identity providers, made at its first use (see `oidc`).
-    oidc_http: std::sync::OnceLock<reqwest::Client>,
+    /// The HTTP client of each identity provider, made at its first use (see `oidc`).
+    oidc_http: std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -181,7 +182,7 @@ impl Platform {
                 last_runs: sites::databases::LastRuns::default(),
                 database_server_locks: Default::default(),
                 installation: tokio::sync::OnceCell::new(),
-                oidc_http: std::sync::OnceLock::new(),
+                oidc_http: Default::default(),
             }),
         }
     }

@@ -9,6 +9,7 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         active -> Bool,
+        password_set -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         site_quota -> Nullable<Int4>,
@@ -24,6 +25,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         ip -> Text,
         user_agent -> Text,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -197,8 +199,65 @@ diesel::table! {
         verifier -> Text,
         next -> Text,
         expires_at -> Timestamptz,
+        link_user -> Nullable<Int8>,
     }
 }
+
+diesel::table! {
+    pending_identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        provider -> Text,
+        user_id -> Int8,
+        preferred_username -> Text,
+        name -> Text,
+        email -> Text,
+        seen_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(pending_identities -> users (user_id));
+
+diesel::table! {
+    site_policy (only_row) {
+        only_row -> Bool,
+        creation -> Text,
+        steps -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_requests (id) {
+        id -> Int8,
+        requester_id -> Int8,
+        approver_id -> Nullable<Int8>,
+        name -> Text,
+        description -> Text,
+        purpose -> Text,
+        kind -> Text,
+        image -> Text,
+        reason -> Text,
+        state -> Text,
+        site_id -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_request_steps (id) {
+        id -> Int8,
+        request_id -> Int8,
+        actor_id -> Nullable<Int8>,
+        actor_name -> Text,
+        action -> Text,
+        comment -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(site_request_steps -> site_requests (request_id));
 
 diesel::joinable!(user_identities -> users (user_id));
 
@@ -247,5 +306,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     site_databases,
     sql_history,
     user_identities,
-    oidc_logins
+    oidc_logins,
+    pending_identities,
+    site_requests,
+    site_request_steps
 );

@@ -308,6 +308,8 @@ impl Cluster {
         cmd.stdin(Stdio::null())
             .current_dir(&self.cluster)
             .env("LC_ALL", "C")
+            // The database's programs have no business with Director's secrets.
+            .env_remove("DIRECTOR_OIDC_CLIENT_SECRET")
             .kill_on_drop(true);
         let out = cmd.output().await.map_err(io(format!("running {name}")))?;
         if out.status.success() {

@@ -116,6 +116,8 @@ pub fn doors() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/sites/{id}/databases/{kind}/dump", get(crate::databases::dump)),
         ("/auth/oidc/{provider}/start", get(crate::oidc::start)),
         ("/auth/oidc/{provider}/callback", get(crate::oidc::callback)),
+        ("/auth/oidc/{provider}/link", post(crate::oidc::link)),
+        ("/auth/oidc/{provider}/logout", get(crate::oidc::logout)),
     ]
 }
 

@@ -3,13 +3,19 @@
 //!
 //! - `GET /auth/oidc/{provider}/start?next=<path>` gives the browser a secret of its own (a
 //!   short-lived cookie) and sends it to the provider;
+//! - `POST /auth/oidc/{provider}/link` does the same for someone signed in, who links the
+//!   provider's person to their account (a POST: the session cookie does not go with another
+//!   site's form, so no page elsewhere can start a link for them);
 //! - `GET /auth/oidc/{provider}/callback?state=…&code=…` is where the provider sends it back:
 //!   only the browser holding the secret may finish the sign-in (else anyone could have
 //!   someone else's browser signed in as them), then the session cookie is set and the browser
-//!   goes to `next`.
+//!   goes to `next`;
+//! - `GET /auth/oidc/{provider}/logout` sends the browser to the provider's end-session page,
+//!   for someone who signed out of Director and wants to sign out there too.
 //!
-//! What goes wrong is shown on the sign-in page, named by a fixed code (`?failed=<code>`: the
-//! page says the words, never text from the address), with the details in the log.
+//! What goes wrong is shown on the sign-in page (a link: the account page), named by a fixed
+//! code (`?failed=<code>`: the page says the words, never text from the address), with the
+//! details in the log.
 
 use axum::{
     extract::{Path, Query, State},
@@ -73,13 +79,14 @@ fn browser_secret(headers: &HeaderMap, secure: bool) -> Option<String> {
     app::ssr::cookie_values(headers, secret_cookie_name(secure)).next()
 }
 
-/// Back to the sign-in page, which says why in its own words.
-fn to_login(provider: &str, why: SignInRefusal) -> Response {
+/// Back to `page` (the sign-in page, or the account page for a link), which says why in its
+/// own words.
+fn refused_to(page: &str, provider: &str, why: SignInRefusal) -> Response {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("failed", why.as_str())
         .append_pair("provider", provider)
         .finish();
-    Redirect::to(&format!("/login?{query}")).into_response()
+    Redirect::to(&format!("{page}?{query}")).into_response()
 }
 
 /// The refusal a platform error is, for the sign-in page.
@@ -99,11 +106,25 @@ pub async fn start(
     Query(start): Query<Start>,
 ) -> Response {
     let next = app::api::safe_next(start.next);
+    begin(&state, &id, &next, None).await
+}
+
+pub async fn link(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let actor = match crate::access::signed_in(&state, &headers).await {
+        Ok(actor) => actor,
+        Err(refusal) => return refusal,
+    };
+    begin(&state, &id, "/account", Some(&actor)).await
+}
+
+/// Sends the browser to provider `id` with a secret of its own (for `link`'s account, or to
+/// sign in).
+async fn begin(state: &AppState, id: &str, next: &str, link: Option<&platform::Actor>) -> Response {
     let begun = tokio::time::timeout(
         PROVIDER_WAIT,
         state
             .platform()
-            .oidc_begin(&id, &redirect_uri(&state, &id), &next),
+            .oidc_begin(id, &redirect_uri(state, id), next, link),
     )
     .await
     .unwrap_or_else(|_| {
@@ -122,8 +143,26 @@ pub async fn start(
         Err(platform::Error::NotFound(what)) => crate::access::refusal(platform::Error::NotFound(what)),
         Err(err) => {
             tracing::warn!(provider = %id, error = %err, "starting a sign-in failed");
-            to_login(&id, refusal_of(&err))
+            let page = if link.is_some() { "/account" } else { "/login" };
+            refused_to(page, id, refusal_of(&err))
         }
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let ended = tokio::time::timeout(PROVIDER_WAIT, state.platform().oidc_end_session(&id))
+        .await
+        .unwrap_or_else(|_| {
+            Err(platform::Error::ProviderUnavailable(
+                "no answer in time".to_owned(),
+            ))
+        });
+    match ended {
+        Ok(Some(url)) => Redirect::to(&url).into_response(),
+        // A provider without an end-session page: there is nowhere to send the browser.
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(platform::Error::NotFound(what)) => crate::access::refusal(platform::Error::NotFound(what)),
+        Err(err) => refused_to("/login", &id, refusal_of(&err)),
     }
 }
 
@@ -140,6 +179,9 @@ pub async fn callback(
     }
     let secure = state.app.secure_cookies;
     let browser = browser_secret(&headers, secure);
+    // Who the browser is signed in as, for a sign-in begun to link (an ordinary sign-in does not
+    // need it: it makes a new session either way).
+    let signed_in = crate::access::signed_in(&state, &headers).await.ok();
     let finished = match (back.error, back.state, back.code) {
         (Some(error), _, _) => {
             // The person cancelled, or the provider refused them.
@@ -154,7 +196,8 @@ pub async fn callback(
                 browser: browser.as_deref(),
             };
             let client = client.map(|c| c.0).unwrap_or_default();
-            match tokio::time::timeout(PROVIDER_WAIT, platform.oidc_finish(&id, callback, &client)).await {
+            let finishing = platform.oidc_finish(&id, callback, &client, signed_in.as_ref());
+            match tokio::time::timeout(PROVIDER_WAIT, finishing).await {
                 Ok(finished) => finished.map_err(|err| refusal_of(&err)),
                 Err(_) => {
                     tracing::warn!(provider = %id, "the provider did not answer in time");
@@ -165,7 +208,13 @@ pub async fn callback(
         _ => Err(SignInRefusal::Unknown),
     };
     let mut response = match finished {
-        Ok((_, session, next)) => {
+        Ok(platform::oidc::Finished::Linked { next }) => {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("linked", &id)
+                .finish();
+            Redirect::to(&format!("{next}?{query}")).into_response()
+        }
+        Ok(platform::oidc::Finished::SignedIn { session, next, .. }) => {
             let cookie = app::ssr::session_cookie(
                 secure,
                 &session.token,
@@ -177,7 +226,9 @@ pub async fn callback(
             }
             response
         }
-        Err(why) => to_login(&id, why),
+        // Someone already signed in was linking: their account page says why.
+        Err(why) if signed_in.is_some() => refused_to("/account", &id, why),
+        Err(why) => refused_to("/login", &id, why),
     };
     // The secret is spent either way.
     if browser.is_some()

@@ -140,6 +140,7 @@ async fn cross_site_posts_are_refused() {
                 ("display_name", ""),
                 ("email", ""),
                 ("password", "eve password 123"),
+                ("role", "user"),
             ])
             .send()
             .await
@@ -172,9 +173,10 @@ async fn members_cannot_use_admin_pages_or_functions() {
                 ("display_name", ""),
                 ("email", ""),
                 ("password", "eve password 123"),
+                ("role", "admin"),
             ],
         ),
-        ("set_user_admin", vec![("id", "2"), ("admin", "true")]),
+        ("set_user_role", vec![("id", "2"), ("role", "admin")]),
         ("set_user_active", vec![("id", "1"), ("active", "false")]),
     ] {
         let res = server.call(&member, name, &form).await;

@@ -17,20 +17,21 @@ use reqwest::Method;
 enum Who {
     Anonymous,
     Other,
+    Approver,
     Member,
     Admin,
 }
 
-const WHO: [Who; 4] = [Who::Anonymous, Who::Other, Who::Member, Who::Admin];
+const WHO: [Who; 5] = [Who::Anonymous, Who::Other, Who::Approver, Who::Member, Who::Admin];
 
-/// One server function with the statuses expected from [anonymous, other, member, admin].
+/// One server function with the statuses expected from [anonymous, other, approver, member, admin].
 struct Row {
     name: &'static str,
     form: Vec<(&'static str, String)>,
-    expect: [u16; 4],
+    expect: [u16; 5],
 }
 
-fn row(name: &'static str, form: &[(&'static str, &str)], expect: [u16; 4]) -> Row {
+fn row(name: &'static str, form: &[(&'static str, &str)], expect: [u16; 5]) -> Row {
     Row {
         name,
         form: form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
@@ -39,15 +40,15 @@ fn row(name: &'static str, form: &[(&'static str, &str)], expect: [u16; 4]) -> R
 }
 
 /// One of the router's doors beside the server functions (`{id}` is the site's), with the
-/// statuses expected from [anonymous, other, member, admin].
+/// statuses expected from [anonymous, other, approver, member, admin].
 struct Door {
     method: Method,
     path: &'static str,
     query: &'static str,
-    expect: [u16; 4],
+    expect: [u16; 5],
 }
 
-fn door(method: Method, path: &'static str, query: &'static str, expect: [u16; 4]) -> Door {
+fn door(method: Method, path: &'static str, query: &'static str, expect: [u16; 5]) -> Door {
     Door {
         method,
         path,
@@ -94,6 +95,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
         ("admin", Role::Admin),
         ("member", Role::User),
         ("other", Role::User),
+        ("approver", Role::Approver),
     ] {
         create_user(&db.platform, name, role).await;
     }
@@ -120,10 +122,42 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     let member_id = member.user_id.to_string();
     let id = site.id.to_string();
     let operation = operation.to_string();
+    // Members request sites here: the member has asked for one, addressed to the approver.
+    db.platform
+        .set_site_policy(
+            Some(&Actor::operator()),
+            platform::requests::SitePolicy {
+                creation: model::request::SiteCreation::Request,
+                steps: model::request::ApprovalSteps::ApproverAndAdmin,
+            },
+        )
+        .await
+        .unwrap();
+    let request = db
+        .platform
+        .submit_request(
+            Some(&member),
+            platform::requests::NewRequest {
+                site: NewSite {
+                    name: "asked".to_owned(),
+                    description: String::new(),
+                    purpose: "project".to_owned(),
+                    kind: "static".to_owned(),
+                    image: "busybox".to_owned(),
+                },
+                reason: "for the matrix".to_owned(),
+                approver: "approver".to_owned(),
+            },
+        )
+        .await
+        .unwrap()
+        .to_string();
+    let too_long = "x".repeat(1001);
     let server = TestServer::start(db.platform.clone()).await;
     let clients = [
         server.client(),
         server.signed_in("other", &password("other")).await,
+        server.signed_in("approver", &password("approver")).await,
         server.signed_in("member", &password("member")).await,
         server.signed_in("admin", &password("admin")).await,
     ];
@@ -132,116 +166,124 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     // member and an admin pass the check. No worker runs, so the site stays provisioning and
     // its create operation queued: the answers past the check are conflicts or refused fields.
     let site_rows = [
-        row("site_detail", &[("id", &id)], [401, 404, 200, 200]),
-        row("site_logs", &[("id", &id)], [401, 404, 200, 200]),
+        row("site_detail", &[("id", &id)], [401, 404, 404, 200, 200]),
+        row("site_logs", &[("id", &id)], [401, 404, 404, 200, 200]),
         row(
             "add_member",
             &[("site", &id), ("username", "nobody")],
-            [401, 404, 400, 400],
+            [401, 404, 404, 400, 400],
         ),
         row(
             "remove_member",
             &[("site", &id), ("user", &member_id)],
-            [401, 404, 409, 409],
+            [401, 404, 404, 409, 409],
         ),
         row(
             "retry_operation",
             &[("site", &id), ("operation", &operation)],
-            [401, 404, 409, 409],
+            [401, 404, 404, 409, 409],
         ),
         row(
             "set_served",
             &[("id", &id), ("served", "false")],
-            [401, 404, 409, 409],
+            [401, 404, 404, 409, 409],
         ),
-        row("restart_site", &[("id", &id)], [401, 404, 409, 409]),
+        row("restart_site", &[("id", &id)], [401, 404, 404, 409, 409]),
         row(
             "delete_site",
             &[("id", &id), ("confirm", "not-it")],
-            [401, 404, 400, 400],
+            [401, 404, 404, 400, 400],
         ),
         // No runtime here: past the check, the files are unavailable (503: Docker is not connected).
-        row("list_files", &[("site", &id), ("path", "")], [401, 404, 503, 503]),
-        row("open_file", &[("site", &id), ("path", "x")], [401, 404, 503, 503]),
+        row(
+            "list_files",
+            &[("site", &id), ("path", "")],
+            [401, 404, 404, 503, 503],
+        ),
+        row(
+            "open_file",
+            &[("site", &id), ("path", "x")],
+            [401, 404, 404, 503, 503],
+        ),
         row(
             "folder_tree",
             &[("site", &id), ("path", "")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "save_file",
             &[("site", &id), ("path", "x"), ("text", ""), ("version", "")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "make_folder",
             &[("site", &id), ("path", "d")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "move_path",
             &[("site", &id), ("from", "a"), ("to", "b")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "delete_path",
             &[("site", &id), ("path", "a")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "set_mode",
             &[("site", &id), ("path", "a"), ("mode", "644")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         // A host that is no host is refused once the check is passed; no domain is there to
         // verify or remove.
         row(
             "add_domain",
             &[("site", &id), ("host", "not a host")],
-            [401, 404, 400, 400],
+            [401, 404, 404, 400, 400],
         ),
         row(
             "verify_domain",
             &[("site", &id), ("domain", "999999")],
-            [401, 404, 404, 404],
+            [401, 404, 404, 404, 404],
         ),
         row(
             "remove_domain",
             &[("site", &id), ("domain", "999999")],
-            [401, 404, 404, 404],
+            [401, 404, 404, 404, 404],
         ),
         // Databases: the site has none, and no runtime runs here (adding one is unavailable).
-        row("site_databases", &[("site", &id)], [401, 404, 200, 200]),
+        row("site_databases", &[("site", &id)], [401, 404, 404, 200, 200]),
         row(
             "add_database",
             &[("site", &id), ("kind", "postgresql")],
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         row(
             "reveal_database",
             &[("site", &id), ("kind", "postgresql")],
-            [401, 404, 404, 404],
+            [401, 404, 404, 404, 404],
         ),
         row(
             "rotate_database_password",
             &[("site", &id), ("kind", "mysql")],
-            [401, 404, 404, 404],
+            [401, 404, 404, 404, 404],
         ),
         row(
             "delete_database",
             &[("site", &id), ("kind", "postgresql"), ("confirm", "not-it")],
-            [401, 404, 400, 400],
+            [401, 404, 404, 400, 400],
         ),
         row(
             "run_sql",
             &[("site", &id), ("kind", "postgresql"), ("sql", "SELECT 1")],
-            [401, 404, 404, 404],
+            [401, 404, 404, 404, 404],
         ),
     ];
     // Admin functions: 403 for every signed-in non-admin.
     let admin_rows = [
-        row("ssh_keys", &[("user", &member_id)], [401, 403, 200, 200]),
-        row("admin_sites", &[("page", "0")], [401, 403, 403, 200]),
+        row("ssh_keys", &[("user", &member_id)], [401, 403, 403, 200, 200]),
+        row("admin_sites", &[("page", "0")], [401, 403, 403, 403, 200]),
         row(
             "set_limits",
             &[
@@ -250,15 +292,15 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
                 ("memory_mb", "1"),
                 ("body_limit_mb", "8"),
             ],
-            [401, 403, 403, 400],
+            [401, 403, 403, 403, 400],
         ),
         row(
             "set_disabled",
             &[("id", &id), ("disabled", "false")],
-            [401, 403, 403, 409],
+            [401, 403, 403, 403, 409],
         ),
-        row("fix_site", &[("id", &id)], [401, 403, 403, 409]),
-        row("catalogue", &[], [401, 403, 403, 200]),
+        row("fix_site", &[("id", &id)], [401, 403, 403, 403, 409]),
+        row("catalogue", &[], [401, 403, 403, 403, 200]),
         row(
             "save_image",
             &[
@@ -269,11 +311,11 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
                 ("serves", "both"),
                 ("run_sh", ""),
             ],
-            [401, 403, 403, 400],
+            [401, 403, 403, 403, 400],
         ),
-        row("audit_log", &[], [401, 403, 403, 200]),
-        row("certificate_problems", &[], [401, 403, 403, 200]),
-        row("list_users", &[], [401, 403, 403, 200]),
+        row("audit_log", &[], [401, 403, 403, 403, 200]),
+        row("certificate_problems", &[], [401, 403, 403, 403, 200]),
+        row("list_users", &[], [401, 403, 403, 403, 200]),
         row(
             "create_user",
             &[
@@ -281,51 +323,114 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
                 ("display_name", ""),
                 ("email", ""),
                 ("password", ""),
+                ("role", "user"),
             ],
-            [401, 403, 403, 400],
+            [401, 403, 403, 403, 400],
         ),
         row(
             "set_user_active",
             &[("id", "999999"), ("active", "false")],
-            [401, 403, 403, 404],
+            [401, 403, 403, 403, 404],
         ),
         row(
-            "set_user_admin",
-            &[("id", "999999"), ("admin", "true")],
-            [401, 403, 403, 404],
+            "set_user_role",
+            &[("id", "999999"), ("role", "approver")],
+            [401, 403, 403, 403, 404],
         ),
         row(
             "set_site_quota",
             &[("id", "999999"), ("quota", "3")],
-            [401, 403, 403, 404],
+            [401, 403, 403, 403, 404],
         ),
-        row("default_site_quota", &[], [401, 403, 403, 200]),
+        row("default_site_quota", &[], [401, 403, 403, 403, 200]),
+        row("pending_identities", &[], [401, 403, 403, 403, 200]),
+        // The policy as it is already: nothing changes.
+        row(
+            "set_site_policy",
+            &[("creation", "request"), ("steps", "approver-and-admin")],
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            "link_pending",
+            &[
+                ("issuer", "https://nowhere.invalid"),
+                ("subject", "x"),
+                ("user_id", "1"),
+            ],
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            "dismiss_pending",
+            &[("issuer", "https://nowhere.invalid"), ("subject", "x")],
+            [401, 403, 403, 403, 404],
+        ),
         // No runtime here: the servers' state is unknown, and acting on them unavailable.
-        row("database_servers", &[], [401, 403, 403, 200]),
+        row("database_servers", &[], [401, 403, 403, 403, 200]),
         row(
             "restart_database_server",
             &[("kind", "postgresql")],
-            [401, 403, 403, 503],
+            [401, 403, 403, 403, 503],
         ),
         row(
             "rotate_database_superuser",
             &[("kind", "mysql")],
-            [401, 403, 403, 503],
+            [401, 403, 403, 403, 503],
         ),
     ];
     // Everyone signed in.
     let user_rows = [
-        row("my_sites", &[], [401, 200, 200, 200]),
-        row("ssh_keys", &[], [401, 200, 200, 200]),
+        row("my_sites", &[], [401, 200, 200, 200, 200]),
+        row("my_identities", &[], [401, 200, 200, 200, 200]),
+        // Requests for sites: the member's request, addressed to the approver, is seen by
+        // them, the approver and admins; reviewed (past the check: a refused comment) by the
+        // approver and admins, never by its requester (409). A bad name is refused to all.
+        row("request_form", &[], [401, 200, 200, 200, 200]),
+        row(
+            "submit_request",
+            &[
+                ("name", "-bad-"),
+                ("description", ""),
+                ("purpose", "project"),
+                ("kind", "static"),
+                ("image", "busybox"),
+                ("reason", "why not"),
+                ("approver", ""),
+            ],
+            [401, 400, 400, 400, 400],
+        ),
+        row("site_requests", &[("scope", "mine")], [401, 200, 200, 200, 200]),
+        row("site_requests", &[("scope", "review")], [401, 403, 200, 403, 200]),
+        row("site_request", &[("id", &request)], [401, 404, 200, 200, 200]),
+        row(
+            "approve_request",
+            &[("id", &request), ("comment", &too_long)],
+            [401, 404, 400, 409, 400],
+        ),
+        row(
+            "deny_request",
+            &[("id", &request), ("comment", "")],
+            [401, 404, 400, 409, 400],
+        ),
+        row("withdraw_request", &[("id", "999999")], [401, 404, 404, 404, 404]),
+        row(
+            "unlink_identity",
+            &[("issuer", "https://nowhere.invalid"), ("subject", "x")],
+            [401, 404, 404, 404, 404],
+        ),
+        row("ssh_keys", &[], [401, 200, 200, 200, 200]),
         row(
             "add_ssh_key",
             &[("name", ""), ("public_key", "not a key")],
-            [401, 400, 400, 400],
+            [401, 400, 400, 400, 400],
         ),
-        row("remove_ssh_key", &[("id", "999999")], [401, 404, 404, 404]),
-        row("site_images", &[], [401, 200, 200, 200]),
-        row("file_limits", &[], [401, 200, 200, 200]),
-        row("check_site_name", &[("name", "guarded")], [401, 200, 200, 200]),
+        row("remove_ssh_key", &[("id", "999999")], [401, 404, 404, 404, 404]),
+        row("site_images", &[], [401, 200, 200, 200, 200]),
+        row("file_limits", &[], [401, 200, 200, 200, 200]),
+        row(
+            "check_site_name",
+            &[("name", "guarded")],
+            [401, 200, 200, 200, 200],
+        ),
         row(
             "create_site",
             &[
@@ -335,7 +440,8 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
                 ("purpose", "project"),
                 ("description", ""),
             ],
-            [401, 400, 400, 400],
+            // Members request sites here; an admin still creates them (and is refused the name).
+            [401, 409, 409, 409, 400],
         ),
     ];
 
@@ -344,45 +450,63 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     // upload with nothing in it. The probes and the edge's question are open to anyone. Past
     // the check: no runtime for files (503), a site still being made for a dump (409).
     let door_rows = [
-        door(Method::GET, "/healthz", "", [200, 200, 200, 200]),
-        door(Method::GET, "/readyz", "", [200, 200, 200, 200]),
+        door(Method::GET, "/healthz", "", [200, 200, 200, 200, 200]),
+        door(Method::GET, "/readyz", "", [200, 200, 200, 200, 200]),
         door(
             Method::GET,
             "/edge/ask",
             "domain=nowhere.invalid",
-            [404, 404, 404, 404],
+            [404, 404, 404, 404, 404],
         ),
-        door(Method::GET, "/sites/{id}/terminal/ws", "", [401, 404, 400, 400]),
+        door(
+            Method::GET,
+            "/sites/{id}/terminal/ws",
+            "",
+            [401, 404, 404, 400, 400],
+        ),
         door(
             Method::POST,
             "/sites/{id}/files/upload",
             "path=",
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         door(
             Method::GET,
             "/sites/{id}/files/download",
             "path=x",
-            [401, 404, 503, 503],
+            [401, 404, 404, 503, 503],
         ),
         door(
             Method::GET,
             "/sites/{id}/databases/{kind}/dump",
             "",
-            [401, 404, 409, 409],
+            [401, 404, 404, 409, 409],
         ),
         // Sign-in with a provider is for anyone; this server has none configured.
         door(
             Method::GET,
             "/auth/oidc/{provider}/start",
             "",
-            [404, 404, 404, 404],
+            [404, 404, 404, 404, 404],
         ),
         door(
             Method::GET,
             "/auth/oidc/{provider}/callback",
             "state=x&code=y",
-            [404, 404, 404, 404],
+            [404, 404, 404, 404, 404],
+        ),
+        // Linking is for the signed-in only.
+        door(
+            Method::POST,
+            "/auth/oidc/{provider}/link",
+            "",
+            [401, 404, 404, 404, 404],
+        ),
+        door(
+            Method::GET,
+            "/auth/oidc/{provider}/logout",
+            "",
+            [404, 404, 404, 404, 404],
         ),
     ];
     let mut wrong_doors = Vec::new();

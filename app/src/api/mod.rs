@@ -16,16 +16,20 @@ mod certificates;
 mod databases;
 mod domains;
 mod files;
+mod identities;
 mod keys;
 mod members;
+mod requests;
 
 pub use admin::*;
 pub use certificates::*;
 pub use databases::*;
 pub use domains::*;
 pub use files::*;
+pub use identities::*;
 pub use keys::*;
 pub use members::*;
+pub use requests::*;
 
 use crate::AppError;
 #[cfg(feature = "ssr")]
@@ -40,6 +44,10 @@ pub struct Me {
     pub display_name: String,
     /// Whether the admin pages are open to them.
     pub is_admin: bool,
+    /// Their role.
+    pub role: model::account::Role,
+    /// How members get sites here.
+    pub site_creation: SiteCreation,
 }
 
 /// A row of the admin users page.
@@ -53,8 +61,8 @@ pub struct UserRow {
     pub display_name: String,
     /// E-mail, possibly empty.
     pub email: String,
-    /// Admin or not.
-    pub is_admin: bool,
+    /// Their role.
+    pub role: model::account::Role,
     /// May sign in.
     pub active: bool,
     /// Creation date, `YYYY-MM-DD`.
@@ -123,8 +131,14 @@ pub async fn sign_in_options() -> Result<SignInChoices, AppError> {
 /// The signed-in user, or None.
 #[server(prefix = "/fn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<Me>, AppError> {
-    Ok(actor().await?.map(|a| Me {
+    let Some(a) = actor().await? else {
+        return Ok(None);
+    };
+    let policy = platform().site_policy(Some(&a)).await.map_err(to_app_error)?;
+    Ok(Some(Me {
         is_admin: a.is_admin(),
+        role: a.role,
+        site_creation: policy.creation,
         username: a.username,
         display_name: a.display_name,
     }))
@@ -143,14 +157,20 @@ pub async fn login(username: String, password: String, next: Option<String>) -> 
     Ok(())
 }
 
-/// Ends this session and goes to the sign-in page.
+/// Ends this session and goes to the sign-in page, which offers to sign out of the identity
+/// provider too when the session was its sign-in's.
 #[server(prefix = "/fn", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
+    let platform = platform();
+    let mut provider = None;
     if let Some(token) = session_token().await? {
-        platform().logout(&token).await.map_err(to_app_error)?;
+        provider = platform.logout(&token).await.map_err(to_app_error)?;
     }
     set_session_cookie("", 0);
-    leptos_axum::redirect("/login");
+    match provider.filter(|id| platform.oidc_provider(id).is_ok()) {
+        Some(id) => leptos_axum::redirect(&format!("/login?signed_out={}", url_encode(&id))),
+        None => leptos_axum::redirect("/login"),
+    }
     Ok(())
 }
 
@@ -176,7 +196,7 @@ pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
         .into_iter()
         .map(|u| UserRow {
             id: u.id,
-            is_admin: u.role == platform::Role::Admin,
+            role: u.role,
             username: u.username,
             display_name: u.display_name,
             email: u.email,
@@ -187,22 +207,17 @@ pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
         .collect())
 }
 
-/// Creates an account (admins only); `admin` is a checkbox, present when ticked.
+/// Creates an account (admins only).
 #[server(prefix = "/fn", endpoint = "create_user")]
 pub async fn create_user(
     username: String,
     display_name: String,
     email: String,
     password: String,
-    admin: Option<String>,
+    role: model::account::Role,
 ) -> Result<String, AppError> {
     let platform = platform();
     let actor = actor().await?;
-    let role = if admin.is_some() {
-        platform::Role::Admin
-    } else {
-        platform::Role::User
-    };
     let new = platform::NewUser {
         username,
         display_name,
@@ -258,16 +273,11 @@ pub async fn default_site_quota() -> Result<i64, AppError> {
     Ok(platform.settings().sites_per_user)
 }
 
-/// Promotes or demotes an account (admins only).
-#[server(prefix = "/fn", endpoint = "set_user_admin")]
-pub async fn set_user_admin(id: i64, admin: bool) -> Result<(), AppError> {
+/// Gives an account a role (admins only).
+#[server(prefix = "/fn", endpoint = "set_user_role")]
+pub async fn set_user_role(id: i64, role: model::account::Role) -> Result<(), AppError> {
     let platform = platform();
     let actor = actor().await?;
-    let role = if admin {
-        platform::Role::Admin
-    } else {
-        platform::Role::User
-    };
     platform
         .set_user_role(actor.as_ref(), id, role)
         .await

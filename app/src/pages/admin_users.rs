@@ -1,9 +1,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use model::account::Role;
+
 use crate::{
     AppError,
-    api::{CreateUser, SetSiteQuota, SetUserActive, SetUserAdmin, UserRow, default_site_quota, list_users},
+    api::{
+        CreateUser, DismissPending, LinkPending, PendingRow, SetSiteQuota, SetUserActive, SetUserRole,
+        UserRow, default_site_quota, list_users, pending_identities,
+    },
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
@@ -13,28 +18,37 @@ pub fn AdminUsersPage() -> impl IntoView {
     // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
-    let set_admin = ServerAction::<SetUserAdmin>::new();
+    let set_role = ServerAction::<SetUserRole>::new();
     let set_quota = ServerAction::<SetSiteQuota>::new();
     let users = Resource::new(
         move || {
             (
                 create.version().get(),
                 set_active.version().get(),
-                set_admin.version().get(),
+                set_role.version().get(),
                 set_quota.version().get(),
             )
         },
         |_| list_users(),
     );
     let default_quota = Resource::new(|| (), |()| default_site_quota());
+    let link = ServerAction::<LinkPending>::new();
+    let dismiss = ServerAction::<DismissPending>::new();
+    let pending = Resource::new(
+        move || (link.version().get(), dismiss.version().get()),
+        |_| pending_identities(),
+    );
     let actions = RowActions {
         set_active,
-        set_admin,
+        set_role,
         set_quota,
     };
     view! {
         <Title text="Users"/>
-        <SignedIn admin=true page=move |_| view! { <UsersAdmin create actions users default_quota/> }/>
+        <SignedIn admin=true page=move |_| view! {
+            <Waiting pending link dismiss/>
+            <UsersAdmin create actions users default_quota/>
+        }/>
     }
 }
 
@@ -42,7 +56,7 @@ pub fn AdminUsersPage() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct RowActions {
     set_active: ServerAction<SetUserActive>,
-    set_admin: ServerAction<SetUserAdmin>,
+    set_role: ServerAction<SetUserRole>,
     set_quota: ServerAction<SetSiteQuota>,
 }
 
@@ -57,7 +71,7 @@ fn UsersAdmin(
     let row_error = Signal::derive(move || {
         failure(actions.set_active.value())
             .get()
-            .or_else(|| failure(actions.set_admin.value()).get())
+            .or_else(|| failure(actions.set_role.value()).get())
             .or_else(|| failure(actions.set_quota.value()).get())
     });
     let created = move || create.value().get().and_then(Result::ok);
@@ -89,7 +103,10 @@ fn UsersAdmin(
             <label for="new-password">"Initial password"</label>
             <input id="new-password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
             <FieldError error=create_error field="password"/>
-            <label class="check"><input name="admin" type="checkbox" value="on"/>" Admin"</label>
+            <label for="new-role">"Role"</label>
+            <select id="new-role" name="role">
+                {Role::ALL.iter().map(|role| view! { <option value=role.as_str()>{role.label()}</option> }).collect_view()}
+            </select>
             <button type="submit" class="primary">"Create user"</button>
         </ActionForm>
     }
@@ -99,7 +116,7 @@ fn UsersAdmin(
 fn UserTable(rows: Vec<UserRow>, actions: RowActions, default_quota: i64) -> impl IntoView {
     let RowActions {
         set_active,
-        set_admin,
+        set_role,
         set_quota,
     } = actions;
     view! {
@@ -122,19 +139,30 @@ fn UserTable(rows: Vec<UserRow>, actions: RowActions, default_quota: i64) -> imp
                     .map(|u| {
                         let id = u.id;
                         let quota_label = format!("Most sites for {}", u.username);
+                        let role_label = format!("Role of {}", u.username);
                         let quota = u.site_quota.map(|q| q.to_string()).unwrap_or_default();
                         view! {
                             <tr data-username=u.username.clone()>
                                 <td><strong>{u.display_name.clone()}</strong><br/><span class="hint">{u.username.clone()}</span></td>
                                 <td>{u.email.clone()}</td>
-                                <td>{if u.is_admin { "Admin" } else { "Member" }}</td>
+                                <td>
+                                    <ActionForm action=set_role attr:class="inline">
+                                        <input type="hidden" name="id" value=id.to_string()/>
+                                        <select name="role" aria-label=role_label>
+                                            {Role::ALL.iter().map(|role| view! {
+                                                <option value=role.as_str() selected=*role == u.role>{role.label()}</option>
+                                            }).collect_view()}
+                                        </select>
+                                        <button type="submit" class="secondary">"Set"</button>
+                                    </ActionForm>
+                                </td>
                                 <td>
                                     <span class=if u.active { "badge ok" } else { "badge off" }>
                                         {if u.active { "Active" } else { "Deactivated" }}
                                     </span>
                                 </td>
                                 <td>
-                                    {if u.is_admin {
+                                    {if u.role == Role::Admin {
                                         view! { <span class="hint">"no limit"</span> }.into_any()
                                     } else {
                                         view! {
@@ -159,13 +187,6 @@ fn UserTable(rows: Vec<UserRow>, actions: RowActions, default_quota: i64) -> imp
                                 <td class="actions">
                                     <a class="button" href=format!("/admin/users/{id}/keys")>"SSH keys"</a>
                                     <a class="button" href=format!("/admin/sites?member={}", u.username)>"Sites"</a>
-                                    <ActionForm action=set_admin attr:class="inline">
-                                        <input type="hidden" name="id" value=id.to_string()/>
-                                        <input type="hidden" name="admin" value=(!u.is_admin).to_string()/>
-                                        <button type="submit" class="secondary">
-                                            {if u.is_admin { "Make member" } else { "Make admin" }}
-                                        </button>
-                                    </ActionForm>
                                     <ActionForm action=set_active attr:class="inline">
                                         <input type="hidden" name="id" value=id.to_string()/>
                                         <input type="hidden" name="active" value=(!u.active).to_string()/>
@@ -180,5 +201,75 @@ fn UserTable(rows: Vec<UserRow>, actions: RowActions, default_quota: i64) -> imp
                     .collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// People who signed in through a provider with the email address of an existing account:
+/// never linked to it silently, they wait here for an admin (or for the account's owner, who
+/// may link them from their account page).
+#[component]
+fn Waiting(
+    pending: Resource<Result<Vec<PendingRow>, AppError>>,
+    link: ServerAction<LinkPending>,
+    dismiss: ServerAction<DismissPending>,
+) -> impl IntoView {
+    let error = Signal::derive(move || {
+        failure(link.value())
+            .get()
+            .or_else(|| failure(dismiss.value()).get())
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let rows = pending.await.unwrap_or_default();
+                (!rows.is_empty()).then(|| view! {
+                    <section class="card" aria-labelledby="waiting-title">
+                        <h2 id="waiting-title">"Waiting to be linked"</h2>
+                        <p class="hint">
+                            "They signed in through an identity provider with the email address of an existing account. "
+                            "Link them only if they are that account's owner: the provider's word on an address is all Director has."
+                        </p>
+                        <FormError error/>
+                        <table class="list">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Person at the provider"</th>
+                                    <th scope="col">"E-mail"</th>
+                                    <th scope="col">"Account"</th>
+                                    <th scope="col">"Last try (UTC)"</th>
+                                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {rows.into_iter().map(|p| {
+                                    let (issuer, subject) = (p.issuer.clone(), p.subject.clone());
+                                    view! {
+                                    <tr data-email=p.email.clone()>
+                                        <td>{p.name.clone()}<br/><span class="hint">{p.provider.clone()}</span></td>
+                                        <td>{p.email.clone()}</td>
+                                        <td>{p.username.clone()}</td>
+                                        <td>{p.seen.clone()}</td>
+                                        <td class="actions">
+                                            <ActionForm action=link attr:class="inline">
+                                                <input type="hidden" name="issuer" value=p.issuer.clone()/>
+                                                <input type="hidden" name="subject" value=p.subject.clone()/>
+                                                <input type="hidden" name="user_id" value=p.user_id.to_string()/>
+                                                <button type="submit" class="primary">{format!("Link to {}", p.username)}</button>
+                                            </ActionForm>
+                                            <ActionForm action=dismiss attr:class="inline">
+                                                <input type="hidden" name="issuer" value=issuer/>
+                                                <input type="hidden" name="subject" value=subject/>
+                                                <button type="submit" class="secondary">"Dismiss"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                })
+            })}
+        </Suspense>
     }
 }

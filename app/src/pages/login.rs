@@ -24,6 +24,9 @@ pub fn LoginPage() -> impl IntoView {
             .ok()?;
         Some((query.get("provider").unwrap_or_default(), why))
     };
+    // Signed out of a session a provider's sign-in made: the provider's own session lives on,
+    // so the page offers to end it too.
+    let signed_out = move || query.read().get("signed_out");
     let options = Resource::new(|| (), |()| sign_in_options());
     view! {
         <Title text="Sign in"/>
@@ -46,6 +49,17 @@ pub fn LoginPage() -> impl IntoView {
                             </p>
                         }
                     });
+                    let farewell = signed_out().and_then(|id| {
+                        let provider = providers.iter().find(|p| p.id == id)?;
+                        Some(view! {
+                            <p class="alert ok card" role="status">
+                                "You are signed out of Director. You are still signed in at " {provider.name.clone()} ". "
+                                <a rel="external" href=format!("/auth/oidc/{}/logout", provider.id)>
+                                    {format!("Sign out of {} too", provider.name)}
+                                </a>
+                            </p>
+                        })
+                    });
                     let offered = (!providers.is_empty()).then(|| view! {
                         <nav class="card providers" aria-label="Ways to sign in">
                             {providers.into_iter().map(|p| {
@@ -61,6 +75,7 @@ pub fn LoginPage() -> impl IntoView {
                     });
                     view! {
                         {failure}
+                        {farewell}
                         {passwords.then(|| view! { <PasswordForm next=next()/> })}
                         {offered}
                     }

@@ -112,6 +112,16 @@ pub struct NewSite {
     pub image: String,
 }
 
+/// A new site's fields, checked (see `Platform::check_new_site`).
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedSite {
+    pub(crate) name: String,
+    pub(crate) kind: SiteKind,
+    pub(crate) purpose: Purpose,
+    pub(crate) description: String,
+    pub(crate) image_id: i64,
+}
+
 /// A site as the pages show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
@@ -530,9 +540,36 @@ impl Platform {
     }
 
     /// Creates a site with `actor` as its first member, and queues the operation that builds
-    /// it. Nothing is created when a field is refused.
+    /// it. Nothing is created when a field is refused. Where members request sites, only
+    /// admins create them directly.
     pub async fn create_site(&self, actor: Option<&Actor>, new: NewSite) -> Result<(Site, i64)> {
         let actor = authorize(actor, Permission::UseManager)?.clone();
+        if !actor.is_admin()
+            && self.site_policy_now().await?.creation == model::request::SiteCreation::Request
+        {
+            return Err(Error::Conflict(
+                "Sites here are requested and approved first: use Request a site.".to_owned(),
+            ));
+        }
+        let mut conn = self.conn().await?;
+        let checked = self.check_new_site(&mut conn, &new).await?;
+        let member = (actor.user_id > 0).then_some(actor.user_id);
+        let (id, operation) = conn
+            .transaction::<_, Error, _>(async |conn| self.insert_site(conn, &actor, member, &checked).await)
+            .await?;
+        self.wake_workers();
+        tracing::info!(user = %actor.username, site = %checked.name, id, "site created; its operation is queued");
+        let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
+        Ok((site, operation))
+    }
+
+    /// `new`'s fields checked as a new site's: a valid name, a kind, a purpose, a description,
+    /// an enabled image of the catalogue that serves that kind.
+    pub(crate) async fn check_new_site(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        new: &NewSite,
+    ) -> Result<CheckedSite> {
         let name = self.site_name(&new.name)?;
         let kind: SiteKind = new
             .kind
@@ -551,7 +588,6 @@ impl Platform {
                 "A description has at most 500 characters of text.",
             ));
         }
-        let mut conn = self.conn().await?;
         let image: Option<(i64, bool, bool, bool)> = images::table
             .filter(images::name.eq(new.image.trim()))
             .select((
@@ -560,7 +596,7 @@ impl Platform {
                 images::serves_dynamic,
                 images::enabled,
             ))
-            .first(&mut conn)
+            .first(conn)
             .await
             .optional()?;
         let image_id = match image {
@@ -578,57 +614,84 @@ impl Platform {
             }
             _ => return Err(Error::invalid("image", "Choose an image from the catalogue.")),
         };
-        let (id, operation) = conn
-            .transaction::<_, Error, _>(async |conn| {
-                if actor.user_id > 0
-                    && let Some((has, _)) = self.at_site_quota(conn, actor.user_id).await?
-                {
-                    return Err(Error::Conflict(format!(
-                        "You have {has} site(s), the most you may have: delete one, or ask an admin for more."
-                    )));
-                }
-                let id: i32 = diesel::insert_into(sites::table)
-                    .values((
-                        sites::name.eq(&name),
-                        sites::description.eq(&description),
-                        sites::purpose.eq(purpose),
-                        sites::kind.eq(kind),
-                        sites::image_id.eq(image_id),
-                    ))
-                    .returning(sites::id)
-                    .get_result(conn)
-                    .await
-                    .map_err(|e| match e {
-                        diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UniqueViolation,
-                            _,
-                        ) => Error::invalid("name", format!("The name {name} is taken.")),
-                        other => other.into(),
-                    })?;
-                if actor.user_id > 0 {
-                    diesel::insert_into(site_members::table)
-                        .values((
-                            site_members::site_id.eq(id),
-                            site_members::user_id.eq(actor.user_id),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                let operation = queue::enqueue(conn, id, OperationKind::CreateSite, kind, &actor).await?;
-                audit(conn, &actor, "site.create", &name, kind.as_str()).await?;
-                Ok((id, operation))
-            })
-            .await?;
-        self.wake_workers();
-        tracing::info!(user = %actor.username, site = %name, id, "site created; its operation is queued");
-        let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
-        Ok((site, operation))
+        Ok(CheckedSite {
+            name,
+            kind,
+            purpose,
+            description,
+            image_id,
+        })
+    }
+
+    /// Inserts `site` for `by` with `member` (when there is one, within their quota) as its
+    /// first member, and queues its create operation; in the caller's transaction.
+    pub(crate) async fn insert_site(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        by: &Actor,
+        member: Option<i64>,
+        site: &CheckedSite,
+    ) -> Result<(i32, i64)> {
+        if let Some(member) = member
+            && let Some((has, _)) = self.at_site_quota(conn, member).await?
+        {
+            return Err(Error::Conflict(if member == by.user_id {
+                format!(
+                    "You have {has} site(s), the most you may have: delete one, or ask an admin for more."
+                )
+            } else {
+                format!(
+                    "The member has {has} site(s), the most they may have: they may delete one, or an admin give them more."
+                )
+            }));
+        }
+        let name = &site.name;
+        let id: i32 = diesel::insert_into(sites::table)
+            .values((
+                sites::name.eq(name),
+                sites::description.eq(&site.description),
+                sites::purpose.eq(site.purpose),
+                sites::kind.eq(site.kind),
+                sites::image_id.eq(site.image_id),
+            ))
+            .returning(sites::id)
+            .get_result(conn)
+            .await
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => Error::invalid("name", format!("The name {name} is taken.")),
+                other => other.into(),
+            })?;
+        if let Some(member) = member {
+            diesel::insert_into(site_members::table)
+                .values((site_members::site_id.eq(id), site_members::user_id.eq(member)))
+                .execute(conn)
+                .await?;
+        }
+        let operation = queue::enqueue(conn, id, OperationKind::CreateSite, site.kind, by).await?;
+        audit(conn, by, "site.create", name, site.kind.as_str()).await?;
+        Ok((id, operation))
     }
 
     /// Whether user `user_id` is at their quota of sites: how many they have and may have,
     /// or None while they have room (admins always do). Their account's row is locked first,
     /// so that creates and additions at the same moment are counted one after another.
     pub(crate) async fn at_site_quota(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        user_id: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .site_room(conn, user_id)
+            .await?
+            .filter(|(has, quota)| has >= quota))
+    }
+
+    /// How many sites user `user_id` has and may have (None: no limit, an admin), their
+    /// account's row locked as [`Self::at_site_quota`] does.
+    pub(crate) async fn site_room(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         user_id: i64,
@@ -651,7 +714,7 @@ impl Platform {
             .count()
             .get_result(conn)
             .await?;
-        Ok((has >= quota).then_some((has, quota)))
+        Ok(Some((has, quota)))
     }
 
     /// One change to a site, atomically (see [`record_change`]); then a worker is woken.

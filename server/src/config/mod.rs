@@ -319,6 +319,61 @@ mod tests {
     }
 
     #[test]
+    fn identity_providers_come_from_tables_or_flags_with_their_secret_roles_and_authority() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let file = dir.path().join("director.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[oidc]]\nid = \"school\"\nname = \"School\"\nissuer = \"https://id.school.example\"\nclient_id = \"director\"\nclient_secret_file = {secret:?}\nadmin_groups = [\"it\"]\napprover_groups = [\"teachers\"]\n"
+            ),
+        )
+        .unwrap();
+        let parsed = cli(&["--config", file.to_str().unwrap(), "serve"]);
+        let Command::Serve(flags) = &parsed.command else {
+            unreachable!()
+        };
+        let config = Config::resolve(&parsed, Some(flags)).unwrap();
+        let school = &config.oidc[0];
+        assert_eq!(
+            (school.id.as_str(), school.client_secret.as_str()),
+            ("school", "s3cret")
+        );
+        assert_eq!(
+            (school.admin_groups.clone(), school.approver_groups.clone()),
+            (vec!["it".to_owned()], vec!["teachers".to_owned()])
+        );
+        // A private authority's file that holds no certificate is refused at start, not at a sign-in.
+        let err = serve(&[
+            "--oidc-issuer",
+            "https://id.example",
+            "--oidc-client-id",
+            "d",
+            "--oidc-client-secret-file",
+            secret.to_str().unwrap(),
+            "--oidc-ca-file",
+            ca.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("PEM"), "{err:#}");
+        // Plain HTTP only on this machine.
+        let err = serve(&[
+            "--oidc-issuer",
+            "http://id.example",
+            "--oidc-client-id",
+            "d",
+            "--oidc-client-secret-file",
+            secret.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("https://"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_urls_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("director.toml");

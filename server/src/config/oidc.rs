@@ -61,7 +61,19 @@ pub struct OidcFlags {
     /// sign-in (empty: roles are set by hand).
     #[arg(long, env = "DIRECTOR_OIDC_ADMIN_GROUPS", value_delimiter = ',')]
     pub oidc_admin_groups: Option<Vec<String>>,
+    /// Groups whose members are approvers (they review requests for sites), separated by
+    /// commas; re-applied at each sign-in.
+    #[arg(long, env = "DIRECTOR_OIDC_APPROVER_GROUPS", value_delimiter = ',')]
+    pub oidc_approver_groups: Option<Vec<String>>,
+    /// A PEM file of the private certificate authority the provider's HTTPS certificate is
+    /// signed by (trusted for it besides the usual ones).
+    #[arg(long, env = "DIRECTOR_OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
 }
+
+/// The environment variable that may hold the flags' provider's client secret instead of a
+/// file (never a flag: a command line is visible to every user of the machine).
+const SECRET_ENV: &str = "DIRECTOR_OIDC_CLIENT_SECRET";
 
 /// One `[[oidc]]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +89,10 @@ pub(super) struct OidcFile {
     role_claim: Option<String>,
     #[serde(default)]
     admin_groups: Vec<String>,
+    #[serde(default)]
+    approver_groups: Vec<String>,
+    client_secret_env: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Whether passwords are on: off only with a provider to sign in with instead.
@@ -111,6 +127,12 @@ pub(super) fn resolve(flags: &OidcFlags, file: Vec<OidcFile>) -> anyhow::Result<
             registration: flags.oidc_registration,
             role_claim: flags.oidc_role_claim.clone(),
             admin_groups: flags.oidc_admin_groups.clone().unwrap_or_default(),
+            approver_groups: flags.oidc_approver_groups.clone().unwrap_or_default(),
+            client_secret_env: flags
+                .oidc_client_secret_file
+                .is_none()
+                .then(|| SECRET_ENV.to_owned()),
+            ca_file: flags.oidc_ca_file.clone(),
         });
     }
     let mut providers: Vec<OidcProvider> = Vec::new();
@@ -140,16 +162,18 @@ pub(super) fn resolve(flags: &OidcFlags, file: Vec<OidcFile>) -> anyhow::Result<
         if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
             bail!("identity provider {id}: the issuer is an https:// URL (http:// only on this machine)");
         }
-        let Some(secret_file) = table.client_secret_file else {
-            bail!("identity provider {id}: its client secret is read from a file (client_secret_file)");
+        let client_secret = client_secret(&id, table.client_secret_file, table.client_secret_env)?;
+        let ca_bundle = match table.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("identity provider {id}: reading {}", path.display()))?;
+                // Refused now rather than at someone's sign-in.
+                platform::oidc::check_ca_bundle(&pem)
+                    .with_context(|| format!("identity provider {id}: {}", path.display()))?;
+                Some(pem)
+            }
+            None => None,
         };
-        let client_secret = std::fs::read_to_string(&secret_file)
-            .with_context(|| format!("identity provider {id}: reading {}", secret_file.display()))?
-            .trim()
-            .to_owned();
-        if client_secret.is_empty() {
-            bail!("identity provider {id}: {} is empty", secret_file.display());
-        }
         providers.push(OidcProvider {
             name: table.name.unwrap_or_else(|| id.clone()),
             id,
@@ -166,7 +190,28 @@ pub(super) fn resolve(flags: &OidcFlags, file: Vec<OidcFile>) -> anyhow::Result<
             },
             role_claim: table.role_claim.unwrap_or_else(|| "groups".to_owned()),
             admin_groups: table.admin_groups,
+            approver_groups: table.approver_groups,
+            ca_bundle,
         });
     }
     Ok(providers)
+}
+
+/// A provider's client secret: from its file, or from the environment variable named.
+fn client_secret(id: &str, file: Option<PathBuf>, env: Option<String>) -> anyhow::Result<String> {
+    let secret = match (file, env) {
+        (Some(file), _) => std::fs::read_to_string(&file)
+            .with_context(|| format!("identity provider {id}: reading {}", file.display()))?,
+        (None, Some(name)) => std::env::var(&name).with_context(|| {
+            format!("identity provider {id}: its client secret is read from a file (client_secret_file) or from the environment variable {name}, which is not set")
+        })?,
+        (None, None) => {
+            bail!("identity provider {id}: its client secret is read from a file (client_secret_file) or an environment variable (client_secret_env)")
+        }
+    };
+    let secret = secret.trim().to_owned();
+    if secret.is_empty() {
+        bail!("identity provider {id}: its client secret is empty");
+    }
+    Ok(secret)
 }

@@ -1,0 +1,107 @@
+// Requests for sites in Chromium: the admin has members request sites; a member asks; Carol,
+// an approver by her group at the identity provider, approves after signing in there; an
+// admin approves; the site is made for the member, with its progress, and loads at its
+// address. A denied request shows its reason to its member.
+import { expect, test, Page } from '@playwright/test';
+import { createUsers, signedIn } from '../helpers';
+import { server, siteURL } from '../server';
+
+test.describe.configure({ mode: 'serial' });
+
+const admin = { username: 'admin', password: 'admin password 123' };
+const member = { username: 'asker', password: 'asker password 12' };
+
+/** The admin's choice of how members get sites. */
+async function policy(page: Page, creation: 'create sites themselves' | 'request them') {
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'Requests to review' }).click();
+  await page.getByLabel(creation).check();
+  await page.getByLabel('an approver, then an admin').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('status')).toHaveText('Saved.');
+}
+
+/** The member asks for `name`; returns the request's page address. */
+async function ask(page: Page, name: string): Promise<string> {
+  await page.context().clearCookies();
+  await signedIn(page, member);
+  await page.getByRole('link', { name: 'New site' }).click();
+  await expect(page.getByRole('heading', { name: 'Request a site', level: 1 })).toBeVisible();
+  await page.getByLabel('Name').fill(name);
+  await page.getByLabel(/Static/).check();
+  await page.getByLabel('Image').selectOption('busybox');
+  await page.getByLabel('Why you want it').fill('Our club posts its results there.');
+  await page.getByRole('button', { name: 'Send the request' }).click();
+  await expect(page.getByRole('heading', { name: `Request for ${name}` })).toBeVisible();
+  await expect(page.getByText('Waiting for an approver').first()).toBeVisible();
+  return page.url();
+}
+
+test.afterAll(async ({ browser }) => {
+  // The later specs' members create sites themselves.
+  const page = await browser.newPage();
+  await policy(page, 'create sites themselves');
+  await page.close();
+});
+
+test('a request approved by an approver from the provider and by an admin becomes a live site', async ({ page }, testInfo) => {
+  await createUsers(page, admin, [member]);
+  await policy(page, 'request them');
+  const request = await ask(page, 'club-results');
+  await page.screenshot({ path: testInfo.outputPath('request-submitted.png') });
+
+  // Carol signs in through the provider, whose groups make her an approver.
+  await page.context().clearCookies();
+  await page.goto(`${server().baseURL}/login`);
+  await page.getByRole('link', { name: 'Sign in with Test SSO' }).click();
+  const login = page.locator('input[name="login"]');
+  if (await login.isVisible()) {
+    await login.fill('carol-sub');
+    await page.locator('input[name="password"]').fill('anything');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+  }
+  await expect(page.getByRole('heading', { name: 'My sites' })).toBeVisible();
+  await page.getByRole('link', { name: 'Requests to review' }).click();
+  await page.getByRole('link', { name: 'club-results' }).click();
+  await page.getByLabel('Comment').fill('Fine by me.');
+  await page.getByRole('button', { name: 'Approve' }).click();
+  await expect(page.getByText('Waiting for an admin').first()).toBeVisible();
+
+  // The admin approves: the site is made for the member.
+  await page.context().clearCookies();
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'Requests to review' }).click();
+  await page.getByRole('link', { name: 'club-results' }).click();
+  await expect(page.locator('ol.history')).toContainText('Fine by me.');
+  await page.getByRole('button', { name: 'Approve' }).click();
+  await expect(page.getByText('Site created').first()).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('request-approved.png'), fullPage: true });
+
+  // The member finds it among their sites, made with its progress, and it loads.
+  await page.context().clearCookies();
+  await signedIn(page, member);
+  await page.goto(request);
+  await page.getByRole('link', { name: 'Open the site' }).click();
+  await expect(page.getByRole('heading', { name: 'club-results' })).toBeVisible();
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  await page.goto(siteURL('club-results'));
+  await expect(page.getByText('This is the starter page of club-results')).toBeVisible();
+});
+
+test('a denied request shows its reason to its member', async ({ page }, testInfo) => {
+  const request = await ask(page, 'second-club');
+  await page.context().clearCookies();
+  await signedIn(page, admin);
+  await page.goto(request);
+  await page.getByLabel('Reason for a denial').fill('Use the club-results site for this.');
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByText('Denied').first()).toBeVisible();
+
+  await page.context().clearCookies();
+  await signedIn(page, member);
+  await page.getByRole('link', { name: 'My requests' }).click();
+  await expect(page.locator('tr[data-request="second-club"]')).toContainText('Denied');
+  await page.getByRole('link', { name: 'second-club' }).click();
+  await expect(page.locator('ol.history')).toContainText('Use the club-results site for this.');
+  await page.screenshot({ path: testInfo.outputPath('request-denied.png'), fullPage: true });
+});
