@@ -44,11 +44,18 @@ export default async function globalSetup() {
   fs.writeFileSync(oidcSecret, 'director secret');
   const oidc = spawn('node', [path.join(__dirname, 'oidc-provider.mjs'), String(oidcPort), oidcAccounts], { stdio: 'ignore', detached: true });
   oidc.unref();
+  // A mail server of the run's own (npm maildev), which Director emails notifications through.
+  const [smtpPort, mailWeb] = [await freePort(), await freePort()];
+  const maildev = path.join(__dirname, '..', 'node_modules', '.bin', 'maildev');
+  const mail = spawn(maildev, ['--smtp', String(smtpPort), '--web', String(mailWeb), '--ip', '127.0.0.1', '--web-ip', '127.0.0.1'],
+    { stdio: 'ignore', detached: true });
+  mail.unref();
   const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
     '--dns-server', `127.0.0.1:${dnsPort}`,
     '--oidc-issuer', `http://127.0.0.1:${oidcPort}`, '--oidc-client-id', 'director', '--oidc-client-secret-file', oidcSecret,
     '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins',
-    '--oidc-approver-groups', 'staff'], {
+    '--oidc-approver-groups', 'staff',
+    '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--smtp-from', 'Director <director@example.org>'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
@@ -71,6 +78,7 @@ export default async function globalSetup() {
           pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace,
           dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
           oidcPid: oidc.pid!, oidcAccounts,
+          mailPid: mail.pid!, mailApi: `http://127.0.0.1:${mailWeb}/api/email`,
         });
       }
     });

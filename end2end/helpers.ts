@@ -5,6 +5,8 @@ import { server } from './server';
 export interface Who {
   username: string;
   password: string;
+  /** Their address, when they have one. */
+  email?: string;
 }
 
 /** Fills in and sends the sign-in form (whatever the outcome). */
@@ -27,6 +29,7 @@ export async function createUsers(page: Page, admin: Who, users: Who[]) {
   for (const who of users) {
     await page.goto(`${server().baseURL}/admin/users`);
     await page.getByLabel('Username').fill(who.username);
+    if (who.email) await page.getByLabel('E-mail').fill(who.email);
     await page.getByLabel('Initial password').fill(who.password);
     await page.getByRole('button', { name: 'Create user' }).click();
     await expect(page.getByRole('status')).toHaveText(`Created ${who.username}.`);

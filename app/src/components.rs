@@ -156,6 +156,13 @@ fn Nav(me: Me) -> impl IntoView {
                 })}
                 <a href="/account">"Account"</a>
             </nav>
+            <a class="bell" href="/notifications" aria-label=format!("Notifications, {} unread", me.unread)>
+                // Drawn, not a character: no font on the machine is needed to show it.
+                <svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+                    <path fill="currentColor" d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1z"/>
+                </svg>
+                {(me.unread > 0).then(|| view! { <span class="count">{me.unread}</span> })}
+            </a>
             <div class="who">
                 <span class="user" title=me.username.clone()>{me.display_name.clone()}</span>
                 <ActionForm action=logout attr:class="inline">

@@ -70,6 +70,8 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("databases")) view=pages::AdminDatabasesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), StaticSegment("new")) view=pages::NewSitePage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("requests") view=pages::MyRequestsPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("notifications") view=pages::NotificationsPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("deliveries")) view=pages::AdminDeliveriesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), StaticSegment("new")) view=pages::RequestSitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), StaticSegment("review")) view=pages::ReviewRequestsPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::RequestPage ssr=SsrMode::Async/>

@@ -1,7 +1,8 @@
 // Requests for sites in Chromium: the admin has members request sites; a member asks; Carol,
 // an approver by her group at the identity provider, approves after signing in there; an
 // admin approves; the site is made for the member, with its progress, and loads at its
-// address. A denied request shows its reason to its member.
+// address; the member's inbox shows each step, and the mail server received the emails. A
+// denied request shows its reason to its member.
 import { expect, test, Page } from '@playwright/test';
 import { createUsers, signedIn } from '../helpers';
 import { server, siteURL } from '../server';
@@ -9,7 +10,7 @@ import { server, siteURL } from '../server';
 test.describe.configure({ mode: 'serial' });
 
 const admin = { username: 'admin', password: 'admin password 123' };
-const member = { username: 'asker', password: 'asker password 12' };
+const member = { username: 'asker', password: 'asker password 12', email: 'asker@example.org' };
 
 /** The admin's choice of how members get sites. */
 async function policy(page: Page, creation: 'create sites themselves' | 'request them') {
@@ -86,6 +87,24 @@ test('a request approved by an approver from the provider and by an admin become
   await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
   await page.goto(siteURL('club-results'));
   await expect(page.getByText('This is the starter page of club-results')).toBeVisible();
+
+  // The bell counts what happened; the inbox tells each step; the emails went out too.
+  await page.goto(server().baseURL);
+  await expect(page.getByRole('link', { name: /Notifications, [1-9]\d* unread/ })).toBeVisible();
+  await page.getByRole('link', { name: /Notifications/ }).click();
+  await expect(page.locator('ul.inbox')).toContainText('Carol Client approved your request for club-results');
+  await expect(page.locator('ul.inbox')).toContainText('Your site club-results was created');
+  await page.screenshot({ path: testInfo.outputPath('inbox.png'), fullPage: true });
+  await expect(async () => {
+    const emails: { to: { address: string }[]; subject: string; text: string }[] = await (await fetch(server().mailApi)).json();
+    const theirs = emails.filter((e) => e.to[0].address === member.email).map((e) => e.subject);
+    expect(theirs).toContain('[Director] Carol Client approved your request for club-results');
+    expect(theirs).toContain('[Director] Your site club-results was created');
+  }).toPass({ timeout: 15_000 });
+  await page.getByRole('button', { name: 'Mark all read' }).click();
+  await expect(page.locator('ul.inbox .unread')).toHaveCount(0);
+  await page.reload();
+  await expect(page.getByRole('link', { name: 'Notifications, 0 unread' })).toBeVisible();
 });
 
 test('a denied request shows its reason to its member', async ({ page }, testInfo) => {

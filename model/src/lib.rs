@@ -18,6 +18,7 @@ pub mod account;
 pub mod certificate;
 pub mod database;
 pub mod domain;
+pub mod notification;
 pub mod operation;
 pub mod request;
 pub mod site;
@@ -44,6 +45,16 @@ pub enum Tone {
 pub trait Shown: Stored {
     /// How it reads at a glance.
     fn tone(self) -> Tone;
+}
+
+impl Shown for notification::DeliveryState {
+    fn tone(self) -> Tone {
+        match self {
+            Self::Pending | Self::Sending => Tone::Busy,
+            Self::Delivered => Tone::Good,
+            Self::Failed => Tone::Bad,
+        }
+    }
 }
 
 impl Shown for request::RequestState {

@@ -19,6 +19,7 @@ mod error;
 pub mod files;
 pub mod grants;
 pub mod keys;
+pub mod notify;
 pub mod oidc;
 mod passwords;
 pub mod requests;
@@ -83,6 +84,14 @@ pub struct Settings {
     pub oidc: Vec<oidc::OidcProvider>,
     /// Whether people may sign in with Director's own passwords.
     pub local_login: oidc::LocalLogin,
+    /// The manager's address as people reach it (links in emails lead there).
+    pub public_url: String,
+    /// The mail server notifications are emailed through (None: no emails).
+    pub smtp: Option<notify::SmtpSettings>,
+    /// The wait after a delivery's first failed attempt, doubled at each one after.
+    pub delivery_retry: Duration,
+    /// How long a delivery is retried before it is given up.
+    pub delivery_give_up: Duration,
 }
 
 impl Settings {
@@ -117,6 +126,10 @@ impl Default for Settings {
             site_mysql: None,
             oidc: Vec::new(),
             local_login: oidc::LocalLogin::On,
+            public_url: "http://localhost:8080".to_owned(),
+            smtp: None,
+            delivery_retry: Duration::from_secs(30),
+            delivery_give_up: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -135,6 +148,8 @@ struct Inner {
     settings: Settings,
     /// Woken whenever an operation is queued, so that an idle worker starts on it at once.
     queued: tokio::sync::Notify,
+    /// Woken when a delivery (an email, a webhook's POST) is queued in this process.
+    deliveries_queued: tokio::sync::Notify,
     /// Bumped whenever access may have been taken away (see `grants`).
     access: tokio::sync::watch::Sender<u64>,
     /// Each site's disk use and quota, shared by its writers (see `sites::disk`).
@@ -156,6 +171,8 @@ struct Inner {
     installation: tokio::sync::OnceCell<String>,
     /// The HTTP client of each identity provider, made at its first use (see `oidc`).
     oidc_http: std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
+    /// When each person last sent a test email (see `notify`).
+    test_emails: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -174,6 +191,7 @@ impl Platform {
                 pool,
                 settings,
                 queued: tokio::sync::Notify::new(),
+                deliveries_queued: tokio::sync::Notify::new(),
                 access: tokio::sync::watch::Sender::new(0),
                 disks: std::sync::Mutex::default(),
                 runtime: tokio::sync::watch::Sender::new(None),
@@ -183,6 +201,7 @@ impl Platform {
                 database_server_locks: Default::default(),
                 installation: tokio::sync::OnceCell::new(),
                 oidc_http: Default::default(),
+                test_emails: Default::default(),
             }),
         }
     }

@@ -13,12 +13,14 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use model::{
     account::Role,
+    notification::Event,
     request::{ApprovalSteps, RequestAction, RequestState, SiteCreation},
     site::{Purpose, SiteKind},
 };
 
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
+    notify::Notice,
     schema::{site_policy, site_request_steps, site_requests, sites, users},
     sites::{NewSite, audit},
 };
@@ -27,6 +29,8 @@ use crate::{
 const MAX_REASON: usize = 1000;
 /// The longest comment on a step.
 const MAX_COMMENT: usize = 1000;
+/// The most requests a member may submit within a day.
+const MAX_REQUESTS_PER_DAY: i64 = 10;
 
 /// How members get sites, as an admin set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +273,19 @@ impl Platform {
                 if taken > 0 {
                     return Err(Error::invalid("name", format!("The name {} is taken.", checked.name)));
                 }
+                // Every request tells its approvers: a member asking and withdrawing over and
+                // over would flood them.
+                let today: i64 = site_requests::table
+                    .filter(site_requests::requester_id.eq(actor.user_id))
+                    .filter(site_requests::created_at.gt(Utc::now() - chrono::Duration::days(1)))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if today >= MAX_REQUESTS_PER_DAY {
+                    return Err(Error::Conflict(format!(
+                        "You have asked for {today} sites within a day, the most you may: ask again tomorrow."
+                    )));
+                }
                 let open = self.open_requests_of(conn, actor.user_id).await?;
                 if let Some((has, quota)) = self.site_room(conn, actor.user_id).await?
                     && has + open >= quota
@@ -299,9 +316,30 @@ impl Platform {
                     })?;
                 step(conn, id, &actor, RequestAction::Submit, &reason).await?;
                 audit(conn, &actor, "request.submit", &checked.name, &format!("request {id}")).await?;
+                // The approver asked, or every other approver; with none, the admins (who may
+                // always review).
+                let mut reviewers = match approver {
+                    Some(approver) => vec![approver],
+                    None => people_with(conn, Role::Approver).await?,
+                };
+                reviewers.retain(|id| *id != actor.user_id);
+                if reviewers.is_empty() {
+                    reviewers = people_with(conn, Role::Admin).await?;
+                }
+                let notice = Notice {
+                    event: Event::RequestSubmitted,
+                    subject: format!("{} asks for the site {}", actor.display_name, checked.name),
+                    body: format!(
+                        "{} ({}) asks for the site {}: “{reason}”",
+                        actor.display_name, actor.username, checked.name
+                    ),
+                    link: format!("/requests/{id}"),
+                };
+                self.notify(conn, &reviewers, &notice).await?;
                 Ok(id)
             })
             .await?;
+        self.wake_deliveries();
         tracing::info!(user = %actor.username, site = %checked.name, id, "site requested");
         Ok(id)
     }
@@ -404,6 +442,30 @@ impl Platform {
                             &format!("request {id}, on to the admins"),
                         )
                         .await?;
+                        let approved = Notice {
+                            event: Event::RequestApproved,
+                            subject: format!("{} approved your request for {}", actor.display_name, row.name),
+                            body: format!(
+                                "{} ({}) approved your request for the site {}; an admin decides now.{}",
+                                actor.display_name,
+                                actor.username,
+                                row.name,
+                                said(&comment)
+                            ),
+                            link: format!("/requests/{id}"),
+                        };
+                        self.notify(conn, &[row.requester_id], &approved).await?;
+                        let waiting = Notice {
+                            event: Event::RequestSubmitted,
+                            subject: format!("A request for the site {} waits for an admin", row.name),
+                            body: format!(
+                                "{} ({}) approved it. The member says: “{}”",
+                                actor.display_name, actor.username, row.reason
+                            ),
+                            link: format!("/requests/{id}"),
+                        };
+                        let admins = people_with(conn, Role::Admin).await?;
+                        self.notify(conn, &admins, &waiting).await?;
                         Ok(None)
                     }
                     Approval::Final => {
@@ -427,6 +489,19 @@ impl Platform {
                             &format!("request {id}, site created"),
                         )
                         .await?;
+                        let created = Notice {
+                            event: Event::SiteCreated,
+                            subject: format!("Your site {} was created", row.name),
+                            body: format!(
+                                "{} ({}) approved your request: the site {} is being made, and you are its member.{}",
+                                actor.display_name,
+                                actor.username,
+                                row.name,
+                                said(&comment)
+                            ),
+                            link: format!("/sites/{site_id}"),
+                        };
+                        self.notify(conn, &[row.requester_id], &created).await?;
                         Ok(Some(site_id))
                     }
                 }
@@ -435,6 +510,7 @@ impl Platform {
         if made.is_some() {
             self.wake_workers();
         }
+        self.wake_deliveries();
         tracing::info!(by = %actor.username, id, site = ?made, "request approved");
         Ok(made)
     }
@@ -450,9 +526,20 @@ impl Platform {
             let reason = text("comment", reason, MAX_COMMENT, Required::Yes)?;
             step(conn, id, &actor, RequestAction::Deny, &reason).await?;
             set_state(conn, id, RequestState::Denied, None).await?;
-            audit(conn, &actor, "request.deny", &row.name, &format!("request {id}")).await
+            audit(conn, &actor, "request.deny", &row.name, &format!("request {id}")).await?;
+            let denied = Notice {
+                event: Event::RequestDenied,
+                subject: format!("Your request for {} was denied", row.name),
+                body: format!(
+                    "{} ({}) denied your request for the site {}: “{reason}”",
+                    actor.display_name, actor.username, row.name
+                ),
+                link: format!("/requests/{id}"),
+            };
+            self.notify(conn, &[row.requester_id], &denied).await
         })
         .await?;
+        self.wake_deliveries();
         tracing::info!(by = %actor.username, id, "request denied");
         Ok(())
     }
@@ -583,6 +670,25 @@ fn decided(state: RequestState) -> Error {
         "This request is no longer open: {}.",
         state.label().to_lowercase()
     ))
+}
+
+/// The active accounts with `role`.
+async fn people_with(conn: &mut AsyncPgConnection, role: Role) -> Result<Vec<i64>> {
+    Ok(users::table
+        .filter(users::role.eq(role))
+        .filter(users::active.eq(true))
+        .select(users::id)
+        .load(conn)
+        .await?)
+}
+
+/// A reviewer's comment, quoted after a sentence (nothing when they said nothing).
+fn said(comment: &str) -> String {
+    if comment.is_empty() {
+        String::new()
+    } else {
+        format!(" They said: “{comment}”")
+    }
 }
 
 async fn step(

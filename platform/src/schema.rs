@@ -259,6 +259,57 @@ diesel::table! {
 
 diesel::joinable!(site_request_steps -> site_requests (request_id));
 
+diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        user_id -> Int8,
+        event -> Text,
+        subject -> Text,
+        body -> Text,
+        link -> Text,
+        created_at -> Timestamptz,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    notification_choices (user_id, event, channel) {
+        user_id -> Int8,
+        event -> Text,
+        channel -> Text,
+        enabled -> Bool,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        url -> Text,
+        secret -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Int8,
+        notification_id -> Int8,
+        channel -> Text,
+        webhook_id -> Nullable<Int8>,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        last_error -> Text,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(notifications -> users (user_id));
+diesel::joinable!(deliveries -> notifications (notification_id));
+
 diesel::joinable!(user_identities -> users (user_id));
 
 diesel::table! {
@@ -309,5 +360,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_logins,
     pending_identities,
     site_requests,
-    site_request_steps
+    site_request_steps,
+    notifications,
+    notification_choices,
+    webhooks,
+    deliveries
 );

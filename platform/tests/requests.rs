@@ -2,7 +2,10 @@
 //! refused ones), who sees which request, the checks at submission and again at approval, and
 //! the policy an admin sets.
 
-use model::request::{ApprovalSteps, RequestAction, RequestState, SiteCreation};
+use model::{
+    notification::Event,
+    request::{ApprovalSteps, RequestAction, RequestState, SiteCreation},
+};
 use platform::{
     Actor, Error, Role,
     requests::{NewRequest, RequestScope, SitePolicy},
@@ -44,6 +47,12 @@ fn invalid<T: std::fmt::Debug>(result: Result<T, Error>, field: &str) {
         Err(Error::Invalid { field: got, .. }) => assert_eq!(got, field),
         other => panic!("not refused for {field}: {other:?}"),
     }
+}
+
+/// What `who`'s inbox holds, the newest first: (event, link).
+async fn told(db: &TestDb, who: &Actor) -> Vec<(Event, String)> {
+    let (items, _) = db.platform.inbox(Some(who), 50).await.unwrap();
+    items.into_iter().map(|n| (n.event, n.link)).collect()
 }
 
 async fn state(db: &TestDb, who: &Actor, id: i64) -> RequestState {
@@ -143,6 +152,22 @@ async fn a_request_goes_from_member_to_approver_to_admin_and_its_site_is_made_fo
         .unwrap()
         .expect("a site");
     let (made, steps) = db.platform.site_request(Some(&student), id).await.unwrap();
+    // Each step told whom it concerns, in their inbox.
+    assert_eq!(
+        told(&db, &teacher).await,
+        [(Event::RequestSubmitted, format!("/requests/{id}"))]
+    );
+    assert_eq!(
+        told(&db, &student).await,
+        [
+            (Event::SiteCreated, format!("/sites/{site}")),
+            (Event::RequestApproved, format!("/requests/{id}")),
+        ]
+    );
+    assert_eq!(
+        told(&db, &admin).await,
+        [(Event::RequestSubmitted, format!("/requests/{id}"))]
+    );
     assert_eq!((made.state, made.site_id), (RequestState::Created, Some(site)));
     let actions: Vec<(&str, RequestAction)> =
         steps.iter().map(|s| (s.actor_name.as_str(), s.action)).collect();
@@ -252,6 +277,15 @@ async fn requests_are_seen_and_reviewed_only_by_whom_they_are_for_and_never_by_t
         .await
         .unwrap();
     let (denied, steps) = db.platform.site_request(Some(&student), id).await.unwrap();
+    let (inbox, _) = db.platform.inbox(Some(&student), 1).await.unwrap();
+    assert_eq!(inbox[0].event, Event::RequestDenied);
+    assert!(
+        inbox[0].body.contains("Use the club's existing site."),
+        "{}",
+        inbox[0].body
+    );
+    // The request went to the approver named, not to the other.
+    assert!(told(&db, &other_approver).await.is_empty());
     assert_eq!(denied.state, RequestState::Denied);
     assert_eq!(steps.last().unwrap().comment, "Use the club's existing site.");
     conflict(

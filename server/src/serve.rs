@@ -74,6 +74,8 @@ impl Database {
             database_size_warning_bytes: config.sites.database_size_warning_bytes,
             oidc: config.oidc.clone(),
             local_login: config.local_login,
+            public_url: config.server.public_url.clone(),
+            smtp: config.smtp.clone(),
             site_postgres: config.sites.site_postgres.clone(),
             site_mysql: config.sites.site_mysql.clone(),
             ..Settings::default()
@@ -219,6 +221,7 @@ fn start_background(
         )));
     }
     background.push(tokio::spawn(reconciler::run(platform.clone(), stopped.clone())));
+    background.push(tokio::spawn(workers::deliver(platform.clone(), stopped.clone())));
     background.push(tokio::spawn(crate::certificates::run(
         platform.clone(),
         stopped.clone(),

@@ -38,6 +38,31 @@ pub async fn work(platform: Platform, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Sends the outbox's deliveries (emails, webhooks' POSTs) as they are queued — woken at once
+/// by this process's own, polling every two seconds for other processes' and those due again —
+/// until `shutdown`.
+pub async fn deliver(platform: Platform, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match platform.deliver_next().await {
+            Ok(true) => {}
+            Ok(false) => tokio::select! {
+                () = platform.delivery_queued(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "sending a delivery failed; retrying shortly");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
 /// How often every site's files are measured against their disk quota.
 pub const MEASURE_DISKS_EVERY: Duration = Duration::from_secs(300);
 

@@ -344,6 +344,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
         ),
         row("default_site_quota", &[], [401, 403, 403, 403, 200]),
         row("pending_identities", &[], [401, 403, 403, 403, 200]),
+        row("deliveries", &[], [401, 403, 403, 403, 200]),
         // The policy as it is already: nothing changes.
         row(
             "set_site_policy",
@@ -381,6 +382,16 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     let user_rows = [
         row("my_sites", &[], [401, 200, 200, 200, 200]),
         row("my_identities", &[], [401, 200, 200, 200, 200]),
+        // Notifications: one's own; the test accounts have no email address to test.
+        row("inbox", &[], [401, 200, 200, 200, 200]),
+        row("mark_read", &[("id", "999999")], [401, 404, 404, 404, 404]),
+        row("notification_choices", &[], [401, 200, 200, 200, 200]),
+        row(
+            "set_notification_choice",
+            &[("event", "membership"), ("channel", "inbox"), ("enabled", "true")],
+            [401, 200, 200, 200, 200],
+        ),
+        row("send_test_email", &[], [401, 400, 400, 400, 400]),
         // Requests for sites: the member's request, addressed to the approver, is seen by
         // them, the approver and admins; reviewed (past the check: a refused comment) by the
         // approver and admins, never by its requester (409). A bad name is refused to all.

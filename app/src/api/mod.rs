@@ -19,6 +19,7 @@ mod files;
 mod identities;
 mod keys;
 mod members;
+mod notifications;
 mod requests;
 
 pub use admin::*;
@@ -29,6 +30,7 @@ pub use files::*;
 pub use identities::*;
 pub use keys::*;
 pub use members::*;
+pub use notifications::*;
 pub use requests::*;
 
 use crate::AppError;
@@ -48,6 +50,8 @@ pub struct Me {
     pub role: model::account::Role,
     /// How members get sites here.
     pub site_creation: SiteCreation,
+    /// How many of their notifications are unread (the bell's number).
+    pub unread: i64,
 }
 
 /// A row of the admin users page.
@@ -134,11 +138,17 @@ pub async fn current_user() -> Result<Option<Me>, AppError> {
     let Some(a) = actor().await? else {
         return Ok(None);
     };
-    let policy = platform().site_policy(Some(&a)).await.map_err(to_app_error)?;
+    let platform = platform();
+    let policy = platform.site_policy(Some(&a)).await.map_err(to_app_error)?;
+    let unread = platform
+        .unread_notifications(Some(&a))
+        .await
+        .map_err(to_app_error)?;
     Ok(Some(Me {
         is_admin: a.is_admin(),
         role: a.role,
         site_creation: policy.creation,
+        unread,
         username: a.username,
         display_name: a.display_name,
     }))

@@ -118,9 +118,20 @@ impl Platform {
                     format!("{username} is a member already."),
                 ));
             }
-            audit(conn, actor, "site.member.add", &site.name, &username).await
+            audit(conn, actor, "site.member.add", &site.name, &username).await?;
+            let notice = crate::notify::Notice {
+                event: model::notification::Event::Membership,
+                subject: format!("You were added to the site {}", site.name),
+                body: format!(
+                    "{} ({}) added you to the members of {}: you may now manage it, its files, terminal and databases.",
+                    actor.display_name, actor.username, site.name
+                ),
+                link: format!("/sites/{site_id}"),
+            };
+            self.notify(conn, &[user_id], &notice).await
         })
         .await?;
+        self.wake_deliveries();
         tracing::info!(user = %actor.username, site = %site.name, member = %username, "member added");
         Ok(())
     }
@@ -163,10 +174,21 @@ impl Platform {
                 audit(conn, actor, "site.member.remove", &site.name, &username).await?;
                 let why = format!("{username} was removed from the site");
                 record_change(conn, actor, &site, &terminal_reset(&why)).await?;
+                let notice = crate::notify::Notice {
+                    event: model::notification::Event::Membership,
+                    subject: format!("You were removed from the site {}", site.name),
+                    body: format!(
+                        "{} ({}) removed you from the members of {}.",
+                        actor.display_name, actor.username, site.name
+                    ),
+                    link: "/".to_owned(),
+                };
+                self.notify(conn, &[user_id], &notice).await?;
                 Ok(username)
             })
             .await?;
         tracing::info!(user = %actor.username, site = %site.name, member = %username, "member removed");
+        self.wake_deliveries();
         self.wake_workers();
         self.access_changed();
         Ok(())

@@ -17,6 +17,7 @@ mod oidc;
 mod server;
 mod shells;
 mod sites;
+mod smtp;
 
 pub use edge::{DEFAULT_EDGE_LISTEN, Edge, EdgeDriver};
 pub use server::{DEFAULT_LISTEN, Server};
@@ -85,6 +86,8 @@ pub struct ServeArgs {
     pub sites: sites::SiteFlags,
     #[command(flatten)]
     pub oidc: oidc::OidcFlags,
+    #[command(flatten)]
+    pub smtp: smtp::SmtpFlags,
 }
 
 /// `director user …`
@@ -136,6 +139,8 @@ struct FileConfig {
     #[serde(default)]
     oidc: Vec<oidc::OidcFile>,
     local_login: Option<oidc::LocalLoginFlag>,
+    #[serde(default)]
+    smtp: smtp::SmtpFile,
 }
 
 /// The resolved configuration, section by section.
@@ -154,6 +159,8 @@ pub struct Config {
     pub oidc: Vec<platform::oidc::OidcProvider>,
     /// Whether people may sign in with Director's own passwords.
     pub local_login: platform::oidc::LocalLogin,
+    /// The mail server notifications are emailed through.
+    pub smtp: Option<platform::notify::SmtpSettings>,
 }
 
 impl Config {
@@ -174,6 +181,8 @@ impl Config {
         let https_listen = file.edge.https_listen;
         let edge = Edge::resolve(&flags.edge, file.edge)?;
         let providers = oidc::resolve(&flags.oidc, file.oidc)?;
+        let server = Server::resolve(&flags.server, file.server)?;
+        let smtp = smtp::resolve(&flags.smtp, file.smtp, &server.manager_host())?;
         Ok(Self {
             data_dir: cli
                 .data_dir
@@ -186,13 +195,14 @@ impl Config {
                 .or(file.database_url)
                 .filter(|u| !u.is_empty()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
-            server: Server::resolve(&flags.server, file.server)?,
+            server,
             acme: acme::resolve(&flags.acme, file.acme, https_listen, &edge)?,
             edge,
             shells: Shells::resolve(&flags.shells, file.ssh, file.terminal)?,
             sites: Sites::resolve(&flags.sites, file.sites, file.files, file.domains, file.databases)?,
             local_login: oidc::local_login(&flags.oidc, file.local_login, &providers)?,
             oidc: providers,
+            smtp,
         })
     }
 }
@@ -371,6 +381,71 @@ mod tests {
         ])
         .unwrap_err();
         assert!(format!("{err:#}").contains("https://"), "{err:#}");
+    }
+
+    #[test]
+    fn a_mail_server_is_a_smtp_url_without_an_account_in_it_and_a_sender() {
+        assert!(serve(&[]).unwrap().smtp.is_none());
+        let smtp = serve(&[
+            "--smtp-url",
+            "smtp://mail.example.org:587",
+            "--public-url",
+            "https://director.example.org",
+        ])
+        .unwrap()
+        .smtp
+        .unwrap();
+        assert_eq!(smtp.from, "Director <director@director.example.org>");
+        assert!(smtp.username.is_none());
+        assert_eq!(
+            smtp.url, "smtp://mail.example.org:587?tls=required",
+            "STARTTLS is required"
+        );
+        let local = serve(&["--smtp-url", "smtp://127.0.0.1:2525"])
+            .unwrap()
+            .smtp
+            .unwrap();
+        assert_eq!(local.url, "smtp://127.0.0.1:2525?tls=opportunistic");
+        for (url, says) in [
+            ("http://mail.example.org", "smtp://"),
+            ("smtp://me:secret@mail.example.org", "holds no account"),
+            ("smtp://mail.example.org?tls=requried", "not \"requried\""),
+        ] {
+            let err = serve(&["--smtp-url", url]).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{url}: {err:#}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "secret").unwrap();
+        let err = serve(&[
+            "--smtp-url",
+            "smtp://mail.example.org?tls=opportunistic",
+            "--smtp-username",
+            "director",
+            "--smtp-password-file",
+            password.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("unencrypted"), "{err:#}");
+        let err = serve(&[
+            "--smtp-url",
+            "smtp://mail.example.org",
+            "--smtp-username",
+            "director",
+        ])
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("both a username and a password"),
+            "{err:#}"
+        );
+        let err = serve(&[
+            "--smtp-url",
+            "smtp://mail.example.org",
+            "--smtp-from",
+            "not an address",
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("smtp-from"), "{err:#}");
     }
 
     #[test]

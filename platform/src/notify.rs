@@ -1,0 +1,685 @@
+//! Notifications: what happened that someone should know. Each is a row of its person's inbox
+//! (the manager's bell), written in the transaction of what happened, with a delivery for each
+//! channel they chose (an email; a webhook) in the same transaction: the durable outbox. A
+//! worker takes due deliveries one at a time (a lease, like operations), sends them, and retries
+//! a failed one with a growing wait for a day; nothing is lost across a restart, and a delivery
+//! is sent again only when its worker died between sending and recording it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+    transport::smtp::authentication::Credentials,
+};
+use model::notification::{Channel, DeliveryState, Event};
+
+use crate::{
+    Actor, Error, Permission, Platform, Result, authorize,
+    schema::{deliveries, notification_choices, notifications, users},
+};
+
+/// How long a worker may hold a delivery before another takes it over: longer than a send may
+/// take.
+const LEASE: Duration = Duration::from_secs(120);
+/// The longest a connection to the mail server may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a whole send may take (connecting, the greeting, TLS, signing in, the message):
+/// the mail server's every step is bounded, not only its connection.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often one person may send a test email.
+pub const TEST_EMAIL_EVERY: Duration = Duration::from_secs(30);
+
+/// Why a delivery failed: worth trying again later, or not.
+#[derive(Debug)]
+enum Failure {
+    /// The server was down, slow, or refused it for now.
+    Transient(String),
+    /// It was refused for good, or can never be sent.
+    Permanent(String),
+}
+
+/// The mail server Director sends through.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// `smtp://host:port` (STARTTLS when the server offers it: `?tls=required` to insist),
+    /// `smtps://host:port` (TLS from the start).
+    pub url: String,
+    /// The account to sign in with, if the server wants one.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+    /// The sender: `Director <director@example.org>`.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a mail server's URL as the mail library reads it (a misspelt `tls=` is refused when
+/// the configuration is read rather than at every email).
+pub fn check_smtp_url(url: &str) -> Result<()> {
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map(drop)
+        .map_err(|e| Error::invalid("smtp_url", format!("Not a mail server URL: {e}")))
+}
+
+/// Checks a sender (`Name <address>`): refused when the configuration is read rather than at
+/// the first email.
+pub fn check_sender(from: &str) -> Result<()> {
+    from.parse::<Mailbox>()
+        .map(drop)
+        .map_err(|e| Error::invalid("smtp_from", format!("Not a sender: {e}")))
+}
+
+/// Something to tell people.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// What happened.
+    pub event: Event,
+    /// One line.
+    pub subject: String,
+    /// A few sentences of plain text.
+    pub body: String,
+    /// The manager's page about it (a path: `/requests/3`).
+    pub link: String,
+}
+
+/// A row of someone's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = notifications)]
+pub struct InboxItem {
+    /// Its id.
+    pub id: i64,
+    /// What happened.
+    pub event: Event,
+    /// One line.
+    pub subject: String,
+    /// A few sentences.
+    pub body: String,
+    /// The page about it.
+    pub link: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When they read it.
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery, as the admins' page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct DeliveryRow {
+    /// Its id.
+    pub id: i64,
+    /// Email or webhook.
+    pub channel: Channel,
+    /// Whom for (a username).
+    pub username: String,
+    /// The notification's subject.
+    pub subject: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last attempt's error.
+    pub last_error: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the next attempt is due.
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+#[diesel(table_name = deliveries)]
+struct Claimed {
+    id: i64,
+    notification_id: i64,
+    channel: Channel,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+}
+
+/// What a test email did: whether the mail server took it, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestEmail {
+    /// Whether the server took it.
+    pub sent: bool,
+    /// The server's own words (or why nothing was sent).
+    pub said: String,
+}
+
+/// The wait before attempt `attempts + 1`: the base, doubled at each failure, at most an hour.
+fn backoff(base: Duration, attempts: i32) -> Duration {
+    let factor = 2u32.saturating_pow(u32::try_from(attempts.clamp(0, 16)).unwrap_or(16));
+    base.saturating_mul(factor).min(Duration::from_secs(3600))
+}
+
+/// The email a notification is: a plain-text and an HTML part, both with the link back.
+fn email(from: &str, to: &str, item: &InboxItem, public_url: &str, message_id: &str) -> Result<Message> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| Error::invalid("smtp_from", format!("The sender is not an address: {e}")))?;
+    let to: Mailbox = to
+        .parse()
+        .map_err(|e| Error::invalid("email", format!("Not an address: {e}")))?;
+    let link = format!("{}{}", public_url.trim_end_matches('/'), item.link);
+    let settings = format!("{}/account", public_url.trim_end_matches('/'));
+    let text = format!(
+        "{}\n\n{}\n\nOpen it: {link}\n\n-- \nDirector. Choose what you are told on your account page: {settings}\n",
+        item.subject, item.body
+    );
+    let html = format!(
+        "<!doctype html><html><body><h1 style=\"font-size:1.2em\">{}</h1><p>{}</p><p><a href=\"{}\">Open it in Director</a></p><hr><p style=\"color:#666;font-size:.9em\">Choose what you are told on <a href=\"{}\">your account page</a>.</p></body></html>",
+        html_escape(&item.subject),
+        html_escape(&item.body).replace('\n', "<br>"),
+        html_escape(&link),
+        html_escape(&settings),
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!("[Director] {}", item.subject))
+        .message_id(Some(message_id.to_owned()))
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(Error::internal)
+}
+
+/// Text made safe inside HTML.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+impl Platform {
+    /// Tells `recipients` of `notice`, in the caller's transaction: a row of each one's inbox
+    /// (read already when they turned the inbox off for the event), and the deliveries their
+    /// choices ask for. Call [`Platform::wake_deliveries`] once it is committed.
+    pub(crate) async fn notify(
+        &self,
+        conn: &mut AsyncPgConnection,
+        recipients: &[i64],
+        notice: &Notice,
+    ) -> Result<()> {
+        let mut recipients = recipients.to_vec();
+        recipients.sort_unstable();
+        recipients.dedup();
+        for user_id in recipients.into_iter().filter(|id| *id > 0) {
+            let choices: Vec<(Channel, bool)> = notification_choices::table
+                .filter(notification_choices::user_id.eq(user_id))
+                .filter(notification_choices::event.eq(notice.event))
+                .select((notification_choices::channel, notification_choices::enabled))
+                .load(conn)
+                .await?;
+            let wants = |channel: Channel| {
+                choices
+                    .iter()
+                    .find(|(c, _)| *c == channel)
+                    .is_none_or(|(_, enabled)| *enabled)
+            };
+            let id: i64 = diesel::insert_into(notifications::table)
+                .values((
+                    notifications::user_id.eq(user_id),
+                    notifications::event.eq(notice.event),
+                    notifications::subject.eq(&notice.subject),
+                    notifications::body.eq(&notice.body),
+                    notifications::link.eq(&notice.link),
+                    notifications::read_at.eq((!wants(Channel::Inbox)).then(Utc::now)),
+                ))
+                .returning(notifications::id)
+                .get_result(conn)
+                .await?;
+            let email: String = users::table
+                .find(user_id)
+                .select(users::email)
+                .first(conn)
+                .await?;
+            if self.settings().smtp.is_some() && !email.is_empty() && wants(Channel::Email) {
+                diesel::insert_into(deliveries::table)
+                    .values((
+                        deliveries::notification_id.eq(id),
+                        deliveries::channel.eq(Channel::Email),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes a delivery worker: something was queued.
+    pub(crate) fn wake_deliveries(&self) {
+        self.inner.deliveries_queued.notify_one();
+    }
+
+    /// Waits until a delivery is queued in this process, or `timeout` passes.
+    pub async fn delivery_queued(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.deliveries_queued.notified()).await;
+    }
+
+    /// The actor's inbox, the latest first (at most `limit`), and how many are unread.
+    pub async fn inbox(&self, actor: Option<&Actor>, limit: i64) -> Result<(Vec<InboxItem>, i64)> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let items = notifications::table
+            .filter(notifications::user_id.eq(actor.user_id))
+            .order(notifications::id.desc())
+            .limit(limit.clamp(1, 200))
+            .select(InboxItem::as_select())
+            .load(&mut conn)
+            .await?;
+        let unread = self.unread(&mut conn, actor.user_id).await?;
+        Ok((items, unread))
+    }
+
+    /// How many of the actor's notifications are unread (for the bell on every page).
+    pub async fn unread_notifications(&self, actor: Option<&Actor>) -> Result<i64> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        self.unread(&mut conn, actor.user_id).await
+    }
+
+    async fn unread(&self, conn: &mut AsyncPgConnection, user_id: i64) -> Result<i64> {
+        Ok(notifications::table
+            .filter(notifications::user_id.eq(user_id))
+            .filter(notifications::read_at.is_null())
+            .count()
+            .get_result(conn)
+            .await?)
+    }
+
+    /// Marks the actor's notification `id` read (None: all of them).
+    pub async fn mark_read(&self, actor: Option<&Actor>, id: Option<i64>) -> Result<()> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let mine = notifications::table
+            .filter(notifications::user_id.eq(actor.user_id))
+            .filter(notifications::read_at.is_null());
+        let changed = match id {
+            Some(id) => {
+                diesel::update(mine.filter(notifications::id.eq(id)))
+                    .set(notifications::read_at.eq(Utc::now()))
+                    .execute(&mut conn)
+                    .await?
+            }
+            None => {
+                diesel::update(mine)
+                    .set(notifications::read_at.eq(Utc::now()))
+                    .execute(&mut conn)
+                    .await?
+            }
+        };
+        if changed == 0 && id.is_some() {
+            // Someone else's, or no such one: nothing to say about it.
+            let exists: i64 = notifications::table
+                .filter(notifications::user_id.eq(actor.user_id))
+                .filter(notifications::id.eq(id.unwrap_or_default()))
+                .count()
+                .get_result(&mut conn)
+                .await?;
+            if exists == 0 {
+                return Err(Error::NotFound("notification"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The actor's choice for every event and channel (every one on unless they said not).
+    pub async fn notification_choices(&self, actor: Option<&Actor>) -> Result<Vec<(Event, Channel, bool)>> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let mut conn = self.conn().await?;
+        let set: Vec<(Event, Channel, bool)> = notification_choices::table
+            .filter(notification_choices::user_id.eq(actor.user_id))
+            .select((
+                notification_choices::event,
+                notification_choices::channel,
+                notification_choices::enabled,
+            ))
+            .load(&mut conn)
+            .await?;
+        Ok(Event::ALL
+            .iter()
+            .flat_map(|event| Channel::ALL.iter().map(move |channel| (*event, *channel)))
+            .map(|(event, channel)| {
+                let enabled = set
+                    .iter()
+                    .find(|(e, c, _)| *e == event && *c == channel)
+                    .is_none_or(|(_, _, enabled)| *enabled);
+                (event, channel, enabled)
+            })
+            .collect())
+    }
+
+    /// Sets the actor's choice for `event` on `channel`.
+    pub async fn set_notification_choice(
+        &self,
+        actor: Option<&Actor>,
+        event: Event,
+        channel: Channel,
+        enabled: bool,
+    ) -> Result<()> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        if channel == Channel::Webhook {
+            return Err(Error::invalid("channel", "Webhooks are not offered yet."));
+        }
+        let mut conn = self.conn().await?;
+        diesel::insert_into(notification_choices::table)
+            .values((
+                notification_choices::user_id.eq(actor.user_id),
+                notification_choices::event.eq(event),
+                notification_choices::channel.eq(channel),
+                notification_choices::enabled.eq(enabled),
+            ))
+            .on_conflict((
+                notification_choices::user_id,
+                notification_choices::event,
+                notification_choices::channel,
+            ))
+            .do_update()
+            .set(notification_choices::enabled.eq(enabled))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The mail transport, from the settings (None: no mail server configured).
+    fn smtp(&self) -> Result<Option<(AsyncSmtpTransport<Tokio1Executor>, &str)>> {
+        let Some(smtp) = &self.settings().smtp else {
+            return Ok(None);
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
+            .map_err(|e| Error::invalid("smtp_url", format!("Not a mail server URL: {e}")))?
+            .timeout(Some(SMTP_TIMEOUT));
+        if let (Some(username), Some(password)) = (&smtp.username, &smtp.password) {
+            builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
+        }
+        Ok(Some((builder.build(), smtp.from.as_str())))
+    }
+
+    /// Takes the next due delivery (or one whose worker died), sends it, and records what
+    /// happened: delivered, or failed with the error and retried later until a day has passed
+    /// (at once given up when the mail server refused it for good). Returns whether there was
+    /// one. The result is recorded only while the lease is still this worker's: one that took
+    /// too long and was taken over records nothing.
+    pub async fn deliver_next(&self) -> Result<bool> {
+        let claimed: Option<Claimed> = {
+            let mut conn = self.conn().await?;
+            diesel::sql_query(
+                "UPDATE deliveries SET state = 'sending', lease_until = now() + $1 * interval '1 second' \
+                 WHERE id = (SELECT id FROM deliveries \
+                             WHERE (state = 'pending' AND next_attempt_at <= now()) \
+                                OR (state = 'sending' AND lease_until < now()) \
+                             ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, notification_id, channel, attempts, created_at, lease_until",
+            )
+            .bind::<diesel::sql_types::Double, _>(LEASE.as_secs_f64())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+        };
+        let Some(claimed) = claimed else {
+            return Ok(false);
+        };
+        // No database connection is held while the mail server takes its time.
+        let outcome = match tokio::time::timeout(SEND_TIMEOUT, self.send(&claimed)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::Transient(format!(
+                "the mail server did not finish within {} s",
+                SEND_TIMEOUT.as_secs()
+            ))),
+        };
+        let now = Utc::now();
+        let ours = deliveries::table
+            .filter(deliveries::id.eq(claimed.id))
+            .filter(deliveries::state.eq(DeliveryState::Sending))
+            .filter(deliveries::lease_until.eq(claimed.lease_until));
+        let mut conn = self.conn().await?;
+        let recorded = match outcome {
+            Ok(()) => {
+                let recorded = diesel::update(ours)
+                    .set((
+                        deliveries::state.eq(DeliveryState::Delivered),
+                        deliveries::attempts.eq(claimed.attempts + 1),
+                        deliveries::delivered_at.eq(now),
+                        deliveries::lease_until.eq(None::<DateTime<Utc>>),
+                        deliveries::last_error.eq(""),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+                tracing::info!(
+                    delivery = claimed.id,
+                    channel = claimed.channel.as_str(),
+                    "delivered"
+                );
+                recorded
+            }
+            Err(failure) => {
+                let attempts = claimed.attempts + 1;
+                let wait = chrono::Duration::from_std(backoff(self.settings().delivery_retry, attempts - 1))
+                    .map_err(Error::internal)?;
+                let give_up =
+                    chrono::Duration::from_std(self.settings().delivery_give_up).map_err(Error::internal)?;
+                let next = now + wait;
+                let (state, error) = match failure {
+                    Failure::Permanent(error) => (DeliveryState::Failed, error),
+                    Failure::Transient(error) if next > claimed.created_at + give_up => {
+                        (DeliveryState::Failed, error)
+                    }
+                    Failure::Transient(error) => (DeliveryState::Pending, error),
+                };
+                let error: String = error.chars().take(1000).collect();
+                let recorded = diesel::update(ours)
+                    .set((
+                        deliveries::state.eq(state),
+                        deliveries::attempts.eq(attempts),
+                        deliveries::next_attempt_at.eq(next),
+                        deliveries::lease_until.eq(None::<DateTime<Utc>>),
+                        deliveries::last_error.eq(&error),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+                tracing::warn!(delivery = claimed.id, attempts, state = state.as_str(), error = %error, "a delivery failed");
+                recorded
+            }
+        };
+        if recorded == 0 {
+            tracing::warn!(
+                delivery = claimed.id,
+                "the delivery was taken over before its result was recorded"
+            );
+        }
+        Ok(true)
+    }
+
+    /// Sends one delivery.
+    async fn send(&self, claimed: &Claimed) -> std::result::Result<(), Failure> {
+        let loaded: Option<(InboxItem, String)> = {
+            let mut conn = self.conn().await.map_err(|e| Failure::Transient(e.to_string()))?;
+            notifications::table
+                .inner_join(users::table)
+                .filter(notifications::id.eq(claimed.notification_id))
+                .select((InboxItem::as_select(), users::email))
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(|e| Failure::Transient(e.to_string()))?
+        };
+        let Some((item, address)) = loaded else {
+            return Err(Failure::Permanent("the notification is gone".to_owned()));
+        };
+        match claimed.channel {
+            Channel::Email => {
+                let (transport, from) = self
+                    .smtp()
+                    .map_err(|e| Failure::Permanent(e.to_string()))?
+                    .ok_or_else(|| Failure::Permanent("no mail server is configured".to_owned()))?;
+                if address.is_empty() {
+                    return Err(Failure::Permanent("the person has no email address".to_owned()));
+                }
+                let message_id = format!("<delivery-{}@{}>", claimed.id, self.mail_domain());
+                let message = email(from, &address, &item, &self.settings().public_url, &message_id)
+                    .map_err(|e| Failure::Permanent(e.to_string()))?;
+                transport.send(message).await.map_err(|e| {
+                    if e.is_permanent() {
+                        Failure::Permanent(e.to_string())
+                    } else {
+                        Failure::Transient(e.to_string())
+                    }
+                })?;
+                Ok(())
+            }
+            Channel::Webhook | Channel::Inbox => {
+                Err(Failure::Permanent("not a channel of deliveries".to_owned()))
+            }
+        }
+    }
+
+    /// The domain of Director's own message ids: the manager's host.
+    fn mail_domain(&self) -> String {
+        url::Url::parse(&self.settings().public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(ToOwned::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
+
+    /// Sends the actor a test email now, and says what the mail server answered: its own words
+    /// to admins (who configure it), whether it was taken to members. Once per
+    /// [`TEST_EMAIL_EVERY`] per person.
+    pub async fn send_test_email(&self, actor: Option<&Actor>) -> Result<TestEmail> {
+        let actor = authorize(actor, Permission::UseManager)?;
+        let address: String = {
+            let mut conn = self.conn().await?;
+            users::table
+                .find(actor.user_id)
+                .select(users::email)
+                .first(&mut conn)
+                .await?
+        };
+        if address.is_empty() {
+            return Err(Error::invalid("email", "Your account has no email address."));
+        }
+        let Some((transport, from)) = self.smtp()? else {
+            return Ok(TestEmail {
+                sent: false,
+                said: "No mail server is configured: ask an administrator (--smtp-url).".to_owned(),
+            });
+        };
+        {
+            let last = self
+                .inner
+                .test_emails
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if last
+                .get(&actor.user_id)
+                .is_some_and(|at| now.duration_since(*at) < TEST_EMAIL_EVERY)
+            {
+                return Err(Error::Conflict(format!(
+                    "One test email per {} seconds: wait a moment.",
+                    TEST_EMAIL_EVERY.as_secs()
+                )));
+            }
+        }
+        let item = InboxItem {
+            id: 0,
+            event: Event::Membership,
+            subject: "A test from Director".to_owned(),
+            body: format!("{} asked for this test: the mail server took it.", actor.username),
+            link: "/account".to_owned(),
+            created_at: Utc::now(),
+            read_at: None,
+        };
+        let message_id = format!("<test-{}@{}>", crate::tokens::generate(), self.mail_domain());
+        let message = email(from, &address, &item, &self.settings().public_url, &message_id)?;
+        let sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await;
+        let (sent, said) = match sent {
+            Ok(Ok(response)) => (true, response.message().collect::<Vec<_>>().join(" ")),
+            Ok(Err(err)) => (false, err.to_string()),
+            Err(_) => (
+                false,
+                format!(
+                    "the mail server did not finish within {} s",
+                    SEND_TIMEOUT.as_secs()
+                ),
+            ),
+        };
+        tracing::info!(user = %actor.username, sent, said = %said, "test email");
+        if sent {
+            // Only what was sent counts: whoever fixes the settings may try again at once.
+            let mut last = self
+                .inner
+                .test_emails
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            last.retain(|_, at| now.duration_since(*at) < TEST_EMAIL_EVERY);
+            last.insert(actor.user_id, now);
+        }
+        let said = if actor.is_admin() {
+            said
+        } else if sent {
+            "The mail server took it.".to_owned()
+        } else {
+            "The mail server did not take it: an administrator sees why on the notifications page.".to_owned()
+        };
+        Ok(TestEmail { sent, said })
+    }
+
+    /// The latest deliveries with their attempts (admins only).
+    pub async fn deliveries(&self, actor: Option<&Actor>) -> Result<Vec<DeliveryRow>> {
+        authorize(actor, Permission::Administer)?;
+        let mut conn = self.conn().await?;
+        Ok(deliveries::table
+            .inner_join(notifications::table.inner_join(users::table))
+            .order(deliveries::id.desc())
+            .limit(200)
+            .select((
+                deliveries::id,
+                deliveries::channel,
+                users::username,
+                notifications::subject,
+                deliveries::state,
+                deliveries::attempts,
+                deliveries::last_error,
+                deliveries::created_at,
+                deliveries::next_attempt_at,
+            ))
+            .load(&mut conn)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_up_to_an_hour() {
+        let base = Duration::from_secs(30);
+        assert_eq!(backoff(base, 0), Duration::from_secs(30));
+        assert_eq!(backoff(base, 1), Duration::from_secs(60));
+        assert_eq!(backoff(base, 3), Duration::from_secs(240));
+        assert_eq!(backoff(base, 20), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html_escape("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}
