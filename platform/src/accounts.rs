@@ -45,6 +45,11 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// "Name (username)", as notifications name who did something.
+    pub fn named(&self) -> String {
+        format!("{} ({})", self.display_name, self.username)
+    }
 }
 
 /// A user as the admin pages list them.

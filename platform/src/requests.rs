@@ -330,8 +330,8 @@ impl Platform {
                     event: Event::RequestSubmitted,
                     subject: format!("{} asks for the site {}", actor.display_name, checked.name),
                     body: format!(
-                        "{} ({}) asks for the site {}: “{reason}”",
-                        actor.display_name, actor.username, checked.name
+                        "{} asks for the site {}: “{reason}”",
+                        actor.named(), checked.name
                     ),
                     link: format!("/requests/{id}"),
                 };
@@ -446,9 +446,8 @@ impl Platform {
                             event: Event::RequestApproved,
                             subject: format!("{} approved your request for {}", actor.display_name, row.name),
                             body: format!(
-                                "{} ({}) approved your request for the site {}; an admin decides now.{}",
-                                actor.display_name,
-                                actor.username,
+                                "{} approved your request for the site {}; an admin decides now.{}",
+                                actor.named(),
                                 row.name,
                                 said(&comment)
                             ),
@@ -459,8 +458,8 @@ impl Platform {
                             event: Event::RequestSubmitted,
                             subject: format!("A request for the site {} waits for an admin", row.name),
                             body: format!(
-                                "{} ({}) approved it. The member says: “{}”",
-                                actor.display_name, actor.username, row.reason
+                                "{} approved it. The member says: “{}”",
+                                actor.named(), row.reason
                             ),
                             link: format!("/requests/{id}"),
                         };
@@ -493,9 +492,8 @@ impl Platform {
                             event: Event::SiteCreated,
                             subject: format!("Your site {} was created", row.name),
                             body: format!(
-                                "{} ({}) approved your request: the site {} is being made, and you are its member.{}",
-                                actor.display_name,
-                                actor.username,
+                                "{} approved your request: the site {} is being made, and you are its member.{}",
+                                actor.named(),
                                 row.name,
                                 said(&comment)
                             ),
@@ -531,8 +529,9 @@ impl Platform {
                 event: Event::RequestDenied,
                 subject: format!("Your request for {} was denied", row.name),
                 body: format!(
-                    "{} ({}) denied your request for the site {}: “{reason}”",
-                    actor.display_name, actor.username, row.name
+                    "{} denied your request for the site {}: “{reason}”",
+                    actor.named(),
+                    row.name
                 ),
                 link: format!("/requests/{id}"),
             };

@@ -123,8 +123,8 @@ impl Platform {
                 event: model::notification::Event::Membership,
                 subject: format!("You were added to the site {}", site.name),
                 body: format!(
-                    "{} ({}) added you to the members of {}: you may now manage it, its files, terminal and databases.",
-                    actor.display_name, actor.username, site.name
+                    "{} added you to the members of {}: you may now manage it, its files, terminal and databases.",
+                    actor.named(), site.name
                 ),
                 link: format!("/sites/{site_id}"),
             };
@@ -177,10 +177,7 @@ impl Platform {
                 let notice = crate::notify::Notice {
                     event: model::notification::Event::Membership,
                     subject: format!("You were removed from the site {}", site.name),
-                    body: format!(
-                        "{} ({}) removed you from the members of {}.",
-                        actor.display_name, actor.username, site.name
-                    ),
+                    body: format!("{} removed you from the members of {}.", actor.named(), site.name),
                     link: "/".to_owned(),
                 };
                 self.notify(conn, &[user_id], &notice).await?;
