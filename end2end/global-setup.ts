@@ -50,12 +50,18 @@ export default async function globalSetup() {
   const mail = spawn(maildev, ['--smtp', String(smtpPort), '--web', String(mailWeb), '--ip', '127.0.0.1', '--web-ip', '127.0.0.1'],
     { stdio: 'ignore', detached: true });
   mail.unref();
+  // A webhook endpoint of the run's own, which checks Director's signatures itself.
+  const hooksPort = await freePort();
+  const hooks = spawn('python3', [path.join(__dirname, 'webhook-receiver.py'), String(hooksPort)], { stdio: 'ignore', detached: true });
+  hooks.unref();
   const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
     '--dns-server', `127.0.0.1:${dnsPort}`,
     '--oidc-issuer', `http://127.0.0.1:${oidcPort}`, '--oidc-client-id', 'director', '--oidc-client-secret-file', oidcSecret,
     '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins',
     '--oidc-approver-groups', 'staff',
-    '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--smtp-from', 'Director <director@example.org>'], {
+    '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--smtp-from', 'Director <director@example.org>',
+    // The webhook endpoint is on this machine, where webhooks go only when the operator allows.
+    '--webhook-allow', '127.0.0.1/32'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
@@ -79,6 +85,7 @@ export default async function globalSetup() {
           dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
           oidcPid: oidc.pid!, oidcAccounts,
           mailPid: mail.pid!, mailApi: `http://127.0.0.1:${mailWeb}/api/email`,
+          hooksPid: hooks.pid!, hooks: `http://127.0.0.1:${hooksPort}`,
         });
       }
     });

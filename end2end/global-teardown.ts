@@ -29,8 +29,8 @@ function removeDockerObjects(namespace: string) {
 }
 
 export default async function globalTeardown() {
-  const { pid, dataDir, namespace, dnsPid, oidcPid, mailPid } = server();
-  for (const helper of [dnsPid, oidcPid, mailPid]) {
+  const { pid, dataDir, namespace, dnsPid, oidcPid, mailPid, hooksPid } = server();
+  for (const helper of [dnsPid, oidcPid, mailPid, hooksPid]) {
     try {
       process.kill(helper, 'SIGTERM');
     } catch {

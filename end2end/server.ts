@@ -21,6 +21,9 @@ export interface ServerState {
   /** The test mail server (npm maildev): its pid and the REST API listing what it received. */
   mailPid: number;
   mailApi: string;
+  /** The test webhook endpoint (end2end/webhook-receiver.py): its pid and address. */
+  hooksPid: number;
+  hooks: string;
 }
 
 /** A site's address on the edge this run started. */

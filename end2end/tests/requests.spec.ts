@@ -2,7 +2,7 @@
 // an approver by her group at the identity provider, approves after signing in there; an
 // admin approves; the site is made for the member, with its progress, and loads at its
 // address; the member's inbox shows each step, and the mail server received the emails. A
-// denied request shows its reason to its member.
+// denied request shows its reason to its member, and reaches the webhook they added, signed.
 import { expect, test, Page } from '@playwright/test';
 import { createUsers, signedIn } from '../helpers';
 import { server, siteURL } from '../server';
@@ -107,7 +107,26 @@ test('a request approved by an approver from the provider and by an admin become
   await expect(page.getByRole('link', { name: 'Notifications, 0 unread' })).toBeVisible();
 });
 
-test('a denied request shows its reason to its member', async ({ page }, testInfo) => {
+test('a denied request shows its reason to its member, and their webhook hears of it', async ({ page }, testInfo) => {
+  // The member adds a webhook: the cloud's metadata address is refused with the reason; the
+  // run's endpoint is taken, its secret shown once, and a test reaches it.
+  await page.context().clearCookies();
+  await signedIn(page, member);
+  await page.getByRole('link', { name: /Notifications/ }).click();
+  const url = page.getByLabel('Endpoint URL');
+  await url.fill('http://169.254.169.254/latest/meta-data/');
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await expect(page.getByText(/169\.254\.169\.254 is a link-local address/)).toBeVisible();
+  const endpoint = `${server().hooks}/asker`;
+  await url.fill(endpoint);
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  const secret = (await page.locator('[data-secret]').textContent())!;
+  expect(secret).toMatch(/^whsec_/);
+  await fetch(`${server().hooks}/_secret/asker`, { method: 'PUT', body: secret });
+  await page.getByRole('button', { name: `Test ${endpoint}` }).click();
+  await expect(page.getByText('The endpoint answered: 204 No Content')).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('webhooks.png'), fullPage: true });
+
   const request = await ask(page, 'second-club');
   await page.context().clearCookies();
   await signedIn(page, admin);
@@ -123,4 +142,13 @@ test('a denied request shows its reason to its member', async ({ page }, testInf
   await page.getByRole('link', { name: 'second-club' }).click();
   await expect(page.locator('ol.history')).toContainText('Use the club-results site for this.');
   await page.screenshot({ path: testInfo.outputPath('request-denied.png'), fullPage: true });
+
+  // The endpoint received the denial, signed with the secret (it checks that itself).
+  await expect(async () => {
+    const received: { path: string; verified: boolean; body: { event: string; subject: string } }[] =
+      await (await fetch(`${server().hooks}/_received`)).json();
+    const denial = received.find((r) => r.path === '/asker' && r.body.event === 'request-denied');
+    expect(denial?.verified).toBe(true);
+    expect(denial?.body.subject).toContain('second-club');
+  }).toPass({ timeout: 15_000 });
 });

@@ -64,3 +64,12 @@ stored_enum! {
         Failed = "failed",
     }
 }
+
+/// Whose notifications a webhook is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum WebhookScope {
+    /// Its owner's, as their choices say.
+    Mine,
+    /// Everyone's, every event once (admins').
+    Everyone,
+}

@@ -154,6 +154,21 @@ impl Orchestrator {
         }
     }
 
+    /// The address ranges of every network the engine has (`172.17.0.0/16`, the overlays'
+    /// `10.0.1.0/24`, …), whoever made them: where containers, sites among them, have
+    /// addresses. Webhooks may not be sent into them.
+    pub async fn network_subnets(&self) -> Result<Vec<String>> {
+        Ok(self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.ipam?.config)
+            .flatten()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
     /// The names of every service, container and network this namespace holds.
     pub async fn leftovers(&self) -> Result<Vec<String>> {
         let objects = self.namespace_objects().await?;

@@ -29,6 +29,7 @@ pub mod sites;
 pub mod testing;
 mod tokens;
 pub mod validation;
+pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -92,6 +93,9 @@ pub struct Settings {
     pub delivery_retry: Duration,
     /// How long a delivery is retried before it is given up.
     pub delivery_give_up: Duration,
+    /// Address ranges webhooks may reach although they are loopback, link-local, the host's or
+    /// the engine's (an operator's own service on the host).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Default for Settings {
             smtp: None,
             delivery_retry: Duration::from_secs(30),
             delivery_give_up: Duration::from_secs(24 * 3600),
+            webhook_allowed_networks: Vec::new(),
         }
     }
 }
@@ -171,8 +176,10 @@ struct Inner {
     installation: tokio::sync::OnceCell<String>,
     /// The HTTP client of each identity provider, made at its first use (see `oidc`).
     oidc_http: std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
-    /// When each person last sent a test email (see `notify`).
-    test_emails: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
+    /// When each person last sent a test (an email, a webhook's ping), per kind (see `notify`).
+    tests_sent: std::sync::Mutex<std::collections::HashMap<(i64, &'static str), std::time::Instant>>,
+    /// The Docker engine's networks as it last listed them (see `webhooks`).
+    engine_networks: std::sync::Mutex<Option<Vec<ipnet::IpNet>>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -201,7 +208,8 @@ impl Platform {
                 database_server_locks: Default::default(),
                 installation: tokio::sync::OnceCell::new(),
                 oidc_http: Default::default(),
-                test_emails: Default::default(),
+                tests_sent: Default::default(),
+                engine_networks: Default::default(),
             }),
         }
     }

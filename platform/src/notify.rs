@@ -19,7 +19,8 @@ use model::notification::{Channel, DeliveryState, Event};
 
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
-    schema::{deliveries, notification_choices, notifications, users},
+    schema::{deliveries, notification_choices, notifications, users, webhooks},
+    webhooks::{Payload, PostFailure},
 };
 
 /// How long a worker may hold a delivery before another takes it over: longer than a send may
@@ -30,8 +31,8 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest a whole send may take (connecting, the greeting, TLS, signing in, the message):
 /// the mail server's every step is bounded, not only its connection.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often one person may send a test email.
-pub const TEST_EMAIL_EVERY: Duration = Duration::from_secs(30);
+/// How often one person may send a test email, or a test to a webhook.
+pub const TEST_EVERY: Duration = Duration::from_secs(30);
 
 /// Why a delivery failed: worth trying again later, or not.
 #[derive(Debug)]
@@ -124,6 +125,8 @@ pub struct DeliveryRow {
     pub channel: Channel,
     /// Whom for (a username).
     pub username: String,
+    /// The webhook's URL (None: an email).
+    pub webhook: Option<String>,
     /// The notification's subject.
     pub subject: String,
     /// Where it stands.
@@ -144,6 +147,7 @@ struct Claimed {
     id: i64,
     notification_id: i64,
     channel: Channel,
+    webhook_id: Option<i64>,
     attempts: i32,
     created_at: DateTime<Utc>,
     lease_until: Option<DateTime<Utc>>,
@@ -194,6 +198,27 @@ fn email(from: &str, to: &str, item: &InboxItem, public_url: &str, message_id: &
         .map_err(Error::internal)
 }
 
+/// Queues a POST of notification `id` to each of `webhooks`.
+async fn queue_webhooks(conn: &mut AsyncPgConnection, id: i64, webhooks: &[i64]) -> Result<()> {
+    let rows: Vec<_> = webhooks
+        .iter()
+        .map(|webhook| {
+            (
+                deliveries::notification_id.eq(id),
+                deliveries::channel.eq(Channel::Webhook),
+                deliveries::webhook_id.eq(Some(*webhook)),
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(deliveries::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Text made safe inside HTML.
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -216,6 +241,7 @@ impl Platform {
         let mut recipients = recipients.to_vec();
         recipients.sort_unstable();
         recipients.dedup();
+        let mut first = None;
         for user_id in recipients.into_iter().filter(|id| *id > 0) {
             let choices: Vec<(Channel, bool)> = notification_choices::table
                 .filter(notification_choices::user_id.eq(user_id))
@@ -241,6 +267,15 @@ impl Platform {
                 .returning(notifications::id)
                 .get_result(conn)
                 .await?;
+            first.get_or_insert(id);
+            if wants(Channel::Webhook) {
+                let theirs: Vec<i64> = webhooks::table
+                    .filter(webhooks::user_id.eq(user_id))
+                    .select(webhooks::id)
+                    .load(conn)
+                    .await?;
+                queue_webhooks(conn, id, &theirs).await?;
+            }
             let email: String = users::table
                 .find(user_id)
                 .select(users::email)
@@ -255,6 +290,15 @@ impl Platform {
                     .execute(conn)
                     .await?;
             }
+        }
+        // Everyone's webhooks hear of the event once, through its first notification.
+        if let Some(first) = first {
+            let everyone: Vec<i64> = webhooks::table
+                .filter(webhooks::user_id.is_null())
+                .select(webhooks::id)
+                .load(conn)
+                .await?;
+            queue_webhooks(conn, first, &everyone).await?;
         }
         Ok(())
     }
@@ -371,9 +415,6 @@ impl Platform {
         enabled: bool,
     ) -> Result<()> {
         let actor = authorize(actor, Permission::UseManager)?;
-        if channel == Channel::Webhook {
-            return Err(Error::invalid("channel", "Webhooks are not offered yet."));
-        }
         let mut conn = self.conn().await?;
         diesel::insert_into(notification_choices::table)
             .values((
@@ -422,7 +463,7 @@ impl Platform {
                              WHERE (state = 'pending' AND next_attempt_at <= now()) \
                                 OR (state = 'sending' AND lease_until < now()) \
                              ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, notification_id, channel, attempts, created_at, lease_until",
+                 RETURNING id, notification_id, channel, webhook_id, attempts, created_at, lease_until",
             )
             .bind::<diesel::sql_types::Double, _>(LEASE.as_secs_f64())
             .get_result(&mut conn)
@@ -436,7 +477,7 @@ impl Platform {
         let outcome = match tokio::time::timeout(SEND_TIMEOUT, self.send(&claimed)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Failure::Transient(format!(
-                "the mail server did not finish within {} s",
+                "no answer within {} s",
                 SEND_TIMEOUT.as_secs()
             ))),
         };
@@ -505,18 +546,18 @@ impl Platform {
 
     /// Sends one delivery.
     async fn send(&self, claimed: &Claimed) -> std::result::Result<(), Failure> {
-        let loaded: Option<(InboxItem, String)> = {
+        let loaded: Option<(InboxItem, String, String)> = {
             let mut conn = self.conn().await.map_err(|e| Failure::Transient(e.to_string()))?;
             notifications::table
                 .inner_join(users::table)
                 .filter(notifications::id.eq(claimed.notification_id))
-                .select((InboxItem::as_select(), users::email))
+                .select((InboxItem::as_select(), users::email, users::username))
                 .first(&mut conn)
                 .await
                 .optional()
                 .map_err(|e| Failure::Transient(e.to_string()))?
         };
-        let Some((item, address)) = loaded else {
+        let Some((item, address, username)) = loaded else {
             return Err(Failure::Permanent("the notification is gone".to_owned()));
         };
         match claimed.channel {
@@ -540,9 +581,38 @@ impl Platform {
                 })?;
                 Ok(())
             }
-            Channel::Webhook | Channel::Inbox => {
-                Err(Failure::Permanent("not a channel of deliveries".to_owned()))
+            Channel::Webhook => {
+                let hook: Option<(String, String, Option<i64>)> = {
+                    let mut conn = self.conn().await.map_err(|e| Failure::Transient(e.to_string()))?;
+                    webhooks::table
+                        .find(claimed.webhook_id.unwrap_or_default())
+                        .select((webhooks::url, webhooks::secret, webhooks::user_id))
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| Failure::Transient(e.to_string()))?
+                };
+                let Some((url, secret, owner)) = hook else {
+                    return Err(Failure::Permanent("the webhook was removed".to_owned()));
+                };
+                let payload = Payload {
+                    event: item.event.as_str(),
+                    time: item.created_at.to_rfc3339(),
+                    subject: &item.subject,
+                    body: &item.body,
+                    link: self.absolute_link(&item.link),
+                    recipient: owner.is_some().then_some(username.as_str()),
+                    delivery: claimed.id,
+                };
+                self.post_webhook(&url, &secret, &payload)
+                    .await
+                    .map(drop)
+                    .map_err(|failure| match failure {
+                        PostFailure::Transient(e) => Failure::Transient(e),
+                        PostFailure::Permanent(e) => Failure::Permanent(e),
+                    })
             }
+            Channel::Inbox => Err(Failure::Permanent("not a channel of deliveries".to_owned())),
         }
     }
 
@@ -556,7 +626,7 @@ impl Platform {
 
     /// Sends the actor a test email now, and says what the mail server answered: its own words
     /// to admins (who configure it), whether it was taken to members. Once per
-    /// [`TEST_EMAIL_EVERY`] per person.
+    /// [`TEST_EVERY`] per person.
     pub async fn send_test_email(&self, actor: Option<&Actor>) -> Result<TestEmail> {
         let actor = authorize(actor, Permission::UseManager)?;
         let address: String = {
@@ -576,23 +646,7 @@ impl Platform {
                 said: "No mail server is configured: ask an administrator (--smtp-url).".to_owned(),
             });
         };
-        {
-            let last = self
-                .inner
-                .test_emails
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = std::time::Instant::now();
-            if last
-                .get(&actor.user_id)
-                .is_some_and(|at| now.duration_since(*at) < TEST_EMAIL_EVERY)
-            {
-                return Err(Error::Conflict(format!(
-                    "One test email per {} seconds: wait a moment.",
-                    TEST_EMAIL_EVERY.as_secs()
-                )));
-            }
-        }
+        self.check_test_turn(actor, "email")?;
         let item = InboxItem {
             id: 0,
             event: Event::Membership,
@@ -618,15 +672,7 @@ impl Platform {
         };
         tracing::info!(user = %actor.username, sent, said = %said, "test email");
         if sent {
-            // Only what was sent counts: whoever fixes the settings may try again at once.
-            let mut last = self
-                .inner
-                .test_emails
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = std::time::Instant::now();
-            last.retain(|_, at| now.duration_since(*at) < TEST_EMAIL_EVERY);
-            last.insert(actor.user_id, now);
+            self.record_test_turn(actor, "email");
         }
         let said = if actor.is_admin() {
             said
@@ -638,18 +684,52 @@ impl Platform {
         Ok(TestEmail { sent, said })
     }
 
+    /// Refuses a test of `kind` (`email`, `webhook`) when the actor's last one that went
+    /// through was less than [`TEST_EVERY`] ago.
+    pub(crate) fn check_test_turn(&self, actor: &Actor, kind: &'static str) -> Result<()> {
+        let last = self
+            .inner
+            .tests_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last
+            .get(&(actor.user_id, kind))
+            .is_some_and(|at| at.elapsed() < TEST_EVERY)
+        {
+            return Err(Error::Conflict(format!(
+                "One test {kind} per {} seconds: wait a moment.",
+                TEST_EVERY.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a test that went through. Only those count: whoever fixes the settings may try
+    /// again at once.
+    pub(crate) fn record_test_turn(&self, actor: &Actor, kind: &'static str) {
+        let mut last = self
+            .inner
+            .tests_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.retain(|_, at| at.elapsed() < TEST_EVERY);
+        last.insert((actor.user_id, kind), std::time::Instant::now());
+    }
+
     /// The latest deliveries with their attempts (admins only).
     pub async fn deliveries(&self, actor: Option<&Actor>) -> Result<Vec<DeliveryRow>> {
         authorize(actor, Permission::Administer)?;
         let mut conn = self.conn().await?;
         Ok(deliveries::table
             .inner_join(notifications::table.inner_join(users::table))
+            .left_join(webhooks::table)
             .order(deliveries::id.desc())
             .limit(200)
             .select((
                 deliveries::id,
                 deliveries::channel,
                 users::username,
+                webhooks::url.nullable(),
                 notifications::subject,
                 deliveries::state,
                 deliveries::attempts,

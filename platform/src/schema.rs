@@ -309,6 +309,7 @@ diesel::table! {
 
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(deliveries -> notifications (notification_id));
+diesel::joinable!(deliveries -> webhooks (webhook_id));
 
 diesel::joinable!(user_identities -> users (user_id));
 

@@ -76,6 +76,7 @@ impl Database {
             local_login: config.local_login,
             public_url: config.server.public_url.clone(),
             smtp: config.smtp.clone(),
+            webhook_allowed_networks: config.webhook_allow.clone(),
             site_postgres: config.sites.site_postgres.clone(),
             site_mysql: config.sites.site_mysql.clone(),
             ..Settings::default()

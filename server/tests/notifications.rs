@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use model::notification::{Channel, DeliveryState, Event};
+use model::notification::{Channel, DeliveryState, Event, WebhookScope};
 use platform::{Actor, Platform, Role, notify::SmtpSettings, testing::TestDb};
 
 /// The mail server, on its own ports; it goes with it.
@@ -273,4 +273,290 @@ async fn the_test_email_says_what_the_mail_server_answered_and_the_bell_counts_t
     let page = server.page(&carol, "/notifications").await.text().await.unwrap();
     assert!(page.contains("You were added to the site choir"), "{page}");
     assert!(page.contains("Notifications, 1 unread"), "{page}");
+}
+
+/// The webhook endpoint (`end2end/webhook-receiver.py`, which checks signatures with Python's
+/// own hmac), on its own port; it goes with it.
+struct Receiver {
+    _process: tokio::process::Child,
+    base: String,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let port = platform::testing::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/webhook-receiver.py");
+        let mut child = tokio::process::Command::new("python3")
+            .args([script, &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (scripts/setup installs it)");
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+        )
+        .await
+        .expect("the receiver starts within 20 s")
+        .unwrap();
+        assert!(line.contains("webhook receiver on"), "{line}");
+        Self {
+            _process: child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Tells it the secret of `path`, and the statuses it answers there in turn.
+    async fn expect(&self, path: &str, secret: &str, statuses: &str) {
+        let http = reqwest::Client::new();
+        for (what, body) in [("_secret", secret), ("_status", statuses)] {
+            let url = format!("{}/{what}{path}", self.base);
+            assert_eq!(
+                http.put(url).body(body.to_owned()).send().await.unwrap().status(),
+                204
+            );
+        }
+    }
+
+    /// Every POST it received at `path`.
+    async fn received(&self, path: &str) -> Vec<serde_json::Value> {
+        let all: Vec<serde_json::Value> = reqwest::get(format!("{}/_received", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.into_iter().filter(|r| r["path"] == path).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_while_the_endpoint_is_down_and_follow_each_persons_choices() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::with_settings(platform::Settings {
+        public_url: "https://director.example.org".to_owned(),
+        delivery_retry: Duration::from_millis(50),
+        // The receiver is on this machine: loopback is refused unless the operator allows it.
+        webhook_allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+        ..platform::Settings::default()
+    })
+    .await;
+    let owner = person(&db.platform, "owner", Role::User).await;
+    let alice = person(&db.platform, "alice", Role::User).await;
+    let admin = person(&db.platform, "boss", Role::Admin).await;
+    let (mine, secret) = db
+        .platform
+        .add_webhook(
+            Some(&alice),
+            &format!("{}/alice", receiver.base),
+            WebhookScope::Mine,
+        )
+        .await
+        .unwrap();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    receiver.expect("/alice", &secret, "503").await;
+    let (_, everyone_secret) = db
+        .platform
+        .add_webhook(
+            Some(&admin),
+            &format!("{}/all", receiver.base),
+            WebhookScope::Everyone,
+        )
+        .await
+        .unwrap();
+    receiver.expect("/all", &everyone_secret, "").await;
+    // A member may not hear everyone's events.
+    assert!(matches!(
+        db.platform
+            .add_webhook(
+                Some(&alice),
+                &format!("{}/x", receiver.base),
+                WebhookScope::Everyone
+            )
+            .await,
+        Err(platform::Error::Forbidden)
+    ));
+
+    let site = site_of(&db.platform, &owner, "club").await;
+    db.platform.add_member(Some(&owner), site, "alice").await.unwrap();
+    // Alice's endpoint is down (503) at first; everyone's takes it.
+    assert_eq!(deliver_all(&db.platform).await, 2);
+    let hooks = db.platform.webhooks(Some(&alice)).await.unwrap();
+    assert_eq!(hooks.len(), 1, "hers only");
+    assert_eq!(hooks[0].last_state, Some(DeliveryState::Pending));
+    assert!(hooks[0].last_error.contains("503"), "{hooks:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(deliver_all(&db.platform).await, 1);
+    assert_eq!(deliver_all(&db.platform).await, 0, "nothing is sent twice");
+
+    let posts = receiver.received("/alice").await;
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    for post in &posts {
+        assert_eq!(post["verified"], true, "{post:#}");
+        assert_eq!(post["headers"]["content-type"], "application/json");
+        assert_eq!(post["headers"]["x-director-event"], "membership");
+    }
+    assert_eq!(
+        posts[0]["body"]["delivery"], posts[1]["body"]["delivery"],
+        "a repeat is recognisable"
+    );
+    let body = &posts[1]["body"];
+    assert_eq!(body["event"], "membership");
+    assert_eq!(body["subject"], "You were added to the site club");
+    assert_eq!(body["recipient"], "alice");
+    assert_eq!(body["link"], format!("https://director.example.org/sites/{site}"));
+    assert!(chrono::DateTime::parse_from_rfc3339(body["time"].as_str().unwrap()).is_ok());
+    let all = receiver.received("/all").await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["verified"], true);
+    assert!(all[0]["body"].get("recipient").is_none(), "{:#}", all[0]);
+    assert_eq!(
+        db.platform.webhooks(Some(&alice)).await.unwrap()[0].last_state,
+        Some(DeliveryState::Delivered)
+    );
+    // A POST signed with another secret does not pass the receiver's check.
+    let other = platform::webhooks::signature("not the secret", chrono::Utc::now().timestamp(), b"{}");
+    assert_ne!(
+        other,
+        platform::webhooks::signature(&secret, chrono::Utc::now().timestamp(), b"{}")
+    );
+
+    // Alice turns webhooks off for membership changes: hers hears nothing more of them,
+    // everyone's still does.
+    db.platform
+        .set_notification_choice(Some(&alice), Event::Membership, Channel::Webhook, false)
+        .await
+        .unwrap();
+    let alice_id = db
+        .platform
+        .site_members(Some(&owner), site)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(_, name)| name == "alice")
+        .unwrap()
+        .0;
+    db.platform
+        .remove_member(Some(&owner), site, alice_id)
+        .await
+        .unwrap();
+    deliver_all(&db.platform).await;
+    assert_eq!(receiver.received("/alice").await.len(), 2);
+    assert_eq!(receiver.received("/all").await.len(), 2);
+
+    // An endpoint that refuses for good (410) or redirects is given up at once.
+    db.platform
+        .set_notification_choice(Some(&alice), Event::Membership, Channel::Webhook, true)
+        .await
+        .unwrap();
+    receiver.expect("/alice", &secret, "410").await;
+    db.platform.add_member(Some(&owner), site, "alice").await.unwrap();
+    deliver_all(&db.platform).await;
+    let hers = db.platform.webhooks(Some(&alice)).await.unwrap();
+    assert_eq!(hers[0].last_state, Some(DeliveryState::Failed), "{hers:?}");
+    assert!(hers[0].last_error.contains("410"), "{hers:?}");
+    receiver.expect("/alice", &secret, "302").await;
+    db.platform
+        .remove_member(Some(&owner), site, alice_id)
+        .await
+        .unwrap();
+    deliver_all(&db.platform).await;
+    let hers = db.platform.webhooks(Some(&alice)).await.unwrap();
+    assert_eq!(hers[0].last_state, Some(DeliveryState::Failed), "{hers:?}");
+    assert!(
+        hers[0].last_error.contains("redirects are not followed"),
+        "{hers:?}"
+    );
+    assert_eq!(receiver.received("/alice").await.len(), 4);
+
+    // Nobody removes another's webhook; its owner does, and what it had pending goes too.
+    assert!(matches!(
+        db.platform.remove_webhook(Some(&owner), mine.id).await,
+        Err(platform::Error::NotFound(_))
+    ));
+    db.platform.remove_webhook(Some(&alice), mine.id).await.unwrap();
+    assert!(db.platform.webhooks(Some(&alice)).await.unwrap().is_empty());
+    assert_eq!(
+        db.platform.webhooks(Some(&admin)).await.unwrap().len(),
+        1,
+        "everyone's stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_never_reach_loopback_link_local_the_host_or_the_engines_networks() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new().await;
+    let alice = person(&db.platform, "alice", Role::User).await;
+    let mut refused = vec![
+        receiver.base.clone(),
+        "http://localhost:9/x".to_owned(),
+        "http://[::1]/x".to_owned(),
+        "http://[::ffff:127.0.0.1]/x".to_owned(),
+        "http://0.0.0.0/x".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fe80::1]/x".to_owned(),
+        "http://224.0.0.1/x".to_owned(),
+        // Docker's default pools, while the engine cannot say which it uses.
+        "http://172.17.0.1:2375/containers/json".to_owned(),
+        "http://10.0.0.5/x".to_owned(),
+        "ftp://example.org/x".to_owned(),
+        "https://me:pw@example.org/x".to_owned(),
+    ];
+    // The host's own address on its way out, when it has one: a POST there reaches whatever
+    // listens on the host.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    if probe.connect("192.0.2.1:9").is_ok() {
+        refused.push(format!("http://{}:5432/", probe.local_addr().unwrap().ip()));
+    }
+    for url in &refused {
+        let err = db
+            .platform
+            .add_webhook(Some(&alice), url, WebhookScope::Mine)
+            .await
+            .expect_err(url);
+        assert!(
+            matches!(err, platform::Error::Invalid { field: "url", .. }),
+            "{url}: {err}"
+        );
+    }
+    assert!(db.platform.webhooks(Some(&alice)).await.unwrap().is_empty());
+
+    // Added where the operator allowed it, then sent by a Director that does not: refused at
+    // the send, and given up (the check is made again at every send, as a name's address may
+    // change between).
+    let allowing = Platform::new(
+        platform::db::pool(&db.url, 2).unwrap(),
+        platform::Settings {
+            webhook_allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+            ..platform::Settings::default()
+        },
+    );
+    let alice_there = allowing
+        .login(
+            "alice",
+            &common::password("alice"),
+            &platform::ClientInfo::default(),
+        )
+        .await
+        .unwrap()
+        .0;
+    allowing
+        .add_webhook(
+            Some(&alice_there),
+            &format!("{}/alice", receiver.base),
+            WebhookScope::Mine,
+        )
+        .await
+        .unwrap();
+    let owner = person(&db.platform, "owner", Role::User).await;
+    let site = site_of(&db.platform, &owner, "club").await;
+    db.platform.add_member(Some(&owner), site, "alice").await.unwrap();
+    assert_eq!(deliver_all(&db.platform).await, 1);
+    let hooks = db.platform.webhooks(Some(&alice)).await.unwrap();
+    assert_eq!(hooks[0].last_state, Some(DeliveryState::Failed), "{hooks:?}");
+    assert!(hooks[0].last_error.contains("loopback"), "{hooks:?}");
+    assert!(receiver.received("/alice").await.is_empty());
 }

@@ -392,6 +392,20 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 200, 200, 200, 200],
         ),
         row("send_test_email", &[], [401, 400, 400, 400, 400]),
+        // Webhooks: one's own; everyone's for admins. A bad URL is refused past the check.
+        row("webhooks", &[], [401, 200, 200, 200, 200]),
+        row(
+            "add_webhook",
+            &[("url", "ftp://example.org/"), ("scope", "Mine")],
+            [401, 400, 400, 400, 400],
+        ),
+        row(
+            "add_webhook",
+            &[("url", "ftp://example.org/"), ("scope", "Everyone")],
+            [401, 403, 403, 403, 400],
+        ),
+        row("remove_webhook", &[("id", "999999")], [401, 404, 404, 404, 404]),
+        row("test_webhook", &[("id", "999999")], [401, 404, 404, 404, 404]),
         // Requests for sites: the member's request, addressed to the approver, is seen by
         // them, the approver and admins; reviewed (past the check: a refused comment) by the
         // approver and admins, never by its requester (409). A bad name is refused to all.

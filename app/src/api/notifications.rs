@@ -2,7 +2,7 @@
 //! how, a test email, and the admins' view of the outbox.
 
 use leptos::prelude::*;
-pub use model::notification::{Channel, DeliveryState, Event};
+pub use model::notification::{Channel, DeliveryState, Event, WebhookScope};
 use serde::{Deserialize, Serialize};
 
 use crate::AppError;
@@ -44,13 +44,39 @@ pub struct ChoiceRow {
     pub channels: Vec<(Channel, bool)>,
 }
 
-/// What a test email did.
+/// What a test (an email, a webhook's ping) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestEmailOutcome {
-    /// Whether the mail server took it.
+pub struct TestOutcome {
+    /// Whether the mail server or endpoint took it.
     pub sent: bool,
     /// Its own words.
     pub said: String,
+}
+
+/// A webhook as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRow {
+    /// Its id.
+    pub id: i64,
+    /// Where it is sent.
+    pub url: String,
+    /// Whose notifications.
+    pub scope: WebhookScope,
+    /// Added, `YYYY-MM-DD` UTC.
+    pub added: String,
+    /// How its latest delivery went (None: none yet).
+    pub last_state: Option<DeliveryState>,
+    /// Its latest delivery's error.
+    pub last_error: String,
+}
+
+/// A webhook just added: its secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedWebhook {
+    /// Where it is sent.
+    pub url: String,
+    /// The key of its signatures.
+    pub secret: String,
 }
 
 /// A delivery as the admins' page lists it.
@@ -62,6 +88,8 @@ pub struct DeliveryView {
     pub channel: Channel,
     /// Whom for.
     pub username: String,
+    /// The webhook's URL (None: an email).
+    pub webhook: Option<String>,
     /// The notification's subject.
     pub subject: String,
     /// Where it stands.
@@ -113,8 +141,8 @@ pub async fn mark_read(id: String) -> Result<(), AppError> {
     platform.mark_read(actor.as_ref(), id).await.map_err(to_app_error)
 }
 
-/// The channels people choose between (webhooks are not offered yet).
-pub const CHANNELS: [Channel; 2] = [Channel::Inbox, Channel::Email];
+/// The channels people choose between.
+pub const CHANNELS: [Channel; 3] = [Channel::Inbox, Channel::Email, Channel::Webhook];
 
 /// The events Director tells of so far: the others (an operation failed, a site disabled, a
 /// certificate's trouble) are not offered until they are sent.
@@ -161,14 +189,75 @@ pub async fn set_notification_choice(event: Event, channel: Channel, enabled: bo
 
 /// Sends the signed-in person a test email now, and says what the mail server answered.
 #[server(prefix = "/fn", endpoint = "send_test_email")]
-pub async fn send_test_email() -> Result<TestEmailOutcome, AppError> {
+pub async fn send_test_email() -> Result<TestOutcome, AppError> {
     let platform = platform();
     let actor = actor().await?;
     let outcome = platform
         .send_test_email(actor.as_ref())
         .await
         .map_err(to_app_error)?;
-    Ok(TestEmailOutcome {
+    Ok(TestOutcome {
+        sent: outcome.sent,
+        said: outcome.said,
+    })
+}
+
+/// The signed-in person's webhooks (and for admins everyone's).
+#[server(prefix = "/fn", endpoint = "webhooks")]
+pub async fn webhooks() -> Result<Vec<WebhookRow>, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let hooks = platform.webhooks(actor.as_ref()).await.map_err(to_app_error)?;
+    Ok(hooks
+        .into_iter()
+        .map(|w| WebhookRow {
+            id: w.id,
+            url: w.url,
+            scope: w.scope,
+            added: w.created_at.format("%Y-%m-%d").to_string(),
+            last_state: w.last_state,
+            last_error: w.last_error,
+        })
+        .collect())
+}
+
+/// Adds a webhook at `url` for the signed-in person's notifications (`Mine`), or for
+/// everyone's (`Everyone`, admins); its secret is in the answer, this once.
+#[server(prefix = "/fn", endpoint = "add_webhook")]
+pub async fn add_webhook(url: String, scope: WebhookScope) -> Result<AddedWebhook, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let (hook, secret) = platform
+        .add_webhook(actor.as_ref(), &url, scope)
+        .await
+        .map_err(to_app_error)?;
+    Ok(AddedWebhook {
+        url: hook.url,
+        secret,
+    })
+}
+
+/// Removes a webhook.
+#[server(prefix = "/fn", endpoint = "remove_webhook")]
+pub async fn remove_webhook(id: i64) -> Result<(), AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    platform
+        .remove_webhook(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)
+}
+
+/// POSTs a test to a webhook now, and says how its endpoint answered.
+#[server(prefix = "/fn", endpoint = "test_webhook")]
+pub async fn test_webhook(id: i64) -> Result<TestOutcome, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    let outcome = platform
+        .test_webhook(actor.as_ref(), id)
+        .await
+        .map_err(to_app_error)?;
+    Ok(TestOutcome {
         sent: outcome.sent,
         said: outcome.said,
     })
@@ -186,6 +275,7 @@ pub async fn deliveries() -> Result<Vec<DeliveryView>, AppError> {
             id: d.id,
             channel: d.channel,
             username: d.username,
+            webhook: d.webhook,
             subject: d.subject,
             state: d.state,
             attempts: d.attempts,

@@ -7,10 +7,11 @@ use leptos_meta::Title;
 use crate::{
     AppError,
     api::{
-        CHANNELS, Channel, ChoiceRow, InboxPage, MarkRead, SendTestEmail, SetNotificationChoice, deliveries,
-        inbox, notification_choices,
+        AddWebhook, CHANNELS, Channel, ChoiceRow, InboxPage, MarkRead, RemoveWebhook, SendTestEmail,
+        SetNotificationChoice, TestWebhook, WebhookRow, WebhookScope, deliveries, inbox,
+        notification_choices, webhooks,
     },
-    components::{ErrorPage, FormError, SignedIn, failure, state_badge},
+    components::{ErrorPage, FieldError, FormError, SignedIn, failure, state_badge},
 };
 
 /// The signed-in person's notifications and choices.
@@ -20,6 +21,19 @@ pub fn NotificationsPage() -> impl IntoView {
     let mark = ServerAction::<MarkRead>::new();
     let choose = ServerAction::<SetNotificationChoice>::new();
     let test = ServerAction::<SendTestEmail>::new();
+    let add_hook = ServerAction::<AddWebhook>::new();
+    let remove_hook = ServerAction::<RemoveWebhook>::new();
+    let test_hook = ServerAction::<TestWebhook>::new();
+    let hooks = Resource::new(
+        move || {
+            (
+                add_hook.version().get(),
+                remove_hook.version().get(),
+                test_hook.version().get(),
+            )
+        },
+        |_| webhooks(),
+    );
     let items = Resource::new(move || mark.version().get(), |_| inbox());
     let choices = Resource::new(move || choose.version().get(), |_| notification_choices());
     view! {
@@ -41,6 +55,7 @@ pub fn NotificationsPage() -> impl IntoView {
                 })}
             </Suspense>
             <Choices choices choose test/>
+            <Webhooks hooks add=add_hook remove=remove_hook test=test_hook is_admin=me.is_admin/>
             {me.is_admin.then(|| view! {
                 <p><a href="/admin/deliveries">"Every email and webhook Director sent or is retrying"</a></p>
             })}
@@ -148,6 +163,120 @@ fn Choices(
     }
 }
 
+/// The person's webhooks (and for admins everyone's): each with a test and a remove button,
+/// and a form that adds one and shows its secret once.
+#[component]
+fn Webhooks(
+    hooks: Resource<Result<Vec<WebhookRow>, AppError>>,
+    add: ServerAction<AddWebhook>,
+    remove: ServerAction<RemoveWebhook>,
+    test: ServerAction<TestWebhook>,
+    is_admin: bool,
+) -> impl IntoView {
+    let add_error = failure(add.value());
+    let remove_error = failure(remove.value());
+    let test_error = failure(test.value());
+    let added = move || add.value().get().and_then(Result::ok);
+    let tested = move || test.value().get().and_then(Result::ok);
+    view! {
+        <section class="card" aria-labelledby="webhooks-title">
+            <h2 id="webhooks-title">"Webhooks"</h2>
+            <p class="hint">
+                "Director POSTs each notification that reaches you by webhook as JSON, signed with HMAC-SHA256 in the "
+                <code>"X-Director-Signature"</code>": "<code>"t=<time>,v1=<hex HMAC of \"<time>.<body>\">"</code>
+                ". Director's guide "<code>"docs/notifications.md"</code>" shows how to check it."
+            </p>
+            <FormError error=remove_error/>
+            <FormError error=test_error/>
+            {move || tested().map(|o| view! {
+                <p class=if o.sent { "alert ok" } else { "alert error" } role="status">
+                    {if o.sent { "The endpoint answered: " } else { "Not delivered: " }}
+                    {o.said}
+                </p>
+            })}
+            <Suspense fallback=|| view! { <p class="loading">"Loading webhooks…"</p> }>
+                {move || Suspend::new(async move {
+                    match hooks.await {
+                        Ok(rows) if rows.is_empty() => view! { <p class="empty">"No webhooks."</p> }.into_any(),
+                        Ok(rows) => view! {
+                            <table class="list">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"URL"</th>
+                                        <th scope="col">"Sent"</th>
+                                        <th scope="col">"Added (UTC)"</th>
+                                        <th scope="col">"Latest delivery"</th>
+                                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {rows.into_iter().map(|w| {
+                                        let (test_id, remove_id) = (w.id.to_string(), w.id.to_string());
+                                        let (test_label, remove_label) = (format!("Test {}", w.url), format!("Remove {}", w.url));
+                                        view! {
+                                            <tr data-webhook=w.id>
+                                                <td><code>{w.url.clone()}</code></td>
+                                                <td>{match w.scope {
+                                                    WebhookScope::Mine => "Your notifications",
+                                                    WebhookScope::Everyone => "Every event, everyone's",
+                                                }}</td>
+                                                <td>{w.added}</td>
+                                                <td>
+                                                    {match w.last_state {
+                                                        Some(state) => state_badge(state).into_any(),
+                                                        None => view! { <span class="hint">"none yet"</span> }.into_any(),
+                                                    }}
+                                                    " "
+                                                    <span class="hint">{w.last_error}</span>
+                                                </td>
+                                                <td class="actions">
+                                                    <ActionForm action=test attr:class="inline">
+                                                        <input type="hidden" name="id" value=test_id/>
+                                                        <button type="submit" class="secondary" aria-label=test_label>"Test"</button>
+                                                    </ActionForm>
+                                                    <ActionForm action=remove attr:class="inline">
+                                                        <input type="hidden" name="id" value=remove_id/>
+                                                        <button type="submit" class="danger" aria-label=remove_label>"Remove"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorPage error/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <ActionForm action=add attr:class="form">
+                <label for="webhook-url">"Endpoint URL"</label>
+                <input id="webhook-url" type="url" name="url" required placeholder="https://chat.example.org/hooks/director"/>
+                <FieldError error=add_error field="url"/>
+                {if is_admin {
+                    view! {
+                        <label for="webhook-scope">"Sent"</label>
+                        <select id="webhook-scope" name="scope">
+                            <option value="Mine">"Your notifications, as chosen above"</option>
+                            <option value="Everyone">"Every event, everyone's (admins)"</option>
+                        </select>
+                    }.into_any()
+                } else {
+                    view! { <input type="hidden" name="scope" value="Mine"/> }.into_any()
+                }}
+                <button type="submit" class="primary">"Add webhook"</button>
+            </ActionForm>
+            <FormError error=add_error/>
+            {move || added().map(|a| view! {
+                <div class="alert ok" role="status">
+                    <p>{format!("Added {}. Its secret, shown only now: keep it where your endpoint checks signatures.", a.url)}</p>
+                    <p><code data-secret="">{a.secret}</code></p>
+                </div>
+            })}
+        </section>
+    }
+}
+
 fn channel_name(channel: Channel) -> &'static str {
     match channel {
         Channel::Inbox => "Inbox",
@@ -186,7 +315,10 @@ pub fn AdminDeliveriesPage() -> impl IntoView {
                                     {rows.into_iter().map(|d| view! {
                                         <tr data-delivery=d.id>
                                             <td>{d.queued}</td>
-                                            <td>{d.username}</td>
+                                            <td>{match d.webhook {
+                                                Some(url) => format!("{}'s webhook {url}", d.username),
+                                                None => d.username,
+                                            }}</td>
                                             <td>{channel_name(d.channel)}</td>
                                             <td>{d.subject}</td>
                                             <td>{state_badge(d.state)}</td>

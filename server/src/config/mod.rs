@@ -18,6 +18,7 @@ mod server;
 mod shells;
 mod sites;
 mod smtp;
+mod webhooks;
 
 pub use edge::{DEFAULT_EDGE_LISTEN, Edge, EdgeDriver};
 pub use server::{DEFAULT_LISTEN, Server};
@@ -88,6 +89,8 @@ pub struct ServeArgs {
     pub oidc: oidc::OidcFlags,
     #[command(flatten)]
     pub smtp: smtp::SmtpFlags,
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookFlags,
 }
 
 /// `director user …`
@@ -141,6 +144,8 @@ struct FileConfig {
     local_login: Option<oidc::LocalLoginFlag>,
     #[serde(default)]
     smtp: smtp::SmtpFile,
+    #[serde(default)]
+    webhooks: webhooks::WebhooksFile,
 }
 
 /// The resolved configuration, section by section.
@@ -161,6 +166,8 @@ pub struct Config {
     pub local_login: platform::oidc::LocalLogin,
     /// The mail server notifications are emailed through.
     pub smtp: Option<platform::notify::SmtpSettings>,
+    /// Address ranges webhooks may reach although they are refused by default.
+    pub webhook_allow: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -203,6 +210,7 @@ impl Config {
             local_login: oidc::local_login(&flags.oidc, file.local_login, &providers)?,
             oidc: providers,
             smtp,
+            webhook_allow: webhooks::resolve(&flags.webhooks, file.webhooks)?,
         })
     }
 }
@@ -381,6 +389,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(format!("{err:#}").contains("https://"), "{err:#}");
+    }
+
+    #[test]
+    fn webhook_exceptions_are_address_ranges() {
+        assert!(serve(&[]).unwrap().webhook_allow.is_empty());
+        let allowed = serve(&["--webhook-allow", "127.0.0.1,10.9.0.0/16"])
+            .unwrap()
+            .webhook_allow;
+        assert_eq!(
+            allowed,
+            vec!["127.0.0.1/32".parse().unwrap(), "10.9.0.0/16".parse().unwrap()]
+        );
+        let err = serve(&["--webhook-allow", "localhost"]).unwrap_err();
+        assert!(format!("{err:#}").contains("not an address range"), "{err:#}");
     }
 
     #[test]
