@@ -124,7 +124,7 @@ test('a denied request shows its reason to its member, and their webhook hears o
   expect(secret).toMatch(/^whsec_/);
   await fetch(`${server().hooks}/_secret/asker`, { method: 'PUT', body: secret });
   await page.getByRole('button', { name: `Test ${endpoint}` }).click();
-  await expect(page.getByText('The endpoint answered: 204 No Content')).toBeVisible();
+  await expect(page.getByText(`Delivered: ${server().hooks} answered 204 No Content`)).toBeVisible();
   await page.screenshot({ path: testInfo.outputPath('webhooks.png'), fullPage: true });
 
   const request = await ask(page, 'second-club');

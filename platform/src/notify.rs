@@ -117,7 +117,7 @@ pub struct InboxItem {
 }
 
 /// A delivery, as the admins' page lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
     /// Its id.
     pub id: i64,
@@ -125,8 +125,9 @@ pub struct DeliveryRow {
     pub channel: Channel,
     /// Whom for (a username).
     pub username: String,
-    /// The webhook's URL (None: an email).
-    pub webhook: Option<String>,
+    /// The webhook's address (its origin: the path may be a credential) and whether it is for
+    /// everyone's events (None: an email).
+    pub webhook: Option<(String, bool)>,
     /// The notification's subject.
     pub subject: String,
     /// Where it stands.
@@ -538,7 +539,7 @@ impl Platform {
         if recorded == 0 {
             tracing::warn!(
                 delivery = claimed.id,
-                "the delivery was taken over before its result was recorded"
+                "the delivery was taken over, or its webhook removed, before its result was recorded"
             );
         }
         Ok(true)
@@ -595,12 +596,14 @@ impl Platform {
                 let Some((url, secret, owner)) = hook else {
                     return Err(Failure::Permanent("the webhook was removed".to_owned()));
                 };
+                let link = self.absolute_link(&item.link);
                 let payload = Payload {
                     event: item.event.as_str(),
                     time: item.created_at.to_rfc3339(),
                     subject: &item.subject,
                     body: &item.body,
-                    link: self.absolute_link(&item.link),
+                    text: format!("{}\n{link}", item.subject),
+                    link,
                     recipient: owner.is_some().then_some(username.as_str()),
                     delivery: claimed.id,
                 };
@@ -704,6 +707,28 @@ impl Platform {
         Ok(())
     }
 
+    /// Refuses a test of `kind` as [`Platform::check_test_turn`] does, else counts it, at once
+    /// (two at the same moment cannot both pass).
+    pub(crate) fn take_test_turn(&self, actor: &Actor, kind: &'static str) -> Result<()> {
+        let mut last = self
+            .inner
+            .tests_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last
+            .get(&(actor.user_id, kind))
+            .is_some_and(|at| at.elapsed() < TEST_EVERY)
+        {
+            return Err(Error::Conflict(format!(
+                "One test {kind} per {} seconds: wait a moment.",
+                TEST_EVERY.as_secs()
+            )));
+        }
+        last.retain(|_, at| at.elapsed() < TEST_EVERY);
+        last.insert((actor.user_id, kind), std::time::Instant::now());
+        Ok(())
+    }
+
     /// Counts a test that went through. Only those count: whoever fixes the settings may try
     /// again at once.
     pub(crate) fn record_test_turn(&self, actor: &Actor, kind: &'static str) {
@@ -720,7 +745,19 @@ impl Platform {
     pub async fn deliveries(&self, actor: Option<&Actor>) -> Result<Vec<DeliveryRow>> {
         authorize(actor, Permission::Administer)?;
         let mut conn = self.conn().await?;
-        Ok(deliveries::table
+        type Row = (
+            i64,
+            Channel,
+            String,
+            Option<(String, Option<i64>)>,
+            String,
+            DeliveryState,
+            i32,
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = deliveries::table
             .inner_join(notifications::table.inner_join(users::table))
             .left_join(webhooks::table)
             .order(deliveries::id.desc())
@@ -729,7 +766,7 @@ impl Platform {
                 deliveries::id,
                 deliveries::channel,
                 users::username,
-                webhooks::url.nullable(),
+                (webhooks::url, webhooks::user_id).nullable(),
                 notifications::subject,
                 deliveries::state,
                 deliveries::attempts,
@@ -738,7 +775,31 @@ impl Platform {
                 deliveries::next_attempt_at,
             ))
             .load(&mut conn)
-            .await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, channel, username, webhook, subject, state, attempts, last_error, created_at, next)| {
+                    DeliveryRow {
+                        id,
+                        channel,
+                        username,
+                        webhook: webhook.map(|(url, owner)| {
+                            let origin = url::Url::parse(&url)
+                                .map(|u| u.origin().ascii_serialization())
+                                .unwrap_or_default();
+                            (origin, owner.is_none())
+                        }),
+                        subject,
+                        state,
+                        attempts,
+                        last_error,
+                        created_at,
+                        next_attempt_at: next,
+                    }
+                },
+            )
+            .collect())
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Director runs as root beside its tenants' code, so a webhook is an obvious way to make it
 //! reach what only it can reach. Its destination is resolved when it is added and again at
-//! every send, and refused when any of its addresses is loopback, link-local, unspecified,
-//! multicast, the host's own, or inside a network of the Docker engine (where sites and their
-//! databases are) — unless the operator allowed that range (`--webhook-allow`). The POST goes
+//! every send, and refused when any of its addresses is not a public one (loopback, private,
+//! link-local — the clouds' metadata services —, shared, reserved, multicast, or an IPv6 form
+//! that carries an IPv4 address to somewhere else), is the host's own, or is inside a network of
+//! the Docker engine (where sites and their databases are) — unless the operator allowed that
+//! range (`--webhook-allow`). The POST goes
 //! to the addresses that were checked (the HTTP client never resolves the name again, so a
 //! second answer cannot differ), follows no redirect and uses no proxy.
 
@@ -36,11 +38,49 @@ const PER_PERSON: i64 = 5;
 const FOR_EVERYONE: i64 = 10;
 /// The longest a POST may take, connecting included.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest connecting may take: a destination that drops packets frees the worker soon.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest resolving a name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a URL may be.
 const URL_MAX: usize = 2000;
-/// Where containers get addresses by Docker's defaults: refused while the engine cannot say
-/// which of them its networks use.
-const DOCKER_DEFAULT_POOLS: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+/// The address ranges that are not the public Internet (IANA's special-purpose registries,
+/// IPv4 and IPv6), with what each is. IPv6 ranges that carry an IPv4 address (NAT64, 6to4,
+/// Teredo, IPv4-compatible) are refused whole: through them a POST could reach any IPv4
+/// address, private ones included. (`::ffff:a.b.c.d` is judged as `a.b.c.d` before.)
+const NOT_PUBLIC: [(&str, &str); 31] = [
+    ("0.0.0.0/8", "an unspecified address"),
+    ("10.0.0.0/8", "a private address"),
+    ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address"),
+    ("172.16.0.0/12", "a private address"),
+    ("192.0.0.0/24", "a reserved address"),
+    ("192.0.2.0/24", "a documentation address"),
+    ("192.88.99.0/24", "a reserved address"),
+    ("192.168.0.0/16", "a private address"),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", "a documentation address"),
+    ("203.0.113.0/24", "a documentation address"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved or broadcast address"),
+    ("::/128", "an unspecified address"),
+    ("::1/128", "a loopback address"),
+    ("::/96", "an IPv4-compatible address"),
+    ("64:ff9b::/96", "a NAT64 address"),
+    ("64:ff9b:1::/48", "a NAT64 address"),
+    ("100::/64", "a discard address"),
+    ("2001::/23", "a reserved (Teredo, benchmarking…) address"),
+    ("2001:db8::/32", "a documentation address"),
+    ("2002::/16", "a 6to4 address"),
+    ("3fff::/20", "a documentation address"),
+    ("5f00::/16", "a segment-routing address"),
+    ("fc00::/7", "a private (unique local) address"),
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a site-local address"),
+    ("ff00::/8", "a multicast address"),
+    ("2001:2::/48", "a benchmarking address"),
+];
 
 /// A webhook as its owner (or, for everyone's, any admin) sees it; never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +138,9 @@ pub(crate) struct Payload<'a> {
     pub body: &'a str,
     /// The manager's page about it, absolute.
     pub link: String,
+    /// The subject and the link on two lines: what chat services' incoming hooks that read
+    /// `text` show as the message.
+    pub text: String,
     /// Whose notification it is (absent for everyone's webhooks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipient: Option<&'a str>,
@@ -118,12 +161,17 @@ pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
 
 /// A webhook's URL, checked for its form: `http` or `https`, a host, no password in it.
 fn parse_url(given: &str) -> Result<url::Url> {
+    let too_long = || Error::invalid("url", format!("At most {URL_MAX} characters."));
     let given = given.trim();
     if given.len() > URL_MAX {
-        return Err(Error::invalid("url", format!("At most {URL_MAX} characters.")));
+        return Err(too_long());
     }
     let url = url::Url::parse(given)
         .map_err(|e| Error::invalid("url", format!("Not a URL ({e}): give https://host/path.")))?;
+    // What is kept is the URL as written out (percent-encoded): that is what must fit.
+    if url.as_str().len() > URL_MAX {
+        return Err(too_long());
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(
             "url",
@@ -156,39 +204,16 @@ fn refusal(ip: IpAddr, allowed: &[IpNet], engine: &[IpNet]) -> Option<String> {
     if allowed.iter().any(|net| net.contains(&ip)) {
         return None;
     }
-    let special = match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_loopback() {
-                Some("a loopback address")
-            } else if v4.is_unspecified() || v4.octets()[0] == 0 {
-                Some("an unspecified address")
-            } else if v4.is_link_local() {
-                Some("a link-local address")
-            } else if v4.is_multicast() || v4.is_broadcast() {
-                Some("a multicast or broadcast address")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            if v6.is_loopback() {
-                Some("a loopback address")
-            } else if v6.is_unspecified() {
-                Some("an unspecified address")
-            } else if v6.is_unicast_link_local() {
-                Some("a link-local address")
-            } else if v6.is_multicast() {
-                Some("a multicast address")
-            } else {
-                None
-            }
-        }
-    };
+    let special = NOT_PUBLIC.iter().find_map(|(range, what)| {
+        let range: IpNet = range.parse().expect("the table's ranges are valid");
+        range.contains(&ip).then_some(*what)
+    });
     if let Some(what) = special {
-        return Some(format!("{ip} is {what}"));
+        return Some(format!("{ip} is {what}, not a public one"));
     }
-    if let Some(net) = engine.iter().find(|net| net.contains(&ip)) {
-        return Some(format!("{ip} is in {net}, a network of the sites' Docker engine"));
+    // The range is not named: it tells a member nothing they need.
+    if engine.iter().any(|net| net.contains(&ip)) {
+        return Some(format!("{ip} is in a network of the sites' Docker engine"));
     }
     // An address the host can bind is one of its own: a POST there reaches whatever listens on
     // the host (its database, its Docker API), whichever interface it is on.
@@ -208,7 +233,8 @@ struct Destination {
 
 impl Platform {
     /// The address ranges of the Docker engine's networks: asked of the engine when it is up
-    /// (and remembered), else the last answer, else Docker's default pools.
+    /// (and remembered), else the last answer. (Docker's default pools are private ranges,
+    /// refused anyway.)
     async fn engine_networks(&self) -> Vec<IpNet> {
         if let Some(runtime) = self.runtime_if_up() {
             match runtime.orchestrator.network_subnets().await {
@@ -229,12 +255,7 @@ impl Platform {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .unwrap_or_else(|| {
-                DOCKER_DEFAULT_POOLS
-                    .iter()
-                    .filter_map(|s| s.parse().ok())
-                    .collect()
-            })
+            .unwrap_or_default()
     }
 
     /// Resolves `url`'s host and checks every address it has.
@@ -246,10 +267,17 @@ impl Platform {
             Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
             Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
             Some(url::Host::Domain(name)) => {
-                let found: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
-                    .await
-                    .map_err(|e| PostFailure::Transient(format!("{name} could not be resolved: {e}")))?
-                    .collect();
+                let found: Vec<SocketAddr> =
+                    tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port)))
+                        .await
+                        .map_err(|_| {
+                            PostFailure::Transient(format!(
+                                "{name} was not resolved within {} s",
+                                RESOLVE_TIMEOUT.as_secs()
+                            ))
+                        })?
+                        .map_err(|e| PostFailure::Transient(format!("{name} could not be resolved: {e}")))?
+                        .collect();
                 if found.is_empty() {
                     return Err(PostFailure::Transient(format!("{name} has no address")));
                 }
@@ -283,6 +311,7 @@ impl Platform {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(POST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .user_agent("Director-Webhook/1");
         if matches!(url.host(), Some(url::Host::Domain(_))) {
             client = client.resolve_to_addrs(&destination.host, &destination.addresses);
@@ -301,6 +330,9 @@ impl Platform {
             .send()
             .await
             .map_err(|e| {
+                // Without the URL: it may be a credential itself (a chat's hook), and this text
+                // is kept and shown.
+                let e = e.without_url();
                 let cause = std::error::Error::source(&e).map(ToString::to_string);
                 PostFailure::Transient(match cause {
                     Some(cause) => format!("{e}: {cause}"),
@@ -498,28 +530,35 @@ impl Platform {
     /// POSTs a `ping` to the webhook `id` now and says how its endpoint answered.
     pub async fn test_webhook(&self, actor: Option<&Actor>, id: i64) -> Result<TestPost> {
         let actor = authorize(actor, Permission::UseManager)?;
-        let (url, secret, _) = self.my_webhook(actor, id).await?;
-        self.check_test_turn(actor, "webhook")?;
+        let (url, secret, owner) = self.my_webhook(actor, id).await?;
+        // Every attempt counts, taken before it is made: a test may not probe one address
+        // after another.
+        self.take_test_turn(actor, "webhook")?;
         let body = format!("{} asked for this test.", actor.username);
+        let link = self.absolute_link("/notifications");
         let payload = Payload {
             event: "ping",
             time: Utc::now().to_rfc3339(),
             subject: "A test from Director",
             body: &body,
-            link: self.absolute_link("/notifications"),
-            recipient: Some(&actor.username),
+            text: format!("A test from Director\n{link}"),
+            link,
+            recipient: owner.is_some().then_some(actor.username.as_str()),
             delivery: 0,
         };
         let outcome = self.post_webhook(&url, &secret, &payload).await;
         tracing::info!(user = %actor.username, webhook = id, ok = outcome.is_ok(), "test webhook");
+        let origin = url::Url::parse(&url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
         Ok(match outcome {
-            Ok(said) => {
-                self.record_test_turn(actor, "webhook");
-                TestPost { sent: true, said }
-            }
+            Ok(said) => TestPost {
+                sent: true,
+                said: format!("{origin} answered {said}"),
+            },
             Err(failure) => TestPost {
                 sent: false,
-                said: failure.message().to_owned(),
+                said: format!("{origin}: {}", failure.message()),
             },
         })
     }
@@ -558,7 +597,29 @@ mod tests {
         ] {
             assert!(refused(ip), "{ip} is refused");
         }
-        for ip in ["192.0.2.77", "203.0.113.9", "10.0.2.7", "2001:db8::1"] {
+        for ip in [
+            "10.20.0.7",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.100.100.200",
+            "192.0.2.77",
+            "fd00:ec2::254",
+            "fd00:c1::a9fe:a9fe",
+            "::7f00:1",
+            "64:ff9b::a00:5",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "240.1.2.3",
+        ] {
+            assert!(refused(ip), "{ip}, not public, is refused");
+        }
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::200e",
+        ] {
             assert!(!refused(ip), "{ip} may receive webhooks");
         }
     }
@@ -583,6 +644,10 @@ mod tests {
             assert!(parse_url(url).is_err(), "{url} is refused");
         }
         assert!(parse_url(" https://hooks.example.org/director?x=1 ").is_ok());
+        // Short as typed, too long once percent-encoded as it is kept.
+        let encoded = format!("https://example.org/{}", "é".repeat(900));
+        assert!(encoded.len() < URL_MAX);
+        assert!(parse_url(&encoded).is_err());
     }
 
     #[test]

@@ -222,7 +222,11 @@ fn start_background(
         )));
     }
     background.push(tokio::spawn(reconciler::run(platform.clone(), stopped.clone())));
-    background.push(tokio::spawn(workers::deliver(platform.clone(), stopped.clone())));
+    // A few at once: an endpoint that takes its full time holds up one of them, not every
+    // email and webhook behind it.
+    for _ in 0..workers::DELIVERY_WORKERS {
+        background.push(tokio::spawn(workers::deliver(platform.clone(), stopped.clone())));
+    }
     background.push(tokio::spawn(crate::certificates::run(
         platform.clone(),
         stopped.clone(),

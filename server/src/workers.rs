@@ -38,6 +38,9 @@ pub async fn work(platform: Platform, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// How many deliveries are sent at once (each worker takes one at a time).
+pub const DELIVERY_WORKERS: usize = 4;
+
 /// Sends the outbox's deliveries (emails, webhooks' POSTs) as they are queued — woken at once
 /// by this process's own, polling every two seconds for other processes' and those due again —
 /// until `shutdown`.

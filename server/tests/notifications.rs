@@ -407,6 +407,10 @@ async fn webhooks_are_signed_retried_while_the_endpoint_is_down_and_follow_each_
     assert_eq!(body["subject"], "You were added to the site club");
     assert_eq!(body["recipient"], "alice");
     assert_eq!(body["link"], format!("https://director.example.org/sites/{site}"));
+    assert_eq!(
+        body["text"],
+        format!("You were added to the site club\nhttps://director.example.org/sites/{site}")
+    );
     assert!(chrono::DateTime::parse_from_rfc3339(body["time"].as_str().unwrap()).is_ok());
     let all = receiver.received("/all").await;
     assert_eq!(all.len(), 1);
@@ -499,9 +503,14 @@ async fn webhooks_never_reach_loopback_link_local_the_host_or_the_engines_networ
         "http://169.254.169.254/latest/meta-data/".to_owned(),
         "http://[fe80::1]/x".to_owned(),
         "http://224.0.0.1/x".to_owned(),
-        // Docker's default pools, while the engine cannot say which it uses.
+        // Private addresses (Docker's pools among them), a cloud's IPv6 metadata service, an
+        // IPv4 address carried by NAT64.
         "http://172.17.0.1:2375/containers/json".to_owned(),
         "http://10.0.0.5/x".to_owned(),
+        "http://[fd00:ec2::254]/latest/api/token".to_owned(),
+        "http://[64:ff9b::a9fe:a9fe]/".to_owned(),
+        // Written as a number, it is still 127.0.0.1.
+        "http://2130706433/x".to_owned(),
         "ftp://example.org/x".to_owned(),
         "https://me:pw@example.org/x".to_owned(),
     ];
@@ -559,4 +568,13 @@ async fn webhooks_never_reach_loopback_link_local_the_host_or_the_engines_networ
     assert_eq!(hooks[0].last_state, Some(DeliveryState::Failed), "{hooks:?}");
     assert!(hooks[0].last_error.contains("loopback"), "{hooks:?}");
     assert!(receiver.received("/alice").await.is_empty());
+
+    // A test is refused too, and counts: a second at once is refused before it is tried, so
+    // tests cannot probe one address after another.
+    let tried = db.platform.test_webhook(Some(&alice), hooks[0].id).await.unwrap();
+    assert!(!tried.sent && tried.said.contains("loopback"), "{tried:?}");
+    assert!(matches!(
+        db.platform.test_webhook(Some(&alice), hooks[0].id).await,
+        Err(platform::Error::Conflict(_))
+    ));
 }

@@ -88,8 +88,8 @@ pub struct DeliveryView {
     pub channel: Channel,
     /// Whom for.
     pub username: String,
-    /// The webhook's URL (None: an email).
-    pub webhook: Option<String>,
+    /// The webhook's origin and whether it is for everyone's events (None: an email).
+    pub webhook: Option<(String, bool)>,
     /// The notification's subject.
     pub subject: String,
     /// Where it stands.

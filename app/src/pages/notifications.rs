@@ -190,7 +190,7 @@ fn Webhooks(
             <FormError error=test_error/>
             {move || tested().map(|o| view! {
                 <p class=if o.sent { "alert ok" } else { "alert error" } role="status">
-                    {if o.sent { "The endpoint answered: " } else { "Not delivered: " }}
+                    {if o.sent { "Delivered: " } else { "Not delivered: " }}
                     {o.said}
                 </p>
             })}
@@ -316,7 +316,8 @@ pub fn AdminDeliveriesPage() -> impl IntoView {
                                         <tr data-delivery=d.id>
                                             <td>{d.queued}</td>
                                             <td>{match d.webhook {
-                                                Some(url) => format!("{}'s webhook {url}", d.username),
+                                                Some((origin, true)) => format!("everyone's webhook {origin}"),
+                                                Some((origin, false)) => format!("{}'s webhook {origin}", d.username),
                                                 None => d.username,
                                             }}</td>
                                             <td>{channel_name(d.channel)}</td>
