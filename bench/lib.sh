@@ -30,12 +30,13 @@ start_director() {
   done
 }
 
-# Starts `director serve` on the benchmark's data directory and namespace; waits until it says
-# where it runs: $pid, $base.
+# Starts `director serve` on the benchmark's data directory and namespace (on $listen when set,
+# with the flags in the array $serve_args); waits until it says where it runs: $pid, $base.
 serve_director() {
   : >"$data/out"
-  DIRECTOR_NAMESPACE=$ns DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen 127.0.0.1:0 \
-    --edge-listen "127.0.0.1:$edge_port" --ssh-listen 127.0.0.1:0 >"$data/out" 2>>"$data/log" &
+  DIRECTOR_NAMESPACE=$ns DIRECTOR_LOG=warn "$bin" --data-dir "$data" serve --listen "${listen:-127.0.0.1:0}" \
+    --edge-listen "127.0.0.1:$edge_port" --ssh-listen 127.0.0.1:0 ${serve_args[@]+"${serve_args[@]}"} \
+    >"$data/out" 2>>"$data/log" &
   pid=$!
   for _ in $(seq 300); do grep -q 'running at' "$data/out" 2>/dev/null && break; sleep 0.1; done
   base=$(sed -n 's/^Director is running at //p' "$data/out")

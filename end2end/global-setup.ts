@@ -4,23 +4,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as net from 'node:net';
+import { freePort, startDirector } from './director';
 import { stateFile, ServerState } from './server';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
 export default async function globalSetup() {
-  const bin = process.env.DIRECTOR_BIN;
-  if (!bin) throw new Error('DIRECTOR_BIN must name the director binary (scripts/test sets it)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-'));
   // The edge on a free port, and every Docker object in a namespace of the run's own.
   const edgePort = await freePort();
@@ -54,42 +41,22 @@ export default async function globalSetup() {
   const hooksPort = await freePort();
   const hooks = spawn('python3', [path.join(__dirname, 'webhook-receiver.py'), String(hooksPort)], { stdio: 'ignore', detached: true });
   hooks.unref();
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
+  fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+  const { pid, out } = await startDirector(dataDir, namespace, ['--listen', `127.0.0.1:${listenPort}`, '--edge-listen', `127.0.0.1:${edgePort}`, '--ssh-listen', '127.0.0.1:0', '--upload-file-mb', '2', '--upload-total-mb', '4',
     '--dns-server', `127.0.0.1:${dnsPort}`,
     '--oidc-issuer', `http://127.0.0.1:${oidcPort}`, '--oidc-client-id', 'director', '--oidc-client-secret-file', oidcSecret,
     '--oidc-name', 'Test SSO', '--oidc-scopes', 'email,profile,groups', '--oidc-admin-groups', 'director-admins',
     '--oidc-approver-groups', 'staff',
     '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--smtp-from', 'Director <director@example.org>',
     // The webhook endpoint is on this machine, where webhooks go only when the operator allows.
-    '--webhook-allow', '127.0.0.1/32'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-    env: { ...process.env, DATABASE_URL: '', DIRECTOR_NAMESPACE: namespace },
-  });
-  fs.mkdirSync(path.dirname(stateFile), { recursive: true });
-  const log = fs.createWriteStream(path.join(path.dirname(stateFile), 'director.log'));
-  child.stderr.pipe(log);
-
-  const state = await new Promise<ServerState>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`director did not start in 60 s:\n${out}`)), 60_000);
-    child.on('exit', (code) => reject(new Error(`director exited with ${code}:\n${out}`)));
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const url = out.match(/Director is running at (\S+)/);
-      const link = out.match(/(http\S+\/setup\?token=\S+)/);
-      if (url && link) {
-        clearTimeout(timer);
-        resolve({
-          pid: child.pid!, baseURL: url[1], setupLink: link[1], dataDir, edgePort, namespace,
-          dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
-          oidcPid: oidc.pid!, oidcAccounts,
-          mailPid: mail.pid!, mailApi: `http://127.0.0.1:${mailWeb}/api/email`,
-          hooksPid: hooks.pid!, hooks: `http://127.0.0.1:${hooksPort}`,
-        });
-      }
-    });
-  });
-  child.unref();
+    '--webhook-allow', '127.0.0.1/32'], path.join(path.dirname(stateFile), 'director.log'));
+  const state: ServerState = {
+    pid, baseURL: out.match(/Director is running at (\S+)/)![1], setupLink: out.match(/(http\S+\/setup\?token=\S+)/)![1],
+    dataDir, edgePort, namespace,
+    dnsPid: dns.pid!, dnsManagement: `http://127.0.0.1:${dnsManagement}`,
+    oidcPid: oidc.pid!, oidcAccounts, oidcIssuer: `http://127.0.0.1:${oidcPort}`, oidcSecret,
+    mailPid: mail.pid!, mailApi: `http://127.0.0.1:${mailWeb}/api/email`,
+    hooksPid: hooks.pid!, hooks: `http://127.0.0.1:${hooksPort}`,
+  };
   fs.writeFileSync(stateFile, JSON.stringify(state));
 }

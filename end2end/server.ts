@@ -18,6 +18,9 @@ export interface ServerState {
   /** The test identity provider (end2end/oidc-provider.mjs): its pid and its people's file. */
   oidcPid: number;
   oidcAccounts: string;
+  /** Its issuer URL, and the file holding Director's client secret there. */
+  oidcIssuer: string;
+  oidcSecret: string;
   /** The test mail server (npm maildev): its pid and the REST API listing what it received. */
   mailPid: number;
   mailApi: string;

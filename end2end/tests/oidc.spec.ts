@@ -1,9 +1,13 @@
 // Sign-in through the organisation's identity provider (a real oidc-provider started by the
 // global setup): its own login page, then Director's dashboard as an account made for the
 // person; a provider's refusal is shown on the sign-in page; a member with a password links
-// the provider from their account page, and signing out offers to sign out there too.
+// the provider from their account page, and signing out offers to sign out there too; with
+// local passwords turned off, the sign-in page has no password form.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { expect, test } from '@playwright/test';
+import { freePort, startDirector, stopDirector } from '../director';
 import { createUsers, signedIn } from '../helpers';
 import { server } from '../server';
 
@@ -75,4 +79,23 @@ test('a member links the provider from their account page, then signs out of Dir
   await page.goto(`${server().baseURL}/login`);
   await page.getByRole('link', { name: 'Sign in with Test SSO' }).click();
   await expect(page.locator('input[name="login"]')).toBeVisible();
+});
+
+test('with local passwords turned off, the sign-in page offers the provider alone', async ({ page }, testInfo) => {
+  // A second director of the run's own, with passwords off (--local-login off).
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-no-passwords-'));
+  const namespace = `${server().namespace}np`;
+  const port = await freePort();
+  const { pid } = await startDirector(dataDir, namespace, ['--listen', `127.0.0.1:${port}`, '--edge', 'off', '--ssh-listen', 'off',
+    '--oidc-issuer', server().oidcIssuer, '--oidc-client-id', 'director', '--oidc-client-secret-file', server().oidcSecret,
+    '--oidc-name', 'Test SSO', '--local-login', 'off'], testInfo.outputPath('director.log'));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/login`);
+    await expect(page.getByRole('link', { name: 'Sign in with Test SSO' })).toBeVisible();
+    await expect(page.getByLabel('Password', { exact: true })).toHaveCount(0);
+    await expect(page.getByLabel('Username')).toHaveCount(0);
+    await page.screenshot({ path: testInfo.outputPath('login-passwords-off.png') });
+  } finally {
+    await stopDirector(pid, dataDir, namespace);
+  }
 });

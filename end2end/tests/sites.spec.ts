@@ -493,6 +493,42 @@ test('an admin sets a memory limit and the service has it', async ({ page }, tes
   await page.screenshot({ path: testInfo.outputPath('admin-site-page.png'), fullPage: true });
 });
 
+test('an admin disables a site with a reason its member is told, and enables it again', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'All sites' }).click();
+  await page.locator('tr[data-site="hello-python"]').getByRole('link', { name: 'hello-python', exact: true }).click();
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await page.getByLabel('Why it is disabled (its members are told)').fill('It sends spam.');
+  await page.getByRole('button', { name: 'Disable site' }).click();
+  await expect(page.getByRole('button', { name: 'Enable site' })).toBeVisible({ timeout: 15_000 });
+  await expect(async () => {
+    const response = await page.goto(siteURL('hello-python'));
+    expect(response?.status()).toBe(503);
+  }).toPass({ timeout: 30_000 });
+
+  // The member is told why, in the inbox.
+  await page.context().clearCookies();
+  await signedIn(page, owner);
+  await page.getByRole('link', { name: /Notifications/ }).click();
+  await expect(page.locator('ul.inbox')).toContainText('Your site hello-python was disabled');
+  await expect(page.locator('ul.inbox')).toContainText('The reason: “It sends spam.”');
+  await page.screenshot({ path: testInfo.outputPath('told-disabled.png'), fullPage: true });
+
+  // Enabled again (a reason is not needed), it answers once more.
+  await page.context().clearCookies();
+  await signedIn(page, admin);
+  await page.getByRole('link', { name: 'All sites' }).click();
+  await page.locator('tr[data-site="hello-python"]').getByRole('link', { name: 'hello-python', exact: true }).click();
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await page.getByRole('button', { name: 'Enable site' }).click();
+  await expect(page.getByRole('button', { name: 'Disable site' })).toBeVisible({ timeout: 15_000 });
+  await expect(async () => {
+    const response = await page.goto(siteURL('hello-python'));
+    expect(response?.status()).toBe(200);
+  }).toPass({ timeout: 60_000 });
+});
+
 test('an admin adds an image to the catalogue and new sites can use it', async ({ page }) => {
   await signedIn(page, admin);
   await page.getByRole('link', { name: 'Images' }).click();

@@ -18,8 +18,8 @@ use lettre::{
 use model::notification::{Channel, DeliveryState, Event};
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
-    schema::{deliveries, notification_choices, notifications, users, webhooks},
+    Actor, Error, Permission, Platform, Result, Role, authorize,
+    schema::{deliveries, notification_choices, notifications, site_members, users, webhooks},
     webhooks::{Payload, PostFailure},
 };
 
@@ -31,6 +31,11 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest a whole send may take (connecting, the greeting, TLS, signing in, the message):
 /// the mail server's every step is bounded, not only its connection.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a read notification is kept (an unread one stays until it is read).
+pub const READ_KEPT: Duration = Duration::from_secs(180 * 24 * 3600);
+/// How long a finished delivery (delivered, or given up) is kept for the admins' page.
+pub const FINISHED_DELIVERY_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How often one person may send a test email, or a test to a webhook.
 pub const TEST_EVERY: Duration = Duration::from_secs(30);
 
@@ -199,6 +204,43 @@ fn email(from: &str, to: &str, item: &InboxItem, public_url: &str, message_id: &
         .map_err(Error::internal)
 }
 
+/// The active people of `role` (to tell them what concerns their role).
+pub(crate) async fn people_with(conn: &mut AsyncPgConnection, role: Role) -> Result<Vec<i64>> {
+    Ok(users::table
+        .filter(users::role.eq(role))
+        .filter(users::active.eq(true))
+        .select(users::id)
+        .load(conn)
+        .await?)
+}
+
+/// The members of the site `site_id`.
+pub(crate) async fn members_of(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Vec<i64>> {
+    Ok(site_members::table
+        .filter(site_members::site_id.eq(site_id))
+        .select(site_members::user_id)
+        .load(conn)
+        .await?)
+}
+
+/// Whether anyone was told of `event` about the page `link` since `since` (to tell of a
+/// repeated trouble once in a while, not at every repeat).
+pub(crate) async fn told_since(
+    conn: &mut AsyncPgConnection,
+    event: Event,
+    link: &str,
+    since: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        notifications::table
+            .filter(notifications::event.eq(event))
+            .filter(notifications::link.eq(link))
+            .filter(notifications::created_at.gt(since)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
 /// Queues a POST of notification `id` to each of `webhooks`.
 async fn queue_webhooks(conn: &mut AsyncPgConnection, id: i64, webhooks: &[i64]) -> Result<()> {
     let rows: Vec<_> = webhooks
@@ -302,6 +344,29 @@ impl Platform {
             queue_webhooks(conn, first, &everyone).await?;
         }
         Ok(())
+    }
+
+    /// Forgets notifications read more than [`READ_KEPT`] ago and deliveries finished more
+    /// than [`FINISHED_DELIVERY_KEPT`] ago. Returns how many of each went.
+    pub async fn purge_old_notifications(&self) -> Result<(usize, usize)> {
+        let now = Utc::now();
+        let read_before = now - chrono::Duration::from_std(READ_KEPT).map_err(Error::internal)?;
+        let finished_before =
+            now - chrono::Duration::from_std(FINISHED_DELIVERY_KEPT).map_err(Error::internal)?;
+        let mut conn = self.conn().await?;
+        let deliveries = diesel::delete(
+            deliveries::table
+                .filter(deliveries::state.eq_any([DeliveryState::Delivered, DeliveryState::Failed]))
+                .filter(deliveries::created_at.lt(finished_before)),
+        )
+        .execute(&mut conn)
+        .await?;
+        // A notification goes with the deliveries still queued for it (none, after so long).
+        let notifications =
+            diesel::delete(notifications::table.filter(notifications::read_at.lt(read_before)))
+                .execute(&mut conn)
+                .await?;
+        Ok((notifications, deliveries))
     }
 
     /// Wakes a delivery worker: something was queued.

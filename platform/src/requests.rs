@@ -20,7 +20,7 @@ use model::{
 
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
-    notify::Notice,
+    notify::{Notice, people_with},
     schema::{site_policy, site_request_steps, site_requests, sites, users},
     sites::{NewSite, audit},
 };
@@ -669,16 +669,6 @@ fn decided(state: RequestState) -> Error {
         "This request is no longer open: {}.",
         state.label().to_lowercase()
     ))
-}
-
-/// The active accounts with `role`.
-async fn people_with(conn: &mut AsyncPgConnection, role: Role) -> Result<Vec<i64>> {
-    Ok(users::table
-        .filter(users::role.eq(role))
-        .filter(users::active.eq(true))
-        .select(users::id)
-        .load(conn)
-        .await?)
 }
 
 /// A reviewer's comment, quoted after a sentence (nothing when they said nothing).

@@ -173,6 +173,7 @@ diesel::table! {
         attempts -> Int4,
         requested_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        expiry_told -> Nullable<Timestamptz>,
     }
 }
 

@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use orchestrator::{EndpointMode, ExecRequest, SiteId, edge::Caddy};
 use platform::{
     Actor, Error, Role,
-    sites::{EngineImage, NewSite, SiteState},
+    sites::{Availability, EngineImage, NewSite, SiteState},
     testing::TestDb,
 };
 
@@ -1370,7 +1370,16 @@ async fn random_change(
     let hosts = ["one.soak.test", "two.soak.test", "three.soak.test"];
     match rng.random_range(0..9) {
         8 => platform
-            .set_disabled(Some(admin), id, rng.random_bool(0.5))
+            .set_availability(
+                Some(admin),
+                id,
+                if rng.random_bool(0.5) {
+                    Availability::Disabled
+                } else {
+                    Availability::Enabled
+                },
+                "randomly",
+            )
             .await
             .map(drop),
         0 => platform.restart_site(Some(admin), id).await.map(drop),
@@ -1606,14 +1615,14 @@ async fn assert_sites_agree(w: &World, admin: &Actor) {
         want.sort();
         assert_eq!(hosts, want, "{site:?}");
         let availability = match site.availability {
-            platform::sites::Availability::Disabled => orchestrator::edge::Availability::Disabled,
-            platform::sites::Availability::NotServed => orchestrator::edge::Availability::NotServed,
-            platform::sites::Availability::Enabled => orchestrator::edge::Availability::Served,
+            Availability::Disabled => orchestrator::edge::Availability::Disabled,
+            Availability::NotServed => orchestrator::edge::Availability::NotServed,
+            Availability::Enabled => orchestrator::edge::Availability::Served,
         };
         assert_eq!(routed.availability, availability, "{site:?} {routed:?}");
         assert_eq!(
             site.state == SiteState::Running,
-            site.availability == platform::sites::Availability::Enabled,
+            site.availability == Availability::Enabled,
             "{site:?}"
         );
         let dir = w.runtime.directory(site);

@@ -211,7 +211,7 @@ fn start_background(
     ssh: Option<(tokio::net::TcpListener, shell::HostKeys)>,
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    tokio::spawn(purge_expired_sessions(platform.clone()));
+    tokio::spawn(purge_expired(platform.clone()));
     let mut background = Vec::new();
     if config.edge.driver != EdgeDriver::Off {
         let plan = edge_plan(config)?;
@@ -321,7 +321,8 @@ async fn reap_terminals(
     }
 }
 
-async fn purge_expired_sessions(platform: Platform) {
+/// Every hour: forgets expired sessions, and notifications and deliveries kept long enough.
+async fn purge_expired(platform: Platform) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
@@ -329,6 +330,17 @@ async fn purge_expired_sessions(platform: Platform) {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "expired sessions purged"),
             Err(err) => tracing::warn!(error = %err, "purging expired sessions failed"),
+        }
+        match platform.purge_old_notifications().await {
+            Ok((0, 0)) => {}
+            Ok((notifications, deliveries)) => {
+                tracing::info!(
+                    notifications,
+                    deliveries,
+                    "old notifications and deliveries purged"
+                );
+            }
+            Err(err) => tracing::warn!(error = %err, "purging old notifications failed"),
         }
     }
 }

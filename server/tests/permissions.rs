@@ -295,8 +295,8 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 403, 403, 403, 400],
         ),
         row(
-            "set_disabled",
-            &[("id", &id), ("disabled", "false")],
+            "set_availability",
+            &[("id", &id), ("availability", "enabled"), ("reason", "")],
             [401, 403, 403, 403, 409],
         ),
         row("fix_site", &[("id", &id)], [401, 403, 403, 403, 409]),

@@ -6,7 +6,7 @@ mod common;
 use std::{path::Path, process::Output, time::Duration};
 
 use common::{create_user, edge::start_edge, password, running_site, signed_in_user};
-use platform::{Actor, Role};
+use platform::{Actor, Role, sites::Availability};
 
 /// A user's key pair on disk, made with ssh-keygen.
 fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
@@ -200,7 +200,12 @@ async fn members_ssh_into_their_sites_with_their_keys_and_nobody_else_does() {
 
     // Disabled by an admin: the login works, the shell is refused with the reason.
     platform
-        .set_disabled(Some(&Actor::operator()), site.id, true)
+        .set_availability(
+            Some(&Actor::operator()),
+            site.id,
+            Availability::Disabled,
+            "a test",
+        )
         .await
         .unwrap();
     let out = ssh(port, &member_key, "sshsite", &["true"], None).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{TestServer, create_user, edge::start_edge, password, running_site};
 use futures::{SinkExt as _, StreamExt as _};
-use platform::{Actor, Role};
+use platform::{Actor, Role, sites::Availability};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
@@ -207,7 +207,7 @@ async fn a_browser_terminal_runs_a_shell_in_the_site_and_survives_a_dropped_sock
     // Disabled by an admin: no terminal, with the reason.
     let operator = Actor::operator();
     platform
-        .set_disabled(Some(&operator), site.id, true)
+        .set_availability(Some(&operator), site.id, Availability::Disabled, "a test")
         .await
         .unwrap();
     assert_eq!(
@@ -290,7 +290,12 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
 
     // The site disabled: the admin's shell ends too, with its reason.
     platform
-        .set_disabled(Some(&Actor::operator()), site.id, true)
+        .set_availability(
+            Some(&Actor::operator()),
+            site.id,
+            Availability::Disabled,
+            "a test",
+        )
         .await
         .unwrap();
     let ended = read_until(&mut admins, r#""type":"exit""#).await;

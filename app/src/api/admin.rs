@@ -161,13 +161,14 @@ pub async fn set_limits(
     Ok(())
 }
 
-/// Disables a site, or enables it again.
-#[server(prefix = "/fn", endpoint = "set_disabled")]
-pub async fn set_disabled(id: i32, disabled: bool) -> Result<(), AppError> {
+/// Disables a site (`disabled`), or enables it again (`enabled`), with the reason its members
+/// are told.
+#[server(prefix = "/fn", endpoint = "set_availability")]
+pub async fn set_availability(id: i32, availability: Availability, reason: String) -> Result<(), AppError> {
     let platform = platform();
     let actor = actor().await?;
     platform
-        .set_disabled(actor.as_ref(), id, disabled)
+        .set_availability(actor.as_ref(), id, availability, &reason)
         .await
         .map_err(to_app_error)?;
     Ok(())

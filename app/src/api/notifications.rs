@@ -141,19 +141,6 @@ pub async fn mark_read(id: String) -> Result<(), AppError> {
     platform.mark_read(actor.as_ref(), id).await.map_err(to_app_error)
 }
 
-/// The channels people choose between.
-pub const CHANNELS: [Channel; 3] = [Channel::Inbox, Channel::Email, Channel::Webhook];
-
-/// The events Director tells of so far: the others (an operation failed, a site disabled, a
-/// certificate's trouble) are not offered until they are sent.
-pub const EVENTS: [Event; 5] = [
-    Event::RequestSubmitted,
-    Event::RequestApproved,
-    Event::RequestDenied,
-    Event::SiteCreated,
-    Event::Membership,
-];
-
 /// The signed-in person's choices, event by event.
 #[server(prefix = "/fn", endpoint = "notification_choices")]
 pub async fn notification_choices() -> Result<Vec<ChoiceRow>, AppError> {
@@ -163,13 +150,13 @@ pub async fn notification_choices() -> Result<Vec<ChoiceRow>, AppError> {
         .notification_choices(actor.as_ref())
         .await
         .map_err(to_app_error)?;
-    Ok(EVENTS
+    Ok(Event::ALL
         .iter()
         .map(|event| ChoiceRow {
             event: *event,
             channels: choices
                 .iter()
-                .filter(|(e, channel, _)| e == event && CHANNELS.contains(channel))
+                .filter(|(e, _, _)| e == event)
                 .map(|(_, channel, enabled)| (*channel, *enabled))
                 .collect(),
         })

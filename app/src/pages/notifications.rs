@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use crate::{
     AppError,
     api::{
-        AddWebhook, CHANNELS, Channel, ChoiceRow, InboxPage, MarkRead, RemoveWebhook, SendTestEmail,
+        AddWebhook, Channel, ChoiceRow, InboxPage, MarkRead, RemoveWebhook, SendTestEmail,
         SetNotificationChoice, TestWebhook, WebhookRow, WebhookScope, deliveries, inbox,
         notification_choices, webhooks,
     },
@@ -118,7 +118,7 @@ fn Choices(
                             <thead>
                                 <tr>
                                     <th scope="col">"When"</th>
-                                    {CHANNELS.iter().map(|c| view! { <th scope="col">{channel_name(*c)}</th> }).collect_view()}
+                                    {Channel::ALL.iter().map(|c| view! { <th scope="col">{channel_name(*c)}</th> }).collect_view()}
                                 </tr>
                             </thead>
                             <tbody>

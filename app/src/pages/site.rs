@@ -7,8 +7,8 @@ use crate::{
     AppError,
     api::{
         AddDomain, AddMember, Availability, CertificateView, DeleteSite, DomainRow, FixSite, LogLineView, Me,
-        Proof, RemoveDomain, RemoveMember, RestartSite, RetryOperation, SetDisabled, SetLimits, SetServed,
-        SiteKind, SitePageData, SiteState, VerifyDomain, site_detail, site_logs,
+        Proof, RemoveDomain, RemoveMember, RestartSite, RetryOperation, SetAvailability, SetLimits,
+        SetServed, SiteKind, SitePageData, SiteState, VerifyDomain, site_detail, site_logs,
     },
     components::{
         CertificateStatus, ErrorPage, FieldError, FormError, Operation, SignedIn, SiteTabs, failure,
@@ -56,7 +56,7 @@ struct Actions {
     add_member: ServerAction<AddMember>,
     remove_member: ServerAction<RemoveMember>,
     limits: ServerAction<SetLimits>,
-    disabled: ServerAction<SetDisabled>,
+    availability: ServerAction<SetAvailability>,
     fix: ServerAction<FixSite>,
     add_domain: ServerAction<AddDomain>,
     verify_domain: ServerAction<VerifyDomain>,
@@ -72,7 +72,7 @@ impl Actions {
             add_member: ServerAction::new(),
             remove_member: ServerAction::new(),
             limits: ServerAction::new(),
-            disabled: ServerAction::new(),
+            availability: ServerAction::new(),
             fix: ServerAction::new(),
             add_domain: ServerAction::new(),
             verify_domain: ServerAction::new(),
@@ -88,7 +88,7 @@ impl Actions {
             + self.add_member.version().get()
             + self.remove_member.version().get()
             + self.limits.version().get()
-            + self.disabled.version().get()
+            + self.availability.version().get()
             + self.fix.version().get()
             + self.add_domain.version().get()
             + self.verify_domain.version().get()
@@ -100,7 +100,7 @@ impl Actions {
         let errors = [
             failure(self.served.value()),
             failure(self.restart.value()),
-            failure(self.disabled.value()),
+            failure(self.availability.value()),
             failure(self.fix.value()),
             failure(self.remove_member.value()),
         ];
@@ -410,6 +410,7 @@ fn AdminControls(site: SitePageData, actions: Actions) -> impl IntoView {
     let id = site.card.id;
     let limits = actions.limits;
     let limits_error = failure(limits.value());
+    let availability_error = failure(actions.availability.value());
     let disabled = site.availability == Availability::Disabled;
     view! {
         <section class="card" aria-labelledby="admin-title">
@@ -428,14 +429,20 @@ fn AdminControls(site: SitePageData, actions: Actions) -> impl IntoView {
                 <FormError error=limits_error/>
                 <button type="submit">"Save limits"</button>
             </ActionForm>
+            <ActionForm action=actions.availability attr:class="form">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <input type="hidden" name="availability"
+                    value=if disabled { Availability::Enabled.as_str() } else { Availability::Disabled.as_str() }/>
+                <label for="availability-reason">
+                    {if disabled { "Why it is enabled again (optional; its members are told)" } else { "Why it is disabled (its members are told)" }}
+                </label>
+                <input id="availability-reason" name="reason" type="text" maxlength="500" required=!disabled/>
+                <FieldError error=availability_error field="reason"/>
+                <button type="submit" class=if disabled { "secondary" } else { "danger" }>
+                    {if disabled { "Enable site" } else { "Disable site" }}
+                </button>
+            </ActionForm>
             <div class="controls">
-                <ActionForm action=actions.disabled attr:class="inline">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <input type="hidden" name="disabled" value=(!disabled).to_string()/>
-                    <button type="submit" class=if disabled { "secondary" } else { "danger" }>
-                        {if disabled { "Enable site" } else { "Disable site" }}
-                    </button>
-                </ActionForm>
                 <ActionForm action=actions.fix attr:class="inline">
                     <input type="hidden" name="id" value=id.to_string()/>
                     <button type="submit" class="secondary">"Fix site"</button>

@@ -12,15 +12,19 @@ use diesel::{
     prelude::*,
     sql_types::{Int4, Text, Timestamptz},
 };
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
 use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
 
 use super::{SiteState, wildcard_over};
 use crate::{
-    Actor, Permission, Platform, Result, authorize,
+    Actor, Error, Permission, Platform, Result, Role, authorize,
+    notify::{Notice, members_of, people_with},
     schema::{certificates, site_domains, sites},
 };
+
+/// A certificate that expires within this long, not renewed yet, is told of.
+const EXPIRY_WARNING: Duration = Duration::days(14);
 
 pub use model::certificate::CertificateState;
 
@@ -185,6 +189,9 @@ impl Platform {
             .chain(covered.cloned())
             .collect();
         self.forget_certificates_except(&keep).await?;
+        if pass == CertificatePass::All {
+            self.tell_expiring_certificates().await?;
+        }
         Ok(())
     }
 
@@ -330,12 +337,111 @@ impl Platform {
         let Some(attempts) = attempts.as_slice().first().map(|row| row.attempts) else {
             return Ok(());
         };
-        diesel::update(certificates::table.find(host))
-            .set(certificates::retry_at.eq(at + certificate_backoff(attempts)))
-            .execute(&mut conn)
-            .await?;
+        // The first failure of a run is told (later ones are retries of the same trouble).
+        let site = if attempts == 1 {
+            self.served_hosts().await?.into_iter().find(|h| h.host == host)
+        } else {
+            None
+        };
+        conn.transaction::<_, Error, _>(async |conn| {
+            diesel::update(certificates::table.find(host))
+                .set(certificates::retry_at.eq(at + certificate_backoff(attempts)))
+                .execute(conn)
+                .await?;
+            if let Some(site) = &site {
+                let reason: String = reason.chars().take(500).collect();
+                let notice = Notice {
+                    event: model::notification::Event::CertificateProblem,
+                    subject: format!("No HTTPS certificate for {host}"),
+                    body: format!(
+                        "Getting a certificate for {host} (the site {}) failed: {reason}\nIt is tried again by itself, with a growing wait; visitors get no HTTPS there meanwhile.",
+                        site.site_name
+                    ),
+                    link: format!("/sites/{}", site.site_id),
+                };
+                self.tell_of_certificate(conn, site.site_id, &notice).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        if site.is_some() {
+            self.wake_deliveries();
+        }
         tracing::warn!(host, reason, attempts, "getting a certificate failed");
         Ok(())
+    }
+
+    /// Tells a site's members and the admins of a certificate's trouble.
+    async fn tell_of_certificate(
+        &self,
+        conn: &mut AsyncPgConnection,
+        site_id: i32,
+        notice: &Notice,
+    ) -> Result<()> {
+        let mut told = members_of(conn, site_id).await?;
+        told.extend(people_with(conn, Role::Admin).await?);
+        self.notify(conn, &told, notice).await
+    }
+
+    /// Tells the members and the admins of each served host whose certificate expires within
+    /// 14 days and was not renewed: once per expiry (a renewal brings a new one), however many
+    /// managers look. Returns how many were told of.
+    pub async fn tell_expiring_certificates(&self) -> Result<usize> {
+        let soon = Utc::now() + EXPIRY_WARNING;
+        let expiring: Vec<(String, DateTime<Utc>)> = {
+            let mut conn = self.conn().await?;
+            certificates::table
+                .filter(certificates::state.eq(CertificateState::Issued))
+                .filter(certificates::not_after.lt(soon))
+                .filter(certificates::expiry_told.is_distinct_from(certificates::not_after))
+                .select((certificates::host, certificates::not_after.assume_not_null()))
+                .load(&mut conn)
+                .await?
+        };
+        if expiring.is_empty() {
+            return Ok(0);
+        }
+        let served = self.served_hosts().await?;
+        let mut conn = self.conn().await?;
+        let mut told = 0;
+        for (host, not_after) in expiring {
+            let Some(site) = served.iter().find(|h| h.host == host) else {
+                continue;
+            };
+            let notice = Notice {
+                event: model::notification::Event::CertificateProblem,
+                subject: format!(
+                    "The certificate of {host} expires on {}",
+                    not_after.format("%Y-%m-%d")
+                ),
+                body: format!(
+                    "The HTTPS certificate of {host} (the site {}) expires at {} UTC and was not renewed yet. Renewal is tried by itself; if it keeps failing, visitors will be warned that the site is not secure.",
+                    site.site_name,
+                    not_after.format("%Y-%m-%d %H:%M")
+                ),
+                link: format!("/sites/{}", site.site_id),
+            };
+            let told_now = conn
+                .transaction::<_, Error, _>(async |conn| {
+                    // Whoever marks it first tells of it.
+                    let marked = diesel::update(certificates::table.find(&host))
+                        .filter(certificates::not_after.eq(not_after))
+                        .filter(certificates::expiry_told.is_distinct_from(not_after))
+                        .set(certificates::expiry_told.eq(not_after))
+                        .execute(conn)
+                        .await?;
+                    if marked == 1 {
+                        self.tell_of_certificate(conn, site.site_id, &notice).await?;
+                    }
+                    Ok(marked == 1)
+                })
+                .await?;
+            told += usize::from(told_now);
+        }
+        if told > 0 {
+            self.wake_deliveries();
+        }
+        Ok(told)
     }
 
     /// The edge retries `host` by itself at `at`.

@@ -55,6 +55,8 @@ pub struct AuditEntry {
 
 /// One page of the admin's site list.
 pub const SITES_PER_PAGE: i64 = 50;
+/// The longest reason an admin gives for disabling or enabling a site.
+pub const MAX_AVAILABILITY_REASON: usize = 500;
 
 impl Platform {
     /// The members of a site the actor may manage: (user id, username), by username.
@@ -323,10 +325,40 @@ impl Platform {
         Ok(operation)
     }
 
-    /// Disables a site (visitors get a page saying so; its members cannot serve it again) or
-    /// enables it again. Admins only.
-    pub async fn set_disabled(&self, actor: Option<&Actor>, site_id: i32, disabled: bool) -> Result<i64> {
+    /// Disables a site (`Disabled`: visitors get a page saying so; its members cannot serve it
+    /// again) or enables it again (`Enabled`), with the reason its members are told (required
+    /// to disable). Admins only.
+    pub async fn set_availability(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        availability: Availability,
+        reason: &str,
+    ) -> Result<i64> {
         let actor = authorize(actor, Permission::Administer)?.clone();
+        let disabled = match availability {
+            Availability::Disabled => true,
+            Availability::Enabled => false,
+            Availability::NotServed => {
+                return Err(Error::invalid(
+                    "availability",
+                    "An admin disables a site or enables it; its members take it off the air.",
+                ));
+            }
+        };
+        let reason = reason.trim();
+        if disabled && reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "Say why the site is disabled: its members are told.",
+            ));
+        }
+        if reason.chars().count() > MAX_AVAILABILITY_REASON {
+            return Err(Error::invalid(
+                "reason",
+                format!("At most {MAX_AVAILABILITY_REASON} characters."),
+            ));
+        }
         let site = self.site(Some(&actor), site_id).await?;
         if disabled == (site.availability == Availability::Disabled) {
             return Err(Error::Conflict(if disabled {
@@ -345,23 +377,49 @@ impl Platform {
                 .apply(Event::Started)
                 .map_err(|e| Error::Conflict(format!("Not now: {e}.")))?,
         };
-        let availability = if disabled {
-            Availability::Disabled
+        let details = if reason.is_empty() {
+            availability.as_str().to_owned()
         } else {
-            Availability::Enabled
+            format!("{}: {reason}", availability.as_str())
         };
         let change = Change {
             kind: OperationKind::SetAvailability,
             state: Some(state),
             availability: Some(availability),
             audit_action: "site.availability",
-            details: availability.as_str(),
+            details: &details,
+        };
+        let because = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" The reason: “{reason}”")
+        };
+        let notice = if disabled {
+            crate::notify::Notice {
+                event: model::notification::Event::SiteDisabled,
+                subject: format!("Your site {} was disabled", site.name),
+                body: format!(
+                    "{} disabled {}: it is off the air, and its terminal and SSH are closed until an administrator enables it.{because}",
+                    actor.named(),
+                    site.name
+                ),
+                link: format!("/sites/{site_id}"),
+            }
+        } else {
+            crate::notify::Notice {
+                event: model::notification::Event::SiteDisabled,
+                subject: format!("Your site {} was enabled again", site.name),
+                body: format!("{} enabled {} again.{because}", actor.named(), site.name),
+                link: format!("/sites/{site_id}"),
+            }
         };
         let operation = if disabled {
             let reset = terminal_reset("an administrator disabled the site");
-            self.queue_changes(&actor, &site, &[change, reset]).await?
+            self.queue_changes_telling(&actor, &site, &[change, reset], Some(&notice))
+                .await?
         } else {
-            self.queue_change(&actor, &site, change).await?
+            self.queue_changes_telling(&actor, &site, &[change], Some(&notice))
+                .await?
         };
         self.access_changed();
         Ok(operation)

@@ -725,6 +725,18 @@ impl Platform {
     /// Changes to a site, atomically and in order (see [`record_change`]); then a worker is
     /// woken. Returns the first one's operation.
     async fn queue_changes(&self, actor: &Actor, site: &Site, changes: &[Change<'_>]) -> Result<i64> {
+        self.queue_changes_telling(actor, site, changes, None).await
+    }
+
+    /// Changes to a site as [`Platform::queue_changes`], and, in the same transaction, its
+    /// members told of `notice` when there is one.
+    async fn queue_changes_telling(
+        &self,
+        actor: &Actor,
+        site: &Site,
+        changes: &[Change<'_>],
+        notice: Option<&crate::notify::Notice>,
+    ) -> Result<i64> {
         let mut conn = self.conn().await?;
         let operation = conn
             .transaction::<_, Error, _>(async |conn| {
@@ -733,10 +745,17 @@ impl Platform {
                     let operation = record_change(conn, actor, site, change).await?;
                     first.get_or_insert(operation);
                 }
+                if let Some(notice) = notice {
+                    let members = crate::notify::members_of(conn, site.id).await?;
+                    self.notify(conn, &members, notice).await?;
+                }
                 first.ok_or_else(|| Error::internal("no change to queue"))
             })
             .await?;
         self.wake_workers();
+        if notice.is_some() {
+            self.wake_deliveries();
+        }
         Ok(operation)
     }
 

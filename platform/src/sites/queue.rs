@@ -336,9 +336,14 @@ impl Platform {
                         if kind.moves_state() {
                             self.site_event(conn, site_id, Event::Failed).await?;
                         }
+                        if let Some(site) = &site {
+                            self.tell_of_failure(conn, site, kind, record.action, &error)
+                                .await?;
+                        }
                         Ok(())
                     })
                     .await?;
+                    self.wake_deliveries();
                     return Ok(());
                 }
             }
@@ -377,6 +382,37 @@ impl Platform {
             "operation done"
         );
         Ok(())
+    }
+
+    /// Tells the site's members that an operation failed, in the transaction that records it:
+    /// once an hour per site at most, so that an operation retried or reconciled again and
+    /// again does not flood them.
+    async fn tell_of_failure(
+        &self,
+        conn: &mut AsyncPgConnection,
+        site: &Site,
+        kind: OperationKind,
+        action: Action,
+        error: &str,
+    ) -> Result<()> {
+        use model::notification::Event as Told;
+        let link = format!("/sites/{}", site.id);
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        if crate::notify::told_since(conn, Told::OperationFailed, &link, hour_ago).await? {
+            return Ok(());
+        }
+        let members = crate::notify::members_of(conn, site.id).await?;
+        let error: String = error.chars().take(500).collect();
+        let notice = crate::notify::Notice {
+            event: Told::OperationFailed,
+            subject: format!("{} failed for {}", kind.label(), site.name),
+            body: format!(
+                "{} failed: {error}\nThe site's page shows the operation: retry it there, or ask an administrator.",
+                action.label()
+            ),
+            link,
+        };
+        self.notify(conn, &members, &notice).await
     }
 
     /// Moves the site by `event` through its lifecycle, from its state as it is now: read and
