@@ -31,7 +31,16 @@ export function startDirector(dataDir: string, namespace: string, args: string[]
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`director did not start in 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(() => {
+      // Nothing of it is left running: its whole process group goes.
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+      reject(new Error(`director did not start in 60 s:\n${out}`));
+    }, 60_000);
+    child.on('error', (err) => reject(err));
     child.on('exit', (code) => reject(new Error(`director exited with ${code}:\n${out}`)));
     child.stdout.on('data', (chunk) => {
       out += chunk;
@@ -60,6 +69,7 @@ function removeDockerObjects(namespace: string) {
   };
   each(run(`${docker} service ls -q ${label}`), 'service rm');
   each(run(`${docker} ps -aq ${label}`), 'rm -f');
+  each(run(`${docker} secret ls -q ${label}`), 'secret rm');
   for (let i = 0; i < 50; i++) {
     const networks = run(`${docker} network ls -q ${label}`);
     if (!networks) break;
@@ -71,14 +81,21 @@ function removeDockerObjects(namespace: string) {
 /** Stops the director `pid` (SIGTERM: it stops its embedded PostgreSQL), removes what it made in
  *  Docker and its mounts, then its data directory. */
 export async function stopDirector(pid: number, dataDir: string, namespace: string) {
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 100; i++) {
+  const signal = (to: number, name: NodeJS.Signals | 0) => {
     try {
-      process.kill(pid, 0);
+      process.kill(to, name);
+      return true;
     } catch {
-      break;
+      return false;
     }
-    await new Promise((r) => setTimeout(r, 100));
+  };
+  signal(pid, 'SIGTERM');
+  for (let i = 0; i < 150 && signal(pid, 0); i++) await new Promise((r) => setTimeout(r, 100));
+  // Still there after 15 s: its whole process group (its PostgreSQL too) is killed, and waited
+  // for, before its data goes.
+  if (signal(pid, 0)) {
+    signal(-pid, 'SIGKILL');
+    for (let i = 0; i < 50 && signal(pid, 0); i++) await new Promise((r) => setTimeout(r, 100));
   }
   removeDockerObjects(namespace);
   // Director's mounts: Caddy's view of the sites and its staging place, the sites' disks under

@@ -86,16 +86,18 @@ test('with local passwords turned off, the sign-in page offers the provider alon
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'director-e2e-no-passwords-'));
   const namespace = `${server().namespace}np`;
   const port = await freePort();
-  const { pid } = await startDirector(dataDir, namespace, ['--listen', `127.0.0.1:${port}`, '--edge', 'off', '--ssh-listen', 'off',
-    '--oidc-issuer', server().oidcIssuer, '--oidc-client-id', 'director', '--oidc-client-secret-file', server().oidcSecret,
-    '--oidc-name', 'Test SSO', '--local-login', 'off'], testInfo.outputPath('director.log'));
+  let pid = 0;
   try {
+    ({ pid } = await startDirector(dataDir, namespace, ['--listen', `127.0.0.1:${port}`, '--edge', 'off', '--ssh-listen', 'off',
+      '--oidc-issuer', server().oidcIssuer, '--oidc-client-id', 'director', '--oidc-client-secret-file', server().oidcSecret,
+      '--oidc-name', 'Test SSO', '--local-login', 'off'], testInfo.outputPath('director.log')));
     await page.goto(`http://127.0.0.1:${port}/login`);
     await expect(page.getByRole('link', { name: 'Sign in with Test SSO' })).toBeVisible();
     await expect(page.getByLabel('Password', { exact: true })).toHaveCount(0);
     await expect(page.getByLabel('Username')).toHaveCount(0);
     await page.screenshot({ path: testInfo.outputPath('login-passwords-off.png') });
   } finally {
-    await stopDirector(pid, dataDir, namespace);
+    if (pid) await stopDirector(pid, dataDir, namespace);
+    else fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

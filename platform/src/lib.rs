@@ -177,7 +177,7 @@ struct Inner {
     /// The HTTP client of each identity provider, made at its first use (see `oidc`).
     oidc_http: std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
     /// When each person last sent a test (an email, a webhook's ping), per kind (see `notify`).
-    tests_sent: std::sync::Mutex<std::collections::HashMap<(i64, &'static str), std::time::Instant>>,
+    tests_sent: std::sync::Mutex<notify::TestsSent>,
     /// The Docker engine's networks as it last listed them (see `webhooks`).
     engine_networks: std::sync::Mutex<Option<Vec<ipnet::IpNet>>>,
 }

@@ -214,10 +214,12 @@ pub(crate) async fn people_with(conn: &mut AsyncPgConnection, role: Role) -> Res
         .await?)
 }
 
-/// The members of the site `site_id`.
+/// The active members of the site `site_id` (a deactivated account is told nothing more).
 pub(crate) async fn members_of(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Vec<i64>> {
     Ok(site_members::table
+        .inner_join(users::table)
         .filter(site_members::site_id.eq(site_id))
+        .filter(users::active.eq(true))
         .select(site_members::user_id)
         .load(conn)
         .await?)
@@ -239,6 +241,23 @@ pub(crate) async fn told_since(
     ))
     .get_result(conn)
     .await?)
+}
+
+/// When each person's last test of each kind counted.
+pub(crate) type TestsSent = std::collections::HashMap<(i64, &'static str), std::time::Instant>;
+
+/// Refuses a test of `kind` when the actor's last one counted less than [`TEST_EVERY`] ago.
+fn too_soon(last: &TestsSent, actor: &Actor, kind: &'static str) -> Result<()> {
+    if last
+        .get(&(actor.user_id, kind))
+        .is_some_and(|at| at.elapsed() < TEST_EVERY)
+    {
+        return Err(Error::Conflict(format!(
+            "One test {kind} per {} seconds: wait a moment.",
+            TEST_EVERY.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// Queues a POST of notification `id` to each of `webhooks`.
@@ -752,24 +771,15 @@ impl Platform {
         Ok(TestEmail { sent, said })
     }
 
-    /// Refuses a test of `kind` (`email`, `webhook`) when the actor's last one that went
-    /// through was less than [`TEST_EVERY`] ago.
+    /// Refuses a test of `kind` (`email`, `webhook`) when the actor's last one that counted
+    /// was less than [`TEST_EVERY`] ago.
     pub(crate) fn check_test_turn(&self, actor: &Actor, kind: &'static str) -> Result<()> {
         let last = self
             .inner
             .tests_sent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last
-            .get(&(actor.user_id, kind))
-            .is_some_and(|at| at.elapsed() < TEST_EVERY)
-        {
-            return Err(Error::Conflict(format!(
-                "One test {kind} per {} seconds: wait a moment.",
-                TEST_EVERY.as_secs()
-            )));
-        }
-        Ok(())
+        too_soon(&last, actor, kind)
     }
 
     /// Refuses a test of `kind` as [`Platform::check_test_turn`] does, else counts it, at once
@@ -780,15 +790,7 @@ impl Platform {
             .tests_sent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last
-            .get(&(actor.user_id, kind))
-            .is_some_and(|at| at.elapsed() < TEST_EVERY)
-        {
-            return Err(Error::Conflict(format!(
-                "One test {kind} per {} seconds: wait a moment.",
-                TEST_EVERY.as_secs()
-            )));
-        }
+        too_soon(&last, actor, kind)?;
         last.retain(|_, at| at.elapsed() < TEST_EVERY);
         last.insert((actor.user_id, kind), std::time::Instant::now());
         Ok(())

@@ -23,6 +23,7 @@ use crate::{
     notify::{Notice, people_with},
     schema::{site_policy, site_request_steps, site_requests, sites, users},
     sites::{NewSite, audit},
+    validation::{Required, text},
 };
 
 /// The longest reason a request gives.
@@ -140,29 +141,6 @@ enum Approval {
     ToAdmins,
     /// Approves it all the way: the site is made.
     Final,
-}
-
-/// Text typed into a request: trimmed, at most `max` characters, no control characters but
-/// line breaks; `required` ones not empty.
-fn text(field: &'static str, value: &str, max: usize, required: Required) -> Result<String> {
-    let value = value.trim();
-    if required == Required::Yes && value.is_empty() {
-        return Err(Error::invalid(field, "Say why, in a sentence or two."));
-    }
-    if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(Error::invalid(
-            field,
-            format!("At most {max} characters of text."),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Whether a text must be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Required {
-    Yes,
-    No,
 }
 
 impl Platform {

@@ -169,3 +169,26 @@ mod tests {
         assert!(display_name(&"n".repeat(101), "x").is_err());
     }
 }
+
+/// Whether a text must be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Required {
+    Yes,
+    No,
+}
+
+/// Text typed into a form (a reason, a comment): trimmed, at most `max` characters, no control
+/// characters but line breaks; `required` ones not empty.
+pub(crate) fn text(field: &'static str, value: &str, max: usize, required: Required) -> Result<String> {
+    let value = value.trim();
+    if required == Required::Yes && value.is_empty() {
+        return Err(Error::invalid(field, "Say why, in a sentence or two."));
+    }
+    if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::invalid(
+            field,
+            format!("At most {max} characters of text."),
+        ));
+    }
+    Ok(value.to_owned())
+}

@@ -101,6 +101,7 @@ async fn an_admin_disables_a_site_with_a_reason_its_members_are_told() {
     for (availability, reason, field) in [
         (Availability::Disabled, "  ", "reason"),
         (Availability::Disabled, &*"x".repeat(501), "reason"),
+        (Availability::Disabled, "a NUL \0 byte", "reason"),
         (Availability::NotServed, "why", "availability"),
     ] {
         let refused = db
@@ -120,11 +121,22 @@ async fn an_admin_disables_a_site_with_a_reason_its_members_are_told() {
         Err(Error::Forbidden)
     ));
 
+    // A member whose account was deactivated is told nothing more.
+    let quiet = signed_in_user(&db.platform, "quiet", Role::User).await.0;
+    db.platform
+        .add_member(Some(&member), site.id, "quiet")
+        .await
+        .unwrap();
+    db.platform
+        .set_user_active(Some(&admin), quiet.user_id, false)
+        .await
+        .unwrap();
     db.platform
         .set_availability(Some(&admin), site.id, Availability::Disabled, "It sends spam.")
         .await
         .unwrap();
     let disabled = told(&db.platform, &member, Event::SiteDisabled).await;
+    assert!(told(&db.platform, &quiet, Event::SiteDisabled).await.is_empty());
     assert_eq!(disabled[0].0, "Your site shop was disabled");
     assert!(disabled[0].1.contains("boss"), "{disabled:?}");
     assert!(
@@ -216,6 +228,40 @@ async fn certificate_trouble_is_told_to_members_and_admins_once() {
         .await
         .unwrap();
     assert_eq!(db.platform.tell_expiring_certificates().await.unwrap(), 1);
+
+    // A renewal that fails keeps the certificate it was to replace: that is said, and its end
+    // is still told of as it comes.
+    let (cafe, _) = db
+        .platform
+        .create_site(Some(&member), static_site("cafe"))
+        .await
+        .unwrap();
+    assert!(
+        db.platform
+            .run_next_operation(&Refusing::default())
+            .await
+            .unwrap()
+    );
+    let cafe_host = format!("cafe.{}", db.platform.settings().sites_domain);
+    db.platform
+        .certificate_issued(&cafe_host, now + Duration::days(10))
+        .await
+        .unwrap();
+    db.platform
+        .certificate_failed(&cafe_host, "the CA is down", now + Duration::seconds(10))
+        .await
+        .unwrap();
+    let renewal = told(&db.platform, &member, Event::CertificateProblem).await;
+    assert_eq!(
+        renewal[0].0,
+        format!("Renewing the certificate of {cafe_host} failed")
+    );
+    assert!(
+        renewal[0].1.contains("The current one is valid until"),
+        "{renewal:?}"
+    );
+    assert_eq!(db.platform.tell_expiring_certificates().await.unwrap(), 1);
+    assert!(cafe.id != site.id);
 }
 
 #[tokio::test]

@@ -19,9 +19,11 @@ use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
 use super::{SiteState, wildcard_over};
 use crate::{
     Actor, Error, Permission, Platform, Result, Role, authorize,
-    notify::{Notice, members_of, people_with},
+    notify::{Notice, members_of, people_with, told_since},
     schema::{certificates, site_domains, sites},
 };
+
+use model::notification::Event as Told;
 
 /// A certificate that expires within this long, not renewed yet, is told of.
 const EXPIRY_WARNING: Duration = Duration::days(14);
@@ -318,57 +320,115 @@ impl Platform {
     /// reported again (the same or an older time) is not counted twice.
     pub async fn certificate_failed(&self, host: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
-        let attempts: Vec<AttemptsRow> = diesel::sql_query(
-            "INSERT INTO certificates (host, state, error, failed_at, attempts) \
-             VALUES ($1, $4, $2, $3, 1) \
-             ON CONFLICT (host) DO UPDATE SET state = $4, error = $2, failed_at = $3, \
-             attempts = certificates.attempts + 1, updated_at = now() \
-             WHERE certificates.failed_at IS NULL OR certificates.failed_at < $3 \
-             RETURNING attempts",
-        )
-        .bind::<Text, _>(host)
-        .bind::<Text, _>(reason)
-        .bind::<Timestamptz, _>(at)
-        .bind::<Text, _>(CertificateState::Failed)
-        .load(&mut conn)
-        .await?;
-        // No row: this failure (or a later one) is on record already — the edge's log is read
-        // again from a little before each (re)start.
-        let Some(attempts) = attempts.as_slice().first().map(|row| row.attempts) else {
+        let recorded = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let failed: Vec<FailedRow> = diesel::sql_query(
+                    "INSERT INTO certificates (host, state, error, failed_at, attempts) \
+                     VALUES ($1, $4, $2, $3, 1) \
+                     ON CONFLICT (host) DO UPDATE SET state = $4, error = $2, failed_at = $3, \
+                     attempts = certificates.attempts + 1, updated_at = now() \
+                     WHERE certificates.failed_at IS NULL OR certificates.failed_at < $3 \
+                     RETURNING attempts, not_after",
+                )
+                .bind::<Text, _>(host)
+                .bind::<Text, _>(reason)
+                .bind::<Timestamptz, _>(at)
+                .bind::<Text, _>(CertificateState::Failed)
+                .load(conn)
+                .await?;
+                // No row: this failure (or a later one) is on record already — the edge's log
+                // is read again from a little before each (re)start.
+                let Some(failed) = failed.into_iter().next() else {
+                    return Ok(None);
+                };
+                diesel::update(certificates::table.find(host))
+                    .set(certificates::retry_at.eq(at + certificate_backoff(failed.attempts)))
+                    .execute(conn)
+                    .await?;
+                // The first failure of a run is told (later ones are retries of the same
+                // trouble).
+                let told = failed.attempts == 1
+                    && self
+                        .tell_of_failed_certificate(conn, host, reason, failed.not_after)
+                        .await?;
+                Ok(Some((failed.attempts, told)))
+            })
+            .await?;
+        let Some((attempts, told)) = recorded else {
             return Ok(());
         };
-        // The first failure of a run is told (later ones are retries of the same trouble).
-        let site = if attempts == 1 {
-            self.served_hosts().await?.into_iter().find(|h| h.host == host)
-        } else {
-            None
-        };
-        conn.transaction::<_, Error, _>(async |conn| {
-            diesel::update(certificates::table.find(host))
-                .set(certificates::retry_at.eq(at + certificate_backoff(attempts)))
-                .execute(conn)
-                .await?;
-            if let Some(site) = &site {
-                let reason: String = reason.chars().take(500).collect();
-                let notice = Notice {
-                    event: model::notification::Event::CertificateProblem,
-                    subject: format!("No HTTPS certificate for {host}"),
-                    body: format!(
-                        "Getting a certificate for {host} (the site {}) failed: {reason}\nIt is tried again by itself, with a growing wait; visitors get no HTTPS there meanwhile.",
-                        site.site_name
-                    ),
-                    link: format!("/sites/{}", site.site_id),
-                };
-                self.tell_of_certificate(conn, site.site_id, &notice).await?;
-            }
-            Ok(())
-        })
-        .await?;
-        if site.is_some() {
+        if told {
             self.wake_deliveries();
         }
         tracing::warn!(host, reason, attempts, "getting a certificate failed");
         Ok(())
+    }
+
+    /// The site serving `host` (its name or a verified domain of it), read in the caller's
+    /// transaction: (its id, its name).
+    async fn site_serving(&self, conn: &mut AsyncPgConnection, host: &str) -> Result<Option<(i32, String)>> {
+        let suffix = format!(".{}", self.settings().sites_domain);
+        if let Some(name) = host.strip_suffix(&suffix).filter(|name| !name.contains('.')) {
+            return Ok(sites::table
+                .filter(sites::name.eq(name))
+                .filter(sites::state.ne(SiteState::Deleting))
+                .select((sites::id, sites::name))
+                .first(conn)
+                .await
+                .optional()?);
+        }
+        Ok(site_domains::table
+            .inner_join(sites::table)
+            .filter(site_domains::host.eq(host))
+            .filter(site_domains::verified_at.is_not_null())
+            .filter(sites::state.ne(SiteState::Deleting))
+            .select((sites::id, sites::name))
+            .first(conn)
+            .await
+            .optional()?)
+    }
+
+    /// Tells the members of the site serving `host`, and the admins, that getting its
+    /// certificate failed — at most once an hour per site, however many of its hosts fail
+    /// (a member adding domain after domain floods nobody). Returns whether anyone was told.
+    async fn tell_of_failed_certificate(
+        &self,
+        conn: &mut AsyncPgConnection,
+        host: &str,
+        reason: &str,
+        valid_until: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let Some((site_id, site_name)) = self.site_serving(conn, host).await? else {
+            return Ok(false);
+        };
+        let link = format!("/sites/{site_id}");
+        let hour_ago = Utc::now() - Duration::hours(1);
+        if told_since(conn, Told::CertificateProblem, &link, hour_ago).await? {
+            return Ok(false);
+        }
+        let reason: String = reason.chars().take(500).collect();
+        let notice = match valid_until.filter(|until| *until > Utc::now()) {
+            // A renewal failed: the certificate it was to replace still serves.
+            Some(until) => Notice {
+                event: Told::CertificateProblem,
+                subject: format!("Renewing the certificate of {host} failed"),
+                body: format!(
+                    "Renewing the HTTPS certificate of {host} (the site {site_name}) failed: {reason}\nThe current one is valid until {} UTC; renewal is tried again by itself, with a growing wait.",
+                    until.format("%Y-%m-%d %H:%M")
+                ),
+                link,
+            },
+            None => Notice {
+                event: Told::CertificateProblem,
+                subject: format!("No HTTPS certificate for {host}"),
+                body: format!(
+                    "Getting a certificate for {host} (the site {site_name}) failed: {reason}\nIt is tried again by itself, with a growing wait; visitors get no HTTPS there meanwhile."
+                ),
+                link,
+            },
+        };
+        self.tell_of_certificate(conn, site_id, &notice).await?;
+        Ok(true)
     }
 
     /// Tells a site's members and the admins of a certificate's trouble.
@@ -384,43 +444,25 @@ impl Platform {
     }
 
     /// Tells the members and the admins of each served host whose certificate expires within
-    /// 14 days and was not renewed: once per expiry (a renewal brings a new one), however many
-    /// managers look. Returns how many were told of.
+    /// 14 days (or has expired) and was not renewed — a renewal that keeps failing among them:
+    /// once per expiry (a renewal brings a new one), however many managers look. Returns how
+    /// many were told of.
     pub async fn tell_expiring_certificates(&self) -> Result<usize> {
-        let soon = Utc::now() + EXPIRY_WARNING;
+        let now = Utc::now();
         let expiring: Vec<(String, DateTime<Utc>)> = {
             let mut conn = self.conn().await?;
             certificates::table
-                .filter(certificates::state.eq(CertificateState::Issued))
-                .filter(certificates::not_after.lt(soon))
+                .filter(certificates::not_after.is_not_null())
+                .filter(certificates::not_after.lt(now + EXPIRY_WARNING))
                 .filter(certificates::expiry_told.is_distinct_from(certificates::not_after))
                 .select((certificates::host, certificates::not_after.assume_not_null()))
                 .load(&mut conn)
                 .await?
         };
-        if expiring.is_empty() {
-            return Ok(0);
-        }
-        let served = self.served_hosts().await?;
         let mut conn = self.conn().await?;
         let mut told = 0;
         for (host, not_after) in expiring {
-            let Some(site) = served.iter().find(|h| h.host == host) else {
-                continue;
-            };
-            let notice = Notice {
-                event: model::notification::Event::CertificateProblem,
-                subject: format!(
-                    "The certificate of {host} expires on {}",
-                    not_after.format("%Y-%m-%d")
-                ),
-                body: format!(
-                    "The HTTPS certificate of {host} (the site {}) expires at {} UTC and was not renewed yet. Renewal is tried by itself; if it keeps failing, visitors will be warned that the site is not secure.",
-                    site.site_name,
-                    not_after.format("%Y-%m-%d %H:%M")
-                ),
-                link: format!("/sites/{}", site.site_id),
-            };
+            let when = if not_after > now { "expires" } else { "expired" };
             let told_now = conn
                 .transaction::<_, Error, _>(async |conn| {
                     // Whoever marks it first tells of it.
@@ -430,10 +472,26 @@ impl Platform {
                         .set(certificates::expiry_told.eq(not_after))
                         .execute(conn)
                         .await?;
-                    if marked == 1 {
-                        self.tell_of_certificate(conn, site.site_id, &notice).await?;
+                    if marked == 0 {
+                        return Ok(false);
                     }
-                    Ok(marked == 1)
+                    let Some((site_id, site_name)) = self.site_serving(conn, &host).await? else {
+                        return Ok(false);
+                    };
+                    let notice = Notice {
+                        event: Told::CertificateProblem,
+                        subject: format!(
+                            "The certificate of {host} {when} on {}",
+                            not_after.format("%Y-%m-%d")
+                        ),
+                        body: format!(
+                            "The HTTPS certificate of {host} (the site {site_name}) {when} at {} UTC and was not renewed yet. Renewal is tried by itself; until it succeeds, visitors are warned that the site is not secure once it has expired.",
+                            not_after.format("%Y-%m-%d %H:%M")
+                        ),
+                        link: format!("/sites/{site_id}"),
+                    };
+                    self.tell_of_certificate(conn, site_id, &notice).await?;
+                    Ok(true)
                 })
                 .await?;
             told += usize::from(told_now);
@@ -531,9 +589,11 @@ impl Platform {
 }
 
 #[derive(QueryableByName)]
-struct AttemptsRow {
+struct FailedRow {
     #[diesel(sql_type = Int4)]
     attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    not_after: Option<DateTime<Utc>>,
 }
 
 fn expiry(certificate: Certificate) -> DateTime<Utc> {

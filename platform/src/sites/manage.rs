@@ -12,6 +12,7 @@ use super::{
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
     schema::{audit_log, images, site_members, site_status, sites, users},
+    validation::{Required, text},
 };
 
 pub use model::site::{BODY_LIMIT_MB, CPU_MILLIS, MEMORY_MB};
@@ -346,19 +347,10 @@ impl Platform {
                 ));
             }
         };
-        let reason = reason.trim();
-        if disabled && reason.is_empty() {
-            return Err(Error::invalid(
-                "reason",
-                "Say why the site is disabled: its members are told.",
-            ));
-        }
-        if reason.chars().count() > MAX_AVAILABILITY_REASON {
-            return Err(Error::invalid(
-                "reason",
-                format!("At most {MAX_AVAILABILITY_REASON} characters."),
-            ));
-        }
+        // Its members are told why it was disabled.
+        let required = if disabled { Required::Yes } else { Required::No };
+        let reason = text("reason", reason, MAX_AVAILABILITY_REASON, required)?;
+        let reason = reason.as_str();
         let site = self.site(Some(&actor), site_id).await?;
         if disabled == (site.availability == Availability::Disabled) {
             return Err(Error::Conflict(if disabled {
