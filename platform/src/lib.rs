@@ -178,6 +178,9 @@ struct Inner {
     oidc_http: std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
     /// When each person last sent a test (an email, a webhook's ping), per kind (see `notify`).
     tests_sent: std::sync::Mutex<notify::TestsSent>,
+    /// The mail server's transport and its pool of connections, made at its first use (see
+    /// `notify`).
+    smtp_transport: std::sync::OnceLock<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     /// The Docker engine's networks as it last listed them (see `webhooks`).
     engine_networks: std::sync::Mutex<Option<Vec<ipnet::IpNet>>>,
 }
@@ -210,6 +213,7 @@ impl Platform {
                 oidc_http: Default::default(),
                 tests_sent: Default::default(),
                 engine_networks: Default::default(),
+                smtp_transport: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -521,17 +521,23 @@ impl Platform {
     }
 
     /// The mail transport, from the settings (None: no mail server configured).
+    /// Made once: its pool of connections is shared by every send, so that a burst of emails is
+    /// not a connection (and a TLS handshake, a sign-in) per email.
     fn smtp(&self) -> Result<Option<(AsyncSmtpTransport<Tokio1Executor>, &str)>> {
         let Some(smtp) = &self.settings().smtp else {
             return Ok(None);
         };
+        if let Some(transport) = self.inner.smtp_transport.get() {
+            return Ok(Some((transport.clone(), smtp.from.as_str())));
+        }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
             .map_err(|e| Error::invalid("smtp_url", format!("Not a mail server URL: {e}")))?
             .timeout(Some(SMTP_TIMEOUT));
         if let (Some(username), Some(password)) = (&smtp.username, &smtp.password) {
             builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
         }
-        Ok(Some((builder.build(), smtp.from.as_str())))
+        let transport = self.inner.smtp_transport.get_or_init(|| builder.build());
+        Ok(Some((transport.clone(), smtp.from.as_str())))
     }
 
     /// Takes the next due delivery (or one whose worker died), sends it, and records what
