@@ -229,6 +229,7 @@ pub fn SiteTabs(id: i32, current: &'static str) -> impl IntoView {
             {tab("files", "Files", format!("/sites/{id}/files"))}
             {tab("terminal", "Terminal", format!("/sites/{id}/terminal"))}
             {tab("database", "Database", format!("/sites/{id}/database"))}
+            {tab("image", "Image & environment", format!("/sites/{id}/image"))}
         </nav>
     }
 }

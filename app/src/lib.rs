@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("files")) view=pages::FilesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("terminal")) view=pages::TerminalPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("database")) view=pages::DatabasePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("sites"), ParamSegment("id"), StaticSegment("image")) view=pages::ImagePage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -15,6 +15,7 @@
 mod stored;
 
 pub mod account;
+pub mod build;
 pub mod certificate;
 pub mod database;
 pub mod domain;
@@ -45,6 +46,16 @@ pub enum Tone {
 pub trait Shown: Stored {
     /// How it reads at a glance.
     fn tone(self) -> Tone;
+}
+
+impl Shown for build::BuildState {
+    fn tone(self) -> Tone {
+        match self {
+            Self::Queued | Self::Running => Tone::Busy,
+            Self::Succeeded | Self::Reused => Tone::Good,
+            Self::Failed => Tone::Bad,
+        }
+    }
 }
 
 impl Shown for notification::DeliveryState {

@@ -30,6 +30,10 @@ stored_enum! {
         RotateDatabasePassword = "rotate-database-password",
         /// Take a database's variables from the site, then drop the database and its role.
         DeleteDatabase = "delete-database",
+        /// Build the site's image from its recipe and deploy it without downtime.
+        BuildImage = "build-image",
+        /// Give its service its changed environment variables (a start-first update).
+        UpdateVariables = "update-variables",
     }
 }
 
@@ -58,6 +62,14 @@ stored_enum! {
         DropDatabases = "drop-databases",
         /// Delete its record.
         ForgetSite = "forget-site",
+        /// Build its image from its recipe (an unchanged recipe reuses the image built for it).
+        BuildImage = "build-image",
+        /// Deploy the image its build made (health-gated); one never answering is undone.
+        DeployImage = "deploy-image",
+        /// Remove its images beyond the last few.
+        PruneImages = "prune-images",
+        /// Remove all its images (it is being deleted).
+        RemoveImages = "remove-images",
     }
 }
 
@@ -104,6 +116,8 @@ impl OperationKind {
             Self::AddDatabase => "Add database",
             Self::RotateDatabasePassword => "Rotate database password",
             Self::DeleteDatabase => "Delete database",
+            Self::BuildImage => "Build image",
+            Self::UpdateVariables => "Update variables",
         }
     }
 
@@ -121,10 +135,11 @@ impl OperationKind {
     }
 
     /// Whether it moves the site through its lifecycle when it fails or succeeds. Ending the
-    /// terminal container, or a change to a database, says nothing about the site's health:
+    /// terminal container, a change to a database, or a build (whose failure leaves the
+    /// running version serving) says nothing about the site's health:
     /// its failure is shown on the operation (to be retried) and leaves the site where it was.
     pub fn moves_state(self) -> bool {
-        self != Self::ResetTerminal && !self.is_database()
+        !matches!(self, Self::ResetTerminal | Self::BuildImage) && !self.is_database()
     }
 
     /// Its actions, in order, for a site of `kind`.
@@ -154,10 +169,15 @@ impl OperationKind {
             (Self::AddDatabase | Self::RotateDatabasePassword | Self::DeleteDatabase, SiteKind::Dynamic) => {
                 vec![A::EnsureDatabases, A::EnsureService, A::DropDatabases]
             }
+            // A static site has no image of its own: there is nothing to build, nor any
+            // service to give variables to; the actions then say so.
+            (Self::BuildImage, _) => vec![A::BuildImage, A::DeployImage, A::PruneImages],
+            (Self::UpdateVariables, _) => vec![A::EnsureService],
             (Self::DeleteSite, _) => vec![
                 A::RemoveRoutes,
                 A::RemoveService,
                 A::RemoveTerminal,
+                A::RemoveImages,
                 A::DropDatabases,
                 A::RemoveDirectory,
                 A::ForgetSite,
@@ -171,7 +191,10 @@ impl Action {
     /// or fix has made yet, there is nothing to change (and a service or routes made now
     /// would serve a half-made site).
     pub fn needs_made_site(self) -> bool {
-        matches!(self, Self::EnsureService | Self::PutRoutes | Self::RestartService)
+        matches!(
+            self,
+            Self::EnsureService | Self::DeployImage | Self::PutRoutes | Self::RestartService
+        )
     }
 
     /// What it does, for people.
@@ -188,6 +211,10 @@ impl Action {
             Self::EnsureDatabases => "Make its databases",
             Self::DropDatabases => "Drop databases being deleted",
             Self::ForgetSite => "Forget the site",
+            Self::BuildImage => "Build its image",
+            Self::DeployImage => "Deploy the new image",
+            Self::PruneImages => "Remove its old images",
+            Self::RemoveImages => "Remove its images",
         }
     }
 }

@@ -34,6 +34,18 @@ impl Orchestrator {
             pull: None,
             ..Default::default()
         };
+        self.run_build(tag, options, tar, &mut on_line).await
+    }
+
+    /// Sends one build to the engine and follows its output to the end: the image's id, or
+    /// the builder's error.
+    pub(crate) async fn run_build(
+        &self,
+        tag: &str,
+        options: BuildImageOptions,
+        tar: Vec<u8>,
+        on_line: &mut (impl FnMut(BuildLine) + Send),
+    ) -> Result<String> {
         let mut stream = self
             .docker
             .build_image(options, None, Some(bollard::body_full(tar.into())));
@@ -115,6 +127,15 @@ impl Orchestrator {
         }
     }
 
+    /// The id of the image `reference` (`sha256:…`).
+    pub async fn image_id(&self, reference: &str) -> Result<String> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => image.id.ok_or_else(|| Error::ImageMissing(reference.to_owned())),
+            Err(e) if is_not_found(&e) => Err(Error::ImageMissing(reference.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The value of the image's label `key`; None when the image or the label is not there.
     pub async fn image_label(&self, reference: &str, key: &str) -> Result<Option<String>> {
         match self.docker.inspect_image(reference).await {
@@ -130,7 +151,7 @@ impl Orchestrator {
     /// Makes sure `reference` is on the engine before a service or terminal is made from it:
     /// one of Director's base images is made (waiting for a build already under way); any
     /// other missing image is a typed error, before the engine's own.
-    pub(crate) async fn image_present(&self, reference: &str) -> Result<()> {
+    pub async fn image_present(&self, reference: &str) -> Result<()> {
         if self.image_exists(reference).await? {
             return Ok(());
         }

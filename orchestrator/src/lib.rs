@@ -22,6 +22,7 @@ mod image;
 mod mounts;
 mod names;
 mod service;
+mod site_image;
 mod spec;
 mod terminal;
 
@@ -32,7 +33,8 @@ pub use events::{SiteEvent, SiteEventKind};
 pub use image::{BuildLine, busybox_context};
 pub use mounts::detach_blocking;
 pub use names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_site_name};
-pub use service::{Ensured, LogLine, LogOptions, LogStream, ServiceStatus};
+pub use service::{Ensured, LogLine, LogOptions, LogStream, Rollout, ServiceStatus};
+pub use site_image::{LABEL_RECIPE, SiteImageBuild};
 pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};
 pub use terminal::{ExecControl, ExecInput, ExecOutput, ExecRequest, ExecSession, ExitCode};
 
@@ -321,7 +323,7 @@ impl Orchestrator {
     }
 
     /// Removes everything this orchestrator's namespace made: services, containers, networks,
-    /// secrets.
+    /// sites' images, secrets.
     /// For tests and uninstalls; a production namespace is never removed wholesale by Director.
     pub async fn remove_namespace(&self) -> Result<()> {
         let objects = self.namespace_objects().await?;
@@ -333,6 +335,30 @@ impl Orchestrator {
         }
         for (id, _) in objects.networks {
             self.remove_network(&id).await?;
+        }
+        // The images built for its sites, once no container uses them.
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_NAMESPACE}={}", self.ns.label())],
+        )]);
+        let images = self
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        for image in images {
+            let options = bollard::query_parameters::RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            };
+            ignore_missing(
+                self.docker
+                    .remove_image(&image.id, Some(options), None)
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         // Secrets go once the services that used them have.
         for (id, _) in objects.secrets {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bollard::{
     container::LogOutput,
-    models::{ServiceSpec, Task, TaskState},
+    models::{ServiceSpec, ServiceUpdateStatusStateEnum, Task, TaskState},
     query_parameters::{ListTasksOptions, LogsOptions, UpdateServiceOptions},
 };
 use futures::{Stream, StreamExt as _};
@@ -22,6 +22,20 @@ pub enum Ensured {
     Updated,
     /// The service already ran this spec: nothing was sent.
     Unchanged,
+    /// The engine had rolled the service back from a failed spec: nothing was sent (see
+    /// [`Orchestrator::reconcile_service`]).
+    KeptRollback,
+}
+
+/// How a service's rolling update ended (see [`Orchestrator::await_rollout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    /// The new spec runs (or there was nothing to roll).
+    Done,
+    /// The new task never became healthy (or failed): the old spec runs again. Why, in words.
+    RolledBack(String),
+    /// Still under way when the wait ended.
+    Unfinished,
 }
 
 /// A service's state as the platform shows it.
@@ -105,6 +119,65 @@ impl Orchestrator {
                 tracing::info!(service = %name, image = %spec.image, "service updated");
                 Ok(Ensured::Updated)
             }
+        }
+    }
+
+    /// As [`Orchestrator::ensure_service`], but a service the engine rolled back is left as it
+    /// runs ([`Ensured::KeptRollback`]): the spec it rolled back from failed, and trying it
+    /// again unasked would fail again and again. A person's operation (a retry, a new deploy,
+    /// a fix) calls `ensure_service`, which tries again.
+    pub async fn reconcile_service(&self, spec: &SiteSpec) -> Result<Ensured> {
+        spec.validate()?;
+        match self.docker.inspect_service(&self.ns.service(spec.id), None).await {
+            Ok(current) => {
+                let rolled_back = current.update_status.and_then(|u| u.state).is_some_and(|state| {
+                    matches!(
+                        state,
+                        ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                            | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+                    )
+                });
+                if rolled_back {
+                    return Ok(Ensured::KeptRollback);
+                }
+                self.ensure_service(spec).await
+            }
+            Err(e) if is_not_found(&e) => self.ensure_service(spec).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits (at most `limit`) for the site's rolling update to end: its new task healthy and
+    /// the old one stopped, or the engine's rollback done.
+    pub async fn await_rollout(&self, site: SiteId, limit: std::time::Duration) -> Result<Rollout> {
+        use ServiceUpdateStatusStateEnum as S;
+        let name = self.ns.service(site);
+        let start = std::time::Instant::now();
+        loop {
+            let service = self.docker.inspect_service(&name, None).await?;
+            let status = service.update_status.unwrap_or_default();
+            match status.state {
+                Some(S::COMPLETED) => return Ok(Rollout::Done),
+                Some(S::ROLLBACK_COMPLETED | S::ROLLBACK_PAUSED | S::PAUSED) => {
+                    let why = self.status(site).await?.last_error;
+                    let message = status.message.filter(|m| !m.is_empty());
+                    let reason = match (why, message) {
+                        (Some(why), _) => why,
+                        (None, Some(message)) => message,
+                        (None, None) => "its new task failed".to_owned(),
+                    };
+                    return Ok(Rollout::RolledBack(reason));
+                }
+                // No update under way after a few seconds: the change replaced no task.
+                None | Some(S::EMPTY) if start.elapsed() > std::time::Duration::from_secs(3) => {
+                    return Ok(Rollout::Done);
+                }
+                _ => {}
+            }
+            if start.elapsed() > limit {
+                return Ok(Rollout::Unfinished);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
     }
 

@@ -112,10 +112,10 @@ pub struct SiteSpec {
     /// VIP or DNS round-robin.
     pub endpoint_mode: EndpointMode,
     /// Check that `run.sh` answers HTTP on `PORT` (any status counts), allowing it this long to
-    /// start; updates then wait for the new task to pass. Off (None) by default: the engine runs
-    /// a check as a process in the container every second, which does not scale to thousands
-    /// of sites on one node, and on engines before API 1.44 the first check waits a full
-    /// interval. Without it, the edge router's retries cover a restarting task.
+    /// start; updates then wait for the new task to pass before the old one stops (a deploy
+    /// without downtime). Each check is a process the engine starts in the container, every
+    /// five seconds once the task is up. None: no check, and a new task takes over as soon as
+    /// it starts (the edge router's retries then cover the few seconds it takes to answer).
     pub health_check: Option<std::time::Duration>,
     /// Extra labels on the service, for an edge router that reads them (Traefik).
     pub labels: BTreeMap<String, String>,
@@ -373,16 +373,23 @@ impl SiteSpec {
     }
 }
 
-/// The health check: any HTTP answer on `PORT` (busybox's `wget -S` prints the status line even
-/// for a 404), every second, three misses in a row after the start period.
+/// The health check: any HTTP answer on `PORT`, with whichever client the image has —
+/// `wget -S` (busybox's prints the status line even for a 404), `curl` (any status), or bash's
+/// `/dev/tcp` (a connection) on an image with neither — never through a proxy a tenant's
+/// variables name. Each check is a process the engine starts in the container: every second
+/// while the task starts (engines from API 1.44 on; older ones check at the interval from the
+/// start), then every five seconds; three misses in a row after the start period, each
+/// allowed ten seconds (a busy single-threaded site is not a dead one), mark it unhealthy.
+const HEALTH_TEST: &str = "unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY; \
+    wget -S -O /dev/null \"http://127.0.0.1:$PORT/\" 2>&1 | grep -q 'HTTP/' \
+    || curl -s -o /dev/null \"http://127.0.0.1:$PORT/\" \
+    || bash -c \"exec 3<>/dev/tcp/127.0.0.1/$PORT\"";
+
 fn health(start_period: std::time::Duration) -> HealthConfig {
     HealthConfig {
-        test: Some(vec![
-            "CMD-SHELL".to_owned(),
-            "wget -S -O /dev/null \"http://127.0.0.1:$PORT/\" 2>&1 | grep -q 'HTTP/'".to_owned(),
-        ]),
-        interval: Some(1_000_000_000),
-        timeout: Some(2_000_000_000),
+        test: Some(vec!["CMD-SHELL".to_owned(), HEALTH_TEST.to_owned()]),
+        interval: Some(5_000_000_000),
+        timeout: Some(10_000_000_000),
         retries: Some(3),
         start_period: Some(i64::try_from(start_period.as_nanos()).unwrap_or(i64::MAX)),
         start_interval: Some(1_000_000_000),

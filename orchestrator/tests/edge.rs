@@ -533,3 +533,107 @@ async fn what_an_interrupted_route_write_leaves_is_repaired_and_never_served() {
     assert!(routes_dir.join("hosts/odd.localhost").exists());
     assert!(routes_dir.join("sites/2/odd.localhost").exists());
 }
+
+/// Issue #20's proof of a deploy without downtime: a load of at least 200 requests a second
+/// through the edge while the site is redeployed ten times in a row (each a new spec, so a new
+/// task, started first and health-gated) gets not one failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_redeploys_under_load_lose_no_request() {
+    let env = env().await;
+    let edge = Edge::start(&env).await;
+    // A site that takes longer to start than the edge's retries last (5 s): without the health
+    // check's gate, the old task would stop before the new one answers.
+    let run = "#!/bin/sh\nsleep 7\necho \"version $VERSION\" > /tmp/index.html\nexec httpd -f -p \"$PORT\" -h /tmp\n";
+    let base = SiteSpec {
+        health_check: Some(Duration::from_secs(30)),
+        ..env.site(20, "steady", Some(run))
+    };
+    let version = |v: usize| SiteSpec {
+        env: std::collections::BTreeMap::from([("VERSION".to_owned(), v.to_string())]),
+        ..base.clone()
+    };
+    env.orch.ensure_service(&version(0)).await.unwrap();
+    edge.caddy
+        .put(&SiteRoutes {
+            site: base.id,
+            hosts: vec!["steady.localhost".into()],
+            target: Target::Service,
+            body_limit: 1 << 20,
+            availability: Availability::Served,
+        })
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(60), || async {
+        let (status, body) = edge.get("steady.localhost", "/").await;
+        (status == StatusCode::OK && body == "version 0\n").then_some(())
+    })
+    .await;
+
+    // Twenty clients, each sending a request every 50 ms at most: 400 a second asked for, at
+    // least 200 measured.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, addr, stop) = (edge.client.clone(), edge.addr, stop.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut failed) = (0u64, Vec::new());
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    sent += 1;
+                    let res = client
+                        .get(format!("http://{addr}/"))
+                        .header("host", "steady.localhost")
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(res) if res.status() == StatusCode::OK => {}
+                        Ok(res) => failed.push(format!("{}", res.status())),
+                        Err(err) => failed.push(format!("{err}")),
+                    }
+                }
+                (sent, failed)
+            })
+        })
+        .collect();
+
+    for v in 1..=10 {
+        assert_eq!(
+            env.orch.ensure_service(&version(v)).await.unwrap(),
+            orchestrator::Ensured::Updated
+        );
+        let want = format!("version {v}\n");
+        wait_for(Duration::from_secs(60), || async {
+            let status = env.orch.status(base.id).await.unwrap();
+            let done = status
+                .update
+                .as_deref()
+                .is_some_and(|u| u.starts_with("completed"));
+            let (code, body) = edge.get("steady.localhost", "/").await;
+            (done && code == StatusCode::OK && body == want).then_some(())
+        })
+        .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let (mut sent, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (s, f) = client.await.unwrap();
+        sent += s;
+        failed.extend(f);
+    }
+    let rate = sent as f64 / elapsed;
+    eprintln!(
+        "{sent} requests in {elapsed:.1} s ({rate:.0}/s) over 10 redeploys, {} failed",
+        failed.len()
+    );
+    assert!(rate >= 200.0, "the load was {rate:.0} requests a second");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+}

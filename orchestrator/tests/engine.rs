@@ -422,3 +422,100 @@ async fn no_engine_is_a_clear_error_with_a_hint() {
         .unwrap_err();
     assert!(err.to_string().contains("unix://"), "{err}");
 }
+
+/// A context of one Dockerfile, as the platform sends a recipe's.
+fn dockerfile_tar(dockerfile: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .unwrap();
+    builder.into_inner().unwrap()
+}
+
+fn site_build(
+    site: u32,
+    number: u32,
+    dockerfile: &str,
+    time_limit: Duration,
+) -> orchestrator::SiteImageBuild {
+    orchestrator::SiteImageBuild {
+        site: SiteId(site),
+        number,
+        context: dockerfile_tar(dockerfile),
+        dockerfile: "Dockerfile".to_owned(),
+        recipe: format!("recipe-{number}"),
+        memory_bytes: 256 << 20,
+        cpu_millis: 500,
+        time_limit,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_images_are_found_by_recipe_pruned_to_the_newest_and_cancelled_past_their_time() {
+    let env = env().await;
+    let from = format!("FROM {}\n", common::BUSYBOX);
+    let mut lines = Vec::new();
+    for number in 1..=4 {
+        let dockerfile = format!("{from}RUN echo build {number} > /build\n");
+        let tag = env
+            .orch
+            .build_site_image(site_build(7, number, &dockerfile, Duration::from_secs(60)), |l| {
+                lines.push(l.0)
+            })
+            .await
+            .unwrap();
+        assert!(tag.ends_with(&format!("site_0007:{number}")), "{tag}");
+    }
+    assert!(lines.iter().any(|l| l.contains("build 4")), "{lines:?}");
+    let found = env.orch.site_image_for(SiteId(7), "recipe-2").await.unwrap();
+    assert!(found.as_deref().is_some_and(|t| t.ends_with(":2")), "{found:?}");
+    assert_eq!(
+        env.orch.site_image_for(SiteId(7), "recipe-9").await.unwrap(),
+        None
+    );
+
+    // The newest three stay, and the one in use whatever its age.
+    let in_use = vec![found.clone().unwrap()];
+    let removed = env.orch.prune_site_images(SiteId(7), 3, &in_use).await.unwrap();
+    assert!(removed.len() == 1 && removed[0].ends_with(":1"), "{removed:?}");
+    let removed = env.orch.prune_site_images(SiteId(7), 1, &in_use).await.unwrap();
+    assert!(removed.len() == 1 && removed[0].ends_with(":3"), "{removed:?}");
+    assert!(
+        env.orch
+            .site_image_for(SiteId(7), "recipe-2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A build over its time limit is cancelled and says so, well before its step would end.
+    let started = std::time::Instant::now();
+    let slow = format!("{from}RUN sleep 60\n");
+    let err = env
+        .orch
+        .build_site_image(site_build(7, 5, &slow, Duration::from_secs(3)), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("time limit of 3 s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        env.orch
+            .site_image_for(SiteId(7), "recipe-5")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    env.orch.remove_site_images(SiteId(7)).await.unwrap();
+    assert!(
+        env.orch
+            .site_image_for(SiteId(7), "recipe-2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -68,6 +68,9 @@ pub struct Settings {
     /// The disk a site's files may take, in bytes: past it, the file manager and SFTP write
     /// nothing more to it.
     pub site_disk_bytes: u64,
+    /// How long a site's new task may take to start answering HTTP before it counts as failed
+    /// (a deploy then rolls back to the task that served before).
+    pub site_start_period: Duration,
     /// How long a worker running an operation may stay silent (its heartbeat not renewed)
     /// before another takes the operation over. It renews three times per period.
     pub operation_heartbeat_timeout: Duration,
@@ -122,6 +125,7 @@ impl Default for Settings {
             manager_host: String::new(),
             sites_per_user: 10,
             site_disk_bytes: 2 << 30,
+            site_start_period: Duration::from_secs(60),
             operation_heartbeat_timeout: Duration::from_secs(30),
             dns_server: None,
             database_connections: 20,

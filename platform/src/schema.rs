@@ -58,6 +58,10 @@ diesel::table! {
         serves_dynamic -> Bool,
         run_sh -> Text,
         enabled -> Bool,
+        allows_recipe -> Bool,
+        allows_dockerfile -> Bool,
+        has_pip -> Bool,
+        has_npm -> Bool,
     }
 }
 
@@ -77,6 +81,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         provisioned_at -> Nullable<Timestamptz>,
+        built_image -> Nullable<Text>,
     }
 }
 
@@ -343,8 +348,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    site_recipes (site_id) {
+        site_id -> Int4,
+        source -> Text,
+        apt -> Text,
+        pip -> Text,
+        npm -> Text,
+        setup -> Text,
+        dockerfile -> Text,
+        context -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_builds (id) {
+        id -> Int8,
+        site_id -> Int4,
+        number -> Int4,
+        state -> Text,
+        recipe -> Text,
+        tag -> Text,
+        previous -> Nullable<Text>,
+        log -> Text,
+        error -> Text,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    site_variables (site_id, name) {
+        site_id -> Int4,
+        name -> Text,
+        value -> Text,
+        secret -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    build_policy (only_row) {
+        only_row -> Bool,
+        time_limit_s -> Int4,
+        memory_mb -> Int4,
+        cpu_millis -> Int4,
+        setup_commands -> Bool,
+        apt_rule -> Text,
+        apt_list -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(operation_actions -> operations (operation_id));
 diesel::joinable!(site_databases -> sites (site_id));
+diesel::joinable!(site_recipes -> sites (site_id));
+diesel::joinable!(site_builds -> sites (site_id));
+diesel::joinable!(site_variables -> sites (site_id));
 diesel::allow_tables_to_appear_in_same_query!(
     images,
     sites,
@@ -366,5 +429,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     notification_choices,
     webhooks,
-    deliveries
+    deliveries,
+    site_recipes,
+    site_builds,
+    site_variables
 );

@@ -140,6 +140,7 @@ async fn a_deletion_removes_everything_then_forgets_the_site() {
             Action::RemoveRoutes,
             Action::RemoveService,
             Action::RemoveTerminal,
+            Action::RemoveImages,
             Action::DropDatabases,
             Action::RemoveDirectory
         ],
@@ -179,4 +180,54 @@ async fn without_docker_shells_and_files_are_unavailable_for_now_not_refused() {
         db.platform.open_files(Some(&other), site.id).await,
         Err(Error::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn a_site_busy_with_one_operation_never_holds_a_worker_from_other_sites() {
+    let db = TestDb::new().await;
+    let (member, shop, _) = queued_shop(&db).await;
+    let engine = Recorder::default();
+    assert!(db.platform.run_next_operation(&engine).await.unwrap());
+    // Two operations of shop (a long one claimed and running, one behind it) and one of cafe.
+    db.platform
+        .set_served(Some(&member), shop.id, false)
+        .await
+        .unwrap();
+    db.platform
+        .set_served(Some(&member), shop.id, true)
+        .await
+        .unwrap();
+    let (cafe, _) = db
+        .platform
+        .create_site(Some(&member), static_site("cafe"))
+        .await
+        .unwrap();
+    let running = db
+        .platform
+        .claim_operation()
+        .await
+        .unwrap()
+        .expect("shop's first change");
+    // The next claim skips shop's second change (it would only wait for shop's lock) and
+    // takes cafe's create.
+    let next = db
+        .platform
+        .claim_operation()
+        .await
+        .unwrap()
+        .expect("cafe's create");
+    db.platform.run_claimed(&engine, next).await.unwrap();
+    assert_eq!(
+        db.platform.site(Some(&member), cafe.id).await.unwrap().state,
+        SiteState::Running
+    );
+    assert!(
+        db.platform.claim_operation().await.unwrap().is_none(),
+        "shop's second change waits"
+    );
+    db.platform.run_claimed(&engine, running).await.unwrap();
+    assert!(
+        db.platform.run_next_operation(&engine).await.unwrap(),
+        "then it runs"
+    );
 }

@@ -1942,3 +1942,282 @@ async fn admins_see_where_each_image_stands_on_the_engine() {
     let refused = w.db.platform.images_on_engine(Some(&alice), &references).await;
     assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
 }
+
+/// Writes `run.sh` into a site's directory as its own user would have.
+fn write_run_sh(w: &World, site: &platform::sites::Site, script: &str) {
+    let path = w.runtime.directory(site).join("run.sh");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uid = platform::sites::Runtime::uid(site);
+    std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+}
+
+/// Runs every queued operation to its end.
+async fn run_queue(w: &World) {
+    while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_it_serving() {
+    use platform::sites::{BuildState, RecipeInput};
+    let w = world().await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&ann), new_site("jqsite", "dynamic", "python"))
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    write_run_sh(
+        &w,
+        &site,
+        "#!/bin/sh\necho '{\"a\": 41}' | jq '.a + 1' > /tmp/index.html\nexec python3 -m http.server \"$PORT\" -d /tmp\n",
+    );
+
+    // Bad names are refused before anything is saved or built.
+    for bad in ["-o", "jq;id", "$(id)"] {
+        let input = RecipeInput {
+            apt: bad.to_owned(),
+            ..RecipeInput::default()
+        };
+        let err =
+            w.db.platform
+                .save_recipe(Some(&ann), site.id, &input)
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { field: "apt", .. }),
+            "{bad}: {err:?}"
+        );
+    }
+    let view = w.db.platform.site_image(Some(&ann), site.id).await.unwrap();
+    assert!(view.builds.is_empty() && view.recipe.apt.is_empty());
+
+    // jq added: the build runs as an operation and the site then runs the image it made.
+    let jq = RecipeInput {
+        apt: "jq".to_owned(),
+        ..RecipeInput::default()
+    };
+    let first = w.db.platform.save_recipe(Some(&ann), site.id, &jq).await.unwrap();
+    run_queue(&w).await;
+    let build =
+        w.db.platform
+            .site_build(Some(&ann), site.id, first)
+            .await
+            .unwrap();
+    assert_eq!(build.summary.state, BuildState::Succeeded, "{}", build.log);
+    // The engine's output, step by step (apt's own lines only when its layer was not cached).
+    assert!(build.log.contains("Successfully tagged"), "{}", build.log);
+    let tag =
+        w.db.platform
+            .site(Some(&ann), site.id)
+            .await
+            .unwrap()
+            .built_image
+            .unwrap();
+    assert!(
+        tag.starts_with("director/") && tag.ends_with("site_0001:1"),
+        "{tag}"
+    );
+    assert_eq!(served(w.edge, "jqsite.localhost").await.as_deref(), Some("42\n"));
+
+    // The same recipe again: nothing is built, the image is used again.
+    let again = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
+    run_queue(&w).await;
+    let build =
+        w.db.platform
+            .site_build(Some(&ann), site.id, again)
+            .await
+            .unwrap();
+    assert_eq!(build.summary.state, BuildState::Reused, "{}", build.log);
+    assert_eq!(
+        w.db.platform
+            .site(Some(&ann), site.id)
+            .await
+            .unwrap()
+            .built_image
+            .as_deref(),
+        Some(tag.as_str())
+    );
+
+    // A package that does not exist: the build fails with apt's words, the site serves on.
+    let missing = RecipeInput {
+        apt: "jq no-such-package-anywhere".to_owned(),
+        ..RecipeInput::default()
+    };
+    let failed =
+        w.db.platform
+            .save_recipe(Some(&ann), site.id, &missing)
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    let build =
+        w.db.platform
+            .site_build(Some(&ann), site.id, failed)
+            .await
+            .unwrap();
+    assert_eq!(build.summary.state, BuildState::Failed);
+    assert!(
+        build
+            .log
+            .contains("Unable to locate package no-such-package-anywhere"),
+        "{}",
+        build.log
+    );
+    assert!(!build.summary.error.is_empty());
+    let site_now = w.db.platform.site(Some(&ann), site.id).await.unwrap();
+    assert_eq!(site_now.built_image.as_deref(), Some(tag.as_str()));
+    assert_eq!(
+        site_now.state,
+        SiteState::Running,
+        "a failed build is no failing site"
+    );
+    assert_eq!(get(w.edge, "jqsite.localhost").await, (200, "42\n".to_owned()));
+
+    // A new site may come with its packages: built after its create, in order.
+    let err =
+        w.db.platform
+            .create_site_with_recipe(Some(&ann), new_site("pkgstatic", "static", "busybox"), &jq)
+            .await
+            .unwrap_err();
+    assert!(matches!(err, Error::Invalid { field: "apt", .. }), "{err:?}");
+    let (made, _) =
+        w.db.platform
+            .create_site_with_recipe(Some(&ann), new_site("pkgsite", "dynamic", "python"), &jq)
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    let made = w.db.platform.site(Some(&ann), made.id).await.unwrap();
+    assert_eq!(made.state, SiteState::Running);
+    assert!(made.built_image.is_some_and(|t| t.ends_with(":1")));
+    let view = w.db.platform.site_image(Some(&ann), made.id).await.unwrap();
+    assert_eq!(view.recipe.apt, ["jq"]);
+    assert!(matches!(
+        view.builds[0].state,
+        BuildState::Succeeded | BuildState::Reused
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_reach_the_site_and_a_version_that_never_answers_is_rolled_back() {
+    use platform::sites::VariableInput;
+    let w = world_on(
+        TestDb::with_settings(platform::Settings {
+            site_start_period: Duration::from_secs(8),
+            ..platform::Settings::default()
+        })
+        .await,
+        false,
+    )
+    .await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let site = made_site(&w, &ann, "vars", "dynamic").await;
+    write_run_sh(
+        &w,
+        &site,
+        "#!/bin/sh\nif [ -n \"$BROKEN\" ]; then exec sleep 1000; fi\necho \"$GREETING, $NAME\" > /tmp/index.html\nexec httpd -f -p \"$PORT\" -h /tmp\n",
+    );
+    let set = |name: &str, value: Option<&str>, secret: bool| VariableInput {
+        name: name.to_owned(),
+        value: value.map(str::to_owned),
+        secret,
+    };
+    let platform = &w.db.platform;
+    platform
+        .set_site_variable(Some(&ann), site.id, set("GREETING", Some("hello"), false))
+        .await
+        .unwrap();
+    platform
+        .set_site_variable(Some(&ann), site.id, set("NAME", Some("s3cr3t"), true))
+        .await
+        .unwrap();
+    run_queue(&w).await;
+    assert_eq!(
+        served(w.edge, "vars.localhost").await.as_deref(),
+        Some("hello, s3cr3t\n")
+    );
+    let listed = platform.site_variables(Some(&ann), site.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].value.as_deref(), Some("hello"));
+    assert_eq!(listed[1].value, None, "a secret's value is never shown again");
+
+    // Names Director sets, bad names and bad values are refused.
+    for (name, value) in [
+        ("PORT", "1"),
+        ("DATABASE_URL", "x"),
+        ("1X", "x"),
+        ("A-B", "x"),
+        ("OK", "a\0b"),
+    ] {
+        let err = platform
+            .set_site_variable(Some(&ann), site.id, set(name, Some(value), false))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{name}: {err:?}");
+    }
+    let err = platform
+        .set_site_variable(Some(&ann), site.id, set("NAME", None, false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { field: "secret", .. }), "{err:?}");
+
+    // A variable that makes the new version never answer: the old one serves throughout, the
+    // operation fails with why, and the reconciler does not deploy it again unasked.
+    platform
+        .set_site_variable(Some(&ann), site.id, set("BROKEN", Some("1"), false))
+        .await
+        .unwrap();
+    let checker = {
+        let edge = w.edge;
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..40 {
+                answers.push(get(edge, "vars.localhost").await);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            answers
+        })
+    };
+    run_queue(&w).await;
+    let failed = platform::testing::failed_operations(platform).await;
+    assert!(
+        failed.iter().any(|(_, why)| why.contains("never answered")),
+        "{failed:?}"
+    );
+    for answer in checker.await.unwrap() {
+        assert_eq!(
+            answer,
+            (200, "hello, s3cr3t\n".to_owned()),
+            "the old version kept serving"
+        );
+    }
+    platform.reconcile(&w.runtime).await.unwrap();
+    assert_eq!(
+        get(w.edge, "vars.localhost").await,
+        (200, "hello, s3cr3t\n".to_owned())
+    );
+    let status = w
+        .runtime
+        .orchestrator
+        .status(SiteId(site.id as u32))
+        .await
+        .unwrap();
+    assert!(
+        status
+            .update
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rollback")),
+        "{status:?}"
+    );
+
+    // Removing it deploys the good version again.
+    platform
+        .remove_site_variable(Some(&ann), site.id, "BROKEN")
+        .await
+        .unwrap();
+    run_queue(&w).await;
+    assert_eq!(
+        get(w.edge, "vars.localhost").await,
+        (200, "hello, s3cr3t\n".to_owned())
+    );
+}

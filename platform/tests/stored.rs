@@ -6,6 +6,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use model::{
     Stored,
     account::Role,
+    build::{AptRule, BuildState, RecipeSource},
     certificate::CertificateState,
     database::{DatabaseKind, DatabaseState},
     domain::Proof,
@@ -73,6 +74,9 @@ async fn every_stored_enum_is_exactly_what_its_column_allows() {
         ("site_domains_verified_by_check", names(Proof::ALL)),
         ("site_databases_kind_check", names(DatabaseKind::ALL)),
         ("site_databases_state_check", names(DatabaseState::ALL)),
+        ("site_builds_state_check", names(BuildState::ALL)),
+        ("site_recipes_source_check", names(RecipeSource::ALL)),
+        ("build_policy_apt_rule_check", names(AptRule::ALL)),
     ] {
         assert_eq!(allowed(&mut conn, constraint).await, expected, "{constraint}");
     }

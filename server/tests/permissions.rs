@@ -252,6 +252,43 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             &[("site", &id), ("domain", "999999")],
             [401, 404, 404, 404, 404],
         ),
+        // Its image and environment: the site is static, so a member and an admin are told it
+        // has none (409); the others never learn it exists.
+        row("site_image", &[("site", &id)], [401, 404, 404, 409, 409]),
+        row(
+            "save_recipe",
+            &[
+                ("site", &id),
+                ("apt", "jq"),
+                ("pip", ""),
+                ("npm", ""),
+                ("setup", ""),
+            ],
+            [401, 404, 404, 409, 409],
+        ),
+        row("rebuild_site", &[("site", &id)], [401, 404, 404, 409, 409]),
+        row("build_policy", &[], [401, 403, 403, 403, 200]),
+        row(
+            "set_build_policy",
+            &[
+                ("time_limit_s", "600"),
+                ("memory_mb", "2047"),
+                ("cpu_millis", "2000"),
+                ("apt_rule", "any"),
+                ("apt_list", ""),
+            ],
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            "set_variable",
+            &[("site", &id), ("name", "GREETING"), ("value", "hi")],
+            [401, 404, 404, 409, 409],
+        ),
+        row(
+            "remove_variable",
+            &[("site", &id), ("name", "GREETING")],
+            [401, 404, 404, 409, 409],
+        ),
         // Databases: the site has none, and no runtime runs here (adding one is unavailable).
         row("site_databases", &[("site", &id)], [401, 404, 404, 200, 200]),
         row(

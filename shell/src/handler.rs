@@ -54,7 +54,7 @@ impl Server {
 /// What the login is to (who logged in is in the connection's grant).
 enum Login {
     /// A site's shell.
-    Site { site: Site },
+    Site { site: Box<Site> },
     /// The list of one's sites.
     Listing,
 }
@@ -185,7 +185,7 @@ impl Connection {
             }
         };
         let site = match &self.login {
-            Some(Login::Site { site }) => site.clone(),
+            Some(Login::Site { site }) => Site::clone(site),
             Some(Login::Listing) => {
                 session.channel_success(channel)?;
                 let text = self.listing(&actor).await;
@@ -308,7 +308,7 @@ impl russh::server::Handler for Connection {
                 tracing::info!(ip = %self.ip, user = %actor.username, site = %site.name, "SSH login");
                 grant.site_id = Some(site.id);
                 self.grant = Some(grant);
-                self.login = Some(Login::Site { site });
+                self.login = Some(Login::Site { site: Box::new(site) });
                 self.authenticated.store(true, Ordering::Release);
                 Ok(Auth::Accept)
             }
@@ -430,7 +430,7 @@ impl russh::server::Handler for Connection {
         let Some(Login::Site { site }) = &self.login else {
             return Ok(session.channel_failure(channel)?);
         };
-        let site = site.clone();
+        let site = Site::clone(site);
         let actor = match self.recheck().await {
             Ok(actor) => actor,
             Err(why) => {

@@ -59,6 +59,12 @@ pub struct ImageRow {
     pub run_sh: String,
     /// Offered to new sites.
     pub enabled: bool,
+    /// Sites on it may have a recipe.
+    pub allows_recipe: bool,
+    /// It has pip.
+    pub has_pip: bool,
+    /// It has npm.
+    pub has_npm: bool,
     /// How many sites use it.
     pub sites: i64,
     /// Where it stands on the engine.
@@ -219,12 +225,27 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
             serves_dynamic: i.serves_dynamic,
             run_sh: i.run_sh,
             enabled: i.enabled,
+            allows_recipe: i.recipes.allowed,
+            has_pip: i.recipes.pip,
+            has_npm: i.recipes.npm,
         })
         .collect())
 }
 
-/// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`; `enabled`
-/// is a checkbox, present when ticked.
+/// An image's checkboxes (`checks[enabled]`, …), each present when ticked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChecks {
+    /// Offered to new sites.
+    pub enabled: Option<String>,
+    /// Sites on it may have a recipe.
+    pub recipe: Option<String>,
+    /// It has pip.
+    pub pip: Option<String>,
+    /// It has npm.
+    pub npm: Option<String>,
+}
+
+/// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`.
 #[server(prefix = "/fn", endpoint = "save_image")]
 pub async fn save_image(
     id: i64,
@@ -233,7 +254,7 @@ pub async fn save_image(
     reference: String,
     serves: String,
     run_sh: String,
-    enabled: Option<String>,
+    checks: Option<ImageChecks>,
 ) -> Result<(), AppError> {
     let (serves_static, serves_dynamic) = match serves.as_str() {
         "static" => (true, false),
@@ -256,7 +277,12 @@ pub async fn save_image(
         serves_static,
         serves_dynamic,
         run_sh,
-        enabled: enabled.is_some(),
+        enabled: checks.as_ref().is_some_and(|c| c.enabled.is_some()),
+        recipes: platform::sites::RecipeSupport {
+            allowed: checks.as_ref().is_some_and(|c| c.recipe.is_some()),
+            pip: checks.as_ref().is_some_and(|c| c.pip.is_some()),
+            npm: checks.as_ref().is_some_and(|c| c.npm.is_some()),
+        },
     };
     platform
         .save_image(actor.as_ref(), image)

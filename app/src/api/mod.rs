@@ -17,6 +17,7 @@ mod databases;
 mod domains;
 mod files;
 mod identities;
+mod images;
 mod keys;
 mod members;
 mod notifications;
@@ -28,6 +29,7 @@ pub use databases::*;
 pub use domains::*;
 pub use files::*;
 pub use identities::*;
+pub use images::*;
 pub use keys::*;
 pub use members::*;
 pub use notifications::*;
@@ -519,7 +521,8 @@ pub async fn check_site_name(name: String) -> Result<Option<String>, AppError> {
     }
 }
 
-/// Creates a site and goes to its page, where its creation shows as it happens.
+/// Creates a site (a dynamic one with extra Debian `packages` in its image, when given) and
+/// goes to its page, where its creation shows as it happens.
 #[server(prefix = "/fn", endpoint = "create_site")]
 pub async fn create_site(
     name: String,
@@ -527,6 +530,7 @@ pub async fn create_site(
     image: String,
     purpose: String,
     description: String,
+    packages: Option<String>,
 ) -> Result<i32, AppError> {
     let platform = platform();
     let actor = actor().await?;
@@ -537,10 +541,19 @@ pub async fn create_site(
         kind,
         image,
     };
-    let (site, _) = platform
-        .create_site(actor.as_ref(), new)
-        .await
-        .map_err(to_app_error)?;
+    let created = match packages.filter(|p| !p.trim().is_empty()) {
+        Some(apt) => {
+            let recipe = platform::sites::RecipeInput {
+                apt,
+                ..Default::default()
+            };
+            platform
+                .create_site_with_recipe(actor.as_ref(), new, &recipe)
+                .await
+        }
+        None => platform.create_site(actor.as_ref(), new).await,
+    };
+    let (site, _) = created.map_err(to_app_error)?;
     leptos_axum::redirect(&format!("/sites/{}", site.id));
     Ok(site.id)
 }

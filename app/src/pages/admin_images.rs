@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::{
     AppError,
-    api::{ImageRow, OnEngine, SaveImage, catalogue},
+    api::{BuildPolicyView, ImageRow, OnEngine, SaveImage, SetBuildPolicy, build_policy, catalogue},
     components::{ErrorPage, FieldError, FormError, SignedIn, failure},
 };
 
@@ -14,9 +14,21 @@ pub fn AdminImagesPage() -> impl IntoView {
     // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let saved = RwSignal::new(0u32);
     let images = Resource::new(move || saved.get(), |_| catalogue());
+    let set_policy = ServerAction::<SetBuildPolicy>::new();
+    let policy = Resource::new(move || set_policy.version().get(), |_| build_policy());
     view! {
         <Title text="Images"/>
-        <SignedIn admin=true page=move |_| view! { <ImagesAdmin saved images/> }/>
+        <SignedIn admin=true page=move |_| view! {
+            <ImagesAdmin saved images/>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match policy.await {
+                        Ok(policy) => view! { <BuildPolicyForm policy set=set_policy/> }.into_any(),
+                        Err(error) => view! { <ErrorPage error/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        }/>
     }
 }
 
@@ -31,6 +43,9 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
         serves_dynamic: true,
         run_sh: "#!/bin/sh\nexec \n".to_owned(),
         enabled: true,
+        allows_recipe: true,
+        has_pip: false,
+        has_npm: false,
         sites: 0,
         on_engine: OnEngine::Missing,
     };
@@ -73,6 +88,9 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         serves_dynamic,
         run_sh,
         enabled,
+        allows_recipe,
+        has_pip,
+        has_npm,
         sites,
         on_engine,
     } = image;
@@ -110,8 +128,48 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
             <textarea id=field("run_sh") name="run_sh" rows="4" spellcheck="false">{run_sh}</textarea>
             <FieldError error=error field="run_sh"/>
             <FormError error=error/>
-            <label class="check"><input name="enabled" type="checkbox" value="on" checked=enabled/>" Offered to new sites"</label>
+            <label class="check"><input name="checks[enabled]" type="checkbox" value="on" checked=enabled/>" Offered to new sites"</label>
+            <fieldset class="checks">
+                <legend>"Sites' recipes on it"</legend>
+                <label class="check"><input name="checks[recipe]" type="checkbox" value="on" checked=allows_recipe/>" Sites may add packages (a recipe)"</label>
+                <label class="check"><input name="checks[pip]" type="checkbox" value="on" checked=has_pip/>" It has pip (Python packages)"</label>
+                <label class="check"><input name="checks[npm]" type="checkbox" value="on" checked=has_npm/>" It has npm (Node packages)"</label>
+            </fieldset>
             <button type="submit" class="primary">{if new { "Add image" } else { "Save" }}</button>
+        </ActionForm>
+    }
+}
+
+/// How sites' images are built: limits, setup commands, which Debian packages.
+#[component]
+fn BuildPolicyForm(policy: BuildPolicyView, set: ServerAction<SetBuildPolicy>) -> impl IntoView {
+    use model::build::AptRule;
+    let error = failure(set.value());
+    view! {
+        <ActionForm action=set attr:class="card form build-policy">
+            <h2>"Builds of sites' images"</h2>
+            <p class="hint">"Each build of a site's recipe runs on the engine within these limits; one that runs over its time is cancelled and changes nothing."</p>
+            <label for="build-time">"Time limit (seconds)"</label>
+            <input id="build-time" name="time_limit_s" type="number" min="10" max="7200" value=policy.time_limit_s.to_string()/>
+            <FieldError error field="time_limit_s"/>
+            <label for="build-memory">"Memory (MiB)"</label>
+            <input id="build-memory" name="memory_mb" type="number" min="64" max="2047" value=policy.memory_mb.to_string()/>
+            <FieldError error field="memory_mb"/>
+            <label for="build-cpu">"CPU (thousandths of a core)"</label>
+            <input id="build-cpu" name="cpu_millis" type="number" min="100" max="64000" value=policy.cpu_millis.to_string()/>
+            <FieldError error field="cpu_millis"/>
+            <label class="check"><input name="setup" type="checkbox" value="on" checked=policy.setup_commands/>" Recipes may have setup commands (run as root while building)"</label>
+            <label for="build-rule">"Debian packages"</label>
+            <select id="build-rule" name="apt_rule">
+                {AptRule::ALL.iter().map(|rule| view! {
+                    <option value=rule.as_str() selected=*rule == policy.apt_rule>{rule.label()}</option>
+                }).collect_view()}
+            </select>
+            <label for="build-list">"The packages listed"</label>
+            <input id="build-list" name="apt_list" type="text" spellcheck="false" value=policy.apt_list.clone()/>
+            <FieldError error field="apt_list"/>
+            <FormError error/>
+            <button type="submit" class="primary">"Save"</button>
         </ActionForm>
     }
 }

@@ -26,6 +26,9 @@ pub fn NewSitePage() -> impl IntoView {
                     <h2 id="new-site-title" class="visually-hidden">"New site"</h2>
                     <FormError error/>
                     <SiteFields error/>
+                    <label for="site-packages">"Extra Debian packages " <span class="hint">"(optional, dynamic sites: installed for its run.sh, for example jq curl)"</span></label>
+                    <input id="site-packages" name="packages" type="text" spellcheck="false" autocomplete="off"/>
+                    <FieldError error field="apt"/>
                     <button type="submit" class="primary">"Create site"</button>
                 </ActionForm>
             }

@@ -29,6 +29,19 @@ pub struct CatalogueImage {
     pub run_sh: String,
     /// Whether new sites may choose it.
     pub enabled: bool,
+    /// What sites' recipes may add to it.
+    pub recipes: RecipeSupport,
+}
+
+/// What the recipes of sites on a catalogue image may add to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecipeSupport {
+    /// Whether sites on it may have a recipe at all (Debian packages and setup commands).
+    pub allowed: bool,
+    /// Whether it has pip, for Python packages.
+    pub pip: bool,
+    /// Whether it has npm, for Node packages.
+    pub npm: bool,
 }
 
 /// A Docker image reference: `[registry[:port]/]path[:tag]`, lower-case path components.
@@ -115,7 +128,10 @@ pub enum EngineImage {
     Unknown,
 }
 
-type ImageRow = (i64, String, String, String, bool, bool, String, bool);
+type ImageRow = (
+    (i64, String, String, String, bool, bool, String, bool),
+    (bool, bool, bool),
+);
 
 impl Platform {
     /// Where each of `references` stands on the engine (in that order): what the engine has,
@@ -163,31 +179,36 @@ impl Platform {
         let rows: Vec<ImageRow> = images::table
             .order(images::name.asc())
             .select((
-                images::id,
-                images::name,
-                images::description,
-                images::reference,
-                images::serves_static,
-                images::serves_dynamic,
-                images::run_sh,
-                images::enabled,
+                (
+                    images::id,
+                    images::name,
+                    images::description,
+                    images::reference,
+                    images::serves_static,
+                    images::serves_dynamic,
+                    images::run_sh,
+                    images::enabled,
+                ),
+                (images::allows_recipe, images::has_pip, images::has_npm),
             ))
             .load(&mut conn)
             .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(id, name, description, reference, serves_static, serves_dynamic, run_sh, enabled)| {
-                    CatalogueImage {
-                        id,
-                        name,
-                        description,
-                        reference,
-                        serves_static,
-                        serves_dynamic,
-                        run_sh,
-                        enabled,
-                    }
+                |(
+                    (id, name, description, reference, serves_static, serves_dynamic, run_sh, enabled),
+                    (allowed, pip, npm),
+                )| CatalogueImage {
+                    id,
+                    name,
+                    description,
+                    reference,
+                    serves_static,
+                    serves_dynamic,
+                    run_sh,
+                    enabled,
+                    recipes: RecipeSupport { allowed, pip, npm },
                 },
             )
             .collect())
@@ -213,6 +234,9 @@ impl Platform {
             images::serves_dynamic.eq(image.serves_dynamic),
             images::run_sh.eq(&image.run_sh),
             images::enabled.eq(image.enabled),
+            images::allows_recipe.eq(image.recipes.allowed),
+            images::has_pip.eq(image.recipes.pip),
+            images::has_npm.eq(image.recipes.npm),
         );
         let id = if image.id == 0 {
             diesel::insert_into(images::table)

@@ -1,6 +1,7 @@
 //! Sites: the model, the permission check on each, and the changes made to them — each an
 //! operation of ordered actions in the durable queue (`operations`), run by workers.
 
+mod builds;
 mod catalogue;
 mod certificates;
 pub(crate) mod databases;
@@ -13,12 +14,17 @@ mod queue;
 mod reconcile;
 mod runtime;
 mod shell;
+mod variables;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
-pub use catalogue::{CatalogueImage, EngineImage};
+pub use builds::{
+    AptRule, BuildPolicy, BuildRecord, BuildState, BuildSummary, KEPT_BUILDS, Recipe, RecipeInput,
+    RecipeSource, SiteImageView,
+};
+pub use catalogue::{CatalogueImage, EngineImage, RecipeSupport};
 pub use certificates::{
     CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };
@@ -43,6 +49,7 @@ pub use queue::{
 pub use reconcile::Correction;
 pub use runtime::{Runtime, TraefikMode};
 pub use shell::{DatabaseDump, MAX_COLS, MAX_ROWS, OpenedFiles, ShellRequest, clamp_size};
+pub use variables::{MAX_VARIABLES, Variable, VariableInput, Variables};
 
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
@@ -158,6 +165,11 @@ pub struct Site {
     pub domains: Vec<String>,
     /// Its databases, by kind.
     pub databases: Vec<SiteDatabase>,
+    /// The image a build made for it, when one did (it runs that instead of its catalogue
+    /// image as it is).
+    pub built_image: Option<String>,
+    /// Its own environment variables.
+    pub variables: Variables,
 }
 
 /// One change to a site: the operation that carries it out, the state and availability it
@@ -289,7 +301,8 @@ type SiteRow = (
         DateTime<Utc>,
         Option<DateTime<Utc>>,
     ),
-    (String, String),
+    (String, String, Option<String>),
+    Vec<String>,
     Vec<String>,
     Vec<String>,
 );
@@ -310,7 +323,9 @@ type SiteColumns = (
         sites::created_at,
         sites::provisioned_at,
     ),
-    (images::name, images::reference),
+    // What it runs: its catalogue image, and the image a build made for it.
+    (images::name, images::reference, sites::built_image),
+    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
     diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
     diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
 );
@@ -326,6 +341,7 @@ fn site_columns() -> SiteColumns {
              WHERE d.site_id = sites.id AND d.verified_at IS NOT NULL ORDER BY d.host)",
         ),
         diesel::dsl::sql(databases::SITE_DATABASES_COLUMN),
+        diesel::dsl::sql(variables::SITE_VARIABLES_COLUMN),
     )
 }
 
@@ -345,9 +361,10 @@ fn site_from_row(row: SiteRow) -> Site {
             created_at,
             provisioned_at,
         ),
-        (image, image_reference),
+        (image, image_reference, built_image),
         domains,
         databases,
+        variables,
     ) = row;
     Site {
         id,
@@ -366,6 +383,8 @@ fn site_from_row(row: SiteRow) -> Site {
         provisioned: provisioned_at.is_some(),
         domains,
         databases: databases::parse_column(&databases),
+        built_image,
+        variables: variables::parse_column(&variables),
     }
 }
 
@@ -543,6 +562,26 @@ impl Platform {
     /// it. Nothing is created when a field is refused. Where members request sites, only
     /// admins create them directly.
     pub async fn create_site(&self, actor: Option<&Actor>, new: NewSite) -> Result<(Site, i64)> {
+        self.create_site_with(actor, new, None).await
+    }
+
+    /// Creates a dynamic site whose image gets `recipe` (extra packages): checked before the
+    /// site is made, saved with it, and its build queued after its create, in one transaction.
+    pub async fn create_site_with_recipe(
+        &self,
+        actor: Option<&Actor>,
+        new: NewSite,
+        recipe: &RecipeInput,
+    ) -> Result<(Site, i64)> {
+        self.create_site_with(actor, new, Some(recipe)).await
+    }
+
+    async fn create_site_with(
+        &self,
+        actor: Option<&Actor>,
+        new: NewSite,
+        recipe: Option<&RecipeInput>,
+    ) -> Result<(Site, i64)> {
         let actor = authorize(actor, Permission::UseManager)?.clone();
         if !actor.is_admin()
             && self.site_policy_now().await?.creation == model::request::SiteCreation::Request
@@ -553,9 +592,19 @@ impl Platform {
         }
         let mut conn = self.conn().await?;
         let checked = self.check_new_site(&mut conn, &new).await?;
+        let recipe = match recipe {
+            Some(input) => builds::check_new_recipe(&mut conn, &checked, input).await?,
+            None => None,
+        };
         let member = (actor.user_id > 0).then_some(actor.user_id);
         let (id, operation) = conn
-            .transaction::<_, Error, _>(async |conn| self.insert_site(conn, &actor, member, &checked).await)
+            .transaction::<_, Error, _>(async |conn| {
+                let (id, operation) = self.insert_site(conn, &actor, member, &checked).await?;
+                if let Some(recipe) = &recipe {
+                    builds::save_new_recipe(conn, &actor, id, recipe).await?;
+                }
+                Ok((id, operation))
+            })
             .await?;
         self.wake_workers();
         tracing::info!(user = %actor.username, site = %checked.name, id, "site created; its operation is queued");

@@ -203,13 +203,19 @@ impl Platform {
         let timeout = self.settings().operation_heartbeat_timeout.as_secs_f64();
         // Heartbeats are the database's clock alone (`now()`), here and wherever they are
         // renewed: managers whose clocks differ never take each other's live work.
+        // An operation of a site whose other operation a live worker runs is left for later:
+        // it would only wait for the site's lock, holding this worker from every other site
+        // (a ten-minute build must not stop another site's create).
         let claimed = diesel::sql_query(
             "UPDATE operations SET state = $2, heartbeat = now(), \
                claim = nextval('operation_claims') WHERE id = (\
-               SELECT id FROM operations \
-               WHERE state = $3 \
-                  OR (state = $2 AND heartbeat < now() - make_interval(secs => $1)) \
-               ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
+               SELECT o.id FROM operations o \
+               WHERE (o.state = $3 \
+                  OR (o.state = $2 AND o.heartbeat < now() - make_interval(secs => $1))) \
+                 AND NOT EXISTS (SELECT 1 FROM operations r WHERE r.site_id = o.site_id \
+                   AND r.id <> o.id AND r.state = $2 \
+                   AND r.heartbeat >= now() - make_interval(secs => $1)) \
+               ORDER BY o.id FOR UPDATE OF o SKIP LOCKED LIMIT 1) \
              RETURNING id, claim",
         )
         .bind::<diesel::sql_types::Double, _>(timeout)

@@ -170,7 +170,7 @@ impl Platform {
                 }
             };
             let found = match ensured {
-                Ensured::Unchanged => None,
+                Ensured::Unchanged | Ensured::KeptRollback => None,
                 Ensured::Created => Some("was missing; started it"),
                 Ensured::Updated => Some("was not as it should be; updated it"),
             };
@@ -258,7 +258,10 @@ impl Platform {
         }
         match site.kind {
             SiteKind::Dynamic => {
-                match runtime.orchestrator.ensure_service(&runtime.spec(&site)).await {
+                // A service the engine rolled back (its new version never answered) is left
+                // running the old one: the site's page says so, and a person's retry or fix
+                // tries the new one again.
+                match runtime.orchestrator.reconcile_service(&runtime.spec(&site)).await {
                     Ok(Ensured::Created) => corrections.push(Correction {
                         site: site.id,
                         what: "its service was missing; created it again".to_owned(),
@@ -267,7 +270,7 @@ impl Platform {
                         site: site.id,
                         what: "its service differed from its settings; updated it".to_owned(),
                     }),
-                    Ok(Ensured::Unchanged) => {}
+                    Ok(Ensured::Unchanged | Ensured::KeptRollback) => {}
                     Err(err) => {
                         tracing::warn!(site = %site.name, error = %err, "reconciling a service failed");
                     }

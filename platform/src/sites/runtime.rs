@@ -27,6 +27,14 @@ fn directory_name(site: &Site) -> String {
     format!("{:04}", site.id)
 }
 
+/// How a deploy ended.
+enum Deployed {
+    /// The site serves its new spec (or nothing had to change); what to show.
+    Serving(String),
+    /// Its new task never answered and the engine rolled it back; why.
+    RolledBack(String),
+}
+
 /// Where sites live and how they are reached.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -203,13 +211,23 @@ impl Runtime {
         SiteSpec {
             id: SiteId(u32::try_from(site.id).unwrap_or(0)),
             name: site.name.clone(),
-            image: site.image_reference.clone(),
+            image: site
+                .built_image
+                .clone()
+                .unwrap_or_else(|| site.image_reference.clone()),
             directory: self.directory(site),
             uid: Self::uid(site),
             gid: Self::uid(site),
             port: orchestrator::edge::SITE_PORT,
             url: self.url(site),
-            env: super::databases::environment(self.platform.settings(), site),
+            // Its own variables, then its databases' (whose names its own may not take).
+            env: site
+                .variables
+                .0
+                .clone()
+                .into_iter()
+                .chain(super::databases::environment(self.platform.settings(), site))
+                .collect(),
             limits: Limits {
                 cpu_millis: u32::try_from(site.cpu_millis).unwrap_or(1000),
                 memory_bytes: u64::try_from(site.memory_mb).unwrap_or(512) << 20,
@@ -218,7 +236,8 @@ impl Runtime {
             served: site.availability == super::Availability::Enabled,
             network: self.network.clone(),
             endpoint_mode: self.endpoint_mode,
-            health_check: None,
+            // Deploys are health-gated: a new task takes over only once it answers.
+            health_check: Some(self.platform.settings().site_start_period),
             labels: self
                 .traefik
                 .as_ref()
@@ -298,12 +317,22 @@ impl Runtime {
         let text = |e: orchestrator::Error| e.to_string();
         match action {
             A::CreateDirectory => self.create_directory(site).await,
-            A::EnsureService => self
-                .orchestrator
-                .ensure_service(&self.spec(site))
-                .await
-                .map(|done| format!("service {done:?}").to_lowercase())
-                .map_err(text),
+            A::EnsureService => match self.deploy(site).await? {
+                Deployed::Serving(said) => Ok(said),
+                Deployed::RolledBack(why) => Err(why),
+            },
+            // Only the deploy of a build undoes it: any other change that fails its deploy
+            // leaves the site's image as it is.
+            A::DeployImage => match self.deploy(site).await? {
+                Deployed::Serving(said) => Ok(said),
+                Deployed::RolledBack(why) => {
+                    self.undo_build(site).await;
+                    Err(format!("{why}; the site runs the image it ran before"))
+                }
+            },
+            A::BuildImage => self.build_image(site).await,
+            A::PruneImages => self.prune_images(site).await,
+            A::RemoveImages => self.remove_images(site).await,
             A::PutRoutes => {
                 self.put_routes(site).await.map_err(text)?;
                 self.write_traefik_file().await?;
@@ -362,6 +391,47 @@ impl Runtime {
             // The queue forgets the site itself, in the database, within the operation: the
             // engine is never asked to.
             A::ForgetSite => Err("forgetting a site is the queue's, not the engine's".to_owned()),
+        }
+    }
+
+    /// `ensure-service`: makes the site's service as its settings say and, when that replaced
+    /// its task, waits for the new one to answer (start-first: the old one serves meanwhile).
+    /// A new task that never answers is rolled back by the engine.
+    async fn deploy(&self, site: &Site) -> Result<Deployed, String> {
+        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let text = |e: orchestrator::Error| e.to_string();
+        let done = self
+            .orchestrator
+            .ensure_service(&self.spec(site))
+            .await
+            .map_err(text)?;
+        if done != orchestrator::Ensured::Updated || site.availability != super::Availability::Enabled {
+            return Ok(Deployed::Serving(format!("service {done:?}").to_lowercase()));
+        }
+        // The start period, the engine's monitoring after it, and room for a rollback.
+        let limit = self.platform.settings().site_start_period + std::time::Duration::from_secs(60);
+        Ok(
+            match self.orchestrator.await_rollout(id, limit).await.map_err(text)? {
+                orchestrator::Rollout::Done => Deployed::Serving("the new version serves".to_owned()),
+                orchestrator::Rollout::Unfinished => {
+                    Deployed::Serving("the new version is still starting".to_owned())
+                }
+                orchestrator::Rollout::RolledBack(why) => Deployed::RolledBack(format!(
+                    "the new version never answered HTTP on its port ({why}); the previous version serves again"
+                )),
+            },
+        )
+    }
+
+    /// Puts back the image the site ran before its latest build, whose deploy was rolled back
+    /// (the reconciler would otherwise deploy it again).
+    async fn undo_build(&self, site: &Site) {
+        let undone = async {
+            let mut conn = self.platform.conn().await?;
+            super::builds::undo(&mut conn, site.id).await
+        };
+        if let Err(err) = undone.await {
+            tracing::warn!(site = %site.name, error = %err, "putting back the previous image failed");
         }
     }
 

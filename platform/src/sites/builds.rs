@@ -1,0 +1,1269 @@
+//! Sites' own images (#20): a recipe per dynamic site — its catalogue image with extra Debian,
+//! Python and Node packages and setup commands — built on the engine as an operation of the
+//! queue, its output kept (capped) and shown live, then deployed health-gated; a failed build
+//! leaves the running version serving.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use super::{Change, OperationKind, Runtime, Site, SiteKind, record_change};
+use crate::{
+    Actor, Error, Permission, Platform, Result, authorize,
+    schema::{build_policy, images, site_builds, site_recipes, sites},
+};
+
+pub use model::build::{AptRule, BuildState, RecipeSource};
+
+/// The builds of a site whose output is kept; older ones are forgotten.
+pub const KEPT_BUILDS: i64 = 5;
+/// The images of a site kept on the engine (the running one among them).
+pub const KEPT_IMAGES: usize = 3;
+/// The most packages of each kind a recipe may name.
+pub const MAX_PACKAGES: usize = 50;
+/// The most packages an admin's allow- or deny-list may name.
+pub const MAX_LISTED: usize = 1000;
+/// The longest setup commands, in bytes.
+pub const MAX_SETUP_BYTES: usize = 8 * 1024;
+/// The output of a build kept: its beginning and its end, this many bytes each.
+const KEPT_HEAD: usize = 64 * 1024;
+const KEPT_TAIL: usize = 448 * 1024;
+/// The longest line of output kept.
+const MAX_LINE: usize = 4 * 1024;
+
+/// What a site's image is made of, beyond its catalogue image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipe {
+    /// Debian packages (`jq`, `libpq5=15.*` is not allowed: `name` or `name=version`).
+    pub apt: Vec<String>,
+    /// Python requirements (`flask`, `flask==3.0.0`).
+    pub pip: Vec<String>,
+    /// Node packages (`express`, `@scope/name@1`).
+    pub npm: Vec<String>,
+    /// Commands run as root at build time, one per line.
+    pub setup: String,
+}
+
+/// A recipe as a member writes it in the form: whitespace-separated names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipeInput {
+    /// Debian packages.
+    pub apt: String,
+    /// Python requirements.
+    pub pip: String,
+    /// Node packages.
+    pub npm: String,
+    /// Setup commands.
+    pub setup: String,
+}
+
+/// How builds run, as an admin sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPolicy {
+    /// How long a build may take.
+    pub time_limit_s: i32,
+    /// The memory a build may use, in MiB.
+    pub memory_mb: i32,
+    /// The CPU a build may use, in thousandths of a core.
+    pub cpu_millis: i32,
+    /// Whether recipes may have setup commands.
+    pub setup_commands: bool,
+    /// Which Debian packages recipes may name.
+    pub apt_rule: AptRule,
+    /// The packages the rule lists.
+    pub apt_list: Vec<String>,
+}
+
+/// A site's image as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteImageView {
+    /// The catalogue image it starts from.
+    pub base: String,
+    /// Its reference.
+    pub base_reference: String,
+    /// Whether the catalogue image takes a recipe.
+    pub allows_recipe: bool,
+    /// Whether recipes on it may name Python packages.
+    pub has_pip: bool,
+    /// Whether recipes on it may name Node packages.
+    pub has_npm: bool,
+    /// Whether recipes may have setup commands.
+    pub setup_commands: bool,
+    /// The recipe as saved (empty when none was).
+    pub recipe: Recipe,
+    /// The image it runs: a build's, or its catalogue image.
+    pub running: String,
+    /// Its latest builds, newest first.
+    pub builds: Vec<BuildSummary>,
+}
+
+/// One build, as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSummary {
+    /// Its id.
+    pub id: i64,
+    /// Its number within the site.
+    pub number: i32,
+    /// Where it is.
+    pub state: BuildState,
+    /// Why it failed.
+    pub error: String,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One build with its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecord {
+    /// What the list shows.
+    pub summary: BuildSummary,
+    /// Its output as kept.
+    pub log: String,
+}
+
+fn split(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+fn check_names(field: &'static str, names: &[String], pattern: &regex_lite::Regex, what: &str) -> Result<()> {
+    if names.len() > MAX_PACKAGES {
+        return Err(Error::invalid(
+            field,
+            format!("At most {MAX_PACKAGES} {what} packages."),
+        ));
+    }
+    for name in names {
+        if name.len() > 200 || !pattern.is_match(name) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{name:?} is not a {what} package name (an option, a path or shell syntax is not one)."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Debian's package names (Policy 5.6.1), optionally `=version`.
+fn apt_pattern() -> regex_lite::Regex {
+    regex_lite::Regex::new(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$").expect("a valid pattern")
+}
+
+/// A PEP 508 name with extras and version specifiers, without URLs, markers or spaces.
+fn pip_pattern() -> regex_lite::Regex {
+    regex_lite::Regex::new(
+        r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?((==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(,(==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$",
+    )
+    .expect("a valid pattern")
+}
+
+/// An npm package name (scoped or not), optionally `@version` or `@tag`.
+fn npm_pattern() -> regex_lite::Regex {
+    regex_lite::Regex::new(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9.^~*+<>=_-]+)?$")
+        .expect("a valid pattern")
+}
+
+impl Recipe {
+    /// The recipe in `input`, checked against what its base image has and the admin's policy.
+    pub fn parse(input: &RecipeInput, image: &BaseFacts, policy: &BuildPolicy) -> Result<Self> {
+        let recipe = Self {
+            apt: split(&input.apt),
+            pip: split(&input.pip),
+            npm: split(&input.npm),
+            setup: input.setup.replace("\r\n", "\n").trim().to_owned(),
+        };
+        check_names("apt", &recipe.apt, &apt_pattern(), "Debian")?;
+        for name in &recipe.apt {
+            // apt-get reads a trailing + or - as "install" or "remove", and a name with a dot
+            // that names no package as a pattern: the lists are checked on the name apt will
+            // install, and a deny-list cannot be read past with a pattern.
+            let bare = name.split('=').next().unwrap_or(name);
+            let bare = bare.trim_end_matches(['+', '-']);
+            if policy.apt_rule == AptRule::Deny && bare.contains('.') {
+                return Err(Error::invalid(
+                    "apt",
+                    format!(
+                        "{name}: with a list of refused packages, a name with a dot is refused too (apt could read it as a pattern)."
+                    ),
+                ));
+            }
+            let listed = policy.apt_list.iter().any(|l| l == bare);
+            match policy.apt_rule {
+                AptRule::Allow if !listed => {
+                    return Err(Error::invalid(
+                        "apt",
+                        format!("{bare} is not among the packages an administrator allows."),
+                    ));
+                }
+                AptRule::Deny if listed => {
+                    return Err(Error::invalid(
+                        "apt",
+                        format!("An administrator does not allow the package {bare}."),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        check_names("pip", &recipe.pip, &pip_pattern(), "Python")?;
+        check_names("npm", &recipe.npm, &npm_pattern(), "Node")?;
+        if !recipe.pip.is_empty() && !image.has_pip {
+            return Err(Error::invalid(
+                "pip",
+                format!("The image {} has no pip.", image.name),
+            ));
+        }
+        if !recipe.npm.is_empty() && !image.has_npm {
+            return Err(Error::invalid(
+                "npm",
+                format!("The image {} has no npm.", image.name),
+            ));
+        }
+        if !recipe.setup.is_empty() {
+            if !policy.setup_commands {
+                return Err(Error::invalid(
+                    "setup",
+                    "An administrator turned setup commands off.",
+                ));
+            }
+            if recipe.setup.len() > MAX_SETUP_BYTES {
+                return Err(Error::invalid(
+                    "setup",
+                    format!("Setup commands are at most {} KiB.", MAX_SETUP_BYTES / 1024),
+                ));
+            }
+            // Each line becomes a step of its own: a line that continues onto the next, or a
+            // control character, would make it something else.
+            // A line starting with - or [ would be read as a flag of RUN or its exec form.
+            if recipe.setup.lines().any(|l| {
+                let l = l.trim();
+                l.ends_with('\\')
+                    || l.starts_with(['-', '['])
+                    || l.chars().any(|c| c.is_control() && c != '\t')
+            }) {
+                return Err(Error::invalid(
+                    "setup",
+                    "Write one whole command per line (not ending in \\, not starting with - or [, no control characters).",
+                ));
+            }
+        }
+        Ok(recipe)
+    }
+
+    /// The form's fields for it (to check a saved recipe again against today's policy).
+    pub fn input(&self) -> RecipeInput {
+        RecipeInput {
+            apt: self.apt.join(" "),
+            pip: self.pip.join(" "),
+            npm: self.npm.join(" "),
+            setup: self.setup.clone(),
+        }
+    }
+
+    /// Whether it adds nothing to its catalogue image.
+    pub fn is_empty(&self) -> bool {
+        self.apt.is_empty() && self.pip.is_empty() && self.npm.is_empty() && self.setup.is_empty()
+    }
+
+    /// The Dockerfile that makes it on `base`. Every name was checked against its pattern and
+    /// is single-quoted (patterns allow no quote), so none is read as an option or by the
+    /// shell. With setup commands off, Python and Node packages run none of their own either
+    /// (wheels only, no install scripts).
+    pub fn dockerfile(&self, base: &str, policy: &BuildPolicy) -> String {
+        let (pip_extra, npm_extra) = if policy.setup_commands {
+            ("", "")
+        } else {
+            (" --only-binary=:all:", " --ignore-scripts")
+        };
+        let quoted = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut file = format!("FROM {base}\nUSER root\n");
+        if !self.apt.is_empty() {
+            file.push_str(&format!(
+                "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -- {} \\\n && rm -rf /var/lib/apt/lists/*\n",
+                quoted(&self.apt)
+            ));
+        }
+        if !self.pip.is_empty() {
+            file.push_str(&format!(
+                "RUN python3 -m pip install --no-cache-dir --break-system-packages --no-input{pip_extra} -- {}\n",
+                quoted(&self.pip)
+            ));
+        }
+        if !self.npm.is_empty() {
+            file.push_str(&format!(
+                "RUN npm install --global --no-fund --no-audit{npm_extra} -- {}\n",
+                quoted(&self.npm)
+            ));
+        }
+        for line in self
+            .setup
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            file.push_str(&format!("RUN {line}\n"));
+        }
+        file
+    }
+}
+
+/// What a recipe needs to know of its catalogue image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseFacts {
+    /// Its catalogue name.
+    pub name: String,
+    /// Its reference.
+    pub reference: String,
+    /// Whether it takes a recipe.
+    pub allows_recipe: bool,
+    /// Whether it has pip.
+    pub has_pip: bool,
+    /// Whether it has npm.
+    pub has_npm: bool,
+}
+
+async fn base_facts(conn: &mut AsyncPgConnection, site_id: i32) -> Result<BaseFacts> {
+    let image_id: i64 = sites::table
+        .find(site_id)
+        .select(sites::image_id)
+        .first(conn)
+        .await?;
+    image_facts(conn, image_id).await
+}
+
+async fn image_facts(conn: &mut AsyncPgConnection, image_id: i64) -> Result<BaseFacts> {
+    let (name, reference, allows_recipe, has_pip, has_npm) = images::table
+        .find(image_id)
+        .select((
+            images::name,
+            images::reference,
+            images::allows_recipe,
+            images::has_pip,
+            images::has_npm,
+        ))
+        .first::<(String, String, bool, bool, bool)>(conn)
+        .await?;
+    Ok(BaseFacts {
+        name,
+        reference,
+        allows_recipe,
+        has_pip,
+        has_npm,
+    })
+}
+
+/// `input` checked as the recipe of a new site (None when it adds nothing).
+pub(super) async fn check_new_recipe(
+    conn: &mut AsyncPgConnection,
+    site: &super::CheckedSite,
+    input: &RecipeInput,
+) -> Result<Option<Recipe>> {
+    let base = image_facts(conn, site.image_id).await?;
+    let policy = load_policy(conn).await?;
+    let recipe = Recipe::parse(input, &base, &policy)?;
+    if recipe.is_empty() {
+        return Ok(None);
+    }
+    if site.kind != SiteKind::Dynamic {
+        return Err(Error::invalid(
+            "apt",
+            "A static site is served by the edge itself: it has no image to add packages to.",
+        ));
+    }
+    check_takes_recipe(&base)?;
+    Ok(Some(recipe))
+}
+
+/// Saves a new site's recipe and queues its build, in the transaction that made the site
+/// (its create operation first).
+pub(super) async fn save_new_recipe(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    site_id: i32,
+    recipe: &Recipe,
+) -> Result<i64> {
+    let site = super::load_site(conn, site_id)
+        .await?
+        .ok_or(Error::NotFound("site"))?;
+    store_recipe(conn, site_id, recipe).await?;
+    queue_build(conn, actor, &site, recipe, "site.recipe.save").await
+}
+
+fn check_takes_recipe(base: &BaseFacts) -> Result<()> {
+    if !base.allows_recipe {
+        return Err(Error::Conflict(format!(
+            "The image {} takes no recipe: an administrator decides which do.",
+            base.name
+        )));
+    }
+    Ok(())
+}
+
+async fn store_recipe(conn: &mut AsyncPgConnection, site_id: i32, recipe: &Recipe) -> Result<()> {
+    diesel::insert_into(site_recipes::table)
+        .values((
+            site_recipes::site_id.eq(site_id),
+            site_recipes::apt.eq(recipe.apt.join(" ")),
+            site_recipes::pip.eq(recipe.pip.join(" ")),
+            site_recipes::npm.eq(recipe.npm.join(" ")),
+            site_recipes::setup.eq(&recipe.setup),
+        ))
+        .on_conflict(site_recipes::site_id)
+        .do_update()
+        .set((
+            site_recipes::apt.eq(recipe.apt.join(" ")),
+            site_recipes::pip.eq(recipe.pip.join(" ")),
+            site_recipes::npm.eq(recipe.npm.join(" ")),
+            site_recipes::setup.eq(&recipe.setup),
+            site_recipes::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn load_policy(conn: &mut AsyncPgConnection) -> Result<BuildPolicy> {
+    let (time_limit_s, memory_mb, cpu_millis, setup_commands, apt_rule, apt_list) = build_policy::table
+        .select((
+            build_policy::time_limit_s,
+            build_policy::memory_mb,
+            build_policy::cpu_millis,
+            build_policy::setup_commands,
+            build_policy::apt_rule,
+            build_policy::apt_list,
+        ))
+        .first::<(i32, i32, i32, bool, AptRule, String)>(conn)
+        .await?;
+    Ok(BuildPolicy {
+        time_limit_s,
+        memory_mb,
+        cpu_millis,
+        setup_commands,
+        apt_rule,
+        apt_list: split(&apt_list),
+    })
+}
+
+async fn load_recipe(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Recipe> {
+    let row: Option<(String, String, String, String)> = site_recipes::table
+        .find(site_id)
+        .select((
+            site_recipes::apt,
+            site_recipes::pip,
+            site_recipes::npm,
+            site_recipes::setup,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row
+        .map(|(apt, pip, npm, setup)| Recipe {
+            apt: split(&apt),
+            pip: split(&pip),
+            npm: split(&npm),
+            setup,
+        })
+        .unwrap_or_default())
+}
+
+type SummaryRow = (i64, i32, BuildState, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
+fn summary((id, number, state, error, created_at, finished_at): SummaryRow) -> BuildSummary {
+    BuildSummary {
+        id,
+        number,
+        state,
+        error,
+        created_at,
+        finished_at,
+    }
+}
+
+fn summary_columns() -> (
+    site_builds::id,
+    site_builds::number,
+    site_builds::state,
+    site_builds::error,
+    site_builds::created_at,
+    site_builds::finished_at,
+) {
+    Default::default()
+}
+
+/// Refuses a site that cannot have an image of its own.
+fn check_buildable(site: &Site) -> Result<()> {
+    if site.kind != SiteKind::Dynamic {
+        return Err(Error::Conflict(
+            "A static site is served by the edge itself: it has no image to build.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+impl Platform {
+    /// A dynamic site's image: its catalogue image, recipe, what runs and its latest builds.
+    pub async fn site_image(&self, actor: Option<&Actor>, site_id: i32) -> Result<SiteImageView> {
+        let site = self.site(actor, site_id).await?;
+        check_buildable(&site)?;
+        let mut conn = self.conn().await?;
+        let base = base_facts(&mut conn, site_id).await?;
+        let policy = load_policy(&mut conn).await?;
+        let recipe = load_recipe(&mut conn, site_id).await?;
+        let builds = site_builds::table
+            .filter(site_builds::site_id.eq(site_id))
+            .order(site_builds::number.desc())
+            .limit(KEPT_BUILDS)
+            .select(summary_columns())
+            .load::<SummaryRow>(&mut conn)
+            .await?
+            .into_iter()
+            .map(summary)
+            .collect();
+        Ok(SiteImageView {
+            running: site.built_image.clone().unwrap_or_else(|| base.reference.clone()),
+            base: base.name,
+            base_reference: base.reference,
+            allows_recipe: base.allows_recipe,
+            has_pip: base.has_pip,
+            has_npm: base.has_npm,
+            setup_commands: policy.setup_commands,
+            recipe,
+            builds,
+        })
+    }
+
+    /// One build of a site, with its output as kept so far.
+    pub async fn site_build(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        build_id: i64,
+    ) -> Result<BuildRecord> {
+        self.site(actor, site_id).await?;
+        let mut conn = self.conn().await?;
+        let (row, log): (SummaryRow, String) = site_builds::table
+            .filter(site_builds::id.eq(build_id))
+            .filter(site_builds::site_id.eq(site_id))
+            .select((summary_columns(), site_builds::log))
+            .first(&mut conn)
+            .await
+            .optional()?
+            .ok_or(Error::NotFound("build"))?;
+        Ok(BuildRecord {
+            summary: summary(row),
+            log,
+        })
+    }
+
+    /// Saves a dynamic site's recipe and queues its build (which deploys it when it succeeds).
+    /// Returns the build's id.
+    pub async fn save_recipe(&self, actor: Option<&Actor>, site_id: i32, input: &RecipeInput) -> Result<i64> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        check_buildable(&site)?;
+        let mut conn = self.conn().await?;
+        let base = base_facts(&mut conn, site_id).await?;
+        check_takes_recipe(&base)?;
+        let policy = load_policy(&mut conn).await?;
+        let recipe = Recipe::parse(input, &base, &policy)?;
+        let build = conn
+            .transaction::<_, Error, _>(async |conn| {
+                store_recipe(conn, site_id, &recipe).await?;
+                queue_build(conn, actor, &site, &recipe, "site.recipe.save").await
+            })
+            .await?;
+        self.wake_workers();
+        tracing::info!(user = %actor.username, site = %site.name, build, "recipe saved, build queued");
+        Ok(build)
+    }
+
+    /// Queues a build of a dynamic site's recipe as it is (a failed build tried again, or its
+    /// catalogue image made anew). Returns the build's id.
+    pub async fn rebuild_site(&self, actor: Option<&Actor>, site_id: i32) -> Result<i64> {
+        let (actor, site) = self.managed_site(actor, site_id).await?;
+        check_buildable(&site)?;
+        let mut conn = self.conn().await?;
+        let build = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let recipe = load_recipe(conn, site_id).await?;
+                queue_build(conn, actor, &site, &recipe, "site.rebuild").await
+            })
+            .await?;
+        self.wake_workers();
+        Ok(build)
+    }
+
+    /// How builds run (admins).
+    pub async fn build_policy(&self, actor: Option<&Actor>) -> Result<BuildPolicy> {
+        authorize(actor, Permission::Administer)?;
+        let mut conn = self.conn().await?;
+        load_policy(&mut conn).await
+    }
+
+    /// Sets how builds run (admins); audited.
+    pub async fn set_build_policy(&self, actor: Option<&Actor>, policy: &BuildPolicy) -> Result<()> {
+        let actor = authorize(actor, Permission::Administer)?;
+        if !(10..=7200).contains(&policy.time_limit_s) {
+            return Err(Error::invalid("time_limit_s", "From 10 s to 2 hours."));
+        }
+        if !(64..=2047).contains(&policy.memory_mb) {
+            return Err(Error::invalid(
+                "memory_mb",
+                "From 64 to 2047 MiB (the most the engine's build API takes).",
+            ));
+        }
+        if !(100..=64000).contains(&policy.cpu_millis) {
+            return Err(Error::invalid("cpu_millis", "From 0.1 to 64 cores."));
+        }
+        if policy.apt_list.len() > MAX_LISTED {
+            return Err(Error::invalid(
+                "apt_list",
+                format!("At most {MAX_LISTED} packages."),
+            ));
+        }
+        for name in &policy.apt_list {
+            if !apt_pattern().is_match(name) || name.contains('=') {
+                return Err(Error::invalid(
+                    "apt_list",
+                    format!("{name:?} is not a Debian package name."),
+                ));
+            }
+        }
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, Error, _>(async |conn| {
+            diesel::update(build_policy::table)
+                .set((
+                    build_policy::time_limit_s.eq(policy.time_limit_s),
+                    build_policy::memory_mb.eq(policy.memory_mb),
+                    build_policy::cpu_millis.eq(policy.cpu_millis),
+                    build_policy::setup_commands.eq(policy.setup_commands),
+                    build_policy::apt_rule.eq(policy.apt_rule),
+                    build_policy::apt_list.eq(policy.apt_list.join(" ")),
+                    build_policy::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+            let details = format!(
+                "{} s, {} MiB, {} mCPU, setup {}, packages: {}",
+                policy.time_limit_s,
+                policy.memory_mb,
+                policy.cpu_millis,
+                if policy.setup_commands { "on" } else { "off" },
+                policy.apt_rule
+            );
+            super::audit(conn, actor, "build.policy", "builds", &details).await
+        })
+        .await
+    }
+}
+
+/// Records a build of `recipe` and its operation, in the caller's transaction; the builds
+/// beyond the last [`KEPT_BUILDS`] are forgotten.
+async fn queue_build(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    site: &Site,
+    recipe: &Recipe,
+    audit_action: &str,
+) -> Result<i64> {
+    // The site's row is locked: two builds asked for at once get numbers of their own.
+    sites::table
+        .find(site.id)
+        .select(sites::id)
+        .for_update()
+        .first::<i32>(conn)
+        .await?;
+    let number: i32 = site_builds::table
+        .filter(site_builds::site_id.eq(site.id))
+        .select(diesel::dsl::max(site_builds::number))
+        .first::<Option<i32>>(conn)
+        .await?
+        .unwrap_or(0)
+        + 1;
+    let snapshot = serde_json::to_string(recipe).map_err(Error::internal)?;
+    let id: i64 = diesel::insert_into(site_builds::table)
+        .values((
+            site_builds::site_id.eq(site.id),
+            site_builds::number.eq(number),
+            site_builds::recipe.eq(snapshot),
+            site_builds::created_by.eq((actor.user_id > 0).then_some(actor.user_id)),
+        ))
+        .returning(site_builds::id)
+        .get_result(conn)
+        .await?;
+    diesel::delete(
+        site_builds::table
+            .filter(site_builds::site_id.eq(site.id))
+            .filter(site_builds::number.le(number - KEPT_BUILDS as i32))
+            .filter(site_builds::state.ne_all([BuildState::Queued, BuildState::Running])),
+    )
+    .execute(conn)
+    .await?;
+    let details = format!("build {number}");
+    record_change(
+        conn,
+        actor,
+        site,
+        &Change {
+            kind: OperationKind::BuildImage,
+            state: None,
+            availability: None,
+            audit_action,
+            details: &details,
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// A build's output as kept: its beginning, and its end once it outgrows the room, with how
+/// much was left out between — the failing step is at the end.
+#[derive(Debug, Default)]
+pub(crate) struct KeptLog {
+    head: String,
+    tail: VecDeque<String>,
+    tail_bytes: usize,
+    left_out: u64,
+}
+
+impl KeptLog {
+    pub(crate) fn push(&mut self, line: &str) {
+        let line: String = if line.len() > MAX_LINE {
+            let mut end = MAX_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &line[..end])
+        } else {
+            line.to_owned()
+        };
+        if self.tail.is_empty() && self.head.len() + line.len() < KEPT_HEAD {
+            self.head.push_str(&line);
+            self.head.push('\n');
+            return;
+        }
+        self.tail_bytes += line.len() + 1;
+        self.tail.push_back(line);
+        while self.tail_bytes > KEPT_TAIL {
+            let Some(old) = self.tail.pop_front() else { break };
+            self.tail_bytes -= old.len() + 1;
+            self.left_out += old.len() as u64 + 1;
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let mut text = self.head.clone();
+        if self.left_out > 0 {
+            text.push_str(&format!(
+                "… {} of output left out …\n",
+                model::human_bytes(self.left_out)
+            ));
+        }
+        for line in &self.tail {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// The newest build of `site` not finished yet: the one its operation runs.
+async fn next_build(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Option<(i64, i32, String)>> {
+    Ok(site_builds::table
+        .filter(site_builds::site_id.eq(site_id))
+        .filter(site_builds::state.eq_any([BuildState::Queued, BuildState::Running]))
+        .order(site_builds::number.asc())
+        .select((site_builds::id, site_builds::number, site_builds::recipe))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+impl Runtime {
+    /// `build-image`: builds the oldest unfinished build of the site (one operation per
+    /// build, run in order under the site's lock), or reuses the image its recipe made before.
+    /// The site runs the image once its next action deploys it.
+    pub(crate) async fn build_image(&self, site: &Site) -> Result<String, String> {
+        let fail = |e: Error| e.to_string();
+        if site.kind != SiteKind::Dynamic {
+            return Ok("a static site has no image".to_owned());
+        }
+        let mut conn = self.platform.conn().await.map_err(fail)?;
+        let Some((build_id, number, snapshot)) = next_build(&mut conn, site.id).await.map_err(fail)? else {
+            return Ok("no build is waiting".to_owned());
+        };
+        let recipe: Recipe = serde_json::from_str(&snapshot).unwrap_or_default();
+        let base = base_facts(&mut conn, site.id).await.map_err(fail)?;
+        let policy = load_policy(&mut conn).await.map_err(fail)?;
+        set_build(&mut conn, build_id, BuildState::Running, None, "")
+            .await
+            .map_err(fail)?;
+        diesel::update(site_builds::table.find(build_id))
+            .set(site_builds::previous.eq(&site.built_image))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        // What was saved is held to the catalogue and the policy as they are now: an admin may
+        // have turned setup commands off, or refused a package, since.
+        let allowed = check_takes_recipe(&base).and_then(|()| Recipe::parse(&recipe.input(), &base, &policy));
+        let outcome = match allowed {
+            Ok(recipe) => {
+                self.make_image(site, number, &recipe, &base, &policy, build_id)
+                    .await
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        let mut conn = self.platform.conn().await.map_err(fail)?;
+        match outcome {
+            Ok(Made::Plain) => {
+                set_built_image(&mut conn, site.id, None).await.map_err(fail)?;
+                set_build(&mut conn, build_id, BuildState::Succeeded, None, "")
+                    .await
+                    .map_err(fail)?;
+                Ok(format!(
+                    "build {number}: nothing to add, the catalogue image {} runs",
+                    base.reference
+                ))
+            }
+            Ok(Made::Reused(tag)) => {
+                set_built_image(&mut conn, site.id, Some(&tag))
+                    .await
+                    .map_err(fail)?;
+                set_build(&mut conn, build_id, BuildState::Reused, None, "")
+                    .await
+                    .map_err(fail)?;
+                set_tag(&mut conn, build_id, &tag).await.map_err(fail)?;
+                Ok(format!(
+                    "build {number}: the recipe is unchanged, {tag} is used again"
+                ))
+            }
+            Ok(Made::Built(tag)) => {
+                set_built_image(&mut conn, site.id, Some(&tag))
+                    .await
+                    .map_err(fail)?;
+                set_build(&mut conn, build_id, BuildState::Succeeded, None, "")
+                    .await
+                    .map_err(fail)?;
+                set_tag(&mut conn, build_id, &tag).await.map_err(fail)?;
+                Ok(format!("build {number}: built {tag}"))
+            }
+            Err(why) => {
+                set_build(&mut conn, build_id, BuildState::Failed, None, &why)
+                    .await
+                    .map_err(fail)?;
+                Err(format!("build {number} failed: {why}"))
+            }
+        }
+    }
+
+    async fn make_image(
+        &self,
+        site: &Site,
+        number: i32,
+        recipe: &Recipe,
+        base: &BaseFacts,
+        policy: &BuildPolicy,
+        build_id: i64,
+    ) -> Result<Made, String> {
+        if recipe.is_empty() {
+            return Ok(Made::Plain);
+        }
+        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        // The catalogue image comes first (one of Director's own is made when missing): the
+        // recipe's digest names the very image it starts from.
+        self.orchestrator
+            .image_present(&base.reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base_id = self
+            .orchestrator
+            .image_id(&base.reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        let dockerfile = recipe.dockerfile(&base.reference, policy);
+        let digest = {
+            use sha2::Digest as _;
+            let hash = sha2::Sha256::new()
+                .chain_update(dockerfile.as_bytes())
+                .chain_update(base_id.as_bytes())
+                .finalize();
+            hash.iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        if let Some(tag) = self
+            .orchestrator
+            .site_image_for(id, &digest)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(Made::Reused(tag));
+        }
+        let context = dockerfile_context(&dockerfile).map_err(|e| e.to_string())?;
+        let build = orchestrator::SiteImageBuild {
+            site: id,
+            number: u32::try_from(number).unwrap_or(0),
+            context,
+            dockerfile: "Dockerfile".to_owned(),
+            recipe: digest,
+            memory_bytes: u64::try_from(policy.memory_mb).unwrap_or(2048) << 20,
+            cpu_millis: u32::try_from(policy.cpu_millis).unwrap_or(2000),
+            time_limit: std::time::Duration::from_secs(u64::try_from(policy.time_limit_s).unwrap_or(600)),
+        };
+        let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let built = self.orchestrator.build_site_image(build, move |line| {
+            let _ = lines.send(line.0);
+        });
+        let mut built = std::pin::pin!(built);
+        let mut log = KeptLog::default();
+        for line in dockerfile.lines() {
+            log.push(&format!("> {line}"));
+        }
+        // The page reads the output once a second: written as often, whole (it is capped).
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut changed = true;
+        let outcome = loop {
+            tokio::select! {
+                done = &mut built => break done,
+                Some(line) = heard.recv() => {
+                    log.push(&line);
+                    changed = true;
+                }
+                _ = tick.tick() => {
+                    if changed {
+                        self.write_log(build_id, &log).await;
+                        changed = false;
+                    }
+                }
+            }
+        };
+        while let Ok(line) = heard.try_recv() {
+            log.push(&line);
+        }
+        let outcome = outcome.map_err(|e| match e {
+            orchestrator::Error::Build { message, .. } => {
+                log.push(&format!("error: {message}"));
+                message
+            }
+            other => other.to_string(),
+        });
+        self.write_log(build_id, &log).await;
+        outcome.map(Made::Built)
+    }
+
+    async fn write_log(&self, build_id: i64, log: &KeptLog) {
+        let written = async {
+            let mut conn = self.platform.conn().await?;
+            diesel::update(site_builds::table.find(build_id))
+                .set(site_builds::log.eq(log.text()))
+                .execute(&mut conn)
+                .await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(err) = written.await {
+            tracing::warn!(build = build_id, error = %err, "keeping a build's output failed");
+        }
+    }
+
+    /// `remove-images`: every image of the site goes (it is being deleted).
+    pub(crate) async fn remove_images(&self, site: &Site) -> Result<String, String> {
+        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        self.orchestrator
+            .remove_site_images(id)
+            .await
+            .map(|()| "its images removed".to_owned())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `prune-images`: the site's images beyond the last few go (never the one it runs).
+    pub(crate) async fn prune_images(&self, site: &Site) -> Result<String, String> {
+        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        let in_use: Vec<String> = site.built_image.iter().cloned().collect();
+        let removed = self
+            .orchestrator
+            .prune_site_images(id, KEPT_IMAGES, &in_use)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match removed.len() {
+            0 => "no old image to remove".to_owned(),
+            n => format!("{n} old image(s) removed"),
+        })
+    }
+}
+
+/// What a build made.
+enum Made {
+    /// Nothing: the recipe adds nothing, the catalogue image runs as it is.
+    Plain,
+    /// The image built before from the same recipe.
+    Reused(String),
+    /// A new image.
+    Built(String),
+}
+
+/// A context holding nothing but the Dockerfile.
+fn dockerfile_context(dockerfile: &str) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
+    builder.into_inner()
+}
+
+async fn set_build(
+    conn: &mut AsyncPgConnection,
+    build_id: i64,
+    state: BuildState,
+    log: Option<&str>,
+    error: &str,
+) -> Result<()> {
+    let finished = (!state.under_way()).then(Utc::now);
+    let started = (state == BuildState::Running).then(Utc::now);
+    diesel::update(site_builds::table.find(build_id))
+        .set((
+            site_builds::state.eq(state),
+            site_builds::error.eq(error),
+            site_builds::finished_at.eq(finished),
+        ))
+        .execute(conn)
+        .await?;
+    if let Some(started) = started {
+        diesel::update(site_builds::table.find(build_id))
+            .set((
+                site_builds::started_at.eq(started),
+                site_builds::log.eq(log.unwrap_or("")),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// After the deploy of the site's latest build was rolled back: the site runs again the image
+/// it ran when that build started, and the build is marked failed with why.
+pub(crate) async fn undo(conn: &mut AsyncPgConnection, site_id: i32) -> Result<()> {
+    let latest: Option<(i64, Option<String>)> = site_builds::table
+        .filter(site_builds::site_id.eq(site_id))
+        .filter(site_builds::state.eq_any([BuildState::Succeeded, BuildState::Reused]))
+        .order(site_builds::number.desc())
+        .select((site_builds::id, site_builds::previous))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((build_id, previous)) = latest else {
+        return Ok(());
+    };
+    set_built_image(conn, site_id, previous.as_deref()).await?;
+    set_build(
+        conn,
+        build_id,
+        BuildState::Failed,
+        None,
+        "its new version never answered HTTP on its port: rolled back",
+    )
+    .await
+}
+
+async fn set_tag(conn: &mut AsyncPgConnection, build_id: i64, tag: &str) -> Result<()> {
+    diesel::update(site_builds::table.find(build_id))
+        .set(site_builds::tag.eq(tag))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn set_built_image(conn: &mut AsyncPgConnection, site_id: i32, tag: Option<&str>) -> Result<()> {
+    diesel::update(sites::table.find(site_id))
+        .set(sites::built_image.eq(tag))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn python() -> BaseFacts {
+        BaseFacts {
+            name: "python".into(),
+            reference: "director/python:3".into(),
+            allows_recipe: true,
+            has_pip: true,
+            has_npm: false,
+        }
+    }
+
+    fn policy() -> BuildPolicy {
+        BuildPolicy {
+            time_limit_s: 600,
+            memory_mb: 2048,
+            cpu_millis: 2000,
+            setup_commands: true,
+            apt_rule: AptRule::Any,
+            apt_list: Vec::new(),
+        }
+    }
+
+    fn parse(apt: &str, pip: &str, npm: &str, setup: &str) -> Result<Recipe> {
+        let input = RecipeInput {
+            apt: apt.into(),
+            pip: pip.into(),
+            npm: npm.into(),
+            setup: setup.into(),
+        };
+        Recipe::parse(&input, &python(), &policy())
+    }
+
+    #[test]
+    fn package_names_with_options_or_shell_syntax_are_refused() {
+        parse(
+            "jq curl libpq5=15.4-0+deb12u1",
+            "flask==3.0.0 requests[socks]>=2,<3",
+            "",
+            "",
+        )
+        .unwrap();
+        for bad in [
+            "-o",
+            "--allow-unauthenticated",
+            ";",
+            "$(id)",
+            "jq;id",
+            "`id`",
+            "a|b",
+            "../x",
+            "Jq",
+            "a'b",
+        ] {
+            assert!(parse(bad, "", "", "").is_err(), "apt {bad:?}");
+        }
+        for bad in [
+            "-r",
+            "--index-url=http://x",
+            "git+https://x",
+            "./local",
+            "a b;c",
+            "x @ http://y",
+            "$(id)",
+        ] {
+            assert!(parse("", bad, "", "").is_err(), "pip {bad:?}");
+        }
+        assert!(parse("", "", "express", "").is_err(), "no npm on python");
+        assert!(parse("", "", "", "echo a \\\necho b").is_err());
+    }
+
+    #[test]
+    fn the_admins_rule_and_setup_switch_are_kept() {
+        let input = RecipeInput {
+            apt: "jq".into(),
+            ..RecipeInput::default()
+        };
+        let only_curl = BuildPolicy {
+            apt_rule: AptRule::Allow,
+            apt_list: vec!["curl".into()],
+            ..policy()
+        };
+        assert!(Recipe::parse(&input, &python(), &only_curl).is_err());
+        let no_jq = BuildPolicy {
+            apt_rule: AptRule::Deny,
+            apt_list: vec!["jq".into()],
+            ..policy()
+        };
+        assert!(Recipe::parse(&input, &python(), &no_jq).is_err());
+        let no_setup = BuildPolicy {
+            setup_commands: false,
+            ..policy()
+        };
+        let setup = RecipeInput {
+            setup: "echo hi".into(),
+            ..RecipeInput::default()
+        };
+        assert!(Recipe::parse(&setup, &python(), &no_setup).is_err());
+        // apt's modifiers and patterns do not read past a deny-list.
+        let no_ssh = BuildPolicy {
+            apt_rule: AptRule::Deny,
+            apt_list: vec!["openssh-server".into()],
+            ..policy()
+        };
+        for sneaky in [
+            "openssh-server+",
+            "openssh-server-",
+            "openssh-server=1",
+            "openssh-serve.",
+        ] {
+            let input = RecipeInput {
+                apt: sneaky.into(),
+                ..RecipeInput::default()
+            };
+            assert!(Recipe::parse(&input, &python(), &no_ssh).is_err(), "{sneaky}");
+        }
+        // Without setup commands, packages run no scripts of their own either.
+        let wheels = Recipe::parse(
+            &RecipeInput {
+                pip: "flask".into(),
+                ..RecipeInput::default()
+            },
+            &python(),
+            &no_setup,
+        )
+        .unwrap()
+        .dockerfile("director/python:3", &no_setup);
+        assert!(wheels.contains("--only-binary=:all: -- 'flask'"), "{wheels}");
+    }
+
+    #[test]
+    fn setup_lines_cannot_become_flags_or_other_instructions() {
+        for bad in [
+            "--mount=type=bind,from=x,target=/x cat /x",
+            "[\"sh\", \"-c\", \"id\"]",
+            "echo a\rCOPY / /x",
+            "echo \\",
+        ] {
+            assert!(parse("", "", "", bad).is_err(), "{bad:?}");
+        }
+        parse("", "", "", "  echo ok # - and [ later are fine").unwrap();
+    }
+
+    #[test]
+    fn the_dockerfile_quotes_every_name_and_runs_each_setup_line() {
+        let recipe = parse("jq", "flask<3", "", "mkdir /opt/x\n# a comment\n\necho done").unwrap();
+        let file = recipe.dockerfile("director/python:3", &policy());
+        assert!(file.starts_with("FROM director/python:3\n"), "{file}");
+        assert!(file.contains("--no-install-recommends -- 'jq'"), "{file}");
+        assert!(file.contains("-- 'flask<3'"), "{file}");
+        assert!(file.contains("RUN mkdir /opt/x\nRUN echo done\n"), "{file}");
+        assert!(!file.contains("comment"), "{file}");
+    }
+
+    #[test]
+    fn a_huge_output_keeps_its_beginning_and_its_end() {
+        let mut log = KeptLog::default();
+        log.push("Step 1/3 : FROM x");
+        for i in 0..200_000 {
+            log.push(&format!("line {i} {}", "x".repeat(100)));
+        }
+        log.push("E: Unable to locate package nope");
+        let text = log.text();
+        assert!(text.len() < KEPT_HEAD + KEPT_TAIL + 1024, "{}", text.len());
+        assert!(text.starts_with("Step 1/3"));
+        assert!(text.contains("of output left out"));
+        assert!(text.ends_with("E: Unable to locate package nope\n"));
+        log.push(&"y".repeat(1 << 20));
+        assert!(log.text().len() < KEPT_HEAD + KEPT_TAIL + 1024);
+    }
+}
