@@ -127,6 +127,32 @@ impl Orchestrator {
         }
     }
 
+    /// The size of the image `reference` on disk, with its layers, in bytes.
+    pub async fn image_size(&self, reference: &str) -> Result<u64> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(u64::try_from(image.size.unwrap_or(0)).unwrap_or(0)),
+            Err(e) if is_not_found(&e) => Err(Error::ImageMissing(reference.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the image `reference` (gone already counts as removed).
+    pub async fn remove_image(&self, reference: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The id of the image `reference` (`sha256:…`).
     pub async fn image_id(&self, reference: &str) -> Result<String> {
         match self.docker.inspect_image(reference).await {

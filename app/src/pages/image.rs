@@ -180,24 +180,9 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
                     <p class="hint">"Add packages to the image the site runs: Director builds it, then deploys it without downtime. A failed build leaves the running version as it is."</p>
                     <ActionForm action=actions.save attr:class="stacked recipe">
                         <input type="hidden" name="site" value=id.to_string()/>
-                        <label>"Debian packages"<input name="apt" value=data.apt.clone() spellcheck="false" autocomplete="off" placeholder="jq curl"/></label>
-                        <FieldError error=save_error field="apt"/>
-                        {if data.has_pip {
-                            view! {
-                                <label>"Python packages (pip)"<input name="pip" value=data.pip.clone() spellcheck="false" autocomplete="off" placeholder="flask==3.0.3"/></label>
-                                <FieldError error=save_error field="pip"/>
-                            }.into_any()
-                        } else {
-                            view! { <input type="hidden" name="pip" value=""/> }.into_any()
-                        }}
-                        {if data.has_npm {
-                            view! {
-                                <label>"Node packages (npm)"<input name="npm" value=data.npm.clone() spellcheck="false" autocomplete="off" placeholder="express"/></label>
-                                <FieldError error=save_error field="npm"/>
-                            }.into_any()
-                        } else {
-                            view! { <input type="hidden" name="npm" value=""/> }.into_any()
-                        }}
+                        <PackageField offered=true label="Debian packages" name="apt" value=data.apt.clone() placeholder="jq curl" error=save_error/>
+                        <PackageField offered=data.has_pip label="Python packages (pip)" name="pip" value=data.pip.clone() placeholder="flask==3.0.3" error=save_error/>
+                        <PackageField offered=data.has_npm label="Node packages (npm)" name="npm" value=data.npm.clone() placeholder="express" error=save_error/>
                         {if data.setup_commands {
                             view! {
                                 <label>"Setup commands (run as root while building, one per line)"<textarea name="setup" rows="3" spellcheck="false">{data.setup.clone()}</textarea></label>
@@ -219,6 +204,28 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
                 view! { <p class="hint">"This catalogue image takes no recipe: an administrator decides which do."</p> }.into_any()
             }}
         </section>
+    }
+}
+
+/// One kind of package in the recipe form: its field where the image offers it, an empty
+/// value otherwise (the form always sends every field).
+#[component]
+fn PackageField(
+    offered: bool,
+    label: &'static str,
+    name: &'static str,
+    value: String,
+    placeholder: &'static str,
+    error: Signal<Option<AppError>>,
+) -> impl IntoView {
+    if offered {
+        view! {
+            <label>{label}<input name=name value=value spellcheck="false" autocomplete="off" placeholder=placeholder/></label>
+            <FieldError error field=name/>
+        }
+        .into_any()
+    } else {
+        view! { <input type="hidden" name=name value=""/> }.into_any()
     }
 }
 

@@ -24,6 +24,8 @@ pub const KEPT_BUILDS: i64 = 5;
 pub const KEPT_IMAGES: usize = 3;
 /// The most packages of each kind a recipe may name.
 pub const MAX_PACKAGES: usize = 50;
+/// The largest image a build may leave on the engine.
+pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
 /// The most packages an admin's allow- or deny-list may name.
 pub const MAX_LISTED: usize = 1000;
 /// The longest setup commands, in bytes.
@@ -952,13 +954,31 @@ impl Runtime {
         while let Ok(line) = heard.try_recv() {
             log.push(&line);
         }
-        let outcome = outcome.map_err(|e| match e {
-            orchestrator::Error::Build { message, .. } => {
-                log.push(&format!("error: {message}"));
-                message
-            }
+        let mut outcome = outcome.map_err(|e| match e {
+            orchestrator::Error::Build { message, .. } => message,
             other => other.to_string(),
         });
+        // An image larger than the limit is not kept: the engine's disk is everyone's.
+        if let Ok(tag) = &outcome {
+            match self.orchestrator.image_size(tag).await {
+                Ok(size) if size > MAX_IMAGE_BYTES => {
+                    let removed = self.orchestrator.remove_image(tag).await;
+                    if let Err(err) = removed {
+                        tracing::warn!(image = %tag, error = %err, "removing an image over the limit failed");
+                    }
+                    outcome = Err(format!(
+                        "the image is {}, more than the {} an image may take",
+                        model::human_bytes(size),
+                        model::human_bytes(MAX_IMAGE_BYTES)
+                    ));
+                }
+                Ok(_) => {}
+                Err(err) => outcome = Err(err.to_string()),
+            }
+        }
+        if let Err(why) = &outcome {
+            log.push(&format!("error: {why}"));
+        }
         self.write_log(build_id, &log).await;
         outcome.map(Made::Built)
     }
