@@ -22,9 +22,9 @@ pub enum Ensured {
     Updated,
     /// The service already ran this spec: nothing was sent.
     Unchanged,
-    /// The engine had rolled the service back from a failed spec: nothing was sent (see
-    /// [`Orchestrator::reconcile_service`]).
-    KeptRollback,
+    /// The engine was updating the service, or had rolled it back from a failed spec: nothing
+    /// was sent (see [`Orchestrator::reconcile_service`]).
+    LeftAlone,
 }
 
 /// How a service's rolling update ended (see [`Orchestrator::await_rollout`]).
@@ -122,23 +122,25 @@ impl Orchestrator {
         }
     }
 
-    /// As [`Orchestrator::ensure_service`], but a service the engine rolled back is left as it
-    /// runs ([`Ensured::KeptRollback`]): the spec it rolled back from failed, and trying it
-    /// again unasked would fail again and again. A person's operation (a retry, a new deploy,
-    /// a fix) calls `ensure_service`, which tries again.
+    /// As [`Orchestrator::ensure_service`], but a service the engine is updating or rolled back
+    /// is left as it runs ([`Ensured::LeftAlone`]): the spec it rolled back from failed, and
+    /// trying it again unasked would fail again and again. A person's operation (a retry, a
+    /// new deploy, a fix) calls `ensure_service`, which tries again.
     pub async fn reconcile_service(&self, spec: &SiteSpec) -> Result<Ensured> {
         spec.validate()?;
         match self.docker.inspect_service(&self.ns.service(spec.id), None).await {
             Ok(current) => {
-                let rolled_back = current.update_status.and_then(|u| u.state).is_some_and(|state| {
+                use ServiceUpdateStatusStateEnum as S;
+                // Mid-update (an operation stopped waiting for it) or rolled back: pushing the
+                // spec again would restart an update the engine is deciding, or one it undid.
+                let busy_or_undone = current.update_status.and_then(|u| u.state).is_some_and(|state| {
                     matches!(
                         state,
-                        ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
-                            | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+                        S::UPDATING | S::ROLLBACK_STARTED | S::ROLLBACK_COMPLETED | S::ROLLBACK_PAUSED
                     )
                 });
-                if rolled_back {
-                    return Ok(Ensured::KeptRollback);
+                if busy_or_undone {
+                    return Ok(Ensured::LeftAlone);
                 }
                 self.ensure_service(spec).await
             }
@@ -158,7 +160,8 @@ impl Orchestrator {
             let status = service.update_status.unwrap_or_default();
             match status.state {
                 Some(S::COMPLETED) => return Ok(Rollout::Done),
-                Some(S::ROLLBACK_COMPLETED | S::ROLLBACK_PAUSED | S::PAUSED) => {
+                // A rollback started is decided: the new spec failed (the old task still serves).
+                Some(S::ROLLBACK_STARTED | S::ROLLBACK_COMPLETED | S::ROLLBACK_PAUSED | S::PAUSED) => {
                     let why = self.status(site).await?.last_error;
                     let message = status.message.filter(|m| !m.is_empty());
                     let reason = match (why, message) {

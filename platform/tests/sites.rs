@@ -2073,6 +2073,19 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
         "a failed build is no failing site"
     );
     assert_eq!(get(w.edge, "jqsite.localhost").await, (200, "42\n".to_owned()));
+    // Its operation retried builds nothing behind the member's back: it says what to do.
+    let operation = w.db.platform.site_operations(Some(&ann), site.id).await.unwrap()[0].id;
+    w.db.platform
+        .retry_operation(Some(&ann), site.id, operation)
+        .await
+        .unwrap();
+    run_queue(&w).await;
+    let retried = &w.db.platform.site_operations(Some(&ann), site.id).await.unwrap()[0];
+    assert!(
+        retried.actions[0].output.contains("press Build again"),
+        "{retried:?}"
+    );
+    assert_eq!(get(w.edge, "jqsite.localhost").await, (200, "42\n".to_owned()));
 
     // A new site may come with its packages: built after its create, in order.
     let err =

@@ -802,19 +802,27 @@ impl Runtime {
         }
         let mut conn = self.platform.conn().await.map_err(fail)?;
         let Some((build_id, number, snapshot)) = next_build(&mut conn, site.id).await.map_err(fail)? else {
-            return Ok("no build is waiting".to_owned());
+            // An operation whose build failed, retried: its build is over (a new one is a
+            // new operation, so that a deploy's undo always belongs to its own build).
+            return Err("no build of the site is waiting: press Build again for a new one".to_owned());
         };
         let recipe: Recipe = serde_json::from_str(&snapshot).unwrap_or_default();
         let base = base_facts(&mut conn, site.id).await.map_err(fail)?;
         let policy = load_policy(&mut conn).await.map_err(fail)?;
+        // The image the site runs is recorded once, when the build leaves the queue: a build
+        // run again after a crash keeps what the site ran before it, not its own image.
+        diesel::update(
+            site_builds::table
+                .find(build_id)
+                .filter(site_builds::state.eq(BuildState::Queued)),
+        )
+        .set(site_builds::previous.eq(&site.built_image))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
         set_build(&mut conn, build_id, BuildState::Running, None, "")
             .await
             .map_err(fail)?;
-        diesel::update(site_builds::table.find(build_id))
-            .set(site_builds::previous.eq(&site.built_image))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
         drop(conn);
         // What was saved is held to the catalogue and the policy as they are now: an admin may
         // have turned setup commands off, or refused a package, since.
@@ -828,37 +836,37 @@ impl Runtime {
         };
         let mut conn = self.platform.conn().await.map_err(fail)?;
         match outcome {
-            Ok(Made::Plain) => {
-                set_built_image(&mut conn, site.id, None).await.map_err(fail)?;
-                set_build(&mut conn, build_id, BuildState::Succeeded, None, "")
-                    .await
-                    .map_err(fail)?;
-                Ok(format!(
-                    "build {number}: nothing to add, the catalogue image {} runs",
-                    base.reference
-                ))
-            }
-            Ok(Made::Reused(tag)) => {
-                set_built_image(&mut conn, site.id, Some(&tag))
-                    .await
-                    .map_err(fail)?;
-                set_build(&mut conn, build_id, BuildState::Reused, None, "")
-                    .await
-                    .map_err(fail)?;
-                set_tag(&mut conn, build_id, &tag).await.map_err(fail)?;
-                Ok(format!(
-                    "build {number}: the recipe is unchanged, {tag} is used again"
-                ))
-            }
-            Ok(Made::Built(tag)) => {
-                set_built_image(&mut conn, site.id, Some(&tag))
-                    .await
-                    .map_err(fail)?;
-                set_build(&mut conn, build_id, BuildState::Succeeded, None, "")
-                    .await
-                    .map_err(fail)?;
-                set_tag(&mut conn, build_id, &tag).await.map_err(fail)?;
-                Ok(format!("build {number}: built {tag}"))
+            Ok(made) => {
+                let (image, state, said) = match made {
+                    Made::Plain => (
+                        None,
+                        BuildState::Succeeded,
+                        format!(
+                            "build {number}: nothing to add, the catalogue image {} runs",
+                            base.reference
+                        ),
+                    ),
+                    Made::Reused(tag) => (
+                        Some(tag.clone()),
+                        BuildState::Reused,
+                        format!("build {number}: the recipe is unchanged, {tag} is used again"),
+                    ),
+                    Made::Built(tag) => (
+                        Some(tag.clone()),
+                        BuildState::Succeeded,
+                        format!("build {number}: built {tag}"),
+                    ),
+                };
+                // The site's image and its build's end together: a crash between them would
+                // leave a site running an image its builds do not account for.
+                conn.transaction::<_, Error, _>(async |conn| {
+                    set_built_image(conn, site.id, image.as_deref()).await?;
+                    set_build(conn, build_id, state, None, "").await?;
+                    set_tag(conn, build_id, image.as_deref().unwrap_or("")).await
+                })
+                .await
+                .map_err(fail)?;
+                Ok(said)
             }
             Err(why) => {
                 set_build(&mut conn, build_id, BuildState::Failed, None, &why)
@@ -911,7 +919,19 @@ impl Runtime {
             .await
             .map_err(|e| e.to_string())?
         {
-            return Ok(Made::Reused(tag));
+            // Held to the size limit like a new one (its removal may have failed before).
+            let size = self
+                .orchestrator
+                .image_size(&tag)
+                .await
+                .map_err(|e| e.to_string())?;
+            if size <= MAX_IMAGE_BYTES {
+                return Ok(Made::Reused(tag));
+            }
+            self.orchestrator
+                .remove_image(&tag)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         let context = dockerfile_context(&dockerfile).map_err(|e| e.to_string())?;
         let build = orchestrator::SiteImageBuild {

@@ -170,7 +170,7 @@ impl Platform {
                 }
             };
             let found = match ensured {
-                Ensured::Unchanged | Ensured::KeptRollback => None,
+                Ensured::Unchanged | Ensured::LeftAlone => None,
                 Ensured::Created => Some("was missing; started it"),
                 Ensured::Updated => Some("was not as it should be; updated it"),
             };
@@ -258,9 +258,9 @@ impl Platform {
         }
         match site.kind {
             SiteKind::Dynamic => {
-                // A service the engine rolled back (its new version never answered) is left
-                // running the old one: the site's page says so, and a person's retry or fix
-                // tries the new one again.
+                // A service the engine is updating, or rolled back (its new version never
+                // answered), is left as it runs: the operation said why, and a person's retry or
+                // fix tries the new version again.
                 match runtime.orchestrator.reconcile_service(&runtime.spec(&site)).await {
                     Ok(Ensured::Created) => corrections.push(Correction {
                         site: site.id,
@@ -270,7 +270,7 @@ impl Platform {
                         site: site.id,
                         what: "its service differed from its settings; updated it".to_owned(),
                     }),
-                    Ok(Ensured::Unchanged | Ensured::KeptRollback) => {}
+                    Ok(Ensured::Unchanged | Ensured::LeftAlone) => {}
                     Err(err) => {
                         tracing::warn!(site = %site.name, error = %err, "reconciling a service failed");
                     }

@@ -413,8 +413,13 @@ impl Runtime {
         Ok(
             match self.orchestrator.await_rollout(id, limit).await.map_err(text)? {
                 orchestrator::Rollout::Done => Deployed::Serving("the new version serves".to_owned()),
+                // Not a success: the engine may yet roll it back. The operation fails, and a
+                // retry waits again.
                 orchestrator::Rollout::Unfinished => {
-                    Deployed::Serving("the new version is still starting".to_owned())
+                    return Err(format!(
+                        "the new version had not answered HTTP on its port after {} s; the engine goes on deciding (retry to wait again)",
+                        limit.as_secs()
+                    ));
                 }
                 orchestrator::Rollout::RolledBack(why) => Deployed::RolledBack(format!(
                     "the new version never answered HTTP on its port ({why}); the previous version serves again"
