@@ -2234,3 +2234,68 @@ async fn variables_reach_the_site_and_a_version_that_never_answers_is_rolled_bac
         (200, "hello, s3cr3t\n".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_whose_image_never_answers_is_undone_and_the_site_serves_on() {
+    use platform::sites::{BuildState, RecipeInput};
+    let w = world_on(
+        TestDb::with_settings(platform::Settings {
+            site_start_period: Duration::from_secs(8),
+            ..platform::Settings::default()
+        })
+        .await,
+        false,
+    )
+    .await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&ann), new_site("undone", "dynamic", "python"))
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    write_run_sh(
+        &w,
+        &site,
+        "#!/bin/sh\necho up > /tmp/index.html\nexec python3 -m http.server \"$PORT\" -d /tmp\n",
+    );
+    w.db.platform.restart_site(Some(&ann), site.id).await.unwrap();
+    run_queue(&w).await;
+    assert_eq!(served(w.edge, "undone.localhost").await.as_deref(), Some("up\n"));
+
+    // The build succeeds, but its image has no Python left: its task never answers.
+    let broken = RecipeInput {
+        setup: "rm /usr/bin/python3".to_owned(),
+        ..RecipeInput::default()
+    };
+    let build =
+        w.db.platform
+            .save_recipe(Some(&ann), site.id, &broken)
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    let record =
+        w.db.platform
+            .site_build(Some(&ann), site.id, build)
+            .await
+            .unwrap();
+    assert_eq!(record.summary.state, BuildState::Failed, "{record:?}");
+    assert!(
+        record.summary.error.contains("rolled back"),
+        "{}",
+        record.summary.error
+    );
+    let now = w.db.platform.site(Some(&ann), site.id).await.unwrap();
+    assert_eq!(now.built_image, None, "the catalogue image it ran before");
+    assert_eq!(get(w.edge, "undone.localhost").await, (200, "up\n".to_owned()));
+    let failed = platform::testing::failed_operations(&w.db.platform).await;
+    assert!(
+        failed
+            .iter()
+            .any(|(kind, why)| kind == "build-image" && why.contains("never answered")),
+        "{failed:?}"
+    );
+    // The reconciler does not deploy it again.
+    w.db.platform.reconcile(&w.runtime).await.unwrap();
+    assert_eq!(get(w.edge, "undone.localhost").await, (200, "up\n".to_owned()));
+}
