@@ -118,60 +118,58 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Whether `reference` is on the engine.
-    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+    /// The engine's record of the image `reference`; None when it has no such image.
+    async fn inspected(&self, reference: &str) -> Result<Option<bollard::models::ImageInspect>> {
         match self.docker.inspect_image(reference).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(image) => Ok(Some(image)),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether `reference` is on the engine.
+    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
+        Ok(self.inspected(reference).await?.is_some())
     }
 
     /// The size of the image `reference` on disk, with its layers, in bytes.
     pub async fn image_size(&self, reference: &str) -> Result<u64> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(u64::try_from(image.size.unwrap_or(0)).unwrap_or(0)),
-            Err(e) if is_not_found(&e) => Err(Error::ImageMissing(reference.to_owned())),
-            Err(e) => Err(e.into()),
-        }
+        let image = self
+            .inspected(reference)
+            .await?
+            .ok_or_else(|| Error::ImageMissing(reference.to_owned()))?;
+        Ok(u64::try_from(image.size.unwrap_or(0)).unwrap_or(0))
+    }
+
+    /// The id of the image `reference` (`sha256:…`).
+    pub async fn image_id(&self, reference: &str) -> Result<String> {
+        self.inspected(reference)
+            .await?
+            .and_then(|image| image.id)
+            .ok_or_else(|| Error::ImageMissing(reference.to_owned()))
+    }
+
+    /// The value of the image's label `key`; None when the image or the label is not there.
+    pub async fn image_label(&self, reference: &str, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .inspected(reference)
+            .await?
+            .and_then(|image| image.config)
+            .and_then(|c| c.labels)
+            .and_then(|mut l| l.remove(key)))
     }
 
     /// Removes the image `reference` (gone already counts as removed).
     pub async fn remove_image(&self, reference: &str) -> Result<()> {
-        match self
+        let removed = self
             .docker
             .remove_image(
                 reference,
                 None::<bollard::query_parameters::RemoveImageOptions>,
                 None,
             )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The id of the image `reference` (`sha256:…`).
-    pub async fn image_id(&self, reference: &str) -> Result<String> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => image.id.ok_or_else(|| Error::ImageMissing(reference.to_owned())),
-            Err(e) if is_not_found(&e) => Err(Error::ImageMissing(reference.to_owned())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The value of the image's label `key`; None when the image or the label is not there.
-    pub async fn image_label(&self, reference: &str, key: &str) -> Result<Option<String>> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(image
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|mut l| l.remove(key))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        crate::ignore_missing(removed.map(|_| ()))
     }
 
     /// Makes sure `reference` is on the engine before a service or terminal is made from it:

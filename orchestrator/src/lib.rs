@@ -32,9 +32,12 @@ pub use error::{Error, Result};
 pub use events::{SiteEvent, SiteEventKind};
 pub use image::{BuildLine, busybox_context};
 pub use mounts::detach_blocking;
-pub use names::{LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_site_name};
+pub use names::{
+    LABEL_NAMESPACE, LABEL_ROLE, LABEL_SITE, LABEL_SPEC, Namespace, SiteId, validate_env_name,
+    validate_site_name,
+};
 pub use service::{Ensured, LogLine, LogOptions, LogStream, Rollout, ServiceStatus};
-pub use site_image::{LABEL_RECIPE, SiteImageBuild};
+pub use site_image::{LABEL_RECIPE, SiteImageBuild, dockerfile_context};
 pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};
 pub use terminal::{ExecControl, ExecInput, ExecOutput, ExecRequest, ExecSession, ExitCode};
 

@@ -15,6 +15,23 @@ use crate::{
 /// The label holding the digest of what a site's image was built from.
 pub const LABEL_RECIPE: &str = "director.recipe";
 
+/// A build context holding nothing but `dockerfile` (as `Dockerfile`): an uncompressed tar.
+pub fn dockerfile_context(dockerfile: &str) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
+        context: "packing a Dockerfile".to_owned(),
+        source,
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .map_err(io)?;
+    builder.into_inner().map_err(io)
+}
+
 /// One build of a site's image.
 #[derive(Debug, Clone)]
 pub struct SiteImageBuild {

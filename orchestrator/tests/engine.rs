@@ -423,19 +423,6 @@ async fn no_engine_is_a_clear_error_with_a_hint() {
     assert!(err.to_string().contains("unix://"), "{err}");
 }
 
-/// A context of one Dockerfile, as the platform sends a recipe's.
-fn dockerfile_tar(dockerfile: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-        .unwrap();
-    builder.into_inner().unwrap()
-}
-
 fn site_build(
     site: u32,
     number: u32,
@@ -445,7 +432,7 @@ fn site_build(
     orchestrator::SiteImageBuild {
         site: SiteId(site),
         number,
-        context: dockerfile_tar(dockerfile),
+        context: orchestrator::dockerfile_context(dockerfile).unwrap(),
         dockerfile: "Dockerfile".to_owned(),
         recipe: format!("recipe-{number}"),
         memory_bytes: 256 << 20,

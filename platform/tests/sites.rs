@@ -1957,6 +1957,22 @@ async fn run_queue(w: &World) {
     while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
 }
 
+/// Runs the queue, then reads the build `id` of `site` as `who` sees it once it ended.
+async fn finished_build(w: &World, who: &Actor, site: i32, id: i64) -> platform::sites::BuildRecord {
+    run_queue(w).await;
+    w.db.platform.site_build(Some(who), site, id).await.unwrap()
+}
+
+/// A world whose sites' new tasks must answer within `period` before they are rolled back.
+async fn world_starting_within(period: Duration) -> World {
+    let db = TestDb::with_settings(platform::Settings {
+        site_start_period: period,
+        ..platform::Settings::default()
+    })
+    .await;
+    world_on(db, false).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_it_serving() {
     use platform::sites::{BuildState, RecipeInput};
@@ -1999,12 +2015,7 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
         ..RecipeInput::default()
     };
     let first = w.db.platform.save_recipe(Some(&ann), site.id, &jq).await.unwrap();
-    run_queue(&w).await;
-    let build =
-        w.db.platform
-            .site_build(Some(&ann), site.id, first)
-            .await
-            .unwrap();
+    let build = finished_build(&w, &ann, site.id, first).await;
     assert_eq!(build.summary.state, BuildState::Succeeded, "{}", build.log);
     // The engine's output, step by step (apt's own lines only when its layer was not cached).
     assert!(build.log.contains("Successfully tagged"), "{}", build.log);
@@ -2023,12 +2034,7 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
 
     // The same recipe again: nothing is built, the image is used again.
     let again = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
-    run_queue(&w).await;
-    let build =
-        w.db.platform
-            .site_build(Some(&ann), site.id, again)
-            .await
-            .unwrap();
+    let build = finished_build(&w, &ann, site.id, again).await;
     assert_eq!(build.summary.state, BuildState::Reused, "{}", build.log);
     assert_eq!(
         w.db.platform
@@ -2050,12 +2056,7 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
             .save_recipe(Some(&ann), site.id, &missing)
             .await
             .unwrap();
-    run_queue(&w).await;
-    let build =
-        w.db.platform
-            .site_build(Some(&ann), site.id, failed)
-            .await
-            .unwrap();
+    let build = finished_build(&w, &ann, site.id, failed).await;
     assert_eq!(build.summary.state, BuildState::Failed);
     assert!(
         build
@@ -2114,15 +2115,7 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables_reach_the_site_and_a_version_that_never_answers_is_rolled_back() {
     use platform::sites::VariableInput;
-    let w = world_on(
-        TestDb::with_settings(platform::Settings {
-            site_start_period: Duration::from_secs(8),
-            ..platform::Settings::default()
-        })
-        .await,
-        false,
-    )
-    .await;
+    let w = world_starting_within(Duration::from_secs(8)).await;
     let ann = user(&w.db, "ann", Role::User).await;
     let site = made_site(&w, &ann, "vars", "dynamic").await;
     write_run_sh(
@@ -2238,15 +2231,7 @@ async fn variables_reach_the_site_and_a_version_that_never_answers_is_rolled_bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_whose_image_never_answers_is_undone_and_the_site_serves_on() {
     use platform::sites::{BuildState, RecipeInput};
-    let w = world_on(
-        TestDb::with_settings(platform::Settings {
-            site_start_period: Duration::from_secs(8),
-            ..platform::Settings::default()
-        })
-        .await,
-        false,
-    )
-    .await;
+    let w = world_starting_within(Duration::from_secs(8)).await;
     let ann = user(&w.db, "ann", Role::User).await;
     let (site, _) =
         w.db.platform
@@ -2273,12 +2258,7 @@ async fn a_build_whose_image_never_answers_is_undone_and_the_site_serves_on() {
             .save_recipe(Some(&ann), site.id, &broken)
             .await
             .unwrap();
-    run_queue(&w).await;
-    let record =
-        w.db.platform
-            .site_build(Some(&ann), site.id, build)
-            .await
-            .unwrap();
+    let record = finished_build(&w, &ann, site.id, build).await;
     assert_eq!(record.summary.state, BuildState::Failed, "{record:?}");
     assert!(
         record.summary.error.contains("rolled back"),

@@ -533,7 +533,7 @@ impl Platform {
             .map(summary)
             .collect();
         Ok(SiteImageView {
-            running: site.built_image.clone().unwrap_or_else(|| base.reference.clone()),
+            running: site.running_image().to_owned(),
             base: base.name,
             base_reference: base.reference,
             allows_recipe: base.allows_recipe,
@@ -820,7 +820,7 @@ impl Runtime {
         .execute(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-        set_build(&mut conn, build_id, BuildState::Running, None, "")
+        set_build(&mut conn, build_id, BuildState::Running, "")
             .await
             .map_err(fail)?;
         drop(conn);
@@ -861,7 +861,7 @@ impl Runtime {
                 // leave a site running an image its builds do not account for.
                 conn.transaction::<_, Error, _>(async |conn| {
                     set_built_image(conn, site.id, image.as_deref()).await?;
-                    set_build(conn, build_id, state, None, "").await?;
+                    set_build(conn, build_id, state, "").await?;
                     set_tag(conn, build_id, image.as_deref().unwrap_or("")).await
                 })
                 .await
@@ -869,7 +869,7 @@ impl Runtime {
                 Ok(said)
             }
             Err(why) => {
-                set_build(&mut conn, build_id, BuildState::Failed, None, &why)
+                set_build(&mut conn, build_id, BuildState::Failed, &why)
                     .await
                     .map_err(fail)?;
                 Err(format!("build {number} failed: {why}"))
@@ -889,7 +889,7 @@ impl Runtime {
         if recipe.is_empty() {
             return Ok(Made::Plain);
         }
-        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         // The catalogue image comes first (one of Director's own is made when missing): the
         // recipe's digest names the very image it starts from.
         self.orchestrator
@@ -933,7 +933,7 @@ impl Runtime {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let context = dockerfile_context(&dockerfile).map_err(|e| e.to_string())?;
+        let context = orchestrator::dockerfile_context(&dockerfile).map_err(|e| e.to_string())?;
         let build = orchestrator::SiteImageBuild {
             site: id,
             number: u32::try_from(number).unwrap_or(0),
@@ -1019,7 +1019,7 @@ impl Runtime {
 
     /// `remove-images`: every image of the site goes (it is being deleted).
     pub(crate) async fn remove_images(&self, site: &Site) -> Result<String, String> {
-        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         self.orchestrator
             .remove_site_images(id)
             .await
@@ -1029,7 +1029,7 @@ impl Runtime {
 
     /// `prune-images`: the site's images beyond the last few go (never the one it runs).
     pub(crate) async fn prune_images(&self, site: &Site) -> Result<String, String> {
-        let id = orchestrator::SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         let in_use: Vec<String> = site.built_image.iter().cloned().collect();
         let removed = self
             .orchestrator
@@ -1053,22 +1053,10 @@ enum Made {
     Built(String),
 }
 
-/// A context holding nothing but the Dockerfile.
-fn dockerfile_context(dockerfile: &str) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
-    builder.into_inner()
-}
-
 async fn set_build(
     conn: &mut AsyncPgConnection,
     build_id: i64,
     state: BuildState,
-    log: Option<&str>,
     error: &str,
 ) -> Result<()> {
     let finished = (!state.under_way()).then(Utc::now);
@@ -1083,10 +1071,8 @@ async fn set_build(
         .await?;
     if let Some(started) = started {
         diesel::update(site_builds::table.find(build_id))
-            .set((
-                site_builds::started_at.eq(started),
-                site_builds::log.eq(log.unwrap_or("")),
-            ))
+            // A build run again after a crash starts its output anew.
+            .set((site_builds::started_at.eq(started), site_builds::log.eq("")))
             .execute(conn)
             .await?;
     }
@@ -1112,7 +1098,6 @@ pub(crate) async fn undo(conn: &mut AsyncPgConnection, site_id: i32) -> Result<(
         conn,
         build_id,
         BuildState::Failed,
-        None,
         "its new version never answered HTTP on its port: rolled back",
     )
     .await

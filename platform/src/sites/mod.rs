@@ -274,6 +274,16 @@ async fn record_change(
 }
 
 impl Site {
+    /// Its id as the engine names it (`site_0042`).
+    pub fn engine_id(&self) -> orchestrator::SiteId {
+        orchestrator::SiteId(u32::try_from(self.id).unwrap_or(0))
+    }
+
+    /// The image it runs: the one its latest build made, or its catalogue image as it is.
+    pub fn running_image(&self) -> &str {
+        self.built_image.as_deref().unwrap_or(&self.image_reference)
+    }
+
     /// Whether it is made and at rest in its life (not being created or deleted): what the
     /// reconciler may correct. A site whose create never finished is not: nothing of it may
     /// be served (its files or service may be missing).

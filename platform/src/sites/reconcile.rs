@@ -54,7 +54,7 @@ impl Platform {
             .collect();
         let mut conn = self.conn().await?;
         let all = load_all_sites(&mut conn).await?;
-        let known: BTreeSet<SiteId> = all.iter().map(id_of).collect();
+        let known: BTreeSet<SiteId> = all.iter().map(Site::engine_id).collect();
         // The latest operation of each site, when it is queued, running or failed: such a site
         // is left to its operation (or to the person who will retry it).
         // (A terminal reset is no change to what is served: one that failed does not stop the
@@ -236,7 +236,7 @@ impl Platform {
             return Ok((Vec::new(), false));
         }
         let mut corrections = Vec::new();
-        let id = id_of(&site);
+        let id = site.engine_id();
         if site.provisioned {
             let what = match runtime.ensure_disk(&site).await.map_err(engine)? {
                 DiskChange::Ready => None,
@@ -332,7 +332,7 @@ impl Platform {
         if site.availability != super::Availability::Enabled {
             return Ok(());
         }
-        let Ok(status) = runtime.orchestrator.status(id_of(site)).await else {
+        let Ok(status) = runtime.orchestrator.status(site.engine_id()).await else {
             return Ok(());
         };
         let event = match site.state {
@@ -354,10 +354,6 @@ impl Platform {
 struct LatestOperation {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     site_id: i32,
-}
-
-fn id_of(site: &Site) -> SiteId {
-    SiteId(u32::try_from(site.id).unwrap_or(0))
 }
 
 /// What of a site the database no longer has is still there.

@@ -168,7 +168,7 @@ impl Runtime {
     }
 
     async fn move_onto_disk(&self, site: &Site) -> Result<(), String> {
-        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         let text = |e: orchestrator::Error| e.to_string();
         self.orchestrator.stop_site(id).await.map_err(text)?;
         let moved = self.disks.copy_old(&self.disk_spec(site)).await.map_err(text)?;
@@ -209,12 +209,9 @@ impl Runtime {
 
     pub(crate) fn spec(&self, site: &Site) -> SiteSpec {
         SiteSpec {
-            id: SiteId(u32::try_from(site.id).unwrap_or(0)),
+            id: site.engine_id(),
             name: site.name.clone(),
-            image: site
-                .built_image
-                .clone()
-                .unwrap_or_else(|| site.image_reference.clone()),
+            image: site.running_image().to_owned(),
             directory: self.directory(site),
             uid: Self::uid(site),
             gid: Self::uid(site),
@@ -248,7 +245,7 @@ impl Runtime {
 
     pub(crate) fn routes(&self, site: &Site) -> SiteRoutes {
         SiteRoutes {
-            site: SiteId(u32::try_from(site.id).unwrap_or(0)),
+            site: site.engine_id(),
             hosts: std::iter::once(format!("{}.{}", site.name, self.sites_domain))
                 .chain(site.domains.iter().cloned())
                 .collect(),
@@ -313,7 +310,7 @@ impl Runtime {
     /// Runs one action for `site`; Ok carries what to show, Err the reason it failed.
     pub(crate) async fn run(&self, action: super::Action, site: &Site) -> Result<String, String> {
         use super::Action as A;
-        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         let text = |e: orchestrator::Error| e.to_string();
         match action {
             A::CreateDirectory => self.create_directory(site).await,
@@ -398,7 +395,7 @@ impl Runtime {
     /// its task, waits for the new one to answer (start-first: the old one serves meanwhile).
     /// A new task that never answers is rolled back by the engine.
     async fn deploy(&self, site: &Site) -> Result<Deployed, String> {
-        let id = SiteId(u32::try_from(site.id).unwrap_or(0));
+        let id = site.engine_id();
         let text = |e: orchestrator::Error| e.to_string();
         let done = self
             .orchestrator

@@ -57,10 +57,7 @@ pub struct VariableInput {
 
 /// The reason `name` cannot be a variable of a site, if it cannot.
 fn check_name(name: &str) -> Result<()> {
-    let well_formed = (1..=128).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !well_formed {
+    if orchestrator::validate_env_name(name).is_err() {
         return Err(Error::invalid(
             "name",
             "A variable's name is letters, digits and _ (not first a digit), at most 128 of them.",
