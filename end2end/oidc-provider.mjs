@@ -6,10 +6,13 @@
 //   { "clients": [{ "client_id", "client_secret", "redirect_uris": [...] }],
 //     "accounts": { "<sub>": { "preferred_username", "name", "email", "groups": [...] } } }
 //
-// Usage: node end2end/oidc-provider.mjs <port> <file> [--claims-in-userinfo] [--tls <cert> <key>].
+// Usage: node end2end/oidc-provider.mjs <port> <file> [--claims-in-userinfo] [--tls <cert> <key>]
+//        [--listening-stdin].
 // With --claims-in-userinfo the ID token says only who the person is (`sub`), and the rest
 // comes from the userinfo endpoint, as many providers do; with --tls it serves HTTPS with that
-// certificate. Prints "ready <issuer>" once it listens.
+// certificate. With --listening-stdin its standard input is a socket already listening on
+// <port> (a caller that holds the port from the start, so nothing else takes it), else it binds
+// <port> itself. Prints "ready <issuer>" once it listens.
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -67,4 +70,6 @@ const handle = provider.callback();
 const server = tls
   ? createTlsServer({ cert: readFileSync(tls[0]), key: readFileSync(tls[1]) }, handle)
   : createServer(handle);
-server.listen(port, '127.0.0.1', () => console.log(`ready ${issuer}`));
+const ready = () => console.log(`ready ${issuer}`);
+if (options.includes('--listening-stdin')) server.listen({ fd: 0 }, ready);
+else server.listen(port, '127.0.0.1', ready);

@@ -27,20 +27,26 @@ struct Provider {
 }
 
 impl Provider {
-    /// Starts it on `port` for a client whose callbacks are under `director`.
-    async fn start(port: u16, director: &str) -> Self {
-        Self::start_with(port, director, &[]).await
+    /// Starts it on `listener` (from [`provider_port`]) for a client whose callbacks are under
+    /// `director`.
+    async fn start(listener: std::net::TcpListener, director: &str) -> Self {
+        Self::start_with(listener, director, &[]).await
     }
 
     /// The same, with the script's `options` (`--claims-in-userinfo`, `--tls cert key`).
-    async fn start_with(port: u16, director: &str, options: &[&str]) -> Self {
+    async fn start_with(listener: std::net::TcpListener, director: &str, options: &[&str]) -> Self {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), people(director, &["staff", "director-admins"])).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc-provider.mjs");
-        let port = port.to_string();
+        let port = listener.local_addr().unwrap().port().to_string();
+        // The socket itself goes to the provider as its standard input, so the port stays
+        // held from the moment the issuer's URL was made: a port merely found free could be
+        // taken meanwhile by any other test's connection.
+        let socket = std::os::fd::OwnedFd::from(listener);
         let mut child = tokio::process::Command::new("node")
-            .args([script, &port, file.path().to_str().unwrap()])
+            .args([script, &port, file.path().to_str().unwrap(), "--listening-stdin"])
             .args(options)
+            .stdin(std::process::Stdio::from(socket))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -77,6 +83,13 @@ impl Provider {
             ca_bundle: None,
         }
     }
+}
+
+/// A listening socket for the provider and its port, which the issuer's URL names.
+fn provider_port() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// The provider's file: its client (Director at `director`), and its people, Alice in
@@ -205,7 +218,7 @@ fn absolute(base: &str, reference: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_are_refused() {
-    let port = platform::testing::free_port();
+    let (listener, port) = provider_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Open)],
@@ -215,7 +228,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
     // A local account already has the name Alice would like: hers is made unique.
     create_user(&db.platform, "alice", Role::User).await;
     let server = TestServer::start(db.platform.clone()).await;
-    let provider = Provider::start(port, &server.base).await;
+    let provider = Provider::start(listener, &server.base).await;
 
     // A first sign-in makes her account, an admin by her groups, and lands on `next`.
     let alice = server.client();
@@ -311,7 +324,7 @@ async fn people_sign_in_through_the_provider_and_forged_or_replayed_callbacks_ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
-    let port = platform::testing::free_port();
+    let (listener, port) = provider_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Closed)],
@@ -319,7 +332,7 @@ async fn a_closed_provider_signs_in_only_people_who_have_an_account() {
     })
     .await;
     let server = TestServer::start(db.platform.clone()).await;
-    let _provider = Provider::start(port, &server.base).await;
+    let _provider = Provider::start(listener, &server.base).await;
     let done = sign_in(&server, &server.client(), "alice-sub").await;
     assert_eq!(failed(&done.location), "no-account");
     assert!(
@@ -391,7 +404,7 @@ async fn json(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_with_an_accounts_email_waits_until_its_owner_or_an_admin_links_them() {
-    let port = platform::testing::free_port();
+    let (listener, port) = provider_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Open)],
@@ -402,7 +415,7 @@ async fn a_person_with_an_accounts_email_waits_until_its_owner_or_an_admin_links
     local_account(&db.platform, "carol", "carol@example.org", Role::User).await;
     local_account(&db.platform, "dave", "dave@example.org", Role::User).await;
     let server = TestServer::start(db.platform.clone()).await;
-    let provider = Provider::start(port, &server.base).await;
+    let provider = Provider::start(listener, &server.base).await;
     let accounts = || async {
         db.platform
             .list_users(Some(&platform::Actor::operator()))
@@ -595,7 +608,7 @@ fn failed_at(location: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_id_token_leaves_unsaid_is_read_from_the_userinfo_endpoint() {
-    let port = platform::testing::free_port();
+    let (listener, port) = provider_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let db = TestDb::with_settings(platform::Settings {
         oidc: vec![Provider::settings(&issuer, Registration::Open)],
@@ -603,7 +616,7 @@ async fn what_the_id_token_leaves_unsaid_is_read_from_the_userinfo_endpoint() {
     })
     .await;
     let server = TestServer::start(db.platform.clone()).await;
-    let _provider = Provider::start_with(port, &server.base, &["--claims-in-userinfo"]).await;
+    let _provider = Provider::start_with(listener, &server.base, &["--claims-in-userinfo"]).await;
     let alice = server.client();
     assert_eq!(sign_in(&server, &alice, "alice-sub").await.location, "/account");
     let me = json(&server, &alice, "current_user", &[]).await;
@@ -682,7 +695,7 @@ fn private_authority(dir: &std::path::Path) -> (std::path::PathBuf, std::path::P
 async fn a_provider_behind_a_private_authority_is_trusted_with_its_bundle_only() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = private_authority(dir.path());
-    let port = platform::testing::free_port();
+    let (listener, port) = provider_port();
     let issuer = format!("https://127.0.0.1:{port}");
     let trusting = OidcProvider {
         ca_bundle: Some(std::fs::read(&ca).unwrap()),
@@ -699,7 +712,7 @@ async fn a_provider_behind_a_private_authority_is_trusted_with_its_bundle_only()
     .await;
     let server = TestServer::start(db.platform.clone()).await;
     let _provider = Provider::start_with(
-        port,
+        listener,
         &server.base,
         &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()],
     )
