@@ -140,10 +140,15 @@ pub async fn failed_operations(platform: &Platform) -> Vec<(String, String)> {
         .expect("reading the operations")
 }
 
-/// A port free on 127.0.0.1 now (for a server a test starts).
+/// A port free on 127.0.0.1 now (for a server a test starts). It is picked below the kernel's
+/// ephemeral range (32768 and up here): a port the kernel handed out could be given again to
+/// any test's outgoing connection before the server binds it, one from below is only ever
+/// taken by a test asking for it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..100)
+        .map(|_| rng.random_range(10_000..32_768))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .expect("a free port on 127.0.0.1")
-        .port()
 }
