@@ -46,6 +46,13 @@ impl BuildState {
     }
 }
 
+/// A site that never chose builds from packages (none, until it adds some).
+impl Default for RecipeSource {
+    fn default() -> Self {
+        Self::Packages
+    }
+}
+
 impl RecipeSource {
     /// Its name for people.
     pub fn label(self) -> &'static str {

@@ -17,19 +17,69 @@ pub const LABEL_RECIPE: &str = "director.recipe";
 
 /// A build context holding nothing but `dockerfile` (as `Dockerfile`): an uncompressed tar.
 pub fn dockerfile_context(dockerfile: &str) -> Result<Vec<u8>> {
-    let io = |source| Error::Io {
-        context: "packing a Dockerfile".to_owned(),
+    let mut context = BuildContext::default();
+    context.add_file("Dockerfile", 0o644, dockerfile.as_bytes())?;
+    context.finish()
+}
+
+/// A build context being packed: an uncompressed tar in memory. It holds what its caller adds
+/// and nothing else — folders, files with their bytes, and links as links (the engine's
+/// builder copies a link as a link; nothing of what it points to is read here).
+pub struct BuildContext {
+    tar: tar::Builder<Vec<u8>>,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        Self {
+            tar: tar::Builder::new(Vec::new()),
+        }
+    }
+}
+
+impl BuildContext {
+    /// Adds the folder `path`.
+    pub fn add_folder(&mut self, path: &str) -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        self.append(&mut header, path, &[][..])
+    }
+
+    /// Adds the file `path` holding `bytes`, with permission bits `mode`.
+    pub fn add_file(&mut self, path: &str, mode: u32, bytes: &[u8]) -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(mode & 0o777);
+        header.set_size(bytes.len() as u64);
+        self.append(&mut header, path, bytes)
+    }
+
+    /// Adds the symbolic link `path` pointing to `target` (as written, never followed).
+    pub fn add_link(&mut self, path: &str, target: &str) -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        self.tar.append_link(&mut header, path, target).map_err(packing)
+    }
+
+    /// The tar.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        self.tar.into_inner().map_err(packing)
+    }
+
+    fn append(&mut self, header: &mut tar::Header, path: &str, bytes: &[u8]) -> Result<()> {
+        self.tar.append_data(header, path, bytes).map_err(packing)
+    }
+}
+
+fn packing(source: std::io::Error) -> Error {
+    Error::Io {
+        context: "packing a build context".to_owned(),
         source,
-    };
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-        .map_err(io)?;
-    builder.into_inner().map_err(io)
+    }
 }
 
 /// One build of a site's image.

@@ -2279,3 +2279,141 @@ async fn a_build_whose_image_never_answers_is_undone_and_the_site_serves_on() {
     w.db.platform.reconcile(&w.runtime).await.unwrap();
     assert_eq!(get(w.edge, "undone.localhost").await, (200, "up\n".to_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what_they_point_to() {
+    use platform::sites::{BuildState, RecipeInput, RecipeSource};
+    use std::os::unix::fs::symlink;
+    let w = world().await;
+    let admin = user(&w.db, "root", Role::Admin).await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&ann), new_site("ownsite", "dynamic", "python"))
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    write_run_sh(
+        &w,
+        &site,
+        "#!/bin/sh\nexec python3 -m http.server \"$PORT\" -d /opt/out\n",
+    );
+    let own = RecipeInput {
+        source: RecipeSource::Dockerfile,
+        dockerfile: "app/Dockerfile".to_owned(),
+        context: "app".to_owned(),
+        ..RecipeInput::default()
+    };
+    // Until an administrator allows it on the site's catalogue image, it is refused.
+    let err =
+        w.db.platform
+            .save_recipe(Some(&ann), site.id, &own)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(ref why) if why.contains("administrator")),
+        "{err:?}"
+    );
+    let mut python =
+        w.db.platform
+            .catalogue(Some(&admin))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|image| image.name == "python")
+            .unwrap();
+    python.recipes.dockerfile = true;
+    let reference = python.reference.clone();
+    w.db.platform.save_image(Some(&admin), python).await.unwrap();
+
+    // The context: a file, a link to a host file outside the site, a pipe (which would hang a
+    // reader), and a file .dockerignore leaves out.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("host-secret");
+    std::fs::write(&secret, "HOST-SECRET-4417\n").unwrap();
+    let app = w.runtime.directory(&site).join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("hello.txt"), "hello from the context\n").unwrap();
+    symlink(&secret, app.join("secret")).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        app.join("pipe"),
+        rustix::fs::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::fs::write(app.join("left-out.txt"), "never sent\n").unwrap();
+    std::fs::write(app.join(".dockerignore"), "left-out.txt\n").unwrap();
+    // (The secret's words are split in two quoted halves: the Dockerfile, which the context
+    // holds, must not contain them itself.)
+    let dockerfile = format!(
+        "FROM {reference}\nCOPY . /app\n\
+         RUN test -L /app/secret && test ! -e /app/left-out.txt && test ! -e /app/pipe \\\n \
+         && ! grep -rqs 'SECRET-44''17' /app \\\n \
+         && mkdir /opt/out && readlink /app/secret > /opt/out/index.html && cat /app/hello.txt >> /opt/out/index.html\n"
+    );
+    std::fs::write(app.join("Dockerfile"), &dockerfile).unwrap();
+
+    let first =
+        w.db.platform
+            .save_recipe(Some(&ann), site.id, &own)
+            .await
+            .unwrap();
+    let build = finished_build(&w, &ann, site.id, first).await;
+    assert_eq!(build.summary.state, BuildState::Succeeded, "{}", build.log);
+    let expected = format!("{}\nhello from the context\n", secret.display());
+    assert_eq!(
+        served(w.edge, "ownsite.localhost").await.as_deref(),
+        Some(expected.as_str())
+    );
+    let view = w.db.platform.site_image(Some(&ann), site.id).await.unwrap();
+    assert_eq!(view.recipe.source, RecipeSource::Dockerfile);
+    assert_eq!(
+        (view.recipe.dockerfile.as_str(), view.recipe.context.as_str()),
+        ("app/Dockerfile", "app")
+    );
+
+    // Unchanged files: the image is used again. A changed one is built anew.
+    let again = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
+    assert_eq!(
+        finished_build(&w, &ann, site.id, again).await.summary.state,
+        BuildState::Reused
+    );
+
+    // What a build may not do fails it with why, and the site serves on: a context of 10 GB
+    // (a sparse file: refused before a byte is read), a stage from outside the catalogue, a
+    // file fetched over the network.
+    let big = std::fs::File::create(app.join("big.bin")).unwrap();
+    big.set_len(10 << 30).unwrap();
+    let refused = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
+    let build = finished_build(&w, &ann, site.id, refused).await;
+    assert_eq!(build.summary.state, BuildState::Failed);
+    assert!(
+        build.summary.error.contains(" 10")
+            && build.summary.error.contains("GiB")
+            && build.summary.error.contains("256 MiB"),
+        "{}",
+        build.summary.error
+    );
+    std::fs::remove_file(app.join("big.bin")).unwrap();
+    for (bad, why) in [
+        ("FROM debian:bookworm\n", "catalogue image"),
+        (
+            &*format!("FROM {reference}\nADD http://169.254.169.254/latest/meta-data /x\n"),
+            "network",
+        ),
+    ] {
+        std::fs::write(app.join("Dockerfile"), bad).unwrap();
+        let id = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
+        let build = finished_build(&w, &ann, site.id, id).await;
+        assert_eq!(build.summary.state, BuildState::Failed, "{bad}");
+        assert!(
+            build.summary.error.contains(why),
+            "{bad}: {}",
+            build.summary.error
+        );
+    }
+    assert_eq!(
+        served(w.edge, "ownsite.localhost").await.as_deref(),
+        Some(expected.as_str())
+    );
+}

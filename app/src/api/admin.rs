@@ -65,6 +65,8 @@ pub struct ImageRow {
     pub has_pip: bool,
     /// It has npm.
     pub has_npm: bool,
+    /// Sites on it may build their own Dockerfile.
+    pub allows_dockerfile: bool,
     /// How many sites use it.
     pub sites: i64,
     /// Where it stands on the engine.
@@ -228,6 +230,7 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
             allows_recipe: i.recipes.allowed,
             has_pip: i.recipes.pip,
             has_npm: i.recipes.npm,
+            allows_dockerfile: i.recipes.dockerfile,
         })
         .collect())
 }
@@ -243,6 +246,8 @@ pub struct ImageChecks {
     pub pip: Option<String>,
     /// It has npm.
     pub npm: Option<String>,
+    /// Sites on it may build their own Dockerfile.
+    pub dockerfile: Option<String>,
 }
 
 /// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`.
@@ -282,6 +287,7 @@ pub async fn save_image(
             allowed: checks.as_ref().is_some_and(|c| c.recipe.is_some()),
             pip: checks.as_ref().is_some_and(|c| c.pip.is_some()),
             npm: checks.as_ref().is_some_and(|c| c.npm.is_some()),
+            dockerfile: checks.as_ref().is_some_and(|c| c.dockerfile.is_some()),
         },
     };
     platform

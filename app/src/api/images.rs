@@ -2,7 +2,7 @@
 //! variables. The platform checks who may; a secret's value never leaves it.
 
 use leptos::prelude::*;
-pub use model::build::BuildState;
+pub use model::build::{BuildState, RecipeSource};
 use serde::{Deserialize, Serialize};
 
 use super::{OperationView, SiteCard};
@@ -47,6 +47,14 @@ pub struct ImagePageData {
     pub base_reference: String,
     /// Whether the catalogue image takes a recipe.
     pub allows_recipe: bool,
+    /// Whether the site may build its own Dockerfile on it.
+    pub allows_dockerfile: bool,
+    /// What the recipe builds from.
+    pub source: RecipeSource,
+    /// The site's Dockerfile (a path in its folder).
+    pub dockerfile: String,
+    /// The folder sent as the Dockerfile's context.
+    pub context: String,
     /// Whether recipes may name Python packages.
     pub has_pip: bool,
     /// Whether recipes may name Node packages.
@@ -138,6 +146,10 @@ pub async fn site_image(site: i32, build: Option<i64>) -> Result<ImagePageData, 
         base: view.base,
         base_reference: view.base_reference,
         allows_recipe: view.allows_recipe,
+        allows_dockerfile: view.allows_dockerfile,
+        source: view.recipe.source,
+        dockerfile: view.recipe.dockerfile.clone(),
+        context: view.recipe.context.clone(),
         has_pip: view.has_pip,
         has_npm: view.has_npm,
         setup_commands: view.setup_commands,
@@ -153,18 +165,48 @@ pub async fn site_image(site: i32, build: Option<i64>) -> Result<ImagePageData, 
     })
 }
 
+/// The recipe form's fields (`recipe[apt]`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeForm {
+    /// Packages or the site's own Dockerfile.
+    pub source: RecipeSource,
+    /// Debian packages, space-separated.
+    pub apt: String,
+    /// Python packages.
+    pub pip: String,
+    /// Node packages.
+    pub npm: String,
+    /// Setup commands.
+    pub setup: String,
+    /// The Dockerfile's path in the site's folder.
+    pub dockerfile: String,
+    /// The context folder.
+    pub context: String,
+}
+
 /// Saves the site's recipe and queues its build.
 #[server(prefix = "/fn", endpoint = "save_recipe")]
-pub async fn save_recipe(
-    site: i32,
-    apt: String,
-    pip: String,
-    npm: String,
-    setup: String,
-) -> Result<(), AppError> {
+pub async fn save_recipe(site: i32, recipe: RecipeForm) -> Result<(), AppError> {
     let platform = platform();
     let actor = actor().await?;
-    let input = platform::sites::RecipeInput { apt, pip, npm, setup };
+    let RecipeForm {
+        source,
+        apt,
+        pip,
+        npm,
+        setup,
+        dockerfile,
+        context,
+    } = recipe;
+    let input = platform::sites::RecipeInput {
+        source,
+        apt,
+        pip,
+        npm,
+        setup,
+        dockerfile,
+        context,
+    };
     platform
         .save_recipe(actor.as_ref(), site, &input)
         .await

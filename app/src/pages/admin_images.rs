@@ -46,6 +46,7 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
         allows_recipe: true,
         has_pip: false,
         has_npm: false,
+        allows_dockerfile: false,
         sites: 0,
         on_engine: OnEngine::Missing,
     };
@@ -91,6 +92,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         allows_recipe,
         has_pip,
         has_npm,
+        allows_dockerfile,
         sites,
         on_engine,
     } = image;
@@ -134,6 +136,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
                 <label class="check"><input name="checks[recipe]" type="checkbox" value="on" checked=allows_recipe/>" Sites may add packages (a recipe)"</label>
                 <label class="check"><input name="checks[pip]" type="checkbox" value="on" checked=has_pip/>" It has pip (Python packages)"</label>
                 <label class="check"><input name="checks[npm]" type="checkbox" value="on" checked=has_npm/>" It has npm (Node packages)"</label>
+                <label class="check"><input name="checks[dockerfile]" type="checkbox" value="on" checked=allows_dockerfile/>" Sites may build their own Dockerfile from it"</label>
             </fieldset>
             <button type="submit" class="primary">{if new { "Add image" } else { "Save" }}</button>
         </ActionForm>

@@ -4,7 +4,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     AppError,
-    api::{ImagePageData, RebuildSite, RemoveVariable, RetryOperation, SaveRecipe, SetVariable, site_image},
+    api::{
+        ImagePageData, RebuildSite, RecipeSource, RemoveVariable, RetryOperation, SaveRecipe, SetVariable,
+        site_image,
+    },
     components::{
         ErrorPage, FieldError, FormError, Operation, SignedIn, SiteTabs, failure, state_badge, ticker,
     },
@@ -175,21 +178,50 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
                 <dt>"Starts from"</dt><dd>{data.base.clone()}" ("<code>{data.base_reference.clone()}</code>")"</dd>
                 <dt>"Runs"</dt><dd><code class="running-image">{data.running.clone()}</code>{running_own.then_some(" (built from its recipe)")}</dd>
             </dl>
-            {if data.allows_recipe {
+            {if data.allows_recipe || data.allows_dockerfile {
+                let packages = data.source == RecipeSource::Packages;
                 view! {
-                    <p class="hint">"Add packages to the image the site runs: Director builds it, then deploys it without downtime. A failed build leaves the running version as it is."</p>
+                    <p class="hint">"Director builds the site's image, then deploys it without downtime. A failed build leaves the running version as it is. The image runs run.sh like every site."</p>
                     <ActionForm action=actions.save attr:class="stacked recipe">
                         <input type="hidden" name="site" value=id.to_string()/>
-                        <PackageField offered=true label="Debian packages" name="apt" value=data.apt.clone() placeholder="jq curl" error=save_error/>
-                        <PackageField offered=data.has_pip label="Python packages (pip)" name="pip" value=data.pip.clone() placeholder="flask==3.0.3" error=save_error/>
-                        <PackageField offered=data.has_npm label="Node packages (npm)" name="npm" value=data.npm.clone() placeholder="express" error=save_error/>
-                        {if data.setup_commands {
+                        {if data.allows_dockerfile {
                             view! {
-                                <label>"Setup commands (run as root while building, one per line)"<textarea name="setup" rows="3" spellcheck="false">{data.setup.clone()}</textarea></label>
-                                <FieldError error=save_error field="setup"/>
+                                <fieldset class="choice">
+                                    <legend>"Build from"</legend>
+                                    <label class="check"><input type="radio" name="recipe[source]" value="packages" checked=packages && data.allows_recipe disabled=!data.allows_recipe/>" Packages added to "{data.base.clone()}</label>
+                                    <label class="check"><input type="radio" name="recipe[source]" value="dockerfile" checked=!packages || !data.allows_recipe/>" The site's own Dockerfile"</label>
+                                </fieldset>
                             }.into_any()
                         } else {
-                            view! { <input type="hidden" name="setup" value=""/> }.into_any()
+                            view! { <input type="hidden" name="recipe[source]" value="packages"/> }.into_any()
+                        }}
+                        {if data.allows_recipe {
+                            view! {
+                                <PackageField offered=true label="Debian packages" name="apt" value=data.apt.clone() placeholder="jq curl" error=save_error/>
+                                <PackageField offered=data.has_pip label="Python packages (pip)" name="pip" value=data.pip.clone() placeholder="flask==3.0.3" error=save_error/>
+                                <PackageField offered=data.has_npm label="Node packages (npm)" name="npm" value=data.npm.clone() placeholder="express" error=save_error/>
+                                <PackageField offered=data.setup_commands label="Setup commands (run as root while building, one per line)" name="setup" value=data.setup.clone() placeholder="" error=save_error/>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <input type="hidden" name="recipe[apt]" value=""/>
+                                <input type="hidden" name="recipe[pip]" value=""/>
+                                <input type="hidden" name="recipe[npm]" value=""/>
+                                <input type="hidden" name="recipe[setup]" value=""/>
+                            }.into_any()
+                        }}
+                        {if data.allows_dockerfile {
+                            view! {
+                                <label>"Dockerfile (a path in the site's folder)"<input name="recipe[dockerfile]" value=data.dockerfile.clone() spellcheck="false" autocomplete="off" placeholder="Dockerfile"/></label>
+                                <FieldError error=save_error field="dockerfile"/>
+                                <label>"Context folder (sent to the build; .dockerignore is read)"<input name="recipe[context]" value=data.context.clone() spellcheck="false" autocomplete="off" placeholder="."/></label>
+                                <FieldError error=save_error field="context"/>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <input type="hidden" name="recipe[dockerfile]" value=data.dockerfile.clone()/>
+                                <input type="hidden" name="recipe[context]" value=data.context.clone()/>
+                            }.into_any()
                         }}
                         <FormError error=save_error/>
                         <button type="submit" class="primary">"Save and build"</button>
@@ -207,8 +239,9 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
     }
 }
 
-/// One kind of package in the recipe form: its field where the image offers it, an empty
-/// value otherwise (the form always sends every field).
+/// One field of the recipe form (`recipe[name]`): its input where the image offers it
+/// (setup commands in a text area), an empty value otherwise (the form always sends every
+/// field).
 #[component]
 fn PackageField(
     offered: bool,
@@ -218,14 +251,19 @@ fn PackageField(
     placeholder: &'static str,
     error: Signal<Option<AppError>>,
 ) -> impl IntoView {
-    if offered {
-        view! {
-            <label>{label}<input name=name value=value spellcheck="false" autocomplete="off" placeholder=placeholder/></label>
+    let input = format!("recipe[{name}]");
+    match (offered, name) {
+        (true, "setup") => view! {
+            <label>{label}<textarea name=input rows="3" spellcheck="false">{value}</textarea></label>
             <FieldError error field=name/>
         }
-        .into_any()
-    } else {
-        view! { <input type="hidden" name=name value=""/> }.into_any()
+        .into_any(),
+        (true, _) => view! {
+            <label>{label}<input name=input value=value spellcheck="false" autocomplete="off" placeholder=placeholder/></label>
+            <FieldError error field=name/>
+        }
+        .into_any(),
+        (false, _) => view! { <input type="hidden" name=input value=""/> }.into_any(),
     }
 }
 

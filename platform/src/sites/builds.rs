@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use super::{Change, OperationKind, Runtime, Site, SiteKind, record_change};
+use super::{Change, OperationKind, Runtime, Site, SiteKind, dockerfile, record_change};
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
     schema::{build_policy, images, site_builds, site_recipes, sites},
@@ -38,7 +38,11 @@ const MAX_LINE: usize = 4 * 1024;
 
 /// What a site's image is made of, beyond its catalogue image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Builds recorded before Dockerfiles were built have no source: theirs was packages.
+#[serde(default)]
 pub struct Recipe {
+    /// Packages on its catalogue image, or the site's own Dockerfile.
+    pub source: RecipeSource,
     /// Debian packages (`jq`, `libpq5=15.*` is not allowed: `name` or `name=version`).
     pub apt: Vec<String>,
     /// Python requirements (`flask`, `flask==3.0.0`).
@@ -47,11 +51,17 @@ pub struct Recipe {
     pub npm: Vec<String>,
     /// Commands run as root at build time, one per line.
     pub setup: String,
+    /// The site's Dockerfile: its path in the site's folder.
+    pub dockerfile: String,
+    /// The folder of the site sent to the build as its context.
+    pub context: String,
 }
 
 /// A recipe as a member writes it in the form: whitespace-separated names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecipeInput {
+    /// Packages on its catalogue image, or the site's own Dockerfile.
+    pub source: RecipeSource,
     /// Debian packages.
     pub apt: String,
     /// Python requirements.
@@ -60,6 +70,10 @@ pub struct RecipeInput {
     pub npm: String,
     /// Setup commands.
     pub setup: String,
+    /// The Dockerfile's path (`Dockerfile` when empty).
+    pub dockerfile: String,
+    /// The context's folder (the site's folder when empty).
+    pub context: String,
 }
 
 /// How builds run, as an admin sets it.
@@ -88,6 +102,8 @@ pub struct SiteImageView {
     pub base_reference: String,
     /// Whether the catalogue image takes a recipe.
     pub allows_recipe: bool,
+    /// Whether sites on the catalogue image may build their own Dockerfile.
+    pub allows_dockerfile: bool,
     /// Whether recipes on it may name Python packages.
     pub has_pip: bool,
     /// Whether recipes on it may name Node packages.
@@ -175,10 +191,13 @@ impl Recipe {
     /// The recipe in `input`, checked against what its base image has and the admin's policy.
     pub fn parse(input: &RecipeInput, image: &BaseFacts, policy: &BuildPolicy) -> Result<Self> {
         let recipe = Self {
+            source: input.source,
             apt: split(&input.apt),
             pip: split(&input.pip),
             npm: split(&input.npm),
             setup: input.setup.replace("\r\n", "\n").trim().to_owned(),
+            dockerfile: site_path("dockerfile", &input.dockerfile, "Dockerfile")?,
+            context: site_path("context", &input.context, ".")?,
         };
         check_names("apt", &recipe.apt, &apt_pattern(), "Debian")?;
         for name in &recipe.apt {
@@ -260,16 +279,23 @@ impl Recipe {
     /// The form's fields for it (to check a saved recipe again against today's policy).
     pub fn input(&self) -> RecipeInput {
         RecipeInput {
+            source: self.source,
             apt: self.apt.join(" "),
             pip: self.pip.join(" "),
             npm: self.npm.join(" "),
             setup: self.setup.clone(),
+            dockerfile: self.dockerfile.clone(),
+            context: self.context.clone(),
         }
     }
 
-    /// Whether it adds nothing to its catalogue image.
+    /// Whether it adds nothing to its catalogue image (a Dockerfile always makes an image).
     pub fn is_empty(&self) -> bool {
-        self.apt.is_empty() && self.pip.is_empty() && self.npm.is_empty() && self.setup.is_empty()
+        self.source == RecipeSource::Packages
+            && self.apt.is_empty()
+            && self.pip.is_empty()
+            && self.npm.is_empty()
+            && self.setup.is_empty()
     }
 
     /// The Dockerfile that makes it on `base`. Every name was checked against its pattern and
@@ -320,6 +346,17 @@ impl Recipe {
     }
 }
 
+/// A path in the site's folder as given for `field` (`default` when empty), cleaned.
+fn site_path(field: &'static str, path: &str, default: &str) -> Result<String> {
+    let path = path.trim();
+    let path = if path.is_empty() { default } else { path };
+    let cleaned = crate::files::relative(path).map_err(|err| match err {
+        Error::Invalid { message, .. } => Error::invalid(field, message),
+        other => other,
+    })?;
+    Ok(cleaned.to_string_lossy().into_owned())
+}
+
 /// What a recipe needs to know of its catalogue image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseFacts {
@@ -329,6 +366,8 @@ pub struct BaseFacts {
     pub reference: String,
     /// Whether it takes a recipe.
     pub allows_recipe: bool,
+    /// Whether sites on it may build their own Dockerfile.
+    pub allows_dockerfile: bool,
     /// Whether it has pip.
     pub has_pip: bool,
     /// Whether it has npm.
@@ -345,21 +384,23 @@ async fn base_facts(conn: &mut AsyncPgConnection, site_id: i32) -> Result<BaseFa
 }
 
 async fn image_facts(conn: &mut AsyncPgConnection, image_id: i64) -> Result<BaseFacts> {
-    let (name, reference, allows_recipe, has_pip, has_npm) = images::table
+    let (name, reference, allows_recipe, allows_dockerfile, has_pip, has_npm) = images::table
         .find(image_id)
         .select((
             images::name,
             images::reference,
             images::allows_recipe,
+            images::allows_dockerfile,
             images::has_pip,
             images::has_npm,
         ))
-        .first::<(String, String, bool, bool, bool)>(conn)
+        .first::<(String, String, bool, bool, bool, bool)>(conn)
         .await?;
     Ok(BaseFacts {
         name,
         reference,
         allows_recipe,
+        allows_dockerfile,
         has_pip,
         has_npm,
     })
@@ -383,7 +424,7 @@ pub(super) async fn check_new_recipe(
             "A static site is served by the edge itself: it has no image to add packages to.",
         ));
     }
-    check_takes_recipe(&base)?;
+    check_takes_recipe(&base, &recipe)?;
     Ok(Some(recipe))
 }
 
@@ -402,34 +443,37 @@ pub(super) async fn save_new_recipe(
     queue_build(conn, actor, &site, recipe, "site.recipe.save").await
 }
 
-fn check_takes_recipe(base: &BaseFacts) -> Result<()> {
-    if !base.allows_recipe {
-        return Err(Error::Conflict(format!(
+/// Refuses `recipe` on a catalogue image that does not take it (an empty one is taken by
+/// every image).
+fn check_takes_recipe(base: &BaseFacts, recipe: &Recipe) -> Result<()> {
+    match recipe.source {
+        RecipeSource::Dockerfile if !base.allows_dockerfile => Err(Error::Conflict(format!(
+            "Sites on the image {} cannot build their own Dockerfile: an administrator decides which images allow it.",
+            base.name
+        ))),
+        RecipeSource::Packages if !base.allows_recipe && !recipe.is_empty() => Err(Error::Conflict(format!(
             "The image {} takes no recipe: an administrator decides which do.",
             base.name
-        )));
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 async fn store_recipe(conn: &mut AsyncPgConnection, site_id: i32, recipe: &Recipe) -> Result<()> {
+    let columns = (
+        site_recipes::source.eq(recipe.source),
+        site_recipes::apt.eq(recipe.apt.join(" ")),
+        site_recipes::pip.eq(recipe.pip.join(" ")),
+        site_recipes::npm.eq(recipe.npm.join(" ")),
+        site_recipes::setup.eq(&recipe.setup),
+        site_recipes::dockerfile.eq(&recipe.dockerfile),
+        site_recipes::context.eq(&recipe.context),
+    );
     diesel::insert_into(site_recipes::table)
-        .values((
-            site_recipes::site_id.eq(site_id),
-            site_recipes::apt.eq(recipe.apt.join(" ")),
-            site_recipes::pip.eq(recipe.pip.join(" ")),
-            site_recipes::npm.eq(recipe.npm.join(" ")),
-            site_recipes::setup.eq(&recipe.setup),
-        ))
+        .values((site_recipes::site_id.eq(site_id), columns.clone()))
         .on_conflict(site_recipes::site_id)
         .do_update()
-        .set((
-            site_recipes::apt.eq(recipe.apt.join(" ")),
-            site_recipes::pip.eq(recipe.pip.join(" ")),
-            site_recipes::npm.eq(recipe.npm.join(" ")),
-            site_recipes::setup.eq(&recipe.setup),
-            site_recipes::updated_at.eq(diesel::dsl::now),
-        ))
+        .set((columns, site_recipes::updated_at.eq(diesel::dsl::now)))
         .execute(conn)
         .await?;
     Ok(())
@@ -458,25 +502,36 @@ pub(crate) async fn load_policy(conn: &mut AsyncPgConnection) -> Result<BuildPol
 }
 
 async fn load_recipe(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Recipe> {
-    let row: Option<(String, String, String, String)> = site_recipes::table
+    type Row = (RecipeSource, String, String, String, String, String, String);
+    let row: Option<Row> = site_recipes::table
         .find(site_id)
         .select((
+            site_recipes::source,
             site_recipes::apt,
             site_recipes::pip,
             site_recipes::npm,
             site_recipes::setup,
+            site_recipes::dockerfile,
+            site_recipes::context,
         ))
         .first(conn)
         .await
         .optional()?;
     Ok(row
-        .map(|(apt, pip, npm, setup)| Recipe {
+        .map(|(source, apt, pip, npm, setup, dockerfile, context)| Recipe {
+            source,
             apt: split(&apt),
             pip: split(&pip),
             npm: split(&npm),
             setup,
+            dockerfile,
+            context,
         })
-        .unwrap_or_default())
+        .unwrap_or_else(|| Recipe {
+            dockerfile: "Dockerfile".to_owned(),
+            context: ".".to_owned(),
+            ..Recipe::default()
+        }))
 }
 
 type SummaryRow = (i64, i32, BuildState, String, DateTime<Utc>, Option<DateTime<Utc>>);
@@ -537,6 +592,7 @@ impl Platform {
             base: base.name,
             base_reference: base.reference,
             allows_recipe: base.allows_recipe,
+            allows_dockerfile: base.allows_dockerfile,
             has_pip: base.has_pip,
             has_npm: base.has_npm,
             setup_commands: policy.setup_commands,
@@ -575,9 +631,9 @@ impl Platform {
         check_buildable(&site)?;
         let mut conn = self.conn().await?;
         let base = base_facts(&mut conn, site_id).await?;
-        check_takes_recipe(&base)?;
         let policy = load_policy(&mut conn).await?;
         let recipe = Recipe::parse(input, &base, &policy)?;
+        check_takes_recipe(&base, &recipe)?;
         let build = conn
             .transaction::<_, Error, _>(async |conn| {
                 store_recipe(conn, site_id, &recipe).await?;
@@ -826,7 +882,8 @@ impl Runtime {
         drop(conn);
         // What was saved is held to the catalogue and the policy as they are now: an admin may
         // have turned setup commands off, or refused a package, since.
-        let allowed = check_takes_recipe(&base).and_then(|()| Recipe::parse(&recipe.input(), &base, &policy));
+        let allowed = Recipe::parse(&recipe.input(), &base, &policy)
+            .and_then(|recipe| check_takes_recipe(&base, &recipe).map(|()| recipe));
         let outcome = match allowed {
             Ok(recipe) => {
                 self.make_image(site, number, &recipe, &base, &policy, build_id)
@@ -890,32 +947,13 @@ impl Runtime {
             return Ok(Made::Plain);
         }
         let id = site.engine_id();
-        // The catalogue image comes first (one of Director's own is made when missing): the
-        // recipe's digest names the very image it starts from.
-        self.orchestrator
-            .image_present(&base.reference)
-            .await
-            .map_err(|e| e.to_string())?;
-        let base_id = self
-            .orchestrator
-            .image_id(&base.reference)
-            .await
-            .map_err(|e| e.to_string())?;
-        let dockerfile = recipe.dockerfile(&base.reference, policy);
-        let digest = {
-            use sha2::Digest as _;
-            let hash = sha2::Sha256::new()
-                .chain_update(dockerfile.as_bytes())
-                .chain_update(base_id.as_bytes())
-                .finalize();
-            hash.iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+        let prepared = match recipe.source {
+            RecipeSource::Packages => self.packages_context(recipe, base, policy).await?,
+            RecipeSource::Dockerfile => self.own_dockerfile_context(site, recipe).await?,
         };
         if let Some(tag) = self
             .orchestrator
-            .site_image_for(id, &digest)
+            .site_image_for(id, &prepared.digest)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -933,13 +971,12 @@ impl Runtime {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let context = orchestrator::dockerfile_context(&dockerfile).map_err(|e| e.to_string())?;
         let build = orchestrator::SiteImageBuild {
             site: id,
             number: u32::try_from(number).unwrap_or(0),
-            context,
-            dockerfile: "Dockerfile".to_owned(),
-            recipe: digest,
+            context: prepared.context,
+            dockerfile: prepared.dockerfile,
+            recipe: prepared.digest,
             memory_bytes: u64::try_from(policy.memory_mb).unwrap_or(2048) << 20,
             cpu_millis: u32::try_from(policy.cpu_millis).unwrap_or(2000),
             time_limit: std::time::Duration::from_secs(u64::try_from(policy.time_limit_s).unwrap_or(600)),
@@ -950,8 +987,8 @@ impl Runtime {
         });
         let mut built = std::pin::pin!(built);
         let mut log = KeptLog::default();
-        for line in dockerfile.lines() {
-            log.push(&format!("> {line}"));
+        for line in &prepared.preface {
+            log.push(line);
         }
         // The page reads the output once a second: written as often, whole (it is capped).
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -1003,6 +1040,92 @@ impl Runtime {
         outcome.map(Made::Built)
     }
 
+    /// A recipe of packages: the Dockerfile Director writes for it on its catalogue image
+    /// (made first when it is one of Director's own), alone in its context.
+    async fn packages_context(
+        &self,
+        recipe: &Recipe,
+        base: &BaseFacts,
+        policy: &BuildPolicy,
+    ) -> Result<Prepared, String> {
+        // The recipe's digest names the very image it starts from.
+        self.orchestrator
+            .image_present(&base.reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base_id = self
+            .orchestrator
+            .image_id(&base.reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        let dockerfile = recipe.dockerfile(&base.reference, policy);
+        Ok(Prepared {
+            digest: short_digest(&[dockerfile.as_bytes(), base_id.as_bytes()]),
+            context: orchestrator::dockerfile_context(&dockerfile).map_err(|e| e.to_string())?,
+            dockerfile: "Dockerfile".to_owned(),
+            preface: dockerfile.lines().map(|line| format!("> {line}")).collect(),
+        })
+    }
+
+    /// The site's own Dockerfile, checked, with its context folder packed (on a blocking
+    /// thread, through descriptors that never follow the site's links); the catalogue images
+    /// it starts from are made first when they are Director's own.
+    async fn own_dockerfile_context(&self, site: &Site, recipe: &Recipe) -> Result<Prepared, String> {
+        let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
+        let catalogue: Vec<String> = images::table
+            .filter(images::allows_dockerfile.eq(true))
+            .select(images::reference)
+            .load(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        let (directory, uid) = (self.directory(site), Self::uid(site));
+        let (path, context) = (recipe.dockerfile.clone(), recipe.context.clone());
+        let (checked, packed, text) = tokio::task::spawn_blocking(move || {
+            let files = crate::files::SiteFiles::open(&directory, uid).map_err(|e| e.to_string())?;
+            let read = files
+                .read_versioned(&path, dockerfile::MAX_DOCKERFILE_BYTES)
+                .map_err(|e| format!("the Dockerfile {path}: {e}"))?;
+            let text = read.bytes.ok_or_else(|| {
+                format!(
+                    "the Dockerfile {path} has {}, more than the {} a Dockerfile may have",
+                    model::human_bytes(read.size),
+                    model::human_bytes(dockerfile::MAX_DOCKERFILE_BYTES)
+                )
+            })?;
+            let checked = dockerfile::check(&text, &catalogue).map_err(|why| format!("{path}: {why}"))?;
+            let packed = dockerfile::pack(&files, &context, &text)?;
+            Ok::<_, String>((checked, packed, text))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut parts: Vec<Vec<u8>> = vec![text, packed.digest.into_bytes()];
+        for base in &checked.bases {
+            self.orchestrator
+                .image_present(base)
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = self
+                .orchestrator
+                .image_id(base)
+                .await
+                .map_err(|e| e.to_string())?;
+            parts.push(id.into_bytes());
+        }
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Ok(Prepared {
+            digest: short_digest(&parts),
+            preface: vec![format!(
+                "> {}, with the folder {} as its context ({})",
+                recipe.dockerfile,
+                recipe.context,
+                model::human_bytes(packed.tar.len() as u64)
+            )],
+            context: packed.tar,
+            dockerfile: dockerfile::CONTEXT_DOCKERFILE.to_owned(),
+        })
+    }
+
     async fn write_log(&self, build_id: i64, log: &KeptLog) {
         let written = async {
             let mut conn = self.platform.conn().await?;
@@ -1041,6 +1164,25 @@ impl Runtime {
             n => format!("{n} old image(s) removed"),
         })
     }
+}
+
+/// A build ready to send: what it is made from, packed.
+struct Prepared {
+    /// The digest of everything the image is made from: an image labelled with it is reused.
+    digest: String,
+    /// The context, a tar.
+    context: Vec<u8>,
+    /// The Dockerfile's path in the context.
+    dockerfile: String,
+    /// What the kept output starts with.
+    preface: Vec<String>,
+}
+
+/// The first 128 bits of the SHA-256 of `parts`, in hex: the label an image is found by.
+fn short_digest(parts: &[&[u8]]) -> String {
+    let mut digest = dockerfile::hex_digest(&parts.concat());
+    digest.truncate(32);
+    digest
 }
 
 /// What a build made.
@@ -1128,6 +1270,7 @@ mod tests {
             name: "python".into(),
             reference: "director/python:3".into(),
             allows_recipe: true,
+            allows_dockerfile: false,
             has_pip: true,
             has_npm: false,
         }
@@ -1150,6 +1293,7 @@ mod tests {
             pip: pip.into(),
             npm: npm.into(),
             setup: setup.into(),
+            ..RecipeInput::default()
         };
         Recipe::parse(&input, &python(), &policy())
     }

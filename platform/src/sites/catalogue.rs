@@ -42,6 +42,8 @@ pub struct RecipeSupport {
     pub pip: bool,
     /// Whether it has npm, for Node packages.
     pub npm: bool,
+    /// Whether sites on it may build their own Dockerfile (and start its stages from it).
+    pub dockerfile: bool,
 }
 
 /// A Docker image reference: `[registry[:port]/]path[:tag]`, lower-case path components.
@@ -130,7 +132,7 @@ pub enum EngineImage {
 
 type ImageRow = (
     (i64, String, String, String, bool, bool, String, bool),
-    (bool, bool, bool),
+    (bool, bool, bool, bool),
 );
 
 impl Platform {
@@ -189,7 +191,12 @@ impl Platform {
                     images::run_sh,
                     images::enabled,
                 ),
-                (images::allows_recipe, images::has_pip, images::has_npm),
+                (
+                    images::allows_recipe,
+                    images::has_pip,
+                    images::has_npm,
+                    images::allows_dockerfile,
+                ),
             ))
             .load(&mut conn)
             .await?;
@@ -198,7 +205,7 @@ impl Platform {
             .map(
                 |(
                     (id, name, description, reference, serves_static, serves_dynamic, run_sh, enabled),
-                    (allowed, pip, npm),
+                    (allowed, pip, npm, dockerfile),
                 )| CatalogueImage {
                     id,
                     name,
@@ -208,7 +215,12 @@ impl Platform {
                     serves_dynamic,
                     run_sh,
                     enabled,
-                    recipes: RecipeSupport { allowed, pip, npm },
+                    recipes: RecipeSupport {
+                        allowed,
+                        pip,
+                        npm,
+                        dockerfile,
+                    },
                 },
             )
             .collect())
@@ -237,6 +249,7 @@ impl Platform {
             images::allows_recipe.eq(image.recipes.allowed),
             images::has_pip.eq(image.recipes.pip),
             images::has_npm.eq(image.recipes.npm),
+            images::allows_dockerfile.eq(image.recipes.dockerfile),
         );
         let id = if image.id == 0 {
             diesel::insert_into(images::table)

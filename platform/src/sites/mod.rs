@@ -6,6 +6,7 @@ mod catalogue;
 mod certificates;
 pub(crate) mod databases;
 mod disk;
+mod dockerfile;
 mod domains;
 mod lock;
 mod logs;
