@@ -37,7 +37,9 @@ pub use names::{
     validate_site_name,
 };
 pub use service::{Ensured, LogLine, LogOptions, LogStream, Rollout, ServiceStatus};
-pub use site_image::{BuildContext, LABEL_RECIPE, SiteImageBuild, dockerfile_context};
+pub use site_image::{
+    BuildContext, BuildLimits, ImageBuild, ImageOwner, LABEL_CATALOGUE, LABEL_RECIPE, dockerfile_context,
+};
 pub use spec::{EndpointMode, Limits, RUN_SCRIPT, SITE_MOUNT, SiteSpec};
 pub use terminal::{ExecControl, ExecInput, ExecOutput, ExecRequest, ExecSession, ExitCode};
 

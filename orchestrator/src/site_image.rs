@@ -82,11 +82,23 @@ fn packing(source: std::io::Error) -> Error {
     }
 }
 
-/// One build of a site's image.
+/// Whose image a build makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageOwner {
+    /// A site's own (`director/site_0042:<n>`, labelled with the site).
+    Site(SiteId),
+    /// A catalogue image built from an administrator's Dockerfile (`director/catalogue_7:<n>`).
+    Catalogue(i64),
+}
+
+/// The label naming the catalogue image an image was built for.
+pub const LABEL_CATALOGUE: &str = "director.catalogue";
+
+/// One build of a site's or a catalogue image.
 #[derive(Debug, Clone)]
-pub struct SiteImageBuild {
-    /// The site.
-    pub site: SiteId,
+pub struct ImageBuild {
+    /// Whose image it is.
+    pub owner: ImageOwner,
     /// The build's number: the image is tagged with it.
     pub number: u32,
     /// The build context: an uncompressed tar.
@@ -95,6 +107,13 @@ pub struct SiteImageBuild {
     pub dockerfile: String,
     /// The digest of what it is built from (its recipe).
     pub recipe: String,
+    /// What it may use.
+    pub limits: BuildLimits,
+}
+
+/// What a build may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildLimits {
     /// The most memory the build's steps may use, in bytes.
     pub memory_bytes: u64,
     /// The CPU the build's steps may use, in thousandths of a core.
@@ -119,18 +138,35 @@ impl Orchestrator {
             .map(|image| image.tag))
     }
 
-    /// Builds a site's image, calling `on_line` with each line of output; returns its tag
-    /// (`director/site_0042:7`). A build that runs over its time limit is cancelled (the
-    /// engine stops a build whose client went away) and is [`Error::Build`].
-    pub async fn build_site_image(
+    /// The tag of a catalogue image's build `number`: `director/catalogue_7:2`.
+    pub fn catalogue_image_tag(&self, image: i64, number: u32) -> String {
+        format!(
+            "director/{}:{number}",
+            self.ns.network(&format!("catalogue_{image}"))
+        )
+    }
+
+    /// Builds a site's or a catalogue image, calling `on_line` with each line of output;
+    /// returns its tag (`director/site_0042:7`). A build that runs over its time limit is
+    /// cancelled (the engine stops a build whose client went away) and is [`Error::Build`].
+    pub async fn build_labelled_image(
         &self,
-        build: SiteImageBuild,
+        build: ImageBuild,
         mut on_line: impl FnMut(BuildLine) + Send,
     ) -> Result<String> {
-        let tag = format!("{}:{}", self.site_image_repository(build.site), build.number);
+        let (tag, owner_label) = match build.owner {
+            ImageOwner::Site(site) => (
+                format!("{}:{}", self.site_image_repository(site), build.number),
+                (LABEL_SITE, site.0.to_string()),
+            ),
+            ImageOwner::Catalogue(image) => (
+                self.catalogue_image_tag(image, build.number),
+                (LABEL_CATALOGUE, image.to_string()),
+            ),
+        };
         let labels = HashMap::from([
             (LABEL_NAMESPACE.to_owned(), self.ns.label().to_owned()),
-            (LABEL_SITE.to_owned(), build.site.0.to_string()),
+            (owner_label.0.to_owned(), owner_label.1),
             (LABEL_RECIPE.to_owned(), build.recipe.clone()),
         ]);
         let options = BuildImageOptions {
@@ -140,14 +176,14 @@ impl Orchestrator {
             forcerm: true,
             pull: None,
             labels: Some(labels),
-            memory: Some(i32::try_from(build.memory_bytes).unwrap_or(i32::MAX)),
+            memory: Some(i32::try_from(build.limits.memory_bytes).unwrap_or(i32::MAX)),
             // No swap beyond the memory limit.
-            memswap: Some(i32::try_from(build.memory_bytes).unwrap_or(i32::MAX)),
+            memswap: Some(i32::try_from(build.limits.memory_bytes).unwrap_or(i32::MAX)),
             cpuperiod: Some(100_000),
-            cpuquota: Some(i32::try_from(u64::from(build.cpu_millis) * 100).unwrap_or(i32::MAX)),
+            cpuquota: Some(i32::try_from(u64::from(build.limits.cpu_millis) * 100).unwrap_or(i32::MAX)),
             ..Default::default()
         };
-        let limit = build.time_limit;
+        let limit = build.limits.time_limit;
         match tokio::time::timeout(limit, self.run_build(&tag, options, build.context, &mut on_line)).await {
             Ok(built) => built.map(|_| tag),
             Err(_) => Err(Error::Build {

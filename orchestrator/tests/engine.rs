@@ -423,21 +423,18 @@ async fn no_engine_is_a_clear_error_with_a_hint() {
     assert!(err.to_string().contains("unix://"), "{err}");
 }
 
-fn site_build(
-    site: u32,
-    number: u32,
-    dockerfile: &str,
-    time_limit: Duration,
-) -> orchestrator::SiteImageBuild {
-    orchestrator::SiteImageBuild {
-        site: SiteId(site),
+fn site_build(site: u32, number: u32, dockerfile: &str, time_limit: Duration) -> orchestrator::ImageBuild {
+    orchestrator::ImageBuild {
+        owner: orchestrator::ImageOwner::Site(SiteId(site)),
         number,
         context: orchestrator::dockerfile_context(dockerfile).unwrap(),
         dockerfile: "Dockerfile".to_owned(),
         recipe: format!("recipe-{number}"),
-        memory_bytes: 256 << 20,
-        cpu_millis: 500,
-        time_limit,
+        limits: orchestrator::BuildLimits {
+            memory_bytes: 256 << 20,
+            cpu_millis: 500,
+            time_limit,
+        },
     }
 }
 
@@ -450,7 +447,7 @@ async fn site_images_are_found_by_recipe_pruned_to_the_newest_and_cancelled_past
         let dockerfile = format!("{from}RUN echo build {number} > /build\n");
         let tag = env
             .orch
-            .build_site_image(site_build(7, number, &dockerfile, Duration::from_secs(60)), |l| {
+            .build_labelled_image(site_build(7, number, &dockerfile, Duration::from_secs(60)), |l| {
                 lines.push(l.0)
             })
             .await
@@ -484,7 +481,7 @@ async fn site_images_are_found_by_recipe_pruned_to_the_newest_and_cancelled_past
     let slow = format!("{from}RUN sleep 60\n");
     let err = env
         .orch
-        .build_site_image(site_build(7, 5, &slow, Duration::from_secs(3)), |_| {})
+        .build_labelled_image(site_build(7, 5, &slow, Duration::from_secs(3)), |_| {})
         .await
         .unwrap_err();
     assert!(err.to_string().contains("time limit of 3 s"), "{err}");

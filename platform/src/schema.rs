@@ -363,6 +363,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    catalogue_builds (id) {
+        id -> Int8,
+        image_id -> Int8,
+        number -> Int4,
+        dockerfile -> Text,
+        state -> Text,
+        enable -> Bool,
+        tag -> Text,
+        log -> Text,
+        error -> Text,
+        claim -> Nullable<Int8>,
+        heartbeat -> Nullable<Timestamptz>,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     site_builds (id) {
         id -> Int8,
         site_id -> Int4,

@@ -2417,3 +2417,128 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
         Some(expected.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
+    use platform::sites::{BuildState, CatalogueImage, RecipeSupport};
+    let w = world().await;
+    let admin = user(&w.db, "root", Role::Admin).await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let python =
+        w.db.platform
+            .catalogue(Some(&admin))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|image| image.name == "python")
+            .unwrap()
+            .reference;
+    let tools = CatalogueImage {
+        id: 0,
+        name: "tools".to_owned(),
+        description: "Python with a page of its own".to_owned(),
+        reference: String::new(),
+        serves_static: false,
+        serves_dynamic: true,
+        run_sh: "#!/bin/sh\nexec python3 -m http.server \"$PORT\" -d /opt/out\n".to_owned(),
+        enabled: true,
+        recipes: RecipeSupport::default(),
+    };
+    let dockerfile =
+        format!("FROM {python}\nRUN mkdir /opt/out && echo built by an admin > /opt/out/index.html\n");
+    // Only admins, and only a Dockerfile.
+    let refused =
+        w.db.platform
+            .add_built_image(Some(&ann), tools.clone(), &dockerfile)
+            .await;
+    assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+    let refused =
+        w.db.platform
+            .add_built_image(Some(&admin), tools.clone(), "echo hello")
+            .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Invalid {
+                field: "dockerfile",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    let (id, _) =
+        w.db.platform
+            .add_built_image(Some(&admin), tools.clone(), &dockerfile)
+            .await
+            .unwrap();
+    let listed = |w: &World| {
+        let platform = w.db.platform.clone();
+        let admin = admin.clone();
+        async move {
+            platform
+                .catalogue(Some(&admin))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|image| image.id == id)
+                .unwrap()
+        }
+    };
+    // Not offered to new sites until it is made; a second build waits for the first to end.
+    let pending = listed(&w).await;
+    assert!(!pending.enabled);
+    assert!(
+        pending.reference.ends_with(&format!("catalogue_{id}:1")),
+        "{}",
+        pending.reference
+    );
+    let twice =
+        w.db.platform
+            .build_catalogue_image(Some(&admin), id, &dockerfile)
+            .await;
+    assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
+
+    assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
+    assert!(!w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
+    let build =
+        w.db.platform
+            .catalogue_builds(Some(&admin))
+            .await
+            .unwrap()
+            .remove(0);
+    assert_eq!(build.state, BuildState::Succeeded, "{}", build.log);
+    assert!(build.log.contains("Successfully tagged"), "{}", build.log);
+    let made = listed(&w).await;
+    assert!(made.enabled);
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(&ann), new_site("toolsite", "dynamic", "tools"))
+            .await
+            .unwrap();
+    run_queue(&w).await;
+    assert_eq!(
+        w.db.platform.site(Some(&ann), site.id).await.unwrap().state,
+        SiteState::Running
+    );
+    assert_eq!(
+        served(w.edge, "toolsite.localhost").await.as_deref(),
+        Some("built by an admin\n")
+    );
+
+    // A build that fails says why and leaves the image as it was.
+    w.db.platform
+        .build_catalogue_image(Some(&admin), id, &format!("FROM {python}\nRUN exit 3\n"))
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
+    let build =
+        w.db.platform
+            .catalogue_builds(Some(&admin))
+            .await
+            .unwrap()
+            .remove(0);
+    assert_eq!((build.number, build.state), (2, BuildState::Failed));
+    assert!(build.error.contains("non-zero code: 3"), "{}", build.error);
+    assert_eq!(listed(&w).await.reference, made.reference);
+}

@@ -21,7 +21,12 @@ pub async fn work(platform: Platform, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
             }
         };
-        match platform.run_next_operation(&current).await {
+        // Sites' operations first, then the catalogue's builds.
+        let ran = match platform.run_next_operation(&current).await {
+            Ok(false) => platform.run_next_catalogue_build(&current).await,
+            other => other,
+        };
+        match ran {
             Ok(true) => {}
             Ok(false) => tokio::select! {
                 () = platform.operation_queued(Duration::from_secs(2)) => {}

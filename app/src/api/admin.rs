@@ -40,6 +40,21 @@ pub struct SitesPage {
     pub per_page: i64,
 }
 
+/// A catalogue image's latest build from a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueBuildRow {
+    /// Its number for the image.
+    pub number: i32,
+    /// Where it is.
+    pub state: model::build::BuildState,
+    /// The Dockerfile it builds.
+    pub dockerfile: String,
+    /// Why it failed.
+    pub error: String,
+    /// Its output as kept so far.
+    pub log: String,
+}
+
 /// An image of the catalogue, as the admin edits it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRow {
@@ -67,6 +82,8 @@ pub struct ImageRow {
     pub has_npm: bool,
     /// Sites on it may build their own Dockerfile.
     pub allows_dockerfile: bool,
+    /// Its latest build from a pasted Dockerfile, if it has one.
+    pub build: Option<CatalogueBuildRow>,
     /// How many sites use it.
     pub sites: i64,
     /// Where it stands on the engine.
@@ -202,6 +219,10 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
     let actor = actor().await?;
     let images = platform.catalogue(actor.as_ref()).await.map_err(to_app_error)?;
     let usage = platform.image_usage(actor.as_ref()).await.map_err(to_app_error)?;
+    let mut builds = platform
+        .catalogue_builds(actor.as_ref())
+        .await
+        .map_err(to_app_error)?;
     let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let states = platform
         .images_on_engine(actor.as_ref(), &references)
@@ -231,6 +252,17 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
             has_pip: i.recipes.pip,
             has_npm: i.recipes.npm,
             allows_dockerfile: i.recipes.dockerfile,
+            build: builds
+                .iter()
+                .position(|b| b.image_id == i.id)
+                .map(|at| builds.swap_remove(at))
+                .map(|b| CatalogueBuildRow {
+                    number: b.number,
+                    state: b.state,
+                    dockerfile: b.dockerfile,
+                    error: b.error,
+                    log: b.log,
+                }),
         })
         .collect())
 }
@@ -250,7 +282,18 @@ pub struct ImageChecks {
     pub dockerfile: Option<String>,
 }
 
-/// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`.
+/// An image's longer texts (`texts[run_sh]`, `texts[dockerfile]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTexts {
+    /// The run.sh new sites start with.
+    pub run_sh: String,
+    /// A Dockerfile to build the image from (empty: its reference as it is).
+    #[serde(default)]
+    pub dockerfile: String,
+}
+
+/// Adds an image (`id` 0) or changes one. `serves` is `static`, `dynamic` or `both`. With a
+/// Dockerfile, the image is built from it (a new one offered to sites once it is made).
 #[server(prefix = "/fn", endpoint = "save_image")]
 pub async fn save_image(
     id: i64,
@@ -258,8 +301,8 @@ pub async fn save_image(
     description: String,
     reference: String,
     serves: String,
-    run_sh: String,
     checks: Option<ImageChecks>,
+    texts: ImageTexts,
 ) -> Result<(), AppError> {
     let (serves_static, serves_dynamic) = match serves.as_str() {
         "static" => (true, false),
@@ -281,7 +324,7 @@ pub async fn save_image(
         reference,
         serves_static,
         serves_dynamic,
-        run_sh,
+        run_sh: texts.run_sh,
         enabled: checks.as_ref().is_some_and(|c| c.enabled.is_some()),
         recipes: platform::sites::RecipeSupport {
             allowed: checks.as_ref().is_some_and(|c| c.recipe.is_some()),
@@ -290,11 +333,24 @@ pub async fn save_image(
             dockerfile: checks.as_ref().is_some_and(|c| c.dockerfile.is_some()),
         },
     };
-    platform
-        .save_image(actor.as_ref(), image)
-        .await
-        .map_err(to_app_error)?;
-    Ok(())
+    let dockerfile = texts.dockerfile.trim();
+    if dockerfile.is_empty() {
+        platform.save_image(actor.as_ref(), image).await.map(|_| ())
+    } else if id == 0 {
+        platform
+            .add_built_image(actor.as_ref(), image, dockerfile)
+            .await
+            .map(|_| ())
+    } else {
+        match platform.save_image(actor.as_ref(), image).await {
+            Ok(id) => platform
+                .build_catalogue_image(actor.as_ref(), id, dockerfile)
+                .await
+                .map(|_| ()),
+            Err(err) => Err(err),
+        }
+    }
+    .map_err(to_app_error)
 }
 
 /// The newest 200 entries of the audit log.

@@ -4,7 +4,7 @@ use leptos_meta::Title;
 use crate::{
     AppError,
     api::{BuildPolicyView, ImageRow, OnEngine, SaveImage, SetBuildPolicy, build_policy, catalogue},
-    components::{ErrorPage, FieldError, FormError, SignedIn, failure},
+    components::{ErrorPage, FieldError, FormError, SignedIn, failure, state_badge, ticker},
 };
 
 /// Admin: the image catalogue — every image with how many sites use it, editable in place,
@@ -13,7 +13,24 @@ use crate::{
 pub fn AdminImagesPage() -> impl IntoView {
     // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let saved = RwSignal::new(0u32);
-    let images = Resource::new(move || saved.get(), |_| catalogue());
+    // While an image is being built the page follows its output, once a second.
+    let building = StoredValue::new(false);
+    let tick = ticker(std::time::Duration::from_secs(1), move || {
+        building.try_get_value().unwrap_or(false)
+    });
+    let images = Resource::new(
+        move || (saved.get(), tick.get()),
+        move |_| async move {
+            let list = catalogue().await;
+            if let Ok(list) = &list {
+                building.try_set_value(
+                    list.iter()
+                        .any(|i| i.build.as_ref().is_some_and(|b| b.state.under_way())),
+                );
+            }
+            list
+        },
+    );
     let set_policy = ServerAction::<SetBuildPolicy>::new();
     let policy = Resource::new(move || set_policy.version().get(), |_| build_policy());
     view! {
@@ -47,6 +64,7 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
         has_pip: false,
         has_npm: false,
         allows_dockerfile: false,
+        build: None,
         sites: 0,
         on_engine: OnEngine::Missing,
     };
@@ -93,6 +111,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         has_pip,
         has_npm,
         allows_dockerfile,
+        build,
         sites,
         on_engine,
     } = image;
@@ -105,6 +124,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         format!("{name} — used by {sites} site(s)")
     };
     let marker = name.clone();
+    let build_of = name.clone();
     view! {
         <ActionForm action=save attr:class="card form image-form" attr:data-image=marker>
             <h2>{title}</h2>
@@ -114,7 +134,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
             <input id=field("name") name="name" type="text" required maxlength="32" value=name/>
             <FieldError error=error field="name"/>
             <label for=field("reference")>"Docker image"</label>
-            <input id=field("reference") name="reference" type="text" required placeholder="director/python:3" value=reference/>
+            <input id=field("reference") name="reference" type="text" required=!new placeholder="director/python:3" value=reference/>
             <FieldError error=error field="reference"/>
             <label for=field("description")>"Description"</label>
             <input id=field("description") name="description" type="text" maxlength="500" value=description/>
@@ -127,8 +147,15 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
             </select>
             <FieldError error=error field="serves"/>
             <label for=field("run_sh")>"Starter run.sh"</label>
-            <textarea id=field("run_sh") name="run_sh" rows="4" spellcheck="false">{run_sh}</textarea>
+            <textarea id=field("run_sh") name="texts[run_sh]" rows="4" spellcheck="false">{run_sh}</textarea>
             <FieldError error=error field="run_sh"/>
+            <label for=field("dockerfile")>{if new {
+                "Or build it from this Dockerfile (no Docker image needed above)"
+            } else {
+                "Build it anew from this Dockerfile (empty: keep its image)"
+            }}</label>
+            <textarea id=field("dockerfile") name="texts[dockerfile]" rows="4" spellcheck="false" placeholder="FROM director/debian:12"></textarea>
+            <FieldError error=error field="dockerfile"/>
             <FormError error=error/>
             <label class="check"><input name="checks[enabled]" type="checkbox" value="on" checked=enabled/>" Offered to new sites"</label>
             <fieldset class="checks">
@@ -139,6 +166,17 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
                 <label class="check"><input name="checks[dockerfile]" type="checkbox" value="on" checked=allows_dockerfile/>" Sites may build their own Dockerfile from it"</label>
             </fieldset>
             <button type="submit" class="primary">{if new { "Add image" } else { "Save" }}</button>
+            {build.map(|b| view! {
+                <section class="catalogue-build" aria-label=format!("Build {} of {}", b.number, build_of)>
+                    <h3>{format!("Build {} ", b.number)}{state_badge(b.state)}</h3>
+                    {(!b.error.is_empty()).then(|| view! { <p class="error" role="alert">{b.error.clone()}</p> })}
+                    <details>
+                        <summary>"Its Dockerfile"</summary>
+                        <pre class="output">{b.dockerfile.clone()}</pre>
+                    </details>
+                    <pre class="output build-log" data-state=b.state.as_str()>{b.log.clone()}</pre>
+                </section>
+            })}
         </ActionForm>
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{Change, OperationKind, Runtime, Site, SiteKind, dockerfile, record_change};
 use crate::{
     Actor, Error, Permission, Platform, Result, authorize,
-    schema::{build_policy, images, site_builds, site_recipes, sites},
+    schema::{build_policy, catalogue_builds, images, site_builds, site_recipes, sites},
 };
 
 pub use model::build::{AptRule, BuildState, RecipeSource};
@@ -971,23 +971,35 @@ impl Runtime {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let build = orchestrator::SiteImageBuild {
-            site: id,
+        let build = orchestrator::ImageBuild {
+            owner: orchestrator::ImageOwner::Site(id),
             number: u32::try_from(number).unwrap_or(0),
             context: prepared.context,
             dockerfile: prepared.dockerfile,
             recipe: prepared.digest,
-            memory_bytes: u64::try_from(policy.memory_mb).unwrap_or(2048) << 20,
-            cpu_millis: u32::try_from(policy.cpu_millis).unwrap_or(2000),
-            time_limit: std::time::Duration::from_secs(u64::try_from(policy.time_limit_s).unwrap_or(600)),
+            limits: policy.limits(),
         };
+        self.run_build(build, &prepared.preface, LogSink::Site(build_id))
+            .await
+            .map(Made::Built)
+    }
+
+    /// Runs `build` on the engine, its output kept (after `preface`) in `sink` as it comes;
+    /// an image over [`MAX_IMAGE_BYTES`] is removed and fails it. Returns the image's tag, or
+    /// why it failed.
+    pub(crate) async fn run_build(
+        &self,
+        build: orchestrator::ImageBuild,
+        preface: &[String],
+        sink: LogSink,
+    ) -> Result<String, String> {
         let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
-        let built = self.orchestrator.build_site_image(build, move |line| {
+        let built = self.orchestrator.build_labelled_image(build, move |line| {
             let _ = lines.send(line.0);
         });
         let mut built = std::pin::pin!(built);
         let mut log = KeptLog::default();
-        for line in &prepared.preface {
+        for line in preface {
             log.push(line);
         }
         // The page reads the output once a second: written as often, whole (it is capped).
@@ -1001,8 +1013,9 @@ impl Runtime {
                     changed = true;
                 }
                 _ = tick.tick() => {
-                    if changed {
-                        self.write_log(build_id, &log).await;
+                    // A catalogue build's write is its heartbeat too: made even when quiet.
+                    if changed || matches!(sink, LogSink::Catalogue { .. }) {
+                        self.write_log(sink, &log).await;
                         changed = false;
                     }
                 }
@@ -1036,8 +1049,8 @@ impl Runtime {
         if let Err(why) = &outcome {
             log.push(&format!("error: {why}"));
         }
-        self.write_log(build_id, &log).await;
-        outcome.map(Made::Built)
+        self.write_log(sink, &log).await;
+        outcome
     }
 
     /// A recipe of packages: the Dockerfile Director writes for it on its catalogue image
@@ -1126,17 +1139,36 @@ impl Runtime {
         })
     }
 
-    async fn write_log(&self, build_id: i64, log: &KeptLog) {
+    async fn write_log(&self, sink: LogSink, log: &KeptLog) {
         let written = async {
             let mut conn = self.platform.conn().await?;
-            diesel::update(site_builds::table.find(build_id))
-                .set(site_builds::log.eq(log.text()))
-                .execute(&mut conn)
-                .await?;
+            match sink {
+                LogSink::Site(id) => {
+                    diesel::update(site_builds::table.find(id))
+                        .set(site_builds::log.eq(log.text()))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                // Its heartbeat too: a worker that stops writing has died, and another takes
+                // the build over.
+                LogSink::Catalogue { id, claim } => {
+                    diesel::update(
+                        catalogue_builds::table
+                            .find(id)
+                            .filter(catalogue_builds::claim.eq(claim)),
+                    )
+                    .set((
+                        catalogue_builds::log.eq(log.text()),
+                        catalogue_builds::heartbeat.eq(diesel::dsl::now),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+                }
+            }
             Ok::<_, Error>(())
         };
         if let Err(err) = written.await {
-            tracing::warn!(build = build_id, error = %err, "keeping a build's output failed");
+            tracing::warn!(?sink, error = %err, "keeping a build's output failed");
         }
     }
 
@@ -1163,6 +1195,31 @@ impl Runtime {
             0 => "no old image to remove".to_owned(),
             n => format!("{n} old image(s) removed"),
         })
+    }
+}
+
+/// Where a build's output is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LogSink {
+    /// A site's build.
+    Site(i64),
+    /// A catalogue image's build, while `claim` is its worker's.
+    Catalogue {
+        /// The build.
+        id: i64,
+        /// Its worker's claim.
+        claim: i64,
+    },
+}
+
+impl BuildPolicy {
+    /// What a build may use.
+    pub(crate) fn limits(&self) -> orchestrator::BuildLimits {
+        orchestrator::BuildLimits {
+            memory_bytes: u64::try_from(self.memory_mb).unwrap_or(2047) << 20,
+            cpu_millis: u32::try_from(self.cpu_millis).unwrap_or(2000),
+            time_limit: std::time::Duration::from_secs(u64::try_from(self.time_limit_s).unwrap_or(600)),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! Everyone signed in reads the enabled ones; admins add, edit, disable and enable them.
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit;
 use crate::{
@@ -71,7 +71,7 @@ fn valid_reference(reference: &str) -> bool {
 }
 
 impl CatalogueImage {
-    fn validated(mut self) -> Result<Self> {
+    pub(super) fn validated(mut self) -> Result<Self> {
         self.name = self.name.trim().to_ascii_lowercase();
         self.reference = self.reference.trim().to_owned();
         self.description = self.description.trim().to_owned();
@@ -232,46 +232,7 @@ impl Platform {
         let actor = authorize(actor, Permission::Administer)?;
         let image = image.validated()?;
         let mut conn = self.conn().await?;
-        let taken = |e: diesel::result::Error| match e {
-            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                Error::invalid("name", format!("An image is called {} already.", image.name))
-            }
-            other => other.into(),
-        };
-        let values = (
-            images::name.eq(&image.name),
-            images::description.eq(&image.description),
-            images::reference.eq(&image.reference),
-            images::serves_static.eq(image.serves_static),
-            images::serves_dynamic.eq(image.serves_dynamic),
-            images::run_sh.eq(&image.run_sh),
-            images::enabled.eq(image.enabled),
-            images::allows_recipe.eq(image.recipes.allowed),
-            images::has_pip.eq(image.recipes.pip),
-            images::has_npm.eq(image.recipes.npm),
-            images::allows_dockerfile.eq(image.recipes.dockerfile),
-        );
-        let id = if image.id == 0 {
-            diesel::insert_into(images::table)
-                .values(values)
-                .returning(images::id)
-                .get_result(&mut conn)
-                .await
-                .map_err(taken)?
-        } else {
-            diesel::update(images::table.find(image.id))
-                .set(values)
-                .returning(images::id)
-                .get_result(&mut conn)
-                .await
-                .optional()
-                .map_err(taken)?
-                .ok_or(Error::NotFound("image"))?
-        };
-        let action = if image.id == 0 { "image.add" } else { "image.edit" };
-        audit(&mut conn, actor, action, &image.name, &image.reference).await?;
-        tracing::info!(user = %actor.username, image = %image.name, reference = %image.reference, action, "catalogue changed");
-        Ok(id)
+        store_image(&mut conn, actor, &image).await
     }
 
     /// How many sites use each image, by image id. Admins only.
@@ -284,6 +245,54 @@ impl Platform {
             .load(&mut conn)
             .await?)
     }
+}
+
+/// Adds (`id` 0) or changes the checked `image`, audited; returns its id.
+pub(super) async fn store_image(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    image: &CatalogueImage,
+) -> Result<i64> {
+    let taken = |e: diesel::result::Error| match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            Error::invalid("name", format!("An image is called {} already.", image.name))
+        }
+        other => other.into(),
+    };
+    let values = (
+        images::name.eq(&image.name),
+        images::description.eq(&image.description),
+        images::reference.eq(&image.reference),
+        images::serves_static.eq(image.serves_static),
+        images::serves_dynamic.eq(image.serves_dynamic),
+        images::run_sh.eq(&image.run_sh),
+        images::enabled.eq(image.enabled),
+        images::allows_recipe.eq(image.recipes.allowed),
+        images::has_pip.eq(image.recipes.pip),
+        images::has_npm.eq(image.recipes.npm),
+        images::allows_dockerfile.eq(image.recipes.dockerfile),
+    );
+    let id = if image.id == 0 {
+        diesel::insert_into(images::table)
+            .values(values)
+            .returning(images::id)
+            .get_result(conn)
+            .await
+            .map_err(taken)?
+    } else {
+        diesel::update(images::table.find(image.id))
+            .set(values)
+            .returning(images::id)
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(taken)?
+            .ok_or(Error::NotFound("image"))?
+    };
+    let action = if image.id == 0 { "image.add" } else { "image.edit" };
+    audit(conn, actor, action, &image.name, &image.reference).await?;
+    tracing::info!(user = %actor.username, image = %image.name, reference = %image.reference, action, "catalogue changed");
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -93,6 +93,11 @@ impl Instruction {
     }
 }
 
+/// Whether `text` has a `FROM` instruction (a pasted Dockerfile is otherwise not checked).
+pub fn has_from(text: &str) -> bool {
+    instructions(text).iter().any(|i| i.keyword == "FROM")
+}
+
 /// An instruction's options (`--from=x`) and the rest of its arguments.
 fn options(arguments: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut flags = Vec::new();

@@ -3,6 +3,7 @@
 
 mod builds;
 mod catalogue;
+mod catalogue_builds;
 mod certificates;
 pub(crate) mod databases;
 mod disk;
@@ -26,6 +27,7 @@ pub use builds::{
     RecipeSource, SiteImageView,
 };
 pub use catalogue::{CatalogueImage, EngineImage, RecipeSupport};
+pub use catalogue_builds::CatalogueBuild;
 pub use certificates::{
     CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
 };

@@ -188,6 +188,18 @@ impl Platform {
             ))
             .execute(&mut conn)
             .await?;
+        // The catalogue's builds likewise.
+        let resumed = resumed
+            + diesel::update(
+                crate::schema::catalogue_builds::table
+                    .filter(crate::schema::catalogue_builds::state.eq(model::build::BuildState::Running)),
+            )
+            .set((
+                crate::schema::catalogue_builds::state.eq(model::build::BuildState::Queued),
+                crate::schema::catalogue_builds::claim.eq(None::<i64>),
+            ))
+            .execute(&mut conn)
+            .await?;
         if resumed > 0 {
             self.wake_workers();
         }
