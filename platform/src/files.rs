@@ -138,6 +138,8 @@ pub struct Contents {
     pub size: u64,
     /// Its contents; None when it is larger than asked.
     pub bytes: Option<Vec<u8>>,
+    /// Its owner's uid.
+    pub owner: u32,
 }
 
 /// How much a write may carry: `cap` (what the quota leaves), within `limit` (the caller's).
@@ -436,6 +438,11 @@ impl SiteFiles {
             .ok_or_else(|| Error::Conflict("The site's own folder cannot be changed that way.".to_owned()))
     }
 
+    /// The site's uid, which owns its files.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
     fn owner(&self) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
         (
             Some(rustix::fs::Uid::from_raw(self.uid)),
@@ -543,6 +550,7 @@ impl SiteFiles {
             version: version_of(&stat),
             size,
             bytes,
+            owner: stat.st_uid,
         })
     }
 
@@ -831,6 +839,8 @@ pub enum Walked {
         mode: u32,
         /// Last modification, seconds since the epoch.
         modified: i64,
+        /// Its owner's uid.
+        owner: u32,
     },
     /// A symbolic link, not followed.
     Link {
@@ -899,6 +909,7 @@ fn walk_dir<E: From<Error>>(
                     size: u64::try_from(stat.st_size).unwrap_or(0),
                     mode: stat.st_mode & 0o777,
                     modified,
+                    owner: stat.st_uid,
                 })?;
             }
             FileType::Symlink => {

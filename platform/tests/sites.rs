@@ -2333,6 +2333,9 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
     std::fs::write(&secret, "HOST-SECRET-4417\n").unwrap();
     let app = w.runtime.directory(&site).join("app");
     std::fs::create_dir(&app).unwrap();
+    // The site's files are its user's, as its members would have made them.
+    let uid = platform::sites::Runtime::uid(&site);
+    let chown = |path: &std::path::Path| std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
     std::fs::write(app.join("hello.txt"), "hello from the context\n").unwrap();
     symlink(&secret, app.join("secret")).unwrap();
     rustix::fs::mkfifoat(
@@ -2352,6 +2355,17 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
          && mkdir /opt/out && readlink /app/secret > /opt/out/index.html && cat /app/hello.txt >> /opt/out/index.html\n"
     );
     std::fs::write(app.join("Dockerfile"), &dockerfile).unwrap();
+    for name in [
+        "",
+        "hello.txt",
+        "secret",
+        "pipe",
+        "left-out.txt",
+        ".dockerignore",
+        "Dockerfile",
+    ] {
+        chown(&app.join(name));
+    }
 
     let first =
         w.db.platform
@@ -2382,8 +2396,20 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
     // What a build may not do fails it with why, and the site serves on: a context of 10 GB
     // (a sparse file: refused before a byte is read), a stage from outside the catalogue, a
     // file fetched over the network.
+    // A file the site does not own (a hard link to another's file) is never sent.
+    std::fs::write(app.join("theirs"), "root's\n").unwrap();
+    let refused = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
+    let build = finished_build(&w, &ann, site.id, refused).await;
+    assert_eq!(build.summary.state, BuildState::Failed);
+    assert!(
+        build.summary.error.contains("theirs is not the site's own file"),
+        "{}",
+        build.summary.error
+    );
+    std::fs::remove_file(app.join("theirs")).unwrap();
     let big = std::fs::File::create(app.join("big.bin")).unwrap();
     big.set_len(10 << 30).unwrap();
+    chown(&app.join("big.bin"));
     let refused = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
     let build = finished_build(&w, &ann, site.id, refused).await;
     assert_eq!(build.summary.state, BuildState::Failed);
@@ -2403,6 +2429,7 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
         ),
     ] {
         std::fs::write(app.join("Dockerfile"), bad).unwrap();
+        chown(&app.join("Dockerfile"));
         let id = w.db.platform.rebuild_site(Some(&ann), site.id).await.unwrap();
         let build = finished_build(&w, &ann, site.id, id).await;
         assert_eq!(build.summary.state, BuildState::Failed, "{bad}");

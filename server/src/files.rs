@@ -640,6 +640,7 @@ fn zip_folder(folder: &platform::files::Folder, out: &mut ChannelWriter) -> io::
                 size,
                 mode,
                 modified,
+                ..
             } => {
                 let extension = path
                     .rsplit_once('.')

@@ -1087,18 +1087,25 @@ impl Runtime {
         let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
         let catalogue: Vec<String> = images::table
             .filter(images::allows_dockerfile.eq(true))
+            .filter(images::enabled.eq(true))
             .select(images::reference)
             .load(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
+        let policy = load_policy(&mut conn).await.map_err(|e| e.to_string())?;
         drop(conn);
+        // Packing is part of the build: it gives up at the build's time limit.
+        let deadline = std::time::Instant::now() + policy.limits().time_limit;
         let (directory, uid) = (self.directory(site), Self::uid(site));
         let (path, context) = (recipe.dockerfile.clone(), recipe.context.clone());
-        let (checked, packed, text) = tokio::task::spawn_blocking(move || {
+        let (checked, packed) = crate::files::blocking(move || {
             let files = crate::files::SiteFiles::open(&directory, uid).map_err(|e| e.to_string())?;
             let read = files
                 .read_versioned(&path, dockerfile::MAX_DOCKERFILE_BYTES)
                 .map_err(|e| format!("the Dockerfile {path}: {e}"))?;
+            if read.owner != uid {
+                return Err(format!("the Dockerfile {path} is not the site's own file"));
+            }
             let text = read.bytes.ok_or_else(|| {
                 format!(
                     "the Dockerfile {path} has {}, more than the {} a Dockerfile may have",
@@ -1107,12 +1114,12 @@ impl Runtime {
                 )
             })?;
             let checked = dockerfile::check(&text, &catalogue).map_err(|why| format!("{path}: {why}"))?;
-            let packed = dockerfile::pack(&files, &context, &text)?;
-            Ok::<_, String>((checked, packed, text))
+            let packed = dockerfile::pack(&files, &context, checked.canonical.as_bytes(), deadline)?;
+            Ok::<_, String>((checked, packed))
         })
         .await
         .map_err(|e| e.to_string())??;
-        let mut parts: Vec<Vec<u8>> = vec![text, packed.digest.into_bytes()];
+        let mut parts: Vec<Vec<u8>> = vec![checked.canonical.into_bytes(), packed.digest.into_bytes()];
         for base in &checked.bases {
             self.orchestrator
                 .image_present(base)
