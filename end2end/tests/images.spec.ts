@@ -1,7 +1,8 @@
 // A site's image and environment in Chromium: a member sets an environment variable on a
 // Python site and the site shows it; adds a Debian package to its recipe, watches the build's
 // output arrive while it runs, and the site then uses the package; a bad package name is
-// refused with the reason; another user gets 404.
+// refused with the reason; another user gets 404. An admin adds a catalogue image built from a
+// pasted Dockerfile and follows its output.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test } from '@playwright/test';
@@ -117,4 +118,25 @@ test('another user cannot see the site\'s image', async ({ page }) => {
   await signedIn(page, other);
   const response = await page.goto(`${server().baseURL}/sites/${siteId}/image`);
   expect(response?.status()).toBe(404);
+});
+
+test('an admin adds a catalogue image built from a pasted Dockerfile and watches its output', async ({ page }, testInfo) => {
+  test.setTimeout(600_000);
+  await signedIn(page, admin);
+  await page.goto(`${server().baseURL}/admin/images`);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  const python = await page.locator('form[data-image="python"]').getByLabel('Docker image').inputValue();
+  const form = page.locator('form.image-form').last();
+  await form.getByLabel('Name').fill('pasted');
+  // A step of a few seconds with a new marker each run: seen while the build still runs.
+  const marker = `pasted-${Date.now()}`;
+  await form.getByLabel(/Or build it from this Dockerfile/).fill(`FROM ${python}\nRUN echo ${marker} && sleep 4\n`);
+  await form.getByRole('button', { name: 'Add image' }).click();
+  const built = page.locator('form[data-image="pasted"]');
+  const log = built.locator('pre.build-log');
+  await expect(log).toContainText(marker, { timeout: 300_000 });
+  await expect(log).toHaveAttribute('data-state', 'succeeded', { timeout: 300_000 });
+  // The catalogue points to the image its build made.
+  await expect(built.getByLabel('Docker image')).toHaveValue(/catalogue_\d+:1$/);
+  await page.screenshot({ path: testInfo.outputPath('catalogue-built.png'), fullPage: true });
 });

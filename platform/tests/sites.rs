@@ -2525,6 +2525,15 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
             .build_catalogue_image(Some(&admin), id, &dockerfile)
             .await;
     assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
+    let offered = CatalogueImage {
+        enabled: true,
+        ..pending.clone()
+    };
+    let early = w.db.platform.save_image(Some(&admin), offered).await;
+    assert!(
+        matches!(early, Err(Error::Conflict(ref why)) if why.contains("No build has made")),
+        "{early:?}"
+    );
 
     assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
     assert!(!w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());

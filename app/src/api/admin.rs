@@ -342,13 +342,10 @@ pub async fn save_image(
             .await
             .map(|_| ())
     } else {
-        match platform.save_image(actor.as_ref(), image).await {
-            Ok(id) => platform
-                .build_catalogue_image(actor.as_ref(), id, dockerfile)
-                .await
-                .map(|_| ()),
-            Err(err) => Err(err),
-        }
+        platform
+            .save_and_build_image(actor.as_ref(), image, dockerfile)
+            .await
+            .map(|_| ())
     }
     .map_err(to_app_error)
 }

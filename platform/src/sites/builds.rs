@@ -1014,10 +1014,15 @@ impl Runtime {
                 }
                 _ = tick.tick() => {
                     // A catalogue build's write is its heartbeat too: made even when quiet.
-                    if changed || matches!(sink, LogSink::Catalogue { .. }) {
-                        self.write_log(sink, &log).await;
-                        changed = false;
+                    // Its claim taken over by another worker, this one stops building.
+                    if (changed || matches!(sink, LogSink::Catalogue { .. }))
+                        && !self.write_log(sink, &log).await
+                    {
+                        break Err(orchestrator::Error::Transient(
+                            "another worker took this build over".to_owned(),
+                        ));
                     }
+                    changed = false;
                 }
             }
         };
@@ -1146,15 +1151,17 @@ impl Runtime {
         })
     }
 
-    async fn write_log(&self, sink: LogSink, log: &KeptLog) {
+    /// Keeps `log`; false when the build is no longer this worker's (a catalogue build taken
+    /// over). A failed write is logged and the build goes on.
+    async fn write_log(&self, sink: LogSink, log: &KeptLog) -> bool {
         let written = async {
             let mut conn = self.platform.conn().await?;
-            match sink {
+            let rows = match sink {
                 LogSink::Site(id) => {
                     diesel::update(site_builds::table.find(id))
                         .set(site_builds::log.eq(log.text()))
                         .execute(&mut conn)
-                        .await?;
+                        .await?
                 }
                 // Its heartbeat too: a worker that stops writing has died, and another takes
                 // the build over.
@@ -1169,13 +1176,17 @@ impl Runtime {
                         catalogue_builds::heartbeat.eq(diesel::dsl::now),
                     ))
                     .execute(&mut conn)
-                    .await?;
+                    .await?
                 }
-            }
-            Ok::<_, Error>(())
+            };
+            Ok::<_, Error>(rows > 0)
         };
-        if let Err(err) = written.await {
-            tracing::warn!(?sink, error = %err, "keeping a build's output failed");
+        match written.await {
+            Ok(ours) => ours,
+            Err(err) => {
+                tracing::warn!(?sink, error = %err, "keeping a build's output failed");
+                true
+            }
         }
     }
 

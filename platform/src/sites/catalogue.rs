@@ -93,6 +93,12 @@ impl CatalogueImage {
                 "An image serves static sites, dynamic sites or both.",
             ));
         }
+        if [&self.name, &self.reference, &self.description, &self.run_sh]
+            .iter()
+            .any(|text| text.contains('\0'))
+        {
+            return Err(Error::invalid("description", "Text cannot hold a NUL byte."));
+        }
         if self.description.chars().count() > 500 {
             return Err(Error::invalid("description", "At most 500 characters."));
         }
@@ -232,6 +238,12 @@ impl Platform {
         let actor = authorize(actor, Permission::Administer)?;
         let image = image.validated()?;
         let mut conn = self.conn().await?;
+        if image.enabled && image.id != 0 && !super::catalogue_builds::has_made(&mut conn, image.id).await? {
+            return Err(Error::Conflict(format!(
+                "No build has made {} yet: it is offered to new sites once one has.",
+                image.name
+            )));
+        }
         store_image(&mut conn, actor, &image).await
     }
 

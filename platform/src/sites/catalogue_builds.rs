@@ -121,6 +121,17 @@ async fn queue(
     Ok(id)
 }
 
+/// Whether a build made the catalogue image `image_id`, or none was ever asked for (its
+/// reference is then an image of the engine's or a registry's).
+pub(super) async fn has_made(conn: &mut AsyncPgConnection, image_id: i64) -> Result<bool> {
+    let states: Vec<BuildState> = catalogue_builds::table
+        .filter(catalogue_builds::image_id.eq(image_id))
+        .select(catalogue_builds::state)
+        .load(conn)
+        .await?;
+    Ok(states.is_empty() || states.contains(&BuildState::Succeeded))
+}
+
 type BuildRow = (i64, i64, i32, BuildState, String, String, String, DateTime<Utc>);
 
 impl Platform {
@@ -159,6 +170,35 @@ impl Platform {
             .await?;
         self.wake_workers();
         Ok(ids)
+    }
+
+    /// Saves the changes to a catalogue image and builds it anew from `text`, together (the
+    /// Dockerfile checked first). An image no build has made yet stays off new sites' list
+    /// until one does, whatever `image.enabled` asks. Admins. Returns the build's id.
+    pub async fn save_and_build_image(
+        &self,
+        actor: Option<&Actor>,
+        image: CatalogueImage,
+        text: &str,
+    ) -> Result<i64> {
+        let actor = authorize(actor, Permission::Administer)?;
+        check_pasted(text)?;
+        self.runtime("Builds are")?;
+        let image = image.validated()?;
+        let mut conn = self.conn().await?;
+        let build = conn
+            .transaction::<_, Error, _>(async |conn| {
+                let made = has_made(conn, image.id).await?;
+                let stored = CatalogueImage {
+                    enabled: image.enabled && made,
+                    ..image.clone()
+                };
+                let id = store_image(conn, actor, &stored).await?;
+                queue(conn, actor, id, text, image.enabled && !made).await
+            })
+            .await?;
+        self.wake_workers();
+        Ok(build)
     }
 
     /// Builds the catalogue image `image_id` anew from `text`; the image's reference becomes
@@ -227,6 +267,17 @@ impl Platform {
         let mut conn = self.conn().await?;
         let claimed = conn
             .transaction::<_, Error, _>(async |conn| {
+                // One catalogue build at a time, so that sites' operations always have a
+                // worker.
+                let running: i64 = catalogue_builds::table
+                    .filter(catalogue_builds::state.eq(BuildState::Running))
+                    .filter(catalogue_builds::heartbeat.ge(stale))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if running > 0 {
+                    return Ok(None);
+                }
                 let next: Option<(i64, i64, i32, String, bool)> = catalogue_builds::table
                     .filter(
                         catalogue_builds::state

@@ -190,6 +190,29 @@ fn check_instruction(
         let shown: String = keyword.chars().take(20).collect();
         return refuse(format!("{shown} is not an instruction"));
     }
+    // The engine reads options byte by byte, where a byte of a non-ASCII letter can end a
+    // word: every option is `--name=value` in plain ASCII, so both read the same words.
+    let (flags, _) = options(&instruction.arguments);
+    let flag_pattern =
+        regex_lite::Regex::new(r"^[a-z][a-z-]*=[A-Za-z0-9._:/@+,=-]+$").expect("a valid pattern");
+    for word in instruction.arguments.split([' ', '\t']).filter(|w| !w.is_empty()) {
+        let Some(flag) = word.strip_prefix("--") else {
+            break;
+        };
+        if !flag_pattern.is_match(flag) {
+            let shown: String = word.chars().take(40).collect();
+            return refuse(format!(
+                "{shown}: an option is written --name=value, in letters, digits and ._:/@+,=-"
+            ));
+        }
+    }
+    if keyword == "RUN" && !flags.is_empty() {
+        return refuse("RUN takes no options here".to_owned());
+    }
+    // Newer engines read `<<` as a heredoc, whose lines would be hidden from this check.
+    if matches!(keyword, "RUN" | "COPY" | "ADD") && instruction.arguments.contains("<<") {
+        return refuse(format!("{keyword} with <<: heredocs are not supported"));
+    }
     let in_catalogue = |image: &str| catalogue.iter().any(|c| c == image);
     let mut base = |image: &str| {
         if !bases.iter().any(|b| b == image) {
@@ -233,9 +256,6 @@ fn check_instruction(
         "ADD" | "COPY" => {
             let (flags, rest) = options(&instruction.arguments);
             for (flag, value) in &flags {
-                if value.contains('$') {
-                    return refuse(format!("{keyword} --{flag}={value}: no variables in options"));
-                }
                 if flag != "from" {
                     continue;
                 }
@@ -291,6 +311,8 @@ const MAX_PATTERNS: usize = 100;
 const MAX_PATTERN_BYTES: usize = 256;
 /// The most entries (files, folders, links) a context may hold.
 pub const MAX_CONTEXT_ENTRIES: usize = 100_000;
+/// The most entries the walk of a context goes through, left out by `.dockerignore` or not.
+pub const MAX_VISITED: usize = 1_000_000;
 
 /// The patterns of a `.dockerignore`, as the engine's own client reads them: one per line,
 /// `#` comments, `!` to take back in what an earlier pattern left out, `*` and `?` within a
@@ -491,10 +513,18 @@ pub fn pack(
     let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut folders: std::collections::HashMap<String, Vec<bool>> = std::collections::HashMap::new();
     let mut total = dockerfile.len() as u64 + entry_cost(CONTEXT_DOCKERFILE, "");
+    let mut visited = 0;
     folder
         .walk(&mut |walked| {
             if let Some(err) = late() {
                 return Err(err);
+            }
+            // What .dockerignore leaves out is walked too: it counts, kept or not.
+            visited += 1;
+            if visited > MAX_VISITED {
+                return Err(stop(format!(
+                    "the context {context} holds more than {MAX_VISITED} files and folders, left out or not"
+                )));
             }
             let (path, size, target, is_folder) = match &walked {
                 Walked::Folder { path, .. } => (path, 0, "", true),
@@ -549,6 +579,9 @@ pub fn pack(
             match walked {
                 Walked::Folder { path, .. } if kept.contains(&path) => {
                     sent += entry_cost(&path, "");
+                    if sent > MAX_CONTEXT_BYTES {
+                        return Err(stop(too_big(sent)));
+                    }
                     tar.add_folder(&path).map_err(failed)?;
                 }
                 Walked::File {
@@ -575,6 +608,9 @@ pub fn pack(
                 }
                 Walked::Link { path, target } if kept.contains(&path) => {
                     sent += entry_cost(&path, &target);
+                    if sent > MAX_CONTEXT_BYTES {
+                        return Err(stop(too_big(sent)));
+                    }
                     tar.add_link(&path, &target).map_err(failed)?;
                 }
                 _ => {}
@@ -660,9 +696,33 @@ mod tests {
                 "earlier stage",
             ),
             ("FROM director/python:3\nCOPY --from=1 /x /y\n", "earlier stage"),
-            ("FROM director/python:3\nCOPY --from=$X /x /y\n", "variables"),
+            (
+                "FROM director/python:3\nCOPY --from=$X /x /y\n",
+                "an option is written",
+            ),
             ("FROM director/python:3\nONBUILD ADD http://x/y /z\n", "network"),
             ("FROM director/python:3\nWGET http://x/y\n", "not an instruction"),
+            // A byte of a non-ASCII letter ends a word where the engine reads options.
+            (
+                "FROM director/python:3\nCOPY --chown=0\u{e0}--from=director/node:20 /x /y\n",
+                "an option is written",
+            ),
+            (
+                "FROM director/python:3\nADD --chown=0\u{e0}http://127.0.0.1:18931/x /y\n",
+                "an option is written",
+            ),
+            (
+                "FROM director/python:3\nCOPY --chown 0 --from=alpine /a /b\n",
+                "an option is written",
+            ),
+            (
+                "FROM director/python:3\nRUN --network=host id\n",
+                "RUN takes no options",
+            ),
+            (
+                "FROM director/python:3\nONBUILD RUN <<USER\nFROM director/python:3 AS ubuntu\nUSER\nFROM ubuntu\n",
+                "heredocs",
+            ),
             ("RUN id\nFROM director/python:3\n", "before the first FROM"),
             ("# only a comment\n", "no FROM"),
         ] {
