@@ -1963,6 +1963,17 @@ async fn finished_build(w: &World, who: &Actor, site: i32, id: i64) -> platform:
     w.db.platform.site_build(Some(who), site, id).await.unwrap()
 }
 
+/// The catalogue's image called `name`, as `admin` sees it.
+async fn catalogue_image(w: &World, admin: &Actor, name: &str) -> platform::sites::CatalogueImage {
+    w.db.platform
+        .catalogue(Some(admin))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|image| image.name == name)
+        .unwrap()
+}
+
 /// A world whose sites' new tasks must answer within `period` before they are rolled back.
 async fn world_starting_within(period: Duration) -> World {
     let db = TestDb::with_settings(platform::Settings {
@@ -2314,14 +2325,7 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
         matches!(err, Error::Conflict(ref why) if why.contains("administrator")),
         "{err:?}"
     );
-    let mut python =
-        w.db.platform
-            .catalogue(Some(&admin))
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|image| image.name == "python")
-            .unwrap();
+    let mut python = catalogue_image(&w, &admin, "python").await;
     python.recipes.dockerfile = true;
     let reference = python.reference.clone();
     w.db.platform.save_image(Some(&admin), python).await.unwrap();
@@ -2451,15 +2455,7 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
     let w = world().await;
     let admin = user(&w.db, "root", Role::Admin).await;
     let ann = user(&w.db, "ann", Role::User).await;
-    let python =
-        w.db.platform
-            .catalogue(Some(&admin))
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|image| image.name == "python")
-            .unwrap()
-            .reference;
+    let python = catalogue_image(&w, &admin, "python").await.reference;
     let tools = CatalogueImage {
         id: 0,
         name: "tools".to_owned(),

@@ -189,23 +189,14 @@ pub struct RecipeForm {
 pub async fn save_recipe(site: i32, recipe: RecipeForm) -> Result<(), AppError> {
     let platform = platform();
     let actor = actor().await?;
-    let RecipeForm {
-        source,
-        apt,
-        pip,
-        npm,
-        setup,
-        dockerfile,
-        context,
-    } = recipe;
     let input = platform::sites::RecipeInput {
-        source,
-        apt,
-        pip,
-        npm,
-        setup,
-        dockerfile,
-        context,
+        source: recipe.source,
+        apt: recipe.apt,
+        pip: recipe.pip,
+        npm: recipe.npm,
+        setup: recipe.setup,
+        dockerfile: recipe.dockerfile,
+        context: recipe.context,
     };
     platform
         .save_recipe(actor.as_ref(), site, &input)
