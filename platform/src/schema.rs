@@ -185,6 +185,7 @@ diesel::table! {
 diesel::joinable!(site_domains -> sites (site_id));
 diesel::joinable!(ssh_keys -> users (user_id));
 diesel::joinable!(sites -> images (image_id));
+diesel::joinable!(catalogue_builds -> images (image_id));
 diesel::joinable!(site_members -> sites (site_id));
 diesel::joinable!(site_members -> users (user_id));
 diesel::table! {
@@ -452,5 +453,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     site_recipes,
     site_builds,
-    site_variables
+    site_variables,
+    catalogue_builds
 );

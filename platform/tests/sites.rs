@@ -2342,6 +2342,7 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
     let chown = |path: &std::path::Path| std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
     std::fs::write(app.join("hello.txt"), "hello from the context\n").unwrap();
     symlink(&secret, app.join("secret")).unwrap();
+    symlink("/etc/passwd", app.join("passwd")).unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
         app.join("pipe"),
@@ -2354,7 +2355,7 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
     // holds, must not contain them itself.)
     let dockerfile = format!(
         "FROM {reference}\nCOPY . /app\n\
-         RUN test -L /app/secret && test ! -e /app/left-out.txt && test ! -e /app/pipe \\\n \
+         RUN test -L /app/secret && test \"$(readlink /app/passwd)\" = /etc/passwd && test ! -e /app/left-out.txt && test ! -e /app/pipe \\\n \
          && ! grep -rqs 'SECRET-44''17' /app \\\n \
          && mkdir /opt/out && readlink /app/secret > /opt/out/index.html && cat /app/hello.txt >> /opt/out/index.html\n"
     );
@@ -2363,6 +2364,7 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
         "",
         "hello.txt",
         "secret",
+        "passwd",
         "pipe",
         "left-out.txt",
         ".dockerignore",
@@ -2465,7 +2467,10 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
         serves_dynamic: true,
         run_sh: "#!/bin/sh\nexec python3 -m http.server \"$PORT\" -d /opt/out\n".to_owned(),
         enabled: true,
-        recipes: RecipeSupport::default(),
+        recipes: RecipeSupport {
+            dockerfile: true,
+            ..RecipeSupport::default()
+        },
     };
     let dockerfile =
         format!("FROM {python}\nRUN mkdir /opt/out && echo built by an admin > /opt/out/index.html\n");
@@ -2573,4 +2578,38 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
     assert_eq!((build.number, build.state), (2, BuildState::Failed));
     assert!(build.error.contains("non-zero code: 3"), "{}", build.error);
     assert_eq!(listed(&w).await.reference, made.reference);
+
+    // Built anew, the image keeps its earlier tag for the sites' Dockerfiles written for it.
+    w.db.platform
+        .build_catalogue_image(Some(&admin), id, &dockerfile)
+        .await
+        .unwrap();
+    assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
+    assert!(listed(&w).await.reference.ends_with(":3"));
+    let own = w.runtime.directory(&site).join("Dockerfile");
+    std::fs::write(
+        &own,
+        format!(
+            "FROM {}\nRUN echo its own > /opt/out/index.html\n",
+            made.reference
+        ),
+    )
+    .unwrap();
+    let uid = platform::sites::Runtime::uid(&site);
+    std::os::unix::fs::chown(&own, Some(uid), Some(uid)).unwrap();
+    let input = platform::sites::RecipeInput {
+        source: platform::sites::RecipeSource::Dockerfile,
+        ..platform::sites::RecipeInput::default()
+    };
+    let id =
+        w.db.platform
+            .save_recipe(Some(&ann), site.id, &input)
+            .await
+            .unwrap();
+    let build = finished_build(&w, &ann, site.id, id).await;
+    assert_eq!(build.summary.state, BuildState::Succeeded, "{}", build.log);
+    assert_eq!(
+        served(w.edge, "toolsite.localhost").await.as_deref(),
+        Some("its own\n")
+    );
 }

@@ -341,6 +341,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
         ),
         row("fix_site", &[("id", &id)], [401, 403, 403, 403, 409]),
         row("catalogue", &[], [401, 403, 403, 403, 200]),
+        row("catalogue_builds", &[], [401, 403, 403, 403, 200]),
         row(
             "save_image",
             &[

@@ -43,6 +43,8 @@ pub struct SitesPage {
 /// A catalogue image's latest build from a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogueBuildRow {
+    /// The image it builds.
+    pub image_id: i64,
     /// Its number for the image.
     pub number: i32,
     /// Where it is.
@@ -82,8 +84,6 @@ pub struct ImageRow {
     pub has_npm: bool,
     /// Sites on it may build their own Dockerfile.
     pub allows_dockerfile: bool,
-    /// Its latest build from a pasted Dockerfile, if it has one.
-    pub build: Option<CatalogueBuildRow>,
     /// How many sites use it.
     pub sites: i64,
     /// Where it stands on the engine.
@@ -219,10 +219,6 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
     let actor = actor().await?;
     let images = platform.catalogue(actor.as_ref()).await.map_err(to_app_error)?;
     let usage = platform.image_usage(actor.as_ref()).await.map_err(to_app_error)?;
-    let mut builds = platform
-        .catalogue_builds(actor.as_ref())
-        .await
-        .map_err(to_app_error)?;
     let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let states = platform
         .images_on_engine(actor.as_ref(), &references)
@@ -252,17 +248,28 @@ pub async fn catalogue() -> Result<Vec<ImageRow>, AppError> {
             has_pip: i.recipes.pip,
             has_npm: i.recipes.npm,
             allows_dockerfile: i.recipes.dockerfile,
-            build: builds
-                .iter()
-                .position(|b| b.image_id == i.id)
-                .map(|at| builds.swap_remove(at))
-                .map(|b| CatalogueBuildRow {
-                    number: b.number,
-                    state: b.state,
-                    dockerfile: b.dockerfile,
-                    error: b.error,
-                    log: b.log,
-                }),
+        })
+        .collect())
+}
+
+/// The latest build of each catalogue image built from a Dockerfile (polled alone while one
+/// runs, so that the forms being typed in are not redrawn).
+#[server(prefix = "/fn", endpoint = "catalogue_builds")]
+pub async fn catalogue_builds() -> Result<Vec<CatalogueBuildRow>, AppError> {
+    let platform = platform();
+    let actor = actor().await?;
+    Ok(platform
+        .catalogue_builds(actor.as_ref())
+        .await
+        .map_err(to_app_error)?
+        .into_iter()
+        .map(|b| CatalogueBuildRow {
+            image_id: b.image_id,
+            number: b.number,
+            state: b.state,
+            dockerfile: b.dockerfile,
+            error: b.error,
+            log: b.log,
         })
         .collect())
 }

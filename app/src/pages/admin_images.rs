@@ -3,7 +3,10 @@ use leptos_meta::Title;
 
 use crate::{
     AppError,
-    api::{BuildPolicyView, ImageRow, OnEngine, SaveImage, SetBuildPolicy, build_policy, catalogue},
+    api::{
+        BuildPolicyView, CatalogueBuildRow, ImageRow, OnEngine, SaveImage, SetBuildPolicy, build_policy,
+        catalogue, catalogue_builds,
+    },
     components::{ErrorPage, FieldError, FormError, SignedIn, failure, state_badge, ticker},
 };
 
@@ -13,30 +16,31 @@ use crate::{
 pub fn AdminImagesPage() -> impl IntoView {
     // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let saved = RwSignal::new(0u32);
-    // While an image is being built the page follows its output, once a second.
+    let images = Resource::new(move || saved.get(), |_| catalogue());
+    // While an image is being built its output is followed, once a second, alone: the forms
+    // are drawn again only when a build ends (the image's reference changed).
     let building = StoredValue::new(false);
     let tick = ticker(std::time::Duration::from_secs(1), move || {
         building.try_get_value().unwrap_or(false)
     });
-    let images = Resource::new(
-        move || (saved.get(), tick.get()),
-        move |_| async move {
-            let list = catalogue().await;
-            if let Ok(list) = &list {
-                building.try_set_value(
-                    list.iter()
-                        .any(|i| i.build.as_ref().is_some_and(|b| b.state.under_way())),
-                );
-            }
-            list
-        },
-    );
+    let builds = Resource::new(move || (saved.get(), tick.get()), |_| catalogue_builds());
+    Effect::new(move |was: Option<bool>| {
+        let now = builds
+            .get()
+            .and_then(Result::ok)
+            .is_some_and(|list| list.iter().any(|b| b.state.under_way()));
+        building.set_value(now);
+        if was == Some(true) && !now {
+            saved.update(|n| *n += 1);
+        }
+        now
+    });
     let set_policy = ServerAction::<SetBuildPolicy>::new();
     let policy = Resource::new(move || set_policy.version().get(), |_| build_policy());
     view! {
         <Title text="Images"/>
         <SignedIn admin=true page=move |_| view! {
-            <ImagesAdmin saved images/>
+            <ImagesAdmin saved images builds/>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     match policy.await {
@@ -50,7 +54,11 @@ pub fn AdminImagesPage() -> impl IntoView {
 }
 
 #[component]
-fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppError>>) -> impl IntoView {
+fn ImagesAdmin(
+    saved: RwSignal<u32>,
+    images: Resource<Result<Vec<ImageRow>, AppError>>,
+    builds: Resource<Result<Vec<CatalogueBuildRow>, AppError>>,
+) -> impl IntoView {
     let blank = ImageRow {
         id: 0,
         name: String::new(),
@@ -64,7 +72,6 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
         has_pip: false,
         has_npm: false,
         allows_dockerfile: false,
-        build: None,
         sites: 0,
         on_engine: OnEngine::Missing,
     };
@@ -77,8 +84,8 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
                 Suspend::new(async move {
                     match images.await {
                         Ok(list) => view! {
-                            {list.into_iter().map(|image| view! { <ImageForm image saved/> }).collect_view()}
-                            <ImageForm image=blank saved/>
+                            {list.into_iter().map(|image| view! { <ImageForm image saved builds/> }).collect_view()}
+                            <ImageForm image=blank saved builds/>
                         }.into_any(),
                         Err(error) => view! { <ErrorPage error/> }.into_any(),
                     }
@@ -89,7 +96,11 @@ fn ImagesAdmin(saved: RwSignal<u32>, images: Resource<Result<Vec<ImageRow>, AppE
 }
 
 #[component]
-fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
+fn ImageForm(
+    image: ImageRow,
+    saved: RwSignal<u32>,
+    builds: Resource<Result<Vec<CatalogueBuildRow>, AppError>>,
+) -> impl IntoView {
     // Each form has its own action, so that its errors show under its own fields.
     let save = ServerAction::<SaveImage>::new();
     let error = failure(save.value());
@@ -111,7 +122,6 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         has_pip,
         has_npm,
         allows_dockerfile,
-        build,
         sites,
         on_engine,
     } = image;
@@ -124,7 +134,7 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
         format!("{name} — used by {sites} site(s)")
     };
     let marker = name.clone();
-    let build_of = name.clone();
+    let build_of = (id, name.clone());
     view! {
         <ActionForm action=save attr:class="card form image-form" attr:data-image=marker>
             <h2>{title}</h2>
@@ -150,11 +160,11 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
             <textarea id=field("run_sh") name="texts[run_sh]" rows="4" spellcheck="false">{run_sh}</textarea>
             <FieldError error=error field="run_sh"/>
             <label for=field("dockerfile")>{if new {
-                "Or build it from this Dockerfile (no Docker image needed above)"
+                "Or build it from this Dockerfile (then leave the reference above empty)"
             } else {
                 "Build it anew from this Dockerfile (empty: keep its image)"
             }}</label>
-            <textarea id=field("dockerfile") name="texts[dockerfile]" rows="4" spellcheck="false" placeholder="FROM director/debian:12"></textarea>
+            <textarea id=field("dockerfile") name="texts[dockerfile]" rows="4" maxlength="262144" spellcheck="false" placeholder="FROM director/debian:12"></textarea>
             <FieldError error=error field="dockerfile"/>
             <FormError error=error/>
             <label class="check"><input name="checks[enabled]" type="checkbox" value="on" checked=enabled/>" Offered to new sites"</label>
@@ -166,18 +176,38 @@ fn ImageForm(image: ImageRow, saved: RwSignal<u32>) -> impl IntoView {
                 <label class="check"><input name="checks[dockerfile]" type="checkbox" value="on" checked=allows_dockerfile/>" Sites may build their own Dockerfile from it"</label>
             </fieldset>
             <button type="submit" class="primary">{if new { "Add image" } else { "Save" }}</button>
-            {build.map(|b| view! {
-                <section class="catalogue-build" aria-label=format!("Build {} of {}", b.number, build_of)>
-                    <h3>{format!("Build {} ", b.number)}{state_badge(b.state)}</h3>
-                    {(!b.error.is_empty()).then(|| view! { <p class="error" role="alert">{b.error.clone()}</p> })}
-                    <details>
-                        <summary>"Its Dockerfile"</summary>
-                        <pre class="output">{b.dockerfile.clone()}</pre>
-                    </details>
-                    <pre class="output build-log" data-state=b.state.as_str()>{b.log.clone()}</pre>
-                </section>
-            })}
+            {(!new).then(|| view! { <CatalogueBuild image=build_of builds/> })}
         </ActionForm>
+    }
+}
+
+/// The latest build of a catalogue image from a Dockerfile, its output as it grows.
+#[component]
+fn CatalogueBuild(
+    image: (i64, String),
+    builds: Resource<Result<Vec<CatalogueBuildRow>, AppError>>,
+) -> impl IntoView {
+    let (id, name) = image;
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let name = name.clone();
+                Suspend::new(async move {
+                    let list = builds.await.unwrap_or_default();
+                    list.into_iter().find(|b| b.image_id == id).map(|b| view! {
+                        <section class="catalogue-build" aria-label=format!("Build {} of {name}", b.number)>
+                            <h3>{format!("Build {} ", b.number)}{state_badge(b.state)}</h3>
+                            {(!b.error.is_empty()).then(|| view! { <p class="error" role="alert">{b.error.clone()}</p> })}
+                            <details>
+                                <summary>"Its Dockerfile"</summary>
+                                <pre class="output">{b.dockerfile.clone()}</pre>
+                            </details>
+                            <pre class="output build-log" data-state=b.state.as_str()>{b.log.clone()}</pre>
+                        </section>
+                    })
+                })
+            }}
+        </Transition>
     }
 }
 

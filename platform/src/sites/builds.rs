@@ -977,7 +977,10 @@ impl Runtime {
             context: prepared.context,
             dockerfile: prepared.dockerfile,
             recipe: prepared.digest,
-            limits: policy.limits(),
+            limits: orchestrator::BuildLimits {
+                time_limit: prepared.time_left.unwrap_or(policy.limits().time_limit),
+                ..policy.limits()
+            },
         };
         self.run_build(build, &prepared.preface, LogSink::Site(build_id))
             .await
@@ -1082,6 +1085,7 @@ impl Runtime {
             context: orchestrator::dockerfile_context(&dockerfile).map_err(|e| e.to_string())?,
             dockerfile: "Dockerfile".to_owned(),
             preface: dockerfile.lines().map(|line| format!("> {line}")).collect(),
+            time_left: None,
         })
     }
 
@@ -1090,13 +1094,25 @@ impl Runtime {
     /// it starts from are made first when they are Director's own.
     async fn own_dockerfile_context(&self, site: &Site, recipe: &Recipe) -> Result<Prepared, String> {
         let mut conn = self.platform.conn().await.map_err(|e| e.to_string())?;
-        let catalogue: Vec<String> = images::table
+        let mut catalogue: Vec<String> = images::table
             .filter(images::allows_dockerfile.eq(true))
             .filter(images::enabled.eq(true))
             .select(images::reference)
             .load(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
+        // An image an admin built anew keeps its earlier tags: a site's Dockerfile written
+        // for one of them still builds.
+        let earlier: Vec<String> = catalogue_builds::table
+            .inner_join(images::table)
+            .filter(images::allows_dockerfile.eq(true))
+            .filter(images::enabled.eq(true))
+            .filter(catalogue_builds::state.eq(BuildState::Succeeded))
+            .select(catalogue_builds::tag)
+            .load(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        catalogue.extend(earlier);
         let policy = load_policy(&mut conn).await.map_err(|e| e.to_string())?;
         drop(conn);
         // Packing is part of the build: it gives up at the build's time limit.
@@ -1148,6 +1164,7 @@ impl Runtime {
             )],
             context: packed.tar,
             dockerfile: dockerfile::CONTEXT_DOCKERFILE.to_owned(),
+            time_left: Some(deadline.saturating_duration_since(std::time::Instant::now())),
         })
     }
 
@@ -1251,6 +1268,8 @@ struct Prepared {
     dockerfile: String,
     /// What the kept output starts with.
     preface: Vec<String>,
+    /// What is left of the build's time limit when packing its context took some.
+    time_left: Option<std::time::Duration>,
 }
 
 /// The first 128 bits of the SHA-256 of `parts`, in hex: the label an image is found by.

@@ -42,15 +42,18 @@ pub struct CatalogueBuild {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a pasted Dockerfile must be: text of at most [`dockerfile::MAX_DOCKERFILE_BYTES`]
-/// with a `FROM` (an administrator may start from any image and fetch what they like).
+/// The longest pasted Dockerfile: its form, encoded, stays well within a request's size.
+pub const MAX_PASTED_BYTES: usize = 256 * 1024;
+
+/// What a pasted Dockerfile must be: text of at most [`MAX_PASTED_BYTES`] with a `FROM` (an
+/// administrator may start from any image and fetch what they like).
 fn check_pasted(text: &str) -> Result<()> {
-    if text.len() as u64 > dockerfile::MAX_DOCKERFILE_BYTES {
+    if text.len() > MAX_PASTED_BYTES {
         return Err(Error::invalid(
             "dockerfile",
             format!(
-                "A Dockerfile has at most {}.",
-                model::human_bytes(dockerfile::MAX_DOCKERFILE_BYTES)
+                "A pasted Dockerfile has at most {}.",
+                model::human_bytes(MAX_PASTED_BYTES as u64)
             ),
         ));
     }
