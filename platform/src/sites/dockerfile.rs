@@ -134,12 +134,17 @@ pub fn check(bytes: &[u8], catalogue: &[String]) -> Result<Checked, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Line ends are \n or \r\n; other control characters have no place in a Dockerfile and
     // could be read differently by the engine.
+    // Nor has any space but the plain one and the tab: the engine trims Unicode spaces where
+    // this check would read a word.
     let stray = text
         .replace("\r\n", "\n")
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t');
+        .any(|c| (c.is_control() || c.is_whitespace()) && !matches!(c, '\n' | '\t' | ' '));
     if stray {
-        return Err("the Dockerfile holds control characters (only tabs and line ends are text)".to_owned());
+        return Err(
+            "the Dockerfile holds control characters or unusual spaces (only spaces, tabs and line ends are)"
+                .to_owned(),
+        );
     }
     // Parser directives come first, before any instruction.
     for line in text.lines().map(str::trim).take_while(|l| l.starts_with('#')) {
@@ -259,8 +264,11 @@ fn check_instruction(
                 if flag != "from" {
                     continue;
                 }
-                let index = value.parse::<usize>().is_ok_and(|n| n < stages.len());
-                let named = stages
+                // Stages before this one: the engine knows a stage by its name only once it
+                // ended, and reads the current one's name as an image.
+                let earlier = &stages[..stages.len().saturating_sub(1)];
+                let index = value.parse::<usize>().is_ok_and(|n| n < earlier.len());
+                let named = earlier
                     .iter()
                     .any(|stage| !stage.is_empty() && stage.eq_ignore_ascii_case(value));
                 if in_catalogue(value) {
@@ -277,8 +285,8 @@ fn check_instruction(
                         "ADD [\"…\"]: write ADD's sources plainly (COPY takes paths with spaces)".to_owned(),
                     );
                 }
-                let sources = rest.split_last().map(|(_, sources)| sources).unwrap_or_default();
-                if let Some(source) = sources.iter().find(|s| s.contains(NOT_IN_ADD_SOURCES)) {
+                // Every word, the destination too: the engine decides which are sources.
+                if let Some(source) = rest.iter().find(|s| s.contains(NOT_IN_ADD_SOURCES)) {
                     return refuse(format!(
                         "ADD {source}: a site's build fetches nothing over the network (it could reach addresses only this server sees), so ADD's sources are plain paths without ':', '$', quotes or '\\'; put the file in the site's folder"
                     ));
@@ -723,6 +731,22 @@ mod tests {
                 "FROM director/python:3\nONBUILD RUN <<USER\nFROM director/python:3 AS ubuntu\nUSER\nFROM ubuntu\n",
                 "heredocs",
             ),
+            // A Unicode space the engine trims, hiding ADD's JSON form from the words here.
+            (
+                "FROM director/python:3\nADD --chown=0 \u{2003}[\"http://169.254.169.254/\",\"/x\"]\n",
+                "unusual spaces",
+            ),
+            ("FROM director/python:3\nADD a\u{a0}b /x\n", "unusual spaces"),
+            // The current stage's own name is an image to the engine.
+            (
+                "FROM director/python:3 AS alpine\nCOPY --from=alpine / /x\n",
+                "earlier stage",
+            ),
+            (
+                "FROM director/python:3 AS ab3\nCOPY --from=ab3 / /stolen\n",
+                "earlier stage",
+            ),
+            ("FROM director/python:3\nCOPY --from=0 / /x\n", "earlier stage"),
             ("RUN id\nFROM director/python:3\n", "before the first FROM"),
             ("# only a comment\n", "no FROM"),
         ] {
