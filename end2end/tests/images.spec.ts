@@ -1,8 +1,9 @@
 // A site's image and environment in Chromium: a member sets an environment variable on a
 // Python site and the site shows it; adds a Debian package to its recipe, watches the build's
 // output arrive while it runs, and the site then uses the package; a bad package name is
-// refused with the reason; another user gets 404. An admin adds a catalogue image built from a
-// pasted Dockerfile and follows its output.
+// refused with the reason; once an admin allows it, the site is built from its own Dockerfile;
+// another user gets 404. An admin adds a catalogue image built from a pasted Dockerfile and
+// follows its output.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect, test } from '@playwright/test';
@@ -112,6 +113,36 @@ test('a package added to the recipe is built live and then used by the site', as
   await expect(page.locator('.running-image')).toHaveText(new RegExp(`^director/(\\w+_)?site_${String(siteId).padStart(4, '0')}:\\d+$`));
   await visit(page, /greeting: hello from the page\s+42/);
   await page.screenshot({ path: testInfo.outputPath('image-built.png'), fullPage: true });
+});
+
+test('a member builds the site from its own Dockerfile once an admin allows it', async ({ page }, testInfo) => {
+  test.setTimeout(600_000);
+  // The admin lets sites on the Python image build their own Dockerfile.
+  await signedIn(page, admin);
+  await page.goto(`${server().baseURL}/admin/images`);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  const python = page.locator('form[data-image="python"]');
+  const reference = await python.getByLabel('Docker image').inputValue();
+  await python.getByLabel(/Sites may build their own Dockerfile/).check();
+  await python.getByRole('button', { name: 'Save' }).click();
+  await expect(python.getByLabel(/Sites may build their own Dockerfile/)).toBeChecked();
+
+  await page.context().clearCookies();
+  await signedIn(page, owner);
+  writeSiteFile(siteId, 'Dockerfile', `FROM ${reference}\nRUN echo built from its own Dockerfile > /opt/own.txt\n`, 0o644);
+  writeSiteFile(siteId, 'run.sh', '#!/bin/sh\ncp /opt/own.txt /tmp/index.html\nexec python3 -m http.server "$PORT" -d /tmp\n', 0o755);
+  await page.goto(`${server().baseURL}/sites/${siteId}/image`);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  const recipe = page.locator('form.recipe');
+  await recipe.getByLabel(/The site's own Dockerfile/).check();
+  await recipe.getByLabel(/Dockerfile \(a path/).fill('Dockerfile');
+  await recipe.getByRole('button', { name: 'Save and build' }).click();
+  const log = page.locator('pre.build-log');
+  await expect(log).toContainText('Dockerfile, with the folder . as its context', { timeout: 120_000 });
+  await expect(log).toHaveAttribute('data-state', 'succeeded', { timeout: 300_000 });
+  await expect(page.locator('.operation').first()).toHaveAttribute('data-state', 'done', { timeout: 180_000 });
+  await visit(page, 'built from its own Dockerfile');
+  await page.screenshot({ path: testInfo.outputPath('image-own-dockerfile.png'), fullPage: true });
 });
 
 test('another user cannot see the site\'s image', async ({ page }) => {
