@@ -1952,6 +1952,18 @@ fn write_run_sh(w: &World, site: &platform::sites::Site, script: &str) {
     std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
 }
 
+/// A dynamic site `name` of `who` on the Python image, made, whose `run.sh` is `script`.
+async fn python_site(w: &World, who: &Actor, name: &str, script: &str) -> platform::sites::Site {
+    let (site, _) =
+        w.db.platform
+            .create_site(Some(who), new_site(name, "dynamic", "python"))
+            .await
+            .unwrap();
+    run_queue(w).await;
+    write_run_sh(w, &site, script);
+    site
+}
+
 /// Runs every queued operation to its end.
 async fn run_queue(w: &World) {
     while w.db.platform.run_next_operation(&w.runtime).await.unwrap() {}
@@ -1989,17 +2001,7 @@ async fn a_recipe_adds_a_debian_package_its_site_uses_and_a_failed_build_leaves_
     use platform::sites::{BuildState, RecipeInput};
     let w = world().await;
     let ann = user(&w.db, "ann", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&ann), new_site("jqsite", "dynamic", "python"))
-            .await
-            .unwrap();
-    run_queue(&w).await;
-    write_run_sh(
-        &w,
-        &site,
-        "#!/bin/sh\necho '{\"a\": 41}' | jq '.a + 1' > /tmp/index.html\nexec python3 -m http.server \"$PORT\" -d /tmp\n",
-    );
+    let site = python_site(&w, &ann, "jqsite", "#!/bin/sh\necho '{\"a\": 41}' | jq '.a + 1' > /tmp/index.html\nexec python3 -m http.server \"$PORT\" -d /tmp\n").await;
 
     // Bad names are refused before anything is saved or built.
     for bad in ["-o", "jq;id", "$(id)"] {
@@ -2244,17 +2246,13 @@ async fn a_build_whose_image_never_answers_is_undone_and_the_site_serves_on() {
     use platform::sites::{BuildState, RecipeInput};
     let w = world_starting_within(Duration::from_secs(8)).await;
     let ann = user(&w.db, "ann", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&ann), new_site("undone", "dynamic", "python"))
-            .await
-            .unwrap();
-    run_queue(&w).await;
-    write_run_sh(
+    let site = python_site(
         &w,
-        &site,
+        &ann,
+        "undone",
         "#!/bin/sh\necho up > /tmp/index.html\nexec python3 -m http.server \"$PORT\" -d /tmp\n",
-    );
+    )
+    .await;
     w.db.platform.restart_site(Some(&ann), site.id).await.unwrap();
     run_queue(&w).await;
     assert_eq!(served(w.edge, "undone.localhost").await.as_deref(), Some("up\n"));
@@ -2298,17 +2296,13 @@ async fn a_site_builds_its_own_dockerfile_whose_context_carries_links_never_what
     let w = world().await;
     let admin = user(&w.db, "root", Role::Admin).await;
     let ann = user(&w.db, "ann", Role::User).await;
-    let (site, _) =
-        w.db.platform
-            .create_site(Some(&ann), new_site("ownsite", "dynamic", "python"))
-            .await
-            .unwrap();
-    run_queue(&w).await;
-    write_run_sh(
+    let site = python_site(
         &w,
-        &site,
+        &ann,
+        "ownsite",
         "#!/bin/sh\nexec python3 -m http.server \"$PORT\" -d /opt/out\n",
-    );
+    )
+    .await;
     let own = RecipeInput {
         source: RecipeSource::Dockerfile,
         dockerfile: "app/Dockerfile".to_owned(),
