@@ -197,10 +197,13 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
                         }}
                         {if data.allows_recipe {
                             view! {
+                                <fieldset class="choice">
+                                <legend>{format!("Packages added to {} (when building from packages)", data.base)}</legend>
                                 <PackageField offered=true label="Debian packages" name="apt" value=data.apt.clone() placeholder="jq curl" error=save_error/>
                                 <PackageField offered=data.has_pip label="Python packages (pip)" name="pip" value=data.pip.clone() placeholder="flask==3.0.3" error=save_error/>
                                 <PackageField offered=data.has_npm label="Node packages (npm)" name="npm" value=data.npm.clone() placeholder="express" error=save_error/>
                                 <PackageField offered=data.setup_commands label="Setup commands (run as root while building, one per line)" name="setup" value=data.setup.clone() placeholder="" error=save_error/>
+                                </fieldset>
                             }.into_any()
                         } else {
                             view! {
@@ -212,10 +215,13 @@ fn Recipe(data: ImagePageData, actions: Actions) -> impl IntoView {
                         }}
                         {if data.allows_dockerfile {
                             view! {
+                                <fieldset class="choice">
+                                <legend>"The site's Dockerfile (when building from it)"</legend>
                                 <label>"Dockerfile (a path in the site's folder)"<input name="recipe[dockerfile]" value=data.dockerfile.clone() spellcheck="false" autocomplete="off" placeholder="Dockerfile"/></label>
                                 <FieldError error=save_error field="dockerfile"/>
                                 <label>"Context folder (sent to the build; .dockerignore is read)"<input name="recipe[context]" value=data.context.clone() spellcheck="false" autocomplete="off" placeholder="."/></label>
                                 <FieldError error=save_error field="context"/>
+                                </fieldset>
                             }.into_any()
                         } else {
                             view! {
