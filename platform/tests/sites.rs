@@ -2471,12 +2471,12 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
     // Only admins, and only a Dockerfile.
     let refused =
         w.db.platform
-            .add_built_image(Some(&ann), tools.clone(), &dockerfile)
+            .save_and_build_image(Some(&ann), tools.clone(), &dockerfile)
             .await;
     assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
     let refused =
         w.db.platform
-            .add_built_image(Some(&admin), tools.clone(), "echo hello")
+            .save_and_build_image(Some(&admin), tools.clone(), "echo hello")
             .await;
     assert!(
         matches!(
@@ -2491,7 +2491,7 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
 
     let (id, _) =
         w.db.platform
-            .add_built_image(Some(&admin), tools.clone(), &dockerfile)
+            .save_and_build_image(Some(&admin), tools.clone(), &dockerfile)
             .await
             .unwrap();
     let listed = |w: &World| {
@@ -2517,7 +2517,7 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
     );
     let twice =
         w.db.platform
-            .build_catalogue_image(Some(&admin), id, &dockerfile)
+            .save_and_build_image(Some(&admin), pending.clone(), &dockerfile)
             .await;
     assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
     let offered = CatalogueImage {
@@ -2559,7 +2559,11 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
 
     // A build that fails says why and leaves the image as it was.
     w.db.platform
-        .build_catalogue_image(Some(&admin), id, &format!("FROM {python}\nRUN exit 3\n"))
+        .save_and_build_image(
+            Some(&admin),
+            made.clone(),
+            &format!("FROM {python}\nRUN exit 3\n"),
+        )
         .await
         .unwrap();
     assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());
@@ -2575,7 +2579,7 @@ async fn an_admins_pasted_dockerfile_becomes_a_catalogue_image_sites_run() {
 
     // Built anew, the image keeps its earlier tag for the sites' Dockerfiles written for it.
     w.db.platform
-        .build_catalogue_image(Some(&admin), id, &dockerfile)
+        .save_and_build_image(Some(&admin), made.clone(), &dockerfile)
         .await
         .unwrap();
     assert!(w.db.platform.run_next_catalogue_build(&w.runtime).await.unwrap());

@@ -343,11 +343,6 @@ pub async fn save_image(
     let dockerfile = texts.dockerfile.trim();
     if dockerfile.is_empty() {
         platform.save_image(actor.as_ref(), image).await.map(|_| ())
-    } else if id == 0 {
-        platform
-            .add_built_image(actor.as_ref(), image, dockerfile)
-            .await
-            .map(|_| ())
     } else {
         platform
             .save_and_build_image(actor.as_ref(), image, dockerfile)

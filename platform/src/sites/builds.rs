@@ -196,8 +196,8 @@ impl Recipe {
             pip: split(&input.pip),
             npm: split(&input.npm),
             setup: input.setup.replace("\r\n", "\n").trim().to_owned(),
-            dockerfile: site_path("dockerfile", &input.dockerfile, "Dockerfile")?,
-            context: site_path("context", &input.context, ".")?,
+            dockerfile: site_path("dockerfile", &input.dockerfile, DEFAULT_DOCKERFILE)?,
+            context: site_path("context", &input.context, DEFAULT_CONTEXT)?,
         };
         check_names("apt", &recipe.apt, &apt_pattern(), "Debian")?;
         for name in &recipe.apt {
@@ -345,6 +345,10 @@ impl Recipe {
         file
     }
 }
+
+/// A site's Dockerfile and its context folder when none is given.
+const DEFAULT_DOCKERFILE: &str = "Dockerfile";
+const DEFAULT_CONTEXT: &str = ".";
 
 /// A path in the site's folder as given for `field` (`default` when empty), cleaned.
 fn site_path(field: &'static str, path: &str, default: &str) -> Result<String> {
@@ -528,8 +532,8 @@ async fn load_recipe(conn: &mut AsyncPgConnection, site_id: i32) -> Result<Recip
             context,
         })
         .unwrap_or_else(|| Recipe {
-            dockerfile: "Dockerfile".to_owned(),
-            context: ".".to_owned(),
+            dockerfile: DEFAULT_DOCKERFILE.to_owned(),
+            context: DEFAULT_CONTEXT.to_owned(),
             ..Recipe::default()
         }))
 }

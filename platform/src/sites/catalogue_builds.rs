@@ -138,10 +138,13 @@ pub(super) async fn has_made(conn: &mut AsyncPgConnection, image_id: i64) -> Res
 type BuildRow = (i64, i64, i32, BuildState, String, String, String, DateTime<Utc>);
 
 impl Platform {
-    /// Adds a catalogue image built from `text`: saved at once (its reference the tag its
-    /// first build makes), offered to new sites — when `image.enabled` — only once that
-    /// build made it. Admins. Returns the image's id and its build's.
-    pub async fn add_built_image(
+    /// Saves a catalogue image (`id` 0: adds one) and builds it from `text`, together (the
+    /// Dockerfile checked first). A new image's reference is the tag its first build makes.
+    /// An image no build has made yet stays off new sites' list until one does, whatever
+    /// `image.enabled` asks; that build then offers it if it asked. A build that succeeds
+    /// points the image to its tag (sites on it move to it when next fixed or changed).
+    /// Admins. Returns the image's id and the build's.
+    pub async fn save_and_build_image(
         &self,
         actor: Option<&Actor>,
         image: CatalogueImage,
@@ -150,78 +153,39 @@ impl Platform {
         let actor = authorize(actor, Permission::Administer)?;
         check_pasted(text)?;
         let runtime = self.runtime("Builds are")?;
-        let enable = image.enabled;
-        // A reference to pass the checks until the image's id, which its tag holds, is known.
-        let image = CatalogueImage {
-            id: 0,
-            enabled: false,
-            reference: "director/pending:0".to_owned(),
-            ..image
+        let new = image.id == 0;
+        // A reference to pass the checks until the new image's id, which its tag holds, is
+        // known.
+        let image = if new {
+            CatalogueImage {
+                reference: "director/pending:0".to_owned(),
+                ..image
+            }
+        } else {
+            image
         }
         .validated()?;
         let mut conn = self.conn().await?;
         let ids = conn
             .transaction::<_, Error, _>(async |conn| {
-                let id = store_image(conn, actor, &image).await?;
-                diesel::update(images::table.find(id))
-                    .set(images::reference.eq(runtime.orchestrator.catalogue_image_tag(id, 1)))
-                    .execute(conn)
-                    .await?;
-                let build = queue(conn, actor, id, text, enable).await?;
-                Ok((id, build))
-            })
-            .await?;
-        self.wake_workers();
-        Ok(ids)
-    }
-
-    /// Saves the changes to a catalogue image and builds it anew from `text`, together (the
-    /// Dockerfile checked first). An image no build has made yet stays off new sites' list
-    /// until one does, whatever `image.enabled` asks. Admins. Returns the build's id.
-    pub async fn save_and_build_image(
-        &self,
-        actor: Option<&Actor>,
-        image: CatalogueImage,
-        text: &str,
-    ) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?;
-        check_pasted(text)?;
-        self.runtime("Builds are")?;
-        let image = image.validated()?;
-        let mut conn = self.conn().await?;
-        let build = conn
-            .transaction::<_, Error, _>(async |conn| {
-                let made = has_made(conn, image.id).await?;
+                let made = !new && has_made(conn, image.id).await?;
                 let stored = CatalogueImage {
                     enabled: image.enabled && made,
                     ..image.clone()
                 };
                 let id = store_image(conn, actor, &stored).await?;
-                queue(conn, actor, id, text, image.enabled && !made).await
+                if new {
+                    diesel::update(images::table.find(id))
+                        .set(images::reference.eq(runtime.orchestrator.catalogue_image_tag(id, 1)))
+                        .execute(conn)
+                        .await?;
+                }
+                let build = queue(conn, actor, id, text, image.enabled && !made).await?;
+                Ok((id, build))
             })
             .await?;
         self.wake_workers();
-        Ok(build)
-    }
-
-    /// Builds the catalogue image `image_id` anew from `text`; the image's reference becomes
-    /// the new tag once it is made (sites on it move to it when next fixed or changed).
-    /// Admins. Returns the build's id.
-    pub async fn build_catalogue_image(
-        &self,
-        actor: Option<&Actor>,
-        image_id: i64,
-        text: &str,
-    ) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?;
-        check_pasted(text)?;
-        self.runtime("Builds are")?;
-        let mut conn = self.conn().await?;
-        let build = conn
-            .transaction::<_, Error, _>(async |conn| queue(conn, actor, image_id, text, false).await)
-            .await?;
-        self.wake_workers();
-        Ok(build)
+        Ok(ids)
     }
 
     /// The latest build of each catalogue image that has one. Admins.
