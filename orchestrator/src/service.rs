@@ -149,6 +149,16 @@ impl Orchestrator {
         }
     }
 
+    /// Whether the engine is rolling the site's service out to its spec and has not decided
+    /// yet whether the new task serves.
+    pub async fn rolling_out(&self, site: SiteId) -> Result<bool> {
+        let service = self.docker.inspect_service(&self.ns.service(site), None).await?;
+        Ok(service
+            .update_status
+            .and_then(|u| u.state)
+            .is_some_and(|state| state == ServiceUpdateStatusStateEnum::UPDATING))
+    }
+
     /// Waits (at most `limit`) for the site's rolling update to end: its new task healthy and
     /// the old one stopped, or the engine's rollback done.
     pub async fn await_rollout(&self, site: SiteId, limit: std::time::Duration) -> Result<Rollout> {

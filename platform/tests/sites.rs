@@ -1333,6 +1333,71 @@ async fn a_worker_keeps_its_claim_alive_while_it_waits_for_the_sites_lock() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_taken_over_midway_is_decided_by_its_new_worker() {
+    use platform::sites::VariableInput;
+    let db = TestDb::with_settings(platform::Settings {
+        site_start_period: Duration::from_secs(8),
+        operation_heartbeat_timeout: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let w = world_on(db, false).await;
+    let ann = user(&w.db, "ann", Role::User).await;
+    let site = made_site(&w, &ann, "handover", "dynamic").await;
+    write_run_sh(
+        &w,
+        &site,
+        "#!/bin/sh\nif [ -n \"$BROKEN\" ]; then exec sleep 1000; fi\necho up > /tmp/index.html\nexec httpd -f -p \"$PORT\" -h /tmp\n",
+    );
+    w.db.platform.restart_site(Some(&ann), site.id).await.unwrap();
+    run_queue(&w).await;
+    assert_eq!(
+        served(w.edge, "handover.localhost").await.as_deref(),
+        Some("up\n")
+    );
+
+    // A change whose new version never answers; its worker is killed once it sent the update
+    // and while it waits for the engine to decide.
+    w.db.platform
+        .set_site_variable(
+            Some(&ann),
+            site.id,
+            VariableInput {
+                name: "BROKEN".to_owned(),
+                value: Some("1".to_owned()),
+                secret: false,
+            },
+        )
+        .await
+        .unwrap();
+    let killed = tokio::time::timeout(
+        Duration::from_secs(3),
+        w.db.platform.run_next_operation(&w.runtime),
+    )
+    .await;
+    assert!(killed.is_err(), "the worker was still waiting: {killed:?}");
+    let status = w.runtime.orchestrator.status(site.engine_id()).await.unwrap();
+    assert!(
+        status
+            .update
+            .as_deref()
+            .is_some_and(|u| u.starts_with("updating")),
+        "{status:?}"
+    );
+
+    // The worker that takes it over waits for the same decision and reports it: the change
+    // failed, and the site serves its old version.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    run_queue(&w).await;
+    let failed = platform::testing::failed_operations(&w.db.platform).await;
+    assert!(
+        failed.iter().any(|(_, why)| why.contains("never answered")),
+        "{failed:?}"
+    );
+    assert_eq!(get(w.edge, "handover.localhost").await, (200, "up\n".to_owned()));
+}
+
 /// How many random changes the soak test makes: a few dozen in CI; `bench/soak.sh` sets more.
 fn soak_changes() -> usize {
     std::env::var("DIRECTOR_SOAK_CHANGES")

@@ -402,7 +402,14 @@ impl Runtime {
             .ensure_service(&self.spec(site))
             .await
             .map_err(text)?;
-        if done != orchestrator::Ensured::Updated || site.availability != super::Availability::Enabled {
+        // A worker taken over midway may have sent this very spec: the engine is then still
+        // rolling it out, and its outcome is this operation's to wait for and report.
+        let rolling = match done {
+            orchestrator::Ensured::Updated => true,
+            orchestrator::Ensured::Unchanged => self.orchestrator.rolling_out(id).await.map_err(text)?,
+            orchestrator::Ensured::Created | orchestrator::Ensured::LeftAlone => false,
+        };
+        if !rolling || site.availability != super::Availability::Enabled {
             return Ok(Deployed::Serving(format!("service {done:?}").to_lowercase()));
         }
         // The start period, the engine's monitoring after it, and room for a rollback.
