@@ -77,7 +77,7 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
     #[cfg(feature = "ssr")]
     crate::ssr::set_status(&error);
     let title = match error {
-        AppError::Forbidden => "Not allowed",
+        AppError::Forbidden | AppError::TokenRefused(_) => "Not allowed",
         AppError::NotFound => "Not found",
         AppError::Unavailable | AppError::EngineUnavailable(_) => "Temporarily unavailable",
         _ => "Something went wrong",
@@ -149,6 +149,7 @@ fn Nav(me: Me) -> impl IntoView {
                 {me.is_admin.then(|| view! {
                     <a href="/admin/sites">"All sites"</a>
                     <a href="/admin/users">"Users"</a>
+                    <a href="/admin/tokens">"Tokens"</a>
                     <a href="/admin/images">"Images"</a>
                     <a href="/admin/certificates">"Certificates"</a>
                     <a href="/admin/databases">"Databases"</a>

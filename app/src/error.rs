@@ -17,6 +17,15 @@ pub enum AppError {
     /// Signed in, but not allowed.
     #[error("You do not have permission to do that.")]
     Forbidden,
+    /// The role would allow it, but the token the request came with does not; why.
+    #[error("{0}")]
+    TokenRefused(String),
+    /// Too many requests in a short time (the REST API's limit per token).
+    #[error("Too many requests: wait {seconds} s before the next.")]
+    Throttled {
+        /// Seconds until a request may pass again.
+        seconds: u64,
+    },
     /// No such thing (or not one the caller may know of).
     #[error("That page or object does not exist.")]
     NotFound,
@@ -74,17 +83,41 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Unauthenticated => 401,
-            Self::Forbidden | Self::SignInRefused(_) => 403,
+            Self::Forbidden | Self::SignInRefused(_) | Self::TokenRefused(_) => 403,
             Self::NotFound => 404,
             Self::Invalid { .. } | Self::BadRequest => 400,
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
             Self::DiskFull(_) => 507,
             Self::BadCredentials => 401,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::Throttled { .. } => 429,
             Self::Offline => 502,
             Self::Unavailable | Self::EngineUnavailable(_) => 503,
             Self::Internal { .. } => 500,
+        }
+    }
+
+    /// A stable name for the kind of error: the REST API's problem `type` ends with it, so that
+    /// scripts can tell errors apart without reading their words.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::TokenRefused(_) => "token-refused",
+            Self::Throttled { .. } => "throttled",
+            Self::NotFound => "not-found",
+            Self::Invalid { .. } => "invalid",
+            Self::Conflict(_) => "conflict",
+            Self::TooLarge(_) => "too-large",
+            Self::DiskFull(_) => "disk-full",
+            Self::BadCredentials => "bad-credentials",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::BadRequest => "bad-request",
+            Self::Offline => "offline",
+            Self::EngineUnavailable(_) => "engine-unavailable",
+            Self::SignInRefused(_) => "sign-in-refused",
+            Self::Unavailable => "unavailable",
+            Self::Internal { .. } => "internal",
         }
     }
 

@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("setup") view=pages::SetupPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("account") view=pages::AccountPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::AdminUsersPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("tokens")) view=pages::AdminTokensPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("users"), ParamSegment("id"), StaticSegment("keys")) view=pages::UserKeysPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites")) view=pages::AdminSitesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("images")) view=pages::AdminImagesPage ssr=SsrMode::Async/>

@@ -204,10 +204,19 @@ pub fn manager_cookie(name: &str, secure: bool, value: &str, max_age_secs: i64) 
 /// response status — except on a plain form post, whose answer must stay the redirect back to
 /// the form that carries the error.
 pub fn to_app_error(err: platform::Error) -> AppError {
+    let app = app_error(err);
+    set_status(&app);
+    app
+}
+
+/// Maps a platform error to what the caller sees, logging what they must not see (for doors
+/// outside Leptos, which set their status themselves).
+pub fn app_error(err: platform::Error) -> AppError {
     use platform::Error as P;
-    let app = match err {
+    match err {
         P::Unauthenticated => AppError::Unauthenticated,
         P::Forbidden => AppError::Forbidden,
+        P::TokenRefused(why) => AppError::TokenRefused(why.to_owned()),
         P::NotFound(_) => AppError::NotFound,
         P::Invalid { field, message } => AppError::Invalid {
             field: field.to_owned(),
@@ -234,9 +243,7 @@ pub fn to_app_error(err: platform::Error) -> AppError {
             tracing::error!(%reference, error = %cause, "internal error");
             AppError::Internal { reference }
         }
-    };
-    set_status(&app);
-    app
+    }
 }
 
 /// Sets the response status for `err` unless this is a plain (JavaScript-less) form post.

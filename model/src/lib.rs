@@ -23,6 +23,7 @@ pub mod notification;
 pub mod operation;
 pub mod request;
 pub mod site;
+pub mod token;
 
 pub use stored::{Stored, UnknownName};
 

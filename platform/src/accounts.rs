@@ -9,7 +9,7 @@ use diesel::{
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use crate::{
-    Error, Permission, Platform, Result, authorize, passwords,
+    Access, Error, Permission, Platform, Result, authorize, passwords,
     schema::{login_failures, sessions, setup_tokens, users},
     tokens, validation,
 };
@@ -27,6 +27,8 @@ pub struct Actor {
     pub display_name: String,
     /// The user's role.
     pub role: Role,
+    /// What the credentials the request came with allow, within the role.
+    pub grant: crate::Grant,
 }
 
 impl Actor {
@@ -38,6 +40,7 @@ impl Actor {
             username: "operator".to_owned(),
             display_name: "Command line".to_owned(),
             role: Role::Admin,
+            grant: crate::Grant::Full,
         }
     }
 
@@ -135,6 +138,7 @@ impl UserRow {
             username: self.username.clone(),
             display_name: self.display_name.clone(),
             role: self.role,
+            grant: crate::Grant::Full,
         }
     }
 
@@ -345,7 +349,7 @@ impl Platform {
         confirm: &str,
         keep_session: &str,
     ) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Credentials)?;
         validation::login_password(current)
             .map_err(|_| Error::invalid("current", "Enter your current password."))?;
         validation::new_password("new", new)?;
@@ -394,7 +398,7 @@ impl Platform {
 
     /// Every account, admins first, then by username.
     pub async fn list_users(&self, actor: Option<&Actor>) -> Result<Vec<UserSummary>> {
-        authorize(actor, Permission::ManageUsers)?;
+        authorize(actor, Permission::ManageUsers, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<UserRow> = users::table
             .select(UserRow::as_select())
@@ -406,7 +410,7 @@ impl Platform {
 
     /// Creates an account.
     pub async fn create_user(&self, actor: Option<&Actor>, new: NewUser) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         let mut conn = self.conn().await?;
         let user = insert_user(&mut conn, new).await?;
         tracing::info!(by = %actor.username, user = %user.username, role = user.role.as_str(), "user created");
@@ -421,7 +425,7 @@ impl Platform {
         user_id: i64,
         active: bool,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         if !active && actor.user_id == user_id {
             return Err(Error::Conflict(
                 "You cannot deactivate your own account.".to_owned(),
@@ -462,7 +466,7 @@ impl Platform {
         user_id: i64,
         quota: Option<i32>,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         if quota.is_some_and(|q| !(0..=10_000).contains(&q)) {
             return Err(Error::invalid(
                 "quota",
@@ -495,7 +499,7 @@ impl Platform {
         user_id: i64,
         role: Role,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         let user = self.change_role(actor, user_id, role).await?;
         tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
         Ok(user)
@@ -603,6 +607,7 @@ impl Platform {
                 username: user.username,
                 display_name: user.display_name,
                 role: user.role,
+                grant: crate::Grant::Full,
             },
             session,
         ))

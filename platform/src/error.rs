@@ -14,6 +14,10 @@ pub enum Error {
     /// The caller is signed in but may not do this.
     #[error("you do not have permission to do that")]
     Forbidden,
+    /// The caller's role would allow this, but the token they came with does not: why, in
+    /// words (its scope, the sites it is limited to).
+    #[error("{0}")]
+    TokenRefused(&'static str),
     /// The thing asked for does not exist (or the caller may not know that it does).
     #[error("{0} not found")]
     NotFound(&'static str),

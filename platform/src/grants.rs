@@ -52,6 +52,7 @@ impl Platform {
                 username,
                 display_name,
                 role,
+                grant: crate::Grant::Full,
             },
             _ => return Err(Error::Conflict("Your account was deactivated.".to_owned())),
         };

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, Role, authorize,
+    Access, Actor, Error, Permission, Platform, Result, Role, authorize,
     schema::{ssh_keys, users},
 };
 
@@ -105,7 +105,7 @@ fn key_from_row((id, name, algorithm, fingerprint, created_at, last_used_at): Ke
 impl Platform {
     /// Adds a public key to the actor's own account. `name` defaults to the key's comment.
     pub async fn add_ssh_key(&self, actor: Option<&Actor>, name: &str, public_key: &str) -> Result<SshKey> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Credentials)?;
         if actor.user_id <= 0 {
             return Err(Error::Conflict("The command line has no SSH keys.".to_owned()));
         }
@@ -154,10 +154,10 @@ impl Platform {
 
     /// The keys of `user` (the actor's own when None; another's for admins only), oldest first.
     pub async fn ssh_keys(&self, actor: Option<&Actor>, user: Option<i64>) -> Result<Vec<SshKey>> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let user = match user {
             Some(id) if id != actor.user_id => {
-                authorize(Some(actor), Permission::ManageUsers)?;
+                authorize(Some(actor), Permission::ManageUsers, Access::Read)?;
                 id
             }
             _ => actor.user_id,
@@ -181,7 +181,7 @@ impl Platform {
 
     /// Removes a key: the owner's own, or any for an admin. Others learn nothing (not found).
     pub async fn remove_ssh_key(&self, actor: Option<&Actor>, key_id: i64) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let mut conn = self.conn().await?;
         let owner: Option<(i64, String)> = ssh_keys::table
             .find(key_id)
@@ -238,6 +238,7 @@ impl Platform {
             username,
             display_name,
             role,
+            grant: crate::Grant::Full,
         }))
     }
 }

@@ -12,6 +12,7 @@
 //!   setup tokens as SHA-256 digests.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod authz;
 pub mod db;
 pub mod dns;
@@ -34,7 +35,7 @@ pub mod webhooks;
 use std::{sync::Arc, time::Duration};
 
 pub use accounts::{Actor, ClientInfo, NewUser, Role, SessionToken, UserSummary};
-pub use authz::{Permission, authorize};
+pub use authz::{Access, Grant, Permission, TokenGrant, authorize};
 pub use error::{Error, Result};
 
 use crate::db::{DbConn, DbPool};

@@ -18,7 +18,7 @@ use lettre::{
 use model::notification::{Channel, DeliveryState, Event};
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, Role, authorize,
+    Access, Actor, Error, Permission, Platform, Result, Role, authorize,
     schema::{deliveries, notification_choices, notifications, site_members, users, webhooks},
     webhooks::{Payload, PostFailure},
 };
@@ -400,7 +400,7 @@ impl Platform {
 
     /// The actor's inbox, the latest first (at most `limit`), and how many are unread.
     pub async fn inbox(&self, actor: Option<&Actor>, limit: i64) -> Result<(Vec<InboxItem>, i64)> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let items = notifications::table
             .filter(notifications::user_id.eq(actor.user_id))
@@ -415,7 +415,7 @@ impl Platform {
 
     /// How many of the actor's notifications are unread (for the bell on every page).
     pub async fn unread_notifications(&self, actor: Option<&Actor>) -> Result<i64> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         self.unread(&mut conn, actor.user_id).await
     }
@@ -431,7 +431,7 @@ impl Platform {
 
     /// Marks the actor's notification `id` read (None: all of them).
     pub async fn mark_read(&self, actor: Option<&Actor>, id: Option<i64>) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let mut conn = self.conn().await?;
         let mine = notifications::table
             .filter(notifications::user_id.eq(actor.user_id))
@@ -467,7 +467,7 @@ impl Platform {
 
     /// The actor's choice for every event and channel (every one on unless they said not).
     pub async fn notification_choices(&self, actor: Option<&Actor>) -> Result<Vec<(Event, Channel, bool)>> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let set: Vec<(Event, Channel, bool)> = notification_choices::table
             .filter(notification_choices::user_id.eq(actor.user_id))
@@ -499,7 +499,7 @@ impl Platform {
         channel: Channel,
         enabled: bool,
     ) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let mut conn = self.conn().await?;
         diesel::insert_into(notification_choices::table)
             .values((
@@ -721,7 +721,7 @@ impl Platform {
     /// to admins (who configure it), whether it was taken to members. Once per
     /// [`TEST_EVERY`] per person.
     pub async fn send_test_email(&self, actor: Option<&Actor>) -> Result<TestEmail> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let address: String = {
             let mut conn = self.conn().await?;
             users::table
@@ -816,7 +816,7 @@ impl Platform {
 
     /// The latest deliveries with their attempts (admins only).
     pub async fn deliveries(&self, actor: Option<&Actor>) -> Result<Vec<DeliveryRow>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         type Row = (
             i64,

@@ -25,7 +25,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ClientInfo, Error, Permission, Platform, Result, Role, SessionToken,
+    Access, ClientInfo, Error, Permission, Platform, Result, Role, SessionToken,
     accounts::Actor,
     authorize,
     schema::{oidc_logins, pending_identities, sessions, user_identities, users},
@@ -412,7 +412,7 @@ impl Platform {
     ) -> Result<(String, String)> {
         let provider = self.oidc_provider(id)?;
         if let Some(actor) = link {
-            authorize(Some(actor), Permission::UseManager)?;
+            authorize(Some(actor), Permission::UseManager, Access::Credentials)?;
         }
         let http = self.oidc_http(provider)?;
         let client = client(provider, redirect, &http).await?;
@@ -631,6 +631,7 @@ impl Platform {
             username,
             display_name,
             role: was,
+            grant: crate::Grant::Full,
         };
         if let Some(role) = role.filter(|role| *role != was) {
             // The provider decides: the change is the person's own sign-in's, in the audit log.
@@ -714,6 +715,7 @@ impl Platform {
                     username: username.clone(),
                     display_name: display_name.clone(),
                     role,
+                    grant: crate::Grant::Full,
                 };
                 crate::sites::audit(conn, &actor, "user.register", &username, &provider.id).await?;
                 Ok(user_id)
@@ -915,7 +917,7 @@ impl Platform {
 
     /// The providers' people waiting to be linked (admins only), the latest first.
     pub async fn pending_identities(&self, actor: Option<&Actor>) -> Result<Vec<PendingIdentity>> {
-        authorize(actor, Permission::ManageUsers)?;
+        authorize(actor, Permission::ManageUsers, Access::Read)?;
         let mut conn = self.conn().await?;
         Ok(pending_identities::table
             .order(pending_identities::seen_at.desc())
@@ -934,7 +936,7 @@ impl Platform {
         subject: &str,
         user_id: i64,
     ) -> Result<()> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         let pending = self.pending(issuer, subject).await?;
         if pending.user_id != user_id {
             return Err(Error::Conflict(
@@ -953,7 +955,7 @@ impl Platform {
 
     /// Forgets a waiting person (admins only): they are refused again at their next sign-in.
     pub async fn dismiss_pending(&self, actor: Option<&Actor>, issuer: &str, subject: &str) -> Result<()> {
-        let actor = authorize(actor, Permission::ManageUsers)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
         let pending = self.pending(issuer, subject).await?;
         let mut conn = self.conn().await?;
         diesel::delete(pending_identities::table.find((issuer, subject)))
@@ -984,7 +986,7 @@ impl Platform {
 
     /// The providers' people linked to the actor's account.
     pub async fn my_identities(&self, actor: Option<&Actor>) -> Result<Vec<LinkedIdentity>> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<(String, String, DateTime<Utc>)> = user_identities::table
             .filter(user_identities::user_id.eq(actor.user_id))
@@ -1010,7 +1012,7 @@ impl Platform {
     /// Unlinks a provider's person from the actor's account, unless that would leave the
     /// account no way in (no other link, and no password its owner knows or passwords off).
     pub async fn unlink_identity(&self, actor: Option<&Actor>, issuer: &str, subject: &str) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Credentials)?;
         let passwords_on = self.settings().local_login == LocalLogin::On;
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {

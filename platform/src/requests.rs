@@ -19,7 +19,7 @@ use model::{
 };
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     notify::{Notice, people_with},
     schema::{site_policy, site_request_steps, site_requests, sites, users},
     sites::{NewSite, audit},
@@ -156,14 +156,14 @@ impl Platform {
 
     /// How members get sites (anyone signed in may know).
     pub async fn site_policy(&self, actor: Option<&Actor>) -> Result<SitePolicy> {
-        authorize(actor, Permission::UseManager)?;
+        authorize(actor, Permission::UseManager, Access::Read)?;
         self.site_policy_now().await
     }
 
     /// Sets how members get sites (admins only). Requests already open stay, and are reviewed
     /// under the new steps.
     pub async fn set_site_policy(&self, actor: Option<&Actor>, policy: SitePolicy) -> Result<()> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {
             diesel::update(site_policy::table)
@@ -184,7 +184,7 @@ impl Platform {
 
     /// The people a member may ask to approve their request: active approvers.
     pub async fn approvers(&self, actor: Option<&Actor>) -> Result<Vec<Person>> {
-        authorize(actor, Permission::UseManager)?;
+        authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<(String, String)> = users::table
             .filter(users::role.eq(Role::Approver))
@@ -206,7 +206,7 @@ impl Platform {
     /// free (of sites and of other open requests), and the member must have room for one more
     /// site counting their open requests.
     pub async fn submit_request(&self, actor: Option<&Actor>, new: NewRequest) -> Result<i64> {
-        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?.clone();
         if self.site_policy_now().await?.creation == SiteCreation::Direct {
             return Err(Error::Conflict(
                 "Sites here are created directly: use New site.".to_owned(),
@@ -339,8 +339,8 @@ impl Platform {
         scope: RequestScope,
     ) -> Result<Vec<SiteRequest>> {
         let actor = match scope {
-            RequestScope::Mine => authorize(actor, Permission::UseManager)?,
-            RequestScope::ToReview => authorize(actor, Permission::ReviewRequests)?,
+            RequestScope::Mine => authorize(actor, Permission::UseManager, Access::Read)?,
+            RequestScope::ToReview => authorize(actor, Permission::ReviewRequests, Access::Read)?,
         };
         let mut conn = self.conn().await?;
         let mut query = site_requests::table
@@ -370,7 +370,7 @@ impl Platform {
         actor: Option<&Actor>,
         id: i64,
     ) -> Result<(SiteRequest, Vec<RequestStep>)> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let row = load_request(&mut conn, id, Lock::No).await?;
         if !may_see(actor, &row) {
@@ -399,7 +399,7 @@ impl Platform {
         id: i64,
         comment: &str,
     ) -> Result<Option<i32>> {
-        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?.clone();
         let steps = self.site_policy_now().await?.steps;
         let mut conn = self.conn().await?;
         let made = conn
@@ -493,7 +493,7 @@ impl Platform {
 
     /// Denies request `id`, with the reason the requester will read.
     pub async fn deny_request(&self, actor: Option<&Actor>, id: i64, reason: &str) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?.clone();
         let steps = self.site_policy_now().await?.steps;
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {
@@ -523,7 +523,7 @@ impl Platform {
 
     /// Withdraws the actor's own open request `id`.
     pub async fn withdraw_request(&self, actor: Option<&Actor>, id: i64) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?.clone();
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {
             let row = load_request(conn, id, Lock::ForUpdate).await?;

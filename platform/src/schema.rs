@@ -424,11 +424,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        token_hash -> Bytea,
+        hint -> Text,
+        access -> Text,
+        admin -> Bool,
+        limited -> Bool,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        last_used_ip -> Text,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    api_token_sites (token_id, site_id) {
+        token_id -> Int8,
+        site_id -> Int4,
+    }
+}
+
 diesel::joinable!(operation_actions -> operations (operation_id));
 diesel::joinable!(site_databases -> sites (site_id));
 diesel::joinable!(site_recipes -> sites (site_id));
 diesel::joinable!(site_builds -> sites (site_id));
 diesel::joinable!(site_variables -> sites (site_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(api_token_sites -> api_tokens (token_id));
+diesel::joinable!(api_token_sites -> sites (site_id));
 diesel::allow_tables_to_appear_in_same_query!(
     images,
     sites,
@@ -454,5 +483,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     site_recipes,
     site_builds,
     site_variables,
-    catalogue_builds
+    catalogue_builds,
+    api_tokens,
+    api_token_sites
 );

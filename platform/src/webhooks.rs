@@ -25,7 +25,7 @@ use model::notification::{DeliveryState, WebhookScope};
 use sha2::Sha256;
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{deliveries, webhooks},
     sites::audit,
 };
@@ -363,7 +363,7 @@ impl Platform {
 
     /// The actor's webhooks, and for admins everyone's, each with how its latest delivery went.
     pub async fn webhooks(&self, actor: Option<&Actor>) -> Result<Vec<Webhook>> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let mut query = webhooks::table
             .filter(webhooks::user_id.eq(actor.user_id))
@@ -419,8 +419,8 @@ impl Platform {
         scope: WebhookScope,
     ) -> Result<(Webhook, String)> {
         let actor = match scope {
-            WebhookScope::Mine => authorize(actor, Permission::UseManager)?,
-            WebhookScope::Everyone => authorize(actor, Permission::Administer)?,
+            WebhookScope::Mine => authorize(actor, Permission::UseManager, Access::Write)?,
+            WebhookScope::Everyone => authorize(actor, Permission::Administer, Access::Write)?,
         };
         let parsed = parse_url(url)?;
         self.destination(&parsed)
@@ -512,7 +512,7 @@ impl Platform {
     /// Removes the webhook `id` (the actor's own, or for admins one for everyone's events); its
     /// deliveries not yet sent go with it.
     pub async fn remove_webhook(&self, actor: Option<&Actor>, id: i64) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let (url, _, owner) = self.my_webhook(actor, id).await?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {
@@ -529,7 +529,7 @@ impl Platform {
 
     /// POSTs a `ping` to the webhook `id` now and says how its endpoint answered.
     pub async fn test_webhook(&self, actor: Option<&Actor>, id: i64) -> Result<TestPost> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
         let (url, secret, owner) = self.my_webhook(actor, id).await?;
         // Every attempt counts, taken before it is made: a test may not probe one address
         // after another.

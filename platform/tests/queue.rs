@@ -172,7 +172,10 @@ async fn without_docker_shells_and_files_are_unavailable_for_now_not_refused() {
     );
     let sftp = db.platform.open_files(Some(&member), site.id).await;
     assert!(matches!(&sftp, Err(Error::EngineUnavailable(why)) if why.starts_with("Files are unavailable")));
-    let files = db.platform.site_files(Some(&member), site.id).await;
+    let files = db
+        .platform
+        .site_files(Some(&member), site.id, platform::Access::Write)
+        .await;
     assert!(matches!(&files, Err(Error::EngineUnavailable(_))));
     // Someone who may not see the site learns nothing more than before.
     let other = signed_in_user(&db.platform, "other", Role::User).await.0;

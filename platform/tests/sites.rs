@@ -670,7 +670,10 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     let site = made_site(&w, &alice, "roomy", "static").await;
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert_eq!((disk.bytes, disk.quota), (None, 1 << 20), "not measured yet");
-    let open = || w.db.platform.site_files(Some(&alice), site.id);
+    let open = || {
+        w.db.platform
+            .site_files(Some(&alice), site.id, platform::Access::Write)
+    };
 
     // Opened for writing, a site never measured is measured first (never unbounded); the
     // starter files take a few KiB, and 600 KiB more fit.
@@ -841,7 +844,7 @@ async fn a_sites_own_code_cannot_write_past_its_disk_and_its_disk_outlives_a_reb
     w.db.platform.measure_disks(&w.runtime).await.unwrap();
     let refused =
         w.db.platform
-            .site_files(Some(&alice), site.id)
+            .site_files(Some(&alice), site.id, platform::Access::Write)
             .await
             .unwrap()
             .write("public/more.txt", b"more");

@@ -12,6 +12,7 @@ use model::{
     domain::Proof,
     operation::{Action, ActionState, OperationKind, OperationState},
     site::{Availability, Purpose, SiteKind, SiteState},
+    token::TokenAccess,
 };
 use platform::{Error, testing::TestDb};
 
@@ -77,6 +78,7 @@ async fn every_stored_enum_is_exactly_what_its_column_allows() {
         ("site_builds_state_check", names(BuildState::ALL)),
         ("site_recipes_source_check", names(RecipeSource::ALL)),
         ("build_policy_apt_rule_check", names(AptRule::ALL)),
+        ("api_tokens_access_check", names(TokenAccess::ALL)),
     ] {
         assert_eq!(allowed(&mut conn, constraint).await, expected, "{constraint}");
     }

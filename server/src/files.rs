@@ -158,11 +158,12 @@ async fn site_files(
     state: &AppState,
     headers: &HeaderMap,
     site_id: i32,
+    access: platform::Access,
 ) -> Result<(platform::Actor, Arc<SiteFiles>), Response> {
     let platform = state.platform();
     let actor = signed_in(state, headers).await?;
     let files = platform
-        .site_files(Some(&actor), site_id)
+        .site_files(Some(&actor), site_id, access)
         .await
         .map_err(refusal)?;
     Ok((actor, files))
@@ -176,7 +177,7 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    let (actor, files) = match site_files(&state, &headers, site_id).await {
+    let (actor, files) = match site_files(&state, &headers, site_id, platform::Access::Write).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };
@@ -508,7 +509,7 @@ pub async fn download(
     Query(at): Query<At>,
     headers: HeaderMap,
 ) -> Response {
-    let (actor, files) = match site_files(&state, &headers, site_id).await {
+    let (actor, files) = match site_files(&state, &headers, site_id, platform::Access::Read).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };

@@ -30,6 +30,8 @@ pub struct AppState {
     pub terminals: crate::terminal::Terminals,
     /// The manager's public URL (identity providers send people back to it).
     pub public_url: String,
+    /// The REST API's requests left to each token.
+    pub api: crate::api::Limiter,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(assets)
         .merge(doors)
+        .merge(crate::api::router().layer(DefaultBodyLimit::max(crate::api::BODY_LIMIT)))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || shell(options.clone())

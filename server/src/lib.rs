@@ -2,6 +2,7 @@
 //! cluster and the `serve` command. `main.rs` only parses the command line.
 
 pub mod access;
+pub mod api;
 pub mod certificates;
 pub mod config;
 pub mod databases;

@@ -159,6 +159,7 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
             uploads: config.sites.uploads,
         },
         trust_proxy: config.server.trust_proxy,
+        api: crate::api::Limiter::new(config.server.api_rate),
         terminals: crate::terminal::Terminals::new(config.shells.terminal_grace),
         public_url: public_url.clone(),
     };

@@ -324,6 +324,7 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
     let admin_rows = [
         row("ssh_keys", &[("user", &member_id)], [401, 403, 403, 200, 200]),
         row("admin_sites", &[("page", "0")], [401, 403, 403, 403, 200]),
+        row("api_tokens", &[("everyone", "true")], [401, 403, 403, 403, 200]),
         row(
             "set_limits",
             &[
@@ -491,6 +492,13 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             [401, 400, 400, 400, 400],
         ),
         row("remove_ssh_key", &[("id", "999999")], [401, 404, 404, 404, 404]),
+        row("api_tokens", &[("everyone", "false")], [401, 200, 200, 200, 200]),
+        row(
+            "create_api_token",
+            &[("name", ""), ("days", "90"), ("access", "read"), ("sites", "")],
+            [401, 400, 400, 400, 400],
+        ),
+        row("revoke_api_token", &[("id", "999999")], [401, 404, 404, 404, 404]),
         row("site_images", &[], [401, 200, 200, 200, 200]),
         row("file_limits", &[], [401, 200, 200, 200, 200]),
         row(

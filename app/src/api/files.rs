@@ -110,12 +110,13 @@ fn mode_text(mode: u32) -> String {
 #[cfg(feature = "ssr")]
 async fn on_files<T: Send + 'static>(
     site: i32,
+    access: platform::Access,
     work: impl FnOnce(&platform::files::SiteFiles) -> platform::Result<T> + Send + 'static,
 ) -> Result<T, AppError> {
     let platform = platform();
     let actor = actor().await?;
     let files = platform
-        .site_files(actor.as_ref(), site)
+        .site_files(actor.as_ref(), site, access)
         .await
         .map_err(to_app_error)?;
     files.run(work).await.map_err(to_app_error)
@@ -125,7 +126,7 @@ async fn on_files<T: Send + 'static>(
 #[server(prefix = "/fn", endpoint = "list_files")]
 pub async fn list_files(site: i32, path: String) -> Result<Vec<FileRow>, AppError> {
     let base = clean(&path);
-    let entries = on_files(site, {
+    let entries = on_files(site, platform::Access::Read, {
         let base = base.clone();
         move |files| files.list(&base)
     })
@@ -175,7 +176,7 @@ pub async fn folder_tree(site: i32, path: String) -> Result<Vec<TreeRow>, AppErr
             }
         }
     }
-    on_files(site, move |files| {
+    on_files(site, platform::Access::Read, move |files| {
         let mut rows = Vec::new();
         level(files, "", 0, &clean(&path), &mut rows);
         Ok(rows)
@@ -187,7 +188,7 @@ pub async fn folder_tree(site: i32, path: String) -> Result<Vec<TreeRow>, AppErr
 #[server(prefix = "/fn", endpoint = "open_file")]
 pub async fn open_file(site: i32, path: String) -> Result<FileText, AppError> {
     let path = clean(&path);
-    let read = on_files(site, {
+    let read = on_files(site, platform::Access::Read, {
         let path = path.clone();
         move |files| files.read_versioned(&path, EDITABLE_BYTES)
     })
@@ -211,7 +212,7 @@ pub async fn save_file(site: i32, path: String, text: String, version: String) -
     let expected = (!version.is_empty()).then_some(platform::files::Version(version));
     // Text from a browser's textarea has CRLF line ends; files on a server have LF.
     let text = text.replace("\r\n", "\n");
-    let saved = on_files(site, move |files| {
+    let saved = on_files(site, platform::Access::Write, move |files| {
         files.save(&clean(&path), text.as_bytes(), expected.as_ref())
     })
     .await?;
@@ -232,19 +233,28 @@ pub async fn file_limits() -> Result<UploadLimits, AppError> {
 /// Makes a folder.
 #[server(prefix = "/fn", endpoint = "make_folder")]
 pub async fn make_folder(site: i32, path: String) -> Result<(), AppError> {
-    on_files(site, move |files| files.mkdir(&clean(&path))).await
+    on_files(site, platform::Access::Write, move |files| {
+        files.mkdir(&clean(&path))
+    })
+    .await
 }
 
 /// Renames or moves a file or folder.
 #[server(prefix = "/fn", endpoint = "move_path")]
 pub async fn move_path(site: i32, from: String, to: String) -> Result<(), AppError> {
-    on_files(site, move |files| files.rename(&clean(&from), &clean(&to))).await
+    on_files(site, platform::Access::Write, move |files| {
+        files.rename(&clean(&from), &clean(&to))
+    })
+    .await
 }
 
 /// Deletes a file or a link, or a folder with everything in it.
 #[server(prefix = "/fn", endpoint = "delete_path")]
 pub async fn delete_path(site: i32, path: String) -> Result<(), AppError> {
-    on_files(site, move |files| files.remove_all(&clean(&path))).await
+    on_files(site, platform::Access::Write, move |files| {
+        files.remove_all(&clean(&path))
+    })
+    .await
 }
 
 /// Sets a file's mode from octal (`755`).
@@ -257,5 +267,8 @@ pub async fn set_mode(site: i32, path: String, mode: String) -> Result<(), AppEr
             field: "mode".to_owned(),
             message: "Give the mode in octal, like 755 or 644.".to_owned(),
         })?;
-    on_files(site, move |files| files.chmod(&clean(&path), mode)).await
+    on_files(site, platform::Access::Write, move |files| {
+        files.chmod(&clean(&path), mode)
+    })
+    .await
 }

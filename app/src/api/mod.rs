@@ -22,6 +22,7 @@ mod keys;
 mod members;
 mod notifications;
 mod requests;
+mod tokens;
 
 pub use admin::*;
 pub use certificates::*;
@@ -34,6 +35,7 @@ pub use keys::*;
 pub use members::*;
 pub use notifications::*;
 pub use requests::*;
+pub use tokens::*;
 
 use crate::AppError;
 #[cfg(feature = "ssr")]
@@ -281,7 +283,12 @@ pub async fn set_site_quota(id: i64, quota: String) -> Result<(), AppError> {
 pub async fn default_site_quota() -> Result<i64, AppError> {
     let platform = platform();
     let actor = actor().await?;
-    platform::authorize(actor.as_ref(), platform::Permission::ManageUsers).map_err(to_app_error)?;
+    platform::authorize(
+        actor.as_ref(),
+        platform::Permission::ManageUsers,
+        platform::Access::Read,
+    )
+    .map_err(to_app_error)?;
     Ok(platform.settings().sites_per_user)
 }
 

@@ -5,14 +5,18 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{ChangePassword, SignInMethods, UnlinkIdentity, my_identities},
     components::{FieldError, FormError, SignedIn, failure},
-    pages::keys::{Keys, KeysState},
+    pages::{
+        keys::{Keys, KeysState},
+        tokens::{Tokens, TokensState},
+    },
 };
 
-/// The signed-in user's account: sign-in methods, SSH keys, change password.
+/// The signed-in user's account: sign-in methods, SSH keys, API tokens, change password.
 #[component]
 pub fn AccountPage() -> impl IntoView {
     // Made before the frame waits for the user (see docs/ARCHITECTURE.md).
     let keys = KeysState::new(None);
+    let tokens = TokensState::new(false);
     let unlink = ServerAction::<UnlinkIdentity>::new();
     let methods = Resource::new(move || unlink.version().get(), |_| my_identities());
     view! {
@@ -30,6 +34,7 @@ pub fn AccountPage() -> impl IntoView {
                 </dl>
                 <SignInMethodsCard methods unlink/>
                 <Keys state=keys/>
+                <Tokens state=tokens/>
                 <ActionForm action=change attr:class="card form" attr:aria-labelledby="pw-title">
                     <h2 id="pw-title">"Change password"</h2>
                     <Show when=done>

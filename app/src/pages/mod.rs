@@ -20,6 +20,7 @@ mod requests;
 mod setup;
 mod site;
 mod terminal;
+mod tokens;
 
 pub use account::AccountPage;
 pub use admin_audit::AdminAuditPage;
@@ -41,3 +42,4 @@ pub use requests::{MyRequestsPage, RequestPage, RequestSitePage, ReviewRequestsP
 pub use setup::SetupPage;
 pub use site::SitePage;
 pub use terminal::TerminalPage;
+pub use tokens::AdminTokensPage;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Change, OperationKind, Runtime, Site, SiteKind, dockerfile, record_change};
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{build_policy, catalogue_builds, images, site_builds, site_recipes, sites},
 };
 
@@ -631,7 +631,7 @@ impl Platform {
     /// Saves a dynamic site's recipe and queues its build (which deploys it when it succeeds).
     /// Returns the build's id.
     pub async fn save_recipe(&self, actor: Option<&Actor>, site_id: i32, input: &RecipeInput) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         check_buildable(&site)?;
         let mut conn = self.conn().await?;
         let base = base_facts(&mut conn, site_id).await?;
@@ -652,7 +652,7 @@ impl Platform {
     /// Queues a build of a dynamic site's recipe as it is (a failed build tried again, or its
     /// catalogue image made anew). Returns the build's id.
     pub async fn rebuild_site(&self, actor: Option<&Actor>, site_id: i32) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         check_buildable(&site)?;
         let mut conn = self.conn().await?;
         let build = conn
@@ -667,14 +667,14 @@ impl Platform {
 
     /// How builds run (admins).
     pub async fn build_policy(&self, actor: Option<&Actor>) -> Result<BuildPolicy> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         load_policy(&mut conn).await
     }
 
     /// Sets how builds run (admins); audited.
     pub async fn set_build_policy(&self, actor: Option<&Actor>, policy: &BuildPolicy) -> Result<()> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         if !(10..=7200).contains(&policy.time_limit_s) {
             return Err(Error::invalid("time_limit_s", "From 10 s to 2 hours."));
         }

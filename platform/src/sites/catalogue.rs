@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit;
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{images, sites},
 };
 
@@ -149,7 +149,7 @@ impl Platform {
         actor: Option<&Actor>,
         references: &[String],
     ) -> Result<Vec<EngineImage>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let Some(runtime) = self.runtime_if_up() else {
             return Ok(vec![EngineImage::Unknown; references.len()]);
         };
@@ -182,7 +182,7 @@ impl Platform {
 
     /// The whole catalogue, enabled or not, by name. Admins only.
     pub async fn catalogue(&self, actor: Option<&Actor>) -> Result<Vec<CatalogueImage>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<ImageRow> = images::table
             .order(images::name.asc())
@@ -235,7 +235,7 @@ impl Platform {
     /// Adds an image (`id` 0) or changes one. Sites already on it keep running what they run
     /// until they are next fixed or their settings change. Admins only. Returns its id.
     pub async fn save_image(&self, actor: Option<&Actor>, image: CatalogueImage) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         let image = image.validated()?;
         let mut conn = self.conn().await?;
         if image.enabled && image.id != 0 && !super::catalogue_builds::has_made(&mut conn, image.id).await? {
@@ -249,7 +249,7 @@ impl Platform {
 
     /// How many sites use each image, by image id. Admins only.
     pub async fn image_usage(&self, actor: Option<&Actor>) -> Result<Vec<(i64, i64)>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         Ok(sites::table
             .group_by(sites::image_id)

@@ -17,7 +17,7 @@ use super::{
 use model::build::BuildState;
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{catalogue_builds, images},
 };
 
@@ -150,7 +150,7 @@ impl Platform {
         image: CatalogueImage,
         text: &str,
     ) -> Result<(i64, i64)> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         check_pasted(text)?;
         let runtime = self.runtime("Builds are")?;
         let new = image.id == 0;
@@ -190,7 +190,7 @@ impl Platform {
 
     /// The latest build of each catalogue image that has one. Admins.
     pub async fn catalogue_builds(&self, actor: Option<&Actor>) -> Result<Vec<CatalogueBuild>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<BuildRow> = catalogue_builds::table
             .distinct_on(catalogue_builds::image_id)

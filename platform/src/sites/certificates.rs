@@ -18,7 +18,7 @@ use orchestrator::edge::{Caddy, Certificate, CertificateEvent};
 
 use super::{SiteState, wildcard_over};
 use crate::{
-    Actor, Error, Permission, Platform, Result, Role, authorize,
+    Access, Actor, Error, Permission, Platform, Result, Role, authorize,
     notify::{Notice, members_of, people_with, told_since},
     schema::{certificates, site_domains, sites},
 };
@@ -553,7 +553,7 @@ impl Platform {
         actor: Option<&Actor>,
         within: Duration,
     ) -> Result<Vec<CertificateProblem>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let served: HashMap<String, ServedHost> = self
             .served_hosts()
             .await?

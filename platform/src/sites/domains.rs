@@ -12,7 +12,7 @@ use diesel::{dsl::IntervalDsl as _, prelude::*};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{Change, OperationKind, SiteState, audit, record_change};
-use crate::{Actor, Error, Platform, Result, Role, schema::site_domains, tokens};
+use crate::{Access, Actor, Error, Platform, Result, Role, schema::site_domains, tokens};
 pub use model::domain::Proof;
 
 /// The name the TXT record is looked up at: `_director.<host>`.
@@ -127,7 +127,7 @@ impl Platform {
     /// Adds a domain to a site. A member's waits for its TXT record; an admin's is verified at
     /// once and routed.
     pub async fn add_domain(&self, actor: Option<&Actor>, site_id: i32, raw: &str) -> Result<Domain> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let actor = actor.clone();
         let by_admin = actor.role == Role::Admin;
         let host = check_domain(raw, &self.domain_rules(), by_admin)?;
@@ -207,7 +207,7 @@ impl Platform {
 
     /// Removes a domain from its site, and its routes.
     pub async fn remove_domain(&self, actor: Option<&Actor>, site_id: i32, domain_id: i64) -> Result<()> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let actor = actor.clone();
         let mut conn = self.conn().await?;
         let removed: Option<(String, Option<DateTime<Utc>>)> = conn
@@ -243,7 +243,7 @@ impl Platform {
     /// Looks for the domain's TXT record; when it holds the token, the domain is verified and
     /// routed. Either way the attempt is recorded (a failure with what was found instead).
     pub async fn verify_domain(&self, actor: Option<&Actor>, site_id: i32, domain_id: i64) -> Result<Domain> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let actor = actor.clone();
         let mut conn = self.conn().await?;
         let domain = site_domains::table

@@ -10,7 +10,7 @@ use super::{
     site_from_row, terminal_reset,
 };
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{audit_log, images, site_members, site_status, sites, users},
     validation::{Required, text},
 };
@@ -75,7 +75,7 @@ impl Platform {
 
     /// Adds the user called `username` to a site's members.
     pub async fn add_member(&self, actor: Option<&Actor>, site_id: i32, username: &str) -> Result<()> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let username = username.trim().to_ascii_lowercase();
         if username.is_empty() {
             return Err(Error::invalid(
@@ -142,7 +142,7 @@ impl Platform {
     /// Removes a member from a site. A site keeps at least one member: nobody else could
     /// manage it but the admins.
     pub async fn remove_member(&self, actor: Option<&Actor>, site_id: i32, user_id: i64) -> Result<()> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let mut conn = self.conn().await?;
         let username = conn
             .transaction::<_, Error, _>(async |conn| {
@@ -202,7 +202,7 @@ impl Platform {
         member: Option<&str>,
         page: i64,
     ) -> Result<(Vec<SiteWithMembers>, i64)> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         let member = member.map(str::trim).filter(|m| !m.is_empty());
         let of_member = |username: &str| {
@@ -265,7 +265,7 @@ impl Platform {
 
     /// Sets a site's resource limits and queues the operation that applies them. Admins only.
     pub async fn set_limits(&self, actor: Option<&Actor>, site_id: i32, limits: Limits) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?.clone();
+        let actor = authorize(actor, Permission::Administer, Access::Write)?.clone();
         let site = self.site(Some(&actor), site_id).await?;
         let check = |field: &'static str, value: i32, range: std::ops::RangeInclusive<i32>, unit: &str| {
             if range.contains(&value) {
@@ -336,7 +336,7 @@ impl Platform {
         availability: Availability,
         reason: &str,
     ) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?.clone();
+        let actor = authorize(actor, Permission::Administer, Access::Write)?.clone();
         let disabled = match availability {
             Availability::Disabled => true,
             Availability::Enabled => false,
@@ -420,7 +420,7 @@ impl Platform {
     /// Re-runs everything that makes a site — files, service, routes — with its current
     /// settings. Admins only.
     pub async fn fix_site(&self, actor: Option<&Actor>, site_id: i32) -> Result<i64> {
-        let actor = authorize(actor, Permission::Administer)?.clone();
+        let actor = authorize(actor, Permission::Administer, Access::Write)?.clone();
         let site = self.site(Some(&actor), site_id).await?;
         if matches!(site.state, SiteState::Deleting | SiteState::Provisioning) {
             return Err(Error::Conflict(format!(
@@ -444,7 +444,7 @@ impl Platform {
 
     /// The newest entries of the audit log, newest first. Admins only.
     pub async fn audit_entries(&self, actor: Option<&Actor>, limit: i64) -> Result<Vec<AuditEntry>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
         let rows: Vec<(DateTime<Utc>, String, String, String, String)> = audit_log::table
             .order(audit_log::id.desc())

@@ -55,7 +55,7 @@ pub use shell::{DatabaseDump, MAX_COLS, MAX_ROWS, OpenedFiles, ShellRequest, cla
 pub use variables::{MAX_VARIABLES, Variable, VariableInput, Variables};
 
 use crate::{
-    Actor, Error, Permission, Platform, Result, authorize,
+    Access, Actor, Error, Permission, Platform, Result, authorize,
     schema::{audit_log, images, operations, site_members, sites},
 };
 
@@ -445,6 +445,40 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// The most sites one page of [`Platform::list_sites`] holds.
+pub const MAX_PAGE: i64 = 200;
+
+/// Whose sites a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The actor's own (those they belong to).
+    Mine,
+    /// Every site (admins).
+    Everyone,
+}
+
+/// Which page of sites to list.
+#[derive(Debug, Clone)]
+pub struct SiteQuery {
+    /// Whose.
+    pub whose: Whose,
+    /// Only sites with this in their name.
+    pub name: Option<String>,
+    /// The name of the last site of the page before (the cursor).
+    pub after: Option<String>,
+    /// How many at most (clamped to 1..=[`MAX_PAGE`]).
+    pub limit: i64,
+}
+
+/// One page of sites.
+#[derive(Debug, Clone)]
+pub struct SitePage {
+    /// The sites, in name order.
+    pub sites: Vec<Site>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+}
+
 impl Platform {
     /// The address of a site, as visitors reach it.
     pub fn url_of(&self, site: &Site) -> String {
@@ -469,7 +503,7 @@ impl Platform {
 
     /// The images a new site may use, by name: (name, description, serves static, serves dynamic).
     pub async fn site_images(&self, actor: Option<&Actor>) -> Result<Vec<(String, String, bool, bool)>> {
-        authorize(actor, Permission::UseManager)?;
+        authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         Ok(images::table
             .filter(images::enabled.eq(true))
@@ -487,16 +521,18 @@ impl Platform {
     /// The site `id`, if `actor` may manage it (a member, or an admin). To anyone else it does
     /// not exist: the answer is `NotFound`, never `Forbidden`.
     pub async fn site(&self, actor: Option<&Actor>, id: i32) -> Result<Site> {
-        Ok(self.managed_site(actor, id).await?.1)
+        Ok(self.managed_site(actor, id, Access::Read).await?.1)
     }
 
-    /// The site `id` and the actor the check proved may manage it (see [`Platform::site`]).
+    /// The site `id` and the actor the check proved may take `access` to it (see
+    /// [`Platform::site`]).
     pub(crate) async fn managed_site<'a>(
         &self,
         actor: Option<&'a Actor>,
         id: i32,
+        access: Access,
     ) -> Result<(&'a Actor, Site)> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let site = load_site(&mut conn, id).await?.ok_or(Error::NotFound("site"))?;
         let is_member = site_members::table
@@ -506,14 +542,23 @@ impl Platform {
             .get_result::<i64>(&mut conn)
             .await?
             > 0;
-        let actor = authorize(Some(actor), Permission::ManageSite { is_member })
-            .map_err(|_| Error::NotFound("site"))?;
+        // Whoever may not see the site is not told it exists; a token that reaches it but not
+        // this far is told why.
+        let actor = authorize(
+            Some(actor),
+            Permission::ManageSite { site: id, is_member },
+            access,
+        )
+        .map_err(|err| match err {
+            Error::Forbidden => Error::NotFound("site"),
+            other => other,
+        })?;
         Ok((actor, site))
     }
 
     /// The site called `name`, if `actor` may manage it (as [`Platform::site`]).
     pub async fn site_by_name(&self, actor: Option<&Actor>, name: &str) -> Result<Site> {
-        authorize(actor, Permission::UseManager)?;
+        authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
         let id: i32 = sites::table
             .filter(sites::name.eq(name))
@@ -527,17 +572,79 @@ impl Platform {
 
     /// The sites `actor` is a member of, by name.
     pub async fn my_sites(&self, actor: Option<&Actor>) -> Result<Vec<Site>> {
-        let actor = authorize(actor, Permission::UseManager)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
         let mut conn = self.conn().await?;
-        let rows: Vec<SiteRow> = sites::table
+        let mut query = sites::table
             .inner_join(images::table)
             .inner_join(site_members::table)
             .filter(site_members::user_id.eq(actor.user_id))
             .order(sites::name.asc())
             .select(site_columns())
-            .load(&mut conn)
-            .await?;
+            .into_boxed();
+        if let Some(only) = actor.grant.sites() {
+            query = query.filter(sites::id.eq_any(only.to_vec()));
+        }
+        let rows: Vec<SiteRow> = query.load(&mut conn).await?;
         Ok(rows.into_iter().map(site_from_row).collect())
+    }
+
+    /// A page of the sites the actor belongs to (or, with [`Whose::Everyone`], every site: an
+    /// admin's), in name order, after `query.after` and with `query.name` in their name.
+    pub async fn list_sites(&self, actor: Option<&Actor>, query: &SiteQuery) -> Result<SitePage> {
+        let actor = match query.whose {
+            Whose::Mine => authorize(actor, Permission::UseManager, Access::Read)?,
+            Whose::Everyone => authorize(actor, Permission::Administer, Access::Read)?,
+        };
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let mut conn = self.conn().await?;
+        let mut rows = sites::table
+            .inner_join(images::table)
+            .order(sites::name.asc())
+            .select(site_columns())
+            .limit(limit + 1)
+            .into_boxed();
+        if query.whose == Whose::Mine {
+            rows = rows.filter(
+                sites::id.eq_any(
+                    site_members::table
+                        .filter(site_members::user_id.eq(actor.user_id))
+                        .select(site_members::site_id),
+                ),
+            );
+        }
+        if let Some(only) = actor.grant.sites() {
+            rows = rows.filter(sites::id.eq_any(only.to_vec()));
+        }
+        if let Some(after) = &query.after {
+            rows = rows.filter(sites::name.gt(after.clone()));
+        }
+        if let Some(part) = query.name.as_deref().filter(|part| !part.is_empty()) {
+            // Site names are lower-case letters, digits and hyphens: anything else in the
+            // filter matches nothing, and LIKE's own signs cannot occur in it.
+            let part = part.to_ascii_lowercase();
+            if !part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                || part.len() > 63
+            {
+                return Err(Error::invalid(
+                    "name",
+                    "Site names have only letters, digits and hyphens: filter by a part of one.",
+                ));
+            }
+            rows = rows.filter(sites::name.like(format!("%{part}%")));
+        }
+        let mut sites: Vec<Site> = rows
+            .load(&mut conn)
+            .await?
+            .into_iter()
+            .map(site_from_row)
+            .collect();
+        let next = (sites.len() as i64 > limit).then(|| {
+            sites.truncate(limit as usize);
+            sites.last().map(|s| s.name.clone()).unwrap_or_default()
+        });
+        Ok(SitePage { sites, next })
     }
 
     /// `name` as a new site's name ([`validate_site_name`]), refused when the site's host
@@ -557,7 +664,7 @@ impl Platform {
 
     /// Whether `name` would be accepted for a new site now: the normalised name, or why not.
     pub async fn check_site_name(&self, actor: Option<&Actor>, name: &str) -> Result<String> {
-        authorize(actor, Permission::UseManager)?;
+        authorize(actor, Permission::UseManager, Access::Read)?;
         let name = self.site_name(name)?;
         let mut conn = self.conn().await?;
         let taken: i64 = sites::table
@@ -595,7 +702,7 @@ impl Platform {
         new: NewSite,
         recipe: Option<&RecipeInput>,
     ) -> Result<(Site, i64)> {
-        let actor = authorize(actor, Permission::UseManager)?.clone();
+        let actor = authorize(actor, Permission::UseManager, Access::Write)?.clone();
         if !actor.is_admin()
             && self.site_policy_now().await?.creation == model::request::SiteCreation::Request
         {
@@ -823,7 +930,7 @@ impl Platform {
 
     /// Restarts a dynamic site: its task is replaced (start-first).
     pub async fn restart_site(&self, actor: Option<&Actor>, id: i32) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, id).await?;
+        let (actor, site) = self.managed_site(actor, id, Access::Write).await?;
         let actor = actor.clone();
         if site.kind != SiteKind::Dynamic {
             return Err(Error::Conflict(
@@ -853,7 +960,7 @@ impl Platform {
     /// Serves a site again or stops serving it (`served`). Members may; a site an admin
     /// disabled stays disabled.
     pub async fn set_served(&self, actor: Option<&Actor>, id: i32, served: bool) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, id).await?;
+        let (actor, site) = self.managed_site(actor, id, Access::Write).await?;
         let actor = actor.clone();
         if site.availability == Availability::Disabled {
             return Err(Error::Conflict("An administrator disabled this site.".to_owned()));
@@ -891,7 +998,7 @@ impl Platform {
     /// Deletes a site: `confirm` must repeat its name. Its state turns `deleting` and the
     /// operation that removes everything of it is queued; the row goes when that finishes.
     pub async fn delete_site(&self, actor: Option<&Actor>, id: i32, confirm: &str) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, id).await?;
+        let (actor, site) = self.managed_site(actor, id, Access::Write).await?;
         let actor = actor.clone();
         if confirm.trim() != site.name {
             return Err(Error::invalid(

@@ -122,6 +122,37 @@ impl Platform {
         Ok(records)
     }
 
+    /// One operation, with its actions, if the actor may see its site.
+    pub async fn operation(&self, actor: Option<&Actor>, id: i64) -> Result<OperationRecord> {
+        crate::authorize(actor, crate::Permission::UseManager, crate::Access::Read)?;
+        let mut conn = self.conn().await?;
+        let found: Option<(i32, OperationKind, OperationState, DateTime<Utc>)> = operations::table
+            .find(id)
+            .select((
+                operations::site_id,
+                operations::kind,
+                operations::state,
+                operations::created_at,
+            ))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let (site_id, kind, state, created_at) = found.ok_or(Error::NotFound("operation"))?;
+        // Whoever may not see the site is not told its operation exists.
+        self.site(actor, site_id).await.map_err(|err| match err {
+            Error::NotFound(_) => Error::NotFound("operation"),
+            other => other,
+        })?;
+        Ok(OperationRecord {
+            id,
+            site_id,
+            kind,
+            state,
+            created_at,
+            actions: load_actions(&mut conn, id).await?,
+        })
+    }
+
     /// Queues a failed operation again: its failed and unfinished actions will run, its done
     /// ones will not.
     pub async fn retry_operation(
@@ -130,7 +161,7 @@ impl Platform {
         site_id: i32,
         operation_id: i64,
     ) -> Result<()> {
-        self.site(actor, site_id).await?;
+        self.managed_site(actor, site_id, crate::Access::Write).await?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, Error, _>(async |conn| {
             let updated = diesel::update(

@@ -5,7 +5,7 @@
 use orchestrator::{ExecRequest, ExecSession};
 
 use super::{Runtime, Site, SiteState};
-use crate::{Actor, Error, Platform, Result};
+use crate::{Access, Actor, Error, Platform, Result};
 
 /// The largest terminal accepted; bigger asks are clamped (a huge one costs the engine memory).
 pub const MAX_COLS: u16 = 500;
@@ -71,13 +71,14 @@ impl Platform {
     }
 
     /// The site's files, for a member or an admin (the file manager; a disabled site's members
-    /// may still fix its files).
+    /// may still fix its files), to read only or to change as `access` says.
     pub async fn site_files(
         &self,
         actor: Option<&Actor>,
         site_id: i32,
+        access: Access,
     ) -> Result<std::sync::Arc<crate::files::SiteFiles>> {
-        let site = self.site(actor, site_id).await?;
+        let (_, site) = self.managed_site(actor, site_id, access).await?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
@@ -95,7 +96,7 @@ impl Platform {
         site_id: i32,
         what: &str,
     ) -> Result<(&'a Actor, Site, Runtime)> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         if site.availability == crate::sites::Availability::Disabled {
             return Err(Error::Conflict(
                 "An administrator disabled this site: its terminal is closed.".to_owned(),

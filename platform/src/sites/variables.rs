@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{Change, OperationKind, Site, SiteKind, record_change};
-use crate::{Actor, Error, Platform, Result, schema::site_variables};
+use crate::{Access, Actor, Error, Platform, Result, schema::site_variables};
 
 /// The most variables a site may have.
 pub const MAX_VARIABLES: usize = 100;
@@ -149,7 +149,7 @@ impl Platform {
         site_id: i32,
         input: VariableInput,
     ) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         check_dynamic(&site)?;
         let name = input.name.trim().to_owned();
         check_name(&name)?;
@@ -257,7 +257,7 @@ impl Platform {
 
     /// Removes a variable of a site, and queues its service's update.
     pub async fn remove_site_variable(&self, actor: Option<&Actor>, site_id: i32, name: &str) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         check_dynamic(&site)?;
         let mut conn = self.conn().await?;
         let operation = conn

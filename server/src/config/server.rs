@@ -24,6 +24,10 @@ pub struct ServerFlags {
     /// Trust `X-Forwarded-For` for the client's address (only behind your own reverse proxy).
     #[arg(long, env = "DIRECTOR_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
+    /// Requests a second each REST API token may make on average (bursts of three times as
+    /// many); more are answered 429 with Retry-After. Default 20.
+    #[arg(long, env = "DIRECTOR_API_RATE")]
+    pub api_rate: Option<u32>,
 }
 
 /// Keys of this section in the file.
@@ -34,6 +38,7 @@ pub(super) struct File {
     public_url: Option<String>,
     site_root: Option<PathBuf>,
     trust_proxy: Option<bool>,
+    api_rate: Option<u32>,
 }
 
 /// The manager's own address.
@@ -47,6 +52,8 @@ pub struct Server {
     pub site_root: PathBuf,
     /// Whether `X-Forwarded-For` gives the client's address.
     pub trust_proxy: bool,
+    /// How many REST API requests each token may make.
+    pub api_rate: crate::api::RateLimit,
 }
 
 impl Server {
@@ -74,6 +81,15 @@ impl Server {
                 .or(file.site_root)
                 .unwrap_or_else(default_site_root),
             trust_proxy: flags.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            api_rate: {
+                let per_second = flags.api_rate.or(file.api_rate).unwrap_or(20);
+                let per_second = std::num::NonZeroU32::new(per_second)
+                    .ok_or_else(|| anyhow::anyhow!("the API rate must be at least 1 request a second"))?;
+                crate::api::RateLimit {
+                    per_second,
+                    burst: per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(2)),
+                }
+            },
         })
     }
 

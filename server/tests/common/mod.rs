@@ -66,6 +66,7 @@ impl TestServer {
             terminals: terminals
                 .unwrap_or_else(|| server::terminal::Terminals::new(std::time::Duration::from_secs(60))),
             public_url: format!("http://{addr}"),
+            api: server::api::Limiter::new(config.server.api_rate),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -27,7 +27,7 @@ pub use servers::{DatabaseServers, ExternalServer, ServerFacts};
 
 use super::{Change, OperationKind, Runtime, Site, SiteState, record_change};
 use crate::{
-    Actor, Error, Platform, Result,
+    Access, Actor, Error, Platform, Result,
     schema::{site_databases, sql_history},
 };
 
@@ -308,7 +308,7 @@ impl Runtime {
 impl Platform {
     /// The site's databases, with their size and connections when their server answers.
     pub async fn databases(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<DatabaseInfo>> {
-        let (_, site) = self.managed_site(actor, site_id).await?;
+        let (_, site) = self.managed_site(actor, site_id, Access::Read).await?;
         let runtime = self.runtime_if_up();
         let mut infos = Vec::new();
         for database in &site.databases {
@@ -332,7 +332,7 @@ impl Platform {
     /// Adds a database of `kind` to the site: its record, then the operation that makes it and
     /// gives the site its variables. A site has at most one of each kind.
     pub async fn add_database(&self, actor: Option<&Actor>, site_id: i32, kind: DatabaseKind) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));
         }
@@ -391,7 +391,7 @@ impl Platform {
         site_id: i32,
         kind: DatabaseKind,
     ) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         self.change_database(actor, &site, kind, OperationKind::RotateDatabasePassword)
             .await
     }
@@ -405,7 +405,7 @@ impl Platform {
         kind: DatabaseKind,
         confirm: &str,
     ) -> Result<i64> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let name = database_name(&site);
         if confirm.trim() != name {
             return Err(Error::invalid(
@@ -470,7 +470,7 @@ impl Platform {
         site_id: i32,
         kind: DatabaseKind,
     ) -> Result<Connection> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let database = site
             .databases
             .iter()
@@ -492,7 +492,7 @@ impl Platform {
         kind: DatabaseKind,
         sql: &str,
     ) -> Result<model::database::ConsoleRun> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         if sql.trim().is_empty() {
             return Err(Error::invalid("sql", "Type a statement to run."));
         }
@@ -571,7 +571,7 @@ impl Platform {
         actor: Option<&Actor>,
         site_id: i32,
     ) -> Result<Option<model::database::ConsoleRun>> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Read).await?;
         Ok(self.inner.last_runs.take(actor.user_id, site.id))
     }
 
@@ -581,7 +581,7 @@ impl Platform {
         actor: Option<&Actor>,
         site_id: i32,
     ) -> Result<Vec<(DatabaseKind, String)>> {
-        let (actor, site) = self.managed_site(actor, site_id).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Read).await?;
         let mut conn = self.conn().await?;
         Ok(sql_history::table
             .filter(sql_history::site_id.eq(site.id))

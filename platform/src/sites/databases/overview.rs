@@ -8,7 +8,7 @@ use model::database::ServerState;
 
 use super::{DatabaseKind, DatabaseState, servers::ServerFacts};
 use crate::{
-    Actor, Error, Platform, Result,
+    Access, Actor, Error, Platform, Result,
     authz::{Permission, authorize},
     schema::{site_databases, sites},
     sites::{Runtime, audit},
@@ -45,7 +45,7 @@ pub struct SiteDatabaseSize {
 impl Platform {
     /// Every database server with its sites' databases, for an administrator.
     pub async fn database_servers(&self, actor: Option<&Actor>) -> Result<Vec<ServerOverview>> {
-        authorize(actor, Permission::Administer)?;
+        authorize(actor, Permission::Administer, Access::Read)?;
         let rows: Vec<(i32, String, DatabaseKind, DatabaseState)> = {
             let mut conn = self.conn().await?;
             site_databases::table
@@ -99,7 +99,7 @@ impl Platform {
 
     /// Replaces the server's task, for an administrator: its clients reconnect.
     pub async fn restart_database_server(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         self.own_server(kind, "restarts")?;
         let runtime = self.runtime("Database servers are")?;
         let engine = super::engine(kind);
@@ -121,7 +121,7 @@ impl Platform {
     /// then the server restarted with it (a server not started yet takes it when it starts).
     /// Sites' roles keep theirs.
     pub async fn rotate_database_superuser(&self, actor: Option<&Actor>, kind: DatabaseKind) -> Result<()> {
-        let actor = authorize(actor, Permission::Administer)?;
+        let actor = authorize(actor, Permission::Administer, Access::Write)?;
         self.own_server(kind, "gives a new password to")?;
         let runtime = self.runtime("Database servers are")?;
         let servers = runtime

@@ -1,0 +1,194 @@
+//! The REST API, `/api/v1`: JSON for scripts and the `director` command line, authenticated by
+//! personal access tokens (`Authorization: Bearer`), never by cookies — so it offers nothing to
+//! a cross-site request.
+//!
+//! Every route goes through the platform and its `authorize`, as the server functions do; each
+//! is registered together with its OpenAPI description (utoipa), so that the document served at
+//! `/api/v1/openapi.json` lists every route there is, and the permission matrix reads its rows
+//! from it. Errors are RFC 9457 problem details with a stable `type` per kind of error.
+
+mod extract;
+mod sites;
+mod tokens;
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use app::AppError;
+use axum::{
+    Json, Router,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::{
+    OpenApi, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::http::AppState;
+
+pub use extract::{BODY_LIMIT, Caller};
+
+/// Where the API lives.
+pub const BASE: &str = "/api/v1";
+
+/// The API's description, completed by each route's own.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Director",
+        description = "Sites, their operations, files and domains, and the accounts behind them. \
+            Authenticate with a personal access token (account page → Tokens): \
+            `Authorization: Bearer dpat_…`. Errors are RFC 9457 problem details.",
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "sites", description = "Sites and what happens to them"),
+        (name = "tokens", description = "The caller's personal access tokens"),
+    ),
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("dpat_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's routes, each with its description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sites::routes())
+        .merge(tokens::routes())
+}
+
+/// The API's router (with its document at `/api/v1/openapi.json`).
+pub fn router() -> Router<AppState> {
+    let (router, document) = routes().split_for_parts();
+    let document = Arc::new(document);
+    router
+        .route(
+            &format!("{BASE}/openapi.json"),
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
+        // Not the pages' fallback: an address under the API that names nothing is the API's.
+        .route(
+            &format!("{BASE}/{{*rest}}"),
+            axum::routing::any(|| async { Problem(AppError::NotFound) }),
+        )
+}
+
+/// The API's OpenAPI document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// How many requests a token may make: `per_second` on average, in bursts of `burst`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Requests a second, on average.
+    pub per_second: NonZeroU32,
+    /// The most at once.
+    pub burst: NonZeroU32,
+}
+
+/// The requests each token may still make (a keyed GCRA limiter).
+#[derive(Debug, Clone)]
+pub struct Limiter(Arc<governor::DefaultKeyedRateLimiter<i64>>);
+
+impl Limiter {
+    pub fn new(limit: RateLimit) -> Self {
+        let quota = governor::Quota::per_second(limit.per_second).allow_burst(limit.burst);
+        Self(Arc::new(governor::RateLimiter::keyed(quota)))
+    }
+
+    /// Takes one request of token `id`'s allowance, or says how long until one is left.
+    fn take(&self, id: i64) -> Result<(), std::time::Duration> {
+        use governor::clock::{Clock as _, DefaultClock};
+        self.0
+            .check_key(&id)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Forgets the tokens that have their whole allowance back (run now and then).
+    pub fn forget_idle(&self) {
+        self.0.retain_recent();
+    }
+}
+
+/// An error, answered as problem details (RFC 9457).
+#[derive(Debug)]
+pub struct Problem(pub AppError);
+
+/// Problem details, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemBody {
+    /// The kind of error, stable: `urn:director:problem:<code>`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The kind of error in words.
+    title: &'static str,
+    /// The HTTP status.
+    status: u16,
+    /// What happened, for people.
+    detail: String,
+    /// The request field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl From<platform::Error> for Problem {
+    fn from(err: platform::Error) -> Self {
+        Self(app::ssr::app_error(err))
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ProblemBody {
+            kind: format!("urn:director:problem:{}", self.0.code()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.0.to_string(),
+            field: match &self.0 {
+                AppError::Invalid { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self.0 {
+            AppError::Throttled { seconds } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+            }
+            AppError::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// What a route answers: its JSON, or a problem.
+pub type Answer<T> = Result<T, Problem>;

@@ -1,0 +1,112 @@
+//! `/api/v1/tokens`: the caller's personal access tokens. Tokens are made on the account page
+//! only — a token never makes another.
+
+// utoipa's `path` macro names the `params` types by qualified paths in what it generates.
+#![allow(unused_qualifications)]
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use model::Stored as _;
+use platform::api_tokens::TokenRecord;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{Answer, Caller, ProblemBody, extract::ApiPath};
+use crate::http::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens))
+        .routes(routes!(revoke_token))
+}
+
+/// A personal access token (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenJson {
+    id: i64,
+    name: String,
+    /// Its first characters.
+    #[schema(example = "dpat_a1B2")]
+    hint: String,
+    /// `read`, `write`, and `admin` when it carries an admin's powers.
+    scopes: Vec<&'static str>,
+    /// The sites it is limited to, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sites: Option<Vec<String>>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRecord> for TokenJson {
+    fn from(token: TokenRecord) -> Self {
+        let mut scopes = vec!["read"];
+        if token.access == model::token::TokenAccess::Write {
+            scopes.push(token.access.stored_name());
+        }
+        if token.admin {
+            scopes.push("admin");
+        }
+        Self {
+            id: token.id,
+            name: token.name,
+            hint: token.hint,
+            scopes,
+            sites: token
+                .sites
+                .map(|sites| sites.into_iter().map(|(_, name)| name).collect()),
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            last_used_at: token.last_used.map(|(at, _)| at),
+            revoked_at: token.revoked_at,
+        }
+    }
+}
+
+/// The caller's tokens, newest first (those revoked or expired in the last 30 days too).
+#[utoipa::path(
+    get, path = "/api/v1/tokens", tag = "tokens",
+    security(("token" = [])),
+    responses(
+        (status = 200, body = Vec<TokenJson>),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn list_tokens(State(state): State<AppState>, Caller(actor): Caller) -> Answer<Json<Vec<TokenJson>>> {
+    let tokens = state.platform().my_tokens(Some(&actor)).await?;
+    Ok(Json(tokens.into_iter().map(TokenJson::from).collect()))
+}
+
+/// A token's id in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenId {
+    /// The token's id.
+    id: i64,
+}
+
+/// Revokes a token (the caller's own; an admin's token with the admin scope, anyone's). It
+/// stops working at once — the one the request came with too.
+#[utoipa::path(
+    delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(TokenId),
+    security(("token" = [])),
+    responses(
+        (status = 204),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(TokenId { id }): ApiPath<TokenId>,
+) -> Answer<StatusCode> {
+    state.platform().revoke_token(Some(&actor), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,586 @@
+//! The REST API: every route it documents answers each kind of caller — no token, a browser's
+//! cookie, tokens of every scope, limited, expired and revoked — as the platform's one check
+//! decides (the rows are read against the OpenAPI document, so a route without one fails), and
+//! what it cannot read it refuses with a problem that says why.
+
+mod common;
+
+use common::{TestServer, create_user, password};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use model::token::TokenAccess;
+use platform::{Actor, Platform, Role, api_tokens::NewToken, sites::NewSite, testing::TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Who calls.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    /// No credentials at all.
+    Anonymous,
+    /// The member's browser session cookie, no token.
+    Cookie,
+    /// Another user's read-and-write token.
+    Other,
+    /// The member's read-only token.
+    MemberRead,
+    /// The member's read-and-write token.
+    MemberWrite,
+    /// The member's read-and-write token limited to another site of theirs.
+    Limited,
+    /// The member's token, expired.
+    Expired,
+    /// The member's token, revoked.
+    Revoked,
+    /// An admin's read-and-write token without the admin scope.
+    AdminPlain,
+    /// An admin's read-and-write token with the admin scope.
+    Admin,
+}
+
+const WHO: [Who; 10] = [
+    Who::Anonymous,
+    Who::Cookie,
+    Who::Other,
+    Who::MemberRead,
+    Who::MemberWrite,
+    Who::Limited,
+    Who::Expired,
+    Who::Revoked,
+    Who::AdminPlain,
+    Who::Admin,
+];
+
+/// One request with the statuses expected from each of [`WHO`], in order.
+struct Row {
+    method: Method,
+    /// The documented path (`{id}` as the document writes it).
+    route: &'static str,
+    /// The path asked, with its parameters filled in.
+    path: String,
+    body: Option<Value>,
+    expect: [u16; 10],
+}
+
+fn row(method: Method, route: &'static str, path: String, body: Option<Value>, expect: [u16; 10]) -> Row {
+    Row {
+        method,
+        route,
+        path,
+        body,
+        expect,
+    }
+}
+
+async fn token(
+    platform: &Platform,
+    who: &Actor,
+    access: TokenAccess,
+    admin: bool,
+    sites: Option<Vec<i32>>,
+) -> String {
+    platform
+        .create_token(
+            Some(who),
+            NewToken {
+                name: format!("{access} token"),
+                days: None,
+                access,
+                admin,
+                sites,
+            },
+        )
+        .await
+        .unwrap()
+        .secret
+}
+
+async fn sign_in(platform: &Platform, name: &str, role: Role) -> Actor {
+    create_user(platform, name, role).await;
+    platform
+        .login(name, &password(name), &platform::ClientInfo::default())
+        .await
+        .unwrap()
+        .0
+}
+
+fn static_site(name: &str) -> NewSite {
+    platform::testing::static_site(name)
+}
+
+async fn sql(url: &str, statement: &str) {
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(statement).execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
+    let db = TestDb::new().await;
+    let platform = &db.platform;
+    let member = sign_in(platform, "member", Role::User).await;
+    let other = sign_in(platform, "other", Role::User).await;
+    let admin = sign_in(platform, "admin", Role::Admin).await;
+    // No worker runs: the member's site stays provisioning, its create queued — so a restart or
+    // serving it is a conflict past the check, and "doomed", whose deletion is queued, cannot
+    // be deleted again.
+    let (site, operation) = platform
+        .create_site(Some(&member), static_site("guarded"))
+        .await
+        .unwrap();
+    let (elsewhere, _) = platform
+        .create_site(Some(&member), static_site("elsewhere"))
+        .await
+        .unwrap();
+    let (doomed, _) = platform
+        .create_site(Some(&member), static_site("doomed"))
+        .await
+        .unwrap();
+    platform
+        .delete_site(Some(&member), doomed.id, "doomed")
+        .await
+        .unwrap();
+
+    let expired = token(platform, &member, TokenAccess::Write, false, None).await;
+    sql(
+        &db.url,
+        "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = (SELECT max(id) FROM api_tokens)",
+    )
+    .await;
+    let revoked = token(platform, &member, TokenAccess::Write, false, None).await;
+    let revoked_id = platform.my_tokens(Some(&member)).await.unwrap()[0].id;
+    platform.revoke_token(Some(&member), revoked_id).await.unwrap();
+    let bearers = [
+        None,
+        None,
+        Some(token(platform, &other, TokenAccess::Write, false, None).await),
+        Some(token(platform, &member, TokenAccess::Read, false, None).await),
+        Some(token(platform, &member, TokenAccess::Write, false, None).await),
+        Some(
+            token(
+                platform,
+                &member,
+                TokenAccess::Write,
+                false,
+                Some(vec![elsewhere.id]),
+            )
+            .await,
+        ),
+        Some(expired),
+        Some(revoked),
+        Some(token(platform, &admin, TokenAccess::Write, false, None).await),
+        Some(token(platform, &admin, TokenAccess::Write, true, None).await),
+    ];
+    let server = TestServer::start(platform.clone()).await;
+    let browser = server.signed_in("member", &password("member")).await;
+    let plain = reqwest::Client::new();
+
+    let (id, doomed) = (site.id, doomed.id);
+    let rows = [
+        // Anyone with a live token lists their own sites (a limited token: its own ones).
+        row(
+            Method::GET,
+            "/api/v1/sites",
+            "/api/v1/sites".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        // Every site: admins' tokens with the admin scope only.
+        row(
+            Method::GET,
+            "/api/v1/sites",
+            "/api/v1/sites?all=true".into(),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        // Creating needs write, and reaches past any site a limited token has; the name is bad.
+        row(
+            Method::POST,
+            "/api/v1/sites",
+            "/api/v1/sites".into(),
+            Some(json!({"name": "-bad-", "kind": "static"})),
+            [401, 401, 400, 403, 400, 403, 401, 401, 400, 400],
+        ),
+        // Another user learns nothing of the site (404), an admin without the scope neither; a
+        // token limited to another site is told so.
+        row(
+            Method::GET,
+            "/api/v1/sites/{id}",
+            format!("/api/v1/sites/{id}"),
+            None,
+            [401, 401, 404, 200, 200, 403, 401, 401, 404, 200],
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/sites/{id}",
+            format!("/api/v1/sites/{doomed}"),
+            None,
+            [401, 401, 404, 403, 409, 403, 401, 401, 404, 409],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/sites/{id}/restart",
+            format!("/api/v1/sites/{id}/restart"),
+            None,
+            [401, 401, 404, 403, 409, 403, 401, 401, 404, 409],
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/sites/{id}/served",
+            format!("/api/v1/sites/{id}/served"),
+            Some(json!({"served": true})),
+            [401, 401, 404, 403, 409, 403, 401, 401, 404, 409],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/sites/{id}/operations",
+            format!("/api/v1/sites/{id}/operations"),
+            None,
+            [401, 401, 404, 200, 200, 403, 401, 401, 404, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/operations/{id}",
+            format!("/api/v1/operations/{operation}"),
+            None,
+            [401, 401, 404, 200, 200, 403, 401, 401, 404, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        // Revoking needs write, and is one's own (an admin's with the scope: anyone's); this
+        // token does not exist.
+        row(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            "/api/v1/tokens/999999".into(),
+            None,
+            [401, 401, 404, 403, 404, 403, 401, 401, 404, 404],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for row in &rows {
+        for (n, who) in WHO.iter().enumerate() {
+            let client = if matches!(who, Who::Cookie) {
+                &browser
+            } else {
+                &plain
+            };
+            let mut request = client.request(row.method.clone(), server.url(&row.path));
+            if let Some(bearer) = &bearers[n] {
+                request = request.bearer_auth(bearer);
+            }
+            if let Some(body) = &row.body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            let got = response.status().as_u16();
+            if got >= 400 {
+                let kind = response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                assert_eq!(
+                    kind, "application/problem+json",
+                    "{} {} as {who:?}",
+                    row.method, row.path
+                );
+                let problem: Value = response.json().await.unwrap();
+                assert_eq!(problem["status"], got, "{problem}");
+                assert!(
+                    problem["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("urn:director:problem:")),
+                    "{problem}"
+                );
+            }
+            if got != row.expect[n] {
+                wrong.push(format!(
+                    "{} {} as {who:?}: {got}, expected {}",
+                    row.method, row.path, row.expect[n]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
+
+    // Every route the document lists has a row, and every row a documented route.
+    let document = serde_json::to_value(server::api::document()).unwrap();
+    let mut documented: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| ["get", "post", "put", "patch", "delete"].contains(&key.as_str()))
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let mut covered: Vec<String> = rows.iter().map(|r| format!("{} {}", r.method, r.route)).collect();
+    documented.sort();
+    covered.sort();
+    covered.dedup();
+    assert_eq!(
+        covered, documented,
+        "every documented route, and only those, has a row"
+    );
+    // The document served is the one the rows were checked against.
+    let served: Value = plain
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, document);
+    assert!(
+        served["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        served["openapi"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
+    let db = TestDb::new().await;
+    let platform = &db.platform;
+    let ann = sign_in(platform, "ann", Role::User).await;
+    let server = TestServer::start(platform.clone()).await;
+    let client = reqwest::Client::new();
+    let secret = token(platform, &ann, TokenAccess::Write, false, None).await;
+    assert!(secret.starts_with("dpat_"), "recognisable");
+
+    // A site made through the API is the caller's, and listed by name a page at a time.
+    for name in ["alpha", "beta", "gamma"] {
+        let made = client
+            .post(server.url("/api/v1/sites"))
+            .bearer_auth(&secret)
+            .json(&json!({"name": name, "kind": "static", "image": "busybox"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), StatusCode::ACCEPTED);
+        let made: Value = made.json().await.unwrap();
+        assert_eq!(made["site"]["name"], name);
+        assert!(made["operation"].as_i64().is_some(), "{made}");
+    }
+    let page = |query: &'static str| {
+        let (client, url, secret) = (
+            client.clone(),
+            server.url(&format!("/api/v1/sites{query}")),
+            secret.clone(),
+        );
+        async move {
+            let response = client.get(url).bearer_auth(secret).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let names = |page: &Value| -> Vec<String> {
+        page["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = page("?limit=2").await;
+    assert_eq!(names(&first), ["alpha", "beta"]);
+    assert_eq!(first["next"], "beta");
+    let second = page("?limit=2&after=beta").await;
+    assert_eq!(names(&second), ["gamma"]);
+    assert!(second.get("next").is_none(), "{second}");
+    assert_eq!(names(&page("?name=mm").await), ["gamma"]);
+    // A huge page is clamped, not refused.
+    assert_eq!(names(&page("?limit=1000000").await).len(), 3);
+
+    // Its use is recorded; revoked, it stops at once.
+    let listed = platform.my_tokens(Some(&ann)).await.unwrap();
+    assert!(listed[0].last_used.is_some(), "{listed:?}");
+    platform.revoke_token(Some(&ann), listed[0].id).await.unwrap();
+    let refused = client
+        .get(server.url("/api/v1/sites"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+
+    // A token never makes another, nor changes how anyone signs in.
+    let reader = token(platform, &ann, TokenAccess::Write, false, None).await;
+    let as_token = platform.token_actor(&reader, "").await.unwrap().unwrap();
+    let refused = platform
+        .create_token(
+            Some(&as_token),
+            NewToken {
+                name: "child".to_owned(),
+                days: None,
+                access: TokenAccess::Write,
+                admin: false,
+                sites: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(platform::Error::TokenRefused(_))),
+        "{refused:?}"
+    );
+    let refused = platform
+        .add_ssh_key(Some(&as_token), "k", "ssh-ed25519 AAAA")
+        .await;
+    assert!(
+        matches!(refused, Err(platform::Error::TokenRefused(_))),
+        "{refused:?}"
+    );
+
+    // What a token may be made with: a member's never carries admin powers, a lifetime is at
+    // most a year, a limit names only the maker's sites.
+    let ask = |days: Option<u32>, admin: bool, sites: Option<Vec<i32>>| NewToken {
+        name: "t".to_owned(),
+        days,
+        access: TokenAccess::Read,
+        admin,
+        sites,
+    };
+    for (new, field) in [
+        (ask(None, true, None), "admin"),
+        (ask(Some(366), false, None), "days"),
+        (ask(Some(0), false, None), "days"),
+        (ask(None, false, Some(vec![999_999])), "sites"),
+        (ask(None, false, Some(vec![])), "sites"),
+    ] {
+        let refused = platform.create_token(Some(&ann), new).await;
+        assert!(
+            matches!(&refused, Err(platform::Error::Invalid { field: f, .. }) if *f == field),
+            "{field}: {refused:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_api_cannot_read_it_refuses_with_the_reason() {
+    let db = TestDb::new().await;
+    let platform = &db.platform;
+    let ann = sign_in(platform, "ann", Role::User).await;
+    let (site, _) = platform
+        .create_site(Some(&ann), static_site("target"))
+        .await
+        .unwrap();
+    let secret = token(platform, &ann, TokenAccess::Write, false, None).await;
+    let server = TestServer::start(platform.clone()).await;
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>, kind: &'static str| {
+        client
+            .post(server.url("/api/v1/sites"))
+            .bearer_auth(&secret)
+            .header("content-type", kind)
+            .body(body)
+    };
+    let problem = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["detail"].as_str().unwrap_or_default().to_owned())
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            post(b"{\"name\":".to_vec(), "application/json"),
+            400,
+            "not what this request takes",
+        ),
+        (
+            post(br#"{"name":"x","kind":"static"}"#.to_vec(), "text/plain"),
+            400,
+            "as JSON",
+        ),
+        (
+            post(
+                br#"{"name":"x","kind":"static","owner":"root"}"#.to_vec(),
+                "application/json",
+            ),
+            400,
+            "unknown field `owner`",
+        ),
+        (
+            post(vec![b' '; 10 * 1024 * 1024], "application/json"),
+            413,
+            "larger than",
+        ),
+        (
+            client.get(server.url(&format!("/api/v1/sites?token={secret}"))),
+            400,
+            "Authorization header",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/sites?limit=many"))
+                .bearer_auth(&secret),
+            400,
+            "",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/sites?name=%25"))
+                .bearer_auth(&secret),
+            400,
+            "letters, digits and hyphens",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/sites/..%2F1"))
+                .bearer_auth(&secret),
+            400,
+            "",
+        ),
+        (
+            client.get(server.url("/api/v1/sites/1%00")).bearer_auth(&secret),
+            400,
+            "",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/nothing/here"))
+                .bearer_auth(&secret),
+            404,
+            "",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/sites"))
+                .header("authorization", "Basic YTpi"),
+            401,
+            "",
+        ),
+        (
+            client
+                .get(server.url("/api/v1/sites"))
+                .bearer_auth("dpat_not-a-real-one"),
+            401,
+            "",
+        ),
+    ];
+    for (n, (request, status, says)) in cases.into_iter().enumerate() {
+        let (got, detail) = problem(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "case {n}: {detail}");
+        assert!(detail.contains(says), "case {n}: {detail}");
+    }
+
+    // Two deletes of one site at once: one is queued, the other told it is being deleted.
+    let delete = || {
+        client
+            .delete(server.url(&format!("/api/v1/sites/{}", site.id)))
+            .bearer_auth(&secret)
+            .send()
+    };
+    let (a, b) = tokio::join!(delete(), delete());
+    let mut statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409]);
+}
