@@ -154,21 +154,6 @@ impl Report {
     }
 }
 
-async fn site_files(
-    state: &AppState,
-    headers: &HeaderMap,
-    site_id: i32,
-    access: platform::Access,
-) -> Result<(platform::Actor, Arc<SiteFiles>), Response> {
-    let platform = state.platform();
-    let actor = signed_in(state, headers).await?;
-    let files = platform
-        .site_files(Some(&actor), site_id, access)
-        .await
-        .map_err(refusal)?;
-    Ok((actor, files))
-}
-
 /// `POST /sites/{id}/files/upload?path=`
 pub async fn upload(
     State(state): State<AppState>,
@@ -177,16 +162,36 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    let (actor, files) = match site_files(&state, &headers, site_id, platform::Access::Write).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
+    match signed_in(&state, &headers).await {
+        Ok(actor) => upload_as(&state, actor, site_id, &at.path, &headers, request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Receives an upload (multipart, `file` parts) into folder `folder` of the site, for `actor`
+/// (a browser's session or an API token): the answer says what was saved and what refused.
+pub async fn upload_as(
+    state: &AppState,
+    actor: platform::Actor,
+    site_id: i32,
+    folder: &str,
+    headers: &HeaderMap,
+    request: Request,
+) -> Response {
+    let files = match state
+        .platform()
+        .site_files(Some(&actor), site_id, platform::Access::Write)
+        .await
+    {
+        Ok(files) => files,
+        Err(err) => return refusal(err),
     };
     let Some(_place) = transfer_place(actor.user_id) else {
         return too_many_transfers();
     };
-    let folder = clean(&at.path);
+    let folder = clean(folder);
     let limits = state.app.uploads;
-    let report = receive(files, &folder, limits, &headers, request).await;
+    let report = receive(files, &folder, limits, headers, request).await;
     let bytes: u64 = report.saved.iter().map(|s| s.size).sum();
     tracing::info!(
         user = %actor.username,
@@ -509,14 +514,27 @@ pub async fn download(
     Query(at): Query<At>,
     headers: HeaderMap,
 ) -> Response {
-    let (actor, files) = match site_files(&state, &headers, site_id, platform::Access::Read).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
+    match signed_in(&state, &headers).await {
+        Ok(actor) => download_as(&state, actor, site_id, &at.path).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Sends a file of the site as it is, or a folder as a zip, to `actor` (a browser's session
+/// or an API token).
+pub async fn download_as(state: &AppState, actor: platform::Actor, site_id: i32, path: &str) -> Response {
+    let files = match state
+        .platform()
+        .site_files(Some(&actor), site_id, platform::Access::Read)
+        .await
+    {
+        Ok(files) => files,
+        Err(err) => return refusal(err),
     };
     let Some(place) = transfer_place(actor.user_id) else {
         return too_many_transfers();
     };
-    let path = clean(&at.path);
+    let path = clean(path);
     let opened = match files
         .run({
             let path = path.clone();

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(assets)
         .merge(doors)
-        .merge(crate::api::router().layer(DefaultBodyLimit::max(crate::api::BODY_LIMIT)))
+        .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || shell(options.clone())

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api;
 pub mod certificates;
+pub mod client;
 pub mod config;
 pub mod databases;
 pub mod edge;

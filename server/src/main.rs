@@ -9,8 +9,28 @@ use server::{
 };
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        // A client of a server, anywhere: nothing of this machine's configuration applies.
+        Command::Client(command) => server::client::run(command, cli.json).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "director", &mut std::io::stdout());
+            std::process::ExitCode::SUCCESS
+        }
+        _ => match manage(cli).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("Error: {err:?}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The commands that run or manage this machine's Director.
+async fn manage(cli: Cli) -> anyhow::Result<()> {
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args.as_ref()),
         _ => None,
@@ -70,5 +90,6 @@ async fn main() -> anyhow::Result<()> {
             println!("Created {} ({}).", user.username, user.role.as_str());
             Ok(())
         }
+        Command::Completions { .. } | Command::Client(_) => Ok(()),
     }
 }

@@ -70,6 +70,48 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// A site's output as it is written, from its last `tail` lines on, for as long as the
+    /// caller reads (nothing for a static site). The check is made once, here: the stream
+    /// carries no credentials further.
+    pub async fn follow_site_logs(
+        &self,
+        actor: Option<&Actor>,
+        site_id: i32,
+        tail: u32,
+    ) -> Result<impl futures::Stream<Item = Result<LogEntry>> + Send + use<>> {
+        let site = self.site(actor, site_id).await?;
+        let lines = match site.kind {
+            SiteKind::Static => None,
+            SiteKind::Dynamic => {
+                let options = LogOptions {
+                    follow: true,
+                    since: None,
+                    tail: Some(tail.min(MAX_LOG_LINES)),
+                    timestamps: true,
+                };
+                Some(
+                    self.runtime("Logs are")?
+                        .orchestrator
+                        .logs(site.engine_id(), options),
+                )
+            }
+        };
+        Ok(futures::stream::iter(lines)
+            .flatten()
+            .take_while(|line| std::future::ready(!matches!(line, Err(orchestrator::Error::NotFound(_)))))
+            .map(move |line| match line {
+                Ok(line) => Ok(entry(line.stream, &line.text)),
+                Err(err) => {
+                    tracing::warn!(site = site_id, error = %err, "following a site's logs failed");
+                    Err(Error::EngineUnavailable(
+                        "The site's logs could not be read just now.".to_owned(),
+                    ))
+                }
+            }))
+    }
+}
+
 /// A line with the engine's RFC 3339 timestamp in front.
 fn entry(stream: LogStream, raw: &str) -> LogEntry {
     let (at, text) = raw

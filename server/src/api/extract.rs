@@ -80,7 +80,7 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -93,14 +93,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "Send the body as JSON (Content-Type: application/json).",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        // Read up to the limit and no further, whatever the route's other limits.
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
             .await
-            .map_err(|rejection| match rejection.status().as_u16() {
-                413 => Problem(AppError::TooLarge(format!(
-                    "The body is larger than this request takes ({} KiB at most).",
-                    BODY_LIMIT / 1024
-                ))),
-                _ => invalid("body", "The body could not be read."),
+            .map_err(|err| {
+                let too_large = std::error::Error::source(&err)
+                    .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    Problem(AppError::TooLarge(format!(
+                        "The body is larger than this request takes ({} KiB at most).",
+                        BODY_LIMIT / 1024
+                    )))
+                } else {
+                    invalid("body", "The body could not be read.")
+                }
             })?;
         serde_json::from_slice(&bytes)
             .map(Self)

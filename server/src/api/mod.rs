@@ -8,6 +8,9 @@
 //! from it. Errors are RFC 9457 problem details with a stable `type` per kind of error.
 
 mod extract;
+mod files;
+mod follow;
+mod members;
 mod sites;
 mod tokens;
 
@@ -28,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::AppState;
 
-pub use extract::{BODY_LIMIT, Caller};
+pub use extract::Caller;
 
 /// Where the API lives.
 pub const BASE: &str = "/api/v1";
@@ -45,6 +48,7 @@ pub const BASE: &str = "/api/v1";
     modifiers(&BearerToken),
     tags(
         (name = "sites", description = "Sites and what happens to them"),
+        (name = "files", description = "A site's files"),
         (name = "tokens", description = "The caller's personal access tokens"),
     ),
 )]
@@ -71,6 +75,9 @@ impl utoipa::Modify for BearerToken {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sites::routes())
+        .merge(follow::routes())
+        .merge(members::routes())
+        .merge(files::routes())
         .merge(tokens::routes())
 }
 
@@ -91,6 +98,58 @@ pub fn router() -> Router<AppState> {
             &format!("{BASE}/{{*rest}}"),
             axum::routing::any(|| async { Problem(AppError::NotFound) }),
         )
+        .layer(axum::middleware::map_response(as_problem))
+}
+
+/// Whatever error an API route answers without problem details (axum's own refusals, a wrong
+/// method, the file doors' plain words) is answered as a problem with the same status and words.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !(status.is_client_error() || status.is_server_error()) || kind.starts_with("application/") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(bytes) if status.is_client_error() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        // A server's own failure says nothing of itself.
+        _ => "Something went wrong on our side; try again.".to_owned(),
+    };
+    let code = match status.as_u16() {
+        400 => "bad-request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not-found",
+        405 => "method-not-allowed",
+        409 => "conflict",
+        413 => "too-large",
+        429 => "throttled",
+        503 => "unavailable",
+        507 => "disk-full",
+        _ => "error",
+    };
+    let body = ProblemBody {
+        kind: format!("urn:director:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        field: None,
+    };
+    let mut response = (status, Json(body)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 /// The API's OpenAPI document, as served.

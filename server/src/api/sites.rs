@@ -188,8 +188,24 @@ async fn create_site(
     Caller(actor): Caller,
     ApiJson(new): ApiJson<NewSiteJson>,
 ) -> Answer<(StatusCode, Json<Created>)> {
-    let (site, operation) = state
-        .platform()
+    let platform = state.platform();
+    let image = if new.image.is_empty() {
+        let dynamic = new.kind == "dynamic";
+        platform
+            .site_images(Some(&actor))
+            .await?
+            .into_iter()
+            .find(
+                |(_, _, serves_static, serves_dynamic)| {
+                    if dynamic { *serves_dynamic } else { *serves_static }
+                },
+            )
+            .map(|(name, ..)| name)
+            .unwrap_or_default()
+    } else {
+        new.image
+    };
+    let (site, operation) = platform
         .create_site(
             Some(&actor),
             NewSite {
@@ -201,7 +217,7 @@ async fn create_site(
                     new.purpose
                 },
                 kind: new.kind,
-                image: new.image,
+                image,
             },
         )
         .await?;
@@ -219,7 +235,7 @@ async fn create_site(
 #[into_params(parameter_in = Path)]
 pub struct SiteId {
     /// The site's id.
-    id: i32,
+    pub(super) id: i32,
 }
 
 /// One site.
@@ -398,7 +414,7 @@ async fn site_operations(
 #[into_params(parameter_in = Path)]
 pub struct OperationId {
     /// The operation's id.
-    id: i64,
+    pub(super) id: i64,
 }
 
 /// One operation, with its actions.

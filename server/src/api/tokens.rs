@@ -6,7 +6,6 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use model::Stored as _;
 use platform::api_tokens::TokenRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,8 +16,62 @@ use crate::http::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(me))
         .routes(routes!(list_tokens))
         .routes(routes!(revoke_token))
+}
+
+/// Who the token acts for, and how to reach the server's SSH.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeJson {
+    username: String,
+    display_name: String,
+    /// `user`, `approver` or `admin`.
+    #[schema(example = "user")]
+    role: &'static str,
+    /// The token's scopes.
+    scopes: Vec<&'static str>,
+    /// The SSH port, when SSH is on (`ssh -p <port> <site>@<this host>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_port: Option<u16>,
+    /// The server's SSH host key fingerprints.
+    ssh_host_keys: Vec<String>,
+}
+
+/// Who the token acts for.
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "tokens",
+    security(("token" = [])),
+    responses(
+        (status = 200, body = MeJson),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn me(State(state): State<AppState>, Caller(actor): Caller) -> Answer<Json<MeJson>> {
+    let scopes = match &actor.grant {
+        platform::Grant::Token(token) => scopes(token.access, token.admin),
+        platform::Grant::Full => scopes(model::token::TokenAccess::Write, actor.is_admin()),
+    };
+    let ssh = state.app.ssh.clone();
+    Ok(Json(MeJson {
+        username: actor.username,
+        display_name: actor.display_name,
+        role: actor.role.as_str(),
+        scopes,
+        ssh_port: ssh.as_ref().map(|ssh| ssh.port),
+        ssh_host_keys: ssh.map(|ssh| ssh.fingerprints).unwrap_or_default(),
+    }))
+}
+
+fn scopes(access: model::token::TokenAccess, admin: bool) -> Vec<&'static str> {
+    let mut scopes = vec!["read"];
+    if access == model::token::TokenAccess::Write {
+        scopes.push("write");
+    }
+    if admin {
+        scopes.push("admin");
+    }
+    scopes
 }
 
 /// A personal access token (never its secret).
@@ -44,13 +97,7 @@ pub struct TokenJson {
 
 impl From<TokenRecord> for TokenJson {
     fn from(token: TokenRecord) -> Self {
-        let mut scopes = vec!["read"];
-        if token.access == model::token::TokenAccess::Write {
-            scopes.push(token.access.stored_name());
-        }
-        if token.admin {
-            scopes.push("admin");
-        }
+        let scopes = scopes(token.access, token.admin);
         Self {
             id: token.id,
             name: token.name,

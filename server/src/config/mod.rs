@@ -42,6 +42,9 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "DIRECTOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Client commands: print the API's JSON rather than words for people.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,6 +73,13 @@ pub enum Command {
     /// Manage accounts from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// Prints shell completions for `director` (bash, zsh, fish, …).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 /// Flags of `director serve`, section by section.

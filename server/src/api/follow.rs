@@ -1,0 +1,188 @@
+//! What the API streams as Server-Sent Events: an operation's progress until it ends, and a
+//! site's output as it is written.
+
+// utoipa's `path` macro names the `params` types by qualified paths in what it generates.
+#![allow(unused_qualifications)]
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Json,
+    extract::State,
+    response::sse::{Event, KeepAlive, Sse},
+};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt as _};
+use platform::sites::{LogEntry, OperationState};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    Answer, Caller, ProblemBody,
+    extract::{ApiPath, ApiQuery},
+    sites::{OperationId, OperationJson, SiteId},
+};
+use crate::http::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(follow_operation))
+        .routes(routes!(site_logs))
+        .routes(routes!(follow_site_logs))
+}
+
+/// How often a followed operation is looked at again.
+const OPERATION_POLL: Duration = Duration::from_millis(500);
+
+/// Follows an operation: an `operation` event with it whenever it changes, the last once it
+/// is done or failed, after which the stream ends. A site's deletion ends with a `gone` event
+/// instead: once done, it forgets the site and its operations.
+#[utoipa::path(
+    get, path = "/api/v1/operations/{id}/follow", tag = "sites", params(OperationId),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "`operation` events, each an OperationJson", content_type = "text/event-stream", body = String),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn follow_operation(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(OperationId { id }): ApiPath<OperationId>,
+) -> Answer<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let platform = state.platform().clone();
+    // Asked once before the stream starts: a caller who may not see it gets a problem, not an
+    // empty stream.
+    let first = platform.operation(Some(&actor), id).await?;
+    let events = futures::stream::unfold(
+        (Some(first), String::new(), false),
+        move |(mut next, last, ended)| {
+            let (platform, actor) = (platform.clone(), actor.clone());
+            async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    let record = match next.take() {
+                        Some(record) => record,
+                        None => {
+                            tokio::time::sleep(OPERATION_POLL).await;
+                            // Read again with the caller's rights. A site's deletion, once done,
+                            // forgets the site with its operations: that end is said as `gone`.
+                            match platform.operation(Some(&actor), id).await {
+                                Ok(record) => record,
+                                Err(platform::Error::NotFound(_)) => {
+                                    let event = Event::default().event("gone").data(id.to_string());
+                                    return Some((Ok(event), (None, last, true)));
+                                }
+                                Err(_) => return None,
+                            }
+                        }
+                    };
+                    let ended = matches!(record.state, OperationState::Done | OperationState::Failed);
+                    let json = serde_json::to_string(&OperationJson::from(record)).unwrap_or_default();
+                    if json != last {
+                        let event = Event::default().event("operation").data(json.clone());
+                        return Some((Ok(event), (None, json, ended)));
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// One line a site wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogJson {
+    /// When the engine received it.
+    at: DateTime<Utc>,
+    /// `stdout` or `stderr`.
+    #[schema(example = "stdout")]
+    stream: &'static str,
+    text: String,
+}
+
+impl From<LogEntry> for LogJson {
+    fn from(entry: LogEntry) -> Self {
+        Self {
+            at: entry.at,
+            stream: if entry.stderr { "stderr" } else { "stdout" },
+            text: entry.text,
+        }
+    }
+}
+
+/// How much of the output.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Lines {
+    /// The newest lines (1–500, default 100).
+    lines: Option<u32>,
+}
+
+/// The newest lines a dynamic site wrote (none for a static site).
+#[utoipa::path(
+    get, path = "/api/v1/sites/{id}/logs", tag = "sites", params(SiteId, Lines),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = Vec<LogJson>),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn site_logs(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(SiteId { id }): ApiPath<SiteId>,
+    ApiQuery(Lines { lines }): ApiQuery<Lines>,
+) -> Answer<Json<Vec<LogJson>>> {
+    let entries = state
+        .platform()
+        .site_logs(Some(&actor), id, lines.unwrap_or(100))
+        .await?;
+    Ok(Json(entries.into_iter().map(LogJson::from).collect()))
+}
+
+/// Follows a dynamic site's output: a `line` event for each line it writes, from its newest
+/// `lines` on, until the caller leaves (or the site's service goes).
+#[utoipa::path(
+    get, path = "/api/v1/sites/{id}/logs/follow", tag = "sites", params(SiteId, Lines),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "`line` events, each a LogJson", content_type = "text/event-stream", body = String),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, body = ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+async fn follow_site_logs(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(SiteId { id }): ApiPath<SiteId>,
+    ApiQuery(Lines { lines }): ApiQuery<Lines>,
+) -> Answer<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let lines = state
+        .platform()
+        .follow_site_logs(Some(&actor), id, lines.unwrap_or(100))
+        .await?;
+    let events = lines.map(|line| {
+        Ok(match line {
+            Ok(entry) => Event::default()
+                .event("line")
+                .data(serde_json::to_string(&LogJson::from(entry)).unwrap_or_default()),
+            Err(err) => Event::default().event("error").data(err.to_string()),
+        })
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
