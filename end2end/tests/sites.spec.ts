@@ -581,3 +581,41 @@ test('a user adds an SSH key on their account page, sees its fingerprint, and re
   await row.getByRole('button', { name: 'Remove key laptop@e2e' }).click();
   await expect(row).toHaveCount(0);
 });
+
+test('a user makes an API token, sees it once, uses it, and revokes it; the API reference renders', async ({ page, request }, testInfo) => {
+  await signedIn(page, owner);
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByLabel('What it is for').fill('e2e script');
+  await page.getByLabel('read and write').check();
+  await page.getByRole('button', { name: 'Make token' }).click();
+  const shown = page.locator('[data-secret="token"]');
+  await expect(shown).toHaveText(/^dpat_/);
+  const token = (await shown.textContent()) ?? '';
+  const row = page.locator('tr[data-token="e2e script"]');
+  await expect(row).toContainText('read, write');
+  await expect(row).toContainText(token.slice(0, 9));
+  await page.screenshot({ path: testInfo.outputPath('api-token.png'), fullPage: true });
+
+  // The token works as its owner, through the API only.
+  const sites = await request.get(`${server().baseURL}/api/v1/sites`, { headers: { Authorization: `Bearer ${token}` } });
+  expect(sites.status()).toBe(200);
+  expect((await sites.json()).sites.map((s: { name: string }) => s.name)).toContain('hello-python');
+
+  // Shown once: a reload lists it without its secret.
+  await page.reload();
+  await expect(row).toBeVisible();
+  await expect(page.locator('[data-secret="token"]')).toHaveCount(0);
+  await expect(page.locator('body')).not.toContainText(token);
+
+  await row.getByRole('button', { name: 'Revoke token e2e script' }).click();
+  await expect(row).toContainText('revoked');
+  const refused = await request.get(`${server().baseURL}/api/v1/sites`, { headers: { Authorization: `Bearer ${token}` } });
+  expect(refused.status()).toBe(401);
+  expect(refused.headers()['content-type']).toBe('application/problem+json');
+
+  await page.getByRole('link', { name: 'the REST API' }).click();
+  await expect(page).toHaveURL(/\/api\/docs$/);
+  await expect(page.locator('#reference')).toContainText('/api/v1/sites');
+  await expect(page.getByRole('button', { name: 'Authorize' })).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('api-reference.png'), fullPage: true });
+});

@@ -111,23 +111,26 @@ pub struct At {
     path: String,
 }
 
-/// The answer to an upload.
-#[derive(Debug, Default, Serialize)]
-struct Report {
+/// The answer to an upload: what was saved and what refused (with why).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = UploadReport)]
+pub struct Report {
     saved: Vec<Saved>,
     refused: Vec<Refused>,
     #[serde(skip)]
     status: Option<StatusCode>,
 }
 
-#[derive(Debug, Serialize)]
-struct Saved {
+/// A file saved.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Saved {
     name: String,
     size: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct Refused {
+/// A file (or the upload itself) refused, and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Refused {
     name: String,
     message: String,
 }

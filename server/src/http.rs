@@ -67,14 +67,15 @@ pub fn router(state: AppState) -> Router {
     // and compress to a third: scripts/build writes a `.gz` beside each, served to browsers
     // that accept it.
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
-    let assets = ["pkg", "xterm", "codemirror"]
-        .into_iter()
-        .fold(Router::new(), |router, dir| {
-            router.nest_service(
-                &format!("/{dir}"),
-                tower_http::services::ServeDir::new(site_root.join(dir)).precompressed_gzip(),
-            )
-        });
+    let assets =
+        ["pkg", "xterm", "codemirror", "swagger-ui"]
+            .into_iter()
+            .fold(Router::new(), |router, dir| {
+                router.nest_service(
+                    &format!("/{dir}"),
+                    tower_http::services::ServeDir::new(site_root.join(dir)).precompressed_gzip(),
+                )
+            });
     let doors = doors()
         .into_iter()
         .fold(Router::new(), |router, (path, door)| router.route(path, door));

@@ -706,3 +706,42 @@ async fn what_the_api_cannot_read_it_refuses_with_the_reason() {
     statuses.sort_unstable();
     assert_eq!(statuses, [202, 409]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_past_its_allowance_is_told_when_to_come_back() {
+    let db = TestDb::new().await;
+    let ann = sign_in(&db.platform, "ann", Role::User).await;
+    let bob = sign_in(&db.platform, "bob", Role::User).await;
+    let (hers, his) = (
+        token(&db.platform, &ann, TokenAccess::Read, false, None).await,
+        token(&db.platform, &bob, TokenAccess::Read, false, None).await,
+    );
+    let one = std::num::NonZeroU32::MIN;
+    let server = TestServer::start_with_api_rate(
+        db.platform.clone(),
+        server::api::RateLimit {
+            per_second: one,
+            burst: one.saturating_add(2),
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let ask = |token: &str| client.get(server.url("/api/v1/me")).bearer_auth(token).send();
+    for _ in 0..3 {
+        assert_eq!(ask(&hers).await.unwrap().status(), StatusCode::OK);
+    }
+    let throttled = ask(&hers).await.unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    let problem: Value = throttled.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:director:problem:throttled");
+    // Another token has its own allowance; this one has a request back a second later.
+    assert_eq!(ask(&his).await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(ask(&hers).await.unwrap().status(), StatusCode::OK);
+}

@@ -67,7 +67,7 @@ pub fn Tokens(state: TokensState) -> impl IntoView {
             <h2 id="tokens-title">{if everyone { "Everyone's tokens" } else { "API tokens" }}</h2>
             <p class="hint">
                 "A token lets a script or the " <code>"director"</code> " command line act as you through "
-                <a href="/api/docs">"the REST API"</a> ", as far as its scopes say. Send it as "
+                <a href="/api/docs" rel="external">"the REST API"</a> ", as far as its scopes say. Send it as "
                 <code>"Authorization: Bearer …"</code> "."
             </p>
             {move || made().map(|made| view! {

@@ -172,16 +172,17 @@ async fn download(
     request_body(content = String, content_type = "multipart/form-data"),
     security(("token" = [])),
     responses(
-        (status = 200, description = "What was saved and refused", body = Object),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 200, description = "What was saved and refused", body = crate::files::Report),
+        (status = 400, description = "A bad address (a problem), or nothing could be read (the report, why per part)",
+            content((ProblemBody = "application/problem+json"), (crate::files::Report = "application/json"))),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A name was taken: what was saved and refused", body = crate::files::Report),
+        (status = 413, description = "A file or the whole was too large", body = crate::files::Report),
         (status = 429, body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 507, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 507, description = "The site's disk is full", body = crate::files::Report),
     ),
 )]
 async fn upload(

@@ -32,6 +32,15 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(follow_site_logs))
 }
 
+/// One Server-Sent Event, as a client reads it: its name and its data (JSON text).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventJson {
+    /// `operation` or `gone`; `line` or `error`.
+    event: String,
+    /// The event's JSON (an OperationJson, a LogJson), or the error's words.
+    data: String,
+}
+
 /// How often a followed operation is looked at again.
 const OPERATION_POLL: Duration = Duration::from_millis(500);
 
@@ -42,7 +51,7 @@ const OPERATION_POLL: Duration = Duration::from_millis(500);
     get, path = "/api/v1/operations/{id}/follow", tag = "sites", params(OperationId),
     security(("token" = [])),
     responses(
-        (status = 200, description = "`operation` events, each an OperationJson", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`operation` events, each an OperationJson", content_type = "text/event-stream", body = EventJson),
         (status = 400, body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, body = ProblemBody, content_type = "application/problem+json"),
@@ -123,7 +132,22 @@ impl From<LogEntry> for LogJson {
 #[into_params(parameter_in = Query)]
 pub struct Lines {
     /// The newest lines (1–500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     lines: Option<u32>,
+}
+
+impl Lines {
+    /// How many lines were asked for, checked.
+    fn count(&self) -> Answer<u32> {
+        match self.lines {
+            None => Ok(100),
+            Some(lines @ 1..=platform::sites::MAX_LOG_LINES) => Ok(lines),
+            Some(_) => Err(super::Problem(app::AppError::Invalid {
+                field: "lines".to_owned(),
+                message: format!("Ask for 1 to {} lines.", platform::sites::MAX_LOG_LINES),
+            })),
+        }
+    }
 }
 
 /// The newest lines a dynamic site wrote (none for a static site).
@@ -143,11 +167,11 @@ async fn site_logs(
     State(state): State<AppState>,
     Caller(actor): Caller,
     ApiPath(SiteId { id }): ApiPath<SiteId>,
-    ApiQuery(Lines { lines }): ApiQuery<Lines>,
+    ApiQuery(lines): ApiQuery<Lines>,
 ) -> Answer<Json<Vec<LogJson>>> {
     let entries = state
         .platform()
-        .site_logs(Some(&actor), id, lines.unwrap_or(100))
+        .site_logs(Some(&actor), id, lines.count()?)
         .await?;
     Ok(Json(entries.into_iter().map(LogJson::from).collect()))
 }
@@ -158,7 +182,7 @@ async fn site_logs(
     get, path = "/api/v1/sites/{id}/logs/follow", tag = "sites", params(SiteId, Lines),
     security(("token" = [])),
     responses(
-        (status = 200, description = "`line` events, each a LogJson", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`line` events, each a LogJson", content_type = "text/event-stream", body = EventJson),
         (status = 400, body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, body = ProblemBody, content_type = "application/problem+json"),
@@ -170,11 +194,11 @@ async fn follow_site_logs(
     State(state): State<AppState>,
     Caller(actor): Caller,
     ApiPath(SiteId { id }): ApiPath<SiteId>,
-    ApiQuery(Lines { lines }): ApiQuery<Lines>,
+    ApiQuery(lines): ApiQuery<Lines>,
 ) -> Answer<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let lines = state
         .platform()
-        .follow_site_logs(Some(&actor), id, lines.unwrap_or(100))
+        .follow_site_logs(Some(&actor), id, lines.count()?)
         .await?;
     let events = lines.map(|line| {
         Ok(match line {

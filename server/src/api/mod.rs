@@ -93,12 +93,26 @@ pub fn router() -> Router<AppState> {
                 async move { Json(document.as_ref().clone()) }
             }),
         )
+        .route("/api/docs", axum::routing::get(reference))
         // Not the pages' fallback: an address under the API that names nothing is the API's.
         .route(
             &format!("{BASE}/{{*rest}}"),
             axum::routing::any(|| async { Problem(AppError::NotFound) }),
         )
         .layer(axum::middleware::map_response(as_problem))
+}
+
+/// The API's reference page: Swagger UI (bundled by scripts/build, no CDN) over the document.
+async fn reference() -> axum::response::Html<&'static str> {
+    axum::response::Html(concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>Director REST API</title>",
+        "<link rel=\"stylesheet\" href=\"/swagger-ui/swagger-ui.css\"></head>",
+        "<body><div id=\"reference\"></div>",
+        "<script src=\"/swagger-ui/swagger-ui-bundle.js\"></script>",
+        "<script src=\"/swagger-ui/api-docs.js\"></script></body></html>",
+    ))
 }
 
 /// Whatever error an API route answers without problem details (axum's own refusals, a wrong

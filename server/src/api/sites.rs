@@ -143,8 +143,10 @@ async fn list_sites(
 #[serde(deny_unknown_fields)]
 pub struct NewSiteJson {
     /// Its name: its address is `<name>.<sites domain>`.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", example = "blog")]
     name: String,
     /// `static` or `dynamic`.
+    #[schema(pattern = "^(static|dynamic)$", example = "static")]
     kind: String,
     /// A catalogue image's name (dynamic sites; static sites may leave it out).
     #[serde(default)]

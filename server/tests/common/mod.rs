@@ -30,17 +30,22 @@ impl TestServer {
 
     /// With these terminals (to watch their shells).
     pub async fn start_with_terminals(platform: Platform, terminals: server::terminal::Terminals) -> Self {
-        Self::start_full(platform, false, None, Some(terminals)).await
+        Self::start_full(platform, false, None, Some(terminals), None).await
     }
 
     /// As if served over TLS (`https://` public URL): cookies must be `Secure`.
     pub async fn start_with(platform: Platform, secure_cookies: bool) -> Self {
-        Self::start_full(platform, secure_cookies, None, None).await
+        Self::start_full(platform, secure_cookies, None, None, None).await
     }
 
     /// With the given upload limits.
     pub async fn start_with_limits(platform: Platform, limits: app::api::UploadLimits) -> Self {
-        Self::start_full(platform, false, Some(limits), None).await
+        Self::start_full(platform, false, Some(limits), None, None).await
+    }
+
+    /// With this allowance of REST API requests per token.
+    pub async fn start_with_api_rate(platform: Platform, rate: server::api::RateLimit) -> Self {
+        Self::start_full(platform, false, None, None, Some(rate)).await
     }
 
     async fn start_full(
@@ -48,6 +53,7 @@ impl TestServer {
         secure_cookies: bool,
         limits: Option<app::api::UploadLimits>,
         terminals: Option<server::terminal::Terminals>,
+        api_rate: Option<server::api::RateLimit>,
     ) -> Self {
         use clap::Parser as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -66,7 +72,7 @@ impl TestServer {
             terminals: terminals
                 .unwrap_or_else(|| server::terminal::Terminals::new(std::time::Duration::from_secs(60))),
             public_url: format!("http://{addr}"),
-            api: server::api::Limiter::new(config.server.api_rate),
+            api: server::api::Limiter::new(api_rate.unwrap_or(config.server.api_rate)),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

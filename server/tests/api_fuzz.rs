@@ -1,0 +1,91 @@
+//! Schemathesis, a property-based tester driven by the REST API's own OpenAPI document, against
+//! a real server, engine and edge with a member's token: no answer is a server error, and every
+//! answer is one the document describes (status, content type, headers, schema). Bounded: a few
+//! examples per route, in CI too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, edge::start_edge, running_site, signed_in_user};
+use model::token::TokenAccess;
+use platform::{Role, api_tokens::NewToken};
+
+/// Schemathesis as scripts/setup installs it (`DIRECTOR_SETUP_TESTS=1`), in the checkout's
+/// `.venv`.
+fn schemathesis() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/schemathesis");
+    assert!(
+        path.exists(),
+        "{} is missing: run DIRECTOR_SETUP_TESTS=1 scripts/setup",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_describe() {
+    let edge = start_edge().await;
+    let platform = edge.db.platform.clone();
+    edge.start_workers();
+    let (member, _) = signed_in_user(&platform, "member", Role::User).await;
+    // Something to find: a site of the member's, made.
+    running_site(&platform, &member, "fuzzed").await;
+    let token = platform
+        .create_token(
+            Some(&member),
+            NewToken {
+                name: "schemathesis".to_owned(),
+                days: None,
+                access: TokenAccess::Write,
+                admin: false,
+                sites: None,
+            },
+        )
+        .await
+        .unwrap()
+        .secret;
+    let one = std::num::NonZeroU32::MIN;
+    // Its requests come fast: the allowance is not what is tested here.
+    let server = TestServer::start_with_api_rate(
+        platform.clone(),
+        server::api::RateLimit {
+            per_second: one.saturating_add(999),
+            burst: one.saturating_add(999),
+        },
+    )
+    .await;
+    let report = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(schemathesis())
+        .arg("run")
+        .arg(server.url("/api/v1/openapi.json"))
+        .args(["--url", &server.base])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        // Every check but those that take the schema's types for the whole of a field's rules:
+        // a well-typed site name can still be refused (400) for what DNS allows.
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        // Revoking tokens by random ids would soon revoke this one (revocation has its tests).
+        .args(["--exclude-name", "DELETE /api/v1/tokens/{id}"])
+        .args(["--max-examples", "12", "--seed", "1", "--workers", "2"])
+        .args(["--request-timeout", "20", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(report.path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .expect("schemathesis finished within 10 minutes")
+        .unwrap();
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found problems:\n{said}");
+    assert!(
+        !said.contains("Authentication failed"),
+        "every route was reached with the token:\n{said}"
+    );
+    println!("{said}");
+}
