@@ -44,9 +44,10 @@ impl Actor {
         }
     }
 
-    /// Whether the actor is an admin.
+    /// Whether the actor may use an admin's powers: an admin, with credentials that carry them
+    /// (a session; a token only with the admin scope).
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+        self.role == Role::Admin && self.grant.admin_powers()
     }
 
     /// "Name (username)", as notifications name who did something.
@@ -410,7 +411,7 @@ impl Platform {
 
     /// Creates an account.
     pub async fn create_user(&self, actor: Option<&Actor>, new: NewUser) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Credentials)?;
         let mut conn = self.conn().await?;
         let user = insert_user(&mut conn, new).await?;
         tracing::info!(by = %actor.username, user = %user.username, role = user.role.as_str(), "user created");
@@ -499,7 +500,7 @@ impl Platform {
         user_id: i64,
         role: Role,
     ) -> Result<UserSummary> {
-        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Credentials)?;
         let user = self.change_role(actor, user_id, role).await?;
         tracing::info!(by = %actor.username, user = %user.username, role = role.as_str(), "user role changed");
         Ok(user)

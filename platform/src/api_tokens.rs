@@ -78,9 +78,11 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-#[derive(Queryable)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_tokens, check_for_backend(diesel::pg::Pg))]
 struct TokenRow {
     id: i64,
+    #[diesel(select_expression = users::username, select_expression_type = users::username)]
     username: String,
     name: String,
     hint: String,
@@ -93,36 +95,6 @@ struct TokenRow {
     last_used_ip: String,
     revoked_at: Option<DateTime<Utc>>,
 }
-
-type TokenColumns = (
-    api_tokens::id,
-    users::username,
-    api_tokens::name,
-    api_tokens::hint,
-    api_tokens::access,
-    api_tokens::admin,
-    api_tokens::limited,
-    api_tokens::created_at,
-    api_tokens::expires_at,
-    api_tokens::last_used_at,
-    api_tokens::last_used_ip,
-    api_tokens::revoked_at,
-);
-
-const TOKEN_COLUMNS: TokenColumns = (
-    api_tokens::id,
-    users::username,
-    api_tokens::name,
-    api_tokens::hint,
-    api_tokens::access,
-    api_tokens::admin,
-    api_tokens::limited,
-    api_tokens::created_at,
-    api_tokens::expires_at,
-    api_tokens::last_used_at,
-    api_tokens::last_used_ip,
-    api_tokens::revoked_at,
-);
 
 /// Whose tokens to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +242,16 @@ impl Platform {
     /// The actor's own tokens, newest first (revoked and expired ones too, for a while).
     pub async fn my_tokens(&self, actor: Option<&Actor>) -> Result<Vec<TokenRecord>> {
         let actor = authorize(actor, Permission::UseManager, Access::Read)?;
-        self.tokens_of(Owner::One(actor.user_id)).await
+        let mut tokens = self.tokens_of(Owner::One(actor.user_id)).await?;
+        // A token limited to some sites sees itself only: the others' names and sites are not
+        // within its reach.
+        if let Grant::Token(TokenGrant {
+            id, sites: Some(_), ..
+        }) = &actor.grant
+        {
+            tokens.retain(|token| token.id == *id);
+        }
+        Ok(tokens)
     }
 
     /// Everyone's tokens, newest first (admins).
@@ -391,6 +372,32 @@ impl Platform {
         }))
     }
 
+    /// `actor` as its credentials stand now: None once its token was revoked or expired or its
+    /// user deactivated — for what lasts beyond one request (an event stream), which asks again
+    /// now and then.
+    pub async fn refreshed(&self, actor: &Actor) -> Result<Option<Actor>> {
+        let Grant::Token(token) = &actor.grant else {
+            return Ok(Some(actor.clone()));
+        };
+        let mut conn = self.conn().await?;
+        let found: Option<(String, String, Role)> = api_tokens::table
+            .inner_join(users::table)
+            .filter(api_tokens::id.eq(token.id))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(api_tokens::expires_at.gt(Utc::now()))
+            .filter(users::active.eq(true))
+            .select((users::username, users::display_name, users::role))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(found.map(|(username, display_name, role)| Actor {
+            username,
+            display_name,
+            role,
+            ..actor.clone()
+        }))
+    }
+
     async fn tokens_of(&self, owner: Owner) -> Result<Vec<TokenRecord>> {
         let mut conn = self.conn().await?;
         // Tokens that ended more than 30 days ago are no longer shown.
@@ -404,7 +411,7 @@ impl Platform {
                     .or(api_tokens::revoked_at.gt(shown_since)),
             )
             .order(api_tokens::id.desc())
-            .select(TOKEN_COLUMNS)
+            .select(TokenRow::as_select())
             .into_boxed();
         if let Owner::One(user) = owner {
             query = query.filter(api_tokens::user_id.eq(user));

@@ -77,7 +77,7 @@ impl Grant {
     }
 
     /// Whether these credentials may use an admin's powers (the role decides the rest).
-    fn admin_powers(&self) -> bool {
+    pub fn admin_powers(&self) -> bool {
         match self {
             Self::Full => true,
             Self::Token(token) => token.admin && token.sites.is_none(),
@@ -115,7 +115,7 @@ impl Grant {
 /// returning the actor when it may.
 pub fn authorize(actor: Option<&Actor>, permission: Permission, access: Access) -> Result<&Actor> {
     let actor = actor.ok_or(Error::Unauthenticated)?;
-    let admin = actor.role == Role::Admin && actor.grant.admin_powers();
+    let admin = actor.is_admin();
     let allowed = match permission {
         Permission::UseManager => true,
         Permission::ManageUsers | Permission::Administer => admin,

@@ -181,7 +181,7 @@ impl Platform {
 
     /// Removes a key: the owner's own, or any for an admin. Others learn nothing (not found).
     pub async fn remove_ssh_key(&self, actor: Option<&Actor>, key_id: i64) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
+        let actor = authorize(actor, Permission::UseManager, Access::Credentials)?;
         let mut conn = self.conn().await?;
         let owner: Option<(i64, String)> = ssh_keys::table
             .find(key_id)

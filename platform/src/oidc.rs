@@ -936,7 +936,7 @@ impl Platform {
         subject: &str,
         user_id: i64,
     ) -> Result<()> {
-        let actor = authorize(actor, Permission::ManageUsers, Access::Write)?;
+        let actor = authorize(actor, Permission::ManageUsers, Access::Credentials)?;
         let pending = self.pending(issuer, subject).await?;
         if pending.user_id != user_id {
             return Err(Error::Conflict(

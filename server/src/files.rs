@@ -40,51 +40,18 @@ use crate::{
 const DISK_RESERVE: u64 = 256 << 20;
 /// Multipart framing allowed beyond the files' own bytes.
 const FRAMING: u64 = 1 << 20;
-/// Uploads and downloads under way at once. Each holds a blocking thread while its client
-/// sends or reads at its own pace: past this many, a transfer is refused (503) rather than
-/// let slow clients take the threads that sign-in and every file operation need.
-const MAX_TRANSFERS: usize = 64;
+/// Uploads and downloads under way at once: 64 in all — each holds a blocking thread while its
+/// client sends or reads at its own pace, and past this many a transfer is refused (503) rather
+/// than let slow clients take the threads that sign-in and every file operation need — and 8 for
+/// one user.
+static TRANSFERS: crate::places::Places = crate::places::Places::new(64, 8);
 
-static TRANSFERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_TRANSFERS);
-
-/// Transfers one user may have under way at once: one member's slow clients never take every
-/// place.
-const MAX_TRANSFERS_PER_USER: usize = 8;
-
-static TRANSFERS_BY_USER: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<i64, usize>>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// A transfer's place among [`MAX_TRANSFERS`] and its user's, held until it ends.
-pub(crate) struct TransferPlace {
-    _place: tokio::sync::SemaphorePermit<'static>,
-    user: i64,
-}
-
-impl Drop for TransferPlace {
-    fn drop(&mut self) {
-        let mut users = TRANSFERS_BY_USER
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = users.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                users.remove(&self.user);
-            }
-        }
-    }
-}
+/// A transfer's place, held until it ends.
+pub(crate) type TransferPlace = crate::places::Place;
 
 /// A place for one more transfer of `user`, if there is one.
 pub(crate) fn transfer_place(user: i64) -> Option<TransferPlace> {
-    let mut users = TRANSFERS_BY_USER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if users.get(&user).copied().unwrap_or(0) >= MAX_TRANSFERS_PER_USER {
-        return None;
-    }
-    let place = TRANSFERS.try_acquire().ok()?;
-    *users.entry(user).or_default() += 1;
-    Some(TransferPlace { _place: place, user })
+    TRANSFERS.take(user)
 }
 
 /// The answer when [`transfer_place`] has none.

@@ -13,6 +13,7 @@ pub mod files;
 pub mod http;
 pub mod multipart;
 pub mod oidc;
+pub mod places;
 pub mod reconciler;
 pub mod serve;
 pub mod terminal;

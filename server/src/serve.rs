@@ -164,7 +164,11 @@ async fn run(config: &Config, db: &Database) -> anyhow::Result<()> {
         public_url: public_url.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = start_background(config, &platform, ssh, &stopped)?;
+    let mut background = start_background(config, &platform, ssh, &stopped)?;
+    background.push(tokio::spawn(crate::api::forget_idle_tokens(
+        state.api.clone(),
+        stopped.clone(),
+    )));
 
     tracing::info!(url = %public_url, "Director is listening");
     println!("Director is running at {public_url}");

@@ -272,12 +272,13 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
             None,
             [401, 401, 404, 200, 200, 403, 401, 401, 404, 200],
         ),
+        // A member added keeps their access whatever becomes of the token: no token adds one.
         row(
             Method::POST,
             "/api/v1/sites/{id}/members",
             format!("/api/v1/sites/{id}/members"),
             Some(json!({"username": "nobody"})),
-            [401, 401, 404, 403, 400, 403, 401, 401, 404, 400],
+            [401, 401, 404, 403, 403, 403, 401, 401, 404, 403],
         ),
         // The member is the site's only one: removing them is refused past the check.
         row(
@@ -536,6 +537,36 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(refused.headers()["www-authenticate"], "Bearer");
 
+    // Following an operation ends once the token is revoked (no worker runs: alpha's create
+    // stays queued).
+    let alpha = platform.site_by_name(Some(&ann), "alpha").await.unwrap();
+    let operation = platform.site_operations(Some(&ann), alpha.id).await.unwrap()[0].id;
+    let follower = token(platform, &ann, TokenAccess::Read, false, None).await;
+    let stream = client
+        .get(server.url(&format!("/api/v1/operations/{operation}/follow")))
+        .bearer_auth(&follower)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let follower_id = platform.my_tokens(Some(&ann)).await.unwrap()[0].id;
+    platform.revoke_token(Some(&ann), follower_id).await.unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream.bytes()).await;
+    assert!(ended.is_ok(), "the stream ended with the token");
+
+    // A token limited to some sites sees itself only among its owner's tokens.
+    let limited = token(platform, &ann, TokenAccess::Read, false, Some(vec![alpha.id])).await;
+    let seen: Value = client
+        .get(server.url("/api/v1/tokens"))
+        .bearer_auth(&limited)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
+
     // A token never makes another, nor changes how anyone signs in.
     let reader = token(platform, &ann, TokenAccess::Write, false, None).await;
     let as_token = platform.token_actor(&reader, "").await.unwrap().unwrap();
@@ -562,6 +593,25 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
         matches!(refused, Err(platform::Error::TokenRefused(_))),
         "{refused:?}"
     );
+
+    // An admin's token without the admin scope has none of an admin's powers, in any check:
+    // a wildcard domain (admins only) is refused on the admin's own site.
+    let boss = sign_in(platform, "boss", Role::Admin).await;
+    let (own, _) = platform
+        .create_site(Some(&boss), static_site("bosses"))
+        .await
+        .unwrap();
+    let plain = token(platform, &boss, TokenAccess::Write, false, None).await;
+    let wildcard = |bearer: String| {
+        client
+            .post(server.url(&format!("/api/v1/sites/{}/domains", own.id)))
+            .bearer_auth(bearer)
+            .json(&json!({"host": "*.wild.example"}))
+            .send()
+    };
+    assert_eq!(wildcard(plain).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let scoped = token(platform, &boss, TokenAccess::Write, true, None).await;
+    assert_eq!(wildcard(scoped).await.unwrap().status(), StatusCode::CREATED);
 
     // What a token may be made with: a member's never carries admin powers, a lifetime is at
     // most a year, a limit names only the maker's sites.

@@ -101,6 +101,9 @@ async fn a_member_makes_fills_watches_and_deletes_sites_from_the_command_line() 
     assert!(said.contains("clisite is at http://clisite.localhost"), "{said}");
     let shown = cli.json(&["sites", "show", "clisite"]).await;
     assert_eq!(shown["state"], "running", "{shown}");
+    // `#id` names a site by its id (a name may be all digits).
+    let by_id = cli.json(&["sites", "show", &format!("#{}", shown["id"])]).await;
+    assert_eq!(by_id["name"], "clisite");
     let page = cli.home.path().join("index.html");
     std::fs::write(&page, "<h1>from the command line</h1>\n").unwrap();
     cli.ok(&[

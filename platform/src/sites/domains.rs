@@ -12,7 +12,7 @@ use diesel::{dsl::IntervalDsl as _, prelude::*};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use super::{Change, OperationKind, SiteState, audit, record_change};
-use crate::{Access, Actor, Error, Platform, Result, Role, schema::site_domains, tokens};
+use crate::{Access, Actor, Error, Platform, Result, schema::site_domains, tokens};
 pub use model::domain::Proof;
 
 /// The name the TXT record is looked up at: `_director.<host>`.
@@ -129,7 +129,7 @@ impl Platform {
     pub async fn add_domain(&self, actor: Option<&Actor>, site_id: i32, raw: &str) -> Result<Domain> {
         let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         let actor = actor.clone();
-        let by_admin = actor.role == Role::Admin;
+        let by_admin = actor.is_admin();
         let host = check_domain(raw, &self.domain_rules(), by_admin)?;
         if site.state == SiteState::Deleting {
             return Err(Error::Conflict("The site is being deleted.".to_owned()));

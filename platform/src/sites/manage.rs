@@ -75,7 +75,9 @@ impl Platform {
 
     /// Adds the user called `username` to a site's members.
     pub async fn add_member(&self, actor: Option<&Actor>, site_id: i32, username: &str) -> Result<()> {
-        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
+        // A member added has lasting access (the browser, SSH, the database console) that no
+        // token's revocation takes back: only a person signed in may give it.
+        let (actor, site) = self.managed_site(actor, site_id, Access::Credentials).await?;
         let username = username.trim().to_ascii_lowercase();
         if username.is_empty() {
             return Err(Error::invalid(

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Answer, Caller, ProblemBody,
+    Answer, Caller, Refusals,
     extract::{ApiPath, ApiQuery},
     sites::{OperationId, OperationJson, SiteId},
 };
@@ -44,6 +44,42 @@ pub struct EventJson {
 /// How often a followed operation is looked at again.
 const OPERATION_POLL: Duration = Duration::from_millis(500);
 
+/// How often a stream asks again whether its caller may still have it (a token revoked, an
+/// account deactivated, a member removed end it).
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Streams open at once: 256 in all, 8 for one user (each holds a database connection now and
+/// then, or a log stream from the engine).
+static STREAMS: crate::places::Places = crate::places::Places::new(256, 8);
+
+/// A place for one more stream of `actor`'s, or the answer to come back later.
+fn stream_place(actor: &platform::Actor) -> Answer<crate::places::Place> {
+    STREAMS
+        .take(actor.user_id)
+        .ok_or(super::Problem(app::AppError::Throttled { seconds: 5 }))
+}
+
+/// Ends when `actor` may no longer see site `site`.
+async fn access_lost(platform: platform::Platform, actor: platform::Actor, site: i32) {
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        let still = match platform.refreshed(&actor).await {
+            Ok(Some(now)) => !matches!(
+                platform.site(Some(&now), site).await,
+                Err(platform::Error::NotFound(_)
+                    | platform::Error::Forbidden
+                    | platform::Error::TokenRefused(_))
+            ),
+            Ok(None) => false,
+            // The database not answering is no proof either way: asked again next time.
+            Err(_) => true,
+        };
+        if !still {
+            return;
+        }
+    }
+}
+
 /// Follows an operation: an `operation` event with it whenever it changes, the last once it
 /// is done or failed, after which the stream ends. A site's deletion ends with a `gone` event
 /// instead: once done, it forgets the site and its operations.
@@ -52,10 +88,7 @@ const OPERATION_POLL: Duration = Duration::from_millis(500);
     security(("token" = [])),
     responses(
         (status = 200, description = "`operation` events, each an OperationJson", content_type = "text/event-stream", body = EventJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn follow_operation(
@@ -67,6 +100,7 @@ async fn follow_operation(
     // Asked once before the stream starts: a caller who may not see it gets a problem, not an
     // empty stream.
     let first = platform.operation(Some(&actor), id).await?;
+    let place = stream_place(&actor)?;
     let events = futures::stream::unfold(
         (Some(first), String::new(), false),
         move |(mut next, last, ended)| {
@@ -80,6 +114,8 @@ async fn follow_operation(
                         Some(record) => record,
                         None => {
                             tokio::time::sleep(OPERATION_POLL).await;
+                            // With the caller's credentials as they stand now (revoked: the stream ends).
+                            let actor = platform.refreshed(&actor).await.ok().flatten()?;
                             // Read again with the caller's rights. A site's deletion, once done,
                             // forgets the site with its operations: that end is said as `gone`.
                             match platform.operation(Some(&actor), id).await {
@@ -102,6 +138,10 @@ async fn follow_operation(
             }
         },
     );
+    // The place is held for as long as the stream lives.
+    let events = events.inspect(move |_| {
+        let _ = &place;
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -156,11 +196,7 @@ impl Lines {
     security(("token" = [])),
     responses(
         (status = 200, body = Vec<LogJson>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn site_logs(
@@ -183,11 +219,7 @@ async fn site_logs(
     security(("token" = [])),
     responses(
         (status = 200, description = "`line` events, each a LogJson", content_type = "text/event-stream", body = EventJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn follow_site_logs(
@@ -196,11 +228,14 @@ async fn follow_site_logs(
     ApiPath(SiteId { id }): ApiPath<SiteId>,
     ApiQuery(lines): ApiQuery<Lines>,
 ) -> Answer<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let lines = state
-        .platform()
+    let platform = state.platform().clone();
+    let lines = platform
         .follow_site_logs(Some(&actor), id, lines.count()?)
         .await?;
-    let events = lines.map(|line| {
+    let place = stream_place(&actor)?;
+    let lines = lines.take_until(access_lost(platform, actor, id));
+    let events = lines.map(move |line| {
+        let _ = &place;
         Ok(match line {
             Ok(entry) => Event::default()
                 .event("line")

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Answer, Caller, ProblemBody,
+    Answer, Caller, ChangeRefusals, Refusals,
     extract::{ApiJson, ApiPath},
     sites::SiteId,
 };
@@ -40,10 +40,7 @@ pub struct MemberJson {
     security(("token" = [])),
     responses(
         (status = 200, body = Vec<MemberJson>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn list_members(
@@ -73,12 +70,7 @@ pub struct NewMember {
     security(("token" = [])),
     responses(
         (status = 204),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn add_member(
@@ -107,11 +99,7 @@ pub struct SiteMember {
     security(("token" = [])),
     responses(
         (status = 204),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn remove_member(
@@ -162,10 +150,7 @@ impl From<Domain> for DomainJson {
     security(("token" = [])),
     responses(
         (status = 200, body = Vec<DomainJson>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn list_domains(
@@ -191,12 +176,7 @@ pub struct NewDomain {
     security(("token" = [])),
     responses(
         (status = 201, body = DomainJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn add_domain(
@@ -225,11 +205,7 @@ pub struct SiteDomain {
     security(("token" = [])),
     responses(
         (status = 204),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn remove_domain(
@@ -247,12 +223,7 @@ async fn remove_domain(
     security(("token" = [])),
     responses(
         (status = 200, body = DomainJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn verify_domain(

@@ -204,6 +204,18 @@ impl Limiter {
     }
 }
 
+/// Forgets, once a minute, the tokens whose allowance is whole again, so that the limiter holds
+/// only the tokens in use (until `stop`).
+pub async fn forget_idle_tokens(limiter: Limiter, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => limiter.forget_idle(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// An error, answered as problem details (RFC 9457).
 #[derive(Debug)]
 pub struct Problem(pub AppError);
@@ -261,6 +273,62 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// What any route may answer besides its success: problem details.
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    /// A path or query that cannot be read.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemBody),
+    /// No token, or a wrong, expired or revoked one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthenticated(ProblemBody),
+    /// The role allows it not, or the token does not reach this far (`token-refused`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemBody),
+    /// No such thing, or one the caller may not know of.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemBody),
+    /// Past the token's allowance, or too many streams open: see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    Throttled(ProblemBody),
+    /// The database or the engine is not answering just now.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemBody),
+}
+
+/// What a change may answer besides its success: [`Refusals`], and what the change itself
+/// may run into.
+#[derive(utoipa::IntoResponses)]
+pub enum ChangeRefusals {
+    /// A path, query or body that is not acceptable; `field` names what to fix.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemBody),
+    /// No token, or a wrong, expired or revoked one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthenticated(ProblemBody),
+    /// The role allows it not, or the token does not reach this far (`token-refused`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemBody),
+    /// No such thing, or one the caller may not know of.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemBody),
+    /// It clashes with the state of things (a name taken, a site being deleted…).
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(ProblemBody),
+    /// The body is larger than the request takes.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(ProblemBody),
+    /// Past the token's allowance: see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    Throttled(ProblemBody),
+    /// The database or the engine is not answering just now.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemBody),
+    /// The site's disk is full.
+    #[response(status = 507, content_type = "application/problem+json")]
+    DiskFull(ProblemBody),
 }
 
 /// What a route answers: its JSON, or a problem.

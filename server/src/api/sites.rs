@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Answer, Caller, ProblemBody,
+    Answer, Caller, ChangeRefusals, Refusals,
     extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::http::AppState;
@@ -106,9 +106,7 @@ pub struct ListSites {
     security(("token" = [])),
     responses(
         (status = 200, body = SitePage),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn list_sites(
@@ -178,11 +176,7 @@ pub struct Created {
     security(("token" = [])),
     responses(
         (status = 202, body = Created),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn create_site(
@@ -246,10 +240,7 @@ pub struct SiteId {
     security(("token" = [])),
     responses(
         (status = 200, body = SiteJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn get_site(
@@ -268,11 +259,7 @@ async fn get_site(
     security(("token" = [])),
     responses(
         (status = 202, body = Queued),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn delete_site(
@@ -294,11 +281,7 @@ async fn delete_site(
     security(("token" = [])),
     responses(
         (status = 202, body = Queued),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn restart_site(
@@ -324,12 +307,7 @@ pub struct Served {
     security(("token" = [])),
     responses(
         (status = 202, body = Queued),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+        ChangeRefusals,
     ),
 )]
 async fn set_served(
@@ -396,10 +374,7 @@ impl From<OperationRecord> for OperationJson {
     security(("token" = [])),
     responses(
         (status = 200, body = Vec<OperationJson>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn site_operations(
@@ -425,10 +400,7 @@ pub struct OperationId {
     security(("token" = [])),
     responses(
         (status = 200, body = OperationJson),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn get_operation(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{Answer, Caller, ProblemBody, extract::ApiPath};
+use super::{Answer, Caller, Refusals, extract::ApiPath};
 use crate::http::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -44,7 +44,7 @@ pub struct MeJson {
     security(("token" = [])),
     responses(
         (status = 200, body = MeJson),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn me(State(state): State<AppState>, Caller(actor): Caller) -> Answer<Json<MeJson>> {
@@ -120,7 +120,7 @@ impl From<TokenRecord> for TokenJson {
     security(("token" = [])),
     responses(
         (status = 200, body = Vec<TokenJson>),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn list_tokens(State(state): State<AppState>, Caller(actor): Caller) -> Answer<Json<Vec<TokenJson>>> {
@@ -143,10 +143,7 @@ pub struct TokenId {
     security(("token" = [])),
     responses(
         (status = 204),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        Refusals,
     ),
 )]
 async fn revoke_token(

@@ -56,10 +56,18 @@ impl ClientConfig {
             }
             Err(err) => return Err(Failure::Failed(format!("reading {}: {err}", path.display()))),
         };
-        Ok(Self {
-            url: url.unwrap_or(kept.url),
-            token: token.unwrap_or(kept.token),
-        })
+        // The kept token goes to the server it was made for only: DIRECTOR_URL alone naming
+        // another server needs DIRECTOR_TOKEN too.
+        match (url, token) {
+            (Some(url), None) if url.trim_end_matches('/') != kept.url => Err(Failure::Refused(format!(
+                "the kept token is {}'s: set DIRECTOR_TOKEN for {url}, or run `director login {url}`",
+                kept.url
+            ))),
+            (url, token) => Ok(Self {
+                url: url.unwrap_or(kept.url),
+                token: token.unwrap_or(kept.token),
+            }),
+        }
     }
 
     /// Keeps it for later commands, readable by its owner only.
@@ -74,12 +82,17 @@ impl ClientConfig {
                 .map_err(fail)?;
         }
         let text = toml::to_string(self).map_err(|err| Failure::Failed(err.to_string()))?;
-        // Written aside and renamed: the old file stays whole until the new one is.
+        // Written aside and renamed: the old file stays whole until the new one is. The aside
+        // file is made new (whatever was left under its name, a link too, goes first), so it is
+        // born 0600 and is nothing but this file.
         let aside = path.with_extension("toml.new");
+        match std::fs::remove_file(&aside) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(fail(err)),
+            _ => {}
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&aside)
             .map_err(fail)?;
@@ -98,6 +111,13 @@ pub async fn login(url: &str) -> Outcome {
         return Err(Failure::Failed(format!(
             "{url} is not an http:// or https:// address"
         )));
+    }
+    let local = url::Url::parse(url)
+        .ok()
+        .and_then(|parsed| parsed.host_str().map(str::to_owned))
+        .is_some_and(|host| host == "localhost" || host == "127.0.0.1" || host == "[::1]");
+    if url.starts_with("http://") && !local {
+        eprintln!("director: warning: {url} is plain HTTP: the token crosses the network unencrypted");
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {

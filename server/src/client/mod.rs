@@ -239,8 +239,11 @@ impl Api {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
+            // No redirect is followed: one to another scheme on the same host would carry the
+            // token along (reqwest keeps it while host and port stay), over plain HTTP too.
             http: reqwest::Client::builder()
                 .user_agent(concat!("director-cli/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
         }
@@ -266,27 +269,38 @@ impl Api {
         self.call(Method::GET, path, None).await
     }
 
-    /// The id of the site called `name` (or numbered so).
+    /// The id of the site called `name` — or, written `#12`, of site 12 (a site's name may be
+    /// all digits: a number alone is always a name).
     async fn site_id(&self, name: &str) -> Outcome<i64> {
-        if let Ok(id) = name.parse::<i64>() {
+        if let Some(id) = name.strip_prefix('#').and_then(|id| id.parse::<i64>().ok()) {
             return Ok(id);
         }
         for all in ["false", "true"] {
-            let query = format!("/api/v1/sites?limit=200&all={all}&name={}", urlencode(name));
-            let page = match self.get(&query).await {
-                Ok(page) => page,
-                // Not an admin's token: the caller's own sites were all there was to look in.
-                Err(Failure::Refused(_)) if all == "true" => break,
-                Err(failure) => return Err(failure),
-            };
-            let found = page["sites"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|site| site["name"] == name)
-                .and_then(|site| site["id"].as_i64());
-            if let Some(id) = found {
-                return Ok(id);
+            let mut after: Option<String> = None;
+            loop {
+                let mut query = format!("/api/v1/sites?limit=200&all={all}&name={}", urlencode(name));
+                if let Some(after) = &after {
+                    query.push_str(&format!("&after={}", urlencode(after)));
+                }
+                let page = match self.get(&query).await {
+                    Ok(page) => page,
+                    // Not an admin's token: the caller's own sites were all there was to look in.
+                    Err(Failure::Refused(_)) if all == "true" => break,
+                    Err(failure) => return Err(failure),
+                };
+                let found = page["sites"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|site| site["name"] == name)
+                    .and_then(|site| site["id"].as_i64());
+                if let Some(id) = found {
+                    return Ok(id);
+                }
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
             }
         }
         Err(Failure::Refused(format!(
@@ -490,15 +504,23 @@ impl Api {
                     answer(response).await?;
                     return Ok(());
                 }
-                let bytes = response.bytes().await.map_err(unreachable)?;
-                match output {
-                    Some(file) => std::fs::write(&file, &bytes)
-                        .map_err(|err| Failure::Failed(format!("writing {}: {err}", file.display())))?,
-                    None => std::io::stdout()
-                        .lock()
-                        .write_all(&bytes)
-                        .map_err(|err| Failure::Failed(format!("writing the file out: {err}")))?,
+                // Written as it arrives: a large file or folder is never held whole.
+                let write_error =
+                    |err: std::io::Error| Failure::Failed(format!("writing the file out: {err}"));
+                let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &output {
+                    Some(file) => Box::new(tokio::fs::File::create(file).await.map_err(write_error)?),
+                    None => Box::new(tokio::io::stdout()),
+                };
+                let mut body = response.bytes_stream();
+                while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+                    let chunk = chunk.map_err(unreachable)?;
+                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
+                        .await
+                        .map_err(write_error)?;
                 }
+                tokio::io::AsyncWriteExt::flush(&mut out)
+                    .await
+                    .map_err(write_error)?;
                 Ok(())
             }
             FilesCommand::Put {
@@ -518,10 +540,14 @@ impl Api {
                         .and_then(|name| name.to_str())
                         .ok_or_else(|| Failure::Failed(format!("{} has no file name", file.display())))?
                         .to_owned();
-                    let bytes = tokio::fs::read(file)
-                        .await
-                        .map_err(|err| Failure::Failed(format!("reading {}: {err}", file.display())))?;
-                    form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+                    // Sent as it is read: a large file is never held whole.
+                    let read_error =
+                        |err: std::io::Error| Failure::Failed(format!("reading {}: {err}", file.display()));
+                    let opened = tokio::fs::File::open(file).await.map_err(read_error)?;
+                    let length = opened.metadata().await.map_err(read_error)?.len();
+                    let part =
+                        reqwest::multipart::Part::stream_with_length(reqwest::Body::from(opened), length);
+                    form = form.part("file", part.file_name(name));
                 }
                 let response = self
                     .request(

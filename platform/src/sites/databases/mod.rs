@@ -571,7 +571,7 @@ impl Platform {
         actor: Option<&Actor>,
         site_id: i32,
     ) -> Result<Option<model::database::ConsoleRun>> {
-        let (actor, site) = self.managed_site(actor, site_id, Access::Read).await?;
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         Ok(self.inner.last_runs.take(actor.user_id, site.id))
     }
 
