@@ -7,8 +7,7 @@
 # The 10,000 listed sites are rows written straight into the database (never made on the
 # engine: the listing is what is measured); the created ones are made for real, each with its
 # own disk: on this machine, making 1,000 filled the 42 GB left free before it ended (session
-# 15), so CREATES
-# (default 200) says how many, and the disk's use is printed with the figures.
+# 15), so CREATES (default 200) says how many, and what they take on disk is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
