@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, create_user, password};
+use common::{TestServer, api_token, create_user, password};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use model::token::TokenAccess;
 use platform::{Actor, Platform, Role, api_tokens::NewToken, sites::NewSite, testing::TestDb};
@@ -71,29 +71,6 @@ fn row(method: Method, route: &'static str, path: String, body: Option<Value>, e
     }
 }
 
-async fn token(
-    platform: &Platform,
-    who: &Actor,
-    access: TokenAccess,
-    admin: bool,
-    sites: Option<Vec<i32>>,
-) -> String {
-    platform
-        .create_token(
-            Some(who),
-            NewToken {
-                name: format!("{access} token"),
-                days: None,
-                access,
-                admin,
-                sites,
-            },
-        )
-        .await
-        .unwrap()
-        .secret
-}
-
 async fn sign_in(platform: &Platform, name: &str, role: Role) -> Actor {
     create_user(platform, name, role).await;
     platform
@@ -139,23 +116,23 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
         .await
         .unwrap();
 
-    let expired = token(platform, &member, TokenAccess::Write, false, None).await;
+    let expired = api_token(platform, &member, TokenAccess::Write, false, None).await;
     sql(
         &db.url,
         "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = (SELECT max(id) FROM api_tokens)",
     )
     .await;
-    let revoked = token(platform, &member, TokenAccess::Write, false, None).await;
+    let revoked = api_token(platform, &member, TokenAccess::Write, false, None).await;
     let revoked_id = platform.my_tokens(Some(&member)).await.unwrap()[0].id;
     platform.revoke_token(Some(&member), revoked_id).await.unwrap();
     let bearers = [
         None,
         None,
-        Some(token(platform, &other, TokenAccess::Write, false, None).await),
-        Some(token(platform, &member, TokenAccess::Read, false, None).await),
-        Some(token(platform, &member, TokenAccess::Write, false, None).await),
+        Some(api_token(platform, &other, TokenAccess::Write, false, None).await),
+        Some(api_token(platform, &member, TokenAccess::Read, false, None).await),
+        Some(api_token(platform, &member, TokenAccess::Write, false, None).await),
         Some(
-            token(
+            api_token(
                 platform,
                 &member,
                 TokenAccess::Write,
@@ -166,8 +143,8 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
         ),
         Some(expired),
         Some(revoked),
-        Some(token(platform, &admin, TokenAccess::Write, false, None).await),
-        Some(token(platform, &admin, TokenAccess::Write, true, None).await),
+        Some(api_token(platform, &admin, TokenAccess::Write, false, None).await),
+        Some(api_token(platform, &admin, TokenAccess::Write, true, None).await),
     ];
     let server = TestServer::start(platform.clone()).await;
     let browser = server.signed_in("member", &password("member")).await;
@@ -477,7 +454,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
     let ann = sign_in(platform, "ann", Role::User).await;
     let server = TestServer::start(platform.clone()).await;
     let client = reqwest::Client::new();
-    let secret = token(platform, &ann, TokenAccess::Write, false, None).await;
+    let secret = api_token(platform, &ann, TokenAccess::Write, false, None).await;
     assert!(secret.starts_with("dpat_"), "recognisable");
 
     // A site made through the API is the caller's, and listed by name a page at a time.
@@ -541,7 +518,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
     // stays queued).
     let alpha = platform.site_by_name(Some(&ann), "alpha").await.unwrap();
     let operation = platform.site_operations(Some(&ann), alpha.id).await.unwrap()[0].id;
-    let follower = token(platform, &ann, TokenAccess::Read, false, None).await;
+    let follower = api_token(platform, &ann, TokenAccess::Read, false, None).await;
     let stream = client
         .get(server.url(&format!("/api/v1/operations/{operation}/follow")))
         .bearer_auth(&follower)
@@ -555,7 +532,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
     assert!(ended.is_ok(), "the stream ended with the token");
 
     // A token limited to some sites sees itself only among its owner's tokens.
-    let limited = token(platform, &ann, TokenAccess::Read, false, Some(vec![alpha.id])).await;
+    let limited = api_token(platform, &ann, TokenAccess::Read, false, Some(vec![alpha.id])).await;
     let seen: Value = client
         .get(server.url("/api/v1/tokens"))
         .bearer_auth(&limited)
@@ -568,7 +545,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
     assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
 
     // A token never makes another, nor changes how anyone signs in.
-    let reader = token(platform, &ann, TokenAccess::Write, false, None).await;
+    let reader = api_token(platform, &ann, TokenAccess::Write, false, None).await;
     let as_token = platform.token_actor(&reader, "").await.unwrap().unwrap();
     let refused = platform
         .create_token(
@@ -601,7 +578,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
         .create_site(Some(&boss), static_site("bosses"))
         .await
         .unwrap();
-    let plain = token(platform, &boss, TokenAccess::Write, false, None).await;
+    let plain = api_token(platform, &boss, TokenAccess::Write, false, None).await;
     let wildcard = |bearer: String| {
         client
             .post(server.url(&format!("/api/v1/sites/{}/domains", own.id)))
@@ -610,7 +587,7 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
             .send()
     };
     assert_eq!(wildcard(plain).await.unwrap().status(), StatusCode::BAD_REQUEST);
-    let scoped = token(platform, &boss, TokenAccess::Write, true, None).await;
+    let scoped = api_token(platform, &boss, TokenAccess::Write, true, None).await;
     assert_eq!(wildcard(scoped).await.unwrap().status(), StatusCode::CREATED);
 
     // What a token may be made with: a member's never carries admin powers, a lifetime is at
@@ -646,7 +623,7 @@ async fn what_the_api_cannot_read_it_refuses_with_the_reason() {
         .create_site(Some(&ann), static_site("target"))
         .await
         .unwrap();
-    let secret = token(platform, &ann, TokenAccess::Write, false, None).await;
+    let secret = api_token(platform, &ann, TokenAccess::Write, false, None).await;
     let server = TestServer::start(platform.clone()).await;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>, kind: &'static str| {
@@ -763,8 +740,8 @@ async fn a_token_past_its_allowance_is_told_when_to_come_back() {
     let ann = sign_in(&db.platform, "ann", Role::User).await;
     let bob = sign_in(&db.platform, "bob", Role::User).await;
     let (hers, his) = (
-        token(&db.platform, &ann, TokenAccess::Read, false, None).await,
-        token(&db.platform, &bob, TokenAccess::Read, false, None).await,
+        api_token(&db.platform, &ann, TokenAccess::Read, false, None).await,
+        api_token(&db.platform, &bob, TokenAccess::Read, false, None).await,
     );
     let one = std::num::NonZeroU32::MIN;
     let server = TestServer::start_with_api_rate(

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, edge::start_edge, running_site, signed_in_user};
+use common::{TestServer, api_token, edge::start_edge, running_site, signed_in_user};
 use model::token::TokenAccess;
-use platform::{Role, api_tokens::NewToken};
+use platform::Role;
 
 /// Schemathesis as scripts/setup installs it (`DIRECTOR_SETUP_TESTS=1`), in the checkout's
 /// `.venv`.
@@ -31,20 +31,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     let (member, _) = signed_in_user(&platform, "member", Role::User).await;
     // Something to find: a site of the member's, made.
     running_site(&platform, &member, "fuzzed").await;
-    let token = platform
-        .create_token(
-            Some(&member),
-            NewToken {
-                name: "schemathesis".to_owned(),
-                days: None,
-                access: TokenAccess::Write,
-                admin: false,
-                sites: None,
-            },
-        )
-        .await
-        .unwrap()
-        .secret;
+    let token = api_token(&platform, &member, TokenAccess::Write, false, None).await;
     let one = std::num::NonZeroU32::MIN;
     // Its requests come fast: the allowance is not what is tested here.
     let server = TestServer::start_with_api_rate(

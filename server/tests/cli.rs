@@ -6,9 +6,9 @@ mod common;
 
 use std::{process::Output, time::Duration};
 
-use common::{TestServer, edge::start_edge, signed_in_user};
+use common::{TestServer, api_token, edge::start_edge, signed_in_user, visit};
 use model::token::TokenAccess;
-use platform::{Role, api_tokens::NewToken};
+use platform::Role;
 use serde_json::Value;
 
 /// `director <args>` for the server at `url` with `token` (in the environment), its HOME a
@@ -59,36 +59,13 @@ impl Cli {
     }
 }
 
-async fn visit(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .get(format!("http://{edge}/"))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_makes_fills_watches_and_deletes_sites_from_the_command_line() {
     let edge = start_edge().await;
     let platform = edge.db.platform.clone();
     edge.start_workers();
     let (member, _) = signed_in_user(&platform, "member", Role::User).await;
-    let token = platform
-        .create_token(
-            Some(&member),
-            NewToken {
-                name: "cli".to_owned(),
-                days: None,
-                access: TokenAccess::Write,
-                admin: false,
-                sites: None,
-            },
-        )
-        .await
-        .unwrap()
-        .secret;
+    let token = api_token(&platform, &member, TokenAccess::Write, false, None).await;
     let server = TestServer::start(platform.clone()).await;
     let cli = Cli {
         url: server.base.clone(),

@@ -6,20 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, edge::start_edge, running_site, signed_in_user};
+use common::{TestServer, edge::start_edge, running_site, signed_in_user, visit};
 use platform::Role;
 
 /// GET `/` of the edge as a visitor of `host` would: (status, body).
-async fn visit(edge: std::net::SocketAddr, host: &str) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .get(format!("http://{edge}/"))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 /// Waits (10 s at most) until `host` answers with `status`.
 async fn until_status(edge: std::net::SocketAddr, host: &str, status: u16) -> String {
     for _ in 0..100 {

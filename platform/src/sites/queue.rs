@@ -97,27 +97,15 @@ impl Platform {
     pub async fn site_operations(&self, actor: Option<&Actor>, site_id: i32) -> Result<Vec<OperationRecord>> {
         self.site(actor, site_id).await?;
         let mut conn = self.conn().await?;
-        let ops: Vec<(i64, OperationKind, OperationState, DateTime<Utc>)> = operations::table
+        let rows: Vec<OperationRow> = operations::table
             .filter(operations::site_id.eq(site_id))
             .order(operations::id.desc())
-            .select((
-                operations::id,
-                operations::kind,
-                operations::state,
-                operations::created_at,
-            ))
+            .select(OperationRow::as_select())
             .load(&mut conn)
             .await?;
         let mut records = Vec::new();
-        for (id, kind, state, created_at) in ops {
-            records.push(OperationRecord {
-                id,
-                site_id,
-                kind,
-                state,
-                created_at,
-                actions: load_actions(&mut conn, id).await?,
-            });
+        for row in rows {
+            records.push(row.with_actions(&mut conn).await?);
         }
         Ok(records)
     }
@@ -126,31 +114,19 @@ impl Platform {
     pub async fn operation(&self, actor: Option<&Actor>, id: i64) -> Result<OperationRecord> {
         crate::authorize(actor, crate::Permission::UseManager, crate::Access::Read)?;
         let mut conn = self.conn().await?;
-        let found: Option<(i32, OperationKind, OperationState, DateTime<Utc>)> = operations::table
+        let row: OperationRow = operations::table
             .find(id)
-            .select((
-                operations::site_id,
-                operations::kind,
-                operations::state,
-                operations::created_at,
-            ))
+            .select(OperationRow::as_select())
             .first(&mut conn)
             .await
-            .optional()?;
-        let (site_id, kind, state, created_at) = found.ok_or(Error::NotFound("operation"))?;
+            .optional()?
+            .ok_or(Error::NotFound("operation"))?;
         // Whoever may not see the site is not told its operation exists.
-        self.site(actor, site_id).await.map_err(|err| match err {
+        self.site(actor, row.site_id).await.map_err(|err| match err {
             Error::NotFound(_) => Error::NotFound("operation"),
             other => other,
         })?;
-        Ok(OperationRecord {
-            id,
-            site_id,
-            kind,
-            state,
-            created_at,
-            actions: load_actions(&mut conn, id).await?,
-        })
+        row.with_actions(&mut conn).await
     }
 
     /// Queues a failed operation again: its failed and unfinished actions will run, its done
@@ -494,6 +470,30 @@ impl Platform {
             Ok(())
         })
         .await
+    }
+}
+
+/// An operation's row, as its record shows it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = operations, check_for_backend(diesel::pg::Pg))]
+struct OperationRow {
+    id: i64,
+    site_id: i32,
+    kind: OperationKind,
+    state: OperationState,
+    created_at: DateTime<Utc>,
+}
+
+impl OperationRow {
+    async fn with_actions(self, conn: &mut AsyncPgConnection) -> Result<OperationRecord> {
+        Ok(OperationRecord {
+            actions: load_actions(conn, self.id).await?,
+            id: self.id,
+            site_id: self.site_id,
+            kind: self.kind,
+            state: self.state,
+            created_at: self.created_at,
+        })
     }
 }
 

@@ -161,3 +161,38 @@ impl TestServer {
             .unwrap()
     }
 }
+
+/// A personal access token of `who`'s with these scopes (and sites, when limited).
+pub async fn api_token(
+    platform: &Platform,
+    who: &Actor,
+    access: model::token::TokenAccess,
+    admin: bool,
+    sites: Option<Vec<i32>>,
+) -> String {
+    platform
+        .create_token(
+            Some(who),
+            platform::api_tokens::NewToken {
+                name: format!("{access} token"),
+                days: None,
+                access,
+                admin,
+                sites,
+            },
+        )
+        .await
+        .unwrap()
+        .secret
+}
+
+/// GETs `/` of `host` through the edge at `edge`: the status and the body.
+pub async fn visit(edge: SocketAddr, host: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .get(format!("http://{edge}/"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
