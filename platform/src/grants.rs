@@ -33,6 +33,9 @@ pub struct Grant {
     pub session: Option<String>,
     /// The site it works in, if any.
     pub site_id: Option<i32>,
+    /// The personal access token it was opened with, if it was: revoking the token or its
+    /// expiry ends it too, and the site is reached only as far as the token reaches.
+    pub token: Option<crate::TokenGrant>,
 }
 
 impl Platform {
@@ -46,7 +49,7 @@ impl Platform {
             .first(&mut conn)
             .await
             .optional()?;
-        let actor = match user {
+        let mut actor = match user {
             Some((username, display_name, role, true)) => Actor {
                 user_id: grant.user_id,
                 username,
@@ -70,6 +73,12 @@ impl Platform {
             }
         }
         drop(conn);
+        if let Some(token) = &grant.token {
+            actor.grant = crate::Grant::Token(token.clone());
+            actor = self.refreshed(&actor).await?.ok_or_else(|| {
+                Error::Conflict("The token this session was opened with was revoked or expired.".to_owned())
+            })?;
+        }
         if let Some(token) = &grant.session
             && !self.session_live(token).await?
         {

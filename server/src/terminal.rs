@@ -186,13 +186,18 @@ impl Terminals {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// What the terminal's address takes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
-    /// A session to reattach to.
+    /// A session to reattach to (from the `session` message of an earlier socket).
     session: Option<String>,
+    /// The terminal's width, in columns (80 when not said).
     cols: Option<u16>,
+    /// The terminal's height, in rows (24 when not said).
     rows: Option<u16>,
     /// A database shell (`postgresql`, `mysql`) instead of the site's own shell.
+    #[param(value_type = Option<String>)]
     shell: Option<platform::sites::DatabaseKind>,
 }
 
@@ -203,7 +208,8 @@ enum Control {
     Resize { cols: u16, rows: u16 },
 }
 
-/// Checks everything, then upgrades.
+/// The browser's door: a session cookie, from a page of this very host. Checks everything,
+/// then upgrades.
 pub async fn websocket(
     State(state): State<AppState>,
     Path(site_id): Path<i32>,
@@ -217,20 +223,45 @@ pub async fn websocket(
         tracing::info!(site = site_id, "terminal refused: cross-origin upgrade");
         return (StatusCode::FORBIDDEN, "cross-origin websocket refused").into_response();
     }
-    let platform = state.platform().clone();
-    let (actor, token) = match signed_in_session(&state, &headers).await {
+    let (actor, session) = match signed_in_session(&state, &headers).await {
         Ok(signed_in) => signed_in,
         Err(refused) => return refused,
     };
+    let opening = Opening {
+        actor,
+        session: Some(session),
+        site_id,
+        query,
+    };
+    open(state, opening, upgrade).await
+}
+
+/// Who opens a terminal, from which manager session (none for a token), where, and how.
+pub struct Opening {
+    pub actor: platform::Actor,
+    pub session: Option<String>,
+    pub site_id: i32,
+    pub query: WsQuery,
+}
+
+/// Opens (or reattaches to) a shell for a caller already known: checks what the site allows,
+/// then upgrades. A request that is no upgrade is answered why it could not be one.
+pub async fn open(
+    state: AppState,
+    opening: Opening,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Opening {
+        actor,
+        session,
+        site_id,
+        query,
+    } = opening;
+    let platform = state.platform().clone();
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(_) => {
-            return match platform.site(Some(&actor), site_id).await {
-                Ok(site) if site.availability == platform::sites::Availability::Disabled => (
-                    StatusCode::CONFLICT,
-                    "An administrator disabled this site: its terminal is closed.",
-                )
-                    .into_response(),
+            return match platform.shell_site(Some(&actor), site_id).await {
                 Ok(_) => (
                     StatusCode::BAD_REQUEST,
                     "This address is for the terminal's websocket.",
@@ -243,16 +274,17 @@ pub async fn websocket(
     let terminals = state.terminals.clone();
     // A reattachment: the same user's shell on the same site, still running.
     if let Some(id) = query.session.as_deref()
-        && let Some(session) = terminals.get(id)
-        && session.user_id == actor.user_id
-        && session.site_id == site_id
+        && let Some(shell) = terminals.get(id)
+        && shell.user_id == actor.user_id
+        && shell.site_id == site_id
     {
-        // The site may have been disabled, or the user removed, since: ask again.
-        if let Err(err) = platform.site(Some(&actor), site_id).await {
+        // The site may have been disabled, or the user removed, since; and this caller (a
+        // read-only token, say) may reach less than the one that opened the shell: ask again.
+        if let Err(err) = platform.shell_site(Some(&actor), site_id).await {
             return refusal(err);
         }
         let id = id.to_owned();
-        return upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, true));
+        return upgrade.on_upgrade(move |socket| attach(terminals, id, shell, socket, true));
     }
     let place = match terminals.place(actor.user_id, site_id) {
         Ok(place) => place,
@@ -263,24 +295,24 @@ pub async fn websocket(
     // never the start of a shell (which would then run for nobody, for ever).
     let opener = Opener {
         actor,
-        token,
+        session,
         site_id,
         size,
         database: query.shell,
     };
     let started = tokio::spawn(start(platform, place, opener)).await;
-    let (id, session) = match started {
+    let (id, shell) = match started {
         Ok(Ok(started)) => started,
         Ok(Err(err)) => return refusal(err),
         Err(join) => return refusal(platform::Error::Internal(Box::new(join))),
     };
-    upgrade.on_upgrade(move |socket| attach(terminals, id, session, socket, false))
+    upgrade.on_upgrade(move |socket| attach(terminals, id, shell, socket, false))
 }
 
 /// Who asks for a shell, from which session, where and how large.
 struct Opener {
     actor: platform::Actor,
-    token: String,
+    session: Option<String>,
     site_id: i32,
     size: (u16, u16),
     database: Option<platform::sites::DatabaseKind>,
@@ -296,7 +328,7 @@ async fn start(
 ) -> platform::Result<(String, Arc<Session>)> {
     let Opener {
         actor,
-        token,
+        session: manager_session,
         site_id,
         size,
         database,
@@ -339,8 +371,12 @@ async fn start(
     let grant = Grant {
         user_id: actor.user_id,
         key: None,
-        session: Some(token),
+        session: manager_session,
         site_id: Some(site.id),
+        token: match &actor.grant {
+            platform::Grant::Token(token) => Some(token.clone()),
+            platform::Grant::Full => None,
+        },
     };
     tokio::spawn(guard(
         platform,

@@ -336,6 +336,14 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
             Some(json!({"path": "new"})),
             [401, 401, 404, 403, 503, 403, 401, 401, 404, 503],
         ),
+        // The terminal asked without an upgrade: past the check, told it is for a websocket.
+        row(
+            Method::GET,
+            "/api/v1/sites/{id}/terminal",
+            format!("/api/v1/sites/{id}/terminal"),
+            None,
+            [401, 401, 404, 403, 400, 403, 401, 401, 404, 400],
+        ),
         row(
             Method::GET,
             "/api/v1/me",

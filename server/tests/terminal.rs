@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{TestServer, create_user, edge::start_edge, password, running_site};
 use futures::{SinkExt as _, StreamExt as _};
+use model::token::TokenAccess;
 use platform::{Actor, Role, sites::Availability};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
@@ -35,6 +36,22 @@ async fn open(
             HeaderValue::from_str(&format!("{}={token}", app::ssr::session_cookie_name(false))).unwrap(),
         );
     }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected websocket error: {other}"),
+    }
+}
+
+/// Opens the terminal websocket as a script would: `/api/v1/sites/{id}/terminal` with a token.
+async fn open_with_token(server: &TestServer, site: i32, token: &str) -> Result<Socket, u16> {
+    let mut request = format!("ws://{}/api/v1/sites/{site}/terminal", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
@@ -232,6 +249,41 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
         .unwrap();
     let server = TestServer::start(platform.clone()).await;
     let origin = server.base.clone();
+
+    // A script's terminal, opened with the owner's token: a read-only token gets none, and
+    // revoking the token ends the shell at once, with the reason.
+    let read_only = common::api_token(&platform, &owner, TokenAccess::Read, false, None).await;
+    assert_eq!(
+        open_with_token(&server, site.id, &read_only).await.err(),
+        Some(403)
+    );
+    let writer = common::api_token(&platform, &owner, TokenAccess::Write, false, None).await;
+    let mut scripted = open_with_token(&server, site.id, &writer)
+        .await
+        .expect("a token with write access gets a terminal");
+    let (scripted_id, _) = hello(&mut scripted).await;
+    read_until(&mut scripted, "revoked:/site$ ").await;
+    type_line(&mut scripted, "echo scripted-$((6*7))").await;
+    read_until(&mut scripted, "scripted-42").await;
+    // Its session cannot be taken over by the read-only token.
+    let mut request = format!(
+        "ws://{}/api/v1/sites/{}/terminal?session={scripted_id}",
+        server.addr, site.id
+    )
+    .into_client_request()
+    .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {read_only}")).unwrap(),
+    );
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    let token_id = platform.my_tokens(Some(&owner)).await.unwrap()[0].id;
+    let revoked = tokio::time::Instant::now();
+    platform.revoke_token(Some(&owner), token_id).await.unwrap();
+    let ended = read_until(&mut scripted, r#""type":"exit""#).await;
+    assert!(ended.contains("revoked"), "{ended}");
+    assert!(revoked.elapsed() < Duration::from_secs(10));
+    assert_eq!(open_with_token(&server, site.id, &writer).await.err(), Some(401));
 
     // Two terminals: the helper's, and an admin's.
     let mut helpers = open(&server, site.id, Some(&helper_session.token), &origin, "")

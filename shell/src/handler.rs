@@ -294,6 +294,7 @@ impl russh::server::Handler for Connection {
             key: Some(fingerprint),
             session: None,
             site_id: None,
+            token: None,
         };
         let login = user.to_ascii_lowercase();
         if login == actor.username || login == "sites" {

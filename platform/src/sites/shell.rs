@@ -96,12 +96,7 @@ impl Platform {
         site_id: i32,
         what: &str,
     ) -> Result<(&'a Actor, Site, Runtime)> {
-        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
-        if site.availability == crate::sites::Availability::Disabled {
-            return Err(Error::Conflict(
-                "An administrator disabled this site: its terminal is closed.".to_owned(),
-            ));
-        }
+        let (actor, site) = self.shell_site(actor, site_id).await?;
         if matches!(site.state, SiteState::Provisioning | SiteState::Deleting) {
             return Err(Error::Conflict(format!(
                 "The site is {}: try again when it is done.",
@@ -110,6 +105,18 @@ impl Platform {
         }
         let runtime = self.runtime(what)?;
         Ok((actor, site, runtime))
+    }
+
+    /// The site `site_id`, if `actor` may work in its shell: write access to it, and the site
+    /// not disabled. Asked again when a terminal is reattached.
+    pub async fn shell_site<'a>(&self, actor: Option<&'a Actor>, site_id: i32) -> Result<(&'a Actor, Site)> {
+        let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
+        if site.availability == crate::sites::Availability::Disabled {
+            return Err(Error::Conflict(
+                "An administrator disabled this site: its terminal is closed.".to_owned(),
+            ));
+        }
+        Ok((actor, site))
     }
 
     /// Opens a shell (or runs a command) in the site's terminal container, for a member or an

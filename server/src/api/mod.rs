@@ -12,6 +12,7 @@ mod files;
 mod follow;
 mod members;
 mod sites;
+mod terminal;
 mod tokens;
 
 use std::{num::NonZeroU32, sync::Arc};
@@ -79,6 +80,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(members::routes())
         .merge(files::routes())
         .merge(tokens::routes())
+        .merge(terminal::routes())
 }
 
 /// The API's router (with its document at `/api/v1/openapi.json`).
