@@ -77,6 +77,26 @@ pub struct UserSummary {
     pub site_quota: Option<i32>,
 }
 
+/// Which page of users to list.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// Only users with this in their username or shown name.
+    pub name: Option<String>,
+    /// The username of the last user of the page before (the cursor).
+    pub after: Option<String>,
+    /// How many at most (clamped to 1..=[`crate::sites::MAX_PAGE`]).
+    pub limit: i64,
+}
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The users, by username.
+    pub users: Vec<UserSummary>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+}
+
 /// The fields of a new account, as typed.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -407,6 +427,49 @@ impl Platform {
             .load(&mut conn)
             .await?;
         Ok(rows.into_iter().map(UserRow::summary).collect())
+    }
+
+    /// One page of the users, by username: those with `name` in their username or shown
+    /// name, after the cursor. Admins only.
+    pub async fn users_page(&self, actor: Option<&Actor>, query: UserQuery) -> Result<UserPage> {
+        authorize(actor, Permission::ManageUsers, Access::Read)?;
+        let limit = query.limit.clamp(1, crate::sites::MAX_PAGE);
+        let mut conn = self.conn().await?;
+        let mut rows = users::table
+            .select(UserRow::as_select())
+            .order(users::username.asc())
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some(name) = query.name.filter(|n| !n.is_empty()) {
+            // Matched as typed: LIKE's wildcards (and its escape) in it are escaped.
+            let escaped: String = name
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let pattern = format!("%{escaped}%");
+            rows = rows.filter(
+                users::username
+                    .ilike(pattern.clone())
+                    .or(users::display_name.ilike(pattern)),
+            );
+        }
+        if let Some(after) = query.after {
+            rows = rows.filter(users::username.gt(after));
+        }
+        let mut users: Vec<UserSummary> = rows
+            .load::<UserRow>(&mut conn)
+            .await?
+            .into_iter()
+            .map(UserRow::summary)
+            .collect();
+        let next = (users.len() as i64 > limit).then(|| {
+            users.truncate(limit as usize);
+            users.last().map(|u| u.username.clone()).unwrap_or_default()
+        });
+        Ok(UserPage { users, next })
     }
 
     /// Creates an account.

@@ -873,7 +873,7 @@ async fn an_admin_sees_each_server_and_its_sites_and_gives_the_superuser_a_new_p
         }
     }
     assert_eq!(state, ServerState::Up);
-    let audit = w.db.platform.audit_entries(Some(&admin), 50).await.unwrap();
+    let audit = w.db.platform.audit_entries(Some(&admin), None, 50).await.unwrap();
     for action in ["database-server.rotate", "database-server.restart"] {
         assert!(
             audit.iter().any(|e| e.action == action && e.actor == "root-ish"),

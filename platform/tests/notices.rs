@@ -143,7 +143,7 @@ async fn an_admin_disables_a_site_with_a_reason_its_members_are_told() {
         disabled[0].1.contains("The reason: “It sends spam.”"),
         "{disabled:?}"
     );
-    let audit = db.platform.audit_entries(Some(&admin), 10).await.unwrap();
+    let audit = db.platform.audit_entries(Some(&admin), None, 10).await.unwrap();
     assert!(
         audit
             .iter()

@@ -717,7 +717,7 @@ async fn a_sites_files_are_measured_and_held_to_their_disk_quota() {
     let disk = w.db.platform.site_disk(Some(&alice), site.id).await.unwrap();
     assert!(disk.over_since.is_some() && disk.room() == Some(0), "{disk:?}");
     let admin = user(&w.db, "boss", Role::Admin).await;
-    let audit = w.db.platform.audit_entries(Some(&admin), 50).await.unwrap();
+    let audit = w.db.platform.audit_entries(Some(&admin), None, 50).await.unwrap();
     assert_eq!(
         audit
             .iter()

@@ -346,6 +346,95 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
         ),
         row(
             Method::GET,
+            "/api/v1/sites/{id}/certificates",
+            format!("/api/v1/sites/{id}/certificates"),
+            None,
+            [401, 401, 404, 200, 200, 403, 401, 401, 404, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/images",
+            "/api/v1/images".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        // One's own keys, whatever the token; another's (here: other's), admins'.
+        row(
+            Method::GET,
+            "/api/v1/keys",
+            "/api/v1/keys".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/keys",
+            format!("/api/v1/keys?user={}", other.user_id),
+            None,
+            [401, 401, 200, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        // Admin routes: admins' tokens with the admin scope only.
+        row(
+            Method::GET,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/users/{id}/active",
+            format!("/api/v1/users/{}/active", other.user_id),
+            Some(json!({"active": true})),
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/users/{id}/quota",
+            format!("/api/v1/users/{}/quota", other.user_id),
+            Some(json!({"quota": 5})),
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/audit",
+            "/api/v1/audit".into(),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/certificates/problems",
+            "/api/v1/certificates/problems".into(),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        // The site's limits out of range: refused past the check.
+        row(
+            Method::PUT,
+            "/api/v1/sites/{id}/limits",
+            format!("/api/v1/sites/{id}/limits"),
+            Some(json!({"cpu_millis": 0, "memory_mb": 256, "body_limit_mb": 10})),
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 400],
+        ),
+        // Disabling needs a reason.
+        row(
+            Method::PUT,
+            "/api/v1/sites/{id}/availability",
+            format!("/api/v1/sites/{id}/availability"),
+            Some(json!({"availability": "disabled"})),
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 400],
+        ),
+        // The site is still being made: nothing to fix yet.
+        row(
+            Method::POST,
+            "/api/v1/sites/{id}/fix",
+            format!("/api/v1/sites/{id}/fix"),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 409],
+        ),
+        row(
+            Method::GET,
             "/api/v1/me",
             "/api/v1/me".into(),
             None,
@@ -620,6 +709,66 @@ async fn a_token_does_what_its_scopes_say_and_stops_at_once_when_revoked() {
             "{field}: {refused:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_pages_through_users_and_the_audit_log_by_cursor() {
+    let db = TestDb::new().await;
+    let platform = &db.platform;
+    let admin = sign_in(platform, "chief", Role::Admin).await;
+    for name in ["ann", "bob", "cy_d", "cyxd", "dee"] {
+        create_user(platform, name, Role::User).await;
+    }
+    let token = api_token(platform, &admin, TokenAccess::Write, true, None).await;
+    let server = TestServer::start(platform.clone()).await;
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let request = client.get(server.url(&path)).bearer_auth(&token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let names = |page: &Value| -> Vec<String> {
+        page["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Two at a time, in username order, to the end.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/users?limit=2".to_owned();
+    loop {
+        let page = get(path.clone()).await;
+        seen.extend(names(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/users?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["ann", "bob", "chief", "cy_d", "cyxd", "dee"]);
+    // A filter is matched as typed: `_` is no wildcard.
+    assert_eq!(names(&get("/api/v1/users?name=cy_".into()).await), ["cy_d"]);
+
+    // The audit log, newest first, one entry a page: each page older than the one before.
+    let other = platform.list_users(Some(&admin)).await.unwrap();
+    let bob = other.iter().find(|u| u.username == "bob").unwrap().id;
+    for quota in [1, 2, 3] {
+        platform
+            .set_site_quota(Some(&admin), bob, Some(quota))
+            .await
+            .unwrap();
+    }
+    let first = get("/api/v1/audit?limit=1".into()).await;
+    let newest = first["entries"][0]["id"].as_i64().unwrap();
+    let second = get(format!("/api/v1/audit?limit=1&before={}", first["next"])).await;
+    let older = second["entries"][0]["id"].as_i64().unwrap();
+    assert!(older < newest, "{first} then {second}");
+    assert_eq!(second["entries"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

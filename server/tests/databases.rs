@@ -110,7 +110,7 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
 
     // Each download is an audit line.
     let audit = platform
-        .audit_entries(Some(&Actor::operator()), 100)
+        .audit_entries(Some(&Actor::operator()), None, 100)
         .await
         .unwrap();
     assert_eq!(

@@ -358,7 +358,7 @@ pub async fn audit_log() -> Result<Vec<AuditRow>, AppError> {
     let platform = platform();
     let actor = actor().await?;
     let entries = platform
-        .audit_entries(actor.as_ref(), 200)
+        .audit_entries(actor.as_ref(), None, 200)
         .await
         .map_err(to_app_error)?;
     Ok(entries

@@ -77,8 +77,8 @@ pub(crate) fn certificate_view(
     }
 }
 
-/// The certificates of every host of a site (its own name, then its verified domains); empty
-/// when the sites are served over plain HTTP.
+/// The certificates of every host of a site (see [`platform::Platform::site_certificates`]);
+/// none when the sites are served over plain HTTP.
 #[cfg(feature = "ssr")]
 pub(crate) async fn site_certificates(
     platform: &platform::Platform,
@@ -88,15 +88,12 @@ pub(crate) async fn site_certificates(
     if !platform.tracks_certificates() {
         return Ok(Vec::new());
     }
-    let records = platform
+    Ok(platform
         .site_certificates(actor, site.id)
         .await
-        .map_err(to_app_error)?;
-    let own = format!("{}.{}", site.name, platform.settings().sites_domain);
-    // A wildcard's names get their certificates one by one, on their first visits.
-    Ok(std::iter::once(&own)
-        .chain(site.domains.iter().filter(|d| !d.starts_with("*.")))
-        .map(|host| certificate_view(host, records.get(host)))
+        .map_err(to_app_error)?
+        .iter()
+        .map(|c| certificate_view(&c.host, c.record.as_ref()))
         .collect())
 }
 

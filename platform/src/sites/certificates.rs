@@ -52,6 +52,15 @@ pub struct CertificateRecord {
     pub requested_at: Option<DateTime<Utc>>,
 }
 
+/// A host of a site and its certificate's record, if it has one yet.
+#[derive(Debug, Clone)]
+pub struct HostCertificate {
+    /// The host.
+    pub host: String,
+    /// Its certificate's record; None before it was first asked for.
+    pub record: Option<CertificateRecord>,
+}
+
 /// How long after a pending request without news Director asks again (a request lost with a
 /// restarted edge, say).
 const PENDING_PATIENCE: Duration = Duration::minutes(10);
@@ -528,22 +537,35 @@ impl Platform {
         )
     }
 
-    /// The certificates of a site's hosts, by host (hosts never asked for have none yet).
+    /// The certificate of each host of a site that gets one — its own name, then its verified
+    /// domains (a wildcard's names get theirs one by one, on their first visits). A host never
+    /// asked for has no record yet, and none has one when Director's edge gets no certificates
+    /// ([`Platform::tracks_certificates`]).
     pub async fn site_certificates(
         &self,
         actor: Option<&Actor>,
         site_id: i32,
-    ) -> Result<HashMap<String, CertificateRecord>> {
+    ) -> Result<Vec<HostCertificate>> {
         let site = self.site(actor, site_id).await?;
-        let mut hosts = vec![format!("{}.{}", site.name, self.settings().sites_domain)];
-        hosts.extend(site.domains.iter().cloned());
+        let hosts: Vec<String> = std::iter::once(format!("{}.{}", site.name, self.settings().sites_domain))
+            .chain(site.domains.into_iter().filter(|d| !d.starts_with("*.")))
+            .collect();
         let mut conn = self.conn().await?;
-        let records = certificates::table
+        let mut records: HashMap<String, CertificateRecord> = certificates::table
             .filter(certificates::host.eq_any(&hosts))
             .select(CertificateRecord::as_select())
             .load::<CertificateRecord>(&mut conn)
-            .await?;
-        Ok(records.into_iter().map(|r| (r.host.clone(), r)).collect())
+            .await?
+            .into_iter()
+            .map(|r| (r.host.clone(), r))
+            .collect();
+        Ok(hosts
+            .into_iter()
+            .map(|host| HostCertificate {
+                record: records.remove(&host),
+                host,
+            })
+            .collect())
     }
 
     /// Certificates of served hosts that failed or expire within `within`, soonest first:

@@ -42,6 +42,8 @@ pub struct SiteWithMembers {
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Its number: later entries have larger ones.
+    pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
     /// Who (a username, or `operator` for the command line).
@@ -444,25 +446,36 @@ impl Platform {
         .await
     }
 
-    /// The newest entries of the audit log, newest first. Admins only.
-    pub async fn audit_entries(&self, actor: Option<&Actor>, limit: i64) -> Result<Vec<AuditEntry>> {
+    /// The newest entries of the audit log (those before entry `before`, when given), newest
+    /// first. Admins only.
+    pub async fn audit_entries(
+        &self,
+        actor: Option<&Actor>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
         authorize(actor, Permission::Administer, Access::Read)?;
         let mut conn = self.conn().await?;
-        let rows: Vec<(DateTime<Utc>, String, String, String, String)> = audit_log::table
+        let mut query = audit_log::table
             .order(audit_log::id.desc())
             .limit(limit.clamp(1, 1000))
             .select((
+                audit_log::id,
                 audit_log::at,
                 audit_log::actor,
                 audit_log::action,
                 audit_log::target,
                 audit_log::details,
             ))
-            .load(&mut conn)
-            .await?;
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(audit_log::id.lt(before));
+        }
+        let rows: Vec<(i64, DateTime<Utc>, String, String, String, String)> = query.load(&mut conn).await?;
         Ok(rows
             .into_iter()
-            .map(|(at, actor, action, target, details)| AuditEntry {
+            .map(|(id, at, actor, action, target, details)| AuditEntry {
+                id,
                 at,
                 actor,
                 action,

@@ -29,7 +29,8 @@ pub use builds::{
 pub use catalogue::{CatalogueImage, EngineImage, RecipeSupport};
 pub use catalogue_builds::CatalogueBuild;
 pub use certificates::{
-    CertificatePass, CertificateProblem, CertificateRecord, CertificateState, ServedHost, certificate_backoff,
+    CertificatePass, CertificateProblem, CertificateRecord, CertificateState, HostCertificate, ServedHost,
+    certificate_backoff,
 };
 pub use databases::{
     Connection, DatabaseInfo, DatabaseKind, DatabaseServers, DatabaseState, ExternalServer, ServerFacts,

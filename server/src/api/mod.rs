@@ -7,6 +7,8 @@
 //! `/api/v1/openapi.json` lists every route there is, and the permission matrix reads its rows
 //! from it. Errors are RFC 9457 problem details with a stable `type` per kind of error.
 
+mod admin;
+mod certificates;
 mod extract;
 mod files;
 mod follow;
@@ -51,6 +53,8 @@ pub const BASE: &str = "/api/v1";
         (name = "sites", description = "Sites and what happens to them"),
         (name = "files", description = "A site's files"),
         (name = "tokens", description = "The caller's personal access tokens"),
+        (name = "account", description = "The caller's account"),
+        (name = "admin", description = "Users, limits and records: tokens with the admin scope"),
     ),
 )]
 struct ApiDoc;
@@ -81,6 +85,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(files::routes())
         .merge(tokens::routes())
         .merge(terminal::routes())
+        .merge(certificates::routes())
+        .merge(admin::routes())
 }
 
 /// The API's router (with its document at `/api/v1/openapi.json`).

@@ -160,7 +160,7 @@ pub struct NewSiteJson {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Queued {
     /// Follow it at `/api/v1/operations/{operation}`.
-    operation: i64,
+    pub(super) operation: i64,
 }
 
 /// A site made: the site, and the operation that makes it.
