@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, edge::start_edge, password, running_site, signed_in_user};
+use model::token::TokenAccess;
 use platform::{
     Actor, Role,
     sites::{DatabaseKind, DatabaseState},
@@ -17,6 +18,11 @@ use platform::{
 /// server) until it is ready.
 async fn add(platform: &platform::Platform, who: &Actor, site: i32, kind: DatabaseKind) {
     platform.add_database(Some(who), site, kind).await.unwrap();
+    ready(platform, who, site, kind).await;
+}
+
+/// Waits (at most 3 minutes) until the site's database of `kind` is ready.
+async fn ready(platform: &platform::Platform, who: &Actor, site: i32, kind: DatabaseKind) {
     for _ in 0..1800 {
         let databases = platform.databases(Some(who), site).await.unwrap();
         if databases
@@ -44,6 +50,8 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
     let server = TestServer::start(platform.clone()).await;
     let as_member = server.signed_in("member", &password("member")).await;
     let as_other = server.signed_in("other", &password("other")).await;
+    let token = common::api_token(platform, &member, TokenAccess::Write, false, None).await;
+    let api = reqwest::Client::new();
 
     // The site's files are the tenant's: an option file there does not reshape the dump (nor
     // load anything into the client).
@@ -66,12 +74,56 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
              INSERT INTO entries (note) VALUES ('it''s in the dump');",
         ),
     ] {
-        add(platform, &member, site.id, kind).await;
-        let run = platform
-            .run_sql(Some(&member), site.id, kind, create)
-            .await
-            .unwrap();
-        assert!(run.error.is_none(), "{kind}: {:?}", run.error);
+        if kind == DatabaseKind::Postgresql {
+            // Through the REST API, with a token, as a script would.
+            let databases = server.url(&format!("/api/v1/sites/{}/databases", site.id));
+            let added = api
+                .post(&databases)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"kind": kind}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(added.status(), 202);
+            ready(platform, &member, site.id, kind).await;
+            let run: serde_json::Value = api
+                .post(format!("{databases}/{kind}/sql"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"sql": create}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(run["error"].is_null(), "{run}");
+            let revealed: serde_json::Value = api
+                .post(format!("{databases}/{kind}/reveal"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let url = revealed["url"].as_str().unwrap();
+            // `postgresql://role:password@host…`: the password is there.
+            let credentials = url
+                .strip_prefix("postgresql://")
+                .and_then(|rest| rest.split_once('@'))
+                .map(|(credentials, _)| credentials);
+            assert!(
+                credentials.is_some_and(|c| c.split_once(':').is_some_and(|(_, pw)| pw.len() >= 16)),
+                "{revealed}"
+            );
+        } else {
+            add(platform, &member, site.id, kind).await;
+            let run = platform
+                .run_sql(Some(&member), site.id, kind, create)
+                .await
+                .unwrap();
+            assert!(run.error.is_none(), "{kind}: {:?}", run.error);
+        }
 
         let url = server.url(&format!("/sites/{}/databases/{kind}/dump", site.id));
         let response = as_member.get(&url).send().await.unwrap();

@@ -8,7 +8,9 @@
 //! from it. Errors are RFC 9457 problem details with a stable `type` per kind of error.
 
 mod admin;
+mod builds;
 mod certificates;
+mod databases;
 mod extract;
 mod files;
 mod follow;
@@ -52,6 +54,8 @@ pub const BASE: &str = "/api/v1";
     tags(
         (name = "sites", description = "Sites and what happens to them"),
         (name = "files", description = "A site's files"),
+        (name = "databases", description = "A site's databases"),
+        (name = "builds", description = "A dynamic site's image builds and environment"),
         (name = "tokens", description = "The caller's personal access tokens"),
         (name = "account", description = "The caller's account"),
         (name = "admin", description = "Users, limits and records: tokens with the admin scope"),
@@ -87,6 +91,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(terminal::routes())
         .merge(certificates::routes())
         .merge(admin::routes())
+        .merge(databases::routes())
+        .merge(builds::routes())
 }
 
 /// The API's router (with its document at `/api/v1/openapi.json`).

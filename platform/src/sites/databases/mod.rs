@@ -406,6 +406,9 @@ impl Platform {
         confirm: &str,
     ) -> Result<i64> {
         let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
+        if !site.databases.iter().any(|d| d.kind == kind) {
+            return Err(Error::NotFound("database"));
+        }
         let name = database_name(&site);
         if confirm.trim() != name {
             return Err(Error::invalid(
