@@ -520,6 +520,72 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
             None,
             [401, 401, 404, 403, 409, 403, 401, 401, 404, 409],
         ),
+        // Requests: here sites are made, not requested (409 past the check); reviewing is for
+        // approvers and admins; this request does not exist. A token limited to some sites
+        // changes nothing beyond them (its owner's inbox included).
+        row(
+            Method::GET,
+            "/api/v1/requests",
+            "/api/v1/requests".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/requests",
+            "/api/v1/requests?scope=review".into(),
+            None,
+            [401, 401, 403, 403, 403, 403, 401, 401, 403, 200],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/requests",
+            "/api/v1/requests".into(),
+            Some(json!({"name": "-bad-", "kind": "static", "image": "static", "reason": "x"})),
+            [401, 401, 409, 403, 409, 403, 401, 401, 409, 409],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/requests/{id}",
+            "/api/v1/requests/999999".into(),
+            None,
+            [401, 401, 404, 404, 404, 404, 401, 401, 404, 404],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/requests/{id}/approve",
+            "/api/v1/requests/999999/approve".into(),
+            Some(json!({})),
+            [401, 401, 404, 403, 404, 403, 401, 401, 404, 404],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/requests/{id}/deny",
+            "/api/v1/requests/999999/deny".into(),
+            Some(json!({"comment": "no"})),
+            [401, 401, 404, 403, 404, 403, 401, 401, 404, 404],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/requests/{id}/withdraw",
+            "/api/v1/requests/999999/withdraw".into(),
+            None,
+            [401, 401, 404, 403, 404, 403, 401, 401, 404, 404],
+        ),
+        row(
+            Method::GET,
+            "/api/v1/notifications",
+            "/api/v1/notifications".into(),
+            None,
+            [401, 401, 200, 200, 200, 200, 401, 401, 200, 200],
+        ),
+        row(
+            Method::POST,
+            "/api/v1/notifications/read",
+            "/api/v1/notifications/read".into(),
+            Some(json!({})),
+            [401, 401, 204, 403, 204, 403, 401, 401, 204, 204],
+        ),
         row(
             Method::GET,
             "/api/v1/me",
@@ -856,6 +922,85 @@ async fn an_admin_pages_through_users_and_the_audit_log_by_cursor() {
     let older = second["entries"][0]["id"].as_i64().unwrap();
     assert!(older < newest, "{first} then {second}");
     assert_eq!(second["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_requested_through_the_api_is_reviewed_there_and_its_requester_told() {
+    use platform::requests::SitePolicy;
+    let db = TestDb::new().await;
+    let platform = &db.platform;
+    let admin = sign_in(platform, "chief", Role::Admin).await;
+    let student = sign_in(platform, "student", Role::User).await;
+    platform
+        .set_site_policy(
+            Some(&admin),
+            SitePolicy {
+                creation: model::request::SiteCreation::Request,
+                steps: model::request::ApprovalSteps::Approver,
+            },
+        )
+        .await
+        .unwrap();
+    let asks = api_token(platform, &student, TokenAccess::Write, false, None).await;
+    let reviews = api_token(platform, &admin, TokenAccess::Write, true, None).await;
+    let server = TestServer::start(platform.clone()).await;
+    let client = reqwest::Client::new();
+    let call = |method: Method, path: &str, token: &str, body: Option<Value>| {
+        let mut request = client.request(method, server.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (status, made) = call(
+        Method::POST,
+        "/api/v1/requests",
+        &asks,
+        Some(json!({"name": "chess-club", "kind": "static", "image": "busybox", "reason": "for the club"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    let (_, mine) = call(Method::GET, "/api/v1/requests", &asks, None).await;
+    assert_eq!(mine[0]["name"], "chess-club");
+    assert_eq!(mine[0]["state"], "submitted");
+    // The admin sees it to review, and approves it: the site is made.
+    let (_, review) = call(Method::GET, "/api/v1/requests?scope=review", &reviews, None).await;
+    assert_eq!(review[0]["id"], id);
+    let (status, approved) = call(
+        Method::POST,
+        &format!("/api/v1/requests/{id}/approve"),
+        &reviews,
+        Some(json!({"comment": "have fun"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    let site = approved["site"].as_i64().expect("the site made");
+    let (_, history) = call(Method::GET, &format!("/api/v1/requests/{id}"), &asks, None).await;
+    assert_eq!(history["request"]["state"], "created");
+    assert_eq!(history["request"]["site"], site);
+    assert_eq!(history["steps"][1]["action"], "approve");
+    assert_eq!(history["steps"][1]["comment"], "have fun");
+    // The student is told, and marks it read.
+    let (_, inbox) = call(Method::GET, "/api/v1/notifications", &asks, None).await;
+    assert!(inbox["unread"].as_i64().unwrap() >= 1, "{inbox}");
+    assert!(
+        inbox["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["event"] == "site-created"),
+        "{inbox}"
+    );
+    let (status, _) = call(Method::POST, "/api/v1/notifications/read", &asks, Some(json!({}))).await;
+    assert_eq!(status, 204);
+    let (_, inbox) = call(Method::GET, "/api/v1/notifications", &asks, None).await;
+    assert_eq!(inbox["unread"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

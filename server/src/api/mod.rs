@@ -15,6 +15,7 @@ mod extract;
 mod files;
 mod follow;
 mod members;
+mod requests;
 mod sites;
 mod terminal;
 mod tokens;
@@ -56,6 +57,7 @@ pub const BASE: &str = "/api/v1";
         (name = "files", description = "A site's files"),
         (name = "databases", description = "A site's databases"),
         (name = "builds", description = "A dynamic site's image builds and environment"),
+        (name = "requests", description = "Requests for sites, and their review"),
         (name = "tokens", description = "The caller's personal access tokens"),
         (name = "account", description = "The caller's account"),
         (name = "admin", description = "Users, limits and records: tokens with the admin scope"),
@@ -93,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(databases::routes())
         .merge(builds::routes())
+        .merge(requests::routes())
 }
 
 /// The API's router (with its document at `/api/v1/openapi.json`).
