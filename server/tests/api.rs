@@ -680,6 +680,29 @@ async fn every_api_route_answers_each_kind_of_caller_as_the_platform_decides() {
         covered, documented,
         "every documented route, and only those, has a row"
     );
+    // Every schema the document refers to, it holds.
+    fn refs(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target.clone());
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&document, &mut found);
+    let dangling: Vec<&String> = found
+        .iter()
+        .filter(|target| {
+            let name = target.trim_start_matches("#/components/schemas/");
+            document["components"]["schemas"].get(name).is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
     // The document served is the one the rows were checked against.
     let served: Value = plain
         .get(server.url("/api/v1/openapi.json"))

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Answer, Caller, ChangeRefusals, Refusals,
+    Answer, Caller, ChangeRefusals, ProblemBody, Refusals,
     extract::{ApiJson, ApiPath},
     sites::{Queued, SiteId},
 };
@@ -78,6 +78,8 @@ pub struct SiteImageJson {
     security(("token" = [])),
     responses(
         (status = 200, body = SiteImageJson),
+        (status = 409, description = "A static site has no image of its own",
+            body = ProblemBody, content_type = "application/problem+json"),
         Refusals,
     ),
 )]

@@ -27,6 +27,17 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_sql))
 }
 
+/// Which database server: how the document names [`DatabaseKind`]'s values.
+#[derive(ToSchema)]
+#[schema(as = DatabaseKind)]
+#[allow(dead_code, reason = "a description for the document only")]
+enum KindSchema {
+    #[schema(rename = "postgresql")]
+    Postgresql,
+    #[schema(rename = "mysql")]
+    Mysql,
+}
+
 /// One of a site's databases.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatabaseJson {
@@ -82,8 +93,7 @@ async fn list_databases(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDatabase {
-    /// `postgresql` or `mysql`.
-    #[schema(value_type = String, example = "postgresql")]
+    #[schema(value_type = KindSchema)]
     kind: DatabaseKind,
 }
 
@@ -114,7 +124,7 @@ pub struct SiteDatabase {
     /// The site's id.
     id: i32,
     /// `postgresql` or `mysql`.
-    #[param(value_type = String)]
+    #[param(value_type = KindSchema)]
     kind: DatabaseKind,
 }
 

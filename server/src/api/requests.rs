@@ -114,7 +114,7 @@ pub enum Scope {
 #[into_params(parameter_in = Query)]
 pub struct ListRequests {
     /// `mine` (the default) or `review`.
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     scope: Option<Scope>,
 }
 
