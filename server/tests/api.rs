@@ -1161,6 +1161,7 @@ async fn a_token_past_its_allowance_is_told_when_to_come_back() {
         server::api::RateLimit {
             per_second: one,
             burst: one.saturating_add(2),
+            failures_per_minute: one.saturating_add(2),
         },
     )
     .await;
@@ -1183,4 +1184,21 @@ async fn a_token_past_its_allowance_is_told_when_to_come_back() {
     assert_eq!(ask(&his).await.unwrap().status(), StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(ask(&hers).await.unwrap().status(), StatusCode::OK);
+
+    // Wrong tokens from one address: three a minute are told they are wrong; past that, the
+    // address waits — whatever token it sends next, before any lookup.
+    let made_up = format!("dpat_{}", "x".repeat(40));
+    for _ in 0..4 {
+        assert_eq!(ask(&made_up).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    for token in [&made_up, &his] {
+        let shut_out = ask(token).await.unwrap();
+        assert_eq!(shut_out.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = shut_out.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=20).contains(&wait), "{wait}");
+    }
 }

@@ -39,6 +39,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
         server::api::RateLimit {
             per_second: one.saturating_add(999),
             burst: one.saturating_add(999),
+            failures_per_minute: one.saturating_add(999),
         },
     )
     .await;

@@ -56,17 +56,20 @@ impl FromRequestParts<AppState> for Caller {
             .get::<ClientInfo>()
             .map(|client| client.ip.clone())
             .unwrap_or_default();
-        let actor = state
-            .platform()
-            .token_actor(secret, &ip)
-            .await?
-            .ok_or(Problem(AppError::Unauthenticated))?;
+        let throttled = |wait: std::time::Duration| {
+            Problem(AppError::Throttled {
+                seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        };
+        if let Some(wait) = state.api.shut_out(&ip) {
+            return Err(throttled(wait));
+        }
+        let Some(actor) = state.platform().token_actor(secret, &ip).await? else {
+            state.api.failed(&ip);
+            return Err(Problem(AppError::Unauthenticated));
+        };
         if let Grant::Token(token) = &actor.grant {
-            state.api.take(token.id).map_err(|wait| {
-                Problem(AppError::Throttled {
-                    seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
-                })
-            })?;
+            state.api.take(token.id).map_err(throttled)?;
         }
         Ok(Self(actor))
     }

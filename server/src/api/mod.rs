@@ -188,36 +188,82 @@ pub fn document() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
-/// How many requests a token may make: `per_second` on average, in bursts of `burst`.
+/// Wrong tokens an address may send a minute (in one burst, or spread out) before its token
+/// checks wait: plenty for a script with a stale token, nothing for a guesser.
+pub const WRONG_TOKENS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(30).expect("not zero");
+
+/// How many requests a token may make: `per_second` on average, in bursts of `burst`; and how
+/// many wrong tokens an address may send before its token checks wait.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     /// Requests a second, on average.
     pub per_second: NonZeroU32,
     /// The most at once.
     pub burst: NonZeroU32,
+    /// Wrong (unknown, expired, revoked) tokens an address may send a minute.
+    pub failures_per_minute: NonZeroU32,
 }
 
-/// The requests each token may still make (a keyed GCRA limiter).
+/// The requests each token may still make (a keyed GCRA limiter), and the addresses that sent
+/// too many wrong tokens: those are answered 429 before any lookup, so that a flood of made-up
+/// tokens costs the database nothing.
 #[derive(Debug, Clone)]
-pub struct Limiter(Arc<governor::DefaultKeyedRateLimiter<i64>>);
+pub struct Limiter {
+    tokens: Arc<governor::DefaultKeyedRateLimiter<i64>>,
+    failures: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Addresses out of failures, and until when.
+    shut_out: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+}
 
 impl Limiter {
     pub fn new(limit: RateLimit) -> Self {
         let quota = governor::Quota::per_second(limit.per_second).allow_burst(limit.burst);
-        Self(Arc::new(governor::RateLimiter::keyed(quota)))
+        let failures = governor::Quota::per_minute(limit.failures_per_minute);
+        Self {
+            tokens: Arc::new(governor::RateLimiter::keyed(quota)),
+            failures: Arc::new(governor::RateLimiter::keyed(failures)),
+            shut_out: Arc::default(),
+        }
     }
 
     /// Takes one request of token `id`'s allowance, or says how long until one is left.
     fn take(&self, id: i64) -> Result<(), std::time::Duration> {
         use governor::clock::{Clock as _, DefaultClock};
-        self.0
+        self.tokens
             .check_key(&id)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Forgets the tokens that have their whole allowance back (run now and then).
+    /// How long `address` must still wait before its tokens are looked at again, if it must.
+    fn shut_out(&self, address: &str) -> Option<std::time::Duration> {
+        let shut_out = self.shut_out.lock().expect("limiter lock");
+        let until = shut_out.get(address)?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
+
+    /// Counts a wrong token from `address`; past its allowance, the address is shut out until
+    /// it has one again.
+    fn failed(&self, address: &str) {
+        use governor::clock::{Clock as _, DefaultClock};
+        if let Err(not_until) = self.failures.check_key(&address.to_owned()) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.shut_out
+                .lock()
+                .expect("limiter lock")
+                .insert(address.to_owned(), std::time::Instant::now() + wait);
+        }
+    }
+
+    /// Forgets the tokens and addresses that have their whole allowance back (run now and
+    /// then), so that the limiter holds only those in use.
     pub fn forget_idle(&self) {
-        self.0.retain_recent();
+        self.tokens.retain_recent();
+        self.failures.retain_recent();
+        let now = std::time::Instant::now();
+        self.shut_out
+            .lock()
+            .expect("limiter lock")
+            .retain(|_, until| *until > now);
     }
 }
 

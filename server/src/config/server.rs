@@ -88,6 +88,7 @@ impl Server {
                 crate::api::RateLimit {
                     per_second,
                     burst: per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(2)),
+                    failures_per_minute: crate::api::WRONG_TOKENS_PER_MINUTE,
                 }
             },
         })
