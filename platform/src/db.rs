@@ -5,7 +5,7 @@ use diesel_async::{
     AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{
-        AsyncDieselConnectionManager, ManagerConfig,
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
         deadpool::{Object, Pool},
     },
 };
@@ -34,6 +34,11 @@ pub type DbConn = Object<AsyncPgConnection>;
 /// worker killed) cannot keep its row locks while its connection waits to be recycled.
 pub fn pool(url: &str, max_size: usize) -> Result<DbPool> {
     let mut config = ManagerConfig::default();
+    // A connection taken from the pool is checked by what its client knows (its socket closed,
+    // a transaction left broken), not by a `SELECT 1` each time: that round trip cost every
+    // request one per connection it used. A connection that died unnoticed fails its first
+    // query, which answers 503 and drops it.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| {
         Box::pin(async move {
             let mut conn = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(url).await?;
@@ -80,4 +85,49 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>> {
     })
     .await
     .map_err(Error::internal)?
+}
+
+/// A constant piece of SQL as an expression of type `ST`, which diesel may keep prepared with
+/// the statement around it. (Its own `sql()` never is: it cannot know that a literal's text is
+/// the same each time, so every statement with one was parsed and planned anew.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConstSql<ST> {
+    sql: &'static str,
+    of: std::marker::PhantomData<ST>,
+}
+
+impl<ST> ConstSql<ST> {
+    pub(crate) const fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            of: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType> diesel::Expression
+    for ConstSql<ST>
+{
+    type SqlType = ST;
+}
+
+impl<ST> diesel::query_builder::QueryFragment<diesel::pg::Pg> for ConstSql<ST> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+        out.push_sql(self.sql);
+        Ok(())
+    }
+}
+
+impl<ST> diesel::query_builder::QueryId for ConstSql<ST> {
+    type QueryId = ();
+    // Not a type of its own: the statement is kept by its text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<QS, ST> diesel::SelectableExpression<QS> for ConstSql<ST> where Self: diesel::AppearsOnTable<QS> {}
+
+impl<QS, ST> diesel::AppearsOnTable<QS> for ConstSql<ST> where Self: diesel::Expression {}
+
+impl<GB, ST> diesel::expression::ValidGrouping<GB> for ConstSql<ST> {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
 }

@@ -339,23 +339,26 @@ type SiteColumns = (
     ),
     // What it runs: its catalogue image, and the image a build made for it.
     (images::name, images::reference, sites::built_image),
-    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
-    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
-    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
+    TextArray,
+    TextArray,
+    TextArray,
 );
 
+type TextArray = crate::db::ConstSql<diesel::sql_types::Array<diesel::sql_types::Text>>;
+
 fn site_columns() -> SiteColumns {
-    // diesel's columns are unit structs with `Default`: the type says them; the verified domains
-    // come with the row from a subquery (one query per page of sites, not one per site).
+    // diesel's columns are unit structs with `Default`: the type says them; the verified domains,
+    // databases and variables come with the row from subqueries (one query per page of sites,
+    // not one per site), constant text so that the statement stays prepared.
     (
         Default::default(),
         Default::default(),
-        diesel::dsl::sql(
+        TextArray::new(
             "array(SELECT d.host FROM site_domains d \
              WHERE d.site_id = sites.id AND d.verified_at IS NOT NULL ORDER BY d.host)",
         ),
-        diesel::dsl::sql(databases::SITE_DATABASES_COLUMN),
-        diesel::dsl::sql(variables::SITE_VARIABLES_COLUMN),
+        TextArray::new(databases::SITE_DATABASES_COLUMN),
+        TextArray::new(variables::SITE_VARIABLES_COLUMN),
     )
 }
 
@@ -598,10 +601,12 @@ impl Platform {
         };
         let limit = query.limit.clamp(1, MAX_PAGE);
         let mut conn = self.conn().await?;
+        // The page's sites are chosen first, by their ids alone; their whole rows (with the
+        // subqueries of each) are read for those only — asked in one query, the database
+        // computed every member site's subqueries before it sorted and cut the page.
         let mut rows = sites::table
-            .inner_join(images::table)
             .order(sites::name.asc())
-            .select(site_columns())
+            .select(sites::id)
             .limit(limit + 1)
             .into_boxed();
         if query.whose == Whose::Mine {
@@ -635,7 +640,12 @@ impl Platform {
             }
             rows = rows.filter(sites::name.like(format!("%{part}%")));
         }
-        let mut sites: Vec<Site> = rows
+        let page: Vec<i32> = rows.load(&mut conn).await?;
+        let mut sites: Vec<Site> = sites::table
+            .inner_join(images::table)
+            .filter(sites::id.eq_any(&page))
+            .order(sites::name.asc())
+            .select(site_columns())
             .load(&mut conn)
             .await?
             .into_iter()
