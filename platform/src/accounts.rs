@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 
 use crate::{
     Access, Error, Permission, Platform, Result, authorize, passwords,
-    schema::{login_failures, sessions, setup_tokens, users},
+    schema::{api_tokens, login_failures, sessions, setup_tokens, users},
     tokens, validation,
 };
 
@@ -510,9 +510,25 @@ impl Platform {
                     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
                         .execute(conn)
                         .await?;
+                    // Revoked, not merely suspended: an account activated again starts without
+                    // the tokens it had (which may have leaked meanwhile).
+                    diesel::update(
+                        api_tokens::table
+                            .filter(api_tokens::user_id.eq(user_id))
+                            .filter(api_tokens::revoked_at.is_null()),
+                    )
+                    .set(api_tokens::revoked_at.eq(Utc::now()))
+                    .execute(conn)
+                    .await?;
                     let why = format!("{} was deactivated", row.username);
                     crate::sites::reset_terminals_of(conn, actor, user_id, &why).await?;
                 }
+                let action = if active {
+                    "user.activate"
+                } else {
+                    "user.deactivate"
+                };
+                crate::sites::audit(conn, actor, action, &row.username, "").await?;
                 Ok(row.summary())
             })
             .await?;

@@ -16,6 +16,10 @@ use crate::{Actor, Error, Result, Role};
 pub enum Permission {
     /// Use the manager at all: see one's dashboard, change one's own settings.
     UseManager,
+    /// Read what is one's own beyond one's sites: the inbox, one's requests for sites, one's
+    /// SSH keys. A token limited to some sites does not reach it; an admin's inbox (which
+    /// holds the notices of every site) only a token with the admin scope does.
+    OwnRecords,
     /// See every account and create, deactivate, promote or demote them.
     ManageUsers,
     /// Run the platform: every site, resource limits, disabling, fixing, the image catalogue,
@@ -84,8 +88,9 @@ impl Grant {
         }
     }
 
-    /// Why these credentials do not allow `access` to `permission`, if they do not.
-    fn refuses(&self, permission: Permission, access: Access) -> Option<&'static str> {
+    /// Why these credentials (of a user whose role is `role`) do not allow `access` to
+    /// `permission`, if they do not.
+    fn refuses(&self, role: Role, permission: Permission, access: Access) -> Option<&'static str> {
         let Self::Token(token) = self else {
             return None;
         };
@@ -103,6 +108,9 @@ impl Grant {
                 Some("This token is limited to other sites.")
             }
             (Permission::ManageSite { .. }, _) => None,
+            (Permission::OwnRecords, None) if role == Role::Admin && !token.admin => {
+                Some("An admin's own records hold every site's notices: use a token with the admin scope.")
+            }
             // A token limited to sites reaches nothing beyond them but the dashboard.
             (Permission::UseManager, Some(_)) if access == Access::Read => None,
             (_, Some(_)) => Some("This token is limited to some sites."),
@@ -117,7 +125,7 @@ pub fn authorize(actor: Option<&Actor>, permission: Permission, access: Access) 
     let actor = actor.ok_or(Error::Unauthenticated)?;
     let admin = actor.is_admin();
     let allowed = match permission {
-        Permission::UseManager => true,
+        Permission::UseManager | Permission::OwnRecords => true,
         Permission::ManageUsers | Permission::Administer => admin,
         Permission::ReviewRequests => actor.role == Role::Approver || admin,
         Permission::ManageSite { is_member, .. } => is_member || admin,
@@ -126,7 +134,7 @@ pub fn authorize(actor: Option<&Actor>, permission: Permission, access: Access) 
         tracing::info!(user = %actor.username, ?permission, ?access, "permission denied");
         return Err(Error::Forbidden);
     }
-    if let Some(why) = actor.grant.refuses(permission, access) {
+    if let Some(why) = actor.grant.refuses(actor.role, permission, access) {
         tracing::info!(user = %actor.username, ?permission, ?access, why, "the token does not allow it");
         return Err(Error::TokenRefused(why));
     }

@@ -112,7 +112,10 @@ impl<ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType> d
 }
 
 impl<ST> diesel::query_builder::QueryFragment<diesel::pg::Pg> for ConstSql<ST> {
-    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
         out.push_sql(self.sql);
         Ok(())
     }

@@ -154,7 +154,7 @@ impl Platform {
 
     /// The keys of `user` (the actor's own when None; another's for admins only), oldest first.
     pub async fn ssh_keys(&self, actor: Option<&Actor>, user: Option<i64>) -> Result<Vec<SshKey>> {
-        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
+        let actor = authorize(actor, Permission::OwnRecords, Access::Read)?;
         let user = match user {
             Some(id) if id != actor.user_id => {
                 authorize(Some(actor), Permission::ManageUsers, Access::Read)?;

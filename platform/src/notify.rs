@@ -400,7 +400,7 @@ impl Platform {
 
     /// The actor's inbox, the latest first (at most `limit`), and how many are unread.
     pub async fn inbox(&self, actor: Option<&Actor>, limit: i64) -> Result<(Vec<InboxItem>, i64)> {
-        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
+        let actor = authorize(actor, Permission::OwnRecords, Access::Read)?;
         let mut conn = self.conn().await?;
         let items = notifications::table
             .filter(notifications::user_id.eq(actor.user_id))
@@ -431,7 +431,7 @@ impl Platform {
 
     /// Marks the actor's notification `id` read (None: all of them).
     pub async fn mark_read(&self, actor: Option<&Actor>, id: Option<i64>) -> Result<()> {
-        let actor = authorize(actor, Permission::UseManager, Access::Write)?;
+        let actor = authorize(actor, Permission::OwnRecords, Access::Write)?;
         let mut conn = self.conn().await?;
         let mine = notifications::table
             .filter(notifications::user_id.eq(actor.user_id))

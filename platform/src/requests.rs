@@ -339,7 +339,7 @@ impl Platform {
         scope: RequestScope,
     ) -> Result<Vec<SiteRequest>> {
         let actor = match scope {
-            RequestScope::Mine => authorize(actor, Permission::UseManager, Access::Read)?,
+            RequestScope::Mine => authorize(actor, Permission::OwnRecords, Access::Read)?,
             RequestScope::ToReview => authorize(actor, Permission::ReviewRequests, Access::Read)?,
         };
         let mut conn = self.conn().await?;
@@ -370,7 +370,7 @@ impl Platform {
         actor: Option<&Actor>,
         id: i64,
     ) -> Result<(SiteRequest, Vec<RequestStep>)> {
-        let actor = authorize(actor, Permission::UseManager, Access::Read)?;
+        let actor = authorize(actor, Permission::OwnRecords, Access::Read)?;
         let mut conn = self.conn().await?;
         let row = load_request(&mut conn, id, Lock::No).await?;
         if !may_see(actor, &row) {

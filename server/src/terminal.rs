@@ -93,6 +93,25 @@ impl Drop for Place {
     }
 }
 
+/// The credential a shell was opened with: a manager session, or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Credential {
+    session: Option<String>,
+    token: Option<i64>,
+}
+
+impl Credential {
+    fn of(actor: &platform::Actor, session: Option<&str>) -> Self {
+        Self {
+            session: session.map(str::to_owned),
+            token: match &actor.grant {
+                platform::Grant::Token(token) => Some(token.id),
+                platform::Grant::Full => None,
+            },
+        }
+    }
+}
+
 /// What goes to an attached socket.
 enum Out {
     Bytes(Bytes),
@@ -111,6 +130,8 @@ pub const MAX_SHELLS_PER_SITE: usize = 16;
 struct Session {
     user_id: i64,
     site_id: i32,
+    /// What it was opened with: only the same may attach to it again.
+    credential: Credential,
     input: tokio::sync::Mutex<platform::sites::ExecInput>,
     control: ExecControl,
     state: Mutex<SessionState>,
@@ -272,11 +293,13 @@ pub async fn open(
         }
     };
     let terminals = state.terminals.clone();
-    // A reattachment: the same user's shell on the same site, still running.
+    // A reattachment: the same user's shell on the same site, still running, asked with what
+    // opened it (so that the shell's guard watches the credential its socket came with).
     if let Some(id) = query.session.as_deref()
         && let Some(shell) = terminals.get(id)
         && shell.user_id == actor.user_id
         && shell.site_id == site_id
+        && shell.credential == Credential::of(&actor, session.as_deref())
     {
         // The site may have been disabled, or the user removed, since; and this caller (a
         // read-only token, say) may reach less than the one that opened the shell: ask again.
@@ -343,6 +366,7 @@ async fn start(
     let id = new_session_id();
     let exit = exec.exit();
     let session = Arc::new(Session {
+        credential: Credential::of(&actor, manager_session.as_deref()),
         user_id: actor.user_id,
         site_id: site.id,
         input: tokio::sync::Mutex::new(exec.input),

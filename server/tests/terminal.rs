@@ -277,7 +277,32 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
         HeaderValue::from_str(&format!("Bearer {read_only}")).unwrap(),
     );
     assert!(tokio_tungstenite::connect_async(request).await.is_err());
-    let token_id = platform.my_tokens(Some(&owner)).await.unwrap()[0].id;
+    // Nor by another token that may write: it gets a shell of its own, not this one (whose
+    // guard watches the token that opened it).
+    let another = common::api_token(&platform, &owner, TokenAccess::Write, false, None).await;
+    let mut request = format!(
+        "ws://{}/api/v1/sites/{}/terminal?session={scripted_id}",
+        server.addr, site.id
+    )
+    .into_client_request()
+    .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {another}")).unwrap(),
+    );
+    let (mut elsewhere, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (own_id, reattached) = hello(&mut elsewhere).await;
+    assert!(!reattached);
+    assert_ne!(own_id, scripted_id);
+    drop(elsewhere);
+    let token_id = platform
+        .my_tokens(Some(&owner))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| writer.starts_with(&t.hint))
+        .map(|t| t.id)
+        .unwrap();
     let revoked = tokio::time::Instant::now();
     platform.revoke_token(Some(&owner), token_id).await.unwrap();
     let ended = read_until(&mut scripted, r#""type":"exit""#).await;

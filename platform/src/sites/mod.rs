@@ -606,7 +606,7 @@ impl Platform {
         // computed every member site's subqueries before it sorted and cut the page.
         let mut rows = sites::table
             .order(sites::name.asc())
-            .select(sites::id)
+            .select((sites::id, sites::name))
             .limit(limit + 1)
             .into_boxed();
         if query.whose == Whose::Mine {
@@ -640,10 +640,17 @@ impl Platform {
             }
             rows = rows.filter(sites::name.like(format!("%{part}%")));
         }
-        let page: Vec<i32> = rows.load(&mut conn).await?;
-        let mut sites: Vec<Site> = sites::table
+        let mut page: Vec<(i32, String)> = rows.load(&mut conn).await?;
+        // Whether there is a next page is the choice's to say: a site deleted before its row
+        // is read must not end the paging early.
+        let next = (page.len() as i64 > limit).then(|| {
+            page.truncate(limit as usize);
+            page.last().map(|(_, name)| name.clone()).unwrap_or_default()
+        });
+        let ids: Vec<i32> = page.into_iter().map(|(id, _)| id).collect();
+        let sites: Vec<Site> = sites::table
             .inner_join(images::table)
-            .filter(sites::id.eq_any(&page))
+            .filter(sites::id.eq_any(&ids))
             .order(sites::name.asc())
             .select(site_columns())
             .load(&mut conn)
@@ -651,10 +658,6 @@ impl Platform {
             .into_iter()
             .map(site_from_row)
             .collect();
-        let next = (sites.len() as i64 > limit).then(|| {
-            sites.truncate(limit as usize);
-            sites.last().map(|s| s.name.clone()).unwrap_or_default()
-        });
         Ok(SitePage { sites, next })
     }
 

@@ -259,6 +259,7 @@ impl Platform {
     pub async fn remove_site_variable(&self, actor: Option<&Actor>, site_id: i32, name: &str) -> Result<i64> {
         let (actor, site) = self.managed_site(actor, site_id, Access::Write).await?;
         check_dynamic(&site)?;
+        check_name(name)?;
         let mut conn = self.conn().await?;
         let operation = conn
             .transaction::<_, Error, _>(async |conn| {

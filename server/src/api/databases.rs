@@ -144,15 +144,8 @@ async fn delete_database(
 ) -> Answer<(StatusCode, Json<Queued>)> {
     let platform = state.platform();
     // The manager asks people to type the database's name; a request that names it by its
-    // site and kind has said which one it means. (None there: the platform says so, after
-    // its check.)
-    let name = platform
-        .databases(Some(&actor), id)
-        .await?
-        .into_iter()
-        .find(|d| d.kind == kind)
-        .map(|d| d.name)
-        .unwrap_or_default();
+    // site and kind has said which one it means.
+    let name = platform::sites::database_name(&platform.site(Some(&actor), id).await?);
     let operation = platform.delete_database(Some(&actor), id, kind, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { operation })))
 }

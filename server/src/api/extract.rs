@@ -61,13 +61,14 @@ impl FromRequestParts<AppState> for Caller {
                 seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
             })
         };
-        if let Some(wait) = state.api.shut_out(&ip) {
+        if let Some(wait) = state.api.shut_out(&ip, secret) {
             return Err(throttled(wait));
         }
         let Some(actor) = state.platform().token_actor(secret, &ip).await? else {
             state.api.failed(&ip);
             return Err(Problem(AppError::Unauthenticated));
         };
+        state.api.valid(secret);
         if let Grant::Token(token) = &actor.grant {
             state.api.take(token.id).map_err(throttled)?;
         }
@@ -111,6 +112,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     invalid("body", "The body could not be read.")
                 }
             })?;
+        // PostgreSQL stores no NUL in text: refused here with a reason, not there as a failure.
+        if escapes_nul(&bytes) {
+            return Err(no_nul("body"));
+        }
         serde_json::from_slice(&bytes)
             .map(Self)
             .map_err(|err| invalid("body", format!("The body is not what this request takes: {err}.")))
@@ -120,6 +125,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// The most a JSON body may weigh.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Whether JSON text has a NUL character in a string (`\u0000`; a raw one is not JSON), each
+/// escape read as a pair so that an escaped backslash before `u0000` is not taken for one.
+fn escapes_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        let escape = &rest[at + 1..];
+        if escape.starts_with(b"u0000") {
+            return true;
+        }
+        rest = escape.get(1..).unwrap_or_default();
+    }
+    false
+}
+
+/// Whether a (percent-encoded) part of an address has a NUL character in it.
+fn has_nul(encoded: &str) -> bool {
+    encoded.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+fn no_nul(field: &str) -> Problem {
+    invalid(field, "NUL characters are not accepted.")
+}
+
 /// The query parameters, as `T`.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
@@ -128,6 +156,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        if parts.uri.query().is_some_and(has_nul) {
+            return Err(no_nul("query"));
+        }
         Query::try_from_uri(&parts.uri)
             .map(|Query(query)| Self(query))
             .map_err(|rejection| invalid("query", rejection.body_text()))
@@ -142,9 +173,27 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        if has_nul(parts.uri.path()) {
+            return Err(no_nul("path"));
+        }
         Path::from_request_parts(parts, state)
             .await
             .map(|Path(path)| Self(path))
             .map_err(|rejection| invalid("path", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_found_in_json_strings_and_addresses_and_nowhere_else() {
+        assert!(escapes_nul(br#"{"sql": "a\u0000b"}"#));
+        assert!(escapes_nul(br#"{"sql": "\\\u0000"}"#));
+        assert!(!escapes_nul(br#"{"sql": "\\u0000"}"#));
+        assert!(!escapes_nul(br#"{"sql": "\u0001 \n"}"#));
+        assert!(has_nul("name=a%00"));
+        assert!(!has_nul("name=a%200"));
     }
 }

@@ -20,7 +20,16 @@ mod sites;
 mod terminal;
 mod tokens;
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::BuildHasher as _,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use governor::clock::{Clock as _, DefaultClock};
 
 use app::AppError;
 use axum::{
@@ -206,14 +215,21 @@ pub struct RateLimit {
 
 /// The requests each token may still make (a keyed GCRA limiter), and the addresses that sent
 /// too many wrong tokens: those are answered 429 before any lookup, so that a flood of made-up
-/// tokens costs the database nothing.
+/// tokens costs the database nothing — except for tokens seen valid lately, so that a guesser
+/// sharing an address with others (a proxy, a NAT) cannot shut them out.
 #[derive(Debug, Clone)]
 pub struct Limiter {
     tokens: Arc<governor::DefaultKeyedRateLimiter<i64>>,
     failures: Arc<governor::DefaultKeyedRateLimiter<String>>,
     /// Addresses out of failures, and until when.
-    shut_out: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    shut_out: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Keyed hashes of the tokens seen valid, and when last.
+    known: Arc<Mutex<HashMap<u64, Instant>>>,
+    hasher: std::hash::RandomState,
 }
+
+/// How long a token seen valid passes an address's shut-out.
+const KNOWN_FOR: Duration = Duration::from_secs(600);
 
 impl Limiter {
     pub fn new(limit: RateLimit) -> Self {
@@ -223,35 +239,57 @@ impl Limiter {
             tokens: Arc::new(governor::RateLimiter::keyed(quota)),
             failures: Arc::new(governor::RateLimiter::keyed(failures)),
             shut_out: Arc::default(),
+            known: Arc::default(),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
     /// Takes one request of token `id`'s allowance, or says how long until one is left.
-    fn take(&self, id: i64) -> Result<(), std::time::Duration> {
-        use governor::clock::{Clock as _, DefaultClock};
+    fn take(&self, id: i64) -> Result<(), Duration> {
         self.tokens
             .check_key(&id)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// How long `address` must still wait before its tokens are looked at again, if it must.
-    fn shut_out(&self, address: &str) -> Option<std::time::Duration> {
-        let shut_out = self.shut_out.lock().expect("limiter lock");
-        let until = shut_out.get(address)?;
-        until.checked_duration_since(std::time::Instant::now())
+    /// How long a request from `address` with token `secret` must wait before the token is
+    /// looked at, if it must.
+    fn shut_out(&self, address: &str, secret: &str) -> Option<Duration> {
+        let until = *self
+            .shut_out
+            .lock()
+            .expect("limiter lock")
+            .get(&bucket(address))?;
+        let known = self
+            .known
+            .lock()
+            .expect("limiter lock")
+            .get(&self.hasher.hash_one(secret))
+            .is_some_and(|seen| seen.elapsed() < KNOWN_FOR);
+        if known {
+            return None;
+        }
+        until.checked_duration_since(Instant::now())
     }
 
     /// Counts a wrong token from `address`; past its allowance, the address is shut out until
     /// it has one again.
     fn failed(&self, address: &str) {
-        use governor::clock::{Clock as _, DefaultClock};
-        if let Err(not_until) = self.failures.check_key(&address.to_owned()) {
+        let key = bucket(address);
+        if let Err(not_until) = self.failures.check_key(&key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             self.shut_out
                 .lock()
                 .expect("limiter lock")
-                .insert(address.to_owned(), std::time::Instant::now() + wait);
+                .insert(key, Instant::now() + wait);
         }
+    }
+
+    /// Remembers that `secret` is a valid token (for [`Limiter::shut_out`]).
+    fn valid(&self, secret: &str) {
+        self.known
+            .lock()
+            .expect("limiter lock")
+            .insert(self.hasher.hash_one(secret), Instant::now());
     }
 
     /// Forgets the tokens and addresses that have their whole allowance back (run now and
@@ -259,18 +297,36 @@ impl Limiter {
     pub fn forget_idle(&self) {
         self.tokens.retain_recent();
         self.failures.retain_recent();
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         self.shut_out
             .lock()
             .expect("limiter lock")
             .retain(|_, until| *until > now);
+        self.known
+            .lock()
+            .expect("limiter lock")
+            .retain(|_, seen| seen.elapsed() < KNOWN_FOR);
+    }
+}
+
+/// The key an address's failures are counted under: the address itself for IPv4, its /64 for
+/// IPv6 (where one client has that many addresses), one key for whatever is not an address —
+/// so that neither the keys nor their number grow with what a client makes up.
+fn bucket(address: &str) -> String {
+    match address.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(ip)) => {
+            let net = u128::from(ip) & !(u128::MAX >> 64);
+            format!("{}/64", std::net::Ipv6Addr::from(net))
+        }
+        Ok(ip) => ip.to_string(),
+        Err(_) => "unknown".to_owned(),
     }
 }
 
 /// Forgets, once a minute, the tokens whose allowance is whole again, so that the limiter holds
 /// only the tokens in use (until `stop`).
 pub async fn forget_idle_tokens(limiter: Limiter, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = every.tick() => limiter.forget_idle(),
