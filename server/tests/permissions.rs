@@ -309,10 +309,11 @@ async fn every_server_function_answers_each_kind_of_caller_as_the_platform_decid
             &[("site", &id), ("kind", "mysql")],
             [401, 404, 404, 404, 404],
         ),
+        // The site has no such database: not found, before its name is checked.
         row(
             "delete_database",
             &[("site", &id), ("kind", "postgresql"), ("confirm", "not-it")],
-            [401, 404, 404, 400, 400],
+            [401, 404, 404, 404, 404],
         ),
         row(
             "run_sql",
