@@ -86,26 +86,20 @@ async fn a_member_downloads_each_database_as_a_dump_and_nobody_else_can() {
                 .unwrap();
             assert_eq!(added.status(), 202);
             ready(platform, &member, site.id, kind).await;
-            let run: serde_json::Value = api
-                .post(format!("{databases}/{kind}/sql"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({"sql": create}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let post = |path: String, body: serde_json::Value| {
+                let request = api.post(path).bearer_auth(&token).json(&body);
+                async move {
+                    let response = request.send().await.unwrap();
+                    response.json::<serde_json::Value>().await.unwrap()
+                }
+            };
+            let run = post(
+                format!("{databases}/{kind}/sql"),
+                serde_json::json!({"sql": create}),
+            )
+            .await;
             assert!(run["error"].is_null(), "{run}");
-            let revealed: serde_json::Value = api
-                .post(format!("{databases}/{kind}/reveal"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let revealed = post(format!("{databases}/{kind}/reveal"), serde_json::json!({})).await;
             let url = revealed["url"].as_str().unwrap();
             // `postgresql://role:password@host…`: the password is there.
             let credentials = url

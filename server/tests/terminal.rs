@@ -44,8 +44,8 @@ async fn open(
 }
 
 /// Opens the terminal websocket as a script would: `/api/v1/sites/{id}/terminal` with a token.
-async fn open_with_token(server: &TestServer, site: i32, token: &str) -> Result<Socket, u16> {
-    let mut request = format!("ws://{}/api/v1/sites/{site}/terminal", server.addr)
+async fn open_with_token(server: &TestServer, site: i32, token: &str, query: &str) -> Result<Socket, u16> {
+    let mut request = format!("ws://{}/api/v1/sites/{site}/terminal?{query}", server.addr)
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
@@ -254,11 +254,11 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     // revoking the token ends the shell at once, with the reason.
     let read_only = common::api_token(&platform, &owner, TokenAccess::Read, false, None).await;
     assert_eq!(
-        open_with_token(&server, site.id, &read_only).await.err(),
+        open_with_token(&server, site.id, &read_only, "").await.err(),
         Some(403)
     );
     let writer = common::api_token(&platform, &owner, TokenAccess::Write, false, None).await;
-    let mut scripted = open_with_token(&server, site.id, &writer)
+    let mut scripted = open_with_token(&server, site.id, &writer, "")
         .await
         .expect("a token with write access gets a terminal");
     let (scripted_id, _) = hello(&mut scripted).await;
@@ -266,31 +266,15 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     type_line(&mut scripted, "echo scripted-$((6*7))").await;
     read_until(&mut scripted, "scripted-42").await;
     // Its session cannot be taken over by the read-only token.
-    let mut request = format!(
-        "ws://{}/api/v1/sites/{}/terminal?session={scripted_id}",
-        server.addr, site.id
-    )
-    .into_client_request()
-    .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {read_only}")).unwrap(),
+    let again = format!("session={scripted_id}");
+    assert_eq!(
+        open_with_token(&server, site.id, &read_only, &again).await.err(),
+        Some(403)
     );
-    assert!(tokio_tungstenite::connect_async(request).await.is_err());
     // Nor by another token that may write: it gets a shell of its own, not this one (whose
     // guard watches the token that opened it).
     let another = common::api_token(&platform, &owner, TokenAccess::Write, false, None).await;
-    let mut request = format!(
-        "ws://{}/api/v1/sites/{}/terminal?session={scripted_id}",
-        server.addr, site.id
-    )
-    .into_client_request()
-    .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {another}")).unwrap(),
-    );
-    let (mut elsewhere, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut elsewhere = open_with_token(&server, site.id, &another, &again).await.unwrap();
     let (own_id, reattached) = hello(&mut elsewhere).await;
     assert!(!reattached);
     assert_ne!(own_id, scripted_id);
@@ -308,7 +292,10 @@ async fn an_open_terminal_ends_within_seconds_of_its_access_going() {
     let ended = read_until(&mut scripted, r#""type":"exit""#).await;
     assert!(ended.contains("revoked"), "{ended}");
     assert!(revoked.elapsed() < Duration::from_secs(10));
-    assert_eq!(open_with_token(&server, site.id, &writer).await.err(), Some(401));
+    assert_eq!(
+        open_with_token(&server, site.id, &writer, "").await.err(),
+        Some(401)
+    );
 
     // Two terminals: the helper's, and an admin's.
     let mut helpers = open(&server, site.id, Some(&helper_session.token), &origin, "")

@@ -18,6 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     Answer, Caller, ChangeRefusals, Refusals,
     extract::{ApiJson, ApiPath, ApiQuery},
+    sites::purpose_or_user,
 };
 use crate::http::AppState;
 
@@ -187,11 +188,7 @@ async fn submit_request(
         site: NewSite {
             name: new.name,
             description: new.description,
-            purpose: if new.purpose.is_empty() {
-                "user".to_owned()
-            } else {
-                new.purpose
-            },
+            purpose: purpose_or_user(new.purpose),
             kind: new.kind,
             image: new.image,
         },

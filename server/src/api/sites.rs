@@ -163,6 +163,15 @@ pub struct Queued {
     pub(super) operation: i64,
 }
 
+/// What a new site is for, as asked: `user` when it was not said.
+pub(super) fn purpose_or_user(purpose: String) -> String {
+    if purpose.is_empty() {
+        "user".to_owned()
+    } else {
+        purpose
+    }
+}
+
 /// A site made: the site, and the operation that makes it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
@@ -207,11 +216,7 @@ async fn create_site(
             NewSite {
                 name: new.name,
                 description: new.description,
-                purpose: if new.purpose.is_empty() {
-                    "user".to_owned()
-                } else {
-                    new.purpose
-                },
+                purpose: purpose_or_user(new.purpose),
                 kind: new.kind,
                 image,
             },
