@@ -465,10 +465,7 @@ impl Platform {
             .into_iter()
             .map(UserRow::summary)
             .collect();
-        let next = (users.len() as i64 > limit).then(|| {
-            users.truncate(limit as usize);
-            users.last().map(|u| u.username.clone()).unwrap_or_default()
-        });
+        let next = crate::sites::cut_page(&mut users, limit, |u| u.username.clone());
         Ok(UserPage { users, next })
     }
 

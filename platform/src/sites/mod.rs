@@ -452,6 +452,17 @@ pub(crate) async fn audit(
 /// The most sites one page of [`Platform::list_sites`] holds.
 pub const MAX_PAGE: i64 = 200;
 
+/// Cuts `rows` — read as one more than `limit`, to learn whether a page follows — to `limit`,
+/// and gives the next page's cursor (`cursor` of the page's last row) when one follows.
+pub fn cut_page<T, C>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Option<C> {
+    let limit = usize::try_from(limit).unwrap_or_default();
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(cursor)
+}
+
 /// Whose sites a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Whose {
@@ -643,10 +654,7 @@ impl Platform {
         let mut page: Vec<(i32, String)> = rows.load(&mut conn).await?;
         // Whether there is a next page is the choice's to say: a site deleted before its row
         // is read must not end the paging early.
-        let next = (page.len() as i64 > limit).then(|| {
-            page.truncate(limit as usize);
-            page.last().map(|(_, name)| name.clone()).unwrap_or_default()
-        });
+        let next = cut_page(&mut page, limit, |(_, name)| name.clone());
         let ids: Vec<i32> = page.into_iter().map(|(id, _)| id).collect();
         let sites: Vec<Site> = sites::table
             .inner_join(images::table)

@@ -242,10 +242,7 @@ async fn audit_log(
         .platform()
         .audit_entries(Some(&actor), query.before, limit + 1)
         .await?;
-    let next = (entries.len() as i64 > limit).then(|| {
-        entries.truncate(limit as usize);
-        entries.last().map_or(0, |e| e.id)
-    });
+    let next = platform::sites::cut_page(&mut entries, limit, |e| e.id);
     Ok(Json(AuditPage {
         entries: entries
             .into_iter()
